@@ -1,0 +1,73 @@
+"""Records read from a real DynamoDB Local stream come out in the shape Lambda delivers on AWS."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from cdk_replication.local.stream_records import (
+    aws_stream_arn,
+    read_all_records,
+    shards_in_lineage_order,
+    to_lambda_record,
+)
+
+REGION, ACCOUNT = "us-west-2", "123456789012"
+
+
+def _make_table(client, name: str) -> str:
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "B"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    return client.describe_table(TableName=name)["Table"]["LatestStreamArn"]
+
+
+def test_records_have_lambda_shape(ddb_local):
+    client = ddb_local.client(region=REGION, account=ACCOUNT)
+    streams = ddb_local.client("dynamodbstreams", region=REGION, account=ACCOUNT)
+    local_arn = _make_table(client, "stream-shape")
+    key = {"pk": {"B": b"\x00\xffkey"}}
+    item = {
+        **key,
+        "empty": {"M": {}},
+        "nested": {"M": {"inner": {"M": {}}, "list": {"L": [{"M": {}}, {"B": b"\x01"}]}}},
+        "bs": {"BS": [b"\x02", b"\x03"]},
+        "n": {"N": "12345678901234567890123456789012345678"},
+        "s": {"S": ""},
+    }
+    client.put_item(TableName="stream-shape", Item=item)
+    client.delete_item(TableName="stream-shape", Key=key)
+
+    arn = aws_stream_arn(local_arn, REGION, ACCOUNT)
+    records = [to_lambda_record(r, REGION, arn) for r in read_all_records(streams, local_arn)]
+
+    assert [r["eventName"] for r in records] == ["INSERT", "REMOVE"]
+    insert = records[0]
+    assert insert["awsRegion"] == REGION
+    assert insert["eventSourceARN"].startswith(f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/stream-shape/stream/")
+    assert insert["eventSource"] == "aws:dynamodb"
+    image = insert["dynamodb"]["NewImage"]
+    assert image["empty"] == {"M": {}}  # DynamoDB Local writes {} here
+    assert image["nested"]["M"]["inner"] == {"M": {}}
+    assert image["nested"]["M"]["list"]["L"][0] == {"M": {}}
+    assert base64.b64decode(image["pk"]["B"]) == b"\x00\xffkey"
+    assert sorted(base64.b64decode(b) for b in image["bs"]["BS"]) == [b"\x02", b"\x03"]
+    assert image["n"] == {"N": "12345678901234567890123456789012345678"}
+    assert image["s"] == {"S": ""}
+    assert isinstance(insert["dynamodb"]["ApproximateCreationDateTime"], float)
+    assert records[1]["dynamodb"]["OldImage"] == image
+    json.dumps(records)  # a Lambda event is JSON: nothing here may need a custom encoder
+
+
+def test_parents_come_before_children():
+    shards = [
+        {"ShardId": "c", "ParentShardId": "b"},
+        {"ShardId": "b", "ParentShardId": "a"},
+        {"ShardId": "x", "ParentShardId": "trimmed"},
+        {"ShardId": "a"},
+    ]
+    assert [s["ShardId"] for s in shards_in_lineage_order(shards)] == ["a", "b", "c", "x"]
