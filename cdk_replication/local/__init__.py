@@ -9,12 +9,19 @@ from cdk_replication.local.dynamodb_local import (
     credentials_for_account,
     find_installation,
 )
+from cdk_replication.local.faults import FunctionFaults, WriteFault
+from cdk_replication.local.lambda_runtime import FunctionInitError, InvocationResult, LocalFunction
 
 __all__ = [
     "DEFAULT_ACCOUNT",
     "DynamoDBLocal",
     "DynamoDBLocalError",
+    "FunctionFaults",
+    "FunctionInitError",
+    "InvocationResult",
     "LocalCredentials",
+    "LocalFunction",
+    "WriteFault",
     "credentials_for_account",
     "find_installation",
 ]

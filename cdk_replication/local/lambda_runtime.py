@@ -1,0 +1,383 @@
+"""Run a Python Lambda function locally, in its own worker process per "container".
+
+A :class:`LocalFunction` starts its container on the first invocation: a fresh Python process whose
+environment is exactly the function's (template variables, the standard ``AWS_*``/``AWS_LAMBDA_*`` ones for
+its region and account, the DynamoDB Local endpoints), so module-level clients are created once and two
+functions never share ``os.environ``. A handler exception is a function error; a timeout or a crash kills the
+container and the next invocation starts a new one (a cold start), as on Lambda.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from cdk_replication.local.faults import FunctionFaults
+
+#: Lambda's default function timeout, in seconds.
+DEFAULT_TIMEOUT_S = 3.0
+#: Lambda's default memory size, in MiB (only reported to the handler; not enforced).
+DEFAULT_MEMORY_MB = 128
+#: How long the init phase (importing the handler module) may take, in seconds (Lambda allows 10 s).
+INIT_TIMEOUT_S = 10.0
+#: Log lines kept per function for :meth:`LocalFunction.logs`.
+LOG_LINES_KEPT = 5000
+
+#: Extra time the parent waits past the deadline for the answer to travel back, in seconds.
+_DEADLINE_GRACE_S = 0.05
+#: How long :meth:`LocalFunction.stop` lets a container exit on its own before killing it, in seconds.
+_GRACEFUL_STOP_S = 1.0
+_SIGNAL_WORDS = {signal.SIGKILL: "killed", signal.SIGSEGV: "segmentation fault", signal.SIGTERM: "terminated",
+                 signal.SIGABRT: "aborted"}
+
+_WORKER = Path(__file__).resolve().parent / "_lambda_worker.py"
+
+
+class FunctionInitError(RuntimeError):
+    """The function's handler could not be imported (Lambda's init phase failed)."""
+
+
+@dataclass(frozen=True)
+class InvocationResult:
+    """The outcome of one synchronous invocation.
+
+    Attributes:
+        request_id: the invocation's ``aws_request_id``.
+        payload: the handler's return value (JSON round-tripped), or ``None`` on an error.
+        error_type: ``None`` on success; otherwise the exception class name, ``Sandbox.Timedout`` for a
+            timeout, ``Runtime.ExitError`` when the container died, or an init error type.
+        error_message: the error's message, ``None`` on success.
+        duration_s: wall-clock duration of the invocation in seconds (including a cold start).
+        cold_start: True if this invocation started a new container.
+    """
+
+    request_id: str
+    payload: Any = None
+    error_type: str | None = None
+    error_message: str | None = None
+    duration_s: float = 0.0
+    cold_start: bool = False
+
+    @property
+    def function_error(self) -> bool:
+        """True when Lambda would answer with ``X-Amz-Function-Error: Unhandled``."""
+        return self.error_type is not None
+
+
+@dataclass
+class FunctionStats:
+    """Counters of one local function."""
+
+    invocations: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    crashes: int = 0
+    cold_starts: int = 0
+
+
+class LocalFunction:
+    """A Lambda function run locally from its code folder.
+
+    Args:
+        name: the function name (``context.function_name``).
+        code_dir: the folder Lambda would unpack the code into (the asset folder).
+        handler: ``<module path>.<function>``, e.g. ``replicator.handler.handler``.
+        environment: the function's environment variables from its configuration.
+        region: the function's region; sets ``AWS_REGION`` and ``AWS_DEFAULT_REGION``.
+        account: the function's 12-digit account id (used for its ARN).
+        credentials_env: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` of the function's role; locally
+            ``credentials_for_account(account).as_env()``.
+        endpoint_env: ``AWS_ENDPOINT_URL_*`` variables, e.g. ``DynamoDBLocal.endpoint_env()``.
+        timeout_s: the function timeout in seconds. Default: 3 (Lambda's default).
+        memory_mb: the memory size in MiB, reported to the handler. Default: 128.
+        arn: the function ARN. Default: built from region, account and name.
+        python: the interpreter of the container. Default: the one running this code.
+        log_sink: called with each line the function prints (stdout and stderr). Default: lines are only
+            kept in memory (:meth:`logs`).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        code_dir: Path | str,
+        handler: str,
+        environment: dict[str, str] | None = None,
+        *,
+        region: str,
+        account: str,
+        credentials_env: dict[str, str] | None = None,
+        endpoint_env: dict[str, str] | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        memory_mb: int = DEFAULT_MEMORY_MB,
+        arn: str | None = None,
+        python: str | None = None,
+        log_sink: Callable[[str], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.code_dir = Path(code_dir).resolve()
+        if not self.code_dir.is_dir():
+            raise FileNotFoundError(f"function {name}: code folder {str(self.code_dir)!r} does not exist")
+        if "." not in handler:
+            raise ValueError(f"function {name}: handler {handler!r} must be <module>.<function>")
+        self.handler = handler
+        self.environment = dict(environment or {})
+        self.region = region
+        self.account = account
+        self.timeout_s = float(timeout_s)
+        self.memory_mb = int(memory_mb)
+        self.arn = arn or f"arn:aws:lambda:{region}:{account}:function:{name}"
+        self.faults = FunctionFaults()
+        self.stats = FunctionStats()
+        self._credentials_env = dict(credentials_env or {})
+        self._endpoint_env = dict(endpoint_env or {})
+        self._python = python or sys.executable
+        self._log_sink = log_sink
+        self._logs: collections.deque[str] = collections.deque(maxlen=LOG_LINES_KEPT)
+        self._lock = threading.Lock()  # one invocation at a time per container
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._to_worker: Any = None
+        self._from_worker: Any = None
+        self._log_thread: threading.Thread | None = None
+        self._worker_gone = False
+
+    def __repr__(self) -> str:
+        return f"LocalFunction({self.name!r}, {self.region}/{self.account}, handler={self.handler!r})"
+
+    # --- environment ----------------------------------------------------------------------------------
+
+    def container_environment(self) -> dict[str, str]:
+        """The complete environment a container of this function starts with."""
+        env = {
+            # Nothing from the machine running the tests leaks in: no profile, config file or metadata
+            # service can change which account or region the function talks to.
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "TZ": ":UTC",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+            "AWS_LAMBDA_FUNCTION_NAME": self.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{self.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"local/[$LATEST]{uuid.uuid4().hex}",
+            "LAMBDA_TASK_ROOT": str(self.code_dir),
+            "_HANDLER": self.handler,
+            "CDK_REPLICATION_LOCAL_FUNCTION_ARN": self.arn,
+            **self._credentials_env,
+            **self._endpoint_env,
+        }
+        # The function's own configuration wins over everything but the reserved names Lambda sets itself.
+        env.update({k: v for k, v in self.environment.items() if k not in _RESERVED})
+        return env
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True while a container is up."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> None:
+        """Start a container now (otherwise the first invocation does). Raises :class:`FunctionInitError`."""
+        with self._lock:
+            self._ensure_started()
+
+    def stop(self) -> None:
+        """Stop the container, if any (the next invocation starts a new one)."""
+        with self._lock:
+            self._kill(graceful=True)
+
+    def logs(self) -> list[str]:
+        """The last lines the function printed (stdout and stderr of every container), oldest first."""
+        return list(self._logs)
+
+    def _ensure_started(self) -> bool:
+        if self.running:
+            return False
+        self._kill()
+        to_worker_r, to_worker_w = os.pipe()
+        from_worker_r, from_worker_w = os.pipe()
+        config = json.dumps({"code_dir": str(self.code_dir), "handler": self.handler})
+        self._proc = subprocess.Popen(
+            [self._python, "-I", str(_WORKER), config, str(to_worker_r), str(from_worker_w)],
+            env=self.container_environment(),
+            cwd=self.code_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=(to_worker_r, from_worker_w),
+            start_new_session=True,  # a Ctrl-C in the terminal goes to the parent, which stops us
+        )
+        os.close(to_worker_r)
+        os.close(from_worker_w)
+        self._to_worker = os.fdopen(to_worker_w, "w", encoding="utf-8")
+        self._from_worker = os.fdopen(from_worker_r, "r", encoding="utf-8")
+        self._log_thread = threading.Thread(
+            target=self._pump_logs, args=(self._proc,), name=f"logs-{self.name}", daemon=True
+        )
+        self._log_thread.start()
+        ready = self._read_message(INIT_TIMEOUT_S)
+        if ready is None or not ready.get("ready"):
+            self._kill()
+            detail = (
+                f"{ready.get('errorType')}: {ready.get('errorMessage')}"
+                if ready
+                else f"no answer within {INIT_TIMEOUT_S:.0f} s; last log lines: {self.logs()[-5:]}"
+            )
+            raise FunctionInitError(f"function {self.name}: init failed ({detail}); handler {self.handler!r}, "
+                                    f"code folder {str(self.code_dir)!r}")
+        self.stats.cold_starts += 1
+        return True
+
+    def _pump_logs(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            self._logs.append(line)
+            if self._log_sink is not None:
+                self._log_sink(line)
+
+    def _kill(self, graceful: bool = False) -> None:
+        proc, self._proc = self._proc, None
+        for f in (self._to_worker, self._from_worker):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        self._to_worker = self._from_worker = None
+        if proc is not None:
+            if graceful and proc.poll() is None:
+                # With its inbox closed the worker returns from its loop and exits, flushing its output.
+                try:
+                    proc.wait(timeout=_GRACEFUL_STOP_S)
+                except subprocess.TimeoutExpired:
+                    pass
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            proc.wait()
+        if self._log_thread is not None:
+            self._log_thread.join(timeout=2)
+            self._log_thread = None
+
+    def _read_message(self, timeout_s: float) -> dict[str, Any] | None:
+        """The worker's next message; None if it closed its pipe (died) or said nothing within ``timeout_s``."""
+        assert self._from_worker is not None
+        ready, _, _ = select.select([self._from_worker], [], [], max(0.0, timeout_s))
+        if not ready:
+            return None
+        line = self._from_worker.readline()
+        if not line:
+            self._worker_gone = True
+            return None
+        return json.loads(line)
+
+    # --- invocation -----------------------------------------------------------------------------------
+
+    def invoke(self, event: Any) -> InvocationResult:
+        """Invoke the function synchronously with ``event`` (a JSON-serialisable value).
+
+        Never raises for a function error: look at :attr:`InvocationResult.error_type`. Raises
+        :class:`FunctionInitError` when the handler cannot be imported.
+        """
+        request_id = str(uuid.uuid4())
+        body = json.dumps(event, separators=(",", ":"))
+        with self._lock:
+            started = time.monotonic()
+            cold = self._ensure_started()
+            self._worker_gone = False
+            # The timeout covers the handler only; the init phase has its own limit (INIT_TIMEOUT_S).
+            deadline_ms = int(time.time() * 1000 + self.timeout_s * 1000)
+            handler_started = time.monotonic()
+            message = {"requestId": request_id, "event": json.loads(body), "deadlineMs": deadline_ms,
+                       "faults": self.faults.to_wire()}
+            self.stats.invocations += 1
+            assert self._to_worker is not None
+            try:
+                self._to_worker.write(json.dumps(message, separators=(",", ":")) + "\n")
+                self._to_worker.flush()
+                answer = self._read_message(self.timeout_s + _DEADLINE_GRACE_S - (time.monotonic() - handler_started))
+            except OSError:  # the container died between invocations
+                self._worker_gone = True
+                answer = None
+            duration = time.monotonic() - started
+            if answer is None:
+                return self._container_lost(request_id, duration, cold)
+            self.faults.apply_usage(answer.get("usage"), crashed=False)
+            if answer.get("ok"):
+                return InvocationResult(request_id, answer.get("payload"), duration_s=duration, cold_start=cold)
+            self.stats.errors += 1
+            return InvocationResult(
+                request_id,
+                error_type=answer.get("errorType"),
+                error_message=answer.get("errorMessage"),
+                duration_s=duration,
+                cold_start=cold,
+            )
+
+    def _container_lost(self, request_id: str, duration: float, cold: bool) -> InvocationResult:
+        assert self._proc is not None
+        self.stats.errors += 1
+        if not self._worker_gone:
+            # Still running past its deadline: Lambda stops the environment; the next call is a cold start.
+            self._kill()
+            self.stats.timeouts += 1
+            self.faults.apply_usage(None, crashed=False)
+            return InvocationResult(
+                request_id,
+                error_type="Sandbox.Timedout",
+                error_message=f"RequestId: {request_id} Error: Task timed out after {self.timeout_s:.2f} seconds",
+                duration_s=duration,
+                cold_start=cold,
+            )
+        code = self._proc.wait()
+        self._kill()
+        self.stats.crashes += 1
+        self.faults.apply_usage(None, crashed=True)
+        # Worded like the Lambda runtime API's report of a dead runtime process.
+        status = f"exit status {code}" if code >= 0 else f"signal: {_SIGNAL_WORDS.get(-code, str(-code))}"
+        return InvocationResult(
+            request_id,
+            error_type="Runtime.ExitError",
+            error_message=f"RequestId: {request_id} Error: Runtime exited with error: {status}",
+            duration_s=duration,
+            cold_start=cold,
+        )
+
+
+# Variables Lambda sets itself; a function's configuration cannot override them (CreateFunction rejects them).
+_RESERVED = frozenset(
+    {
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "LAMBDA_TASK_ROOT",
+        "_HANDLER",
+    }
+)
