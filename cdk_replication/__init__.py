@@ -1,2 +1,52 @@
 """cdk-replication: AWS CDK constructs that keep Amazon DynamoDB tables replicated across regions and
-accounts."""
+accounts.
+
+The construct classes import ``aws_cdk``; they are loaded on first use so that the AWS-free parts of the
+package (``cdk_replication.local``, ``cdk_replication.cli``) can be imported without it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .errors import ReplicationConfigError
+    from .model import (
+        ConflictStrategy,
+        CrossAccountAccess,
+        ExistingSource,
+        KeySchema,
+        ReplicationMode,
+        ResolvedTable,
+        TableLocation,
+    )
+    from .replicated_table import ReplicatedTable
+    from .replicator import ReplicationTarget, Replicator, ReplicatorOptions
+    from .tables import ReplicaTable, TableOptions
+
+_EXPORTS = {
+    "ReplicationConfigError": "errors",
+    "ConflictStrategy": "model",
+    "CrossAccountAccess": "model",
+    "ExistingSource": "model",
+    "KeySchema": "model",
+    "ReplicationMode": "model",
+    "ResolvedTable": "model",
+    "TableLocation": "model",
+    "ReplicatedTable": "replicated_table",
+    "ReplicationTarget": "replicator",
+    "Replicator": "replicator",
+    "ReplicatorOptions": "replicator",
+    "ReplicaTable": "tables",
+    "TableOptions": "tables",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cdk_replication' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)

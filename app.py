@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""The tutorial example: an ``Employee`` table keyed by ``Id`` (number), written in one region and copied
+to another, one stack per region.
+
+Every location comes from CDK context, with defaults that let ``cdk synth`` run without AWS credentials:
+
+    cdk synth                                        # Employee-us-west-2 (source) + Employee-us-east-1 (replica)
+    cdk synth -c sourceRegion=eu-west-1 -c replicaRegion=eu-central-1 -c account=123456789012
+    cdk synth -c replicaAccount=222222222222         # replica in another account (writer role there)
+
+Context keys: ``account`` (default 111111111111), ``sourceRegion`` (us-west-2), ``replicaRegion``
+(us-east-1), ``replicaAccount`` (default: ``account``), ``tableName`` (Employee).
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+
+from cdk_replication import ReplicatedTable, TableLocation
+
+DEFAULT_ACCOUNT = "111111111111"
+
+
+def build_app(app: cdk.App) -> ReplicatedTable:
+    """Add the example's stacks to ``app`` from its context and return the construct."""
+
+    def context(key: str, default: str) -> str:
+        value = app.node.try_get_context(key)
+        return str(value) if value is not None else default
+
+    account = context("account", DEFAULT_ACCOUNT)
+    table_name = context("tableName", "Employee")
+    return ReplicatedTable(
+        app,
+        table_name,
+        source=TableLocation(region=context("sourceRegion", "us-west-2"), account=account, table_name=table_name),
+        replicas=[TableLocation(region=context("replicaRegion", "us-east-1"), account=context("replicaAccount", account))],
+        partition_key=dynamodb.Attribute(name="Id", type=dynamodb.AttributeType.NUMBER),
+    )
+
+
+if __name__ == "__main__":
+    cdk_app = cdk.App()
+    build_app(cdk_app)
+    cdk_app.synth()

@@ -1,0 +1,83 @@
+"""Every default the construct library applies, in one place.
+
+Each value here is part of a contract: the replicator (lambda_src/replicator) and the local runtime
+(cdk_replication/local) read the synthesized templates, and users rely on these defaults being stable.
+Changing one is a breaking change and must be reflected in the construct tests that pin it.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+
+# --- tables -------------------------------------------------------------------------------------------------
+
+#: On-demand capacity: replicas absorb bursts of replicated writes without capacity planning.
+BILLING_MODE = dynamodb.BillingMode.PAY_PER_REQUEST
+#: The only stream view that lets the replicator tell a replicated write from an application write
+#: (rule 3 compares old and new images) and apply deletes with their last state.
+STREAM_VIEW = dynamodb.StreamViewType.NEW_AND_OLD_IMAGES
+#: Point-in-time recovery is on: a replication bug must be recoverable.
+POINT_IN_TIME_RECOVERY = True
+#: Tables outlive their stacks: deleting a stack must never delete data.
+REMOVAL_POLICY = RemovalPolicy.RETAIN
+#: Deletion protection is off by default so that test stacks can be cleaned up; RETAIN already keeps data.
+DELETION_PROTECTION = False
+#: Encryption with an AWS-owned key (DynamoDB's own default; no KMS cost and no key policy to manage).
+TABLE_ENCRYPTION = dynamodb.TableEncryption.DEFAULT
+
+# --- replicator function ----------------------------------------------------------------------------------
+
+#: Lambda runtime of the replicator. Python 3.13 is the version the replicator is tested against.
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+#: Graviton: cheaper per GB-second, and the replicator is pure Python + boto3.
+ARCHITECTURE = lambda_.Architecture.ARM_64
+#: Memory in MiB. Lambda scales CPU with memory; 512 MiB gives the concurrent writers enough CPU.
+MEMORY_SIZE_MIB = 512
+#: Per-invocation timeout. One batch of up to BATCH_SIZE records with retries of throttled writes fits easily.
+TIMEOUT = Duration.seconds(60)
+#: Retention of the replicator's own log group.
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+#: Handler inside the lambda_src/ asset.
+HANDLER = "replicator.handler.handler"
+#: Log level passed as LOG_LEVEL / POWERTOOLS_LOG_LEVEL.
+LOG_LEVEL = "INFO"
+
+# --- event source mapping ----------------------------------------------------------------------------------
+
+#: Start from the oldest record still in the stream so that nothing written before the mapping existed is lost.
+STARTING_POSITION = lambda_.StartingPosition.TRIM_HORIZON
+#: Records per invocation.
+BATCH_SIZE = 100
+#: How long Lambda gathers records before invoking; zero keeps replication lag minimal.
+MAX_BATCHING_WINDOW = Duration.seconds(0)
+#: Retries of a failing batch before its records go to the failure queue. Bounded so a poison record
+#: cannot hold its shard until the stream drops it.
+RETRY_ATTEMPTS = 10
+#: Records older than this are sent to the failure queue instead of being retried (rule 6: a poison record
+#: must not hold its shard for a day). Tombstones must live stream retention (24 h) plus this value.
+MAX_RECORD_AGE = Duration.hours(1)
+#: Split a failing batch in two and retry each half, isolating a poison record quickly.
+BISECT_BATCH_ON_ERROR = True
+#: The replicator returns the first failed record so Lambda resumes from there instead of replaying the batch.
+REPORT_BATCH_ITEM_FAILURES = True
+#: One concurrent batch per shard: keeps writes to one item in stream order (rule 2).
+PARALLELIZATION_FACTOR = 1
+#: Mapping enabled on creation.
+ENABLED = True
+
+# --- failure queue -----------------------------------------------------------------------------------------
+
+#: How long the on-failure records (shard + sequence range) are kept: SQS's maximum.
+FAILURE_QUEUE_RETENTION = Duration.days(14)
+
+# --- replicator behaviour (environment) -------------------------------------------------------------------
+
+#: Prefix of every metadata attribute the replicator adds to items.
+METADATA_PREFIX = "_rep_"
+#: Multi-active: the application attribute that orders concurrent writes.
+CONFLICT_ATTRIBUTE = "updatedAt"
+#: Concurrent writes per invocation.
+MAX_CONCURRENCY = 64

@@ -1,0 +1,412 @@
+"""The replicator: function, its own role and log group, the stream mapping and the failure queue."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsii
+from aws_cdk import Acknowledgment, Aws, Duration, Stack, Token, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct, IConstruct
+
+from . import defaults
+from .errors import ReplicationConfigError
+from .model import ConflictStrategy, KeySchema, ReplicationMode, ResolvedTable
+from .naming import table_arn
+
+#: Item-level actions the replicator calls on a target table (docs/architecture.md, replicator contract).
+TARGET_WRITE_ACTIONS: tuple[str, ...] = (
+    "dynamodb:BatchWriteItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+)
+#: Stream actions Lambda's event source mapping performs with the function's role, scoped to one stream.
+STREAM_READ_ACTIONS: tuple[str, ...] = (
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+)
+#: KMS actions for writing items of a table encrypted with a customer-managed key.
+TARGET_KMS_ACTIONS: tuple[str, ...] = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*")
+
+#: Lambda limits (AWS::Lambda::EventSourceMapping / AWS::Lambda::Function) the options are checked against.
+_MAX_ENV_BYTES = 4096
+_METADATA_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
+
+
+def lambda_source_dir() -> Path:
+    """The ``lambda_src`` folder that holds the replicator package (the Lambda asset).
+
+    It is packaged beside ``cdk_replication`` (in a checkout and in an installed wheel alike).
+    """
+    return Path(__file__).resolve().parent.parent / "lambda_src"
+
+
+@dataclass(frozen=True)
+class ReplicatorOptions:
+    """Tunables of the replicator function and its event source mapping. Every default is in ``defaults``.
+
+    Attributes:
+        memory_size: function memory in MiB (128-10240). Default: 512.
+        timeout: per-invocation timeout (1 s-15 min). Default: 60 s.
+        runtime: Lambda runtime. Default: Python 3.13.
+        log_retention: retention of the function's own log group. Default: one month.
+        log_level: replicator log level (``LOG_LEVEL``). Default: ``"INFO"``.
+        metadata_prefix: prefix of the replicator's metadata attributes. Default: ``"_rep_"``.
+        max_concurrency: concurrent writes per invocation (``REPLICATION_MAX_CONCURRENCY``). Default: 64.
+        starting_position: where a new mapping starts reading. Default: ``TRIM_HORIZON``.
+        batch_size: records per invocation (1-10000). Default: 100.
+        max_batching_window: wait for a fuller batch (0-300 s). Default: 0 s.
+        retry_attempts: retries of a failed batch (-1 = until the record expires, 0-10000). Default: 10.
+        max_record_age: records older than this go to the failure queue (-1 s = never, else 60 s-7 days).
+            Default: 1 hour.
+        bisect_batch_on_error: split a failing batch and retry the halves. Default: ``True``.
+        report_batch_item_failures: honour the replicator's partial batch response. Default: ``True``.
+        parallelization_factor: concurrent batches per shard (1-10); above 1 items are still ordered per
+            key by Lambda, but the replicator is tested with 1. Default: 1.
+        enabled: create the mapping enabled; ``False`` for migrations (enable after the backfill).
+            Default: ``True``.
+    """
+
+    memory_size: int = defaults.MEMORY_SIZE_MIB
+    timeout: Duration = defaults.TIMEOUT
+    runtime: lambda_.Runtime = defaults.RUNTIME
+    log_retention: logs.RetentionDays = defaults.LOG_RETENTION
+    log_level: str = defaults.LOG_LEVEL
+    metadata_prefix: str = defaults.METADATA_PREFIX
+    max_concurrency: int = defaults.MAX_CONCURRENCY
+    starting_position: lambda_.StartingPosition = defaults.STARTING_POSITION
+    batch_size: int = defaults.BATCH_SIZE
+    max_batching_window: Duration = defaults.MAX_BATCHING_WINDOW
+    retry_attempts: int = defaults.RETRY_ATTEMPTS
+    max_record_age: Duration = defaults.MAX_RECORD_AGE
+    bisect_batch_on_error: bool = defaults.BISECT_BATCH_ON_ERROR
+    report_batch_item_failures: bool = defaults.REPORT_BATCH_ITEM_FAILURES
+    parallelization_factor: int = defaults.PARALLELIZATION_FACTOR
+    enabled: bool = defaults.ENABLED
+
+    def validate(self, path: str) -> None:
+        """Raise ``ReplicationConfigError`` naming ``path`` for values Lambda would reject."""
+        _in_range(path, "memory_size (MiB)", self.memory_size, 128, 10240)
+        _in_range(path, "timeout (seconds)", _seconds(path, "timeout", self.timeout), 1, 900)
+        _in_range(path, "batch_size", self.batch_size, 1, 10000)
+        _in_range(
+            path, "max_batching_window (seconds)", _seconds(path, "max_batching_window", self.max_batching_window), 0, 300
+        )
+        if self.retry_attempts != -1:
+            _in_range(path, "retry_attempts", self.retry_attempts, 0, 10000, extra="or -1 for unlimited")
+        age = _seconds(path, "max_record_age", self.max_record_age)
+        if age != -1:
+            _in_range(path, "max_record_age (seconds)", age, 60, 604800, extra="or -1 for unlimited")
+        _in_range(path, "parallelization_factor", self.parallelization_factor, 1, 10)
+        _in_range(path, "max_concurrency", self.max_concurrency, 1, 1000)
+        if not _METADATA_PREFIX_RE.match(self.metadata_prefix):
+            raise ReplicationConfigError(
+                path,
+                f"metadata_prefix {self.metadata_prefix!r} is not a usable attribute-name prefix",
+                "use 1-32 characters from A-Z a-z 0-9 _ . -, e.g. '_rep_'",
+            )
+
+
+def _seconds(path: str, name: str, value: Duration) -> int:
+    if Token.is_unresolved(value.to_seconds()):
+        raise ReplicationConfigError(path, f"{name} is a token", f"pass a literal Duration for {name}")
+    return int(value.to_seconds())
+
+
+def _in_range(path: str, name: str, value: int, low: int, high: int, extra: str = "") -> None:
+    if not low <= value <= high:
+        suffix = f" {extra}" if extra else ""
+        raise ReplicationConfigError(
+            path, f"{name} is {value}, outside what Lambda accepts", f"use {low}-{high}{suffix}"
+        )
+
+
+@dataclass(frozen=True)
+class ReplicationTarget:
+    """One table a replicator writes to.
+
+    Attributes:
+        table: where the target lives.
+        writer_role_arn: role in the target account that the replicator assumes for this target (written
+            to ``REPLICATION_TARGETS`` as ``roleArn``); ``None`` writes with the replicator's own role.
+            Default: ``None``.
+    """
+
+    table: ResolvedTable
+    writer_role_arn: str | None = None
+
+    def to_env(self) -> dict[str, str]:
+        """One element of ``REPLICATION_TARGETS``."""
+        entry = self.table.to_env()
+        if self.writer_role_arn is not None:
+            entry["roleArn"] = self.writer_role_arn
+        return entry
+
+
+@jsii.implements(lambda_.IEventSourceDlq)
+class _FailureQueueDestination:
+    """On-failure destination that only names the queue.
+
+    ``aws_lambda_event_sources.SqsDlq`` would also grant the function's role GetQueueAttributes and
+    GetQueueUrl; the role is written by hand instead (SendMessage only).
+    """
+
+    def __init__(self, queue: sqs.IQueue) -> None:
+        self._queue = queue
+
+    def bind(self, target: lambda_.IEventSourceMapping, target_handler: lambda_.IFunction) -> lambda_.DlqDestinationConfig:
+        return lambda_.DlqDestinationConfig(destination=self._queue.queue_arn)
+
+
+def acknowledge_nag(construct: IConstruct, rule_id: str, reason: str) -> None:
+    """Record why a cdk-nag finding does not apply, through CDK's native acknowledgement (cdk-nag v3 reads
+    it; no runtime dependency on cdk-nag)."""
+    Validations.of(construct).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+
+
+class Replicator(Construct):
+    """Reads one table's stream and writes every change to its targets.
+
+    Holds the function, a role written for exactly this function, the function's log group, the event
+    source mapping, and an SQS failure queue that receives the shard and sequence range of records that
+    could not be applied. Usable on its own in any stack with an explicit account and region equal to the
+    source's.
+
+    Args:
+        scope: parent construct.
+        id: construct id.
+        source: the table whose stream feeds this function (``REPLICATION_SOURCE``).
+        stream_arn: that table's stream ARN (a token for a table in the same stack is fine).
+        key: the table's key attribute names (``REPLICATION_KEY``).
+        targets: the tables written to (``REPLICATION_TARGETS``); at least one.
+        stream_key_arn: customer-managed key of the source table (stream reads need ``kms:Decrypt``).
+            Default: none.
+        role_name: physical role name; needed when another account's writer role or resource policy must
+            name this role. Default: generated by CloudFormation.
+        mode: Default: ``ONE_WAY``.
+        conflict_attribute: multi-active only. Default: ``"updatedAt"``.
+        conflict_strategy: multi-active only. Default: ``TIMESTAMP``.
+        options: function and mapping tunables. Default: ``ReplicatorOptions()``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        source: ResolvedTable,
+        stream_arn: str,
+        key: KeySchema,
+        targets: Sequence[ReplicationTarget],
+        stream_key_arn: str | None = None,
+        role_name: str | None = None,
+        mode: ReplicationMode = ReplicationMode.ONE_WAY,
+        conflict_attribute: str | None = None,
+        conflict_strategy: ConflictStrategy | None = None,
+        options: ReplicatorOptions | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        path = self.node.path
+        options = options or ReplicatorOptions()
+        options.validate(path)
+        stack = Stack.of(self)
+        if (stack.account, stack.region) != (source.account, source.region):
+            raise ReplicationConfigError(
+                path,
+                f"the replicator's stack is in {stack.account}/{stack.region} but its source table "
+                f"{source.table_name!r} is in {source.account}/{source.region}",
+                "create the Replicator in a stack whose env is the source table's account and region "
+                "(event source mappings cannot read a stream in another region or account)",
+            )
+        if not targets:
+            raise ReplicationConfigError(path, "targets is empty", "give at least one ReplicationTarget")
+        if mode == ReplicationMode.ONE_WAY and (conflict_attribute is not None or conflict_strategy is not None):
+            raise ReplicationConfigError(
+                path,
+                f"conflict_attribute={conflict_attribute!r} / conflict_strategy={conflict_strategy!r} are set in "
+                "ONE_WAY mode, where there are no conflicts to resolve",
+                "drop them, or use mode=ReplicationMode.MULTI_ACTIVE",
+            )
+
+        self.source = source
+        self.targets = tuple(targets)
+        self.role_name = role_name
+
+        self.failure_queue = sqs.Queue(
+            self,
+            "FailureQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=defaults.FAILURE_QUEUE_RETENTION,
+        )
+        acknowledge_nag(
+            self.failure_queue,
+            "AwsSolutions-SQS3",
+            "This queue is itself the on-failure destination (dead-letter target) of the stream mapping.",
+        )
+
+        self.log_group = logs.LogGroup(self, "LogGroup", retention=options.log_retention)
+
+        statements = self._statements(stream_arn, stream_key_arn)
+        self.role = iam.Role(
+            self,
+            "Role",
+            role_name=role_name,
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Replicator of DynamoDB table {source.table_name} ({source.region})",
+            inline_policies={
+                "Replication": iam.PolicyDocument(statements=statements)
+            },
+        )
+        self._acknowledge_role_findings(statements)
+
+        self.environment = self._environment(key, mode, conflict_attribute, conflict_strategy, options)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=f"Replicates DynamoDB table {source.table_name} ({source.region}) to "
+            f"{len(self.targets)} target(s)",
+            runtime=options.runtime,
+            architecture=defaults.ARCHITECTURE,
+            handler=defaults.HANDLER,
+            code=lambda_.Code.from_asset(
+                str(lambda_source_dir()), exclude=["**/__pycache__", "**/*.pyc"]
+            ),
+            memory_size=options.memory_size,
+            timeout=options.timeout,
+            role=self.role,
+            log_group=self.log_group,
+            environment=self.environment,
+        )
+        if options.runtime.name == defaults.RUNTIME.name:
+            acknowledge_nag(
+                self.function,
+                "AwsSolutions-L1",
+                f"{defaults.RUNTIME.name} is the runtime the replicator is tested on; ReplicatorOptions.runtime "
+                "selects another.",
+            )
+
+        self.event_source_mapping = lambda_.EventSourceMapping(
+            self,
+            "StreamMapping",
+            target=self.function,
+            event_source_arn=stream_arn,
+            starting_position=options.starting_position,
+            batch_size=options.batch_size,
+            max_batching_window=options.max_batching_window,
+            retry_attempts=options.retry_attempts,
+            max_record_age=options.max_record_age,
+            bisect_batch_on_error=options.bisect_batch_on_error,
+            report_batch_item_failures=options.report_batch_item_failures,
+            parallelization_factor=options.parallelization_factor,
+            enabled=options.enabled,
+            on_failure=_FailureQueueDestination(self.failure_queue),
+        )
+
+    def _statements(self, stream_arn: str, stream_key_arn: str | None) -> list[iam.PolicyStatement]:
+        statements = [
+            iam.PolicyStatement(sid="ReadSourceStream", actions=list(STREAM_READ_ACTIONS), resources=[stream_arn]),
+            # ListStreams has no resource type in IAM: AWS only accepts "*" for it. Lambda's event source
+            # mapping calls it with the function's role (it is in AWS's documented minimum for DynamoDB
+            # stream triggers); it reveals stream ARNs only, not data.
+            iam.PolicyStatement(sid="ListStreams", actions=["dynamodb:ListStreams"], resources=["*"]),
+            iam.PolicyStatement(
+                sid="WriteOwnLogGroup",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            ),
+            iam.PolicyStatement(
+                sid="SendToFailureQueue", actions=["sqs:SendMessage"], resources=[self.failure_queue.queue_arn]
+            ),
+        ]
+        direct = [t for t in self.targets if t.writer_role_arn is None]
+        if direct:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="WriteTargetTables",
+                    actions=list(TARGET_WRITE_ACTIONS),
+                    resources=[
+                        table_arn(Aws.PARTITION, t.table.region, t.table.account, t.table.table_name) for t in direct
+                    ],
+                )
+            )
+        assumed = sorted({t.writer_role_arn for t in self.targets if t.writer_role_arn is not None})
+        if assumed:
+            statements.append(iam.PolicyStatement(sid="AssumeWriterRoles", actions=["sts:AssumeRole"], resources=assumed))
+        if stream_key_arn is not None:
+            statements.append(
+                iam.PolicyStatement(sid="DecryptSourceStream", actions=["kms:Decrypt"], resources=[stream_key_arn])
+            )
+        target_keys = sorted({t.table.encryption_key_arn for t in direct if t.table.encryption_key_arn is not None})
+        if target_keys:
+            statements.append(
+                iam.PolicyStatement(sid="UseTargetTableKeys", actions=list(TARGET_KMS_ACTIONS), resources=target_keys)
+            )
+        return statements
+
+    def _acknowledge_role_findings(self, statements: Sequence[iam.PolicyStatement]) -> None:
+        acknowledge_nag(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "dynamodb:ListStreams is the only action on '*': IAM has no resource type for it, and Lambda's "
+            "DynamoDB stream mapping uses it.",
+        )
+        if any("kms:GenerateDataKey*" in st.actions for st in statements):
+            acknowledge_nag(
+                self.role,
+                "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+                "DynamoDB generates data keys of a customer-managed table key on the caller's behalf; the "
+                "statement is limited to the target tables' key ARNs.",
+            )
+
+    def _environment(
+        self,
+        key: KeySchema,
+        mode: ReplicationMode,
+        conflict_attribute: str | None,
+        conflict_strategy: ConflictStrategy | None,
+        options: ReplicatorOptions,
+    ) -> dict[str, str]:
+        env = {
+            "REPLICATION_MODE": mode.value,
+            "REPLICATION_SOURCE": _json(self.source.to_env()),
+            "REPLICATION_TARGETS": _json([t.to_env() for t in self.targets]),
+            "REPLICATION_KEY": _json(key.to_env()),
+            "REPLICATION_METADATA_PREFIX": options.metadata_prefix,
+            "REPLICATION_MAX_CONCURRENCY": str(options.max_concurrency),
+            "LOG_LEVEL": options.log_level,
+            "POWERTOOLS_LOG_LEVEL": options.log_level,
+        }
+        if mode == ReplicationMode.MULTI_ACTIVE:
+            env["REPLICATION_CONFLICT_ATTRIBUTE"] = conflict_attribute or defaults.CONFLICT_ATTRIBUTE
+            env["REPLICATION_CONFLICT_STRATEGY"] = (conflict_strategy or ConflictStrategy.TIMESTAMP).value
+        for name, value in env.items():
+            if Token.is_unresolved(value):
+                raise ReplicationConfigError(
+                    self.node.path,
+                    f"environment variable {name} would contain a token ({value!r})",
+                    "pass literal table names, regions and accounts",
+                )
+        size = sum(len(k) + len(v) for k, v in env.items())
+        if size > _MAX_ENV_BYTES:
+            raise ReplicationConfigError(
+                self.node.path,
+                f"the replicator's environment is {size} bytes, above Lambda's 4 KB limit",
+                "use shorter table names or fewer targets per replicator",
+            )
+        return env
+
+
+def _json(value: object) -> str:
+    """Compact JSON with sorted keys, so templates are stable across runs."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)

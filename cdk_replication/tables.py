@@ -1,0 +1,165 @@
+"""Table settings shared by every copy, and the construct that creates one copy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from . import defaults
+from .errors import ReplicationConfigError
+from .model import KeySchema
+
+
+@dataclass(frozen=True)
+class TableOptions:
+    """Everything about a table that is the same in every copy (schema, capacity, protection).
+
+    Attributes:
+        partition_key: partition key attribute. Required.
+        sort_key: sort key attribute. Default: none.
+        billing_mode: Default: ``PAY_PER_REQUEST``.
+        read_capacity: read capacity units; required with ``PROVISIONED``, rejected otherwise.
+        write_capacity: write capacity units; required with ``PROVISIONED``, rejected otherwise.
+        global_secondary_indexes: GSIs created on every copy. Default: none.
+        local_secondary_indexes: LSIs created on every copy (need a sort key). Default: none.
+        time_to_live_attribute: TTL attribute name. Default: TTL off.
+        encryption: Default: ``TableEncryption.DEFAULT`` (AWS-owned key). ``CUSTOMER_MANAGED`` uses each
+            location's ``encryption_key_arn``.
+        point_in_time_recovery: Default: ``True``.
+        deletion_protection: Default: ``False``.
+        removal_policy: what happens to the table when it leaves the stack. Default: ``RETAIN``.
+    """
+
+    partition_key: dynamodb.Attribute
+    sort_key: dynamodb.Attribute | None = None
+    billing_mode: dynamodb.BillingMode = defaults.BILLING_MODE
+    read_capacity: int | None = None
+    write_capacity: int | None = None
+    global_secondary_indexes: Sequence[dynamodb.GlobalSecondaryIndexProps] = field(default_factory=tuple)
+    local_secondary_indexes: Sequence[dynamodb.LocalSecondaryIndexProps] = field(default_factory=tuple)
+    time_to_live_attribute: str | None = None
+    encryption: dynamodb.TableEncryption = defaults.TABLE_ENCRYPTION
+    point_in_time_recovery: bool = defaults.POINT_IN_TIME_RECOVERY
+    deletion_protection: bool = defaults.DELETION_PROTECTION
+    removal_policy: RemovalPolicy = defaults.REMOVAL_POLICY
+
+    @property
+    def key_schema(self) -> KeySchema:
+        """Key attribute names, as written to ``REPLICATION_KEY``."""
+        return KeySchema(
+            partition_key=self.partition_key.name,
+            sort_key=self.sort_key.name if self.sort_key is not None else None,
+        )
+
+    def validate(self, path: str) -> None:
+        """Raise ``ReplicationConfigError`` naming ``path`` if these options cannot make a table."""
+        if self.billing_mode == dynamodb.BillingMode.PROVISIONED:
+            if self.read_capacity is None or self.write_capacity is None:
+                raise ReplicationConfigError(
+                    path,
+                    f"billing_mode PROVISIONED needs read_capacity and write_capacity "
+                    f"(got {self.read_capacity!r}, {self.write_capacity!r})",
+                    "set both capacities, or use PAY_PER_REQUEST",
+                )
+            for name, value in (("read_capacity", self.read_capacity), ("write_capacity", self.write_capacity)):
+                if value < 1:
+                    raise ReplicationConfigError(path, f"{name} is {value}", f"set {name} to 1 or more")
+        elif self.read_capacity is not None or self.write_capacity is not None:
+            raise ReplicationConfigError(
+                path,
+                f"read_capacity/write_capacity ({self.read_capacity!r}, {self.write_capacity!r}) are set but "
+                f"billing_mode is {self.billing_mode.name}",
+                "drop the capacities, or set billing_mode=BillingMode.PROVISIONED",
+            )
+        if self.local_secondary_indexes and self.sort_key is None:
+            raise ReplicationConfigError(
+                path, "local_secondary_indexes need a table sort key, but sort_key is None", "add a sort_key"
+            )
+
+
+class ReplicaTable(Construct):
+    """One copy of a replicated table, with the library's defaults applied.
+
+    Usable on its own inside your stacks: pair it with a ``Replicator`` whose targets name it.
+
+    Args:
+        scope: parent construct (inside a stack with an explicit account and region).
+        id: construct id.
+        table_name: physical name. Required, because replicators in other stacks address it by name.
+        options: schema and protection settings shared by every copy.
+        stream: stream view. Default: none (a one-way replica is written only by the replicator).
+        encryption_key_arn: customer-managed key ARN, required when ``options.encryption`` is
+            ``CUSTOMER_MANAGED`` unless ``create_key`` is set.
+        create_key: with ``CUSTOMER_MANAGED`` and no key ARN, create a key (rotation on) in this stack.
+            Default: ``False``.
+        resource_policy: table resource policy. Default: none.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        table_name: str,
+        options: TableOptions,
+        stream: dynamodb.StreamViewType | None = None,
+        encryption_key_arn: str | None = None,
+        create_key: bool = False,
+        resource_policy: iam.PolicyDocument | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        options.validate(self.node.path)
+        encryption_key: kms.IKey | None = None
+        if options.encryption == dynamodb.TableEncryption.CUSTOMER_MANAGED:
+            if encryption_key_arn is not None:
+                encryption_key = kms.Key.from_key_arn(self, "Key", encryption_key_arn)
+            elif create_key:
+                # Rotation on: a key protecting replicated data lives as long as the data.
+                encryption_key = kms.Key(
+                    self, "Key", enable_key_rotation=True, description=f"Encrypts DynamoDB table {table_name}"
+                )
+                encryption_key.apply_removal_policy(RemovalPolicy.RETAIN)
+            else:
+                raise ReplicationConfigError(
+                    self.node.path,
+                    f"table {table_name!r} uses CUSTOMER_MANAGED encryption but no encryption_key_arn is given",
+                    "set encryption_key_arn on its TableLocation to a KMS key in the table's account and region",
+                )
+        self.encryption_key: kms.IKey | None = encryption_key
+        self.table_name = table_name
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            table_name=table_name,
+            partition_key=options.partition_key,
+            sort_key=options.sort_key,
+            billing_mode=options.billing_mode,
+            read_capacity=options.read_capacity,
+            write_capacity=options.write_capacity,
+            time_to_live_attribute=options.time_to_live_attribute,
+            encryption=options.encryption,
+            encryption_key=encryption_key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=options.point_in_time_recovery
+            ),
+            deletion_protection=options.deletion_protection,
+            removal_policy=options.removal_policy,
+            stream=stream,
+            resource_policy=resource_policy,
+        )
+        for gsi in options.global_secondary_indexes:
+            self.table.add_global_secondary_index(**_struct_kwargs(gsi))
+        for lsi in options.local_secondary_indexes:
+            self.table.add_local_secondary_index(**_struct_kwargs(lsi))
+
+
+def _struct_kwargs(struct: object) -> dict[str, object]:
+    """Keyword arguments of a jsii struct (index props), so they can be passed to ``add_*_index``."""
+    values: dict[str, object] = getattr(struct, "_values")
+    return dict(values)
