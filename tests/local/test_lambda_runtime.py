@@ -13,7 +13,7 @@ PROBE = Path(__file__).parent / "functions" / "probe"
 REGION, ACCOUNT = "eu-west-1", "222222222222"
 
 
-def _function(ddb_local=None, name="probe", timeout_s=3.0, environment=None, handler="probe.handler"):
+def _function(ddb_local=None, name="probe", timeout_s=15.0, environment=None, handler="probe.handler"):
     return LocalFunction(
         name,
         PROBE,
