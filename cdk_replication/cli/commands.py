@@ -1,0 +1,135 @@
+"""The subcommands: check the input (before anything is written), run, print the result, pick the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, TextIO
+
+from cdk_replication.cli.backfill import BackfillOptions, format_failures, run_backfill
+from cdk_replication.cli.conditions import LastWriterWins
+from cdk_replication.cli.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, BadInput
+from cdk_replication.cli.tables import (
+    Connection,
+    TableHandle,
+    TableRef,
+    check_distinct,
+    check_same_key,
+    describe_table,
+    probe_read,
+    probe_write,
+)
+from cdk_replication.cli.verify import VerifyOptions, run_verify, verify_json, verify_text
+
+
+def print_json(out: TextIO, document: dict[str, Any]) -> None:
+    """Write ``document`` as indented JSON and a newline."""
+    out.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+def connections(args: argparse.Namespace) -> tuple[Connection, Connection]:
+    """The source and target connections from ``--profile``/``--source-profile``/``--target-profile``."""
+    source = Connection(profile=args.source_profile or args.profile, region=args.region, endpoint_url=args.endpoint_url)
+    target = Connection(profile=args.target_profile or args.profile, region=args.region, endpoint_url=args.endpoint_url)
+    return source, target
+
+
+def open_pair(args: argparse.Namespace, pool: int) -> tuple[TableHandle, TableHandle]:
+    """Describe SOURCE and TARGET and check they can be copied between (same key schema, not one table)."""
+    source_conn, target_conn = connections(args)
+    source_ref = TableRef.parse(args.source, "source")
+    target_ref = TableRef.parse(args.target, "target")
+    source = describe_table(source_conn, source_ref, "source", pool=pool)
+    target = describe_table(target_conn, target_ref, "target", pool=pool)
+    check_distinct(source.info, target.info, source_conn.profile == target_conn.profile)
+    check_same_key(source.info, target.info)
+    return source, target
+
+
+def conflict_of(args: argparse.Namespace) -> LastWriterWins | None:
+    """The last-writer-wins rule from ``--conflict-attribute``/``--conflict-strategy``, if any."""
+    if not args.conflict_attribute:
+        return None
+    return LastWriterWins(args.conflict_attribute, args.conflict_strategy)
+
+
+def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    source, target = open_pair(args, pool=args.segments + args.workers)
+    probe_read(source, "source")
+    probe_write(target, "target")
+    if source.info.stream_view_type is None:
+        err.write(
+            f"warning: source {source.info.label()} has no stream: changes made during and after this copy "
+            "will not reach the target. Turn the stream on (NEW_AND_OLD_IMAGES) and deploy the replicator "
+            "with its mapping disabled before a backfill (docs/cli.md).\n"
+        )
+    options = BackfillOptions(
+        segments=args.segments,
+        workers=args.workers,
+        rate=args.rate,
+        page_size=args.page_size,
+        conflict=conflict_of(args),
+        max_attempts=args.max_retries,
+        state_path=args.state_file,
+        restart=args.restart,
+    )
+    result = run_backfill(source, target, options, progress_stream=err, show_progress=not args.quiet)
+    if args.json:
+        print_json(out, result.as_json())
+    else:
+        c = result.counts
+        out.write(
+            f"{'resumed and ' if result.resumed else ''}{'finished' if result.complete else 'stopped'}: "
+            f"scanned {c['scanned']:,}, copied {c['copied']:,}, skipped (target had it) {c['skipped']:,}, "
+            f"failed {c['failed']:,} in {result.seconds:.1f} s ({result.retries} throttling retries)\n"
+        )
+        if result.resumed:
+            t = result.totals
+            out.write(f"including earlier runs: scanned {t['scanned']:,}, copied {t['copied']:,}\n")
+        if result.failures:
+            out.write("failed items:\n" + "\n".join(format_failures(result.failures)) + "\n")
+    if result.interrupted:
+        err.write(f"interrupted: progress is saved in {result.state_path}; run the same command again to resume\n")
+        return EXIT_INTERRUPTED
+    return EXIT_INCOMPLETE if result.counts["failed"] else EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.dry_run and not args.repair:
+        raise BadInput("--dry-run only applies to --repair: add --repair (nothing is written with --dry-run)")
+    if args.show < 0:
+        raise BadInput(f"--show must be 0 or more, got {args.show}")
+    source, target = open_pair(args, pool=2 * args.segments + args.workers)
+    probe_read(source, "source")
+    probe_read(target, "target")
+    if args.repair and not args.dry_run:
+        probe_write(target, "target", delete=True)
+    options = VerifyOptions(
+        segments=args.segments,
+        workers=args.workers,
+        rate=args.rate,
+        metadata_prefix=args.metadata_prefix,
+        conflict=conflict_of(args),
+        repair=args.repair,
+        dry_run=args.dry_run,
+        max_attempts=args.max_retries,
+    )
+    result = run_verify(source, target, options, progress_stream=err, show_progress=not args.quiet)
+    if args.json:
+        print_json(out, verify_json(result, source.info.key))
+    else:
+        out.write("\n".join(verify_text(result, source.info.key, args.show)) + "\n")
+    return EXIT_INCOMPLETE if result.differences_remain else EXIT_OK
+
+
+def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Dispatch to the subcommand named in ``args.command``."""
+    if args.command == "backfill":
+        return cmd_backfill(args, out, err)
+    if args.command == "verify":
+        return cmd_verify(args, out, err)
+    if args.command == "migrate":
+        from cdk_replication.cli.migrate import cmd_migrate
+
+        return cmd_migrate(args, out, err)
+    raise BadInput(f"unknown command {args.command!r}")

@@ -1,0 +1,174 @@
+"""The ``cdk-replication`` command line: argument parsing, output, and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from cdk_replication.cli import commands
+from cdk_replication.cli.backfill import DEFAULT_SEGMENTS, DEFAULT_WORKERS
+from cdk_replication.cli.conditions import CONFLICT_STRATEGIES
+from cdk_replication.cli.errors import EXIT_BAD_INPUT, EXIT_INCOMPLETE, BadInput, WorkFailed
+from cdk_replication.cli.pacing import DEFAULT_MAX_ATTEMPTS
+from cdk_replication.cli.verify import DEFAULT_METADATA_PREFIX
+
+PROG = "cdk-replication"
+
+EPILOG = """\
+exit codes: 0 done (verify: tables identical), 1 incomplete (differences remain, items failed, an export or
+import failed), 2 bad input (nothing was written), 130 interrupted (re-run the same command to resume).
+Tables: NAME, REGION:NAME (us-west-2:orders) or a table ARN. Guide: docs/cli.md.
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def _common_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    aws = common.add_argument_group("connection")
+    aws.add_argument("--region", help="region for tables named without one (default: profile / AWS_REGION)")
+    aws.add_argument("--profile", help="AWS profile for both tables (default: the standard credential chain)")
+    aws.add_argument("--source-profile", help="AWS profile for the source side (default: --profile)")
+    aws.add_argument("--target-profile", help="AWS profile for the target side (default: --profile)")
+    aws.add_argument("--endpoint-url", help="endpoint for every AWS service, e.g. DynamoDB Local or moto")
+    out = common.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print one JSON document on stdout (for scripts)")
+    out.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    common.add_argument(
+        "--max-retries",
+        type=_positive_int,
+        default=DEFAULT_MAX_ATTEMPTS,
+        metavar="N",
+        help=f"attempts per request on throttling, with exponential backoff and jitter (default {DEFAULT_MAX_ATTEMPTS})",
+    )
+    return common
+
+
+def _add_scan_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--segments", type=_positive_int, default=DEFAULT_SEGMENTS,
+        help=f"parallel scan segments (default {DEFAULT_SEGMENTS})",
+    )
+    parser.add_argument(
+        "--workers", type=_positive_int, default=DEFAULT_WORKERS,
+        help=f"write/read threads shared by all segments (default {DEFAULT_WORKERS})",
+    )
+    parser.add_argument(
+        "--rate", type=_positive_float, metavar="ITEMS_PER_S", help="item rate limit per second (default: none)"
+    )
+
+
+def _add_conflict_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--conflict-attribute", metavar="NAME",
+        help="multi-active: last-writer-wins on this timestamp/version attribute (default: off)",
+    )
+    parser.add_argument(
+        "--conflict-strategy", choices=CONFLICT_STRATEGIES, default="TIMESTAMP",
+        help="how --conflict-attribute orders writes (default TIMESTAMP)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    common = _common_parser()
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Initial load, verification and migration of replicated DynamoDB tables.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    backfill = sub.add_parser(
+        "backfill", parents=[common], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="copy every item with writes that never overwrite newer data",
+        description="Scan SOURCE in parallel and write each item to TARGET unless TARGET already has it "
+        "(or, with --conflict-attribute, has a newer or equal version). Resumable.",
+    )
+    backfill.add_argument("source", metavar="SOURCE")
+    backfill.add_argument("target", metavar="TARGET")
+    _add_scan_options(backfill)
+    backfill.add_argument(
+        "--page-size", type=_positive_int, metavar="N",
+        help="items per scan page, i.e. resume granularity (default: DynamoDB's 1 MB pages)",
+    )
+    _add_conflict_options(backfill)
+    backfill.add_argument(
+        "--state-file", type=Path,
+        help="resume file (default .cdk-replication/backfill-<source>-to-<target>.json); removed when done",
+    )
+    backfill.add_argument("--restart", action="store_true", help="ignore an existing state file and start over")
+
+    verify = sub.add_parser(
+        "verify", parents=[common], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="compare two tables item by item; --repair fixes the differences",
+        description="Report items missing from TARGET, extra in TARGET and different, ignoring metadata "
+        "attributes. With --repair, bring TARGET to SOURCE's state without clobbering concurrent "
+        "replication (see docs/cli.md).",
+    )
+    verify.add_argument("source", metavar="SOURCE")
+    verify.add_argument("target", metavar="TARGET")
+    _add_scan_options(verify)
+    verify.add_argument(
+        "--metadata-prefix", default=DEFAULT_METADATA_PREFIX,
+        help=f"ignore attributes whose names start with this (default {DEFAULT_METADATA_PREFIX!r}; '' for none)",
+    )
+    _add_conflict_options(verify)
+    verify.add_argument("--repair", action="store_true", help="write the source's state for each difference")
+    verify.add_argument("--dry-run", action="store_true", help="with --repair: only show what would change")
+    verify.add_argument(
+        "--show", type=int, default=20, metavar="N", help="keys listed per kind of difference (default 20)"
+    )
+
+    from cdk_replication.cli.migrate import add_migrate_parser
+
+    add_migrate_parser(sub, common, EPILOG)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Run the command line; returns the exit code (see :mod:`cdk_replication.cli.errors`).
+
+    Args:
+        argv: arguments without the program name; default ``sys.argv[1:]``.
+        stdout: where results go; default ``sys.stdout``.
+        stderr: where progress, warnings and errors go; default ``sys.stderr``.
+    """
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage and 0 on --help; report the code instead
+        return int(exc.code or 0)
+    try:
+        return commands.run(args, out, err)
+    except BadInput as exc:
+        err.write(f"{PROG}: error: {exc}\n")
+        return EXIT_BAD_INPUT
+    except WorkFailed as exc:
+        err.write(f"{PROG}: failed: {exc}\n")
+        return EXIT_INCOMPLETE
+

@@ -1,0 +1,530 @@
+"""``migrate``: create a new replica from a native export to S3 and an import, then start replication.
+
+Steps, each recorded in the state file when finished so a re-run continues where the last one stopped:
+
+``stream``  the source stream on (NEW_AND_OLD_IMAGES) - before the copy, so every later change is kept;
+``pitr``    point-in-time recovery on the source (an export needs it);
+``export``  ExportTableToPointInTime to ``s3://bucket/prefix`` (the bucket may belong to another account);
+``import``  ImportTable of the export's data files into the new target table (key schema, GSIs, billing
+            and provisioned capacity of the source);
+``ttl``     the source's time-to-live setting on the target;
+``target-stream`` (``--target-stream``) a NEW_AND_OLD_IMAGES stream on the target (multi-active);
+``mapping`` (``--event-source-mapping-uuid``) enable the replicator's disabled event source mapping, which
+            then applies the stream from TRIM_HORIZON over the imported copy.
+
+Export and import requests carry a client token kept in the state file, so a crash between a request and
+the state write cannot start a second export or import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import posixpath
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from cdk_replication.cli.errors import (
+    ACCESS_ERROR_CODES,
+    EXIT_OK,
+    BadInput,
+    WorkFailed,
+    error_code,
+    error_message,
+)
+from cdk_replication.cli.progress import Progress, format_duration
+from cdk_replication.cli.state import StateFile, default_state_path
+from cdk_replication.cli.tables import Connection, TableHandle, TableRef, describe_table
+
+#: Seconds between status polls of the export, the import and table updates (``--poll-interval``).
+DEFAULT_POLL_INTERVAL_S = 15.0
+#: DynamoDB Streams keep records this long; a load that takes longer loses changes.
+STREAM_RETENTION_S = 24 * 3600
+
+STEPS = ("stream", "pitr", "export", "import", "ttl", "target-stream", "mapping")
+
+
+def add_migrate_parser(sub: Any, common: argparse.ArgumentParser, epilog: str) -> None:
+    """Add the ``migrate`` subcommand to the subparsers ``sub``."""
+    parser = sub.add_parser(
+        "migrate", parents=[common], epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="new replica via export to S3 + import, then enable the replicator's mapping",
+        description="Turn on the source's stream and PITR, export it to S3, import the export into the new "
+        "table TARGET (which must not exist), copy TTL, and optionally enable the replicator's disabled event "
+        "source mapping. Re-run the same command to continue after an interruption.",
+    )
+    parser.add_argument("source", metavar="SOURCE")
+    parser.add_argument("target", metavar="TARGET", help="the new table: NAME, REGION:NAME or ARN")
+    parser.add_argument("--s3-bucket", required=True, help="bucket for the export (read by the import)")
+    parser.add_argument(
+        "--s3-prefix", help="key prefix of the export (default cdk-replication/<source name>/<target name>)"
+    )
+    parser.add_argument(
+        "--s3-bucket-owner", metavar="ACCOUNT", help="account that owns the bucket, when it is not yours"
+    )
+    parser.add_argument(
+        "--event-source-mapping-uuid", metavar="UUID",
+        help="the replicator's (disabled) mapping on the source stream; enabled after the import",
+    )
+    parser.add_argument(
+        "--mapping-region", help="region of that mapping's function (default: the source table's region)"
+    )
+    parser.add_argument(
+        "--target-stream", action="store_true",
+        help="turn on a NEW_AND_OLD_IMAGES stream on the new table (multi-active, or a source of more replicas)",
+    )
+    parser.add_argument("--state-file", type=Path, help="default .cdk-replication/migrate-<source>-to-<target>.json")
+    parser.add_argument("--restart", action="store_true", help="ignore an existing state file and start over")
+    parser.add_argument(
+        "--poll-interval", type=float, default=DEFAULT_POLL_INTERVAL_S, metavar="SECONDS",
+        help=f"seconds between status checks (default {DEFAULT_POLL_INTERVAL_S:g})",
+    )
+
+
+@dataclass
+class _Context:
+    args: argparse.Namespace
+    source: TableHandle
+    source_conn: Connection
+    target_ref: TableRef
+    target_conn: Connection
+    target_region: str
+    state: StateFile
+    err: TextIO
+    log: list[dict[str, Any]]
+
+    def note(self, step: str, status: str, detail: str = "") -> None:
+        self.log.append({"step": step, "status": status, "detail": detail})
+        if not self.args.quiet:
+            self.err.write(f"[{step}] {status}{': ' + detail if detail else ''}\n")
+
+    def source_s3(self) -> Any:
+        """An S3 client with the source side's credentials (the side that wrote the export)."""
+        return self.source_conn.client("s3", self.source.info.region)
+
+    def done(self, step: str) -> bool:
+        return step in self.state.data["done"]
+
+    def finish(self, step: str, detail: str = "", **fields: Any) -> None:
+        self.state.data["done"].append(step)
+        self.state.data.update(fields)
+        self.state.save()
+        self.note(step, "done", detail)
+
+
+def _ddb_call(what: str, fn: Any, **kwargs: Any) -> Any:
+    """Call ``fn``; an access error becomes a :class:`WorkFailed` that names the permission to grant."""
+    try:
+        return fn(**kwargs)
+    except Exception as exc:
+        if error_code(exc) in ACCESS_ERROR_CODES:
+            raise WorkFailed(f"access denied: {what} ({error_message(exc)}); grant it and re-run to continue") from exc
+        raise
+
+
+def _wait(ctx: _Context, label: str, check: Any) -> Any:
+    """Poll ``check()`` (returning ``(finished, result, status_text)``) every ``--poll-interval`` seconds."""
+    started = time.monotonic()
+    status = ["starting"]
+
+    def render() -> str:
+        return f"{label}: {status[0]} ({format_duration(time.monotonic() - started)} elapsed)"
+
+    with Progress(render, ctx.err, enabled=not ctx.args.quiet and not ctx.args.json):
+        while True:
+            finished, result, status[0] = check()
+            if finished:
+                return result
+            time.sleep(ctx.args.poll_interval)
+
+
+def _table_status(client: Any, table: str) -> dict[str, Any]:
+    return client.describe_table(TableName=table)["Table"]
+
+
+def _precheck(ctx: _Context, lambda_client: Any | None) -> None:
+    """Refuse bad input before anything is changed (exit 2)."""
+    args, source = ctx.args, ctx.source
+    desc = source.info.description
+    if desc.get("LocalSecondaryIndexes"):
+        names = ", ".join(i["IndexName"] for i in desc["LocalSecondaryIndexes"])
+        raise BadInput(
+            f"source {source.info.label()} has local secondary indexes ({names}), which ImportTable cannot "
+            "create: create the target with its LSIs yourself (or deploy it with the replica stack) and use "
+            "`cdk-replication backfill` instead"
+        )
+    view = source.info.stream_view_type
+    if view is not None and view != "NEW_AND_OLD_IMAGES":
+        raise BadInput(
+            f"source {source.info.label()} has a {view} stream; the replicator needs NEW_AND_OLD_IMAGES. "
+            "Changing the view type means turning the stream off and on, which starts a new stream: do it "
+            "deliberately, then re-run"
+        )
+    if "import" not in ctx.state.data["done"] and "importArn" not in ctx.state.data:
+        target_client = ctx.target_conn.client("dynamodb", ctx.target_region)
+        try:
+            _table_status(target_client, ctx.target_ref.api_name)
+        except Exception as exc:
+            code = error_code(exc)
+            if code in ACCESS_ERROR_CODES:
+                raise BadInput(
+                    f"access denied: DescribeTable on target {ctx.target_ref.name!r} in {ctx.target_region} "
+                    f"({error_message(exc)}); check --target-profile"
+                ) from None
+            if code != "ResourceNotFoundException":
+                raise
+        else:
+            raise BadInput(
+                f"target table {ctx.target_ref.name!r} already exists in {ctx.target_region}: migrate creates "
+                "a new table. Pick another name, delete it, or copy into it with `cdk-replication backfill`"
+            )
+    if args.event_source_mapping_uuid and lambda_client is not None and not ctx.done("mapping"):
+        try:
+            mapping = lambda_client.get_event_source_mapping(UUID=args.event_source_mapping_uuid)
+        except Exception as exc:
+            code = error_code(exc)
+            if code == "ResourceNotFoundException":
+                raise BadInput(
+                    f"event source mapping {args.event_source_mapping_uuid} does not exist in "
+                    f"{lambda_client.meta.region_name}: check the UUID (`aws lambda list-event-source-mappings`) "
+                    "and --mapping-region"
+                ) from None
+            if code in ACCESS_ERROR_CODES:
+                raise BadInput(
+                    f"access denied: lambda:GetEventSourceMapping ({error_message(exc)}); grant it or drop "
+                    "--event-source-mapping-uuid and enable the mapping yourself"
+                ) from None
+            raise
+        stream_arn = desc.get("LatestStreamArn")
+        if view is None:
+            raise BadInput(
+                "the source has no stream yet, so the mapping cannot be reading it: turn the stream on, deploy "
+                "the replica stack (mapping disabled), then run migrate with its UUID"
+            )
+        if mapping.get("EventSourceArn") != stream_arn:
+            raise BadInput(
+                f"mapping {args.event_source_mapping_uuid} reads {mapping.get('EventSourceArn')}, not the source's "
+                f"current stream {stream_arn}: redeploy the replica stack so it uses the current stream"
+            )
+        if mapping.get("StartingPosition") not in (None, "TRIM_HORIZON"):
+            raise BadInput(
+                f"mapping {args.event_source_mapping_uuid} starts at {mapping.get('StartingPosition')}; it must "
+                "start at TRIM_HORIZON so the changes made during the copy are applied"
+            )
+        if mapping.get("State") not in ("Disabled", "Disabling"):
+            ctx.err.write(
+                f"warning: mapping {args.event_source_mapping_uuid} is {mapping.get('State')}: it may already "
+                "fail writes to the target that does not exist yet (they go to its on-failure destination)\n"
+            )
+
+
+def _step_stream(ctx: _Context) -> None:
+    client, table = ctx.source.client, ctx.source.name
+    if ctx.source.info.stream_view_type == "NEW_AND_OLD_IMAGES":
+        ctx.finish("stream", "already on")
+        return
+    _ddb_call(
+        "dynamodb:UpdateTable (StreamSpecification) on the source",
+        client.update_table,
+        TableName=table,
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+
+    def check() -> tuple[bool, Any, str]:
+        desc = _table_status(client, table)
+        ready = desc.get("TableStatus") == "ACTIVE" and bool(desc.get("LatestStreamArn"))
+        return ready, desc.get("LatestStreamArn"), str(desc.get("TableStatus"))
+
+    stream_arn = _wait(ctx, "turning the source stream on", check)
+    ctx.finish("stream", f"on: {stream_arn}", streamArn=stream_arn, streamEnabledAt=time.time())
+
+
+def _step_pitr(ctx: _Context) -> None:
+    client, table = ctx.source.client, ctx.source.name
+
+    def status() -> str:
+        d = client.describe_continuous_backups(TableName=table)["ContinuousBackupsDescription"]
+        return str(d.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus", "DISABLED"))
+
+    if status() == "ENABLED":
+        ctx.finish("pitr", "already on")
+        return
+    _ddb_call(
+        "dynamodb:UpdateContinuousBackups on the source",
+        client.update_continuous_backups,
+        TableName=table,
+        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+    )
+    _wait(ctx, "turning point-in-time recovery on", lambda: (status() == "ENABLED", None, status()))
+    ctx.finish("pitr", "on")
+
+
+def _step_export(ctx: _Context) -> None:
+    args, data = ctx.args, ctx.state.data
+    client = ctx.source.client
+    if "exportArn" not in data:
+        data.setdefault("exportClientToken", str(uuid.uuid4()))
+        data.setdefault("exportStartedAt", time.time())
+        ctx.state.save()
+        request: dict[str, Any] = {
+            "TableArn": ctx.source.info.arn,
+            "S3Bucket": args.s3_bucket,
+            "S3Prefix": data["s3Prefix"],
+            "ExportFormat": "DYNAMODB_JSON",
+            "ClientToken": data["exportClientToken"],
+        }
+        if args.s3_bucket_owner:
+            request["S3BucketOwner"] = args.s3_bucket_owner
+        response = _ddb_call("dynamodb:ExportTableToPointInTime (and s3:PutObject on the bucket)",
+                             client.export_table_to_point_in_time, **request)
+        data["exportArn"] = response["ExportDescription"]["ExportArn"]
+        ctx.state.save()
+        ctx.note("export", "started", data["exportArn"])
+
+    def check() -> tuple[bool, Any, str]:
+        d = client.describe_export(ExportArn=data["exportArn"])["ExportDescription"]
+        status = d["ExportStatus"]
+        if status == "FAILED":
+            raise WorkFailed(
+                f"export {data['exportArn']} failed: {d.get('FailureCode')}: {d.get('FailureMessage')}; fix the "
+                "cause (bucket policy, KMS key) and re-run with --restart"
+            )
+        return status == "COMPLETED", d, f"{status}, {d.get('ItemCount', 0):,} items so far"
+
+    description = _wait(ctx, "exporting the source", check)
+    data_prefix = _export_data_prefix(ctx, description)
+    ctx.finish("export", f"{description.get('ItemCount', 0):,} items to s3://{args.s3_bucket}/{data_prefix}",
+               exportDataPrefix=data_prefix, exportItemCount=description.get("ItemCount", 0))
+
+
+def _export_data_prefix(ctx: _Context, description: dict[str, Any]) -> str:
+    """The S3 prefix of the export's data files (``.../AWSDynamoDB/<export id>/data/``).
+
+    AWS names the manifest in ``ExportManifest``; its folder holds ``data/``. Where that field is absent
+    (emulators), the export's folder is found by listing ``<prefix>/AWSDynamoDB/``.
+    """
+    manifest = description.get("ExportManifest")
+    if manifest:
+        return posixpath.dirname(manifest) + "/data/"
+    args = ctx.args
+    s3 = ctx.source_s3()
+    base = ctx.state.data["s3Prefix"].rstrip("/") + "/AWSDynamoDB/"
+    request: dict[str, Any] = {"Bucket": args.s3_bucket, "Prefix": base}
+    if args.s3_bucket_owner:
+        request["ExpectedBucketOwner"] = args.s3_bucket_owner
+    folders: set[str] = set()
+    for page in s3.get_paginator("list_objects_v2").paginate(**request):
+        for obj in page.get("Contents", []):
+            head, sep, _ = obj["Key"].partition("/data/")
+            if sep:
+                folders.add(head + "/data/")
+    export_id = ctx.state.data["exportArn"].rsplit("/", 1)[-1]
+    named = [f for f in folders if f.endswith(f"/{export_id}/data/")]
+    if named:
+        return named[0]
+    if len(folders) == 1:
+        return folders.pop()
+    raise WorkFailed(
+        f"cannot tell which data folder under s3://{args.s3_bucket}/{base} belongs to export "
+        f"{ctx.state.data['exportArn']} (found {sorted(folders) or 'none'}); use an empty --s3-prefix"
+    )
+
+
+def _creation_parameters(ctx: _Context) -> dict[str, Any]:
+    """ImportTable's TableCreationParameters: the source's keys, GSIs, billing and capacity."""
+    desc = ctx.source.info.description
+    billing = (desc.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED")
+    params: dict[str, Any] = {
+        "TableName": ctx.target_ref.name,
+        "AttributeDefinitions": desc["AttributeDefinitions"],
+        "KeySchema": desc["KeySchema"],
+        "BillingMode": billing,
+    }
+
+    def capacity(section: dict[str, Any]) -> dict[str, int]:
+        pt = section.get("ProvisionedThroughput") or {}
+        return {"ReadCapacityUnits": int(pt["ReadCapacityUnits"]), "WriteCapacityUnits": int(pt["WriteCapacityUnits"])}
+
+    if billing == "PROVISIONED":
+        params["ProvisionedThroughput"] = capacity(desc)
+    gsis = []
+    for index in desc.get("GlobalSecondaryIndexes") or []:
+        gsi: dict[str, Any] = {
+            "IndexName": index["IndexName"],
+            "KeySchema": index["KeySchema"],
+            "Projection": index["Projection"],
+        }
+        if billing == "PROVISIONED":
+            gsi["ProvisionedThroughput"] = capacity(index)
+        gsis.append(gsi)
+    if gsis:
+        params["GlobalSecondaryIndexes"] = gsis
+    return params
+
+
+def _step_import(ctx: _Context) -> None:
+    args, data = ctx.args, ctx.state.data
+    client = ctx.target_conn.client("dynamodb", ctx.target_region)
+    if "importArn" not in data:
+        data.setdefault("importClientToken", str(uuid.uuid4()))
+        ctx.state.save()
+        source: dict[str, Any] = {"S3Bucket": args.s3_bucket, "S3KeyPrefix": data["exportDataPrefix"]}
+        if args.s3_bucket_owner:
+            source["S3BucketOwner"] = args.s3_bucket_owner
+        response = _ddb_call(
+            "dynamodb:ImportTable (and s3:GetObject/ListBucket on the bucket) in the target account",
+            client.import_table,
+            ClientToken=data["importClientToken"],
+            S3BucketSource=source,
+            InputFormat="DYNAMODB_JSON",
+            InputCompressionType="GZIP",
+            TableCreationParameters=_creation_parameters(ctx),
+        )
+        data["importArn"] = response["ImportTableDescription"]["ImportArn"]
+        ctx.state.save()
+        ctx.note("import", "started", data["importArn"])
+    expected = int(data.get("exportItemCount") or 0)
+
+    def check() -> tuple[bool, Any, str]:
+        d = client.describe_import(ImportArn=data["importArn"])["ImportTableDescription"]
+        status = d["ImportStatus"]
+        if status in ("FAILED", "CANCELLED"):
+            raise WorkFailed(
+                f"import {data['importArn']} {status.lower()}: {d.get('FailureCode')}: {d.get('FailureMessage')} "
+                f"({d.get('ErrorCount', 0)} bad items, see the import's CloudWatch log); delete the target table "
+                "if it was created and re-run with --restart"
+            )
+        done = int(d.get("ImportedItemCount") or 0)
+        return status == "COMPLETED", d, f"{status}, {done:,}/{expected:,} items imported"
+
+    description = _wait(ctx, "importing into the target", check)
+    # The table created by the import may still be CREATING for a moment after the import completes.
+    _wait(ctx, "waiting for the target table",
+          lambda: (_table_status(client, ctx.target_ref.api_name).get("TableStatus") == "ACTIVE", None, "CREATING"))
+    imported = int(description.get("ImportedItemCount") or 0)
+    errors = int(description.get("ErrorCount") or 0)
+    ctx.finish("import", f"{imported:,} items imported, {errors} errors", importedItemCount=imported)
+    if errors:
+        raise WorkFailed(f"import {data['importArn']} skipped {errors} items; see its CloudWatch log")
+
+
+def _step_ttl(ctx: _Context) -> None:
+    source_ttl = ctx.source.client.describe_time_to_live(TableName=ctx.source.name)["TimeToLiveDescription"]
+    if source_ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        ctx.finish("ttl", "source has no TTL")
+        return
+    attribute = source_ttl["AttributeName"]
+    client = ctx.target_conn.client("dynamodb", ctx.target_region)
+    current = client.describe_time_to_live(TableName=ctx.target_ref.api_name)["TimeToLiveDescription"]
+    if current.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        _ddb_call("dynamodb:UpdateTimeToLive on the target", client.update_time_to_live,
+                  TableName=ctx.target_ref.api_name,
+                  TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute})
+    ctx.finish("ttl", f"on {attribute!r}")
+
+
+def _step_target_stream(ctx: _Context) -> None:
+    client = ctx.target_conn.client("dynamodb", ctx.target_region)
+    table = ctx.target_ref.api_name
+    spec = _table_status(client, table).get("StreamSpecification") or {}
+    if not spec.get("StreamEnabled"):
+        _ddb_call("dynamodb:UpdateTable (StreamSpecification) on the target", client.update_table,
+                  TableName=table,
+                  StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    arn = _wait(ctx, "turning the target stream on", lambda: _stream_ready(client, table))
+    ctx.finish("target-stream", f"on: {arn}", targetStreamArn=arn)
+
+
+def _stream_ready(client: Any, table: str) -> tuple[bool, Any, str]:
+    desc = _table_status(client, table)
+    return desc.get("TableStatus") == "ACTIVE" and bool(desc.get("LatestStreamArn")), desc.get("LatestStreamArn"), \
+        str(desc.get("TableStatus"))
+
+
+def _step_mapping(ctx: _Context, lambda_client: Any) -> None:
+    uuid_ = ctx.args.event_source_mapping_uuid
+    started = ctx.state.data.get("streamEnabledAt") or ctx.state.data.get("exportStartedAt")
+    if started and time.time() - started > STREAM_RETENTION_S:
+        ctx.err.write(
+            "warning: more than 24 hours passed since the copy started; stream records older than 24 hours are "
+            "gone, so run `cdk-replication verify SOURCE TARGET --repair` after the mapping catches up\n"
+        )
+    _ddb_call("lambda:UpdateEventSourceMapping", lambda_client.update_event_source_mapping, UUID=uuid_, Enabled=True)
+
+    def check() -> tuple[bool, Any, str]:
+        state = lambda_client.get_event_source_mapping(UUID=uuid_).get("State", "")
+        return state == "Enabled", state, state
+
+    _wait(ctx, "enabling the event source mapping", check)
+    ctx.finish("mapping", f"{uuid_} enabled; it applies the stream from TRIM_HORIZON")
+
+
+def cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Run (or continue) a migration; see the module docstring for the steps."""
+    from cdk_replication.cli.commands import connections, print_json
+
+    if args.poll_interval <= 0:
+        raise BadInput(f"--poll-interval must be greater than 0, got {args.poll_interval}")
+    source_conn, target_conn = connections(args)
+    source = describe_table(source_conn, TableRef.parse(args.source, "source"), "source")
+    target_ref = TableRef.parse(args.target, "target")
+    target_region = target_ref.region or target_conn.client("dynamodb", None).meta.region_name
+    state = StateFile(
+        args.state_file
+        or default_state_path("migrate", source.info.region, source.info.ref.name, "to", target_region, target_ref.name),
+        {"command": "migrate", "source": source.info.arn, "target": target_ref.name, "targetRegion": target_region},
+    )
+    if args.restart:
+        state.delete()
+    data = state.load()
+    data.setdefault("done", [])
+    data.setdefault("s3Bucket", args.s3_bucket)
+    data.setdefault("s3Prefix", (args.s3_prefix or f"cdk-replication/{source.info.ref.name}/{target_ref.name}").strip("/"))
+    if data["s3Bucket"] != args.s3_bucket:
+        raise BadInput(
+            f"state file {state.path} is for bucket {data['s3Bucket']!r}, not {args.s3_bucket!r}: use the same "
+            "bucket, or --restart"
+        )
+    lambda_client = None
+    if args.event_source_mapping_uuid:
+        lambda_client = source_conn.client("lambda", args.mapping_region or source.info.region)
+    log: list[dict[str, Any]] = []
+    ctx = _Context(args, source, source_conn, target_ref, target_conn, target_region, state, err, log)
+    _precheck(ctx, lambda_client)
+
+    runners = {
+        "stream": lambda: _step_stream(ctx),
+        "pitr": lambda: _step_pitr(ctx),
+        "export": lambda: _step_export(ctx),
+        "import": lambda: _step_import(ctx),
+        "ttl": lambda: _step_ttl(ctx),
+        "target-stream": lambda: _step_target_stream(ctx) if args.target_stream else None,
+        "mapping": lambda: _step_mapping(ctx, lambda_client) if lambda_client is not None else None,
+    }
+    for step in STEPS:
+        if ctx.done(step):
+            ctx.note(step, "already done")
+            continue
+        runners[step]()
+    summary = {
+        "command": "migrate",
+        "complete": True,
+        "steps": log,
+        "exportArn": data.get("exportArn"),
+        "importArn": data.get("importArn"),
+        "exportedItems": data.get("exportItemCount"),
+        "importedItems": data.get("importedItemCount"),
+        "stateFile": str(state.path),
+    }
+    if args.json:
+        print_json(out, summary)
+    else:
+        out.write(
+            f"migrated {source.info.label()} -> {target_ref.name} ({target_region}): "
+            f"{data.get('importedItemCount', 0):,} items imported from {data.get('exportArn')}\n"
+        )
+        if not args.event_source_mapping_uuid:
+            out.write("next: enable the replicator's event source mapping, then run `cdk-replication verify`\n")
+    return EXIT_OK

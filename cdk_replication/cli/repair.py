@@ -1,0 +1,220 @@
+"""Repairing one differing item without clobbering a change the replicator makes at the same time.
+
+One-way (no conflict attribute), for each key:
+
+1. read the source and the target item with strongly consistent reads; equal (ignoring metadata): done;
+2. write the source's state to the target — PutItem of the source item, or DeleteItem when the source has
+   none — on the condition that the target still holds exactly the item read in step 1
+   (:func:`~cdk_replication.cli.conditions.unchanged`); a failed condition means the replicator wrote
+   meanwhile, so start again at 1;
+3. read the source again: if it still equals what was written, the repair is final — any later source
+   change is a later stream record that the replicator applies after this write. If it changed, the
+   replicator may have applied that change before step 2 and been overwritten, so start again at 1.
+
+After three rounds without a final answer the key is reported as unsettled (exit 1; run verify again).
+
+Multi-active (``--conflict-attribute``): the source item is written only if the target lacks it or holds
+an older conflict value (ties keep the target), the same rule as the replicator, so a repair can never
+undo a newer write. Items only in the target are reported, never deleted: they may be new writes in the
+target's region that have not reached the source yet.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from cdk_replication.cli.conditions import MissingConflictValue, unchanged
+from cdk_replication.cli.errors import error_code, error_message
+from cdk_replication.cli.items import AttributeValue, Item, KeyId, item_digest, key_text, to_json_item
+from cdk_replication.cli.pacing import Retrier, TokenBucket
+from cdk_replication.cli.tables import TableHandle
+
+if TYPE_CHECKING:
+    from cdk_replication.cli.verify import VerifyOptions
+
+#: Rounds of read-write-check per key before it is reported as unsettled.
+MAX_ROUNDS = 3
+
+# Outcomes of one key's repair.
+REPAIRED = "repaired"  # written (or deleted) and confirmed against the source
+SETTLED = "settled"  # equal by the time it was re-read: nothing to write
+WOULD_PUT = "would-put"  # dry run
+WOULD_DELETE = "would-delete"  # dry run
+KEPT = "kept"  # multi-active: the target's item is newer/tied, or exists only in the target
+UNSETTLED = "unsettled"  # kept changing during the repair
+FAILED = "failed"  # an error; the reason is kept
+
+#: Outcomes after which the tables may still differ at this key.
+REMAINING = frozenset({WOULD_PUT, WOULD_DELETE, KEPT, UNSETTLED, FAILED})
+
+
+@dataclass
+class RepairReport:
+    """Outcome per key of a repair (or dry run)."""
+
+    dry_run: bool
+    outcomes: dict[KeyId, str] = field(default_factory=dict)
+    reasons: dict[KeyId, str] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(self.outcomes.values())
+
+    @property
+    def remaining(self) -> int:
+        """Keys at which the tables may still differ."""
+        return sum(1 for o in self.outcomes.values() if o in REMAINING)
+
+    def as_json(self, key_schema: Any) -> dict[str, Any]:
+        return {
+            "dryRun": self.dry_run,
+            "counts": dict(self.counts),
+            "items": [
+                {"key": to_json_item(key_schema.key_from_id(k)), "outcome": o, "reason": self.reasons.get(k)}
+                for k, o in self.outcomes.items()
+            ],
+        }
+
+    def text_lines(self, key_schema: Any, show: int) -> list[str]:
+        counts = ", ".join(f"{name} {n:,}" for name, n in sorted(self.counts.items()))
+        lines = [f"{'dry run' if self.dry_run else 'repair'}: {counts or 'nothing to do'}"]
+        shown = 0
+        for k, outcome in self.outcomes.items():
+            if outcome in (REPAIRED, SETTLED):
+                continue
+            if shown == show:
+                lines.append("  ... (--show N, or --json for all)")
+                break
+            reason = f": {self.reasons[k]}" if k in self.reasons else ""
+            lines.append(f"  {outcome} {key_text(key_schema.key_from_id(k))}{reason}")
+            shown += 1
+        return lines
+
+
+def _compare_conflict(a: AttributeValue, b: AttributeValue) -> int | None:
+    """-1/0/1 as DynamoDB orders two conflict values of one type; ``None`` for different types."""
+    (ka, va), (kb, vb) = next(iter(a.items())), next(iter(b.items()))
+    if ka != kb:
+        return None
+    if ka == "N":
+        x, y = Decimal(va), Decimal(vb)
+    else:
+        x, y = va.encode("utf-8"), vb.encode("utf-8")
+    return (x > y) - (x < y)
+
+
+class Repairer:
+    """Consistent re-reads and repairs of single keys (threads may share one instance)."""
+
+    def __init__(self, source: TableHandle, target: TableHandle, options: "VerifyOptions", retrier: Retrier) -> None:
+        self.source = source
+        self.target = target
+        self.options = options
+        self.retrier = retrier
+        self.key = source.info.key
+        self.bucket = TokenBucket(options.rate)
+
+    def _get(self, handle: TableHandle, key: Item) -> Item | None:
+        response = self.retrier.call(handle.client.get_item, TableName=handle.name, Key=key, ConsistentRead=True)
+        return response.get("Item")
+
+    def _digest(self, item: Item | None) -> bytes | None:
+        return item_digest(item, self.options.metadata_prefix)
+
+    def classify(self, key_id: KeyId) -> str:
+        """``missing``, ``extra``, ``different`` or ``same`` from consistent reads of both tables."""
+        key = self.key.key_from_id(key_id)
+        s, t = self._get(self.source, key), self._get(self.target, key)
+        if self._digest(s) == self._digest(t):
+            return "same"
+        if t is None:
+            return "missing"
+        if s is None:
+            return "extra"
+        return "different"
+
+    def repair_all(self, key_ids: list[KeyId], workers: int) -> RepairReport:
+        """Repair (or, in a dry run, plan) every key; errors are recorded per key, never raised."""
+        report = RepairReport(dry_run=self.options.dry_run)
+        lock = threading.Lock()
+
+        def one(key_id: KeyId) -> None:
+            try:
+                outcome, reason = self.repair_one(key_id)
+            except Exception as exc:  # recorded per key and reported, so one bad item does not stop the rest
+                outcome, reason = FAILED, f"{error_code(exc) or type(exc).__name__}: {error_message(exc)}"
+            with lock:
+                report.outcomes[key_id] = outcome
+                if reason:
+                    report.reasons[key_id] = reason
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="repair") as pool:
+            list(pool.map(one, key_ids))
+        return report
+
+    def repair_one(self, key_id: KeyId) -> tuple[str, str | None]:
+        """Bring one key of the target to the source's state; returns ``(outcome, reason)``."""
+        key = self.key.key_from_id(key_id)
+        wrote = False
+        for _ in range(MAX_ROUNDS):
+            s, t = self._get(self.source, key), self._get(self.target, key)
+            if self._digest(s) == self._digest(t):
+                return (REPAIRED if wrote else SETTLED), None
+            if self.options.conflict is not None:
+                return self._repair_last_writer_wins(key, s, t)
+            if self.options.dry_run:
+                return (WOULD_DELETE if s is None else WOULD_PUT), None
+            condition = unchanged(self.key.partition_key, t, also_absent=s)
+            self.bucket.acquire()
+            try:
+                if s is None:
+                    self.retrier.call(
+                        self.target.client.delete_item, TableName=self.target.name, Key=key,
+                        **condition.request_args(),
+                    )
+                else:
+                    self.retrier.call(
+                        self.target.client.put_item, TableName=self.target.name, Item=s,
+                        **condition.request_args(),
+                    )
+            except Exception as exc:
+                if error_code(exc) == "ConditionalCheckFailedException":
+                    continue  # the target changed after our read: look again
+                raise
+            wrote = True
+            if self._digest(self._get(self.source, key)) == self._digest(s):
+                return REPAIRED, None
+        return UNSETTLED, f"still changing after {MAX_ROUNDS} rounds; run verify again"
+
+    def _repair_last_writer_wins(self, key: Item, s: Item | None, t: Item | None) -> tuple[str, str | None]:
+        conflict = self.options.conflict
+        assert conflict is not None
+        if s is None:
+            return KEPT, "only in the target (multi-active: may be a newer write there; not deleted)"
+        try:
+            source_value = conflict.value_of(s)
+        except MissingConflictValue as exc:
+            return FAILED, f"source item: {exc}"
+        if t is not None:
+            target_value = t.get(conflict.attribute)
+            order = None if target_value is None else _compare_conflict(source_value, target_value)
+            if target_value is not None and (order is None or order <= 0):
+                return KEPT, f"target's {conflict.attribute} is newer, equal or not comparable"
+        if self.options.dry_run:
+            return WOULD_PUT, None
+        condition = conflict.newer_than_target(self.key.partition_key, s)
+        self.bucket.acquire()
+        try:
+            self.retrier.call(
+                self.target.client.put_item, TableName=self.target.name, Item=s, **condition.request_args()
+            )
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return KEPT, f"the target received a newer {conflict.attribute} during the repair"
+            raise
+        return REPAIRED, None

@@ -1,0 +1,85 @@
+"""Resumable state files: small JSON documents rewritten atomically after each unit of work."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from cdk_replication.cli.errors import BadInput
+
+#: Folder (relative to the working directory) for state files when ``--state-file`` is not given.
+DEFAULT_STATE_DIR = Path(".cdk-replication")
+
+STATE_VERSION = 1
+
+
+def default_state_path(command: str, *parts: str) -> Path:
+    """``.cdk-replication/<command>-<part>-<part>.json`` with characters unsafe in file names replaced."""
+    slug = "-".join(re.sub(r"[^A-Za-z0-9_.-]+", "_", p) for p in parts)
+    return DEFAULT_STATE_DIR / f"{command}-{slug}.json"
+
+
+class StateFile:
+    """A JSON state document at ``path``, saved by replacing the file so a crash never leaves half of it.
+
+    Args:
+        path: the file; its folder is created on the first save.
+        identity: fields that must match an existing file for it to be resumed (e.g. source and target).
+    """
+
+    def __init__(self, path: Path, identity: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.identity = identity
+        self.data: dict[str, Any] = {}
+        self.resumed = False
+        #: Guards :attr:`data` for threads that update it; :meth:`save` takes it too (re-entrant).
+        self.lock = threading.RLock()
+
+    def load(self) -> dict[str, Any]:
+        """Read an existing state (checking its identity) or start an empty one; returns :attr:`data`."""
+        if self.path.exists():
+            try:
+                data = json.loads(self.path.read_text())
+            except (OSError, ValueError) as exc:
+                raise BadInput(f"state file {self.path} is unreadable ({exc}); delete it to start over") from None
+            if data.get("version") != STATE_VERSION:
+                raise BadInput(
+                    f"state file {self.path} has version {data.get('version')!r}, expected {STATE_VERSION}; "
+                    "delete it to start over"
+                )
+            for field, expected in self.identity.items():
+                if data.get(field) != expected:
+                    raise BadInput(
+                        f"state file {self.path} belongs to another run ({field} is {data.get(field)!r}, "
+                        f"this run has {expected!r}): pass another --state-file, or delete it to start over"
+                    )
+            self.data = data
+            self.resumed = True
+        else:
+            self.data = {"version": STATE_VERSION, **self.identity}
+        return self.data
+
+    def save(self) -> None:
+        """Write :attr:`data` atomically (a temporary file in the same folder, then ``os.replace``)."""
+        with self.lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            text = json.dumps(self.data, indent=1, sort_keys=True)
+            fd, tmp = tempfile.mkstemp(prefix=self.path.name, suffix=".tmp", dir=self.path.parent)
+            try:
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(text)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+
+    def delete(self) -> None:
+        """Remove the file (the work it tracked is finished)."""
+        self.path.unlink(missing_ok=True)

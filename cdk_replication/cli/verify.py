@@ -1,0 +1,259 @@
+"""``verify``: compare two tables item by item through digests, then optionally repair the differences.
+
+Memory: the source is scanned first into a map from key to a 16-byte digest (whole items are never kept);
+the target scan then takes matching keys out of that map, so what remains is missing from the target.
+Roughly 200 bytes per source item (10 million items: about 2 GB).
+
+Scans are not snapshots: with replication running, an item changed during the scans may look different.
+Every difference is therefore re-read with strongly consistent reads of both tables before it is reported.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from cdk_replication.cli.backfill import DEFAULT_SEGMENTS, DEFAULT_WORKERS
+from cdk_replication.cli.conditions import LastWriterWins
+from cdk_replication.cli.errors import WorkFailed, error_code, error_message
+from cdk_replication.cli.items import KeyId, item_digest, key_text, to_json_item
+from cdk_replication.cli.pacing import DEFAULT_MAX_ATTEMPTS, Retrier, TokenBucket
+from cdk_replication.cli.progress import Progress, Rate
+from cdk_replication.cli.repair import RepairReport, Repairer
+from cdk_replication.cli.tables import TableHandle
+
+#: The metadata prefix when ``--metadata-prefix`` is not given (the replicator's default).
+DEFAULT_METADATA_PREFIX = "_rep_"
+
+
+@dataclass
+class VerifyOptions:
+    """Settings of one verify run.
+
+    Attributes:
+        segments: parallel scan segments per table, default 4.
+        workers: threads for the consistent re-reads and the repair, default 16.
+        rate: items read per second per scan (and repairs per second); ``None`` (default) is unlimited.
+        metadata_prefix: attributes starting with it are ignored, default ``_rep_``; ``""`` ignores none.
+        conflict: multi-active ordering for the repair; ``None`` (default) is the one-way repair.
+        repair: write the fixes; default ``False`` (report only).
+        dry_run: with ``repair``, only say what would be written.
+        max_attempts: attempts per request before a throttling error is final, default 10.
+    """
+
+    segments: int = DEFAULT_SEGMENTS
+    workers: int = DEFAULT_WORKERS
+    rate: float | None = None
+    metadata_prefix: str = DEFAULT_METADATA_PREFIX
+    conflict: LastWriterWins | None = None
+    repair: bool = False
+    dry_run: bool = False
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+
+
+@dataclass
+class VerifyResult:
+    """What :func:`run_verify` found (after the consistent re-read) and, with a repair, what it did."""
+
+    source_items: int
+    target_items: int
+    matching: int
+    missing: list[KeyId] = field(default_factory=list)
+    extra: list[KeyId] = field(default_factory=list)
+    different: list[KeyId] = field(default_factory=list)
+    settled_on_reread: int = 0
+    repair: RepairReport | None = None
+    seconds: float = 0.0
+
+    @property
+    def difference_count(self) -> int:
+        return len(self.missing) + len(self.extra) + len(self.different)
+
+    @property
+    def differences_remain(self) -> bool:
+        """True when the tables still differ: without a repair, any difference; with one, what it left."""
+        if self.repair is None:
+            return self.difference_count > 0
+        return self.repair.remaining > 0
+
+
+class _Scanner:
+    def __init__(self, options: VerifyOptions, retrier: Retrier, stop: threading.Event) -> None:
+        self.options = options
+        self.retrier = retrier
+        self.stop = stop
+        self.scanned = {"source": 0, "target": 0}
+        self._lock = threading.Lock()
+
+    def scan(self, handle: TableHandle, side: str, visit: Any) -> None:
+        """Parallel-scan ``handle``, calling ``visit(segment, key_id, digest)`` for every item."""
+        bucket = TokenBucket(self.options.rate)
+
+        def segment(seg: int) -> None:
+            start = None
+            while not self.stop.is_set():
+                request: dict[str, Any] = {
+                    "TableName": handle.name,
+                    "Segment": seg,
+                    "TotalSegments": self.options.segments,
+                }
+                if start:
+                    request["ExclusiveStartKey"] = start
+                page = self.retrier.call(handle.client.scan, **request)
+                items = page.get("Items", [])
+                bucket.acquire(len(items))
+                for item in items:
+                    visit(seg, handle.info.key.key_id(item), item_digest(item, self.options.metadata_prefix))
+                with self._lock:
+                    self.scanned[side] += len(items)
+                start = page.get("LastEvaluatedKey")
+                if not start:
+                    return
+
+        with ThreadPoolExecutor(self.options.segments, thread_name_prefix=f"scan-{side}") as pool:
+            futures = [pool.submit(segment, s) for s in range(self.options.segments)]
+            for f in futures:
+                exc = f.exception()
+                if exc is not None:
+                    self.stop.set()
+                    raise WorkFailed(
+                        f"scan of {side} table {handle.info.label()} failed: "
+                        f"{error_code(exc) or type(exc).__name__}: {error_message(exc)}"
+                    ) from exc
+
+
+def run_verify(
+    source: TableHandle,
+    target: TableHandle,
+    options: VerifyOptions,
+    *,
+    progress_stream: TextIO | None = None,
+    show_progress: bool = True,
+) -> VerifyResult:
+    """Compare ``source`` and ``target`` (both already checked) and repair when ``options.repair``.
+
+    Raises:
+        WorkFailed: a scan failed for a reason other than throttling.
+    """
+    started = time.monotonic()
+    retrier = Retrier(options.max_attempts)
+    stop = threading.Event()
+    scanner = _Scanner(options, retrier, stop)
+    key = source.info.key
+    per_segment: list[dict[KeyId, bytes]] = [{} for _ in range(options.segments)]
+    extra: list[list[KeyId]] = [[] for _ in range(options.segments)]
+    different: list[list[KeyId]] = [[] for _ in range(options.segments)]
+    phase = ["scanning source"]
+    expected = source.info.item_count + target.info.item_count
+    rate = Rate(expected)
+
+    def render() -> str:
+        s, t = scanner.scanned["source"], scanner.scanned["target"]
+        total = f"/~{expected:,}" if expected else ""
+        return (
+            f"verify {source.info.label()} vs {target.info.label()}: {phase[0]}; read {s + t:,}{total} "
+            f"(source {s:,}, target {t:,}) | {rate.describe(s + t)}"
+        )
+
+    with Progress(render, progress_stream, enabled=show_progress):
+        # Each source segment writes only its own dict, so no lock is needed while scanning.
+        scanner.scan(source, "source", lambda seg, k, d: per_segment[seg].__setitem__(k, d))
+        digests: dict[KeyId, bytes] = {}
+        for part in per_segment:
+            digests.update(part)
+            part.clear()
+        source_items = len(digests)
+        matching = [0] * options.segments
+        phase[0] = "scanning target"
+
+        def compare(seg: int, k: KeyId, d: bytes) -> None:
+            # dict.pop is atomic in CPython; the segments of one scan never share a key.
+            expected_digest = digests.pop(k, None)
+            if expected_digest is None:
+                extra[seg].append(k)
+            elif expected_digest != d:
+                different[seg].append(k)
+            else:
+                matching[seg] += 1
+
+        scanner.scan(target, "target", compare)
+        missing = list(digests)
+        digests.clear()
+        phase[0] = "re-reading differences"
+        found = VerifyResult(
+            source_items=source_items,
+            target_items=scanner.scanned["target"],
+            matching=sum(matching),
+            missing=missing,
+            extra=[k for part in extra for k in part],
+            different=[k for part in different for k in part],
+        )
+        repairer = Repairer(source, target, options, retrier)
+        _reread(found, repairer, options.workers)
+        if options.repair and found.difference_count:
+            phase[0] = "dry run" if options.dry_run else "repairing"
+            found.repair = repairer.repair_all(found.missing + found.extra + found.different, options.workers)
+    found.seconds = time.monotonic() - started
+    return found
+
+
+def _reread(found: VerifyResult, repairer: Repairer, workers: int) -> None:
+    """Re-classify every difference from consistent reads of both tables (in-flight changes settle)."""
+    suspects = found.missing + found.extra + found.different
+    found.missing, found.extra, found.different = [], [], []
+    with ThreadPoolExecutor(workers, thread_name_prefix="reread") as pool:
+        for key_id, status in zip(suspects, pool.map(repairer.classify, suspects)):
+            if status == "missing":
+                found.missing.append(key_id)
+            elif status == "extra":
+                found.extra.append(key_id)
+            elif status == "different":
+                found.different.append(key_id)
+            else:
+                found.settled_on_reread += 1
+
+
+def verify_json(result: VerifyResult, key_schema: Any) -> dict[str, Any]:
+    """The ``--json`` document: counts, every differing key (DynamoDB JSON), and the repair."""
+
+    def keys(ids: list[KeyId]) -> list[dict[str, Any]]:
+        return [to_json_item(key_schema.key_from_id(k)) for k in ids]
+
+    doc: dict[str, Any] = {
+        "command": "verify",
+        "inSync": not result.differences_remain,
+        "sourceItems": result.source_items,
+        "targetItems": result.target_items,
+        "matching": result.matching,
+        "settledOnReread": result.settled_on_reread,
+        "missing": keys(result.missing),
+        "extra": keys(result.extra),
+        "different": keys(result.different),
+        "seconds": round(result.seconds, 3),
+    }
+    if result.repair is not None:
+        doc["repair"] = result.repair.as_json(key_schema)
+    return doc
+
+
+def verify_text(result: VerifyResult, key_schema: Any, show: int) -> list[str]:
+    """Human lines: the counts, then up to ``show`` keys per kind of difference."""
+    lines = [
+        f"source {result.source_items:,} items, target {result.target_items:,} items, "
+        f"{result.matching:,} identical; missing {len(result.missing):,}, extra {len(result.extra):,}, "
+        f"different {len(result.different):,}"
+        + (f" ({result.settled_on_reread:,} more settled on re-read)" if result.settled_on_reread else "")
+    ]
+    for title, ids in (("missing in target", result.missing), ("extra in target", result.extra),
+                       ("different", result.different)):
+        if ids:
+            lines.append(f"{title}:")
+            lines += [f"  {key_text(key_schema.key_from_id(k))}" for k in ids[:show]]
+            if len(ids) > show:
+                lines.append(f"  ... and {len(ids) - show:,} more (--show N, or --json for all)")
+    if result.repair is not None:
+        lines += result.repair.text_lines(key_schema, show)
+    return lines
