@@ -81,3 +81,6 @@ METADATA_PREFIX = "_rep_"
 CONFLICT_ATTRIBUTE = "updatedAt"
 #: Concurrent writes per invocation.
 MAX_CONCURRENCY = 64
+#: Multi-active: with no table TTL attribute of the user's, tables get TTL on ``<metadata prefix>expiresAt``
+#: so that the replicator's delete tombstones expire (``REPLICATION_TTL_ATTRIBUTE``).
+TOMBSTONE_TTL_SUFFIX = "expiresAt"

@@ -60,7 +60,9 @@ class ReplicatedTable(Construct):
     stacks, so ``cdk deploy --all`` creates the targets before the replicator starts reading.
 
     Multi-active: every location is a writer with a ``NEW_AND_OLD_IMAGES`` stream and its own replicator
-    that sends its writes to every other location (full mesh). There are no stack dependencies (they would
+    that sends its writes to every other location (full mesh). Every copy must be in its own region. Tables
+    get TTL on ``time_to_live_attribute`` or, by default, on ``<metadata prefix>expiresAt``, and the
+    replicator writes its delete tombstones' expiry there (``REPLICATION_TTL_ATTRIBUTE``). There are no stack dependencies (they would
     be circular): the mappings retry until the other stacks exist, within ``max_record_age``.
 
     Cross-account targets (``cross_account_access``):
@@ -165,7 +167,7 @@ class ReplicatedTable(Construct):
             write_capacity=write_capacity,
             global_secondary_indexes=tuple(global_secondary_indexes),
             local_secondary_indexes=tuple(local_secondary_indexes),
-            time_to_live_attribute=time_to_live_attribute,
+            time_to_live_attribute=self._ttl_attribute(mode, time_to_live_attribute),
             encryption=encryption,
             point_in_time_recovery=point_in_time_recovery,
             deletion_protection=deletion_protection,
@@ -420,6 +422,12 @@ class ReplicatedTable(Construct):
                 "set encryption_key_arn on the source TableLocation",
             )
 
+    def _ttl_attribute(self, mode: ReplicationMode, requested: str | None) -> str | None:
+        """The tables' TTL attribute: multi-active tables always need one, for the replicator's tombstones."""
+        if mode == ReplicationMode.MULTI_ACTIVE and requested is None:
+            return self._replicator_options.metadata_prefix + defaults.TOMBSTONE_TTL_SUFFIX
+        return requested
+
     # --- building ---------------------------------------------------------------------------------------
 
     def _source_table(self, existing: ExistingSource | None) -> dynamodb.ITable:
@@ -550,6 +558,7 @@ class ReplicatedTable(Construct):
             mode=self.mode,
             conflict_attribute=self._conflict_attribute,
             conflict_strategy=self._conflict_strategy,
+            ttl_attribute=self.table_options.time_to_live_attribute if self.mode == ReplicationMode.MULTI_ACTIVE else None,
             options=self._replicator_options,
         )
 

@@ -62,7 +62,7 @@ class ReplicatorOptions:
         log_retention: retention of the function's own log group. Default: one month.
         log_level: replicator log level (``LOG_LEVEL``). Default: ``"INFO"``.
         metadata_prefix: prefix of the replicator's metadata attributes. Default: ``"_rep_"``.
-        max_concurrency: concurrent writes per invocation (``REPLICATION_MAX_CONCURRENCY``). Default: 64.
+        max_concurrency: concurrent writes per invocation (``REPLICATION_MAX_CONCURRENCY``, 1-512). Default: 64.
         starting_position: where a new mapping starts reading. Default: ``TRIM_HORIZON``.
         batch_size: records per invocation (1-10000). Default: 100.
         max_batching_window: wait for a fuller batch (0-300 s). Default: 0 s.
@@ -108,7 +108,8 @@ class ReplicatorOptions:
         if age != -1:
             _in_range(path, "max_record_age (seconds)", age, 60, 604800, extra="or -1 for unlimited")
         _in_range(path, "parallelization_factor", self.parallelization_factor, 1, 10)
-        _in_range(path, "max_concurrency", self.max_concurrency, 1, 1000)
+        # The replicator caps REPLICATION_MAX_CONCURRENCY at 512 (one thread and pooled connection each).
+        _in_range(path, "max_concurrency", self.max_concurrency, 1, 512)
         if not _METADATA_PREFIX_RE.match(self.metadata_prefix):
             raise ReplicationConfigError(
                 path,
@@ -196,6 +197,9 @@ class Replicator(Construct):
         mode: Default: ``ONE_WAY``.
         conflict_attribute: multi-active only. Default: ``"updatedAt"``.
         conflict_strategy: multi-active only. Default: ``TIMESTAMP``.
+        ttl_attribute: the tables' TTL attribute, used by the replicator for its delete tombstones
+            (``REPLICATION_TTL_ATTRIBUTE``). Default: not written (the replicator's default,
+            ``<metadata prefix>expiresAt``).
         options: function and mapping tunables. Default: ``ReplicatorOptions()``.
     """
 
@@ -213,6 +217,7 @@ class Replicator(Construct):
         mode: ReplicationMode = ReplicationMode.ONE_WAY,
         conflict_attribute: str | None = None,
         conflict_strategy: ConflictStrategy | None = None,
+        ttl_attribute: str | None = None,
         options: ReplicatorOptions | None = None,
     ) -> None:
         super().__init__(scope, id)
@@ -237,6 +242,17 @@ class Replicator(Construct):
                 "ONE_WAY mode, where there are no conflicts to resolve",
                 "drop them, or use mode=ReplicationMode.MULTI_ACTIVE",
             )
+
+        _check_attribute_names(path, key, mode, conflict_attribute, options.metadata_prefix)
+        if mode == ReplicationMode.MULTI_ACTIVE:
+            regions = [source.region, *(t.table.region for t in targets)]
+            if len(set(regions)) != len(regions):
+                raise ReplicationConfigError(
+                    path,
+                    f"MULTI_ACTIVE copies share a region ({', '.join(sorted(regions))}); the origin region breaks "
+                    "ties between equal conflict values, so it must identify one copy",
+                    "put every multi-active copy in its own region",
+                )
 
         self.source = source
         self.targets = tuple(targets)
@@ -270,7 +286,7 @@ class Replicator(Construct):
         )
         self._acknowledge_role_findings(statements)
 
-        self.environment = self._environment(key, mode, conflict_attribute, conflict_strategy, options)
+        self.environment = self._environment(key, mode, conflict_attribute, conflict_strategy, ttl_attribute, options)
         self.function = lambda_.Function(
             self,
             "Function",
@@ -375,6 +391,7 @@ class Replicator(Construct):
         mode: ReplicationMode,
         conflict_attribute: str | None,
         conflict_strategy: ConflictStrategy | None,
+        ttl_attribute: str | None,
         options: ReplicatorOptions,
     ) -> dict[str, str]:
         env = {
@@ -390,6 +407,8 @@ class Replicator(Construct):
         if mode == ReplicationMode.MULTI_ACTIVE:
             env["REPLICATION_CONFLICT_ATTRIBUTE"] = conflict_attribute or defaults.CONFLICT_ATTRIBUTE
             env["REPLICATION_CONFLICT_STRATEGY"] = (conflict_strategy or ConflictStrategy.TIMESTAMP).value
+        if ttl_attribute is not None:
+            env["REPLICATION_TTL_ATTRIBUTE"] = ttl_attribute
         for name, value in env.items():
             if Token.is_unresolved(value):
                 raise ReplicationConfigError(
@@ -405,6 +424,29 @@ class Replicator(Construct):
                 "use shorter table names or fewer targets per replicator",
             )
         return env
+
+
+def _check_attribute_names(
+    path: str, key: KeySchema, mode: ReplicationMode, conflict_attribute: str | None, prefix: str
+) -> None:
+    """Reject names the replicator would refuse at cold start (lambda_src/replicator/config.py)."""
+    key_names = [n for n in (key.partition_key, key.sort_key) if n is not None]
+    for name in key_names:
+        if name.startswith(prefix):
+            raise ReplicationConfigError(
+                path,
+                f"metadata_prefix {prefix!r} is a prefix of key attribute {name!r}; the replicator would treat "
+                "the key as its own metadata",
+                "choose a metadata_prefix no attribute of yours starts with",
+            )
+    if mode == ReplicationMode.MULTI_ACTIVE:
+        attribute = conflict_attribute or defaults.CONFLICT_ATTRIBUTE
+        if attribute.startswith(prefix) or attribute in key_names:
+            raise ReplicationConfigError(
+                path,
+                f"conflict_attribute {attribute!r} is a key attribute or starts with metadata_prefix {prefix!r}",
+                "use an application attribute that holds the write's timestamp or version",
+            )
 
 
 def _json(value: object) -> str:

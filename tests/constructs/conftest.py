@@ -1,0 +1,132 @@
+"""Module-scoped synthesized apps, one per stack shape, shared by the construct tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_dynamodb as dynamodb
+
+from cdk_replication import (
+    CrossAccountAccess,
+    ExistingSource,
+    ReplicatedTable,
+    ReplicationMode,
+    TableLocation,
+)
+
+from construct_helpers import OTHER_ACCOUNT, PK, SK, SOURCE_ACCOUNT, Synthesized, synth
+
+IMPORTED_STREAM_ARN = (
+    f"arn:aws:dynamodb:us-west-2:{SOURCE_ACCOUNT}:table/Orders/stream/2026-01-01T00:00:00.000"
+)
+SOURCE_KEY_ARN = f"arn:aws:kms:us-west-2:{SOURCE_ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
+REPLICA_KEY_ARN = f"arn:aws:kms:us-east-1:{SOURCE_ACCOUNT}:key/66666666-7777-8888-9999-000000000000"
+FOREIGN_KEY_ARN = f"arn:aws:kms:eu-west-1:{OTHER_ACCOUNT}:key/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+
+
+def _out(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    return tmp_path_factory.mktemp(name)
+
+
+@pytest.fixture(scope="package")
+def one_way(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The tutorial shape with defaults only: new source in us-west-2, replica in us-east-1."""
+
+    def build(app: cdk.App) -> ReplicatedTable:
+        return ReplicatedTable(
+            app,
+            "Employee",
+            source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT),
+            replicas=[TableLocation(region="us-east-1")],
+            partition_key=PK,
+        )
+
+    return synth(_out(tmp_path_factory, "one_way"), build)
+
+
+@pytest.fixture(scope="package")
+def imported(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """An existing CMK-encrypted source table with a sort key, a CMK replica and a same-region audit copy."""
+
+    def build(app: cdk.App) -> ReplicatedTable:
+        return ReplicatedTable(
+            app,
+            "Orders",
+            source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT, encryption_key_arn=SOURCE_KEY_ARN),
+            replicas=[
+                TableLocation(region="us-east-1", encryption_key_arn=REPLICA_KEY_ARN),
+                TableLocation(region="us-west-2", table_name="OrdersAudit", encryption_key_arn=SOURCE_KEY_ARN),
+            ],
+            existing_source=ExistingSource(
+                stream_arn=IMPORTED_STREAM_ARN,
+                stream_view_type=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+                partition_key=PK,
+                sort_key=SK,
+            ),
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+        )
+
+    return synth(_out(tmp_path_factory, "imported"), build)
+
+
+@pytest.fixture(scope="package")
+def cross_account(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """Replica in another account through a writer role (the default), with a customer-managed key."""
+
+    def build(app: cdk.App) -> ReplicatedTable:
+        return ReplicatedTable(
+            app,
+            "Employee",
+            source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT, encryption_key_arn=SOURCE_KEY_ARN),
+            replicas=[TableLocation(region="eu-west-1", account=OTHER_ACCOUNT, encryption_key_arn=FOREIGN_KEY_ARN)],
+            partition_key=PK,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+        )
+
+    return synth(_out(tmp_path_factory, "cross_account"), build)
+
+
+@pytest.fixture(scope="package")
+def resource_policy(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """Replica in another account through a table resource policy."""
+
+    def build(app: cdk.App) -> ReplicatedTable:
+        return ReplicatedTable(
+            app,
+            "Employee",
+            source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT),
+            replicas=[TableLocation(region="eu-west-1", account=OTHER_ACCOUNT)],
+            partition_key=PK,
+            cross_account_access=CrossAccountAccess.RESOURCE_POLICY,
+        )
+
+    return synth(_out(tmp_path_factory, "resource_policy"), build)
+
+
+@pytest.fixture(scope="package")
+def multi_active(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """Three writers, one of them in another account."""
+
+    def build(app: cdk.App) -> ReplicatedTable:
+        return ReplicatedTable(
+            app,
+            "Profiles",
+            source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT),
+            replicas=[TableLocation(region="us-east-1"), TableLocation(region="eu-west-1", account=OTHER_ACCOUNT)],
+            partition_key=PK,
+            sort_key=SK,
+            mode=ReplicationMode.MULTI_ACTIVE,
+        )
+
+    return synth(_out(tmp_path_factory, "multi_active"), build)
+
+
+ALL_SHAPES = ("one_way", "imported", "cross_account", "resource_policy", "multi_active")
+
+
+@pytest.fixture(params=ALL_SHAPES)
+def any_shape(request: pytest.FixtureRequest) -> Synthesized:
+    """Each shape in turn (for checks that hold for every synthesized stack)."""
+    return request.getfixturevalue(request.param)
