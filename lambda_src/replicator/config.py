@@ -1,0 +1,243 @@
+"""The replicator's configuration: the environment variables the construct writes, parsed once at cold start.
+
+Every variable is validated here, so a bad value fails the cold start with a message naming the variable
+instead of failing each record later. See docs/architecture.md for the contract.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """An environment variable is missing or holds a value the replicator cannot use."""
+
+
+class Mode(enum.Enum):
+    ONE_WAY = "ONE_WAY"
+    MULTI_ACTIVE = "MULTI_ACTIVE"
+
+
+class ConflictStrategy(enum.Enum):
+    """How the conflict attribute orders writes. Both are numbers; the names document the intent."""
+
+    TIMESTAMP = "TIMESTAMP"
+    VERSION = "VERSION"
+
+
+class TtlDeletes(enum.Enum):
+    """What to do with a delete made by DynamoDB's TTL process (userIdentity dynamodb.amazonaws.com)."""
+
+    REPLICATE = "REPLICATE"
+    SKIP = "SKIP"
+
+
+#: Default of REPLICATION_METADATA_PREFIX.
+DEFAULT_METADATA_PREFIX = "_rep_"
+#: Default of REPLICATION_CONFLICT_ATTRIBUTE.
+DEFAULT_CONFLICT_ATTRIBUTE = "updatedAt"
+#: Default of REPLICATION_MAX_CONCURRENCY (concurrent write requests per invocation).
+DEFAULT_MAX_CONCURRENCY = 64
+#: Upper bound of REPLICATION_MAX_CONCURRENCY: each concurrent write holds a thread and a pooled connection.
+MAX_CONCURRENCY_LIMIT = 512
+#: Default of REPLICATION_TOMBSTONE_TTL_SECONDS: two days, comfortably above stream retention (24 h) plus the
+#: construct's maximum record age (1 h) plus DynamoDB's TTL deletion delay.
+DEFAULT_TOMBSTONE_TTL_SECONDS = 2 * 24 * 3600
+#: Stream retention: a tombstone must outlive every record that could still arrive.
+STREAM_RETENTION_SECONDS = 24 * 3600
+
+_ACCOUNT = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """One table: where it lives and, for a target in another account, the writer role to assume."""
+
+    table_name: str
+    region: str
+    account: str
+    role_arn: str | None = None
+
+    def describe(self) -> str:
+        """``region/account/table``: how logs and metrics name a table."""
+        return f"{self.region}/{self.account}/{self.table_name}"
+
+
+@dataclass(frozen=True)
+class KeySchema:
+    """The table's primary key attribute names (the same in every copy)."""
+
+    partition_key: str
+    sort_key: str | None = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.partition_key,) if self.sort_key is None else (self.partition_key, self.sort_key)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the replicator needs, immutable for the life of the container."""
+
+    mode: Mode
+    source: TableRef
+    targets: tuple[TableRef, ...]
+    key: KeySchema
+    metadata_prefix: str = DEFAULT_METADATA_PREFIX
+    conflict_attribute: str = DEFAULT_CONFLICT_ATTRIBUTE
+    conflict_strategy: ConflictStrategy = ConflictStrategy.TIMESTAMP
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    log_level: str = "INFO"
+    ttl_deletes: TtlDeletes = TtlDeletes.REPLICATE
+    tombstone_ttl_seconds: int = DEFAULT_TOMBSTONE_TTL_SECONDS
+    ttl_attribute: str = DEFAULT_METADATA_PREFIX + "expiresAt"
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name} is required")
+    return value
+
+
+def _json(env: Mapping[str, str], name: str) -> Any:
+    raw = _required(env, name)
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{name} is not valid JSON: {exc.msg} at position {exc.pos}") from None
+
+
+def _enum(env: Mapping[str, str], name: str, kind: type[enum.Enum], default: enum.Enum) -> Any:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return kind(raw.upper())
+    except ValueError:
+        allowed = ", ".join(m.value for m in kind)
+        raise ConfigError(f"{name}={raw!r} is not one of {allowed}") from None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is outside {low}..{high}")
+    return value
+
+
+def _table_ref(value: Any, name: str, allow_role: bool) -> TableRef:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a JSON object with tableName, region and account")
+    unknown = set(value) - {"tableName", "region", "account", *(("roleArn",) if allow_role else ())}
+    if unknown:
+        raise ConfigError(f"{name} has unknown field(s): {', '.join(sorted(unknown))}")
+    fields: dict[str, str] = {}
+    for field in ("tableName", "region", "account"):
+        raw = value.get(field)
+        if not isinstance(raw, str) or not raw:
+            raise ConfigError(f"{name}.{field} must be a non-empty string")
+        fields[field] = raw
+    if not _ACCOUNT.match(fields["account"]):
+        raise ConfigError(f"{name}.account={fields['account']!r} is not a 12-digit account id")
+    if not _REGION.match(fields["region"]):
+        raise ConfigError(f"{name}.region={fields['region']!r} is not a region name such as us-east-1")
+    role = value.get("roleArn")
+    if role is not None and (not isinstance(role, str) or not role.startswith("arn:")):
+        raise ConfigError(f"{name}.roleArn must be an IAM role ARN")
+    return TableRef(fields["tableName"], fields["region"], fields["account"], role)
+
+
+def load_config(env: Mapping[str, str]) -> Config:
+    """Parse and validate the REPLICATION_* variables (and LOG_LEVEL) of ``env``.
+
+    Raises:
+        ConfigError: naming the first variable that is missing or invalid.
+    """
+    mode = _enum(env, "REPLICATION_MODE", Mode, Mode.ONE_WAY)
+    source = _table_ref(_json(env, "REPLICATION_SOURCE"), "REPLICATION_SOURCE", allow_role=False)
+
+    raw_targets = _json(env, "REPLICATION_TARGETS")
+    if not isinstance(raw_targets, list) or not raw_targets:
+        raise ConfigError("REPLICATION_TARGETS must be a non-empty JSON list")
+    targets = tuple(
+        _table_ref(t, f"REPLICATION_TARGETS[{i}]", allow_role=True) for i, t in enumerate(raw_targets)
+    )
+    seen: set[tuple[str, str, str]] = set()
+    for target in targets:
+        where = (target.table_name, target.region, target.account)
+        if where in seen:
+            raise ConfigError(f"REPLICATION_TARGETS names {target.describe()} twice")
+        seen.add(where)
+        if where == (source.table_name, source.region, source.account):
+            raise ConfigError(f"REPLICATION_TARGETS names the source table {source.describe()}")
+    if mode is Mode.MULTI_ACTIVE:
+        # The origin region is the tie-breaker between equal conflict values, so it must identify one copy.
+        regions = [source.region, *(t.region for t in targets)]
+        if len(set(regions)) != len(regions):
+            raise ConfigError("REPLICATION_TARGETS: in MULTI_ACTIVE mode every copy must be in its own region")
+
+    raw_key = _json(env, "REPLICATION_KEY")
+    if not isinstance(raw_key, dict) or not isinstance(raw_key.get("partitionKey"), str) or not raw_key["partitionKey"]:
+        raise ConfigError('REPLICATION_KEY must be {"partitionKey": name, "sortKey": name or null}')
+    sort_key = raw_key.get("sortKey")
+    if sort_key is not None and (not isinstance(sort_key, str) or not sort_key):
+        raise ConfigError("REPLICATION_KEY.sortKey must be a non-empty string or null")
+    key = KeySchema(raw_key["partitionKey"], sort_key)
+
+    prefix = env.get("REPLICATION_METADATA_PREFIX", "").strip() or DEFAULT_METADATA_PREFIX
+    for name in key.names:
+        if name.startswith(prefix):
+            raise ConfigError(f"REPLICATION_METADATA_PREFIX={prefix!r} is a prefix of key attribute {name!r}")
+    conflict_attribute = env.get("REPLICATION_CONFLICT_ATTRIBUTE", "").strip() or DEFAULT_CONFLICT_ATTRIBUTE
+    if mode is Mode.MULTI_ACTIVE:
+        if conflict_attribute.startswith(prefix):
+            raise ConfigError(
+                f"REPLICATION_CONFLICT_ATTRIBUTE={conflict_attribute!r} starts with the metadata prefix {prefix!r}"
+            )
+        if conflict_attribute in key.names:
+            raise ConfigError(f"REPLICATION_CONFLICT_ATTRIBUTE={conflict_attribute!r} is a key attribute")
+
+    log_level = (env.get("LOG_LEVEL") or env.get("POWERTOOLS_LOG_LEVEL") or "INFO").strip().upper()
+    if log_level not in _LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL={log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
+
+    # TTL deletes: a one-way copy must mirror the source, so they are replicated. Multi-active copies all hold
+    # the same TTL attribute values and expire their own items, so sending them would only add tombstones.
+    ttl_default = TtlDeletes.REPLICATE if mode is Mode.ONE_WAY else TtlDeletes.SKIP
+    ttl_attribute = env.get("REPLICATION_TTL_ATTRIBUTE", "").strip() or prefix + "expiresAt"
+    if ttl_attribute in key.names or ttl_attribute == conflict_attribute:
+        raise ConfigError(f"REPLICATION_TTL_ATTRIBUTE={ttl_attribute!r} is a key or the conflict attribute")
+    return Config(
+        mode=mode,
+        source=source,
+        targets=targets,
+        key=key,
+        metadata_prefix=prefix,
+        conflict_attribute=conflict_attribute,
+        conflict_strategy=_enum(env, "REPLICATION_CONFLICT_STRATEGY", ConflictStrategy, ConflictStrategy.TIMESTAMP),
+        max_concurrency=_int(env, "REPLICATION_MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY, 1, MAX_CONCURRENCY_LIMIT),
+        log_level=log_level,
+        ttl_deletes=_enum(env, "REPLICATION_TTL_DELETES", TtlDeletes, ttl_default),
+        tombstone_ttl_seconds=_int(
+            env,
+            "REPLICATION_TOMBSTONE_TTL_SECONDS",
+            DEFAULT_TOMBSTONE_TTL_SECONDS,
+            STREAM_RETENTION_SECONDS + 3600,
+            366 * 24 * 3600,
+        ),
+        ttl_attribute=ttl_attribute,
+    )

@@ -1,0 +1,173 @@
+"""One invocation: parse the batch, plan each item, apply the plans concurrently, report what failed.
+
+Lambda resumes a shard from the lowest ``itemIdentifier`` returned and re-delivers every record after it.
+Writes are idempotent in stream order, so re-applying records that did succeed is harmless; what must never
+happen is a later record of an item being applied while an earlier one of the same item is still pending.
+Hence an item stops at its first failed record, and the batch reports the lowest failed sequence number.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Executor, ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from .attributes import ItemKey, key_for_log
+from .clients import AssumeRole, ClientFactory
+from .config import Config, Mode
+from .plan import ItemPlan, TargetFailure
+from .records import Change, group_by_item, parse_event
+from .retry import Deadline
+from .telemetry import InvocationMetrics, configure_logger, log
+
+
+class Replication(Protocol):
+    """A replication mode: how one item's records become writes, and how those writes are applied."""
+
+    def plan(self, key: ItemKey, changes: Sequence[Change]) -> ItemPlan: ...
+
+    def apply(
+        self, plans: Sequence[ItemPlan], pool: Executor, deadline: Deadline
+    ) -> dict[ItemKey, list[TargetFailure]]: ...
+
+
+class Processor:
+    """Holds what lives as long as the container (clients, thread pool, logger) and handles invocations.
+
+    Args:
+        config: the parsed environment.
+        assume_role: STS call used for targets with a ``roleArn``; default: real STS (tests replace it).
+    """
+
+    def __init__(self, config: Config, assume_role: AssumeRole | None = None) -> None:
+        self.config = config
+        self.logger = configure_logger(config.log_level)
+        self.clients = ClientFactory(
+            config.max_concurrency, session_name=f"cdk-replication-{config.source.table_name}", assume_role=assume_role
+        )
+        self.replication: Replication = self._replication()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _replication(self) -> Replication:
+        if self.config.mode is Mode.ONE_WAY:
+            from .one_way import OneWayReplication
+
+            return OneWayReplication(self.config, self.clients)
+        from .multi_active import MultiActiveReplication
+
+        return MultiActiveReplication(self.config, self.clients, self.logger)
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        # Created on first use and kept: threads (like clients) are reused by later invocations.
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.config.max_concurrency, thread_name_prefix="replicator")
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the worker threads (tests and local workers; Lambda simply freezes the container)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def process(self, event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+        """Handle one Lambda event; return the partial batch response.
+
+        Raises whatever is unexpected (a malformed event, a bug): the invocation then fails and Lambda
+        retries or bisects the batch instead of taking it as done.
+        """
+        metrics = InvocationMetrics(self.config.source.table_name)
+        deadline = Deadline.from_remaining_ms(context.get_remaining_time_in_millis())
+        request_id = getattr(context, "aws_request_id", None)
+        try:
+            changes = parse_event(event, self.config.key)
+            metrics.received = len(changes)
+            now = time.time()
+            for change in changes:
+                metrics.observe_lag(change.created_at, now)
+            plans = [self.replication.plan(key, group) for key, group in group_by_item(changes).items()]
+            failures = self.replication.apply(plans, self.pool, deadline) if plans else {}
+            lowest = self._settle(plans, failures, metrics, request_id)
+        except Exception:
+            self.logger.exception(
+                "invocation failed; Lambda will retry the batch", extra={"fields": {"requestId": request_id}}
+            )
+            raise
+        finally:
+            metrics.flush()
+        if lowest is None:
+            return {"batchItemFailures": []}
+        return {"batchItemFailures": [{"itemIdentifier": lowest.sequence_number}]}
+
+    def _settle(
+        self,
+        plans: Sequence[ItemPlan],
+        failures: Mapping[ItemKey, list[TargetFailure]],
+        metrics: InvocationMetrics,
+        request_id: str | None,
+    ) -> Change | None:
+        """Count, log and reduce the outcome to the lowest record not applied (``None``: all applied)."""
+        by_index = {c.index: c for plan in plans for c in plan.changes}
+        lowest: Change | None = None
+        for plan in plans:
+            stop: int | None = None
+            if plan.blocked is not None:
+                stop = plan.blocked.change.index
+                metrics.failures[plan.blocked.code] += 1
+                self._log_failure(plan, plan.blocked.change, None, plan.blocked.code, plan.blocked.message, request_id)
+            item_failures = failures.get(plan.key, [])
+            if item_failures:
+                assert plan.covers_from is not None
+                stop = plan.covers_from if stop is None else min(stop, plan.covers_from)
+                first = by_index[plan.covers_from]
+                for target_failure in item_failures:
+                    failure = target_failure.failure
+                    metrics.failures[failure.code] += 1
+                    self._log_failure(
+                        plan,
+                        first,
+                        target_failure.target.describe(),
+                        failure.code,
+                        failure.message,
+                        request_id,
+                        retriesExhausted=failure.retries_exhausted,
+                    )
+            skipped = {c.index for c in plan.skipped}
+            for change in plan.changes:
+                if stop is not None and change.index >= stop:
+                    metrics.failed += 1
+                elif change.index in skipped:
+                    metrics.skipped += 1
+                else:
+                    metrics.applied += 1
+            if stop is not None and (lowest is None or stop < lowest.index):
+                lowest = by_index[stop]
+        return lowest
+
+    def _log_failure(
+        self,
+        plan: ItemPlan,
+        change: Change,
+        target: str | None,
+        code: str,
+        message: str,
+        request_id: str | None,
+        **extra: Any,
+    ) -> None:
+        log(
+            self.logger,
+            logging.ERROR,
+            "record not applied; reported to Lambda for re-delivery",
+            sourceTable=self.config.source.describe(),
+            targetTable=target,
+            key=key_for_log(plan.key),
+            sequenceNumber=change.sequence_number,
+            eventName=change.event_name,
+            errorCode=code,
+            error=message,
+            recordsHeldBack=sum(1 for c in plan.changes if c.index >= change.index),
+            requestId=request_id,
+            **extra,
+        )
