@@ -16,15 +16,18 @@ from cdk_replication import (
     TableLocation,
 )
 
-from construct_helpers import OTHER_ACCOUNT, PK, SK, SOURCE_ACCOUNT, Synthesized, synth
-
-IMPORTED_STREAM_ARN = (
-    f"arn:aws:dynamodb:us-west-2:{SOURCE_ACCOUNT}:table/Orders/stream/2026-01-01T00:00:00.000"
+from construct_helpers import (
+    FOREIGN_KEY_ARN,
+    IMPORTED_STREAM_ARN,
+    OTHER_ACCOUNT,
+    PK,
+    REPLICA_KEY_ARN,
+    SK,
+    SOURCE_ACCOUNT,
+    SOURCE_KEY_ARN,
+    Synthesized,
+    synth,
 )
-SOURCE_KEY_ARN = f"arn:aws:kms:us-west-2:{SOURCE_ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
-REPLICA_KEY_ARN = f"arn:aws:kms:us-east-1:{SOURCE_ACCOUNT}:key/66666666-7777-8888-9999-000000000000"
-FOREIGN_KEY_ARN = f"arn:aws:kms:eu-west-1:{OTHER_ACCOUNT}:key/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
-
 
 def _out(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     return tmp_path_factory.mktemp(name)

@@ -21,6 +21,12 @@ SOURCE_ACCOUNT = "111111111111"
 OTHER_ACCOUNT = "222222222222"
 PK = dynamodb.Attribute(name="Id", type=dynamodb.AttributeType.NUMBER)
 SK = dynamodb.Attribute(name="Version", type=dynamodb.AttributeType.STRING)
+IMPORTED_STREAM_ARN = (
+    f"arn:aws:dynamodb:us-west-2:{SOURCE_ACCOUNT}:table/Orders/stream/2026-01-01T00:00:00.000"
+)
+SOURCE_KEY_ARN = f"arn:aws:kms:us-west-2:{SOURCE_ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
+REPLICA_KEY_ARN = f"arn:aws:kms:us-east-1:{SOURCE_ACCOUNT}:key/66666666-7777-8888-9999-000000000000"
+FOREIGN_KEY_ARN = f"arn:aws:kms:eu-west-1:{OTHER_ACCOUNT}:key/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 
 
 @dataclass
