@@ -67,8 +67,8 @@ class ReplicatorOptions:
         batch_size: records per invocation (1-10000). Default: 100.
         max_batching_window: wait for a fuller batch (0-300 s). Default: 0 s.
         retry_attempts: retries of a failed batch (-1 = until the record expires, 0-10000). Default: 10.
-        max_record_age: records older than this go to the failure queue (-1 s = never, else 60 s-7 days).
-            Default: 1 hour.
+        max_record_age: records older than this go to the failure queue (60 s-7 days; ``None`` = never,
+            Lambda's -1). Default: 1 hour.
         bisect_batch_on_error: split a failing batch and retry the halves. Default: ``True``.
         report_batch_item_failures: honour the replicator's partial batch response. Default: ``True``.
         parallelization_factor: concurrent batches per shard (1-10); above 1 items are still ordered per
@@ -88,7 +88,7 @@ class ReplicatorOptions:
     batch_size: int = defaults.BATCH_SIZE
     max_batching_window: Duration = defaults.MAX_BATCHING_WINDOW
     retry_attempts: int = defaults.RETRY_ATTEMPTS
-    max_record_age: Duration = defaults.MAX_RECORD_AGE
+    max_record_age: Duration | None = defaults.MAX_RECORD_AGE
     bisect_batch_on_error: bool = defaults.BISECT_BATCH_ON_ERROR
     report_batch_item_failures: bool = defaults.REPORT_BATCH_ITEM_FAILURES
     parallelization_factor: int = defaults.PARALLELIZATION_FACTOR
@@ -104,9 +104,9 @@ class ReplicatorOptions:
         )
         if self.retry_attempts != -1:
             _in_range(path, "retry_attempts", self.retry_attempts, 0, 10000, extra="or -1 for unlimited")
-        age = _seconds(path, "max_record_age", self.max_record_age)
-        if age != -1:
-            _in_range(path, "max_record_age (seconds)", age, 60, 604800, extra="or -1 for unlimited")
+        if self.max_record_age is not None:
+            age = _seconds(path, "max_record_age", self.max_record_age)
+            _in_range(path, "max_record_age (seconds)", age, 60, 604800, extra="or None for unlimited")
         _in_range(path, "parallelization_factor", self.parallelization_factor, 1, 10)
         # The replicator caps REPLICATION_MAX_CONCURRENCY at 512 (one thread and pooled connection each).
         _in_range(path, "max_concurrency", self.max_concurrency, 1, 512)
