@@ -283,3 +283,26 @@ def test_binary_values_arrive_as_bytes():
     from replicator.attributes import from_event_value
 
     assert from_event_value({"B": base64.b64encode(b"\x00\xff").decode()}) == {"B": b"\x00\xff"}
+
+
+def test_handler_entry_point(ddb_local, lambda_env, monkeypatch):
+    """The module Lambda loads: configuration from the environment at import, the partial batch response."""
+    import importlib
+    import sys
+
+    source = create_table(ddb_local, "src", SOURCE_REGION)
+    replica = create_table(ddb_local, "replica", REPLICA_REGION, stream=False)
+    lambda_env(SOURCE_REGION)
+    for name, value in replication_env(source, [replica.ref()], LOG_LEVEL="DEBUG").items():
+        monkeypatch.setenv(name, value)
+    source.client.put_item(TableName=source.name, Item={"pk": {"S": "a"}, "n": {"N": "1"}})
+    sys.modules.pop("replicator.handler", None)
+    module = importlib.import_module("replicator.handler")
+    try:
+        assert module.handler({"Records": source.new_records()}, FakeContext()) == {"batchItemFailures": []}
+        assert replica.items() == source.items()
+        with pytest.raises(ValueError, match="no Records"):
+            module.handler({}, FakeContext())
+    finally:
+        module.PROCESSOR.close()
+        sys.modules.pop("replicator.handler", None)

@@ -1,0 +1,98 @@
+"""Configuration parsing: defaults, and a bad value fails with a message naming its variable."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from replicator.config import ConfigError, ConflictStrategy, Mode, TtlDeletes, load_config
+
+SOURCE = {"tableName": "orders", "region": "us-east-1", "account": "111111111111"}
+TARGET = {"tableName": "orders", "region": "eu-west-1", "account": "111111111111"}
+
+
+def env(**overrides: object) -> dict[str, str]:
+    base: dict[str, object] = {
+        "REPLICATION_SOURCE": SOURCE,
+        "REPLICATION_TARGETS": [TARGET],
+        "REPLICATION_KEY": {"partitionKey": "pk", "sortKey": None},
+    }
+    base.update(overrides)
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in base.items()}
+
+
+def test_defaults():
+    config = load_config(env())
+    assert config.mode is Mode.ONE_WAY
+    assert config.metadata_prefix == "_rep_"
+    assert config.conflict_attribute == "updatedAt"
+    assert config.conflict_strategy is ConflictStrategy.TIMESTAMP
+    assert config.max_concurrency == 64
+    assert config.log_level == "INFO"
+    assert config.ttl_deletes is TtlDeletes.REPLICATE
+    assert config.ttl_attribute == "_rep_expiresAt"
+    assert config.tombstone_ttl_seconds == 172800
+    assert config.key.names == ("pk",)
+    assert config.targets[0].role_arn is None
+
+
+def test_multi_active_defaults_skip_ttl_deletes_and_follow_the_prefix():
+    config = load_config(env(REPLICATION_MODE="MULTI_ACTIVE", REPLICATION_METADATA_PREFIX="meta_"))
+    assert config.ttl_deletes is TtlDeletes.SKIP
+    assert config.ttl_attribute == "meta_expiresAt"
+
+
+def test_role_and_sort_key():
+    target = {**TARGET, "account": "222222222222", "roleArn": "arn:aws:iam::222222222222:role/w"}
+    config = load_config(env(REPLICATION_TARGETS=[target], REPLICATION_KEY={"partitionKey": "pk", "sortKey": "sk"}))
+    assert config.targets[0].role_arn == "arn:aws:iam::222222222222:role/w"
+    assert config.key.names == ("pk", "sk")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"REPLICATION_SOURCE": ""}, "REPLICATION_SOURCE is required"),
+        ({"REPLICATION_SOURCE": "{not json"}, "REPLICATION_SOURCE is not valid JSON"),
+        ({"REPLICATION_SOURCE": {**SOURCE, "account": "12"}}, r"REPLICATION_SOURCE\.account"),
+        ({"REPLICATION_SOURCE": {**SOURCE, "roleArn": "arn:x"}}, "REPLICATION_SOURCE has unknown field"),
+        ({"REPLICATION_TARGETS": []}, "REPLICATION_TARGETS must be a non-empty JSON list"),
+        ({"REPLICATION_TARGETS": [TARGET, TARGET]}, "REPLICATION_TARGETS names .* twice"),
+        ({"REPLICATION_TARGETS": [SOURCE]}, "REPLICATION_TARGETS names the source table"),
+        ({"REPLICATION_TARGETS": [{**TARGET, "region": "Europe"}]}, r"REPLICATION_TARGETS\[0\]\.region"),
+        ({"REPLICATION_TARGETS": [{**TARGET, "roleArn": 5}]}, r"REPLICATION_TARGETS\[0\]\.roleArn"),
+        ({"REPLICATION_KEY": {"sortKey": "sk"}}, "REPLICATION_KEY must be"),
+        ({"REPLICATION_MODE": "BOTH_WAYS"}, "REPLICATION_MODE='BOTH_WAYS' is not one of ONE_WAY, MULTI_ACTIVE"),
+        ({"REPLICATION_CONFLICT_STRATEGY": "RANDOM"}, "REPLICATION_CONFLICT_STRATEGY"),
+        ({"REPLICATION_MAX_CONCURRENCY": "many"}, "REPLICATION_MAX_CONCURRENCY='many' is not an integer"),
+        ({"REPLICATION_MAX_CONCURRENCY": "0"}, r"REPLICATION_MAX_CONCURRENCY=0 is outside 1\.\.512"),
+        ({"REPLICATION_MAX_CONCURRENCY": "513"}, "REPLICATION_MAX_CONCURRENCY=513"),
+        ({"REPLICATION_METADATA_PREFIX": "p"}, "REPLICATION_METADATA_PREFIX='p' is a prefix of key attribute"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL='LOUD'"),
+        ({"REPLICATION_TTL_DELETES": "SOMETIMES"}, "REPLICATION_TTL_DELETES"),
+        ({"REPLICATION_TOMBSTONE_TTL_SECONDS": "3600"}, "REPLICATION_TOMBSTONE_TTL_SECONDS=3600 is outside"),
+        ({"REPLICATION_TTL_ATTRIBUTE": "pk"}, "REPLICATION_TTL_ATTRIBUTE='pk'"),
+        (
+            {"REPLICATION_MODE": "MULTI_ACTIVE", "REPLICATION_TARGETS": [{**TARGET, "region": "us-east-1", "account": "222222222222"}]},
+            "every copy must be in its own region",
+        ),
+        ({"REPLICATION_MODE": "MULTI_ACTIVE", "REPLICATION_CONFLICT_ATTRIBUTE": "_rep_ts"}, "starts with the metadata"),
+        ({"REPLICATION_MODE": "MULTI_ACTIVE", "REPLICATION_CONFLICT_ATTRIBUTE": "pk"}, "is a key attribute"),
+    ],
+)
+def test_invalid_values_name_the_variable(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(env(**overrides))
+
+
+def test_cold_start_fails_on_bad_environment(monkeypatch):
+    import importlib
+    import sys
+
+    for name, value in env(REPLICATION_MAX_CONCURRENCY="-3").items():
+        monkeypatch.setenv(name, value)
+    sys.modules.pop("replicator.handler", None)
+    with pytest.raises(ConfigError, match="REPLICATION_MAX_CONCURRENCY"):
+        importlib.import_module("replicator.handler")
+    sys.modules.pop("replicator.handler", None)
