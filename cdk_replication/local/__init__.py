@@ -9,8 +9,10 @@ from cdk_replication.local.dynamodb_local import (
     credentials_for_account,
     find_installation,
 )
+from cdk_replication.local.event_source_mapping import MappingSettings, MappingStats, StreamEventSourceMapping
 from cdk_replication.local.faults import FunctionFaults, WriteFault
 from cdk_replication.local.lambda_runtime import FunctionInitError, InvocationResult, LocalFunction
+from cdk_replication.local.queue import LocalQueue, QueueMessage
 
 __all__ = [
     "DEFAULT_ACCOUNT",
@@ -21,6 +23,11 @@ __all__ = [
     "InvocationResult",
     "LocalCredentials",
     "LocalFunction",
+    "LocalQueue",
+    "MappingSettings",
+    "MappingStats",
+    "QueueMessage",
+    "StreamEventSourceMapping",
     "WriteFault",
     "credentials_for_account",
     "find_installation",

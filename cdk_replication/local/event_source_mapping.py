@@ -1,0 +1,673 @@
+"""An emulation of Lambda's event source mapping for DynamoDB Streams.
+
+What it does, following Lambda's documented behaviour:
+
+* **Shards.** Discovers the stream's shards (``DescribeStream``) about once a second and processes a child
+  shard only once its parent is finished (read to its end, every record checkpointed or discarded). One
+  batch at a time per shard (parallelization factor 1), so records of a shard are delivered in order.
+* **Starting position.** ``TRIM_HORIZON`` reads every record still in the stream; ``LATEST`` starts at the
+  end of each open shard when the mapping is created. Shards that appear later are read from their start.
+* **Batching.** Up to ``batch_size`` records and at most 6 MB of event per invocation. With a batching
+  window, records are gathered until the batch is full, the payload limit is reached or the window (counted
+  from the first buffered record) has passed. A closed shard's last records are sent without waiting.
+* **Events.** ``{"Records": [...]}`` with records in exactly Lambda's JSON shape (:func:`to_lambda_record`).
+* **Errors.** A function error (exception, timeout, crash) fails the whole batch. With
+  ``bisect_batch_on_function_error`` a failed batch of more than one record is split in two halves, retried
+  one after the other, without using the retry quota. A failed single record (or any batch without bisect)
+  is retried until ``maximum_retry_attempts`` retries have failed (-1: no limit) or its records are older
+  than ``maximum_record_age_s`` (-1: no limit); then it is discarded and, if the mapping has an on-failure
+  destination, an invocation record of Lambda's shape (shard id, sequence number range, batch size, stream
+  ARN; never the records themselves) is sent there.
+* **ReportBatchItemFailures.** A response ``{"batchItemFailures": [{"itemIdentifier": seq}, ...]}``
+  checkpoints the records before the lowest reported sequence number and retries the rest. An empty or
+  absent list (or a null/empty response) is success; a malformed list (empty/null identifier, wrong key, a
+  sequence number not in the batch) fails the whole batch. Without the setting the response is ignored.
+
+Drive it deterministically with :meth:`StreamEventSourceMapping.step` /
+:meth:`StreamEventSourceMapping.run_until_idle`, or in a background thread with :meth:`start`/:meth:`stop`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cdk_replication.local.lambda_runtime import InvocationResult
+from cdk_replication.local.queue import LocalQueue
+from cdk_replication.local.stream_records import (
+    aws_stream_arn,
+    list_shards,
+    shards_in_lineage_order,
+    to_lambda_record,
+)
+
+#: Lambda polls each shard four times per second when it has nothing to do, in seconds.
+DEFAULT_POLLING_INTERVAL_S = 0.25
+#: How often the shard list is refreshed, in seconds.
+SHARD_DISCOVERY_INTERVAL_S = 1.0
+#: Lambda's limit on a synchronous invocation's payload, in bytes.
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+#: ``GetRecords`` returns at most this many records per call.
+MAX_RECORDS_PER_READ = 1000
+
+STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
+#: ``requestContext.condition`` of an on-failure record when the retry quota is used up (Lambda's wording).
+CONDITION_RETRIES_EXHAUSTED = "RetryAttemptsExhausted"
+#: ``requestContext.condition`` when records were older than ``MaximumRecordAgeInSeconds``.
+CONDITION_RECORD_AGE_EXCEEDED = "MaximumRecordAgeExceeded"
+
+
+class Invokable(Protocol):
+    """What the mapping needs of a function (a :class:`~cdk_replication.local.LocalFunction`)."""
+
+    arn: str
+
+    def invoke(self, event: Any) -> InvocationResult: ...
+
+
+@dataclass(frozen=True)
+class MappingSettings:
+    """The settings of an ``AWS::Lambda::EventSourceMapping`` on a DynamoDB stream.
+
+    Attributes:
+        batch_size: most records per invocation (1-10000). Default: 100.
+        maximum_batching_window_s: seconds to gather records before invoking (0-300). Default: 0.
+        starting_position: ``TRIM_HORIZON`` or ``LATEST``. Default: ``TRIM_HORIZON``.
+        bisect_batch_on_function_error: split a batch that failed with a function error. Default: False.
+        maximum_retry_attempts: retries of a failed batch before it is discarded; -1 means until the records
+            expire (0-10000 or -1). Default: -1.
+        maximum_record_age_s: records older than this many seconds are discarded instead of being
+            (re)tried; -1 means no limit (-1 or 60-604800). Default: -1.
+        report_batch_item_failures: honour ``batchItemFailures`` in the function's response. Default: False.
+        parallelization_factor: accepted for fidelity with templates (1-10); batches of one shard are always
+            processed one at a time, which keeps per-item order like Lambda's per-key ordering. Default: 1.
+        enabled: a disabled mapping reads nothing. Default: True.
+        polling_interval_s: pause between polls of an idle shard in background mode. Default: 0.25.
+    """
+
+    batch_size: int = 100
+    maximum_batching_window_s: float = 0.0
+    starting_position: str = "TRIM_HORIZON"
+    bisect_batch_on_function_error: bool = False
+    maximum_retry_attempts: int = -1
+    maximum_record_age_s: int = -1
+    report_batch_item_failures: bool = False
+    parallelization_factor: int = 1
+    enabled: bool = True
+    polling_interval_s: float = DEFAULT_POLLING_INTERVAL_S
+
+    def __post_init__(self) -> None:
+        checks = [
+            (1 <= self.batch_size <= 10000, "batch_size", self.batch_size, "1-10000"),
+            (0 <= self.maximum_batching_window_s <= 300, "maximum_batching_window_s",
+             self.maximum_batching_window_s, "0-300 seconds"),
+            (self.starting_position in STARTING_POSITIONS, "starting_position", self.starting_position,
+             " or ".join(STARTING_POSITIONS)),
+            (self.maximum_retry_attempts == -1 or 0 <= self.maximum_retry_attempts <= 10000,
+             "maximum_retry_attempts", self.maximum_retry_attempts, "-1 or 0-10000"),
+            (self.maximum_record_age_s == -1 or 60 <= self.maximum_record_age_s <= 604800,
+             "maximum_record_age_s", self.maximum_record_age_s, "-1 or 60-604800 seconds"),
+            (1 <= self.parallelization_factor <= 10, "parallelization_factor", self.parallelization_factor, "1-10"),
+            (self.polling_interval_s > 0, "polling_interval_s", self.polling_interval_s, "> 0"),
+        ]
+        for ok, name, value, allowed in checks:
+            if not ok:
+                raise ValueError(f"event source mapping {name}={value!r} is out of range; use {allowed}")
+
+
+@dataclass
+class MappingStats:
+    """Progress counters of one mapping (read them at any time; updated after each invocation).
+
+    Attributes:
+        invocations: function invocations, including retries and duplicates.
+        records_delivered: records sent to the function, counting every retry and duplicate.
+        records_processed: records checkpointed after a successful invocation.
+        batches_succeeded: invocations that checkpointed their whole batch.
+        function_errors: invocations that ended in a function error (exception, timeout, crash).
+        partial_failures: invocations whose ``batchItemFailures`` named a record.
+        malformed_responses: invocations whose ``batchItemFailures`` could not be understood.
+        retries: batches queued again after a failure.
+        bisections: failed batches split in two.
+        records_discarded: records given up on (retries exhausted or too old).
+        on_failure_records: invocation records sent to the on-failure destination.
+        duplicates: extra deliveries made by the duplicate-delivery fault.
+        iterator_age_ms: age of the last record of the last invocation when it finished, in ms (Lambda's
+            ``IteratorAge`` metric); the replication lag.
+        last_error: ``errorType: errorMessage`` of the last function error, if any.
+    """
+
+    invocations: int = 0
+    records_delivered: int = 0
+    records_processed: int = 0
+    batches_succeeded: int = 0
+    function_errors: int = 0
+    partial_failures: int = 0
+    malformed_responses: int = 0
+    retries: int = 0
+    bisections: int = 0
+    records_discarded: int = 0
+    on_failure_records: int = 0
+    duplicates: int = 0
+    iterator_age_ms: float = 0.0
+    last_error: str | None = None
+
+
+@dataclass
+class _Record:
+    raw: dict[str, Any]
+    event_record: dict[str, Any]
+    size: int
+    seq: str
+    created: float
+
+
+@dataclass
+class _Batch:
+    records: list[_Record]
+    attempts: int = 0  # invocations that carried these records
+    retries: int = 0  # failed attempts counted against MaximumRetryAttempts
+    last_result: InvocationResult | None = None
+
+
+@dataclass
+class _Shard:
+    shard_id: str
+    parent_id: str | None
+    iterator: str | None = None
+    started: bool = False
+    ended: bool = False  # GetRecords returned no next iterator: the shard is closed and fully read
+    finished: bool = False
+    caught_up: bool = False  # the last read returned nothing new
+    buffer: deque[_Record] = field(default_factory=deque)
+    pending: deque[_Batch] = field(default_factory=deque)
+    first_buffered_at: float | None = None
+    last_read_seq: str | None = None
+    checkpoint: str | None = None
+
+
+#: Called with the records of every successful checkpoint and the time it happened (epoch seconds).
+CheckpointListener = Callable[[list[dict[str, Any]], float], None]
+
+
+class StreamEventSourceMapping:
+    """Lambda's event source mapping from one DynamoDB stream to one function.
+
+    Args:
+        function: the function to invoke (a :class:`~cdk_replication.local.LocalFunction`).
+        stream_arn: the stream ARN as DynamoDB Local reports it (``LatestStreamArn`` of the table).
+        streams_client: a boto3 ``dynamodbstreams`` client for the table's region and account.
+        region: the table's region (the records' ``awsRegion``).
+        account: the table's account (in the records' ``eventSourceARN``).
+        settings: the mapping's settings. Default: Lambda's defaults.
+        destination: the on-failure destination. Default: none (discarded records are only counted).
+        uuid: the mapping's id. Default: a random UUID.
+        clock: the wall clock in epoch seconds, for record ages and the batching window. Default:
+            ``time.time``; tests pass a controllable clock.
+    """
+
+    def __init__(
+        self,
+        function: Invokable,
+        stream_arn: str,
+        *,
+        streams_client: Any,
+        region: str,
+        account: str,
+        settings: MappingSettings | None = None,
+        destination: LocalQueue | None = None,
+        uuid: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.function = function
+        self.local_stream_arn = stream_arn
+        self.event_source_arn = aws_stream_arn(stream_arn, region, account)
+        self.region = region
+        self.account = account
+        self.settings = settings or MappingSettings()
+        self.destination = destination
+        self.uuid = uuid or str(_uuid4())
+        self.stats = MappingStats()
+        self._streams = streams_client
+        self._clock = clock
+        self._enabled = self.settings.enabled
+        self._paused = False
+        self._shards: dict[str, _Shard] = {}
+        self._last_discovery = float("-inf")
+        self._lock = threading.RLock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._listeners: list[CheckpointListener] = []
+        self._duplicate_next = 0
+        self._delay_s = 0.0
+        self._delays_left: int | None = 0
+        self._last_success: list[_Record] | None = None
+        self._last_success_shard = ""
+        self._bg_error: BaseException | None = None
+        if self._enabled:
+            self._discover(initial=True)
+
+    def __repr__(self) -> str:
+        return f"StreamEventSourceMapping({self.event_source_arn} -> {self.function.arn})"
+
+    # --- control ---------------------------------------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    def enable(self) -> None:
+        """Enable the mapping (a disabled mapping reads nothing)."""
+        with self._lock:
+            if not self._enabled:
+                self._enabled = True
+                self._discover(initial=not self._shards)
+
+    def disable(self) -> None:
+        """Disable the mapping; it keeps its position and resumes from there when enabled."""
+        with self._lock:
+            self._enabled = False
+
+    def pause(self) -> None:
+        """Fault hook: stop polling (as if Lambda's pollers were stalled) until :meth:`resume`."""
+        self._paused = True
+
+    def resume(self) -> None:
+        """Undo :meth:`pause`."""
+        self._paused = False
+
+    def add_listener(self, listener: CheckpointListener) -> None:
+        """Call ``listener(raw_records, when)`` after every successful checkpoint."""
+        self._listeners.append(listener)
+
+    # --- fault hooks ------------------------------------------------------------------------------------
+
+    def duplicate_next_batches(self, count: int = 1) -> None:
+        """Deliver each of the next ``count`` successful batches twice (at-least-once delivery)."""
+        with self._lock:
+            self._duplicate_next += count
+
+    def replay_last_batch(self) -> None:
+        """Deliver the last successfully processed batch again before anything else (a lost checkpoint)."""
+        with self._lock:
+            if self._last_success is None:
+                raise RuntimeError("no batch has been processed yet, so there is nothing to replay")
+            shard_id = self._last_success_shard
+            self._shards[shard_id].pending.appendleft(_Batch(list(self._last_success)))
+
+    def replay_from_trim_horizon(self) -> None:
+        """Forget every checkpoint and deliver the whole stream again from its oldest record."""
+        with self._lock:
+            self._shards.clear()
+            self._discover(initial=False)
+
+    def delay_invocations(self, seconds: float, count: int | None = None) -> None:
+        """Sleep ``seconds`` before each of the next ``count`` invocations (``None``: every one)."""
+        with self._lock:
+            self._delay_s = seconds
+            self._delays_left = count
+
+    # --- driving ----------------------------------------------------------------------------------------
+
+    def step(self) -> int:
+        """Poll every shard that may be processed once; returns the number of invocations made."""
+        with self._lock:
+            if not self._enabled or self._paused:
+                return 0
+            now = self._clock()
+            if now - self._last_discovery >= SHARD_DISCOVERY_INTERVAL_S or any(
+                s.ended and not s.finished for s in self._shards.values()
+            ):
+                self._discover(initial=False)
+            invocations = 0
+            for shard in self._ordered_shards():
+                if shard.finished or not self._parent_done(shard):
+                    continue
+                invocations += self._step_shard(shard)
+            return invocations
+
+    def is_idle(self) -> bool:
+        """True when no record is buffered or waiting for a retry and every shard has been read to its end."""
+        with self._lock:
+            if not self._enabled or self._paused:
+                return True
+            # A child waiting for its parent is covered by the parent, which is not idle yet.
+            return all(
+                s.finished or (not s.buffer and not s.pending and s.started and s.caught_up)
+                for s in self._shards.values()
+                if self._parent_done(s)
+            )
+
+    def run_until_idle(self, timeout_s: float = 60.0) -> MappingStats:
+        """Step until every record written so far has been processed or discarded.
+
+        Waits out a batching window in real time. Raises :class:`TimeoutError` (with the counters) if the
+        mapping is still busy after ``timeout_s`` seconds, e.g. because a function keeps failing with
+        unlimited retries.
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            made = self.step()
+            if made == 0:
+                with self._lock:
+                    self._discover(initial=False)  # a shard may have been created since the last look
+                    idle = self.is_idle()
+                if idle and self.step() == 0 and self.is_idle():
+                    return self.stats
+                time.sleep(0.01)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self!r} still busy after {timeout_s:.0f} s: {self.stats}")
+
+    def start(self) -> None:
+        """Poll in a background thread until :meth:`stop`."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name=f"esm-{self.uuid[:8]}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop the background thread (the invocation in progress completes first)."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stop.set()
+            thread.join(timeout_s)
+        if self._bg_error is not None:
+            error, self._bg_error = self._bg_error, None
+            raise RuntimeError(f"{self!r} stopped on an error: {error!r}") from error
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                made = self.step()
+            except Exception as exc:  # noqa: BLE001 - reported by stop(); the thread must not die silently
+                self._bg_error = exc
+                return
+            if made == 0:
+                self._stop.wait(self.settings.polling_interval_s)
+
+    # --- shards -----------------------------------------------------------------------------------------
+
+    def _discover(self, initial: bool) -> None:
+        self._last_discovery = self._clock()
+        try:
+            shards = list_shards(self._streams, self.local_stream_arn)
+        except self._streams.exceptions.ResourceNotFoundException:
+            # The table (and its stream) is gone: nothing more will ever be read.
+            for shard in self._shards.values():
+                shard.finished = True
+            return
+        for raw in shards:
+            if raw["ShardId"] in self._shards:
+                continue
+            shard = _Shard(raw["ShardId"], raw.get("ParentShardId"))
+            self._shards[shard.shard_id] = shard
+            closed = "EndingSequenceNumber" in raw.get("SequenceNumberRange", {})
+            if initial and self.settings.starting_position == "LATEST":
+                if closed:
+                    shard.finished = True  # everything in it is older than the mapping
+                else:
+                    self._open_iterator(shard, "LATEST")
+
+    def _ordered_shards(self) -> list[_Shard]:
+        raw = [{"ShardId": s.shard_id, "ParentShardId": s.parent_id} for s in self._shards.values()]
+        return [self._shards[r["ShardId"]] for r in shards_in_lineage_order(raw)]
+
+    def _parent_done(self, shard: _Shard) -> bool:
+        parent = self._shards.get(shard.parent_id) if shard.parent_id else None
+        return parent is None or parent.finished
+
+    def _open_iterator(self, shard: _Shard, kind: str, sequence_number: str | None = None) -> None:
+        kwargs: dict[str, Any] = {"StreamArn": self.local_stream_arn, "ShardId": shard.shard_id,
+                                  "ShardIteratorType": kind}
+        if sequence_number is not None:
+            kwargs["SequenceNumber"] = sequence_number
+        shard.iterator = self._streams.get_shard_iterator(**kwargs).get("ShardIterator")
+        shard.started = True
+        if shard.iterator is None:
+            shard.ended = True
+
+    def _fill(self, shard: _Shard) -> None:
+        if not shard.started:
+            self._open_iterator(shard, "TRIM_HORIZON")
+        errors = self._streams.exceptions
+        while shard.iterator and len(shard.buffer) < self.settings.batch_size:
+            try:
+                page = self._streams.get_records(
+                    ShardIterator=shard.iterator,
+                    Limit=min(MAX_RECORDS_PER_READ, self.settings.batch_size - len(shard.buffer)),
+                )
+            except errors.ExpiredIteratorException:
+                # Iterators expire after 15 minutes; continue right after the last record read.
+                if shard.last_read_seq:
+                    self._open_iterator(shard, "AFTER_SEQUENCE_NUMBER", shard.last_read_seq)
+                else:
+                    self._open_iterator(shard, "TRIM_HORIZON")
+                continue
+            except errors.TrimmedDataAccessException:
+                self._open_iterator(shard, "TRIM_HORIZON")
+                continue
+            shard.iterator = page.get("NextShardIterator")
+            if shard.iterator is None:
+                shard.ended = True
+            records = page.get("Records", [])
+            shard.caught_up = not records
+            if not records:
+                break
+            now = self._clock()
+            for raw in records:
+                event_record = to_lambda_record(raw, self.region, self.event_source_arn)
+                seq = raw["dynamodb"]["SequenceNumber"]
+                stamped = raw["dynamodb"]["ApproximateCreationDateTime"]
+                stamped_s = stamped.timestamp() if isinstance(stamped, dt.datetime) else float(stamped)
+                # DynamoDB Local stamps records to the minute; AWS to the second. The time the record was
+                # first read (never before its stamp) is within one poll of its creation, so ages, the
+                # iterator age and the event's timestamp use that, rounded down to the second like AWS.
+                created_s = float(int(max(stamped_s, now)))
+                event_record["dynamodb"]["ApproximateCreationDateTime"] = created_s
+                size = len(json.dumps(event_record, separators=(",", ":")))
+                shard.buffer.append(_Record(raw, event_record, size, seq, created_s))
+                shard.last_read_seq = seq
+            if shard.first_buffered_at is None:
+                shard.first_buffered_at = now
+
+    # --- batches ----------------------------------------------------------------------------------------
+
+    def _step_shard(self, shard: _Shard) -> int:
+        if shard.pending:
+            self._process(shard, shard.pending.popleft())
+            return 1
+        self._fill(shard)
+        if not shard.buffer:
+            if shard.ended:
+                shard.finished = True
+            return 0
+        batch, full = self._take_batch(shard, dry_run=True)
+        window = self.settings.maximum_batching_window_s
+        waited = self._clock() - (shard.first_buffered_at or self._clock())
+        if not (full or window == 0 or shard.ended or waited >= window):
+            return 0
+        batch, _ = self._take_batch(shard, dry_run=False)
+        shard.first_buffered_at = self._clock() if shard.buffer else None
+        self._process(shard, _Batch(batch))
+        return 1
+
+    def _take_batch(self, shard: _Shard, dry_run: bool) -> tuple[list[_Record], bool]:
+        """The next batch from the buffer and whether it is full (by count or by payload size)."""
+        taken: list[_Record] = []
+        payload = len('{"Records":[]}')
+        for record in shard.buffer:
+            if len(taken) >= self.settings.batch_size or (taken and payload + record.size + 1 > MAX_PAYLOAD_BYTES):
+                break
+            taken.append(record)
+            payload += record.size + 1
+        full = len(taken) < len(shard.buffer) or len(taken) >= self.settings.batch_size
+        if not dry_run:
+            for _ in taken:
+                shard.buffer.popleft()
+        return taken, full
+
+    def _process(self, shard: _Shard, batch: _Batch) -> None:
+        self._maybe_delay()
+        if self.settings.maximum_record_age_s >= 0:
+            now = self._clock()
+            expired = [r for r in batch.records if now - r.created > self.settings.maximum_record_age_s]
+            if expired:
+                # Stream records are in time order, so the expired ones are the oldest: a prefix.
+                self._discard(shard, _Batch(expired, batch.attempts, batch.retries, batch.last_result),
+                              CONDITION_RECORD_AGE_EXCEEDED)
+                batch.records = batch.records[len(expired):]
+                if not batch.records:
+                    return
+        event = {"Records": [r.event_record for r in batch.records]}
+        result = self._invoke(event, batch)
+        if result.function_error:
+            self.stats.function_errors += 1
+            self.stats.last_error = f"{result.error_type}: {result.error_message}"
+            self._failed(shard, batch, allow_bisect=True)
+            return
+        if self.settings.report_batch_item_failures:
+            verdict = _first_failed_index(result.payload, [r.seq for r in batch.records])
+            if verdict is _MALFORMED:
+                self.stats.malformed_responses += 1
+                self._failed(shard, batch, allow_bisect=False)
+                return
+            if verdict is not None:
+                assert isinstance(verdict, int)
+                self.stats.partial_failures += 1
+                done, rest = batch.records[:verdict], batch.records[verdict:]
+                if done:
+                    self._checkpoint(shard, done)
+                self._failed(shard, _Batch(rest, batch.attempts, batch.retries, result), allow_bisect=False)
+                return
+        self._checkpoint(shard, batch.records)
+        self.stats.batches_succeeded += 1
+        if self._duplicate_next > 0:
+            self._duplicate_next -= 1
+            self.stats.duplicates += 1
+            self._invoke(event, _Batch(batch.records))
+
+    def _invoke(self, event: dict[str, Any], batch: _Batch) -> InvocationResult:
+        result = self.function.invoke(event)
+        batch.attempts += 1
+        batch.last_result = result
+        self.stats.invocations += 1
+        self.stats.records_delivered += len(batch.records)
+        if batch.records:
+            self.stats.iterator_age_ms = max(0.0, (self._clock() - batch.records[-1].created) * 1000)
+        return result
+
+    def _maybe_delay(self) -> None:
+        if self._delay_s <= 0 or self._delays_left == 0:
+            return
+        if self._delays_left is not None:
+            self._delays_left -= 1
+        time.sleep(self._delay_s)
+
+    def _failed(self, shard: _Shard, batch: _Batch, allow_bisect: bool) -> None:
+        if allow_bisect and self.settings.bisect_batch_on_function_error and len(batch.records) > 1:
+            # Splitting does not use the retry quota; the halves run in order, first half first.
+            half = len(batch.records) // 2
+            first = _Batch(batch.records[:half], batch.attempts, batch.retries, batch.last_result)
+            second = _Batch(batch.records[half:], batch.attempts, batch.retries, batch.last_result)
+            shard.pending.appendleft(second)
+            shard.pending.appendleft(first)
+            self.stats.bisections += 1
+            return
+        batch.retries += 1
+        limit = self.settings.maximum_retry_attempts
+        if limit >= 0 and batch.retries > limit:
+            self._discard(shard, batch, CONDITION_RETRIES_EXHAUSTED)
+            return
+        shard.pending.appendleft(batch)
+        self.stats.retries += 1
+
+    def _checkpoint(self, shard: _Shard, records: list[_Record]) -> None:
+        shard.checkpoint = records[-1].seq
+        self.stats.records_processed += len(records)
+        self._last_success = records
+        self._last_success_shard = shard.shard_id
+        if self._listeners:
+            now = time.time()
+            raws = [r.raw for r in records]
+            for listener in self._listeners:
+                listener(raws, now)
+
+    def _discard(self, shard: _Shard, batch: _Batch, condition: str) -> None:
+        records = batch.records
+        shard.checkpoint = records[-1].seq
+        self.stats.records_discarded += len(records)
+        if self.destination is None:
+            return
+        self.destination.send_message(self.on_failure_record(shard.shard_id, batch, condition))
+        self.stats.on_failure_records += 1
+
+    def on_failure_record(self, shard_id: str, batch: _Batch, condition: str) -> dict[str, Any]:
+        """The invocation record Lambda sends to an on-failure destination for discarded records."""
+        result = batch.last_result
+        response: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
+        if result is not None and result.function_error:
+            response["functionError"] = "Unhandled"
+        records = batch.records
+        return {
+            "requestContext": {
+                "requestId": result.request_id if result else str(_uuid4()),
+                "functionArn": self.function.arn,
+                "condition": condition,
+                "approximateInvokeCount": batch.attempts,
+            },
+            "responseContext": response,
+            "version": "1.0",
+            "timestamp": _iso(self._clock(), millis=True),
+            "DDBStreamBatchInfo": {
+                "shardId": shard_id,
+                "startSequenceNumber": records[0].seq,
+                "endSequenceNumber": records[-1].seq,
+                "approximateArrivalOfFirstRecord": _iso(records[0].created),
+                "approximateArrivalOfLastRecord": _iso(records[-1].created),
+                "batchSize": len(records),
+                "streamArn": self.event_source_arn,
+            },
+        }
+
+
+_MALFORMED = object()
+
+
+def _first_failed_index(payload: Any, sequence_numbers: list[str]) -> int | None | object:
+    """Index of the lowest reported failure, None for success, or ``_MALFORMED`` (whole batch failed)."""
+    if payload is None or payload == {} or payload == "":
+        return None
+    if not isinstance(payload, dict):
+        return _MALFORMED
+    failures = payload.get("batchItemFailures")
+    if failures is None or failures == []:
+        return None
+    if not isinstance(failures, list):
+        return _MALFORMED
+    position = {seq: i for i, seq in enumerate(sequence_numbers)}
+    indexes = []
+    for failure in failures:
+        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        if not isinstance(identifier, str) or identifier not in position:
+            return _MALFORMED
+        indexes.append(position[identifier])
+    return min(indexes)
+
+
+def _iso(epoch_s: float, millis: bool = False) -> str:
+    moment = dt.datetime.fromtimestamp(epoch_s, dt.timezone.utc)
+    if millis:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _uuid4() -> uuid.UUID:
+    return uuid.uuid4()
