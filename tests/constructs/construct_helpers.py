@@ -74,7 +74,7 @@ def synth(tmp_dir: Path, build: Callable[[cdk.App], Any]) -> Synthesized:
     try:
         assembly = app.synth()
     except RuntimeError as error:
-        if "Validation failed" not in str(error):
+        if "ValidationFailed" not in str(error):
             raise
         nag_error = str(error)
         assembly = cdk.cx_api.CloudAssembly(str(tmp_dir))
