@@ -14,6 +14,9 @@ _ARN_RE = re.compile(rf"^arn:(aws[a-z-]*):dynamodb:([a-z0-9-]+):(\d{{12}}):table
 _REGION_NAME_RE = re.compile(rf"^([a-z]{{2}}(?:-[a-z]+)+-\d+):({_NAME})$")
 _NAME_RE = re.compile(rf"^{_NAME}$")
 
+# DynamoDB Local writes this account into every ARN, whichever access key selected the database.
+_DYNAMODB_LOCAL_ACCOUNT = "000000000000"
+
 
 @dataclass(frozen=True)
 class TableRef:
@@ -152,8 +155,8 @@ def _denied(action: str, what: str, exc: BaseException) -> BadInput:
 def describe_table(conn: Connection, ref: TableRef, role: str, *, pool: int = 10) -> TableHandle:
     """Describe ``ref`` and return it with a client; unknown tables and refusals become :class:`BadInput`.
 
-    When the table was named by ARN and no emulator endpoint is set, the account in the ARN must be the
-    account DynamoDB reports for the table (emulators report a fixed account, so the check is skipped).
+    When the table was named by ARN, the account in the ARN must be the account DynamoDB reports for the
+    table (DynamoDB Local reports 000000000000 for every account, so the check is skipped there).
     """
     from botocore.exceptions import ClientError, NoCredentialsError
 
@@ -178,9 +181,9 @@ def describe_table(conn: Connection, ref: TableRef, role: str, *, pool: int = 10
             raise _denied("DescribeTable", where, exc) from None
         raise
     arn = description["TableArn"]
-    if ref.account and conn.endpoint_url is None:
+    if ref.account:
         actual = arn.split(":")[4]
-        if actual != ref.account:
+        if actual != ref.account and actual != _DYNAMODB_LOCAL_ACCOUNT:
             raise BadInput(
                 f"{where} belongs to account {actual}, not {ref.account} as its ARN says: use credentials "
                 "of the right account (--profile / --source-profile / --target-profile)"
