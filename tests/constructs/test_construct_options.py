@@ -9,7 +9,7 @@ import pytest
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from construct_helpers import PK, SK, SOURCE_ACCOUNT, Synthesized, only_resource, synth
+from construct_helpers import PK, SK, SOURCE_ACCOUNT, Synthesized, only_resource, role_statements, synth
 
 from cdk_replication import ReplicatedTable, ReplicatorOptions, TableLocation
 
@@ -165,3 +165,71 @@ def test_same_region_copy_lives_in_the_source_stack(tmp_path: Path) -> None:
     )
     assert names == ["Employee", "EmployeeHistory"]
     assert synthesized.stack("Employee-us-west-2").dependencies == []
+
+
+def test_new_source_with_customer_managed_key_gets_a_rotating_key_in_its_stack(tmp_path: Path) -> None:
+    replica_key = f"arn:aws:kms:us-east-1:{SOURCE_ACCOUNT}:key/66666666-7777-8888-9999-000000000000"
+
+    def build(app: cdk.App) -> ReplicatedTable:
+        return ReplicatedTable(
+            app,
+            "Employee",
+            source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT),
+            replicas=[TableLocation(region="us-east-1", encryption_key_arn=replica_key)],
+            partition_key=PK,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+        )
+
+    synthesized = synth(tmp_path, build)
+    assert synthesized.nag_error is None, synthesized.nag_report()
+    source = synthesized.template_json("Employee-us-west-2")
+    key_id, key = next((k, v) for k, v in source["Resources"].items() if v["Type"] == "AWS::KMS::Key")
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert key["DeletionPolicy"] == "Retain"
+    table = only_resource(source, "AWS::DynamoDB::Table")["Properties"]
+    assert table["SSESpecification"] == {
+        "KMSMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]},
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+    }
+    statements = {s["Sid"]: s for s in role_statements(source, "ReplicatorRole")}
+    assert statements["DecryptSourceStream"]["Resource"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert statements["UseTargetTableKeys"]["Resource"] == replica_key
+    replica = only_resource(synthesized.template_json("Employee-us-east-1"), "AWS::DynamoDB::Table")["Properties"]
+    assert replica["SSESpecification"]["KMSMasterKeyId"] == replica_key
+
+
+def test_stacks_inside_a_stage_are_prefixed_with_the_stage_name() -> None:
+    stage = cdk.Stage(cdk.App(), "Prod")
+    construct = ReplicatedTable(
+        stage,
+        "Employee",
+        source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT),
+        replicas=[TableLocation(region="us-east-1")],
+        partition_key=PK,
+    )
+    assert sorted(s.stack_name for s in construct.stacks.values()) == ["Prod-Employee-us-east-1", "Prod-Employee-us-west-2"]
+
+
+def test_grant_read_data_grants_on_the_source_table_only() -> None:
+    from aws_cdk import aws_iam as iam
+    from aws_cdk.assertions import Template
+
+    app = cdk.App()
+    construct = ReplicatedTable(
+        app,
+        "Employee",
+        source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT),
+        replicas=[TableLocation(region="us-east-1")],
+        partition_key=PK,
+    )
+    reader = iam.Role(construct.source_stack, "Reader", assumed_by=iam.AccountRootPrincipal())
+    construct.grant_read_data(reader)
+    policies = Template.from_stack(construct.source_stack).find_resources("AWS::IAM::Policy")
+    (policy,) = policies.values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    table_id = next(iter(Template.from_stack(construct.source_stack).find_resources("AWS::DynamoDB::Table")))
+    actions = {action for statement in statements for action in statement["Action"]}
+    assert "dynamodb:GetItem" in actions
+    assert not actions & {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+    assert all(statement["Resource"] == [{"Fn::GetAtt": [table_id, "Arn"]}] for statement in statements)
