@@ -181,6 +181,11 @@ def _precheck(ctx: _Context, lambda_client: Any | None) -> None:
                 "a new table. Pick another name, delete it, or copy into it with `cdk-replication backfill`"
             )
     if args.event_source_mapping_uuid and lambda_client is not None and not ctx.done("mapping"):
+        if view is None:
+            raise BadInput(
+                "the source has no stream yet, so the mapping cannot be reading it: turn the stream on, deploy "
+                "the replica stack (mapping disabled), then run migrate with its UUID"
+            )
         try:
             mapping = lambda_client.get_event_source_mapping(UUID=args.event_source_mapping_uuid)
         except Exception as exc:
@@ -198,11 +203,6 @@ def _precheck(ctx: _Context, lambda_client: Any | None) -> None:
                 ) from None
             raise
         stream_arn = desc.get("LatestStreamArn")
-        if view is None:
-            raise BadInput(
-                "the source has no stream yet, so the mapping cannot be reading it: turn the stream on, deploy "
-                "the replica stack (mapping disabled), then run migrate with its UUID"
-            )
         if mapping.get("EventSourceArn") != stream_arn:
             raise BadInput(
                 f"mapping {args.event_source_mapping_uuid} reads {mapping.get('EventSourceArn')}, not the source's "

@@ -172,6 +172,12 @@ def describe_table(conn: Connection, ref: TableRef, role: str, *, pool: int = 10
         ) from None
     except ClientError as exc:
         code = error_code(exc)
+        if ref.account and (code == "ResourceNotFoundException" or code in ACCESS_ERROR_CODES):
+            raise BadInput(
+                f"{where} of account {ref.account} cannot be read ({code}): use credentials of account "
+                f"{ref.account} (--profile / --source-profile / --target-profile), or let these credentials in "
+                "with a resource-based policy on the table"
+            ) from None
         if code == "ResourceNotFoundException":
             raise BadInput(
                 f"{where} does not exist (or not in this account): check the name, the region (--region or "
