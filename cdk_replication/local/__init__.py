@@ -9,13 +9,28 @@ from cdk_replication.local.dynamodb_local import (
     credentials_for_account,
     find_installation,
 )
+from cdk_replication.local.assembly import StackArtifact, read_assembly
+from cdk_replication.local.deploy import DeployedStack, LocalDeployment, LocalTable, deploy
 from cdk_replication.local.event_source_mapping import MappingSettings, MappingStats, StreamEventSourceMapping
 from cdk_replication.local.faults import FunctionFaults, WriteFault
 from cdk_replication.local.lambda_runtime import FunctionInitError, InvocationResult, LocalFunction
+from cdk_replication.local.intrinsics import TemplateError
 from cdk_replication.local.queue import LocalQueue, QueueMessage
+from cdk_replication.local.sts_local import LocalSts
+from cdk_replication.local.synth import SynthError, synthesize
 
 __all__ = [
     "DEFAULT_ACCOUNT",
+    "DeployedStack",
+    "LocalDeployment",
+    "LocalSts",
+    "LocalTable",
+    "StackArtifact",
+    "SynthError",
+    "TemplateError",
+    "deploy",
+    "read_assembly",
+    "synthesize",
     "DynamoDBLocal",
     "DynamoDBLocalError",
     "FunctionFaults",

@@ -1,0 +1,632 @@
+"""Deploy a synthesized cloud assembly onto DynamoDB Local: tables, functions, event source mappings, queues.
+
+Everything comes from the templates: each stack's explicit environment picks the region and account
+database, ``AWS::DynamoDB::Table``/``GlobalTable`` resources become tables, ``AWS::Lambda::Function``
+resources with a local code asset become :class:`LocalFunction` containers, ``AWS::SQS::Queue`` (and SNS
+topics used as destinations) become :class:`LocalQueue` objects, and every ``AWS::Lambda::EventSourceMapping``
+on a DynamoDB stream becomes a :class:`StreamEventSourceMapping` with the template's settings. Other resource
+types (IAM, logs, alarms, KMS, ...) are not emulated; their ``Ref``/``Fn::GetAtt`` resolve to well-formed
+names and ARNs so the values that mention them stay meaningful.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cdk_replication.local.assembly import StackArtifact, read_assembly
+from cdk_replication.local.dynamodb_local import DynamoDBLocal, credentials_for_account
+from cdk_replication.local.event_source_mapping import MappingSettings, MappingStats, StreamEventSourceMapping
+from cdk_replication.local.intrinsics import Resolver, TemplateError, partition_of
+from cdk_replication.local.lambda_runtime import LocalFunction
+from cdk_replication.local.queue import LocalQueue
+from cdk_replication.local.stream_records import aws_stream_arn
+from cdk_replication.local.sts_local import LocalSts
+
+_TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable")
+
+
+@dataclass
+class LocalTable:
+    """A table created (or found, when imported) by the local deploy.
+
+    Attributes:
+        name: physical table name.
+        region: the table's region.
+        account: the table's account.
+        stack_name: the stack that declares it; ``None`` for an imported table.
+        logical_id: its logical id in that stack; ``None`` for an imported table.
+        key_schema: ``[{"AttributeName", "KeyType"}]`` as DynamoDB describes it.
+        local_stream_arn: the stream ARN inside DynamoDB Local, or ``None`` without a stream.
+    """
+
+    name: str
+    region: str
+    account: str
+    stack_name: str | None
+    logical_id: str | None
+    key_schema: list[dict[str, str]]
+    local_stream_arn: str | None
+    _ddb: DynamoDBLocal = field(repr=False)
+
+    @property
+    def arn(self) -> str:
+        partition, _ = partition_of(self.region)
+        return f"arn:{partition}:dynamodb:{self.region}:{self.account}:table/{self.name}"
+
+    @property
+    def stream_arn(self) -> str | None:
+        """The stream ARN as AWS would write it (what templates and events carry)."""
+        if self.local_stream_arn is None:
+            return None
+        return aws_stream_arn(self.local_stream_arn, self.region, self.account)
+
+    def client(self, service: str = "dynamodb") -> Any:
+        """A boto3 ``dynamodb`` (or ``dynamodbstreams``) client for this table's region and account."""
+        return self._ddb.client(service, region=self.region, account=self.account)
+
+
+@dataclass
+class DeployedStack:
+    """What the local deploy made of one stack."""
+
+    name: str
+    region: str
+    account: str
+    tables: list[LocalTable] = field(default_factory=list)
+    functions: list[LocalFunction] = field(default_factory=list)
+    mappings: list[StreamEventSourceMapping] = field(default_factory=list)
+    queues: list[LocalQueue] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+class LocalDeployment:
+    """A cloud assembly running on DynamoDB Local. Create it with :func:`deploy`.
+
+    Use it as a context manager, or call :meth:`close` to stop every background thread and container.
+    """
+
+    def __init__(self, ddb: DynamoDBLocal, sts: LocalSts) -> None:
+        self.ddb = ddb
+        self.sts = sts
+        self.stacks: list[DeployedStack] = []
+        self._exports: dict[str, Any] = {}
+        self._temp_dirs: list[tempfile.TemporaryDirectory[str]] = []
+        self._closed = False
+
+    # --- lookups --------------------------------------------------------------------------------------
+
+    @property
+    def tables(self) -> list[LocalTable]:
+        return [t for s in self.stacks for t in s.tables]
+
+    @property
+    def functions(self) -> list[LocalFunction]:
+        return [f for s in self.stacks for f in s.functions]
+
+    @property
+    def mappings(self) -> list[StreamEventSourceMapping]:
+        return [m for s in self.stacks for m in s.mappings]
+
+    @property
+    def queues(self) -> list[LocalQueue]:
+        return [q for s in self.stacks for q in s.queues]
+
+    def table(self, name: str, region: str | None = None, account: str | None = None) -> LocalTable:
+        """The deployed table called ``name`` (narrowed by region/account when several share the name)."""
+        found = [t for t in self.tables if t.name == name and region in (None, t.region)
+                 and account in (None, t.account)]
+        return _one(found, f"table {name!r}" + (f" in {region}" if region else "") +
+                    (f" of account {account}" if account else ""), [f"{t.name} ({t.account}/{t.region})"
+                                                                   for t in self.tables])
+
+    def function(self, name: str) -> LocalFunction:
+        """The function with this name (or ARN)."""
+        return _one([f for f in self.functions if name in (f.name, f.arn)], f"function {name!r}",
+                    [f.name for f in self.functions])
+
+    def queue(self, name: str) -> LocalQueue:
+        """The queue with this name (or ARN)."""
+        return _one([q for q in self.queues if name in (q.name, q.arn)], f"queue {name!r}",
+                    [q.name for q in self.queues])
+
+    def mapping_for(self, function: str | LocalFunction) -> StreamEventSourceMapping:
+        """The one mapping that invokes ``function`` (a name, an ARN or the function)."""
+        fn = function if isinstance(function, LocalFunction) else self.function(function)
+        return _one([m for m in self.mappings if m.function is fn], f"mapping of function {fn.name!r}", [])
+
+    # --- running --------------------------------------------------------------------------------------
+
+    def run_until_idle(self, timeout_s: float = 120.0) -> dict[str, MappingStats]:
+        """Step every mapping until none has anything left to deliver (one mapping's function may write
+        another's stream, so this repeats until the whole topology is quiet). Returns stats by mapping uuid."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            busy = False
+            for mapping in self.mappings:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"the deployment is still busy after {timeout_s:.0f} s: "
+                                       + "; ".join(f"{m!r}: {m.stats}" for m in self.mappings))
+                before = mapping.stats.invocations
+                mapping.run_until_idle(timeout_s=remaining)
+                busy = busy or mapping.stats.invocations != before
+            if not busy:
+                return {m.uuid: m.stats for m in self.mappings}
+
+    def start(self) -> None:
+        """Run every mapping in its own background thread (as Lambda's pollers do)."""
+        for mapping in self.mappings:
+            mapping.start()
+
+    def stop(self) -> None:
+        """Stop the background threads (containers stay warm)."""
+        for mapping in self.mappings:
+            mapping.stop()
+
+    def close(self) -> None:
+        """Stop threads and containers and the local STS; tables stay in DynamoDB Local."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.stop()
+        finally:
+            for fn in self.functions:
+                fn.stop()
+            self.sts.close()
+            for tmp in self._temp_dirs:
+                tmp.cleanup()
+
+    def __enter__(self) -> "LocalDeployment":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def deploy(
+    cdk_out: Path | str,
+    ddb: DynamoDBLocal,
+    *,
+    stacks: list[str] | None = None,
+    log_sink: Callable[[str, str], None] | None = None,
+    settings_override: Callable[[MappingSettings], MappingSettings] | None = None,
+) -> LocalDeployment:
+    """Deploy the assembly in ``cdk_out`` onto ``ddb`` and return the running deployment.
+
+    Idempotent for tables: a table that already exists with the same key schema is kept (with its items).
+    Mappings are created but not started: call :meth:`LocalDeployment.start` for background polling or
+    :meth:`LocalDeployment.run_until_idle` to drive them.
+
+    Args:
+        cdk_out: the assembly folder (``cdk.out``).
+        ddb: a started DynamoDB Local.
+        stacks: names of the stacks to deploy (and nothing else). Default: every stack.
+        log_sink: called with ``(function name, line)`` for each line a function prints. Default: lines
+            are kept per function (``LocalFunction.logs()``).
+        settings_override: maps each mapping's settings from the template to the settings used (e.g. a
+            shorter polling interval in tests). Default: the template's settings.
+    """
+    artifacts = read_assembly(cdk_out)
+    if stacks is not None:
+        unknown = set(stacks) - {a.stack_name for a in artifacts}
+        if unknown:
+            raise TemplateError(f"no stack named {sorted(unknown)} in {cdk_out}; "
+                                f"stacks: {[a.stack_name for a in artifacts]}")
+        artifacts = [a for a in artifacts if a.stack_name in stacks]
+    roles = {arn for a in artifacts for arn in _role_arns(a)}
+    deployment = LocalDeployment(ddb, LocalSts(known_roles=roles))
+    try:
+        for artifact in artifacts:
+            deployment.stacks.append(_StackDeployer(deployment, artifact, log_sink, settings_override).deploy())
+    except BaseException:
+        deployment.close()
+        raise
+    return deployment
+
+
+def _one(found: list[Any], what: str, available: list[str]) -> Any:
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise KeyError(f"no {what} in the deployment" + (f"; there are: {', '.join(available)}" if available else ""))
+    raise KeyError(f"{what} is ambiguous ({len(found)} match); narrow it down")
+
+
+def _role_arns(artifact: StackArtifact) -> Iterator[str]:
+    partition, _ = partition_of(artifact.region)
+    for logical_id, resource in artifact.template.get("Resources", {}).items():
+        if resource.get("Type") == "AWS::IAM::Role":
+            name = resource.get("Properties", {}).get("RoleName")
+            yield f"arn:{partition}:iam::{artifact.account}:role/{name if isinstance(name, str) else _generated_name(artifact.stack_name, logical_id, 64)}"
+
+
+def _generated_name(stack_name: str, logical_id: str, limit: int) -> str:
+    """A physical name in CloudFormation's style (stack, logical id, random suffix), but deterministic."""
+    suffix = hashlib.sha256(f"{stack_name}/{logical_id}".encode()).hexdigest()[:12].upper()
+    head = f"{stack_name}-{logical_id}"[: limit - len(suffix) - 1]
+    return f"{head}-{suffix}"
+
+
+class _StackDeployer:
+    def __init__(
+        self,
+        deployment: LocalDeployment,
+        artifact: StackArtifact,
+        log_sink: Callable[[str, str], None] | None,
+        settings_override: Callable[[MappingSettings], MappingSettings] | None,
+    ) -> None:
+        self.deployment = deployment
+        self.artifact = artifact
+        self.log_sink = log_sink
+        self.settings_override = settings_override
+        self.resources: dict[str, Any] = artifact.template.get("Resources", {})
+        self.stack = DeployedStack(artifact.stack_name, artifact.region, artifact.account)
+        self.partition, _ = partition_of(artifact.region)
+        self.tables: dict[str, LocalTable] = {}
+        self.functions: dict[str, LocalFunction] = {}
+        self.queues: dict[str, LocalQueue] = {}
+        self.resolver = Resolver(
+            artifact.stack_name,
+            artifact.region,
+            artifact.account,
+            self._parameters(),
+            self._ref,
+            self._get_att,
+            deployment._exports,
+            artifact.template.get("Conditions"),
+        )
+
+    def _fail(self, logical_id: str, problem: str) -> TemplateError:
+        return TemplateError(f"stack {self.artifact.stack_name}, {logical_id}: {problem}")
+
+    def _parameters(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, spec in self.artifact.template.get("Parameters", {}).items():
+            if "Default" not in spec:
+                raise self._fail(f"Parameters.{name}", "a parameter without a default cannot be deployed locally")
+            values[name] = spec["Default"]
+        return values
+
+    def _props(self, logical_id: str) -> dict[str, Any]:
+        resource = self.resources[logical_id]
+        return self.resolver.resolve(resource.get("Properties", {}), f"{logical_id}.Properties")
+
+    def _included(self, resource: dict[str, Any]) -> bool:
+        condition = resource.get("Condition")
+        return condition is None or self.resolver.condition(condition)
+
+    # --- names ----------------------------------------------------------------------------------------
+
+    def _name(self, logical_id: str, prop: str, limit: int) -> str:
+        value = self.resources[logical_id].get("Properties", {}).get(prop)
+        if value is not None:
+            return str(self.resolver.resolve(value, f"{logical_id}.Properties.{prop}"))
+        return _generated_name(self.artifact.stack_name, logical_id, limit)
+
+    def _arn(self, service: str, resource: str, region: bool = True) -> str:
+        return f"arn:{self.partition}:{service}:{self.artifact.region if region else ''}:{self.artifact.account}:{resource}"
+
+    def _ref(self, logical_id: str) -> Any:
+        resource = self.resources.get(logical_id)
+        if resource is None:
+            raise self._fail(logical_id, "Ref to a resource that is not in the template")
+        kind = resource["Type"]
+        if kind in _TABLE_TYPES:
+            return self._name(logical_id, "TableName", 255)
+        if kind == "AWS::Lambda::Function":
+            return self._name(logical_id, "FunctionName", 64)
+        if kind == "AWS::SQS::Queue":
+            name = self._name(logical_id, "QueueName", 80)
+            return f"https://sqs.{self.artifact.region}.amazonaws.com/{self.artifact.account}/{name}"
+        if kind == "AWS::SNS::Topic":
+            return self._arn("sns", self._name(logical_id, "TopicName", 256))
+        if kind == "AWS::IAM::Role":
+            return self._name(logical_id, "RoleName", 64)
+        return _generated_name(self.artifact.stack_name, logical_id, 128)
+
+    def _get_att(self, logical_id: str, attribute: str) -> Any:
+        resource = self.resources.get(logical_id)
+        if resource is None:
+            raise self._fail(logical_id, f"Fn::GetAtt {attribute} of a resource that is not in the template")
+        kind = resource["Type"]
+        if kind in _TABLE_TYPES:
+            table = self.tables.get(logical_id) or self._create_table(logical_id)
+            if attribute == "Arn":
+                return table.arn
+            if attribute == "StreamArn":
+                if table.stream_arn is None:
+                    raise self._fail(logical_id, "Fn::GetAtt StreamArn of a table without a stream")
+                return table.stream_arn
+            if attribute == "TableId":
+                return hashlib.sha256(table.arn.encode()).hexdigest()[:32]
+        if kind == "AWS::Lambda::Function" and attribute == "Arn":
+            return self._arn("lambda", f"function:{self._ref(logical_id)}")
+        if kind == "AWS::SQS::Queue":
+            name = self._name(logical_id, "QueueName", 80)
+            if attribute == "Arn":
+                return self._arn("sqs", name)
+            if attribute == "QueueName":
+                return name
+            if attribute == "QueueUrl":
+                return self._ref(logical_id)
+        if kind == "AWS::SNS::Topic" and attribute in ("TopicArn", "Arn"):
+            return self._ref(logical_id)
+        if kind == "AWS::IAM::Role":
+            if attribute == "Arn":
+                return f"arn:{self.partition}:iam::{self.artifact.account}:role/{self._ref(logical_id)}"
+            if attribute == "RoleId":
+                return "AROALOCAL" + hashlib.sha256(logical_id.encode()).hexdigest()[:12].upper()
+        if attribute == "Arn":
+            service = kind.split("::")[1].lower()
+            return self._arn(service, f"{logical_id.lower()}/{self._ref(logical_id)}")
+        # Attributes of resources that are not emulated: a stable, recognisable placeholder.
+        return f"{self._ref(logical_id)}.{attribute}"
+
+    # --- deploy ---------------------------------------------------------------------------------------
+
+    def deploy(self) -> DeployedStack:
+        order = [_TABLE_TYPES, ("AWS::SQS::Queue", "AWS::SNS::Topic"), ("AWS::Lambda::Function",),
+                 ("AWS::Lambda::EventSourceMapping",)]
+        for kinds in order:
+            for logical_id, resource in self.resources.items():
+                if resource.get("Type") not in kinds or not self._included(resource):
+                    continue
+                if resource["Type"] in _TABLE_TYPES:
+                    if logical_id not in self.tables:
+                        self._create_table(logical_id)
+                elif resource["Type"] == "AWS::Lambda::Function":
+                    self._create_function(logical_id)
+                elif resource["Type"] == "AWS::Lambda::EventSourceMapping":
+                    self._create_mapping(logical_id)
+                else:
+                    self._create_queue(logical_id)
+        for name, output in self.artifact.template.get("Outputs", {}).items():
+            value = self.resolver.resolve(output.get("Value"), f"Outputs.{name}")
+            self.stack.outputs[name] = value
+            export = output.get("Export", {}).get("Name")
+            if export is not None:
+                self.deployment._exports[self.resolver.resolve(export, f"Outputs.{name}.Export")] = value
+        return self.stack
+
+    # --- tables ---------------------------------------------------------------------------------------
+
+    def _create_table(self, logical_id: str) -> LocalTable:
+        resource = self.resources[logical_id]
+        props = self._props(logical_id)
+        name = self._name(logical_id, "TableName", 255)
+        regions = [self.artifact.region]
+        if resource["Type"] == "AWS::DynamoDB::GlobalTable":
+            regions = [r["Region"] for r in props.get("Replicas", [])] or regions
+        request: dict[str, Any] = {
+            "TableName": name,
+            "KeySchema": props["KeySchema"],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+        }
+        provisioned = props.get("BillingMode", "PROVISIONED") == "PROVISIONED"
+        if provisioned:
+            request["ProvisionedThroughput"] = props.get("ProvisionedThroughput") or {
+                "ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+        else:
+            request["BillingMode"] = "PAY_PER_REQUEST"
+        for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+            indexes = []
+            for index in props.get(key, []):
+                entry = {k: index[k] for k in ("IndexName", "KeySchema", "Projection") if k in index}
+                if key == "GlobalSecondaryIndexes" and provisioned:
+                    entry["ProvisionedThroughput"] = index.get("ProvisionedThroughput") or {
+                        "ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+                indexes.append(entry)
+            if indexes:
+                request[key] = indexes
+        stream = props.get("StreamSpecification")
+        if stream and stream.get("StreamViewType") and stream.get("StreamEnabled", True):
+            request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
+        tables = [self._ensure_table(logical_id, region, request, props.get("TimeToLiveSpecification"))
+                  for region in regions]
+        # A global table's attributes (StreamArn, Arn) are those of the replica in the stack's region.
+        mine = next((t for t in tables if t.region == self.artifact.region), tables[0])
+        self.tables[logical_id] = mine
+        self.stack.tables.extend(tables)
+        return mine
+
+    def _ensure_table(self, logical_id: str, region: str, request: dict[str, Any],
+                      ttl: dict[str, Any] | None) -> LocalTable:
+        client = self.deployment.ddb.client(region=region, account=self.artifact.account)
+        name = request["TableName"]
+        try:
+            existing = client.describe_table(TableName=name)["Table"]
+        except client.exceptions.ResourceNotFoundException:
+            existing = None
+        if existing is None:
+            description = client.create_table(**request)["TableDescription"]
+            if ttl and ttl.get("Enabled"):
+                client.update_time_to_live(TableName=name, TimeToLiveSpecification={
+                    "AttributeName": ttl["AttributeName"], "Enabled": True})
+        else:
+            self._check_same_schema(logical_id, region, existing, request)
+            description = existing
+        return LocalTable(
+            name=name,
+            region=region,
+            account=self.artifact.account,
+            stack_name=self.artifact.stack_name,
+            logical_id=logical_id,
+            key_schema=description["KeySchema"],
+            local_stream_arn=description.get("LatestStreamArn"),
+            _ddb=self.deployment.ddb,
+        )
+
+    def _check_same_schema(self, logical_id: str, region: str, existing: dict[str, Any],
+                           request: dict[str, Any]) -> None:
+        def key_types(schema: list[dict[str, str]], definitions: list[dict[str, str]]) -> list[tuple[str, str, str]]:
+            types = {d["AttributeName"]: d["AttributeType"] for d in definitions}
+            return [(k["AttributeName"], k["KeyType"], types.get(k["AttributeName"], "?")) for k in schema]
+
+        have = key_types(existing["KeySchema"], existing["AttributeDefinitions"])
+        want = key_types(request["KeySchema"], request["AttributeDefinitions"])
+        have_stream = existing.get("StreamSpecification", {}).get("StreamViewType") if existing.get(
+            "StreamSpecification", {}).get("StreamEnabled") else None
+        want_stream = request.get("StreamSpecification", {}).get("StreamViewType")
+        if have != want or have_stream != want_stream:
+            raise self._fail(
+                logical_id,
+                f"table {request['TableName']!r} already exists in {self.artifact.account}/{region} with key "
+                f"{have} and stream {have_stream}, but the template wants key {want} and stream {want_stream}; "
+                "delete the table or use a fresh DynamoDB Local",
+            )
+
+    def _imported_table(self, logical_id: str, stream_arn: str) -> LocalTable:
+        """A table named by a literal stream ARN (created outside the app): it must already exist."""
+        parts = stream_arn.split(":")
+        if len(parts) < 6 or parts[2] != "dynamodb" or "/stream/" not in parts[5]:
+            raise self._fail(logical_id, f"EventSourceArn {stream_arn!r} is not a DynamoDB stream ARN; only "
+                                         "DynamoDB stream mappings are emulated")
+        region, account = parts[3], parts[4]
+        name = parts[5].split("/")[1]
+        for table in self.deployment.tables + list(self.tables.values()):
+            if (table.name, table.region, table.account) == (name, region, account):
+                return table
+        client = self.deployment.ddb.client(region=region, account=account)
+        try:
+            description = client.describe_table(TableName=name)["Table"]
+        except client.exceptions.ResourceNotFoundException:
+            raise self._fail(
+                logical_id,
+                f"the mapping reads the stream of table {name!r} in {account}/{region}, which is not in the "
+                "assembly and does not exist in DynamoDB Local; create the imported table (with a stream) "
+                "before deploying",
+            ) from None
+        if not description.get("LatestStreamArn"):
+            raise self._fail(logical_id, f"imported table {name!r} in {account}/{region} has no stream; "
+                                         "enable NEW_AND_OLD_IMAGES on it before deploying")
+        return LocalTable(name, region, account, None, None, description["KeySchema"],
+                          description["LatestStreamArn"], self.deployment.ddb)
+
+    # --- queues ---------------------------------------------------------------------------------------
+
+    def _create_queue(self, logical_id: str) -> LocalQueue:
+        kind = self.resources[logical_id]["Type"]
+        if kind == "AWS::SQS::Queue":
+            name = self._name(logical_id, "QueueName", 80)
+            arn = self._arn("sqs", name)
+        else:
+            name = self._name(logical_id, "TopicName", 256)
+            arn = self._arn("sns", name)
+        queue = LocalQueue(name, arn=arn)
+        self.queues[logical_id] = queue
+        self.stack.queues.append(queue)
+        return queue
+
+    def _destination(self, arn: str) -> LocalQueue:
+        for queue in self.deployment.queues + self.stack.queues:
+            if queue.arn == arn:
+                return queue
+        # A queue outside the app: still give the test something to read, named after it.
+        queue = LocalQueue(arn.rsplit(":", 1)[-1], arn=arn)
+        self.stack.queues.append(queue)
+        return queue
+
+    # --- functions ------------------------------------------------------------------------------------
+
+    def _create_function(self, logical_id: str) -> LocalFunction | None:
+        resource = self.resources[logical_id]
+        props = self._props(logical_id)
+        runtime = str(props.get("Runtime", ""))
+        if not runtime.startswith("python"):
+            raise self._fail(logical_id, f"runtime {runtime or '(container image)'!r} cannot run locally; "
+                                         "only Python functions with a code asset are emulated")
+        code = props.get("Code", {})
+        if "ZipFile" in code:
+            folder = self._temp_dir()
+            (folder / "index.py").write_text(code["ZipFile"])
+        else:
+            asset = self.artifact.asset_for(logical_id, resource, code.get("S3Key"))
+            folder = asset.path
+            if asset.path.is_file() and asset.path.suffix == ".zip":
+                folder = self._temp_dir()
+                with zipfile.ZipFile(asset.path) as archive:
+                    archive.extractall(folder)
+            elif not asset.path.is_dir():
+                raise self._fail(logical_id, f"code asset {str(asset.path)!r} is neither a folder nor a .zip")
+        name = str(self._ref(logical_id))
+        environment = props.get("Environment", {}).get("Variables", {})
+        bad = {k: v for k, v in environment.items() if not isinstance(v, (str, int, float, bool))}
+        if bad:
+            raise self._fail(logical_id, f"environment variables must resolve to strings, got {bad!r}")
+        endpoints = {**self.deployment.ddb.endpoint_env(), "AWS_ENDPOINT_URL_STS": self.deployment.sts.endpoint_url}
+        sink = self.log_sink
+        function = LocalFunction(
+            name,
+            folder,
+            props["Handler"],
+            {k: v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
+             for k, v in environment.items()},
+            region=self.artifact.region,
+            account=self.artifact.account,
+            credentials_env=credentials_for_account(self.artifact.account).as_env(),
+            endpoint_env=endpoints,
+            timeout_s=float(props.get("Timeout", 3)),
+            memory_mb=int(props.get("MemorySize", 128)),
+            arn=self._get_att(logical_id, "Arn"),
+            log_sink=(lambda line, _name=name: sink(_name, line)) if sink else None,
+        )
+        self.functions[logical_id] = function
+        self.stack.functions.append(function)
+        return function
+
+    def _temp_dir(self) -> Path:
+        tmp = tempfile.TemporaryDirectory(prefix="cdk-replication-code-")
+        self.deployment._temp_dirs.append(tmp)
+        return Path(tmp.name)
+
+    # --- mappings -------------------------------------------------------------------------------------
+
+    def _create_mapping(self, logical_id: str) -> StreamEventSourceMapping:
+        props = self._props(logical_id)
+        for unsupported in ("FilterCriteria", "TumblingWindowInSeconds"):
+            if unsupported in props:
+                raise self._fail(logical_id, f"{unsupported} is not emulated by the local event source mapping")
+        function_ref = str(props["FunctionName"])
+        candidates = self.deployment.functions + self.stack.functions
+        function = next((f for f in candidates if function_ref in (f.name, f.arn)
+                         or function_ref.startswith(f.arn + ":")), None)
+        if function is None:
+            raise self._fail(logical_id, f"FunctionName {function_ref!r} is not a function of the assembly")
+        stream_arn = str(props["EventSourceArn"])
+        table = next((t for t in self.tables.values() if t.stream_arn == stream_arn), None) or \
+            self._imported_table(logical_id, stream_arn)
+        settings = MappingSettings(
+            batch_size=int(props.get("BatchSize", 100)),
+            maximum_batching_window_s=float(props.get("MaximumBatchingWindowInSeconds", 0)),
+            starting_position=str(props.get("StartingPosition", "TRIM_HORIZON")),
+            bisect_batch_on_function_error=bool(props.get("BisectBatchOnFunctionError", False)),
+            maximum_retry_attempts=int(props.get("MaximumRetryAttempts", -1)),
+            maximum_record_age_s=int(props.get("MaximumRecordAgeInSeconds", -1)),
+            report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+            parallelization_factor=int(props.get("ParallelizationFactor", 1)),
+            enabled=bool(props.get("Enabled", True)),
+        )
+        if self.settings_override is not None:
+            settings = self.settings_override(settings)
+        destination_arn = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        assert table.local_stream_arn is not None
+        mapping = StreamEventSourceMapping(
+            function,
+            table.local_stream_arn,
+            streams_client=table.client("dynamodbstreams"),
+            region=table.region,
+            account=table.account,
+            settings=settings,
+            destination=self._destination(destination_arn) if destination_arn else None,
+            uuid=_generated_name(self.artifact.stack_name, logical_id, 64),
+        )
+        self.stack.mappings.append(mapping)
+        return mapping
