@@ -103,7 +103,8 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     probe_read(source, "source")
     probe_read(target, "target")
     if args.repair and not args.dry_run:
-        probe_write(target, "target", delete=True)
+        # A multi-active repair never deletes (see repair.py), so it needs no DeleteItem permission.
+        probe_write(target, "target", delete=not args.conflict_attribute)
     options = VerifyOptions(
         segments=args.segments,
         workers=args.workers,

@@ -162,6 +162,8 @@ def _precheck(ctx: _Context, lambda_client: Any | None) -> None:
             "Changing the view type means turning the stream off and on, which starts a new stream: do it "
             "deliberately, then re-run"
         )
+    if "exportArn" not in ctx.state.data:
+        _check_bucket(ctx)
     if "import" not in ctx.state.data["done"] and "importArn" not in ctx.state.data:
         target_client = ctx.target_conn.client("dynamodb", ctx.target_region)
         try:
@@ -218,6 +220,36 @@ def _precheck(ctx: _Context, lambda_client: Any | None) -> None:
                 f"warning: mapping {args.event_source_mapping_uuid} is {mapping.get('State')}: it may already "
                 "fail writes to the target that does not exist yet (they go to its on-failure destination)\n"
             )
+
+
+def _check_bucket(ctx: _Context) -> None:
+    """A missing bucket (or one owned by another account than ``--s3-bucket-owner``) is bad input.
+
+    A refusal (403) is only a warning: a bucket in another account may let the export service write
+    without letting this principal call HeadBucket.
+    """
+    args = ctx.args
+    request: dict[str, Any] = {"Bucket": args.s3_bucket}
+    if args.s3_bucket_owner:
+        request["ExpectedBucketOwner"] = args.s3_bucket_owner
+    try:
+        ctx.source_s3().head_bucket(**request)
+    except Exception as exc:
+        code = error_code(exc)
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            raise BadInput(
+                f"S3 bucket {args.s3_bucket!r} does not exist: create it (in the target account for a "
+                "cross-account copy) or pass another --s3-bucket"
+            ) from None
+        if code in ("403", "AccessDenied"):
+            ctx.err.write(
+                f"warning: cannot check bucket {args.s3_bucket!r} (403); continuing - the export fails later if "
+                "the bucket policy does not let this account write to it"
+                + (" or it is not owned by account " + args.s3_bucket_owner if args.s3_bucket_owner else "")
+                + "\n"
+            )
+            return
+        raise
 
 
 def _step_stream(ctx: _Context) -> None:

@@ -199,6 +199,8 @@ def test_bad_input_changes_nothing(aws) -> None:
 
     code, _, err = run(aws, "indexed", "indexed-copy", "--s3-bucket", "exports-c")
     assert code == 2 and "local secondary indexes (by-n)" in err and "backfill" in err
+    code, _, err = run(aws, "plain", "plain-copy", "--s3-bucket", "no-such-bucket")
+    assert code == 2 and "S3 bucket 'no-such-bucket' does not exist" in err
     code, _, err = run(aws, "plain", "already-there", "--s3-bucket", "exports-c")
     assert code == 2 and "already exists" in err
     code, _, err = run(aws, "plain", "plain-copy", "--s3-bucket", "exports-c",
