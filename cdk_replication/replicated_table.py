@@ -176,7 +176,7 @@ class ReplicatedTable(Construct):
         self.table_options.validate(path)
         if existing_source is not None:
             self._check_existing_source(existing_source)
-        self._check_encryption(encryption, cross_account_access)
+        self._check_encryption(encryption, cross_account_access, imported_source=existing_source is not None)
 
         # --- stacks -------------------------------------------------------------------------------------
         prefix = stack_name_prefix or id
@@ -386,10 +386,15 @@ class ReplicatedTable(Construct):
                 "use the ARN exactly as describe-table returns it",
             )
 
-    def _check_encryption(self, encryption: dynamodb.TableEncryption, access: CrossAccountAccess) -> None:
+    def _check_encryption(
+        self, encryption: dynamodb.TableEncryption, access: CrossAccountAccess, *, imported_source: bool
+    ) -> None:
+        """``encryption`` applies to the tables this construct creates. An imported source keeps its own
+        encryption; its key ARN (if any) is only needed to decrypt its stream."""
         path = self.node.path
+        created = [*([] if imported_source else [self.source_location]), *self.replica_locations]
         if encryption != dynamodb.TableEncryption.CUSTOMER_MANAGED:
-            keyed = [loc for loc in (self.source_location, *self.replica_locations) if loc.encryption_key_arn]
+            keyed = [loc for loc in created if loc.encryption_key_arn]
             if keyed:
                 raise ReplicationConfigError(
                     path,

@@ -225,6 +225,12 @@ class Replicator(Construct):
         options = options or ReplicatorOptions()
         options.validate(path)
         stack = Stack.of(self)
+        if Token.is_unresolved(stack.account) or Token.is_unresolved(stack.region):
+            raise ReplicationConfigError(
+                path,
+                f"stack {stack.stack_name} has no explicit account and region (environment-agnostic)",
+                f'create the stack with env=Environment(account="{source.account}", region="{source.region}")',
+            )
         if (stack.account, stack.region) != (source.account, source.region):
             raise ReplicationConfigError(
                 path,

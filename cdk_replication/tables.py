@@ -160,6 +160,10 @@ class ReplicaTable(Construct):
 
 
 def _struct_kwargs(struct: object) -> dict[str, object]:
-    """Keyword arguments of a jsii struct (index props), so they can be passed to ``add_*_index``."""
+    """Keyword arguments of a jsii struct (index props), so they can be passed to ``add_*_index``.
+
+    jsii's generated Python structs keep their set fields, by Python name, in ``_values``; the Table L1/L2
+    API only accepts indexes as keyword arguments of ``add_*_index``.
+    """
     values: dict[str, object] = getattr(struct, "_values")
     return dict(values)

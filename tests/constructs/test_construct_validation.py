@@ -269,6 +269,35 @@ def test_replicator_must_live_in_its_sources_region() -> None:
         )
 
 
+def test_replicator_needs_an_explicit_environment() -> None:
+    with pytest.raises(ReplicationConfigError, match=r"has no explicit account and region.*env=Environment"):
+        Replicator(
+            cdk.Stack(cdk.App(), "Agnostic"),
+            "Replicator",
+            source=_resolved("us-west-2"),
+            stream_arn=IMPORTED_STREAM_ARN,
+            key=KeySchema("Id"),
+            targets=[ReplicationTarget(_resolved("eu-west-1"))],
+        )
+
+
+def test_imported_cmk_source_does_not_force_keys_on_created_replicas() -> None:
+    construct = build(
+        partition_key=None,
+        source=TableLocation(
+            region="us-west-2", account=SOURCE_ACCOUNT, encryption_key_arn="arn:aws:kms:us-west-2:111111111111:key/k"
+        ),
+        existing_source=existing(partition_key=PK),
+    )
+    from aws_cdk.assertions import Template
+
+    roles = Template.from_stack(construct.source_stack).find_resources("AWS::IAM::Role")
+    (role,) = roles.values()
+    sids = {s["Sid"]: s for s in role["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]}
+    assert sids["DecryptSourceStream"]["Resource"] == "arn:aws:kms:us-west-2:111111111111:key/k"
+    assert "UseTargetTableKeys" not in sids
+
+
 def test_replicator_needs_targets() -> None:
     with pytest.raises(ReplicationConfigError, match=r"targets is empty"):
         Replicator(
