@@ -17,6 +17,7 @@ from .operations import Delete, Operation, Put, WriteFailure
 from .plan import ItemPlan, TargetFailure
 from .records import Change
 from .retry import Deadline
+from .telemetry import InvocationMetrics
 
 
 class OneWayReplication:
@@ -37,7 +38,7 @@ class OneWayReplication:
         )
 
     def apply(
-        self, plans: Sequence[ItemPlan], pool: Executor, deadline: Deadline
+        self, plans: Sequence[ItemPlan], pool: Executor, deadline: Deadline, metrics: InvocationMetrics
     ) -> dict[ItemKey, list[TargetFailure]]:
         futures: list[tuple[TableRef, Future[dict[ItemKey, WriteFailure]]]] = []
         for target in self._config.targets:

@@ -29,7 +29,7 @@ class Replication(Protocol):
     def plan(self, key: ItemKey, changes: Sequence[Change]) -> ItemPlan: ...
 
     def apply(
-        self, plans: Sequence[ItemPlan], pool: Executor, deadline: Deadline
+        self, plans: Sequence[ItemPlan], pool: Executor, deadline: Deadline, metrics: InvocationMetrics
     ) -> dict[ItemKey, list[TargetFailure]]: ...
 
 
@@ -88,7 +88,7 @@ class Processor:
             for change in changes:
                 metrics.observe_lag(change.created_at, now)
             plans = [self.replication.plan(key, group) for key, group in group_by_item(changes).items()]
-            failures = self.replication.apply(plans, self.pool, deadline) if plans else {}
+            failures = self.replication.apply(plans, self.pool, deadline, metrics) if plans else {}
             lowest = self._settle(plans, failures, metrics, request_id)
         except Exception:
             self.logger.exception(

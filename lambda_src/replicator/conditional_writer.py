@@ -1,0 +1,168 @@
+"""Multi-active writes: PutItem with a condition, so that every region keeps the same winner.
+
+Two kinds of write:
+
+* :func:`put_if_newer` (to the other regions): the common case costs one request, conditioned on the stored
+  conflict attribute being lower. When that check fails, DynamoDB returns the stored item
+  (``ReturnValuesOnConditionCheckFailure=ALL_OLD``) and the full order (version, delete-beats-write,
+  origin region) is decided here; if the incoming state still wins, it is written conditioned on the stored
+  item being unchanged (compare-and-set), and the loop repeats if it changed meanwhile.
+* :func:`put_if_unchanged` (to the source table): a tombstone after a local delete, or the winning state put
+  back after a local write that lost; conditioned on the item still being what the stream showed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .attributes import Item, ItemKey
+from .config import TableRef
+from .metadata import MetadataCodec, State
+from .operations import WriteFailure
+from .retry import Deadline, error_code, is_retryable, wait_before_retry
+
+#: Compare-and-set rounds before giving up on an item that keeps changing under us (reported, re-delivered).
+MAX_CAS_ROUNDS = 5
+
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+@dataclass(frozen=True)
+class PutIfNewer:
+    """Write ``state`` (stamped as ``item``) unless the target holds a state that orders after it."""
+
+    key: ItemKey
+    state: State
+    item: Item
+
+
+@dataclass(frozen=True)
+class PutIfUnchanged:
+    """Write ``item`` if the table still holds ``expected`` (``None``: the item must be absent).
+
+    ``reason`` is ``Tombstone`` (after a local delete) or ``Repair`` (a local write lost to ``state``).
+    """
+
+    key: ItemKey
+    state: State
+    item: Item
+    expected: Item | None
+    reason: str
+    lost: State | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one conditional write.
+
+    ``conflict`` is ``None`` when the item was written, ``TargetNewer`` when the target holds a state that
+    orders after ours (ours lost: success), ``AlreadyApplied`` when it holds exactly ours.
+    """
+
+    written: bool
+    conflict: str | None = None
+    stored: State | None = None
+    failure: WriteFailure | None = None
+
+
+def _unchanged_condition(codec: MetadataCodec, stored: Item | None) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """A condition that holds only while the table still holds ``stored`` (as far as a write can tell: its
+    conflict attribute and marker, which every replicator write and every well-behaved application write
+    change)."""
+    names = {"#k": codec.key_names[0]}
+    if stored is None:
+        return "attribute_not_exists(#k)", names, {}
+    names.update({"#c": codec.conflict_attr, "#m": codec.marker_attr})
+    values: dict[str, Any] = {}
+    parts = ["attribute_exists(#k)"]
+    if codec.conflict_attr in stored:
+        parts.append("#c = :c")
+        values[":c"] = stored[codec.conflict_attr]
+    else:
+        parts.append("attribute_not_exists(#c)")
+    if codec.marker_attr in stored:
+        parts.append("#m = :m")
+        values[":m"] = stored[codec.marker_attr]
+    else:
+        parts.append("attribute_not_exists(#m)")
+    return " AND ".join(parts), names, values
+
+
+def _conditional_put(
+    client: Any, table: TableRef, item: Item, condition: tuple[str, dict[str, str], dict[str, Any]], deadline: Deadline
+) -> tuple[bool, Item | None, WriteFailure | None]:
+    """One conditional PutItem with retries of transient errors: (written, stored item if the condition
+    failed, failure)."""
+    expression, names, values = condition
+    kwargs: dict[str, Any] = {
+        "TableName": table.table_name,
+        "Item": item,
+        "ConditionExpression": expression,
+        "ExpressionAttributeNames": names,
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    if values:
+        kwargs["ExpressionAttributeValues"] = values
+    attempt = 0
+    while True:
+        try:
+            client.put_item(**kwargs)
+            return True, None, None
+        except (ClientError, BotoCoreError) as exc:
+            if error_code(exc) == CONDITION_FAILED:
+                return False, exc.response.get("Item"), None  # type: ignore[union-attr]
+            if not is_retryable(exc):
+                return False, None, WriteFailure(error_code(exc), str(exc)[:500])
+            if not wait_before_retry(deadline, attempt):
+                return False, None, WriteFailure(error_code(exc), str(exc)[:500], retries_exhausted=True)
+            attempt += 1
+
+
+def put_if_newer(client: Any, table: TableRef, op: PutIfNewer, codec: MetadataCodec, deadline: Deadline) -> Outcome:
+    """Apply ``op`` to ``table`` by the conflict rules (see the module docstring)."""
+    names = {"#k": codec.key_names[0], "#c": codec.conflict_attr}
+    values = {":v": op.state.user[codec.conflict_attr]}
+    condition = ("attribute_not_exists(#k) OR #c < :v", names, values)
+    for _ in range(MAX_CAS_ROUNDS):
+        written, stored_item, failure = _conditional_put(client, table, op.item, condition, deadline)
+        if written:
+            return Outcome(written=True)
+        if failure is not None:
+            return Outcome(written=False, failure=failure)
+        if stored_item is None:
+            # The item vanished between our read of it and the compare-and-set: treat it as absent.
+            condition = _unchanged_condition(codec, None)
+            continue
+        stored = codec.state_of(stored_item, table.region)
+        if stored.order > op.state.order:
+            return Outcome(written=False, conflict="TargetNewer", stored=stored)
+        if stored.order == op.state.order and stored.same_content(op.state):
+            return Outcome(written=False, conflict="AlreadyApplied", stored=stored)
+        condition = _unchanged_condition(codec, stored_item)
+    return Outcome(
+        written=False,
+        failure=WriteFailure("ConcurrentUpdates", f"the item changed during {MAX_CAS_ROUNDS} compare-and-set rounds"),
+    )
+
+
+def put_if_unchanged(client: Any, table: TableRef, op: PutIfUnchanged, codec: MetadataCodec, deadline: Deadline) -> Outcome:
+    """Apply ``op``; a changed item is reported (``LocalStateChanged``) so that the batch is re-delivered and
+    the decision made again with the newer record in view."""
+    written, stored_item, failure = _conditional_put(
+        client, table, op.item, _unchanged_condition(codec, op.expected), deadline
+    )
+    if written:
+        return Outcome(written=True)
+    if failure is not None:
+        return Outcome(written=False, failure=failure)
+    stored = codec.state_of(stored_item, table.region) if stored_item else None
+    if stored is not None and stored.order == op.state.order and stored.same_content(op.state):
+        return Outcome(written=False, conflict="AlreadyApplied", stored=stored)
+    return Outcome(
+        written=False,
+        stored=stored,
+        failure=WriteFailure("LocalStateChanged", f"{op.reason}: the source item changed since the stream record"),
+    )

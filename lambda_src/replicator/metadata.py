@@ -1,0 +1,185 @@
+"""Multi-active metadata: what the replicator stamps on the items it writes, and how it reads a write back.
+
+Every metadata attribute starts with the configured prefix (default ``_rep_``):
+
+``<prefix>origin``   (S)    region where the write that produced this state was made (the tie-breaker).
+``<prefix>marker``   (S)    digest of the user attributes + origin + kind, written by the replicator. A stream
+                            image whose marker matches its own content, on a write that changed the marker, is
+                            the replicator's own write (rule 3); any application write that changes a user
+                            attribute breaks the match, even if it copies the metadata back.
+``<prefix>deleted``  (BOOL) on a tombstone: the item was deleted at the version in the conflict attribute.
+TTL attribute        (N)    on a tombstone: epoch seconds after which DynamoDB's TTL may remove it.
+
+A stale marker (an application write changed the item afterwards) is simply ignored: the state then counts
+as a local write of the region that holds it.
+"""
+
+from __future__ import annotations
+
+import decimal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .attributes import Item, ItemKey, digest, item_size, key_item
+from .config import Config
+
+ORIGIN = "origin"
+MARKER = "marker"
+DELETED = "deleted"
+
+
+class ConflictValueError(ValueError):
+    """A write lacks a usable conflict attribute; ``code`` names the problem for logs and metrics."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+#: Order key of a state: (has a version, version, is a delete, origin). Deletes win ties with writes of the
+#: same version (a delete is versioned by the item version it removed); equal (version, kind) ties go to the
+#: greater origin region id. States without a usable version sort first.
+OrderKey = tuple[bool, decimal.Decimal, bool, str]
+
+
+@dataclass(frozen=True)
+class State:
+    """One version of an item as the conflict rules see it.
+
+    Attributes:
+        user: the user attributes (for a tombstone: its key and the conflict attribute).
+        version: the conflict attribute's value, or ``None`` when the item has none usable.
+        deleted: the state is a delete (a tombstone).
+        origin: the region where this state was written.
+    """
+
+    user: Item
+    version: decimal.Decimal | None
+    deleted: bool
+    origin: str
+
+    @property
+    def order(self) -> OrderKey:
+        return (self.version is not None, self.version or decimal.Decimal(0), self.deleted, self.origin)
+
+    def same_content(self, other: "State") -> bool:
+        return self.deleted == other.deleted and digest(self.user) == digest(other.user)
+
+    def describe(self) -> dict[str, object]:
+        """For logs: the version, kind and origin."""
+        return {
+            "version": None if self.version is None else str(self.version),
+            "deleted": self.deleted,
+            "origin": self.origin,
+        }
+
+
+class MetadataCodec:
+    """Reads and writes the metadata of one topology (prefix, conflict attribute, TTL attribute, key)."""
+
+    def __init__(self, config: Config) -> None:
+        prefix = config.metadata_prefix
+        self.prefix = prefix
+        self.origin_attr = prefix + ORIGIN
+        self.marker_attr = prefix + MARKER
+        self.deleted_attr = prefix + DELETED
+        self.ttl_attr = config.ttl_attribute
+        self.conflict_attr = config.conflict_attribute
+        self.key_names = config.key.names
+        self.tombstone_ttl_seconds = config.tombstone_ttl_seconds
+
+    # --- reading ------------------------------------------------------------------------------------------
+
+    def is_metadata(self, name: str) -> bool:
+        return name.startswith(self.prefix)
+
+    def _tombstone_user(self, image: Item) -> Item:
+        """A tombstone's user attributes: everything but metadata and its expiry. A tombstone written by the
+        replicator holds only the key and the conflict attribute, so anything else an application adds
+        breaks the marker."""
+        return {k: v for k, v in image.items() if not self.is_metadata(k) and k != self.ttl_attr}
+
+    def user_attributes(self, image: Item) -> Item:
+        """The application's attributes: everything but our metadata."""
+        return {k: v for k, v in image.items() if not self.is_metadata(k)}
+
+    def stamped_by_replicator(self, image: Item) -> bool:
+        """The image carries a marker that matches its own content (it is a state the replicator wrote)."""
+        marker = image.get(self.marker_attr, {}).get("S")
+        origin = image.get(self.origin_attr, {}).get("S")
+        if marker is None or origin is None:
+            return False
+        deleted = self.deleted_attr in image
+        user = self._tombstone_user(image) if deleted else self.user_attributes(image)
+        return marker == self._marker(user, origin, deleted)
+
+    def is_tombstone(self, image: Item | None) -> bool:
+        return image is not None and self.deleted_attr in image and self.stamped_by_replicator(image)
+
+    def version_of(self, image: Mapping[str, Mapping[str, str]]) -> decimal.Decimal:
+        """The conflict attribute as a number.
+
+        Raises:
+            ConflictValueError: it is missing or not a number.
+        """
+        value = image.get(self.conflict_attr)
+        if value is None:
+            raise ConflictValueError(
+                "MissingConflictAttribute", f"the item has no conflict attribute {self.conflict_attr!r}"
+            )
+        if "N" not in value:
+            raise ConflictValueError(
+                "InvalidConflictAttribute",
+                f"conflict attribute {self.conflict_attr!r} must be a number, got type {next(iter(value))}",
+            )
+        return decimal.Decimal(value["N"])
+
+    def state_of(self, image: Item, region: str) -> State:
+        """The state an image holds in ``region`` (where unstamped or stale-stamped writes originate)."""
+        try:
+            version: decimal.Decimal | None = self.version_of(image)
+        except ConflictValueError:
+            version = None
+        if self.stamped_by_replicator(image):
+            deleted = self.deleted_attr in image
+            user = self._tombstone_user(image) if deleted else self.user_attributes(image)
+            return State(user, version, deleted, image[self.origin_attr]["S"])
+        return State(self.user_attributes(image), version, False, region)
+
+    def tombstone_state(self, removed: Item, origin: str) -> State:
+        """The delete of ``removed`` (the REMOVE record's old image), made in ``origin``."""
+        names = (*self.key_names, self.conflict_attr)
+        return State({n: removed[n] for n in names if n in removed}, self.version_of(removed), True, origin)
+
+    def has_stale_tombstone_attributes(self, image: Item) -> bool:
+        """An application wrote onto a tombstone: its delete flag or TTL expiry would now hide or expire a
+        live item, so they must be removed."""
+        if self.stamped_by_replicator(image):
+            return False
+        return self.deleted_attr in image or (self.is_metadata(self.ttl_attr) and self.ttl_attr in image)
+
+    # --- writing ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _marker(user: Item, origin: str, deleted: bool) -> str:
+        return digest(user, origin, "tombstone" if deleted else "item")
+
+    def stamp(self, state: State, now: float | None = None) -> Item:
+        """The item to write for ``state``: its user attributes plus our metadata."""
+        item = dict(state.user)
+        item[self.origin_attr] = {"S": state.origin}
+        item[self.marker_attr] = {"S": self._marker(state.user, state.origin, state.deleted)}
+        if state.deleted:
+            item[self.deleted_attr] = {"BOOL": True}
+            expires = int(now if now is not None else time.time()) + self.tombstone_ttl_seconds
+            item[self.ttl_attr] = {"N": str(expires)}
+        return item
+
+    def key_of(self, key: ItemKey) -> Item:
+        return key_item(key)
+
+
+def fits(item: Item, limit: int) -> bool:
+    """``item`` is within ``limit`` bytes by DynamoDB's sizing rules."""
+    return item_size(item) <= limit

@@ -1,0 +1,199 @@
+"""MULTI_ACTIVE mode: every region writes; each region's replicator sends its local writes to all others.
+
+For each item of the batch the planner works out:
+
+1. which records are local writes (to be sent) and which are the replicator's own writes coming back
+   (echoes, never sent on: rule 3), from each record's old and new images (see :mod:`.metadata`);
+2. the winning state among everything the batch shows for the item (old and new images), by the order
+   (conflict attribute, delete-beats-write, origin region) that every region applies identically (rule 4);
+3. what to write: the winner to every other region if a local write produced it; and to this region's own
+   table a tombstone after a local delete, or the winner put back after a local write that lost (rule 5,
+   and rule 4 for this region).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import Executor, Future
+
+from .attributes import MAX_ITEM_BYTES, Item, ItemKey, item_size, key_for_log
+from .clients import ClientFactory
+from .conditional_writer import Outcome, PutIfNewer, PutIfUnchanged, put_if_newer, put_if_unchanged
+from .config import Config, TableRef, TtlDeletes
+from .metadata import ConflictValueError, MetadataCodec, State
+from .plan import Blocked, ItemPlan, TargetFailure
+from .records import Change
+from .retry import Deadline
+from .telemetry import InvocationMetrics, log
+
+# Why a record needs no write of its own.
+_ECHO = "echo"
+_SKIP = "skip"
+
+
+class MultiActiveReplication:
+    """Plans and applies a batch for MULTI_ACTIVE mode with conditional PutItem."""
+
+    def __init__(self, config: Config, clients: ClientFactory, logger: logging.Logger) -> None:
+        self._config = config
+        self._clients = clients
+        self._logger = logger
+        self._codec = MetadataCodec(config)
+        self._region = config.source.region
+
+    # --- planning -----------------------------------------------------------------------------------------
+
+    def _is_echo(self, change: Change) -> bool:
+        """The write was made by a replicator: its new image carries a marker that matches its content, and
+        this very write set that marker (an application write that changes a user attribute, even one that
+        copies our metadata back, fails one of the two)."""
+        new, old = change.new_image, change.old_image
+        assert new is not None
+        if not self._codec.stamped_by_replicator(new):
+            return False
+        if old is None:
+            return True
+        marker = self._codec.marker_attr
+        if old.get(marker) != new.get(marker):
+            return True
+        # Same marker on both sides: only a rewrite that left the user attributes as they were is ours
+        # (for example a tombstone's expiry refreshed); anything else is an application write.
+        return self._codec.user_attributes(old) == self._codec.user_attributes(new)
+
+    def _skip_remove(self, change: Change) -> str | None:
+        """Why a REMOVE needs nothing sent, or ``None`` when it is a delete to replicate."""
+        if self._codec.is_tombstone(change.old_image):
+            return "tombstone removed"  # by TTL or by hand: the delete it stood for is long settled
+        if change.by_ttl and self._config.ttl_deletes is TtlDeletes.SKIP:
+            return "TTL delete (every region expires its own copy)"
+        return None
+
+    def plan(self, key: ItemKey, changes: Sequence[Change]) -> ItemPlan:
+        codec = self._codec
+        plan = ItemPlan(key=key, changes=list(changes), covers_from=changes[0].index)
+        # (state, produced by a local write of this batch?) in stream order.
+        candidates: list[tuple[State, bool]] = []
+        table_image: Item | None = None  # what the source table holds after the last planned record
+        table_state: State | None = None
+        last_skipped = False
+        for change in changes:
+            old_state = codec.state_of(change.old_image, self._region) if change.old_image else None
+            try:
+                if change.is_remove:
+                    reason = self._skip_remove(change)
+                    if reason is not None:
+                        plan.skipped.append(change)
+                        last_skipped = True
+                        continue
+                    if change.old_image is None:
+                        raise ConflictValueError("MissingOldImage", "a REMOVE record without OldImage cannot be versioned")
+                    new_state = codec.tombstone_state(change.old_image, self._region)
+                    local, table_image, table_state = True, None, None
+                elif self._is_echo(change):
+                    assert change.new_image is not None
+                    new_state = codec.state_of(change.new_image, self._region)
+                    plan.skipped.append(change)
+                    local, table_image, table_state = False, change.new_image, new_state
+                else:
+                    assert change.new_image is not None
+                    version = codec.version_of(change.new_image)
+                    new_state = State(codec.user_attributes(change.new_image), version, False, self._region)
+                    local, table_image, table_state = True, change.new_image, new_state
+                stamped = codec.stamp(new_state)
+                if local and item_size(stamped) > MAX_ITEM_BYTES:
+                    raise ConflictValueError(
+                        "ItemTooLarge",
+                        f"{item_size(stamped)} bytes with replication metadata; DynamoDB allows {MAX_ITEM_BYTES}",
+                    )
+            except ConflictValueError as exc:
+                plan.blocked = Blocked(change, exc.code, str(exc))
+                break
+            last_skipped = False
+            if old_state is not None:
+                candidates.append((old_state, False))
+            candidates.append((new_state, local))
+        if not candidates:
+            return plan
+        best, best_local = candidates[0]
+        for state, local in candidates[1:]:
+            if state.order >= best.order:  # on equal order the later record wins (stream order)
+                best, best_local = state, local
+        if best_local:
+            stamped = codec.stamp(best)
+            for target in self._config.targets:
+                plan.writes[target] = PutIfNewer(key, best, stamped)
+        if plan.blocked is None and not last_skipped:
+            self._plan_local_write(plan, best, table_image, table_state)
+        return plan
+
+    def _plan_local_write(self, plan: ItemPlan, best: State, image: Item | None, state: State | None) -> None:
+        """Bring this region's own table to ``best`` when it holds less: nothing (a local delete, which
+        needs a tombstone), a local write that lost, or a write onto a tombstone that kept its expiry."""
+        codec = self._codec
+        if state is None:
+            reason, lost = "Tombstone", None
+        elif state.order < best.order:
+            reason, lost = "Repair", state
+        elif image is not None and codec.has_stale_tombstone_attributes(image):
+            reason, lost = "Restamp", None
+        else:
+            return
+        plan.writes[self._config.source] = PutIfUnchanged(plan.key, best, codec.stamp(best), image, reason, lost)
+
+    # --- applying -----------------------------------------------------------------------------------------
+
+    def apply(
+        self, plans: Sequence[ItemPlan], pool: Executor, deadline: Deadline, metrics: InvocationMetrics
+    ) -> dict[ItemKey, list[TargetFailure]]:
+        futures: list[tuple[ItemPlan, TableRef, PutIfNewer | PutIfUnchanged, Future[Outcome]]] = []
+        for plan in plans:
+            for table, op in plan.writes.items():
+                client = self._clients.for_table(table)
+                if isinstance(op, PutIfNewer):
+                    future = pool.submit(put_if_newer, client, table, op, self._codec, deadline)
+                else:
+                    assert isinstance(op, PutIfUnchanged)
+                    future = pool.submit(put_if_unchanged, client, table, op, self._codec, deadline)
+                futures.append((plan, table, op, future))
+        failures: dict[ItemKey, list[TargetFailure]] = {}
+        for plan, table, op, future in futures:
+            outcome = future.result()
+            if outcome.failure is not None:
+                failures.setdefault(plan.key, []).append(TargetFailure(table, outcome.failure))
+                continue
+            self._account(plan, table, op, outcome, metrics)
+        return failures
+
+    def _account(
+        self, plan: ItemPlan, table: TableRef, op: PutIfNewer | PutIfUnchanged, outcome: Outcome, metrics: InvocationMetrics
+    ) -> None:
+        """Count and log conflicts and local repairs (successes that an operator may want to see)."""
+        fields = {
+            "sourceTable": self._config.source.describe(),
+            "targetTable": table.describe(),
+            "key": key_for_log(plan.key),
+            "sequenceNumber": plan.changes[-1].sequence_number,
+        }
+        if outcome.conflict == "TargetNewer":
+            metrics.conflicts["TargetNewer"] += 1
+            log(
+                self._logger,
+                logging.INFO,
+                "conflict: the target holds a newer write, ours lost",
+                incoming=op.state.describe(),
+                stored=outcome.stored.describe() if outcome.stored else None,
+                **fields,
+            )
+        elif outcome.conflict == "AlreadyApplied":
+            metrics.conflicts["AlreadyApplied"] += 1
+        elif isinstance(op, PutIfUnchanged) and op.reason == "Repair":
+            metrics.conflicts["LocalWriteLost"] += 1
+            log(
+                self._logger,
+                logging.WARNING,
+                "conflict: a local write ordered before the item it replaced; the winner was put back",
+                winner=op.state.describe(),
+                lost=op.lost.describe() if op.lost else None,
+                **fields,
+            )
