@@ -37,8 +37,8 @@ class LastWriterWins:
 
     Attributes:
         attribute: the application's conflict attribute (the replicator's default is ``updatedAt``).
-        strategy: ``TIMESTAMP`` (a number, e.g. epoch milliseconds, or an ISO-8601 string, compared as
-            DynamoDB compares values of that type) or ``VERSION`` (a number).
+        strategy: ``TIMESTAMP`` (e.g. epoch milliseconds) or ``VERSION``; default ``TIMESTAMP``. Either way
+            the value must be a number, as the replicator requires, and the greater number is newer.
     """
 
     attribute: str
@@ -53,19 +53,18 @@ class LastWriterWins:
     def value_of(self, item: Item) -> AttributeValue:
         """The item's conflict value; :class:`MissingConflictValue` if it lacks one of a usable type."""
         value = item.get(self.attribute)
-        allowed = ("N",) if self.strategy == "VERSION" else ("N", "S")
-        if value is None or next(iter(value)) not in allowed:
+        if value is None or "N" not in value:
             raise MissingConflictValue(
-                f"conflict attribute {self.attribute!r} is missing or not of type {'/'.join(allowed)} "
-                f"(found {value!r})"
+                f"conflict attribute {self.attribute!r} is missing or not a number (found {value!r}); the "
+                "replicator cannot order this item either"
             )
         return value
 
     def newer_than_target(self, partition_key: str, source_item: Item) -> Condition:
         """Write only if the target lacks the item or holds a strictly older conflict value.
 
-        An equal value is a tie that keeps the target; a value of another type compares false and so also
-        keeps the target.
+        An equal value is a tie that keeps the target (the replicator breaks such ties by origin region,
+        which a copy does not have).
         """
         return Condition(
             "attribute_not_exists(#pk) OR #cv < :cv",

@@ -109,6 +109,17 @@ def item_digest(item: Mapping[str, Mapping[str, Any]] | None, metadata_prefix: s
     return hashlib.blake2b(_canonical_map(item, metadata_prefix), digest_size=DIGEST_BYTES).digest()
 
 
+#: Name (after the metadata prefix) of the replicator's tombstone flag: a multi-active delete is kept as an
+#: item holding its key, the conflict attribute and ``<prefix>deleted``, so that a late older write cannot
+#: bring the item back (DESIGN rule 5).
+TOMBSTONE_FLAG = "deleted"
+
+
+def is_tombstone(item: Mapping[str, Any] | None, metadata_prefix: str) -> bool:
+    """True for the replicator's multi-active delete markers, which stand for "no item"."""
+    return item is not None and bool(metadata_prefix) and (metadata_prefix + TOMBSTONE_FLAG) in item
+
+
 def without_metadata(item: Item, metadata_prefix: str) -> Item:
     """A copy of ``item`` without the top-level attributes that start with ``metadata_prefix``."""
     if not metadata_prefix:

@@ -30,7 +30,15 @@ from typing import TYPE_CHECKING, Any
 
 from cdk_replication.cli.conditions import MissingConflictValue, unchanged
 from cdk_replication.cli.errors import error_code, error_message
-from cdk_replication.cli.items import AttributeValue, Item, KeyId, item_digest, key_text, to_json_item
+from cdk_replication.cli.items import (
+    AttributeValue,
+    Item,
+    KeyId,
+    is_tombstone,
+    item_digest,
+    key_text,
+    to_json_item,
+)
 from cdk_replication.cli.pacing import Retrier, TokenBucket
 from cdk_replication.cli.tables import TableHandle
 
@@ -97,14 +105,10 @@ class RepairReport:
 
 
 def _compare_conflict(a: AttributeValue, b: AttributeValue) -> int | None:
-    """-1/0/1 as DynamoDB orders two conflict values of one type; ``None`` for different types."""
-    (ka, va), (kb, vb) = next(iter(a.items())), next(iter(b.items()))
-    if ka != kb:
+    """-1/0/1 comparing two numeric conflict values; ``None`` when either is not a number."""
+    if "N" not in a or "N" not in b:
         return None
-    if ka == "N":
-        x, y = Decimal(va), Decimal(vb)
-    else:
-        x, y = va.encode("utf-8"), vb.encode("utf-8")
+    x, y = Decimal(a["N"]), Decimal(b["N"])
     return (x > y) - (x < y)
 
 
@@ -124,17 +128,21 @@ class Repairer:
         return response.get("Item")
 
     def _digest(self, item: Item | None) -> bytes | None:
+        # A tombstone stands for "no item", so it compares equal to an absent item.
+        if is_tombstone(item, self.options.metadata_prefix):
+            return None
         return item_digest(item, self.options.metadata_prefix)
 
     def classify(self, key_id: KeyId) -> str:
         """``missing``, ``extra``, ``different`` or ``same`` from consistent reads of both tables."""
         key = self.key.key_from_id(key_id)
         s, t = self._get(self.source, key), self._get(self.target, key)
-        if self._digest(s) == self._digest(t):
+        s_digest, t_digest = self._digest(s), self._digest(t)
+        if s_digest == t_digest:
             return "same"
-        if t is None:
+        if t_digest is None:
             return "missing"
-        if s is None:
+        if s_digest is None:
             return "extra"
         return "different"
 
@@ -194,7 +202,7 @@ class Repairer:
     def _repair_last_writer_wins(self, key: Item, s: Item | None, t: Item | None) -> tuple[str, str | None]:
         conflict = self.options.conflict
         assert conflict is not None
-        if s is None:
+        if s is None or is_tombstone(s, self.options.metadata_prefix):
             return KEPT, "only in the target (multi-active: may be a newer write there; not deleted)"
         try:
             source_value = conflict.value_of(s)

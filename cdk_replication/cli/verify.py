@@ -6,6 +6,9 @@ Roughly 200 bytes per source item (10 million items: about 2 GB).
 
 Scans are not snapshots: with replication running, an item changed during the scans may look different.
 Every difference is therefore re-read with strongly consistent reads of both tables before it is reported.
+
+Multi-active tombstones (items with ``<metadata prefix>deleted``) stand for deleted items: they are
+counted apart and compared as absent.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any, TextIO
 from cdk_replication.cli.backfill import DEFAULT_SEGMENTS, DEFAULT_WORKERS
 from cdk_replication.cli.conditions import LastWriterWins
 from cdk_replication.cli.errors import WorkFailed, error_code, error_message
-from cdk_replication.cli.items import KeyId, item_digest, key_text, to_json_item
+from cdk_replication.cli.items import KeyId, is_tombstone, item_digest, key_text, to_json_item
 from cdk_replication.cli.pacing import DEFAULT_MAX_ATTEMPTS, Retrier, TokenBucket
 from cdk_replication.cli.progress import Progress, Rate
 from cdk_replication.cli.repair import RepairReport, Repairer
@@ -61,6 +64,8 @@ class VerifyResult:
     source_items: int
     target_items: int
     matching: int
+    source_tombstones: int = 0
+    target_tombstones: int = 0
     missing: list[KeyId] = field(default_factory=list)
     extra: list[KeyId] = field(default_factory=list)
     different: list[KeyId] = field(default_factory=list)
@@ -86,6 +91,7 @@ class _Scanner:
         self.retrier = retrier
         self.stop = stop
         self.scanned = {"source": 0, "target": 0}
+        self.tombstones = {"source": 0, "target": 0}
         self._lock = threading.Lock()
 
     def scan(self, handle: TableHandle, side: str, visit: Any) -> None:
@@ -105,10 +111,16 @@ class _Scanner:
                 page = self.retrier.call(handle.client.scan, **request)
                 items = page.get("Items", [])
                 bucket.acquire(len(items))
+                prefix = self.options.metadata_prefix
+                tombstones = 0
                 for item in items:
-                    visit(seg, handle.info.key.key_id(item), item_digest(item, self.options.metadata_prefix))
+                    if is_tombstone(item, prefix):
+                        tombstones += 1  # a multi-active delete: compared as "no item"
+                        continue
+                    visit(seg, handle.info.key.key_id(item), item_digest(item, prefix))
                 with self._lock:
                     self.scanned[side] += len(items)
+                    self.tombstones[side] += tombstones
                 start = page.get("LastEvaluatedKey")
                 if not start:
                     return
@@ -185,7 +197,9 @@ def run_verify(
         phase[0] = "re-reading differences"
         found = VerifyResult(
             source_items=source_items,
-            target_items=scanner.scanned["target"],
+            target_items=scanner.scanned["target"] - scanner.tombstones["target"],
+            source_tombstones=scanner.tombstones["source"],
+            target_tombstones=scanner.tombstones["target"],
             matching=sum(matching),
             missing=missing,
             extra=[k for part in extra for k in part],
@@ -228,6 +242,8 @@ def verify_json(result: VerifyResult, key_schema: Any) -> dict[str, Any]:
         "sourceItems": result.source_items,
         "targetItems": result.target_items,
         "matching": result.matching,
+        "sourceTombstones": result.source_tombstones,
+        "targetTombstones": result.target_tombstones,
         "settledOnReread": result.settled_on_reread,
         "missing": keys(result.missing),
         "extra": keys(result.extra),

@@ -160,21 +160,43 @@ def test_repair_does_not_clobber_a_write_made_between_its_read_and_its_write(loc
 
 
 def test_multi_active_repair_never_undoes_a_newer_write(cli, ddb, make_table) -> None:
+    """Last-writer-wins on a numeric ``ts``; the replicator's tombstones (``_rep_deleted``) count as deletes."""
     source, target = make_table("msrc"), make_table("mtgt")
+
+    def item(pk: str, ts: int, x: str, **extra: Any) -> dict[str, Any]:
+        return {"pk": {"S": pk}, "ts": {"N": str(ts)}, "x": {"S": x}, **extra}
+
+    def tombstone(pk: str, ts: int) -> dict[str, Any]:
+        return {"pk": {"S": pk}, "ts": {"N": str(ts)}, "_rep_deleted": {"BOOL": True},
+                "_rep_origin": {"S": "eu-west-1"}, "_rep_expiresAt": {"N": "1999999999"}}
+
     put_many(ddb, source, [
-        {"pk": {"S": "source-newer"}, "ts": {"S": "2026-01-02T00:00:00Z"}, "x": {"S": "s"}},
-        {"pk": {"S": "target-newer"}, "ts": {"S": "2026-01-01T00:00:00Z"}, "x": {"S": "s"}},
-        {"pk": {"S": "missing"}, "ts": {"S": "2026-01-01T00:00:00Z"}, "x": {"S": "s"}},
+        item("source-newer", 2000, "s"),
+        item("target-newer", 1000, "s"),
+        item("missing", 1000, "s"),
+        item("deleted-later-in-target", 1000, "s"),
+        tombstone("deleted-in-source", 3000),
+        tombstone("deleted-in-both", 3000),
     ])
     put_many(ddb, target, [
-        {"pk": {"S": "source-newer"}, "ts": {"S": "2026-01-01T00:00:00Z"}, "x": {"S": "t"}},
-        {"pk": {"S": "target-newer"}, "ts": {"S": "2026-01-03T00:00:00Z"}, "x": {"S": "t"}},
-        {"pk": {"S": "target-only"}, "ts": {"S": "2026-01-03T00:00:00Z"}, "x": {"S": "t"}},
+        item("source-newer", 1000, "t"),
+        item("target-newer", 3000, "t"),
+        item("target-only", 3000, "t"),
+        tombstone("deleted-later-in-target", 2000),
+        tombstone("deleted-in-both", 3000),
     ])
+    found = cli("verify", source, target, "--json").json()
+    assert (found["sourceTombstones"], found["targetTombstones"]) == (2, 2)
+    assert sorted(k["pk"]["S"] for k in found["missing"]) == ["deleted-later-in-target", "missing"]
+    assert sorted(k["pk"]["S"] for k in found["extra"]) == ["target-only"]
+    assert sorted(k["pk"]["S"] for k in found["different"]) == ["source-newer", "target-newer"]
+
     run = cli("verify", source, target, "--repair", "--conflict-attribute", "ts", "--json")
-    assert run.code == 1  # the target's newer item and its own item remain different: by design
+    assert run.code == 1  # the target's newer states remain: by design
     outcomes = {i["key"]["pk"]["S"]: i["outcome"] for i in run.json()["repair"]["items"]}
     assert outcomes == {"source-newer": "repaired", "missing": "repaired", "target-newer": "kept",
-                        "target-only": "kept"}
-    after = {k[0]: v["x"]["S"] for k, v in scan_all(ddb, target).items()}
-    assert after == {"source-newer": "s", "missing": "s", "target-newer": "t", "target-only": "t"}
+                        "target-only": "kept", "deleted-later-in-target": "kept"}
+    after = scan_all(ddb, target)
+    assert {k[0]: v["x"]["S"] for k, v in after.items() if "x" in v} == {
+        "source-newer": "s", "missing": "s", "target-newer": "t", "target-only": "t"}
+    assert after[("deleted-later-in-target",)]["_rep_deleted"] == {"BOOL": True}  # the newer delete stands
