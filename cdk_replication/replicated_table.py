@@ -224,7 +224,7 @@ class ReplicatedTable(Construct):
         self.replicators: dict[ResolvedTable, Replicator] = {}
         for writer in writers:
             others = [loc for loc in (self.source_location, *self.replica_locations) if loc != writer]
-            self.replicators[writer] = self._replicator(writer, others, existing_source)
+            self.replicators[writer] = self._replicator(writer, others)
         if mode == ReplicationMode.ONE_WAY:
             for stack in self.stacks.values():
                 if stack is not self.source_stack:
@@ -546,9 +546,7 @@ class ReplicatedTable(Construct):
             writer_role_arn=role_arn(partition_for_region(target.region), target.account, name),
         )
 
-    def _replicator(
-        self, writer: ResolvedTable, others: Sequence[ResolvedTable], existing: ExistingSource | None
-    ) -> Replicator:
+    def _replicator(self, writer: ResolvedTable, others: Sequence[ResolvedTable]) -> Replicator:
         stream_arn, stream_key_arn = self._stream_of(writer)
         replicator_id = "Replicator" if writer == self.source_location else f"Replicator-{writer.table_name}"
         return Replicator(
