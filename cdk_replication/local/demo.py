@@ -1,0 +1,398 @@
+"""``python -m cdk_replication.local.demo`` (``make demo``): replicate a workload on DynamoDB Local and verify.
+
+Synthesizes the example app, deploys it onto DynamoDB Local (no AWS account or credentials), writes a
+workload of Employee items to each replicated source table while the replicator runs behind Lambda's event
+source mapping emulation, shows the replica catching up, and compares source and replicas item by item.
+Exit code 0 when every replica is identical to its source, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from cdk_replication.local.compare import DEFAULT_METADATA_PREFIX, TableComparison, compare_tables
+from cdk_replication.local.deploy import LocalDeployment, LocalTable, deploy
+from cdk_replication.local.dynamodb_local import DynamoDBLocal, DynamoDBLocalError
+from cdk_replication.local.event_source_mapping import StreamEventSourceMapping
+from cdk_replication.local.intrinsics import TemplateError
+from cdk_replication.local.lambda_runtime import FunctionInitError, LocalFunction
+from cdk_replication.local.synth import SynthError, synthesize
+from cdk_replication.local import workload
+
+#: Items inserted by default (plus about half as many updates and deletes).
+DEFAULT_ITEMS = 2000
+#: Concurrent writer threads of the workload; one key is always written by the same thread, in order.
+DEFAULT_WRITERS = 4
+#: The demo gives up when replication makes no progress for this long, in seconds.
+STALL_TIMEOUT_S = 60.0
+#: Progress line refresh period on a terminal, in seconds.
+REFRESH_S = 0.1
+#: Without a terminal, one progress line every this many seconds.
+PLAIN_PROGRESS_EVERY_S = 5.0
+
+_SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+class Console:
+    """Aligned step lines, a live progress line on a terminal, colour unless disabled."""
+
+    def __init__(self, out: TextIO, color: bool) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.color = color and self.tty
+        self._live = False
+
+    def _paint(self, text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+
+    def green(self, text: str) -> str:
+        return self._paint(text, "32")
+
+    def red(self, text: str) -> str:
+        return self._paint(text, "31")
+
+    def dim(self, text: str) -> str:
+        return self._paint(text, "2")
+
+    def bold(self, text: str) -> str:
+        return self._paint(text, "1")
+
+    def print(self, text: str = "") -> None:
+        self.clear_live()
+        print(text, file=self.out, flush=True)
+
+    def step(self, label: str, detail: str, seconds: float | None = None, ok: bool = True) -> None:
+        mark = self.green("✓") if ok else self.red("✗")
+        timing = f"{seconds:6.1f} s" if seconds is not None else ""
+        self.print(f"  {mark} {label:<13}{detail:<58}{self.dim(timing)}")
+
+    def live(self, text: str) -> None:
+        if self.tty:
+            self.out.write(f"\r\x1b[K{text}")
+            self.out.flush()
+            self._live = True
+
+    def clear_live(self) -> None:
+        if self._live:
+            self.out.write("\r\x1b[K")
+            self.out.flush()
+            self._live = False
+
+
+def _key_text(key: dict[str, Any]) -> str:
+    """A stable text for a key in boto3's attribute-value form (binary as hex)."""
+    plain = {}
+    for name, value in key.items():
+        (kind, inner), = value.items()
+        plain[name] = inner.hex() if kind == "B" else inner
+    return json.dumps(plain, sort_keys=True)
+
+
+class LagTracker:
+    """Replication lag per write: from just before the write was sent to the checkpoint of its stream
+    record (the replicator returned, so the write is applied to every target)."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, deque[float]] = defaultdict(deque)
+        self._lags: list[float] = []
+        self._lock = threading.Lock()
+        self.replicated = 0
+
+    def written(self, key: dict[str, Any], at: float) -> None:
+        with self._lock:
+            self._pending[_key_text(key)].append(at)
+
+    def on_checkpoint(self, records: list[dict[str, Any]], now: float) -> None:
+        with self._lock:
+            for record in records:
+                queue = self._pending.get(_key_text(record["dynamodb"]["Keys"]))
+                if queue:
+                    self._lags.append(now - queue.popleft())
+                self.replicated += 1
+
+    def percentiles(self) -> tuple[float, float, float]:
+        """(p50, p99, max) in seconds; zeros before the first record."""
+        with self._lock:
+            lags = sorted(self._lags)
+        if not lags:
+            return 0.0, 0.0, 0.0
+        pick = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))]  # noqa: E731
+        return pick(0.50), pick(0.99), lags[-1]
+
+
+@dataclass
+class Replication:
+    """One replicator found in the deployment: its source table, targets and mapping."""
+
+    function: LocalFunction
+    mapping: StreamEventSourceMapping
+    source: LocalTable
+    targets: list[LocalTable]
+    metadata_prefix: str
+
+
+def find_replications(deployment: LocalDeployment) -> list[Replication]:
+    """Every replicator of the deployment, from the environment its construct wrote (see
+    docs/architecture.md, "Replicator contract")."""
+    found = []
+    for fn in deployment.functions:
+        if "REPLICATION_SOURCE" not in fn.environment:
+            continue
+        source = json.loads(fn.environment["REPLICATION_SOURCE"])
+        targets = json.loads(fn.environment.get("REPLICATION_TARGETS", "[]"))
+        found.append(
+            Replication(
+                function=fn,
+                mapping=deployment.mapping_for(fn),
+                source=deployment.table(source["tableName"], source["region"], source["account"]),
+                targets=[deployment.table(t["tableName"], t["region"], t["account"]) for t in targets],
+                metadata_prefix=fn.environment.get("REPLICATION_METADATA_PREFIX", DEFAULT_METADATA_PREFIX),
+            )
+        )
+    if not found:
+        raise TemplateError("the app has no replicator: no function's environment sets REPLICATION_SOURCE")
+    return found
+
+
+def _where(table: LocalTable) -> str:
+    return f"{table.name} ({table.region}, {table.account})"
+
+
+def _fmt_lag(tracker: LagTracker) -> str:
+    p50, p99, _ = tracker.percentiles()
+    return f"lag p50 {p50:5.2f} s  p99 {p99:5.2f} s"
+
+
+def _write(client: Any, table: str, ops: list[workload.Operation], tracker: LagTracker,
+           counter: list[int], errors: list[BaseException]) -> None:
+    try:
+        for op in ops:
+            tracker.written(op.key, time.time())
+            workload.apply(client, table, op)
+            counter[0] += 1
+    except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        errors.append(exc)
+
+
+def run(args: argparse.Namespace, ui: Console) -> int:
+    """The demo proper; returns the exit code."""
+    started = time.monotonic()
+    ui.print(ui.bold("cdk-replication demo") + ui.dim(" · replication on DynamoDB Local, no AWS account needed"))
+    ui.print()
+    with tempfile.TemporaryDirectory(prefix="cdk-replication-demo-") as tmp:
+        t = time.monotonic()
+        out = synthesize(args.app, Path(tmp) / "cdk.out", context=dict(args.context))
+        stacks = sum(1 for p in out.glob("*.template.json"))
+        ui.step("Synthesized", f"{Path(args.app).name} -> {stacks} stacks", time.monotonic() - t)
+
+        t = time.monotonic()
+        with DynamoDBLocal() as ddb:
+            ui.step("Started", f"DynamoDB Local on {ddb.endpoint_url}", time.monotonic() - t)
+            t = time.monotonic()
+            with deploy(out, ddb) as deployment:
+                replications = find_replications(deployment)
+                ui.step("Deployed", f"{len(deployment.tables)} tables, {len(deployment.functions)} functions, "
+                        f"{len(deployment.mappings)} stream mappings, {len(deployment.queues)} queues",
+                        time.monotonic() - t)
+                for rep in replications:
+                    for target in rep.targets:
+                        ui.print(ui.dim(f"      {_where(rep.source)}  →  {_where(target)}"))
+                return _replicate_and_verify(args, ui, deployment, replications, started)
+
+
+def _replicate_and_verify(args: argparse.Namespace, ui: Console, deployment: LocalDeployment,
+                          replications: list[Replication], started: float) -> int:
+    tracker = LagTracker()
+    for rep in replications:
+        rep.mapping.add_listener(tracker.on_checkpoint)
+    # The demo writes to the first replicator's source; in a multi-active app it replicates to all others.
+    main = replications[0]
+    key_schema = main.source.key_schema
+    key_names = tuple(k["AttributeName"] for k in key_schema)
+    types = {d["AttributeName"]: d["AttributeType"] for d in
+             main.source.client().describe_table(TableName=main.source.name)["Table"]["AttributeDefinitions"]}
+    ops = workload.generate(args.items, seed=args.seed, key_names=key_names,
+                            key_types=tuple(types[n] for n in key_names))
+    kinds = {k: sum(1 for o in ops if o.kind == k) for k in ("put", "update", "delete")}
+
+    # One key always goes to the same writer so its writes stay in order.
+    lanes: list[list[workload.Operation]] = [[] for _ in range(args.writers)]
+    for op in ops:
+        lanes[hash(_key_text(op.key)) % args.writers].append(op)
+    counter = [0]
+    errors: list[BaseException] = []
+    deployment.start()
+    t = time.monotonic()
+    threads = [threading.Thread(target=_write, args=(main.source.client(), main.source.name, lane, tracker,
+                                                     counter, errors), daemon=True) for lane in lanes]
+    for thread in threads:
+        thread.start()
+    expected = len(ops)
+    last_progress, last_seen, last_plain, spin = time.monotonic(), -1, 0.0, 0
+    while True:
+        done_writing = not any(th.is_alive() for th in threads)
+        replicated = tracker.replicated
+        now = time.monotonic()
+        if replicated != last_seen:
+            last_progress, last_seen = now, replicated
+        rate = replicated / max(now - t, 1e-6)
+        line = (f"  {_SPINNER[spin % len(_SPINNER)]} Replicating  written {counter[0]:>6,}/{expected:,}   "
+                f"replicated {replicated:>6,}   {rate:6,.0f} rec/s   {_fmt_lag(tracker)}")
+        spin += 1
+        ui.live(line)
+        if not ui.tty and now - last_plain >= PLAIN_PROGRESS_EVERY_S:
+            ui.print(line.replace(_SPINNER[(spin - 1) % len(_SPINNER)], "·"))
+            last_plain = now
+        if errors:
+            break
+        if done_writing and replicated >= expected:
+            break
+        if now - last_progress > STALL_TIMEOUT_S:
+            break
+        time.sleep(REFRESH_S)
+    elapsed = time.monotonic() - t
+    deployment.stop()
+    ui.clear_live()
+    if errors:
+        raise errors[0]
+    ui.step("Wrote", f"{expected:,} writes: {kinds['put']:,} inserts, {kinds['update']:,} updates, "
+            f"{kinds['delete']:,} deletes", None)
+    p50, p99, worst = tracker.percentiles()
+    ok_repl = tracker.replicated >= expected
+    ui.step("Replicated", f"{tracker.replicated:,}/{expected:,} records, {tracker.replicated / elapsed:,.0f} rec/s, "
+            f"lag p50 {p50:.2f} s · p99 {p99:.2f} s · max {worst:.2f} s", elapsed, ok=ok_repl)
+
+    t = time.monotonic()
+    failures: list[str] = []
+    total_items = 0
+    for rep in replications[:1]:
+        for target in rep.targets:
+            result = compare_tables(rep.source.client(), rep.source.name, target.client(), target.name,
+                                    list(key_names), rep.metadata_prefix)
+            total_items = result.source_items
+            ok = result.equal
+            ui.step("Compared", f"{_where(target)}: {result.matching:,}/{result.source_items:,} identical, "
+                    f"{len(result.missing)} missing, {len(result.different)} differ, {len(result.unexpected)} extra",
+                    time.monotonic() - t, ok=ok)
+            if not ok:
+                failures.append(_describe(target, result))
+    for rep in replications:
+        for queue in ([rep.mapping.destination] if rep.mapping.destination else []):
+            if len(queue):
+                failures.append(f"{len(queue)} batch(es) sent to the failure queue {queue.name}")
+        if rep.mapping.stats.function_errors:
+            failures.append(f"{rep.mapping.stats.function_errors} failed invocation(s) of {rep.function.name} "
+                            f"(last: {rep.mapping.stats.last_error})")
+    if not ok_repl:
+        failures.insert(0, f"only {tracker.replicated:,} of {expected:,} stream records were replicated "
+                           f"(no progress for {STALL_TIMEOUT_S:.0f} s)")
+    ui.print()
+    total = time.monotonic() - started
+    if failures:
+        ui.print(f"  {ui.red(ui.bold('FAIL'))}  " + failures[0])
+        for extra in failures[1:]:
+            ui.print(f"        {extra}")
+        logs = [line for rep in replications for line in rep.function.logs() if '"ERROR"' in line or "Error" in line]
+        for line in logs[-3:]:
+            ui.print(ui.dim(f"        log: {line[:160]}"))
+        ui.print(ui.dim(f"        ({total:.1f} s)"))
+        return 1
+    ui.print(f"  {ui.green(ui.bold('PASS'))}  every replica is identical to its source: {total_items:,} items, "
+             f"{expected:,} changes replicated {ui.dim(f'({total:.1f} s)')}")
+    if args.keep_running:
+        _keep_running(ui, deployment, replications)
+    return 0
+
+
+def _describe(target: LocalTable, result: TableComparison) -> str:
+    samples = (result.missing[:3] + list(result.different)[:3] + result.unexpected[:3])[:5]
+    return f"{_where(target)} differs from its source, e.g. keys {', '.join(samples)}"
+
+
+def _keep_running(ui: Console, deployment: LocalDeployment, replications: list[Replication]) -> None:
+    source = replications[0].source
+    creds = f"AWS_ACCESS_KEY_ID=LOCAL{source.account} AWS_SECRET_ACCESS_KEY=local"
+    ui.print()
+    ui.print("  Replication keeps running; write to the source and watch the replica, e.g.:")
+    ui.print(ui.dim(f"    {creds} aws dynamodb put-item --endpoint-url {deployment.ddb.endpoint_url} "
+                    f"--region {source.region} --table-name {source.name} --item '{{...}}'"))
+    ui.print("  Press Ctrl-C to stop.")
+    deployment.start()
+    try:
+        while True:
+            time.sleep(1)
+    finally:
+        deployment.stop()
+
+
+def _context_pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"context must be key=value, got {text!r}")
+    return key, value
+
+
+def _default_app() -> str:
+    here = Path.cwd() / "app.py"
+    if here.is_file():
+        return str(here)
+    return str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m cdk_replication.local.demo",
+        description="Replicate a workload on DynamoDB Local (no AWS account needed) and verify the copy.",
+    )
+    parser.add_argument("--items", type=int, default=DEFAULT_ITEMS,
+                        help=f"items to insert; about half as many updates and deletes follow (default {DEFAULT_ITEMS})")
+    parser.add_argument("--seed", type=int, default=7, help="random seed of the workload (default 7)")
+    parser.add_argument("--writers", type=int, default=DEFAULT_WRITERS,
+                        help=f"concurrent writer threads (default {DEFAULT_WRITERS})")
+    parser.add_argument("--app", default=_default_app(), help="the CDK app to synthesize (default: app.py)")
+    parser.add_argument("-c", "--context", action="append", type=_context_pair, default=[], metavar="KEY=VALUE",
+                        help="CDK context for the app, e.g. -c replicaAccount=222222222222 (repeatable)")
+    parser.add_argument("--keep-running", action="store_true",
+                        help="after the verdict, keep replicating until Ctrl-C")
+    parser.add_argument("--no-color", action="store_true", help="plain output (also: NO_COLOR=1)")
+    args = parser.parse_args(argv)
+    if args.items < 1 or args.writers < 1:
+        parser.error("--items and --writers must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    ui = Console(sys.stdout, color=not args.no_color and "NO_COLOR" not in os.environ)
+    expected: tuple[type[BaseException], ...] = (SynthError, TemplateError, DynamoDBLocalError, FunctionInitError,
+                                                 FileNotFoundError, TimeoutError, KeyError)
+    try:
+        return run(args, ui)
+    except KeyboardInterrupt:
+        ui.print(ui.dim("  interrupted"))
+        return 130
+    except expected as exc:
+        ui.print()
+        ui.print(f"  {ui.red(ui.bold('ERROR'))} {exc}")
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a person runs this: one line, not a traceback
+        ui.print()
+        if os.environ.get("CDK_REPLICATION_DEBUG"):
+            raise
+        ui.print(f"  {ui.red(ui.bold('ERROR'))} {type(exc).__name__}: {exc}")
+        ui.print(ui.dim("        (set CDK_REPLICATION_DEBUG=1 for the traceback)"))
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
