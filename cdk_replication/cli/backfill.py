@@ -306,8 +306,9 @@ def run_backfill(
     complete = _all_done(data)
     if error is not None:
         raise WorkFailed(
-            f"scan of {source.info.label()} failed: {error_code(error) or type(error).__name__}: "
-            f"{error_message(error)}; progress is saved in {job.state.path}, re-run to resume"
+            f"backfill {source.info.label()} -> {target.info.label()} stopped: "
+            f"{error_code(error) or type(error).__name__}: {error_message(error)}; progress is saved in "
+            f"{job.state.path}, re-run to resume"
         ) from error
     if complete:
         job.state.delete()

@@ -11,7 +11,15 @@ from typing import TextIO
 from cdk_replication.cli import commands
 from cdk_replication.cli.backfill import DEFAULT_SEGMENTS, DEFAULT_WORKERS
 from cdk_replication.cli.conditions import CONFLICT_STRATEGIES
-from cdk_replication.cli.errors import EXIT_BAD_INPUT, EXIT_INCOMPLETE, BadInput, WorkFailed
+from cdk_replication.cli.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    BadInput,
+    WorkFailed,
+    error_code,
+    error_message,
+)
 from cdk_replication.cli.pacing import DEFAULT_MAX_ATTEMPTS
 from cdk_replication.cli.verify import DEFAULT_METADATA_PREFIX
 
@@ -163,6 +171,8 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage and 0 on --help; report the code instead
         return int(exc.code or 0)
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
     try:
         return commands.run(args, out, err)
     except BadInput as exc:
@@ -171,4 +181,19 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     except WorkFailed as exc:
         err.write(f"{PROG}: failed: {exc}\n")
         return EXIT_INCOMPLETE
+    except NoCredentialsError:
+        err.write(f"{PROG}: error: no AWS credentials found: pass --profile, set AWS_PROFILE, or configure credentials\n")
+        return EXIT_BAD_INPUT
+    except EndpointConnectionError as exc:
+        err.write(f"{PROG}: error: cannot reach {exc.kwargs.get('endpoint_url')}: check --endpoint-url, the region "
+                  "and the network\n")
+        return EXIT_BAD_INPUT
+    except ClientError as exc:
+        # An AWS refusal that no check anticipated: one line naming the call, not a traceback.
+        operation = getattr(exc, "operation_name", "request")
+        err.write(f"{PROG}: failed: {operation}: {error_code(exc)}: {error_message(exc)}\n")
+        return EXIT_INCOMPLETE
+    except KeyboardInterrupt:
+        err.write(f"{PROG}: interrupted; re-run the same command to continue (state files keep the progress)\n")
+        return EXIT_INTERRUPTED
 

@@ -500,7 +500,9 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.poll_interval <= 0:
         raise BadInput(f"--poll-interval must be greater than 0, got {args.poll_interval}")
     source_conn, target_conn = connections(args)
-    source = describe_table(source_conn, TableRef.parse(args.source, "source"), "source")
+    described = describe_table(source_conn, TableRef.parse(args.source, "source"), "source")
+    # Control-plane calls (and status polls) use botocore's own retries, unlike the data-plane client.
+    source = TableHandle(described.info, source_conn.client("dynamodb", described.info.region))
     target_ref = TableRef.parse(args.target, "target")
     target_region = target_ref.region or target_conn.client("dynamodb", None).meta.region_name
     state = StateFile(

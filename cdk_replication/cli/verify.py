@@ -28,6 +28,9 @@ from cdk_replication.cli.progress import Progress, Rate
 from cdk_replication.cli.repair import RepairReport, Repairer
 from cdk_replication.cli.tables import TableHandle
 
+#: Differences re-read with consistent reads at most; above it they are reported as scanned.
+MAX_REREAD = 100_000
+
 #: The metadata prefix when ``--metadata-prefix`` is not given (the replicator's default).
 DEFAULT_METADATA_PREFIX = "_rep_"
 
@@ -70,6 +73,7 @@ class VerifyResult:
     extra: list[KeyId] = field(default_factory=list)
     different: list[KeyId] = field(default_factory=list)
     settled_on_reread: int = 0
+    reread: bool = True
     repair: RepairReport | None = None
     seconds: float = 0.0
 
@@ -215,8 +219,15 @@ def run_verify(
 
 
 def _reread(found: VerifyResult, repairer: Repairer, workers: int) -> None:
-    """Re-classify every difference from consistent reads of both tables (in-flight changes settle)."""
+    """Re-classify every difference from consistent reads of both tables (in-flight changes settle).
+
+    Skipped above :data:`MAX_REREAD` differences (for example an empty target): two reads per key would
+    cost more than they could clarify.
+    """
     suspects = found.missing + found.extra + found.different
+    if len(suspects) > MAX_REREAD:
+        found.reread = False
+        return
     found.missing, found.extra, found.different = [], [], []
     with ThreadPoolExecutor(workers, thread_name_prefix="reread") as pool:
         for key_id, status in zip(suspects, pool.map(repairer.classify, suspects)):
@@ -245,6 +256,7 @@ def verify_json(result: VerifyResult, key_schema: Any) -> dict[str, Any]:
         "sourceTombstones": result.source_tombstones,
         "targetTombstones": result.target_tombstones,
         "settledOnReread": result.settled_on_reread,
+        "reread": result.reread,
         "missing": keys(result.missing),
         "extra": keys(result.extra),
         "different": keys(result.different),
@@ -263,6 +275,8 @@ def verify_text(result: VerifyResult, key_schema: Any, show: int) -> list[str]:
         f"different {len(result.different):,}"
         + (f" ({result.settled_on_reread:,} more settled on re-read)" if result.settled_on_reread else "")
     ]
+    if not result.reread:
+        lines.append(f"(more than {MAX_REREAD:,} differences: reported as scanned, without consistent re-reads)")
     for title, ids in (("missing in target", result.missing), ("extra in target", result.extra),
                        ("different", result.different)):
         if ids:
