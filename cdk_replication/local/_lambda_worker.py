@@ -57,6 +57,8 @@ class _Faults:
         for fault in self.write_faults:
             if fault["table"] is not None and fault["table"] not in tables:
                 continue
+            if fault.get("matching") and fault["matching"] not in _body_text(request):
+                continue
             left = fault["calls_left"]
             used = self.failed.get(fault["index"], 0)
             if left is not None and used >= left:
@@ -76,6 +78,11 @@ class _Faults:
             sys.stdout.flush()
             sys.stderr.flush()
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _body_text(request: Any) -> str:
+    body = request.body or b""
+    return body.decode("utf-8", errors="replace") if isinstance(body, bytes) else str(body)
 
 
 def _tables_of(request: Any) -> set[str]:

@@ -190,24 +190,48 @@ def run(args: argparse.Namespace, ui: Console) -> int:
     ui.print(ui.bold("cdk-replication demo") + ui.dim(" · replication on DynamoDB Local, no AWS account needed"))
     ui.print()
     with tempfile.TemporaryDirectory(prefix="cdk-replication-demo-") as tmp:
-        t = time.monotonic()
-        out = synthesize(args.app, Path(tmp) / "cdk.out", context=dict(args.context))
-        stacks = sum(1 for p in out.glob("*.template.json"))
-        ui.step("Synthesized", f"{Path(args.app).name} -> {stacks} stacks", time.monotonic() - t)
+        # Node (synthesis) and Java (DynamoDB Local) both take seconds to start: do both at once.
+        ddb = DynamoDBLocal()
+        ddb_started: list[float] = []
+        ddb_error: list[BaseException] = []
 
-        t = time.monotonic()
-        with DynamoDBLocal() as ddb:
-            ui.step("Started", f"DynamoDB Local on {ddb.endpoint_url}", time.monotonic() - t)
+        def start_ddb() -> None:
+            t0 = time.monotonic()
+            try:
+                ddb.start()
+                ddb_started.append(time.monotonic() - t0)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+                ddb_error.append(exc)
+
+        starter = threading.Thread(target=start_ddb, name="start-dynamodb-local", daemon=True)
+        starter.start()
+        try:
+            t = time.monotonic()
+            out = synthesize(args.app, Path(tmp) / "cdk.out", context=dict(args.context))
+            stacks = sum(1 for _ in out.glob("**/*.template.json"))
+            ui.step("Synthesized", f"{Path(args.app).name} -> {_plural(stacks, 'stack')}", time.monotonic() - t)
+            starter.join()
+            if ddb_error:
+                raise ddb_error[0]
+            ui.step("Started", f"DynamoDB Local on {ddb.endpoint_url}", ddb_started[0])
             t = time.monotonic()
             with deploy(out, ddb) as deployment:
                 replications = find_replications(deployment)
-                ui.step("Deployed", f"{len(deployment.tables)} tables, {len(deployment.functions)} functions, "
-                        f"{len(deployment.mappings)} stream mappings, {len(deployment.queues)} queues",
-                        time.monotonic() - t)
+                ui.step("Deployed", f"{_plural(len(deployment.tables), 'table')}, "
+                        f"{_plural(len(deployment.functions), 'function')}, "
+                        f"{_plural(len(deployment.mappings), 'stream mapping')}, "
+                        f"{_plural(len(deployment.queues), 'queue')}", time.monotonic() - t)
                 for rep in replications:
                     for target in rep.targets:
                         ui.print(ui.dim(f"      {_where(rep.source)}  →  {_where(target)}"))
                 return _replicate_and_verify(args, ui, deployment, replications, started)
+        finally:
+            starter.join()
+            ddb.stop()
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def _replicate_and_verify(args: argparse.Namespace, ui: Console, deployment: LocalDeployment,
@@ -239,8 +263,11 @@ def _replicate_and_verify(args: argparse.Namespace, ui: Console, deployment: Loc
         thread.start()
     expected = len(ops)
     last_progress, last_seen, last_plain, spin = time.monotonic(), -1, 0.0, 0
+    writes_took: float | None = None
     while True:
         done_writing = not any(th.is_alive() for th in threads)
+        if done_writing and writes_took is None:
+            writes_took = time.monotonic() - t
         replicated = tracker.replicated
         now = time.monotonic()
         if replicated != last_seen:
@@ -266,7 +293,7 @@ def _replicate_and_verify(args: argparse.Namespace, ui: Console, deployment: Loc
     if errors:
         raise errors[0]
     ui.step("Wrote", f"{expected:,} writes: {kinds['put']:,} inserts, {kinds['update']:,} updates, "
-            f"{kinds['delete']:,} deletes", None)
+            f"{kinds['delete']:,} deletes", writes_took)
     p50, p99, worst = tracker.percentiles()
     ok_repl = tracker.replicated >= expected
     ui.step("Replicated", f"{tracker.replicated:,}/{expected:,} records, {tracker.replicated / elapsed:,.0f} rec/s, "

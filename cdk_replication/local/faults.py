@@ -38,6 +38,8 @@ class WriteFault:
         calls: fail this many calls, then stop. ``None`` means no limit (use with ``fraction``).
         fraction: fail each call with this probability (0..1). ``None`` means every call.
         seed: seed of the random choice behind ``fraction``, for reproducible tests.
+        matching: only calls whose JSON request body contains this text fail, e.g. ``'"N":"42"'`` to make
+            the writes of one item a poison. ``None`` means every call to the table.
     """
 
     table: str | None
@@ -47,6 +49,7 @@ class WriteFault:
     calls: int | None = None
     fraction: float | None = None
     seed: int | None = None
+    matching: str | None = None
     #: Calls failed so far (updated from the worker's reports).
     failed_calls: int = 0
     _rng: random.Random = field(init=False, repr=False, compare=False)
@@ -121,8 +124,12 @@ class FunctionFaults:
         message: str | None = None,
         status_code: int = 400,
         seed: int | None = None,
+        matching: str | None = None,
     ) -> WriteFault:
-        """Answer writes to ``table`` (``None``: every table) with ``error_code``; returns the armed fault."""
+        """Answer writes to ``table`` (``None``: every table) with ``error_code``; returns the armed fault.
+
+        ``matching`` limits the fault to calls whose JSON body contains that text (see :class:`WriteFault`).
+        """
         fault = WriteFault(
             table=table,
             error_code=error_code,
@@ -131,6 +138,7 @@ class FunctionFaults:
             calls=calls,
             fraction=fraction,
             seed=seed,
+            matching=matching,
         )
         with self._lock:
             self._write_faults.append(fault)
@@ -166,6 +174,7 @@ class FunctionFaults:
                         "calls_left": None if f.calls is None else f.calls - f.failed_calls,
                         "fraction": f.fraction,
                         "seed": f.next_seed(),
+                        "matching": f.matching,
                     }
                     for i, f in enumerate(self._write_faults)
                 ],

@@ -1,0 +1,118 @@
+"""End-to-end fixtures: the real app and constructs synthesized once per session, deployed on DynamoDB Local
+with the real replicator, driven by the event source mapping emulation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from cdk_replication.local import DynamoDBLocal, LocalDeployment, deploy, synthesize
+from cdk_replication.local.compare import TableComparison, compare_tables
+
+ROOT = Path(__file__).resolve().parents[2]
+APPS = Path(__file__).resolve().parent / "apps"
+
+
+@pytest.fixture(scope="session")
+def e2e_ddb() -> Iterator[DynamoDBLocal]:
+    """A DynamoDB Local of the end-to-end tests alone: the app's table names are fixed, so no other suite
+    may have created them."""
+    with DynamoDBLocal() as ddb:
+        yield ddb
+
+
+#: One variant of the example app per test that needs a table of its own: the name is its ``tableName``
+#: context, the value any further context.
+VARIANTS: dict[str, dict[str, str]] = {
+    "E2eBasic": {},
+    "E2eReplay": {},
+    "E2eCrash": {},
+    "E2ePoison": {},
+    "E2eThrottle": {},
+    "E2eMissing": {},
+    "E2eCrossAccount": {"replicaAccount": "222222222222"},
+}
+
+_SYNTH_VARIANTS = """
+import json, sys
+import aws_cdk as cdk
+sys.path.insert(0, sys.argv[1])
+from app import build_app
+for outdir, context in json.loads(sys.argv[2]):
+    app = cdk.App(outdir=outdir, context=context)
+    build_app(app)
+    app.synth()
+"""
+
+
+@pytest.fixture(scope="session")
+def example_app(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The example app (``app.py``, through its ``build_app``) synthesized once per session for every entry
+    of :data:`VARIANTS`, in one process (jsii starts once): variant name -> cdk.out folder."""
+    import os
+    import subprocess
+    import sys
+
+    from cdk_replication.local.synth import find_node
+
+    outs = {name: tmp_path_factory.mktemp(f"cdk.out-{name}") for name in VARIANTS}
+    jobs = [(str(outs[name]), {"tableName": name, **context}) for name, context in VARIANTS.items()]
+    env = dict(os.environ, JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION="1")
+    node = find_node()
+    if node:
+        env["JSII_NODE"] = node
+    proc = subprocess.run([sys.executable, "-c", _SYNTH_VARIANTS, str(ROOT), json.dumps(jobs)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return outs
+
+
+@pytest.fixture(scope="session")
+def exotic_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/e2e/apps/exotic_app.py synthesized (binary partition key, string sort key)."""
+    return synthesize(APPS / "exotic_app.py", tmp_path_factory.mktemp("cdk.out-exotic"))
+
+
+class Topology:
+    """A deployed one-way replication: the deployment, its source and replica tables, replicator and mapping."""
+
+    def __init__(self, deployment: LocalDeployment) -> None:
+        self.deployment = deployment
+        (self.function,) = [f for f in deployment.functions if "REPLICATION_SOURCE" in f.environment]
+        env = self.function.environment
+        source = json.loads(env["REPLICATION_SOURCE"])
+        (target,) = json.loads(env["REPLICATION_TARGETS"])
+        self.source = deployment.table(source["tableName"], source["region"], source["account"])
+        self.replica = deployment.table(target["tableName"], target["region"], target["account"])
+        self.mapping = deployment.mapping_for(self.function)
+        self.key_names = list(json.loads(env["REPLICATION_KEY"]).values())
+        self.key_names = [k for k in self.key_names if k]
+        self.prefix = env.get("REPLICATION_METADATA_PREFIX", "_rep_")
+        assert self.mapping.destination is not None
+        self.failure_queue = self.mapping.destination
+
+    def compare(self) -> TableComparison:
+        return compare_tables(self.source.client(), self.source.name, self.replica.client(), self.replica.name,
+                              self.key_names, self.prefix)
+
+    def settle(self, timeout_s: float = 120.0) -> None:
+        """Deliver every stream record written so far."""
+        self.deployment.run_until_idle(timeout_s=timeout_s)
+
+
+@pytest.fixture
+def topology_of(e2e_ddb: DynamoDBLocal) -> Iterator[Callable[[Path], Topology]]:
+    """``topology_of(cdk_out) -> Topology``; every deployment made is closed after the test."""
+    made: list[LocalDeployment] = []
+
+    def make(cdk_out: Path) -> Topology:
+        deployment = deploy(cdk_out, e2e_ddb)
+        made.append(deployment)
+        return Topology(deployment)
+
+    yield make
+    for deployment in made:
+        deployment.close()
