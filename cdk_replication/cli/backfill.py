@@ -9,6 +9,7 @@ segment, and repeating is harmless because the writes are conditional.
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import Enum
@@ -252,8 +253,6 @@ def run_backfill(
     Raises:
         WorkFailed: a scan failed for a reason other than throttling; the state file keeps the progress.
     """
-    import time
-
     if options.segments < 1 or options.workers < 1:
         raise ValueError(f"segments and workers must be at least 1, got {options.segments}/{options.workers}")
     stop = stop or threading.Event()

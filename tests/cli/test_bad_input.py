@@ -115,3 +115,22 @@ def test_tables_named_by_arn_and_region(cli, ddb, filled, make_table) -> None:
     assert run.code == 0, run.err
     assert run.json()["counts"]["copied"] == 10
     assert cli("verify", arn, target).code == 0
+
+
+def test_unreachable_endpoint_and_help(local, capsys) -> None:
+    import io
+    import socket
+
+    from cdk_replication.cli import main
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    err = io.StringIO()
+    code = main(["verify", "a-table", "b-table", "--endpoint-url", f"http://127.0.0.1:{port}"],
+                stdout=io.StringIO(), stderr=err)
+    assert code == 2
+    assert _one_line_error(err.getvalue()).endswith("check --endpoint-url, the region and the network")
+    assert main(["--help"]) == 0
+    assert "exit codes: 0 done" in capsys.readouterr().out
+    assert main(["frobnicate"]) == 2
