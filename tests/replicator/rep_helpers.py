@@ -96,6 +96,11 @@ def _sort_key(item: Mapping[str, Any]) -> str:
     return repr(sorted((k, repr(v)) for k, v in item.items()))
 
 
+def sort_items(items: Iterable[Mapping[str, Any]]) -> list[Any]:
+    """``items`` in a canonical order, so that two tables' contents compare as lists."""
+    return sorted(items, key=_sort_key)
+
+
 def create_table(
     ddb: DynamoDBLocal,
     prefix: str,

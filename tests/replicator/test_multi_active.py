@@ -1,0 +1,265 @@
+"""MULTI_ACTIVE replication on DynamoDB Local: several regions, each with a table, a stream and a replicator."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from mesh import DELETED, PREFIX, build_mesh
+from rep_helpers import json_lines
+
+EAST, WEST, SYDNEY = "us-east-1", "eu-west-1", "ap-southeast-2"
+
+
+@pytest.fixture
+def mesh(ddb_local, make_processor):
+    return build_mesh(ddb_local, make_processor, [EAST, WEST, SYDNEY])
+
+
+def put(mesh, region: str, pk: str, ts: int | str | None, **attrs: Any) -> None:
+    item: dict[str, Any] = {"pk": {"S": pk}, **{k: v for k, v in attrs.items()}}
+    if ts is not None:
+        item["updatedAt"] = {"N": str(ts)}
+    mesh.write(region).put_item(TableName=mesh.name(region), Item=item)
+
+
+def get(mesh, region: str, pk: str) -> dict[str, Any] | None:
+    return mesh.write(region).get_item(TableName=mesh.name(region), Key={"pk": {"S": pk}}, ConsistentRead=True).get("Item")
+
+
+def delete(mesh, region: str, pk: str) -> None:
+    mesh.write(region).delete_item(TableName=mesh.name(region), Key={"pk": {"S": pk}})
+
+
+def test_local_writes_reach_every_region(mesh):
+    put(mesh, EAST, "a", 100, v={"S": "east"}, b={"B": b"\x00\x01"}, n={"N": "12345678901234567890123456789012345678"})
+    put(mesh, WEST, "b", 100, v={"S": "west"}, empty={"M": {}})
+    mesh.pump()
+    live = mesh.assert_converged()
+    assert {i["pk"]["S"] for i in live} == {"a", "b"}
+    replicated = get(mesh, SYDNEY, "a")
+    assert replicated[PREFIX + "origin"] == {"S": EAST}
+    assert replicated["n"] == {"N": "12345678901234567890123456789012345678"}
+
+
+def test_concurrent_writes_converge_to_the_latest(mesh):
+    put(mesh, EAST, "k", 200, v={"S": "east-newer"})
+    put(mesh, WEST, "k", 100, v={"S": "west-older"})
+    put(mesh, SYDNEY, "k", 150, v={"S": "sydney-middle"})
+    mesh.pump()
+    live = mesh.assert_converged()
+    assert [i["v"]["S"] for i in live] == ["east-newer"]
+
+
+def test_ties_are_broken_by_origin_region_everywhere(mesh):
+    put(mesh, EAST, "k", 100, v={"S": "from-east"})
+    put(mesh, WEST, "k", 100, v={"S": "from-west"})
+    mesh.pump()
+    live = mesh.assert_converged()
+    assert [i["v"]["S"] for i in live] == ["from-east"]  # "us-east-1" > "eu-west-1"
+
+
+def test_replicated_writes_are_not_sent_back(mesh):
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump(only=EAST)
+    east_before = mesh.tables[EAST].items()
+    assert mesh.tables[EAST].new_records() == []
+    for region in (WEST, SYDNEY):
+        echoes = mesh.tables[region].new_records()
+        assert [r["eventName"] for r in echoes] == ["INSERT"]
+        wrote: list[str] = []
+        for target in mesh.processors[region].config.targets:
+            client = mesh.processors[region].clients.for_table(target)
+            client.meta.events.register("before-call.dynamodb.*", lambda model, **_: wrote.append(model.name))
+        assert mesh.deliver(region, echoes) == {"batchItemFailures": []}
+        assert wrote == []  # not a single request: the echo is recognised from its images
+    assert mesh.tables[EAST].items() == east_before
+    assert all(mesh.tables[r].new_records() == [] for r in (EAST, WEST, SYDNEY))
+
+
+def test_application_update_of_a_replicated_item_is_sent(mesh):
+    put(mesh, EAST, "k", 100, v={"S": "x"}, keep={"S": "same"})
+    mesh.pump()
+    mesh.write(WEST).update_item(
+        TableName=mesh.name(WEST),
+        Key={"pk": {"S": "k"}},
+        UpdateExpression="SET v = :v, updatedAt = :t",
+        ExpressionAttributeValues={":v": {"S": "updated-in-west"}, ":t": {"N": "200"}},
+    )
+    mesh.pump()
+    live = mesh.assert_converged()
+    assert live[0]["v"] == {"S": "updated-in-west"} and live[0]["keep"] == {"S": "same"}
+
+
+def test_read_modify_write_that_copies_metadata_back_is_sent(mesh):
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump()
+    item = get(mesh, SYDNEY, "k")
+    assert PREFIX + "marker" in item
+    changed = copy.deepcopy(item)
+    changed["v"] = {"S": "changed-in-sydney"}
+    changed["updatedAt"] = {"N": "300"}
+    mesh.write(SYDNEY).put_item(TableName=mesh.name(SYDNEY), Item=changed)
+    mesh.pump()
+    live = mesh.assert_converged()
+    assert live[0]["v"] == {"S": "changed-in-sydney"}
+
+
+def test_an_update_that_restores_earlier_content_is_still_sent(mesh):
+    """The marker matches the content again, but this write did not set it: it is an application write."""
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump()
+    for value in ("y", "x"):
+        mesh.write(WEST).update_item(
+            TableName=mesh.name(WEST),
+            Key={"pk": {"S": "k"}},
+            UpdateExpression="SET v = :v",
+            ExpressionAttributeValues={":v": {"S": value}},
+        )
+    # Same conflict value as the original (100) on purpose: the tie is decided by origin region, and the
+    # east write wins it, so every region must end with east's content, including the west table.
+    mesh.pump()
+    live = mesh.assert_converged()
+    assert live[0]["v"] == {"S": "x"}
+
+
+def test_a_newer_delete_beats_a_late_older_write(mesh):
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump()
+    delete(mesh, EAST, "k")          # deletes version 100
+    put(mesh, WEST, "k", 90, v={"S": "late and older"})  # concurrent, older
+    mesh.pump()
+    mesh.assert_converged()
+    assert mesh.live(EAST) == []
+    assert [t["updatedAt"] for t in mesh.tombstones(EAST)] == [{"N": "100"}]
+
+
+def test_a_late_redelivered_write_does_not_resurrect_a_delete(mesh):
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    first = mesh.tables[EAST].new_records()
+    mesh.deliver(EAST, first)
+    mesh.pump()
+    delete(mesh, EAST, "k")
+    mesh.pump()
+    assert mesh.deliver(EAST, first) == {"batchItemFailures": []}  # at-least-once: the old batch again
+    mesh.pump()
+    mesh.assert_converged()
+    assert all(mesh.live(r) == [] for r in mesh.tables)
+
+
+def test_a_newer_write_beats_an_older_delete(mesh):
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump()
+    delete(mesh, EAST, "k")  # deletes version 100
+    put(mesh, WEST, "k", 150, v={"S": "newer"})
+    mesh.pump()
+    live = mesh.assert_converged()
+    assert [i["v"]["S"] for i in live] == ["newer"]
+    item = get(mesh, EAST, "k")
+    assert DELETED not in item and PREFIX + "expiresAt" not in item
+
+
+def test_tombstones_expire_and_carry_the_delete_version(mesh):
+    put(mesh, EAST, "k", 100)
+    mesh.pump()
+    delete(mesh, EAST, "k")
+    mesh.pump()
+    for region in mesh.tables:
+        tombstone = get(mesh, region, "k")
+        assert tombstone[DELETED] == {"BOOL": True}
+        assert tombstone["updatedAt"] == {"N": "100"}
+        assert tombstone[PREFIX + "origin"] == {"S": EAST}
+        assert int(tombstone[PREFIX + "expiresAt"]["N"]) > 0
+        assert set(tombstone) == {"pk", "updatedAt", DELETED, PREFIX + "origin", PREFIX + "marker", PREFIX + "expiresAt"}
+
+
+def test_application_write_onto_a_tombstone_revives_the_item_everywhere(mesh):
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump()
+    delete(mesh, EAST, "k")
+    mesh.pump()
+    mesh.write(WEST).update_item(
+        TableName=mesh.name(WEST),
+        Key={"pk": {"S": "k"}},
+        UpdateExpression="SET v = :v, updatedAt = :t",
+        ExpressionAttributeValues={":v": {"S": "revived"}, ":t": {"N": "500"}},
+    )
+    mesh.pump()
+    live = mesh.assert_converged()
+    assert [i["v"]["S"] for i in live] == ["revived"]
+    west = get(mesh, WEST, "k")  # the delete flag and expiry the update kept have been removed
+    assert DELETED not in west and PREFIX + "expiresAt" not in west
+
+
+def test_a_local_write_older_than_the_item_it_replaced_loses_in_its_own_region_too(mesh, capsys):
+    put(mesh, EAST, "k", 200, v={"S": "newest"})
+    mesh.pump()
+    put(mesh, WEST, "k", 100, v={"S": "stale clock"})  # replaces a newer item: it lost
+    capsys.readouterr()
+    mesh.pump()
+    live = mesh.assert_converged()
+    assert [i["v"]["S"] for i in live] == ["newest"]
+    warnings = [l for l in json_lines(capsys.readouterr().out) if l.get("level") == "WARNING"]
+    assert warnings and warnings[0]["lost"]["version"] == "100" and warnings[0]["winner"]["version"] == "200"
+
+
+def test_missing_conflict_attribute_is_reported_not_sent(mesh, capsys):
+    put(mesh, EAST, "good-1", 100)
+    put(mesh, EAST, "bad", None, v={"S": "no timestamp"})
+    put(mesh, EAST, "good-2", 100)
+    put(mesh, EAST, "bad", 300, v={"S": "fixed later"})
+    records = mesh.tables[EAST].new_records()
+    capsys.readouterr()
+    result = mesh.deliver(EAST, records)
+    assert result == {"batchItemFailures": [{"itemIdentifier": records[1]["dynamodb"]["SequenceNumber"]}]}
+    lines = json_lines(capsys.readouterr().out)
+    errors = [l for l in lines if l.get("level") == "ERROR"]
+    assert [(e["errorCode"], e["key"], e["recordsHeldBack"]) for e in errors] == [
+        ("MissingConflictAttribute", {"pk": {"S": "bad"}}, 2)
+    ]
+    per_code = [l for l in lines if l.get("ErrorCode") == "MissingConflictAttribute"]
+    assert per_code and per_code[0]["WriteFailures"] == 1
+    assert {i["pk"]["S"] for i in mesh.live(WEST)} == {"good-1", "good-2"}  # the rest went on
+    assert get(mesh, WEST, "bad") is None  # and the later, valid write of that item waits its turn
+
+
+def test_item_too_large_with_metadata_is_reported(mesh, capsys):
+    # 409,590 bytes of user data fit DynamoDB's 400 KB limit; the replicator's metadata would not.
+    put(mesh, EAST, "big", 100, blob={"S": "x" * 409_570})
+    put(mesh, EAST, "small", 100)
+    records = mesh.tables[EAST].new_records()
+    capsys.readouterr()
+    result = mesh.deliver(EAST, records)
+    assert result == {"batchItemFailures": [{"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}]}
+    errors = [l for l in json_lines(capsys.readouterr().out) if l.get("level") == "ERROR"]
+    assert [(e["errorCode"], e["key"]["pk"]["S"]) for e in errors] == [("ItemTooLarge", "big")]
+    assert [i["pk"]["S"] for i in mesh.live(WEST)] == ["small"]
+
+
+def test_string_conflict_attribute_is_rejected(mesh):
+    put(mesh, EAST, "k", None, updatedAt={"S": "2024-01-01T00:00:00Z"})
+    records = mesh.tables[EAST].new_records()
+    assert mesh.deliver(EAST, records)["batchItemFailures"]
+
+
+def test_ttl_deletes_are_skipped_by_default(mesh):
+    put(mesh, EAST, "k", 100)
+    mesh.pump()
+    delete(mesh, EAST, "k")
+    records = mesh.tables[EAST].new_records()
+    assert [r["eventName"] for r in records] == ["REMOVE"]
+    records[0]["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+    assert mesh.deliver(EAST, records) == {"batchItemFailures": []}
+    assert get(mesh, WEST, "k") is not None and DELETED not in get(mesh, WEST, "k")
+    assert get(mesh, EAST, "k") is None  # no tombstone either: every region's TTL removes its own copy
+
+
+def test_duplicate_delivery_counts_already_applied(mesh, capsys):
+    put(mesh, EAST, "k", 100)
+    records = mesh.tables[EAST].new_records()
+    mesh.deliver(EAST, records)
+    capsys.readouterr()
+    assert mesh.deliver(EAST, records) == {"batchItemFailures": []}
+    conflicts = [l for l in json_lines(capsys.readouterr().out) if l.get("Kind") == "AlreadyApplied"]
+    assert conflicts and conflicts[0]["Conflicts"] == 2
