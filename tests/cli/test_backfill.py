@@ -148,3 +148,36 @@ def test_backfill_during_live_writes_converges_once_the_stream_is_replayed(cli, 
     final = cli("verify", source, target, "--json")
     assert final.code == 0, final.out
     assert scan_all(ddb, source) == scan_all(ddb, target)
+
+
+def test_cross_account_copy_with_one_profile_per_side(local, cli, monkeypatch, tmp_path) -> None:
+    """Two accounts (two DynamoDB Local databases) holding tables of the same name and region."""
+    from cdk_replication.local import credentials_for_account
+
+    creds = tmp_path / "credentials"
+    creds.write_text("".join(
+        f"[{profile}]\naws_access_key_id = {credentials_for_account(account).access_key_id}\n"
+        "aws_secret_access_key = local\n"
+        for profile, account in (("prod", "111111111111"), ("dev", "222222222222"))
+    ))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    prod = local.client("dynamodb", region="us-east-1", account="111111111111")
+    dev = local.client("dynamodb", region="us-east-1", account="222222222222")
+    name = f"orders-{random.randrange(10**8)}"
+    for client in (prod, dev):
+        client.create_table(TableName=name, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                            BillingMode="PAY_PER_REQUEST")
+    try:
+        put_many(prod, name, _items(30))
+        run = cli("backfill", name, name, "--source-profile", "prod", "--target-profile", "dev", "--json")
+        assert run.code == 0, run.err
+        assert run.json()["counts"]["copied"] == 30
+        assert scan_all(dev, name) == scan_all(prod, name)
+        same = cli("verify", name, name, "--profile", "prod")  # one profile: the same table twice
+        assert same.code == 2 and "same table" in same.err
+        assert cli("verify", name, name, "--source-profile", "prod", "--target-profile", "dev").code == 0
+    finally:
+        for client in (prod, dev):
+            client.delete_table(TableName=name)

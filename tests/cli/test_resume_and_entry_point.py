@@ -43,6 +43,9 @@ def test_interrupted_backfill_resumes_from_its_state_file(local, cli, ddb, make_
             proc.wait()
     assert proc.returncode == 130, (out, err)
     assert "run the same command again to resume" in err
+    # stderr is a pipe, not a terminal: progress comes as whole lines, the last one written on the way out.
+    progress = [line for line in err.splitlines() if line.startswith("backfill ")]
+    assert progress and "\r" not in err and "items/s" in progress[-1]
     saved = json.loads(state.read_text())
     assert saved["totalSegments"] == 2
     assert any(seg["lastEvaluatedKey"] for seg in saved["segments"].values())
