@@ -158,8 +158,7 @@ def run_verify(
     retrier = Retrier(options.max_attempts)
     stop = threading.Event()
     scanner = _Scanner(options, retrier, stop)
-    key = source.info.key
-    per_segment: list[dict[KeyId, bytes]] = [{} for _ in range(options.segments)]
+    digests: dict[KeyId, bytes] = {}
     extra: list[list[KeyId]] = [[] for _ in range(options.segments)]
     different: list[list[KeyId]] = [[] for _ in range(options.segments)]
     phase = ["scanning source"]
@@ -175,12 +174,8 @@ def run_verify(
         )
 
     with Progress(render, progress_stream, enabled=show_progress):
-        # Each source segment writes only its own dict, so no lock is needed while scanning.
-        scanner.scan(source, "source", lambda seg, k, d: per_segment[seg].__setitem__(k, d))
-        digests: dict[KeyId, bytes] = {}
-        for part in per_segment:
-            digests.update(part)
-            part.clear()
+        # One shared map (a dict assignment is atomic in CPython), so memory never holds two copies.
+        scanner.scan(source, "source", lambda seg, k, d: digests.__setitem__(k, d))
         source_items = len(digests)
         matching = [0] * options.segments
         phase[0] = "scanning target"
