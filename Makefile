@@ -47,7 +47,7 @@ test: setup
 	@$(PY) -m pytest
 
 synth: setup
-	@$(NODE_BIN)/cdk synth --quiet
+	@$(NODE_BIN)/cdk synth --quiet --no-notices
 
 bench: setup
 	@$(PY) -m benchmarks
