@@ -1,0 +1,102 @@
+"""Pure unit tests of the multi-active rules: markers, the order of states, echo detection."""
+
+from __future__ import annotations
+
+import decimal
+import json
+from typing import Any
+
+import pytest
+
+from replicator.config import load_config
+from replicator.metadata import ConflictValueError, MetadataCodec, State
+from replicator.multi_active import MultiActiveReplication
+from replicator.records import Change
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def config():
+    return load_config(
+        {
+            "REPLICATION_MODE": "MULTI_ACTIVE",
+            "REPLICATION_SOURCE": json.dumps({"tableName": "t", "region": REGION, "account": "111111111111"}),
+            "REPLICATION_TARGETS": json.dumps([{"tableName": "t", "region": "eu-west-1", "account": "111111111111"}]),
+            "REPLICATION_KEY": json.dumps({"partitionKey": "pk", "sortKey": None}),
+        }
+    )
+
+
+@pytest.fixture
+def codec(config):
+    return MetadataCodec(config)
+
+
+def item(ts: str = "10", **attrs: Any) -> dict[str, Any]:
+    return {"pk": {"S": "k"}, "updatedAt": {"N": ts}, **attrs}
+
+
+def state(version: str | None, deleted: bool = False, origin: str = "us-east-1") -> State:
+    return State({}, None if version is None else decimal.Decimal(version), deleted, origin)
+
+
+def test_order_version_then_delete_then_origin():
+    assert state("2").order > state("1", deleted=True).order
+    assert state("1", deleted=True).order > state("1", origin="zz-last-9").order
+    assert state("1", origin="us-east-1").order > state("1", origin="eu-west-1").order
+    assert state(None).order < state("-1000").order
+    assert state("1E+2").order == state("100").order
+
+
+def test_stamp_is_recognised_and_any_user_change_breaks_it(codec):
+    stamped = codec.stamp(State(item(v={"S": "x"}), decimal.Decimal(10), False, "eu-west-1"))
+    assert codec.stamped_by_replicator(stamped)
+    assert codec.state_of(stamped, REGION).origin == "eu-west-1"
+    changed = {**stamped, "v": {"S": "y"}}
+    assert not codec.stamped_by_replicator(changed)
+    assert codec.state_of(changed, REGION).origin == REGION  # a stale stamp: written here
+    assert not codec.stamped_by_replicator({**stamped, "_rep_origin": {"S": "us-east-1"}})
+    assert not codec.stamped_by_replicator(item())
+
+
+def test_tombstones(codec):
+    tombstone = codec.stamp(codec.tombstone_state(item("7", v={"S": "gone"}), REGION), now=1000)
+    assert set(tombstone) == {"pk", "updatedAt", "_rep_deleted", "_rep_origin", "_rep_marker", "_rep_expiresAt"}
+    assert tombstone["_rep_expiresAt"] == {"N": str(1000 + 172800)}
+    assert codec.is_tombstone(tombstone)
+    revived = {**tombstone, "v": {"S": "back"}}  # an UpdateItem on the tombstone
+    assert not codec.is_tombstone(revived)
+    assert codec.has_stale_tombstone_attributes(revived)
+    with pytest.raises(ConflictValueError) as missing:
+        codec.tombstone_state({"pk": {"S": "k"}}, REGION)
+    assert missing.value.code == "MissingConflictAttribute"
+
+
+def change(old: dict[str, Any] | None, new: dict[str, Any] | None, name: str = "MODIFY") -> Change:
+    return Change(0, "1", name, (("pk", "S", "k"),), new, old, None, False)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "echo"),
+    [
+        (None, "stamp_a", True),  # replicated INSERT
+        ("stamp_a", "stamp_b", True),  # replicated over replicated
+        ("plain", "stamp_a", True),  # replicated over a local write
+        (None, "plain", False),  # application PutItem
+        ("stamp_a", "stamp_a_changed", False),  # application UpdateItem on a replicated item
+        ("stamp_a_changed", "stamp_a", False),  # application UpdateItem that restores the stamped content
+        ("stamp_a", "stamp_a_expiry", True),  # replicator rewrote only its own metadata
+    ],
+)
+def test_echo_is_decided_from_old_and_new_images(config, codec, old, new, echo):
+    a = codec.stamp(State(item("10", v={"S": "a"}), decimal.Decimal(10), False, "eu-west-1"))
+    images = {
+        "plain": item("5", v={"S": "p"}),
+        "stamp_a": a,
+        "stamp_b": codec.stamp(State(item("11", v={"S": "b"}), decimal.Decimal(11), False, "eu-west-1")),
+        "stamp_a_changed": {**a, "v": {"S": "changed"}},
+        "stamp_a_expiry": {**a, "_rep_expiresAt": {"N": "5"}},
+    }
+    replication = MultiActiveReplication(config, clients=None, logger=None)  # type: ignore[arg-type]
+    assert replication._is_echo(change(images.get(old), images[new])) is echo
