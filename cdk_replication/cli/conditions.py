@@ -78,24 +78,42 @@ def absent(partition_key: str) -> Condition:
     return Condition("attribute_not_exists(#pk)", {"#pk": partition_key})
 
 
-def unchanged(partition_key: str, seen: Item | None, also_absent: Item | None = None) -> Condition:
+#: Attribute comparisons in one :func:`unchanged` condition at most. Each costs two of the 300 operators
+#: DynamoDB allows in an expression (the comparison and its AND), with room left for the rest.
+MAX_CONDITION_TERMS = 100
+
+
+def unchanged(
+    partition_key: str,
+    seen: Item | None,
+    also_absent: Item | None = None,
+    metadata_prefix: str = "",
+) -> Condition:
     """Write only if the target still holds exactly ``seen`` (``None``: still holds no item).
 
     Every attribute of ``seen`` must still be equal (DynamoDB compares maps, lists and sets by value), and
-    every attribute of ``also_absent`` that ``seen`` lacked must still be missing. An attribute added by a
-    concurrent writer under a name in neither item is not detected here; the repair's re-read of the source
-    after the write covers that case (see docs/cli.md).
+    every attribute of ``also_absent`` that ``seen`` lacked must still be missing. Past
+    :data:`MAX_CONDITION_TERMS` attributes only that many are compared, metadata attributes (which the
+    replicator rewrites on every write) first. An attribute added by a concurrent writer under a name in
+    neither item, or one beyond the cap, is not detected here; the repair's re-read of the source after the
+    write covers those cases (see docs/cli.md).
     """
     if seen is None:
         return absent(partition_key)
     parts = ["attribute_exists(#pk)"]
     names = {"#pk": partition_key}
     values: dict[str, AttributeValue] = {}
-    for i, (name, value) in enumerate(sorted(seen.items())):
+
+    def metadata_first(name: str) -> tuple[bool, str]:
+        return (not (metadata_prefix and name.startswith(metadata_prefix)), name)
+
+    compared = sorted(seen, key=metadata_first)[:MAX_CONDITION_TERMS]
+    for i, name in enumerate(compared):
         names[f"#a{i}"] = name
-        values[f":v{i}"] = value
+        values[f":v{i}"] = seen[name]
         parts.append(f"#a{i} = :v{i}")
-    for j, name in enumerate(sorted(set(also_absent or {}) - set(seen))):
+    room = MAX_CONDITION_TERMS - len(compared)
+    for j, name in enumerate(sorted(set(also_absent or {}) - set(seen))[:room]):
         names[f"#n{j}"] = name
         parts.append(f"attribute_not_exists(#n{j})")
     return Condition(" AND ".join(parts), names, values)

@@ -153,3 +153,17 @@ def test_state_file_refuses_another_runs_file(tmp_path) -> None:
     path.write_text("{not json")
     with pytest.raises(BadInput, match="unreadable"):
         StateFile(path, {"source": "a"}).load()
+
+
+def test_unchanged_condition_stays_within_dynamodb_expression_limits() -> None:
+    from cdk_replication.cli.conditions import MAX_CONDITION_TERMS, unchanged
+
+    small = unchanged("pk", {"pk": {"S": "k"}, "a": {"N": "1"}}, also_absent={"pk": {"S": "k"}, "b": {"S": ""}})
+    assert small.expression == "attribute_exists(#pk) AND #a0 = :v0 AND #a1 = :v1 AND attribute_not_exists(#n0)"
+    assert small.names == {"#pk": "pk", "#a0": "a", "#a1": "pk", "#n0": "b"}
+    wide = {f"attr{i:03d}": {"N": str(i)} for i in range(400)} | {"_rep_marker": {"S": "m"}}
+    big = unchanged("pk", wide, also_absent={"new": {"S": "x"}}, metadata_prefix="_rep_")
+    assert big.expression.count(" = ") == MAX_CONDITION_TERMS
+    assert big.names["#a0"] == "_rep_marker"  # what the replicator rewrites on every write is compared first
+    assert len(big.expression) < 4096 and big.expression.count(" AND ") <= 150
+    assert unchanged("pk", None).expression == "attribute_not_exists(#pk)"

@@ -200,3 +200,14 @@ def test_multi_active_repair_never_undoes_a_newer_write(cli, ddb, make_table) ->
     assert {k[0]: v["x"]["S"] for k, v in after.items() if "x" in v} == {
         "source-newer": "s", "missing": "s", "target-newer": "t", "target-only": "t"}
     assert after[("deleted-later-in-target",)]["_rep_deleted"] == {"BOOL": True}  # the newer delete stands
+
+
+def test_repair_of_an_item_with_hundreds_of_attributes(cli, ddb, make_table) -> None:
+    source, target = make_table("wsrc"), make_table("wtgt")
+    wide = {"pk": {"S": "wide"}} | {f"a{i:03d}": {"N": str(i)} for i in range(250)}
+    ddb.put_item(TableName=source, Item=wide)
+    ddb.put_item(TableName=target, Item={**wide, "a249": {"N": "-1"}})
+    run = cli("verify", source, target, "--repair", "--json")
+    assert run.code == 0, run.out
+    assert run.json()["repair"]["counts"] == {"repaired": 1}
+    assert ddb.get_item(TableName=target, Key={"pk": {"S": "wide"}})["Item"] == wide
