@@ -1,0 +1,101 @@
+"""Launching the measured child processes (worker, ceiling) and reducing their numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cdk_replication.local import DynamoDBLocal, credentials_for_account
+
+from benchmarks.workload import ACCOUNT, SOURCE_REGION, TableSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def base_env(ddb: DynamoDBLocal, region: str = SOURCE_REGION, account: str = ACCOUNT) -> dict[str, str]:
+    """What Lambda (and the local runtime) gives the function: endpoint, region, credentials."""
+    env = dict(ddb.endpoint_env())
+    env.update(credentials_for_account(account).as_env())
+    env["AWS_REGION"] = region
+    env["AWS_DEFAULT_REGION"] = region
+    return env
+
+
+def replication_env(
+    source: TableSpec, targets: list[TableSpec], mode: str, max_concurrency: int | None = None
+) -> dict[str, str]:
+    """The REPLICATION_* variables the construct writes."""
+    env = {
+        "REPLICATION_MODE": mode,
+        "REPLICATION_SOURCE": json.dumps(source.ref()),
+        "REPLICATION_TARGETS": json.dumps([t.ref() for t in targets]),
+        "REPLICATION_KEY": json.dumps({"partitionKey": "pk", "sortKey": None}),
+        "LOG_LEVEL": "INFO",
+    }
+    if max_concurrency is not None:
+        env["REPLICATION_MAX_CONCURRENCY"] = str(max_concurrency)
+    return env
+
+
+def run_child(module: str, spec: dict[str, Any], env: dict[str, str], workdir: Path, timeout_s: float = 3600) -> Any:
+    """Run ``python -m <module> <spec.json>`` with a clean environment plus ``env``; return its result JSON."""
+    fd, result_path = tempfile.mkstemp(suffix=".json", dir=workdir)
+    os.close(fd)
+    spec = dict(spec, result_file=result_path)
+    spec_path = Path(result_path).with_suffix(".spec.json")
+    spec_path.write_text(json.dumps(spec))
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REPLICATION_"))}
+    child_env.update(env)
+    child_env["PYTHONPATH"] = str(ROOT)
+    stderr_path = Path(result_path).with_suffix(".stderr")
+    with open(stderr_path, "wb") as stderr:
+        proc = subprocess.run(
+            [sys.executable, "-m", module, str(spec_path)],
+            cwd=ROOT,
+            env=child_env,
+            stdout=subprocess.DEVNULL,  # the replicator's JSON logs and EMF lines (CloudWatch's job on AWS)
+            stderr=stderr,
+            timeout=timeout_s,
+        )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{module} failed ({proc.returncode}):\n{stderr_path.read_text()[-3000:]}")
+    return json.loads(Path(result_path).read_text())
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0-100), linear between closest ranks."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    pos = (len(ordered) - 1) * q / 100.0
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def summarize(result: dict[str, Any]) -> dict[str, Any]:
+    """Records/s for one shard (records over the sum of batch durations: one batch at a time), p50/p99/max
+    batch duration, CPU per record, peak RSS."""
+    durations = result["durations"]
+    total = sum(durations)
+    return {
+        "records": result["records"],
+        "batches": result["batches"],
+        "seconds": total,
+        "records_per_s": result["records"] / total if total else float("nan"),
+        "p50_s": statistics.median(durations) if durations else float("nan"),
+        "p99_s": percentile(durations, 99),
+        "max_s": max(durations) if durations else float("nan"),
+        "first_s": durations[0] if durations else float("nan"),
+        "cpu_us_per_record": 1e6 * result["cpu_seconds"] / result["records"] if result["records"] else float("nan"),
+        "peak_rss_mib": result["peak_rss_kib"] / 1024.0,
+        "failed_batches": result["failed_batches"],
+    }

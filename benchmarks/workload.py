@@ -1,0 +1,173 @@
+"""Tables and workloads on DynamoDB Local, and the real stream records they produce.
+
+A workload is N writes over K items, written to a source table whose stream is NEW_AND_OLD_IMAGES, in rounds:
+round r writes every item once (version r), so each item's writes reach the stream in order. ``K == N`` is
+the *spread* shape (every record a new item: nothing to coalesce); ``K << N`` is the *hot* shape (few items,
+many updates each). The stream is then read from TRIM_HORIZON with ``read_all_records`` and every record
+converted with ``to_lambda_record`` into exactly the record Lambda would deliver.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cdk_replication.local import DynamoDBLocal
+from cdk_replication.local.stream_records import aws_stream_arn, read_all_records, to_lambda_record
+
+ACCOUNT = "111111111111"
+SOURCE_REGION = "us-east-1"
+REPLICA_REGION = "eu-west-1"
+#: Conflict attribute of every item (REPLICATION_CONFLICT_ATTRIBUTE's default).
+CONFLICT_ATTRIBUTE = "updatedAt"
+#: Epoch milliseconds of the first write; every later write of the workload gets a larger updatedAt.
+BASE_TIMESTAMP_MS = 1_790_000_000_000
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    region: str
+    account: str = ACCOUNT
+    stream_arn: str | None = None
+
+    def ref(self) -> dict[str, str]:
+        return {"tableName": self.name, "region": self.region, "account": self.account}
+
+
+def unique(prefix: str) -> str:
+    return f"bench-{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def create_table(ddb: DynamoDBLocal, prefix: str, region: str, stream: bool) -> TableSpec:
+    """A table with string key ``pk``, on-demand, optionally with a NEW_AND_OLD_IMAGES stream."""
+    client = ddb.client(region=region, account=ACCOUNT)
+    name = unique(prefix)
+    kwargs: dict[str, Any] = {
+        "TableName": name,
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if stream:
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    client.create_table(**kwargs)
+    arn = client.describe_table(TableName=name)["Table"].get("LatestStreamArn") if stream else None
+    return TableSpec(name, region, ACCOUNT, arn)
+
+
+def delete_table(ddb: DynamoDBLocal, table: TableSpec) -> None:
+    """Free DynamoDB Local's memory once a run no longer needs the table."""
+    try:
+        ddb.client(region=table.region, account=table.account).delete_table(TableName=table.name)
+    except Exception:  # noqa: BLE001 - best effort cleanup
+        pass
+
+
+def make_item(index: int, version: int, updated_at: int, payload_bytes: int) -> dict[str, Any]:
+    """One item in wire form: a typical application item of about ``payload_bytes`` + 150 bytes."""
+    return {
+        "pk": {"S": f"item-{index:07d}"},
+        CONFLICT_ATTRIBUTE: {"N": str(updated_at)},
+        "version": {"N": str(version)},
+        "status": {"S": ("NEW", "PAID", "SHIPPED", "DELIVERED")[version % 4]},
+        "amount": {"N": f"{(index * 7919 + version) % 100000}.{version % 100:02d}"},
+        "customer": {"M": {"id": {"S": f"c-{index % 9973}"}, "tier": {"S": "gold"}, "score": {"N": str(index % 97)}}},
+        "tags": {"SS": ["a", "b", f"t{version % 10}"]},
+        "payload": {"S": ("x" * payload_bytes)},
+    }
+
+
+def write_workload(
+    ddb: DynamoDBLocal,
+    table: TableSpec,
+    records: int,
+    items: int,
+    payload_bytes: int = 200,
+    threads: int = 8,
+) -> None:
+    """Write ``records`` writes over ``items`` items, round by round (see the module docstring)."""
+    client = ddb.client(region=table.region, account=table.account, max_pool_connections=threads)
+    written = 0
+    version = 0
+    with ThreadPoolExecutor(threads) as pool:
+        while written < records:
+            count = min(items, records - written)
+            batch_items = [
+                make_item(i, version, BASE_TIMESTAMP_MS + written + i, payload_bytes) for i in range(count)
+            ]
+            chunks = [batch_items[s : s + 25] for s in range(0, count, 25)]
+            list(pool.map(lambda chunk: _batch_write(client, table.name, chunk), chunks))
+            written += count
+            version += 1
+
+
+def _batch_write(client: Any, table: str, items: Sequence[dict[str, Any]]) -> None:
+    request = {table: [{"PutRequest": {"Item": item}} for item in items]}
+    while request:
+        response = client.batch_write_item(RequestItems=request)
+        request = response.get("UnprocessedItems") or {}
+
+
+def read_stream(ddb: DynamoDBLocal, table: TableSpec) -> list[dict[str, Any]]:
+    """Every record of ``table``'s stream, as Lambda delivers it."""
+    assert table.stream_arn is not None
+    streams = ddb.client("dynamodbstreams", region=table.region, account=table.account)
+    arn = aws_stream_arn(table.stream_arn, table.region, table.account)
+    return [to_lambda_record(raw, table.region, arn) for raw in read_all_records(streams, table.stream_arn)]
+
+
+def batches(records: Sequence[dict[str, Any]], batch_size: int) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive batches of at most ``batch_size`` records, as one shard's mapping delivers them."""
+    for start in range(0, len(records), batch_size):
+        yield list(records[start : start + batch_size])
+
+
+def write_events(path: Path, records: Sequence[dict[str, Any]], batch_size: int, limit: int | None = None) -> int:
+    """One Lambda event (``{"Records": [...]}``) per line; returns the number of records written.
+
+    ``limit`` keeps only the first ``limit`` records (the baselines' sample)."""
+    chosen = records if limit is None else records[:limit]
+    with path.open("w") as out:
+        for batch in batches(chosen, batch_size):
+            out.write(json.dumps({"Records": batch}, separators=(",", ":")) + "\n")
+    return len(chosen)
+
+
+def scan_all(ddb: DynamoDBLocal, table: TableSpec) -> list[dict[str, Any]]:
+    client = ddb.client(region=table.region, account=table.account)
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": table.name}
+    while True:
+        page = client.scan(**kwargs)
+        items.extend(page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def final_states(records: Sequence[dict[str, Any]]) -> dict[str, str | None]:
+    """pk -> updatedAt of the last record of each item (``None`` after a delete): what a copy must hold."""
+    state: dict[str, str | None] = {}
+    for record in records:
+        pk = record["dynamodb"]["Keys"]["pk"]["S"]
+        new = record["dynamodb"].get("NewImage")
+        state[pk] = None if record["eventName"] == "REMOVE" else new[CONFLICT_ATTRIBUTE]["N"]
+    return state
+
+
+def check_copy(ddb: DynamoDBLocal, target: TableSpec, expected: dict[str, str | None]) -> str | None:
+    """``None`` when ``target`` holds exactly the expected items (by key and updatedAt), else what differs."""
+    held = {item["pk"]["S"]: item.get(CONFLICT_ATTRIBUTE, {}).get("N") for item in scan_all(ddb, target)}
+    want = {k: v for k, v in expected.items() if v is not None}
+    if held == want:
+        return None
+    missing = len(set(want) - set(held))
+    extra = len(set(held) - set(want))
+    stale = sum(1 for k in set(want) & set(held) if want[k] != held[k])
+    return f"{missing} missing, {extra} extra, {stale} stale of {len(want)}"
