@@ -217,6 +217,8 @@ def run(args: argparse.Namespace, ui: Console) -> int:
             t = time.monotonic()
             with deploy(out, ddb) as deployment:
                 replications = find_replications(deployment)
+                for rep in replications:
+                    rep.function.start()  # a broken replicator fails here, with its init error
                 ui.step("Deployed", f"{_plural(len(deployment.tables), 'table')}, "
                         f"{_plural(len(deployment.functions), 'function')}, "
                         f"{_plural(len(deployment.mappings), 'stream mapping')}, "

@@ -45,7 +45,15 @@ _WORKER = Path(__file__).resolve().parent / "_lambda_worker.py"
 
 
 class FunctionInitError(RuntimeError):
-    """The function's handler could not be imported (Lambda's init phase failed)."""
+    """The function's handler could not be imported (Lambda's init phase failed).
+
+    Attributes:
+        error_type: Lambda's error type, e.g. ``Runtime.ImportModuleError``.
+    """
+
+    def __init__(self, message: str, error_type: str = "Runtime.Unknown") -> None:
+        super().__init__(message)
+        self.error_type = error_type
 
 
 @dataclass(frozen=True)
@@ -239,8 +247,11 @@ class LocalFunction:
                 if ready
                 else f"no answer within {INIT_TIMEOUT_S:.0f} s; last log lines: {self.logs()[-5:]}"
             )
-            raise FunctionInitError(f"function {self.name}: init failed ({detail}); handler {self.handler!r}, "
-                                    f"code folder {str(self.code_dir)!r}")
+            raise FunctionInitError(
+                f"function {self.name}: init failed ({detail}); handler {self.handler!r}, "
+                f"code folder {str(self.code_dir)!r}",
+                error_type=(ready or {}).get("errorType") or "Runtime.Unknown",
+            )
         self.stats.cold_starts += 1
         return True
 
@@ -295,14 +306,21 @@ class LocalFunction:
     def invoke(self, event: Any) -> InvocationResult:
         """Invoke the function synchronously with ``event`` (a JSON-serialisable value).
 
-        Never raises for a function error: look at :attr:`InvocationResult.error_type`. Raises
-        :class:`FunctionInitError` when the handler cannot be imported.
+        Never raises for a function error: look at :attr:`InvocationResult.error_type`. A failed init
+        phase (the handler cannot be imported) is a function error too, as on Lambda; call :meth:`start`
+        to get it as a :class:`FunctionInitError` instead.
         """
         request_id = str(uuid.uuid4())
         body = json.dumps(event, separators=(",", ":"))
         with self._lock:
             started = time.monotonic()
-            cold = self._ensure_started()
+            try:
+                cold = self._ensure_started()
+            except FunctionInitError as exc:
+                self.stats.invocations += 1
+                self.stats.errors += 1
+                return InvocationResult(request_id, error_type=exc.error_type, error_message=str(exc),
+                                        duration_s=time.monotonic() - started, cold_start=True)
             self._worker_gone = False
             # The timeout covers the handler only; the init phase has its own limit (INIT_TIMEOUT_S).
             deadline_ms = int(time.time() * 1000 + self.timeout_s * 1000)

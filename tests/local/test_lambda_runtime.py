@@ -114,8 +114,16 @@ def test_unserialisable_result_is_an_error():
 
 def test_missing_handler_fails_init_with_a_clear_error():
     fn = _function(handler="probe.no_such_function")
-    with pytest.raises(FunctionInitError, match="no_such_function"):
-        fn.invoke({})
+    with pytest.raises(FunctionInitError, match="no_such_function") as raised:
+        fn.start()
+    assert raised.value.error_type == "Runtime.HandlerNotFound"
+    result = fn.invoke({})  # through invoke, a failed init is a function error, as on Lambda
+    assert result.error_type == "Runtime.HandlerNotFound" and "no_such_function" in result.error_message
+
+
+def test_missing_module_is_an_import_error():
+    result = _function(handler="no_such_module.handler").invoke({})
+    assert result.error_type == "Runtime.ImportModuleError"
 
 
 def _table(ddb_local, name):
