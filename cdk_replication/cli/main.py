@@ -55,7 +55,7 @@ def _positive_float(text: str) -> float:
 def _common_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     aws = common.add_argument_group("connection")
-    aws.add_argument("--region", help="region for tables named without one (default: profile / AWS_REGION)")
+    aws.add_argument("--region", help="region for tables named without one (default: profile, AWS_DEFAULT_REGION, AWS_REGION)")
     aws.add_argument("--profile", help="AWS profile for both tables (default: the standard credential chain)")
     aws.add_argument("--source-profile", help="AWS profile for the source side (default: --profile)")
     aws.add_argument("--target-profile", help="AWS profile for the target side (default: --profile)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +57,8 @@ class Connection:
 
     Attributes:
         profile: named profile from ``~/.aws/config``; default: the standard credential chain.
-        region: region for table names without one; default: the profile's or ``AWS_REGION``.
+        region: region for table names without one; default: the profile's, ``AWS_DEFAULT_REGION``, then
+            ``AWS_REGION``.
         endpoint_url: endpoint for every service (DynamoDB Local, moto); default: AWS.
     """
 
@@ -92,13 +94,15 @@ class Connection:
 
         retries = {"max_attempts": 1} if own_retries else {"max_attempts": 5, "mode": "standard"}
         config = Config(retries=retries, max_pool_connections=max(pool, 10))  # type: ignore[arg-type]
+        session = self.session()
+        # botocore reads AWS_DEFAULT_REGION and the profile; AWS_REGION (set by Lambda, CodeBuild and the
+        # other SDKs) is honoured as a last resort so the command behaves like the rest of the toolchain.
+        region = region or self.region or session.region_name or os.environ.get("AWS_REGION") or None
         try:
-            return self.session().client(
-                service, region_name=region or self.region, endpoint_url=self.endpoint_url, config=config
-            )
+            return session.client(service, region_name=region, endpoint_url=self.endpoint_url, config=config)
         except NoRegionError:
             raise BadInput(
-                "no AWS region: pass --region, name the table as REGION:NAME, or set AWS_REGION"
+                "no AWS region: pass --region, name the table as REGION:NAME, or set AWS_DEFAULT_REGION"
             ) from None
 
 
