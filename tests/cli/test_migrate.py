@@ -216,3 +216,28 @@ def test_bad_input_changes_nothing(aws) -> None:
         assert "StreamSpecification" not in desc or not desc["StreamSpecification"].get("StreamEnabled")
     assert "Contents" not in aws["s3"].list_objects_v2(Bucket="exports-c")
     assert "plain-copy" not in aws["dynamodb"].list_tables()["TableNames"]
+
+
+def test_mapping_and_stream_that_would_lose_changes_are_refused(aws) -> None:
+    _source(aws, "events")
+    _bucket(aws, "exports-d")
+    ddb = aws["dynamodb"]
+    ddb.update_table(TableName="events", StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"})
+    code, _, err = run(aws, "events", "events-copy", "--s3-bucket", "exports-d")
+    assert code == 2 and "KEYS_ONLY stream" in err and "NEW_AND_OLD_IMAGES" in err
+
+    _source(aws, "clicks", stream=True)
+    stream_arn = ddb.describe_table(TableName="clicks")["Table"]["LatestStreamArn"]
+    role = aws["iam"].create_role(RoleName="late", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    code_zip = io.BytesIO()
+    with zipfile.ZipFile(code_zip, "w") as zf:
+        zf.writestr("handler.py", "def handler(event, context):\n    return {}\n")
+    aws["lambda"].create_function(FunctionName="late", Runtime="python3.12", Role=role, Handler="handler.handler",
+                                  Code={"ZipFile": code_zip.getvalue()})
+    latest = aws["lambda"].create_event_source_mapping(
+        FunctionName="late", EventSourceArn=stream_arn, StartingPosition="LATEST", Enabled=False)["UUID"]
+    code, _, err = run(aws, "clicks", "clicks-copy", "--s3-bucket", "exports-d", "--event-source-mapping-uuid", latest)
+    assert code == 2 and "starts at LATEST" in err and "TRIM_HORIZON" in err
+    pitr = ddb.describe_continuous_backups(TableName="clicks")["ContinuousBackupsDescription"]
+    assert pitr["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "DISABLED"
+    assert "Contents" not in aws["s3"].list_objects_v2(Bucket="exports-d")
