@@ -1,10 +1,15 @@
 """``migrate`` against a moto server, which implements DynamoDB export/import, S3 and Lambda mappings.
 
-What moto does not cover, so these tests cannot either: DescribeExport has no ``ExportManifest`` (the data
-folder is found by listing the bucket - the fallback path), ImportTable ignores the source's TTL, SSE and
-on-demand throughput settings, an export's ``ExportTime`` is ignored (moto copies the live table), exports
-and imports finish in moments (progress output is only smoke-tested), and an enabled mapping does not run
-the function.
+What moto does not do, so these tests do not cover it:
+
+* DescribeExport has no ``ExportManifest``: the data folder is found by listing the bucket (the fallback
+  path); the ``ExportManifest`` path that AWS takes is covered only by a unit test below.
+* Exports and imports finish almost at once, so waiting and its progress line are only smoke-tested, and
+  the FAILED/CANCELLED branches are not reached.
+* Bucket ownership (``--s3-bucket-owner``) and cross-account bucket policies are not enforced.
+* Client tokens are not deduplicated, so the "no second export after a crash" property is not tested.
+* An enabled mapping does not run the function: the replay from TRIM_HORIZON after the import belongs to
+  the replicator and local-runtime tests.
 """
 
 from __future__ import annotations
@@ -241,3 +246,38 @@ def test_mapping_and_stream_that_would_lose_changes_are_refused(aws) -> None:
     pitr = ddb.describe_continuous_backups(TableName="clicks")["ContinuousBackupsDescription"]
     assert pitr["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "DISABLED"
     assert "Contents" not in aws["s3"].list_objects_v2(Bucket="exports-d")
+
+
+def test_data_prefix_and_creation_parameters_as_aws_reports_them() -> None:
+    from types import SimpleNamespace
+
+    from cdk_replication.cli.migrate import _creation_parameters, _export_data_prefix
+
+    manifest = {"ExportManifest": "mig/orders/AWSDynamoDB/01700000000000-abcdef12/manifest-summary.json"}
+    assert _export_data_prefix(None, manifest) == "mig/orders/AWSDynamoDB/01700000000000-abcdef12/data/"  # type: ignore[arg-type]
+
+    on_demand = {
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "g", "AttributeType": "N"}],
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"},
+        "ProvisionedThroughput": {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0},
+        "GlobalSecondaryIndexes": [{
+            "IndexName": "by-g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["x"]},
+            "IndexStatus": "ACTIVE", "ItemCount": 3,
+            "ProvisionedThroughput": {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0},
+        }],
+    }
+    ctx = SimpleNamespace(source=SimpleNamespace(info=SimpleNamespace(description=on_demand)),
+                          target_ref=SimpleNamespace(name="copy"))
+    params = _creation_parameters(ctx)  # type: ignore[arg-type]
+    assert params == {
+        "TableName": "copy",
+        "AttributeDefinitions": on_demand["AttributeDefinitions"],
+        "KeySchema": on_demand["KeySchema"],
+        "BillingMode": "PAY_PER_REQUEST",
+        "GlobalSecondaryIndexes": [{
+            "IndexName": "by-g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["x"]},
+        }],
+    }
