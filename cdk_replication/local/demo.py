@@ -74,7 +74,7 @@ class Console:
     def step(self, label: str, detail: str, seconds: float | None = None, ok: bool = True) -> None:
         mark = self.green("✓") if ok else self.red("✗")
         timing = f"{seconds:6.1f} s" if seconds is not None else ""
-        self.print(f"  {mark} {label:<13}{detail:<58}{self.dim(timing)}")
+        self.print(f"  {mark} {label:<13}{detail:<66}{self.dim(timing)}")
 
     def live(self, text: str) -> None:
         if self.tty:
@@ -275,8 +275,8 @@ def _replicate_and_verify(args: argparse.Namespace, ui: Console, deployment: Loc
         if replicated != last_seen:
             last_progress, last_seen = now, replicated
         rate = replicated / max(now - t, 1e-6)
-        line = (f"  {_SPINNER[spin % len(_SPINNER)]} Replicating  written {counter[0]:>6,}/{expected:,}   "
-                f"replicated {replicated:>6,}   {rate:6,.0f} rec/s   {_fmt_lag(tracker)}")
+        line = (f"  {_SPINNER[spin % len(_SPINNER)]} Replicating  written {counter[0]:>6,}/{expected:,}  "
+                f"replicated {replicated:>6,}  {rate:5,.0f} rec/s  {_fmt_lag(tracker)}")
         spin += 1
         ui.live(line)
         if not ui.tty and now - last_plain >= PLAIN_PROGRESS_EVERY_S:
@@ -298,8 +298,8 @@ def _replicate_and_verify(args: argparse.Namespace, ui: Console, deployment: Loc
             f"{kinds['delete']:,} deletes", writes_took)
     p50, p99, worst = tracker.percentiles()
     ok_repl = tracker.replicated >= expected
-    ui.step("Replicated", f"{tracker.replicated:,}/{expected:,} records, {tracker.replicated / elapsed:,.0f} rec/s, "
-            f"lag p50 {p50:.2f} s · p99 {p99:.2f} s · max {worst:.2f} s", elapsed, ok=ok_repl)
+    ui.step("Replicated", f"{tracker.replicated:,} records · {tracker.replicated / elapsed:,.0f} rec/s · "
+            f"lag p50 {p50:.2f} s, p99 {p99:.2f} s, max {worst:.2f} s", elapsed, ok=ok_repl)
 
     t = time.monotonic()
     failures: list[str] = []
@@ -310,9 +310,9 @@ def _replicate_and_verify(args: argparse.Namespace, ui: Console, deployment: Loc
                                     list(key_names), rep.metadata_prefix)
             total_items = result.source_items
             ok = result.equal
-            ui.step("Compared", f"{_where(target)}: {result.matching:,}/{result.source_items:,} identical, "
-                    f"{len(result.missing)} missing, {len(result.different)} differ, {len(result.unexpected)} extra",
-                    time.monotonic() - t, ok=ok)
+            ui.step("Compared", f"{target.name} ({target.region}): {result.matching:,}/{result.source_items:,} "
+                    f"identical, {len(result.missing)} missing, {len(result.different)} differ, "
+                    f"{len(result.unexpected)} extra", time.monotonic() - t, ok=ok)
             if not ok:
                 failures.append(_describe(target, result))
     for rep in replications:
