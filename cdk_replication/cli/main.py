@@ -55,7 +55,9 @@ def _positive_float(text: str) -> float:
 def _common_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     aws = common.add_argument_group("connection")
-    aws.add_argument("--region", help="region for tables named without one (default: profile, AWS_DEFAULT_REGION, AWS_REGION)")
+    aws.add_argument(
+        "--region", help="region for tables named without one (default: profile, AWS_DEFAULT_REGION, AWS_REGION)"
+    )
     aws.add_argument("--profile", help="AWS profile for both tables (default: the standard credential chain)")
     aws.add_argument("--source-profile", help="AWS profile for the source side (default: --profile)")
     aws.add_argument("--target-profile", help="AWS profile for the target side (default: --profile)")
@@ -68,7 +70,8 @@ def _common_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=DEFAULT_MAX_ATTEMPTS,
         metavar="N",
-        help=f"attempts per request on throttling, with exponential backoff and jitter (default {DEFAULT_MAX_ATTEMPTS})",
+        help="attempts per request on throttling, with exponential backoff and jitter "
+        f"(default {DEFAULT_MAX_ATTEMPTS})",
     )
     return common
 
@@ -182,7 +185,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         err.write(f"{PROG}: failed: {exc}\n")
         return EXIT_INCOMPLETE
     except NoCredentialsError:
-        err.write(f"{PROG}: error: no AWS credentials found: pass --profile, set AWS_PROFILE, or configure credentials\n")
+        err.write(
+            f"{PROG}: error: no AWS credentials found: pass --profile, set AWS_PROFILE, or configure credentials\n"
+        )
         return EXIT_BAD_INPUT
     except EndpointConnectionError as exc:
         err.write(f"{PROG}: error: cannot reach {exc.kwargs.get('endpoint_url')}: check --endpoint-url, the region "

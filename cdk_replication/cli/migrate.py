@@ -507,7 +507,9 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     target_region = target_ref.region or target_conn.client("dynamodb", None).meta.region_name
     state = StateFile(
         args.state_file
-        or default_state_path("migrate", source.info.region, source.info.ref.name, "to", target_region, target_ref.name),
+        or default_state_path(
+            "migrate", source.info.region, source.info.ref.name, "to", target_region, target_ref.name
+        ),
         {"command": "migrate", "source": source.info.arn, "target": target_ref.name, "targetRegion": target_region},
     )
     if args.restart:
@@ -515,7 +517,8 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     data = state.load()
     data.setdefault("done", [])
     data.setdefault("s3Bucket", args.s3_bucket)
-    data.setdefault("s3Prefix", (args.s3_prefix or f"cdk-replication/{source.info.ref.name}/{target_ref.name}").strip("/"))
+    default_prefix = f"cdk-replication/{source.info.ref.name}/{target_ref.name}"
+    data.setdefault("s3Prefix", (args.s3_prefix or default_prefix).strip("/"))
     if data["s3Bucket"] != args.s3_bucket:
         raise BadInput(
             f"state file {state.path} is for bucket {data['s3Bucket']!r}, not {args.s3_bucket!r}: use the same "

@@ -177,7 +177,9 @@ class Repairer:
                 return self._repair_last_writer_wins(key, s, t)
             if self.options.dry_run:
                 return (WOULD_DELETE if s is None else WOULD_PUT), None
-            condition = unchanged(self.key.partition_key, t, also_absent=s, metadata_prefix=self.options.metadata_prefix)
+            condition = unchanged(
+                self.key.partition_key, t, also_absent=s, metadata_prefix=self.options.metadata_prefix
+            )
             self.bucket.acquire()
             try:
                 if s is None:

@@ -253,11 +253,15 @@ def test_data_prefix_and_creation_parameters_as_aws_reports_them() -> None:
 
     from cdk_replication.cli.migrate import _creation_parameters, _export_data_prefix
 
-    manifest = {"ExportManifest": "mig/orders/AWSDynamoDB/01700000000000-abcdef12/manifest-summary.json"}
-    assert _export_data_prefix(None, manifest) == "mig/orders/AWSDynamoDB/01700000000000-abcdef12/data/"  # type: ignore[arg-type]
+    folder = "mig/orders/AWSDynamoDB/01700000000000-abcdef12"
+    manifest = {"ExportManifest": f"{folder}/manifest-summary.json"}
+    assert _export_data_prefix(None, manifest) == f"{folder}/data/"  # type: ignore[arg-type]
 
     on_demand = {
-        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "g", "AttributeType": "N"}],
+        "AttributeDefinitions": [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "g", "AttributeType": "N"},
+        ],
         "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
         "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"},
         "ProvisionedThroughput": {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0},
