@@ -79,14 +79,20 @@ def compare_tables(
     replica_table: str,
     key_names: list[str],
     metadata_prefix: str = DEFAULT_METADATA_PREFIX,
+    tombstone_attribute: str | None = None,
 ) -> TableComparison:
     """Compare every item of two tables, byte for byte, leaving out attributes that start with
-    ``metadata_prefix`` (default ``_rep_``). Numbers are compared as DynamoDB returns them (all digits)."""
+    ``metadata_prefix`` (default ``_rep_``). Numbers are compared as DynamoDB returns them (all digits).
+
+    ``tombstone_attribute`` (multi-active: ``<prefix>deleted``) marks items that count as absent.
+    Default: none, every item counts.
+    """
 
     def load(client: Any, table: str) -> dict[str, dict[str, Any]]:
         return {
             _key_text(item, key_names): {k: canonical(v) for k, v in item.items() if not k.startswith(metadata_prefix)}
             for item in scan_items(client, table)
+            if tombstone_attribute is None or tombstone_attribute not in item
         }
 
     source = load(source_client, source_table)

@@ -76,6 +76,12 @@ def exotic_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return synthesize(APPS / "exotic_app.py", tmp_path_factory.mktemp("cdk.out-exotic"))
 
 
+@pytest.fixture(scope="session")
+def multi_active_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/e2e/apps/multi_active_app.py synthesized (two writer regions)."""
+    return synthesize(APPS / "multi_active_app.py", tmp_path_factory.mktemp("cdk.out-multi-active"))
+
+
 class Topology:
     """A deployed one-way replication: the deployment, its source and replica tables, replicator and mapping."""
 

@@ -1,0 +1,17 @@
+"""A multi-active ReplicatedTable in two regions (every region is a writer), for the end-to-end tests."""
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
+
+from cdk_replication import ReplicatedTable, ReplicationMode, TableLocation
+
+app = cdk.App()
+ReplicatedTable(
+    app,
+    "Orders",
+    source=TableLocation(region="us-west-2", account="444444444444", table_name="Orders"),
+    replicas=[TableLocation(region="eu-west-1")],
+    partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+    mode=ReplicationMode.MULTI_ACTIVE,
+)
+app.synth()
