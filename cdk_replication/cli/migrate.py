@@ -252,6 +252,16 @@ def _check_bucket(ctx: _Context) -> None:
         raise
 
 
+def _check_target_account(conn: Connection, ref: TableRef, region: str) -> None:
+    """ImportTable creates the table in the credentials' own account: it must be the one the ARN names."""
+    identity = conn.client("sts", region).get_caller_identity()
+    if identity["Account"] != ref.account:
+        raise BadInput(
+            f"target {ref.arn} is in account {ref.account}, but the target credentials belong to account "
+            f"{identity['Account']}: pass --target-profile for account {ref.account}"
+        )
+
+
 def _step_stream(ctx: _Context) -> None:
     client, table = ctx.source.client, ctx.source.name
     if ctx.source.info.stream_view_type == "NEW_AND_OLD_IMAGES":
@@ -477,11 +487,12 @@ def _stream_ready(client: Any, table: str) -> tuple[bool, Any, str]:
 
 def _step_mapping(ctx: _Context, lambda_client: Any) -> None:
     uuid_ = ctx.args.event_source_mapping_uuid
-    started = ctx.state.data.get("streamEnabledAt") or ctx.state.data.get("exportStartedAt")
-    if started and time.time() - started > STREAM_RETENTION_S:
+    # The export holds every change up to its start; the stream must still hold every change after it.
+    exported_at = ctx.state.data.get("exportStartedAt")
+    if exported_at and time.time() - exported_at > STREAM_RETENTION_S:
         ctx.err.write(
-            "warning: more than 24 hours passed since the copy started; stream records older than 24 hours are "
-            "gone, so run `cdk-replication verify SOURCE TARGET --repair` after the mapping catches up\n"
+            "warning: the export started more than 24 hours ago; stream records older than 24 hours are gone, "
+            "so run `cdk-replication verify SOURCE TARGET --repair` after the mapping catches up\n"
         )
     _ddb_call("lambda:UpdateEventSourceMapping", lambda_client.update_event_source_mapping, UUID=uuid_, Enabled=True)
 
@@ -505,6 +516,8 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     source = TableHandle(described.info, source_conn.client("dynamodb", described.info.region))
     target_ref = TableRef.parse(args.target, "target")
     target_region = target_ref.region or target_conn.client("dynamodb", None).meta.region_name
+    if target_ref.account:
+        _check_target_account(target_conn, target_ref, target_region)
     state = StateFile(
         args.state_file
         or default_state_path(

@@ -216,6 +216,10 @@ def test_bad_input_changes_nothing(aws) -> None:
     # moto, like AWS without a resource-based policy, does not show another account's table.
     assert code == 2 and "of account 999999999999 cannot be read" in err
 
+    code, _, err = run(aws, "plain", f"arn:aws:dynamodb:{REGION}:999999999999:table/plain-copy",
+                       "--s3-bucket", "exports-c")
+    assert code == 2 and "credentials belong to account 123456789012: pass --target-profile" in err
+
     for table in ("indexed", "plain"):
         desc = aws["dynamodb"].describe_table(TableName=table)["Table"]
         assert "StreamSpecification" not in desc or not desc["StreamSpecification"].get("StreamEnabled")
