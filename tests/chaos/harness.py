@@ -1,0 +1,473 @@
+"""Drives a deployed MULTI_ACTIVE topology through one chaos example and checks rules 1, 3, 4 and 5.
+
+An example is a *program*: application writes in each region (with that region's skewed clock), delivery
+steps of each region's event source mapping, and injected delivery faults. Everything runs in the test's
+thread through the mappings' deterministic ``step()``, so an example replays exactly (hypothesis can shrink
+it) and the interleaving of application writes with replicator invocations is chosen by the program.
+
+Examples share one deployment; each one writes only keys under its own prefix and every check looks only at
+those keys, so examples are isolated without redeploying or emptying tables.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from cdk_replication.local import LocalDeployment, LocalFunction, LocalTable, StreamEventSourceMapping
+
+from .model import CONFLICT, DELETED, KEY, ORIGIN, PREFIX, Canon, ItemState, Model, canon_item, user_attributes
+
+#: Conflict values look like epoch milliseconds; the program's logical time and skews are added to it.
+CLOCK_BASE = 1_750_000_000_000
+
+# Exotic attribute values (rule 1: byte-identical values). A write picks some of them by index.
+PAYLOADS: tuple[dict[str, Any], ...] = (
+    {"N": "12345678901234567890123456789012345678"},  # 38 significant digits
+    {"N": "-0.000000000000000000000000000000000001"},
+    {"B": b"\x00\xff\x10binary\x00"},
+    {"S": ""},  # empty strings are allowed outside keys
+    {"SS": ["b", "a", "\u00e9t\u00e9"]},
+    {"NS": ["1", "2.50", "-3e10"]},
+    {"BS": [b"\x01", b"\x00\x02"]},
+    {"M": {"nested": {"L": [{"NULL": True}, {"BOOL": False}, {"M": {}}]}, "e": {"S": ""}}},
+    {"L": []},
+    {"NULL": True},
+)
+#: Names of the payload attributes a write may set or remove.
+PAYLOAD_ATTRIBUTES = ("a", "b", "c")
+
+
+# --- the program ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Write:
+    """An application write in ``region``: ``put`` (whole item), ``update`` (UpdateItem upsert that sets or
+    removes one attribute) or ``delete``. ``tick`` advances the global logical time before the write (0: the
+    clock stands still, so equal conflict values happen within and across regions)."""
+
+    region: int
+    kind: str
+    key: int
+    tick: int
+    payload: int
+
+    def __repr__(self) -> str:
+        return f"Write(r{self.region}, {self.kind}, k{self.key}, +{self.tick}, p{self.payload})"
+
+
+@dataclass(frozen=True)
+class Deliver:
+    """``steps`` polls of ``region``'s event source mapping (each invokes the replicator at most once)."""
+
+    region: int
+    steps: int
+
+    def __repr__(self) -> str:
+        return f"Deliver(r{self.region}, {self.steps})"
+
+
+#: Fault kinds: duplicate next batches, replay the last batch, replay the whole stream, crash the container
+#: after k writes, throttle k write calls, pause the mapping (its region falls behind), resume it.
+FAULT_KINDS = ("duplicate", "replay_last", "replay_all", "crash", "throttle", "pause", "resume")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A delivery fault armed on ``region``'s replicator; ``arg`` is its count where it has one."""
+
+    kind: str
+    region: int
+    arg: int = 1
+
+    def __repr__(self) -> str:
+        return f"Fault({self.kind}, r{self.region}, {self.arg})"
+
+
+Op = Write | Deliver | Fault
+
+
+@dataclass(frozen=True)
+class Program:
+    """One chaos example: each region's clock skew, and the operations in order."""
+
+    skews: tuple[int, ...]
+    ops: tuple[Op, ...]
+
+    def __repr__(self) -> str:
+        lines = ",\n    ".join(repr(op) for op in self.ops)
+        return f"Program(skews={self.skews}, ops=[\n    {lines}])"
+
+
+# --- the topology ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Region:
+    """One location of the deployed topology."""
+
+    name: str
+    table: LocalTable
+    function: LocalFunction
+    mapping: StreamEventSourceMapping
+    write_log: Path
+    client: Any = None
+
+    def __post_init__(self) -> None:
+        self.client = self.table.client()
+
+
+class ChaosFailure(AssertionError):
+    """A rule was broken; the message says which, for which keys, and what each region holds."""
+
+
+@dataclass(repr=False)
+class Topology:
+    """The deployment seen as regions, plus what the harness needs between examples."""
+
+    deployment: LocalDeployment
+    regions: list[Region]
+    #: Every line each region's replicator printed (filled by the deployment's log sink), for failure reports.
+    logs: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    example: int = 0
+    invocation_budget: int = 4000
+    quiesce_timeout_s: float = 120.0
+
+    def __repr__(self) -> str:
+        return f"Topology({', '.join(r.name for r in self.regions)})"
+
+    def mappings(self) -> list[StreamEventSourceMapping]:
+        return [r.mapping for r in self.regions]
+
+    def reset_faults(self) -> None:
+        """Disarm what an earlier example may have left armed, so examples do not leak into each other."""
+        for region in self.regions:
+            region.function.faults.clear()
+            region.mapping.resume()
+            region.mapping.delay_invocations(0.0, 0)
+            # There is no public way to cancel requested duplicates that never fired (no batch followed).
+            if getattr(region.mapping, "_duplicate_next", 0):
+                region.mapping._duplicate_next = 0  # noqa: SLF001
+
+    def quiesce(self) -> int:
+        """Resume every mapping and step all of them until none has anything left (rule 1's "once every
+        stream record has been processed"). Returns the invocations it took.
+
+        Raises ChaosFailure when replication keeps going (an echo loop never quiesces) or a mapping is stuck.
+        """
+        for region in self.regions:
+            region.mapping.resume()
+        started = time.monotonic()
+        before = sum(m.stats.invocations for m in self.mappings())
+        while True:
+            moved = 0
+            for mapping in self.mappings():
+                count = mapping.stats.invocations
+                remaining = self.quiesce_timeout_s - (time.monotonic() - started)
+                try:
+                    mapping.run_until_idle(timeout_s=max(1.0, remaining))
+                except TimeoutError as exc:
+                    raise ChaosFailure(f"replication did not quiesce within {self.quiesce_timeout_s:.0f} s: {exc}")
+                moved += mapping.stats.invocations - count
+            total = sum(m.stats.invocations for m in self.mappings()) - before
+            if moved == 0:
+                return total
+            if total > self.invocation_budget or time.monotonic() - started > self.quiesce_timeout_s:
+                raise ChaosFailure(
+                    f"replication did not quiesce: {total} invocations since the program ended (an echo loop "
+                    f"sends writes back and forth): " + "; ".join(f"{r.name}: {r.mapping.stats}" for r in self.regions)
+                )
+
+
+@dataclass
+class Run:
+    """One example in progress on a topology: the model, the write-log positions, the queue sizes."""
+
+    topology: Topology
+    program: Program
+    prefix: str
+    model: Model = field(default_factory=Model)
+    time: int = 0
+    log_offsets: dict[str, int] = field(default_factory=dict)
+    queue_sizes: dict[str, int] = field(default_factory=dict)
+    discarded: dict[str, int] = field(default_factory=dict)
+    log_starts: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, topology: Topology, program: Program) -> "Run":
+        topology.example += 1
+        topology.reset_faults()
+        run = cls(topology, program, prefix=f"x{topology.example:04d}-{int(time.time() * 1000) % 10**8}-")
+        for region in topology.regions:
+            run.log_offsets[region.name] = region.write_log.stat().st_size if region.write_log.exists() else 0
+            run.discarded[region.name] = region.mapping.stats.records_discarded
+            run.log_starts[region.name] = len(topology.logs.setdefault(region.name, []))
+        run.queue_sizes = {q.name: len(q) for q in topology.deployment.queues}
+        return run
+
+    # --- executing --------------------------------------------------------------------------------------
+
+    def execute(self) -> None:
+        for seq, op in enumerate(self.program.ops):
+            if isinstance(op, Write):
+                self._write(seq, op)
+            elif isinstance(op, Deliver):
+                mapping = self.topology.regions[op.region].mapping
+                for _ in range(op.steps):
+                    mapping.step()
+            else:
+                self._fault(op)
+        self.topology.quiesce()
+
+    def _key(self, index: int) -> str:
+        return f"{self.prefix}{index}"
+
+    def _clock(self, region: int) -> dict[str, str]:
+        return {"N": str(CLOCK_BASE + self.time + self.program.skews[region])}
+
+    def _write(self, seq: int, op: Write) -> None:
+        region = self.topology.regions[op.region]
+        self.time += op.tick
+        key = {KEY: {"S": self._key(op.key)}}
+        table = region.table.name
+        # A unique marker of this write, so every application write produces a distinct state (and the echo
+        # check can tell which write a replicated state came from).
+        stamp = {"S": f"{region.name}#{seq}"}
+        if op.kind == "put":
+            item = {**key, CONFLICT: self._clock(op.region), "op": stamp}
+            for i, name in enumerate(PAYLOAD_ATTRIBUTES):
+                if op.payload >> i & 1:
+                    item[name] = PAYLOADS[(op.payload + i) % len(PAYLOADS)]
+            region.client.put_item(TableName=table, Item=item)
+            self.model.record_write(region.name, seq, item)
+        elif op.kind == "update":
+            name = PAYLOAD_ATTRIBUTES[op.payload % len(PAYLOAD_ATTRIBUTES)]
+            values = {":t": self._clock(op.region), ":o": stamp}
+            if op.payload % 4 == 3:
+                expression = "SET #c = :t, #o = :o REMOVE #a"
+            else:
+                expression = "SET #c = :t, #o = :o, #a = :v"
+                values[":v"] = PAYLOADS[op.payload % len(PAYLOADS)]
+            # An upsert, as applications write: on an absent item or a tombstone it creates a live item.
+            after = region.client.update_item(
+                TableName=table,
+                Key=key,
+                UpdateExpression=expression,
+                ExpressionAttributeNames={"#c": CONFLICT, "#o": "op", "#a": name},
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+            self.model.record_write(region.name, seq, after)
+        else:
+            # The application treats a tombstone as "no item" (as the CLI's verify does) and so never deletes
+            # one: deleting a tombstone by hand is an operator's act the replicator deliberately ignores.
+            try:
+                removed = region.client.delete_item(
+                    TableName=table,
+                    Key=key,
+                    ConditionExpression="attribute_exists(#k) AND attribute_not_exists(#d)",
+                    ExpressionAttributeNames={"#k": KEY, "#d": DELETED},
+                    ReturnValues="ALL_OLD",
+                )["Attributes"]
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+                return
+            self.model.record_delete(region.name, seq, removed)
+
+    def _fault(self, op: Fault) -> None:
+        region = self.topology.regions[op.region]
+        mapping, faults = region.mapping, region.function.faults
+        if op.kind == "duplicate":
+            mapping.duplicate_next_batches(op.arg)
+        elif op.kind == "replay_last":
+            try:
+                mapping.replay_last_batch()
+            except RuntimeError:
+                pass  # nothing delivered yet: there is no checkpoint to lose
+        elif op.kind == "replay_all":
+            mapping.replay_from_trim_horizon()
+        elif op.kind == "crash":
+            faults.crash_after_writes(op.arg)
+        elif op.kind == "throttle":
+            faults.throttle_writes(None, calls=op.arg)
+        elif op.kind == "pause":
+            mapping.pause()
+        elif op.kind == "resume":
+            mapping.resume()
+        else:
+            raise ValueError(f"unknown fault {op.kind!r}")
+
+    # --- checking -----------------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Every item of this example in every region (strongly consistent scans), by key."""
+        held: dict[str, dict[str, dict[str, Any]]] = {}
+        for region in self.topology.regions:
+            items: dict[str, dict[str, Any]] = {}
+            kwargs: dict[str, Any] = {
+                "TableName": region.table.name,
+                "ConsistentRead": True,
+                "FilterExpression": "begins_with(#k, :p)",
+                "ExpressionAttributeNames": {"#k": KEY},
+                "ExpressionAttributeValues": {":p": {"S": self.prefix}},
+            }
+            while True:
+                page = region.client.scan(**kwargs)
+                for item in page.get("Items", []):
+                    items[item[KEY]["S"]] = item
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            held[region.name] = items
+        return held
+
+    def check(self) -> None:
+        """Rules 1, 4 and 5 against the model, rule 3 against the write logs, rule 6's queues stay empty."""
+        problems: list[str] = []
+        held = self.snapshot()
+        problems += self._check_convergence(held)
+        problems += self._check_echoes()
+        for queue in self.topology.deployment.queues:
+            if len(queue) != self.queue_sizes.get(queue.name, 0):
+                problems.append(f"failure queue {queue.name} received {queue.bodies()[self.queue_sizes.get(queue.name, 0):]}")
+        for region in self.topology.regions:
+            discarded = region.mapping.stats.records_discarded - self.discarded[region.name]
+            if discarded:
+                problems.append(f"{region.name}'s mapping discarded {discarded} records ({region.mapping.stats})")
+        if problems:
+            shown = problems[:20] + ([f"... {len(problems) - 20} more"] if len(problems) > 20 else [])
+            raise ChaosFailure("\n".join(shown + self._replicator_errors()))
+
+    def _replicator_errors(self) -> list[str]:
+        """The replicators' own ERROR lines of this example (what they reported), deduplicated."""
+        seen: dict[str, int] = {}
+        for region in self.topology.regions:
+            for line in self.topology.logs.get(region.name, [])[self.log_starts[region.name]:]:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict) and entry.get("level") == "ERROR":
+                    text = (f"{region.name} replicator: {entry.get('message')} [{entry.get('errorCode')}] "
+                            f"key={entry.get('key')} target={entry.get('targetTable')}: {entry.get('error')}")
+                    seen[text] = seen.get(text, 0) + 1
+        return [f"{text} (x{count})" for text, count in list(seen.items())[:10]]
+
+    def _check_convergence(self, held: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+        problems = []
+        keys = self.model.keys() | {k for items in held.values() for k in items}
+        for key in sorted(keys):
+            winner = self.model.winner(key)
+            expected = None if winner is None else (winner.user, winner.deleted)
+            for region, items in held.items():
+                item = items.get(key)
+                got = None if item is None else (canon_item(item), DELETED in item)
+                if got != expected:
+                    problems.append(
+                        f"{key} in {region}: holds {_show(item)}, expected {_expected(winner)}; "
+                        f"writes: {[s.describe() for s in self.model.states if s.key == key]}"
+                    )
+            # Exactly identical everywhere, number strings included (not only equal by value).
+            raws = {region: _raw(items.get(key)) for region, items in held.items()}
+            if len(set(raws.values())) > 1:
+                problems.append(f"{key}: copies differ byte for byte: {raws}")
+        return problems
+
+    def _check_echoes(self) -> list[str]:
+        """Rule 3, from what each replicator actually sent (independent of its own echo detection):
+
+        * to another region it may only send a state its own region's application wrote (origin = its
+          region); a replicated state sent on is an echo;
+        * to its own table it may only write a state some application wrote (it never invents content).
+        """
+        problems = []
+        local_states = {r.name: self.model.states_from(r.name) for r in self.topology.regions}
+        every_state = self.model.all_states()
+        for region in self.topology.regions:
+            for line in _read_from(region.write_log, self.log_offsets[region.name]):
+                for operation, table_region, item in _written_items(line):
+                    key = item.get(KEY, {}).get("S", "")
+                    if not key.startswith(self.prefix):
+                        continue
+                    if operation != "PutItem":
+                        problems.append(f"{region.name}'s replicator sent {operation} for {key} to {table_region}")
+                        continue
+                    state = (key, canon_item(item), DELETED in item)
+                    origin = item.get(ORIGIN, {}).get("S")
+                    if table_region != region.name:
+                        if origin != region.name or state not in local_states[region.name]:
+                            problems.append(
+                                f"echo: {region.name}'s replicator sent {_show(item)} to {table_region}, a state "
+                                f"that {region.name}'s application did not write"
+                            )
+                    elif (*state, origin) not in every_state:
+                        problems.append(f"{region.name}'s replicator wrote {_show(item)} to its own table, a state "
+                                        f"no application wrote")
+        return problems
+
+
+def _read_from(path: Path, offset: int) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    with path.open("rb") as f:
+        f.seek(offset)
+        return [json.loads(line) for line in f.read().decode("utf-8").splitlines() if line.strip()]
+
+
+def _written_items(line: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(operation, target region, item or key) of every item one logged write call touched."""
+    params, operation, target = line["params"], line["operation"], line["target_region"]
+    if operation == "PutItem":
+        return [(operation, target, params["Item"])]
+    if operation == "BatchWriteItem":
+        out = []
+        for requests in params.get("RequestItems", {}).values():
+            for request in requests:
+                if "PutRequest" in request:
+                    out.append(("PutItem", target, request["PutRequest"]["Item"]))
+                else:
+                    out.append(("DeleteItem", target, request["DeleteRequest"]["Key"]))
+        return out
+    return [(operation, target, params.get("Key") or params.get("Item") or {})]
+
+
+def _show(item: dict[str, Any] | None) -> str:
+    if item is None:
+        return "nothing"
+    user = user_attributes(item)
+    kind = "tombstone" if DELETED in item else "item"
+    return f"{kind}(op={user.get('op', {}).get('S')}, {CONFLICT}={user.get(CONFLICT, {}).get('N')}, origin={item.get(ORIGIN, {}).get('S')})"
+
+
+def _expected(winner: ItemState | None) -> str:
+    return "nothing" if winner is None else winner.describe()
+
+
+def _raw(item: dict[str, Any] | None) -> str:
+    """Byte-exact text of an item's user attributes (sets sorted: DynamoDB does not keep their order)."""
+    if item is None:
+        return "-"
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, (bytes, bytearray)):
+            return "b64:" + base64.b64encode(bytes(value)).decode()
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in sorted(value.items())}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    out = {}
+    for name, value in sorted(user_attributes(item).items()):
+        ((kind, inner),) = value.items()
+        out[name] = {kind: sorted(plain(inner)) if kind in ("SS", "NS", "BS") else plain(inner)}
+    out["tombstone"] = DELETED in item
+    return json.dumps(out, sort_keys=True)
