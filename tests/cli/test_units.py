@@ -128,11 +128,11 @@ def test_progress_rewrites_one_line_on_a_terminal_and_prints_lines_otherwise() -
     counter = iter(range(1000))
     tty = _Tty()
     with Progress(lambda: f"n={next(counter)}", tty, interval=0.01):
-        time.sleep(0.08)
+        time.sleep(0.3)
     assert tty.getvalue().count("\n") == 1 and tty.getvalue().count("\r") >= 2
     log = io.StringIO()
     with Progress(lambda: "line", log, interval=0.01):
-        time.sleep(0.05)
+        time.sleep(0.3)
     assert log.getvalue().count("line\n") >= 2 and "\r" not in log.getvalue()
     quiet = io.StringIO()
     with Progress(lambda: "x", quiet, enabled=False):
