@@ -29,8 +29,9 @@ def print_json(out: TextIO, document: dict[str, Any]) -> None:
 
 def connections(args: argparse.Namespace) -> tuple[Connection, Connection]:
     """The source and target connections from ``--profile``/``--source-profile``/``--target-profile``."""
-    source = Connection(profile=args.source_profile or args.profile, region=args.region, endpoint_url=args.endpoint_url)
-    target = Connection(profile=args.target_profile or args.profile, region=args.region, endpoint_url=args.endpoint_url)
+    shared = {"region": args.region, "endpoint_url": args.endpoint_url, "max_attempts": args.max_retries}
+    source = Connection(profile=args.source_profile or args.profile, **shared)
+    target = Connection(profile=args.target_profile or args.profile, **shared)
     return source, target
 
 

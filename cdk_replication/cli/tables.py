@@ -60,11 +60,14 @@ class Connection:
         region: region for table names without one; default: the profile's, ``AWS_DEFAULT_REGION``, then
             ``AWS_REGION``.
         endpoint_url: endpoint for every service (DynamoDB Local, moto); default: AWS.
+        max_attempts: attempts per request of clients that leave retrying to botocore (control-plane calls
+            such as UpdateTable or DescribeExport), default 10.
     """
 
     profile: str | None = None
     region: str | None = None
     endpoint_url: str | None = None
+    max_attempts: int = 10
     _sessions: dict[str | None, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def session(self) -> Any:
@@ -92,7 +95,7 @@ class Connection:
         from botocore.config import Config
         from botocore.exceptions import NoRegionError
 
-        retries = {"max_attempts": 1} if own_retries else {"max_attempts": 5, "mode": "standard"}
+        retries = {"max_attempts": 1} if own_retries else {"max_attempts": self.max_attempts, "mode": "standard"}
         config = Config(retries=retries, max_pool_connections=max(pool, 10))  # type: ignore[arg-type]
         session = self.session()
         # botocore reads AWS_DEFAULT_REGION and the profile; AWS_REGION (set by Lambda, CodeBuild and the
