@@ -39,10 +39,10 @@ def _ints(text: str) -> list[int]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes for a smoke run (about 2 minutes)")
-    p.add_argument("--records", type=int, help="stream records per workload (full 20000, quick 2000)")
+    p.add_argument("--records", type=int, help="stream records per workload (full 10000, quick 2000)")
     p.add_argument("--hot-items", type=int, default=100, help="items of the hot-key workload (default 100)")
     p.add_argument("--rtt-ms", type=float, default=100.0, help="simulated replica round trip (default 100)")
-    p.add_argument("--batch-sizes", type=_ints, help="mapping batch sizes (full 100,500,1000; quick 100,1000)")
+    p.add_argument("--batch-sizes", type=_ints, help="mapping batch sizes (full 100,500,1000,2000; quick 100,1000)")
     p.add_argument(
         "--concurrency", type=_ints, help="REPLICATION_MAX_CONCURRENCY values for multi-active at the largest "
         "batch size (full 64,128,256; quick 64,256); 64 is used everywhere else"
@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(full 200, quick 50); at zero round trip it gets up to 5000")
     p.add_argument("--backfill-items", type=int, help="items of the backfill source table (full 100000, quick 5000)")
     p.add_argument("--ceiling-items", type=int, help="items per ceiling measurement (full 10000, quick 2000)")
+    p.add_argument("--no-experiments", action="store_true",
+                   help="skip the runs of the proposed client tuning (monkeypatched in the worker)")
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
     p.add_argument("--write-docs", action="store_true", help="rewrite docs/performance.md and the plot from this run")
     p.add_argument("--output", type=Path, help="results JSON (default benchmarks/results/latest[-quick].json)")
@@ -61,16 +63,17 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     quick = args.quick
     return {
         "quick": quick,
-        "records": args.records or (2000 if quick else 20000),
+        "records": args.records or (2000 if quick else 10000),
         "hot_items": args.hot_items,
         "rtt_ms": args.rtt_ms,
-        "batch_sizes": args.batch_sizes or ([100, 1000] if quick else [100, 500, 1000]),
+        "batch_sizes": args.batch_sizes or ([100, 1000] if quick else [100, 500, 1000, 2000]),
         "concurrency": args.concurrency or ([64, 256] if quick else [64, 128, 256]),
         "baseline_sample": args.baseline_sample or (50 if quick else 200),
         "baseline_sample_zero_rtt": 1000 if quick else 5000,
         "backfill_items": args.backfill_items or (5000 if quick else 100000),
         "ceiling_items": args.ceiling_items or (2000 if quick else 10000),
         "sections": [s for s in args.sections.split(",") if s],
+        "experiments": not args.no_experiments,
     }
 
 
@@ -115,6 +118,7 @@ def _replicate(
     batch_size: int,
     concurrency: int | None,
     limit: int | None = None,
+    tuning: str | None = None,
 ) -> dict[str, Any]:
     target = wl.create_table(ddb, "replica", wl.REPLICA_REGION, stream=False)
     events = work / f"events-{batch_size}-{limit}.jsonl"
@@ -124,7 +128,7 @@ def _replicate(
     load_before = _load()
     raw = run_child(
         "benchmarks.worker",
-        {"kind": kind, "env": env, "rtt_ms": rtt_ms, "events_file": str(events)},
+        {"kind": kind, "env": env, "rtt_ms": rtt_ms, "events_file": str(events), "tuning": tuning},
         env,
         work,
     )
@@ -135,6 +139,8 @@ def _replicate(
         check = wl.check_copy(ddb, target, expected)
     wl.delete_table(ddb, target)
     events.unlink()
+    if tuning:
+        kind = f"{kind}+{tuning}-tuning"
     row.update(
         workload=workload,
         kind=kind,
@@ -193,6 +199,18 @@ def run_replication(ddb: DynamoDBLocal, s: dict[str, Any], work: Path) -> list[d
                 rows.append(_replicate(ddb, work, source, records, expected, **common, kind="naive", mode=mode,
                                        rtt_ms=0, batch_size=100, concurrency=None,
                                        limit=min(len(records), s["baseline_sample_zero_rtt"])))
+            if s["experiments"]:
+                # The client change proposed in docs/performance.md, applied by a monkeypatch in the worker.
+                top = max(s["concurrency"])
+                for mode, rtt_ms, size, conc in (
+                    ("ONE_WAY", rtt, 1000 if 1000 in sizes else largest, None),
+                    ("MULTI_ACTIVE", rtt, largest, top),
+                    ("ONE_WAY", 0, 100, None),
+                    ("MULTI_ACTIVE", 0, 100, None),
+                ):
+                    rows.append(_replicate(ddb, work, source, records, expected, **common, kind="replicator",
+                                           mode=mode, rtt_ms=rtt_ms, batch_size=size, concurrency=conc,
+                                           tuning="client"))
         else:
             for mode in ("ONE_WAY", "MULTI_ACTIVE"):
                 for size in sorted({100, largest}):
@@ -242,36 +260,51 @@ def run_memory(ddb: DynamoDBLocal, s: dict[str, Any], work: Path) -> list[dict[s
     return rows
 
 
-def run_backfill(ddb: DynamoDBLocal, s: dict[str, Any], work: Path) -> list[dict[str, Any]]:
-    rtt = s["rtt_ms"]
-    n = s["backfill_items"]
+def _backfill_source(ddb: DynamoDBLocal, items: int) -> wl.TableSpec:
     source = wl.create_table(ddb, "bf-src", wl.SOURCE_REGION, stream=False)
     t0 = time.perf_counter()
-    wl.write_workload(ddb, source, n, n)
-    _log(f"backfill source: {n} items loaded ({time.perf_counter() - t0:.0f} s)")
+    wl.write_workload(ddb, source, items, items)
+    _log(f"backfill source: {items:,} items loaded ({time.perf_counter() - t0:.0f} s)")
+    return source
+
+
+def run_backfill(ddb: DynamoDBLocal, s: dict[str, Any], work: Path) -> list[dict[str, Any]]:
+    """The CLI copies the whole table without a round trip, and with it at 8 segments x 256 workers; its
+    defaults (4 x 16) at the round trip copy a smaller table (16 writers at 100 ms cannot pass ~160 items/s,
+    so 100,000 items would take over ten minutes); the naive copy runs on samples."""
+    rtt = s["rtt_ms"]
+    n = s["backfill_items"]
+    small = max(1000, n // 10)
+    source = _backfill_source(ddb, n)
     env = base_env(ddb)
     runs: list[dict[str, Any]] = [
         {"kind": "cli", "rtt_ms": 0, "extra_args": []},
-        {"kind": "cli", "rtt_ms": rtt, "extra_args": []},
         {"kind": "cli", "rtt_ms": rtt, "extra_args": ["--segments", "8", "--workers", "256"]},
-        {"kind": "naive", "rtt_ms": 0, "limit": min(n, 10000 if not s["quick"] else 2000)},
+        {"kind": "naive", "rtt_ms": 0, "limit": min(n, 2000 if s["quick"] else 10000)},
         {"kind": "naive", "rtt_ms": rtt, "limit": s["baseline_sample"]},
+        {"kind": "cli", "rtt_ms": rtt, "extra_args": [], "small": True},
     ]
     rows = []
+    small_source: wl.TableSpec | None = None
     for run in runs:
+        table = source
+        if run.get("small"):
+            wl.delete_table(ddb, source)
+            small_source = table = _backfill_source(ddb, small)
         target = wl.create_table(ddb, "bf-dst", wl.REPLICA_REGION, stream=False)
-        spec = dict(run, source=source.name, target=target.name, source_region=source.region,
+        spec = dict(run, source=table.name, target=target.name, source_region=table.region,
                     target_region=target.region, endpoint_url=ddb.endpoint_url,
                     state_file=str(work / "backfill-state.json"), limit=run.get("limit", n))
         load = _load()
         raw = run_child("benchmarks.backfill_worker", spec, env, work)
         wl.delete_table(ddb, target)
+        table_items = small if run.get("small") else n
         raw.update(kind=run["kind"], rtt_ms=run["rtt_ms"], options=" ".join(run.get("extra_args", [])) or "defaults",
-                   sample=run["kind"] == "naive" and raw["items"] < n, load=load)
+                   table_items=table_items, sample=run["kind"] == "naive" and raw["items"] < table_items, load=load)
         rows.append(raw)
         _log(f"backfill {raw['kind']:<6} rtt={raw['rtt_ms']:>5.0f}ms {raw['options']:<28} {raw['items']:>7} items "
              f"{raw['items_per_s']:8.1f} items/s ({raw['seconds']:.1f} s) load={load[0]}")
-    wl.delete_table(ddb, source)
+    wl.delete_table(ddb, small_source or source)
     return rows
 
 

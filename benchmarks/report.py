@@ -171,11 +171,13 @@ def backfill_table(results: dict[str, Any]) -> list[str]:
         rows.append([
             "cdk-replication backfill" if r["kind"] == "cli" else "naive scan + put",
             f"{r['rtt_ms']:g}", r["options"] if r["kind"] == "cli" else "sequential",
+            f"{r.get('table_items', r['items']):,}",
             f"{r['items']:,}" + (" (sample)" if r["sample"] else ""), f"{r['seconds']:,.1f}",
             f"{r['items_per_s']:,.1f}", f"{r['cpu_us_per_item']:,.0f}" if r.get("cpu_us_per_item") else "",
             f"{r['load'][0]:.2f}",
         ])
-    return _table(["copy", "RTT ms", "options", "items", "seconds", "items/s", "CPU us/item", "load 1m"], rows)
+    return _table(["copy", "RTT ms", "options", "table items", "items copied", "seconds", "items/s", "CPU us/item",
+                   "load 1m"], rows)
 
 
 def backfill_ratios(results: dict[str, Any]) -> list[str]:
@@ -185,9 +187,29 @@ def backfill_ratios(results: dict[str, Any]) -> list[str]:
         naive = next((r for r in rows if r["kind"] == "naive" and r["rtt_ms"] == rtt), None)
         for r in rows:
             if r["kind"] == "cli" and r["rtt_ms"] == rtt and naive:
-                lines.append(f"- RTT {rtt:g} ms, backfill ({r['options']}): {r['items_per_s']:,.0f} items/s = "
+                lines.append(f"- RTT {rtt:g} ms, backfill ({r['options']}, {r.get('table_items', r['items']):,} items): "
+                             f"{r['items_per_s']:,.0f} items/s = "
                              f"{r['items_per_s'] / naive['items_per_s']:,.1f}x the naive copy "
                              f"({naive['items_per_s']:,.1f} items/s)")
+    return lines
+
+
+def experiment_lines(results: dict[str, Any]) -> list[str]:
+    """Each run of the proposed client tuning next to the same run of the current code."""
+    lines = []
+    for t in results.get("replication", []):
+        if not t["kind"].endswith("-tuning"):
+            continue
+        base = _one(results, kind="replicator", workload=t["workload"], mode=t["mode"], rtt_ms=t["rtt_ms"],
+                    batch_size=t["batch_size"], concurrency=t["concurrency"])
+        if base:
+            lines.append(
+                f"- {t['mode']}, RTT {t['rtt_ms']:g} ms, batch {t['batch_size']}, max concurrency {t['concurrency']}: "
+                f"{base['records_per_s']:,.0f} -> {t['records_per_s']:,.0f} records/s "
+                f"({t['records_per_s'] / base['records_per_s'] - 1:+.0%}), CPU {base['cpu_us_per_record']:,.0f} -> "
+                f"{t['cpu_us_per_record']:,.0f} us/record ({t['cpu_us_per_record'] / base['cpu_us_per_record'] - 1:+.0%}), "
+                f"p99 {base['p99_s'] * 1000:,.0f} -> {t['p99_s'] * 1000:,.0f} ms"
+            )
     return lines
 
 
@@ -223,6 +245,8 @@ def text_report(results: dict[str, Any]) -> str:
         parts += ["6 MB event:", *memory_table(results), ""]
     if results.get("backfill"):
         parts += ["Backfill:", *backfill_table(results), *backfill_ratios(results), ""]
+    if experiment_lines(results):
+        parts += ["Experiment, proposed client tuning (current -> tuned):", *experiment_lines(results), ""]
     parts += ["Targets:", *targets_text(results)]
     parts.append(f"load average (1, 5, 15 min): start {results.get('load_start')}, end {results.get('load_end')}")
     return "\n".join(parts)
@@ -344,6 +368,11 @@ def generated_section(results: dict[str, Any], json_path: Path) -> str:
         lines += ["### Ceiling: DynamoDB Local on this machine, no round trip", "", *ceiling_table(results), ""]
     if results.get("replication"):
         lines += ["### Replication, one shard", "", *replication_table(results), ""]
+    if experiment_lines(results):
+        lines += ["### Experiment: the proposed client tuning", "",
+                  "Same runs with the replicator's clients created with `parameter_validation=False` and a "
+                  "User-Agent built once (monkeypatched in `benchmarks/worker.py`; current -> tuned):", "",
+                  *experiment_lines(results), ""]
     if results.get("memory"):
         lines += ["### A 6 MB batch", "", *memory_table(results), ""]
     if results.get("backfill"):

@@ -57,10 +57,31 @@ def _rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def _tune_clients() -> None:
+    """Experiment ``tuning: client`` (the change proposed in docs/performance.md, tried here without editing
+    lambda_src): the replicator's botocore clients skip client-side parameter validation and use a
+    User-Agent string built once instead of twice per request."""
+    from botocore.config import Config as BotoConfig
+    from botocore.useragent import UserAgentString
+
+    import replicator.clients as clients
+
+    user_agent = UserAgentString.from_environment().to_string() + " lib/cdk-replication"
+    original = clients.client_config
+
+    def client_config(max_concurrency: int) -> Any:
+        return original(max_concurrency).merge(BotoConfig(parameter_validation=False, user_agent=user_agent))
+
+    clients.client_config = client_config  # type: ignore[assignment]
+
+
 def _load_handler(spec: dict[str, Any]) -> Any:
     """Import ``replicator.handler`` as Lambda does and hook the round trip onto replica clients."""
     sys.path.insert(0, str(ROOT / "lambda_src"))
     from benchmarks.rtt import add_round_trip
+
+    if spec.get("tuning") == "client":
+        _tune_clients()
     from replicator import handler as module
 
     processor = module.PROCESSOR
