@@ -3,9 +3,7 @@ behaviour (emulated) and faults. The pass condition is always rule 1: the replic
 
 from __future__ import annotations
 
-import base64
 import random
-from decimal import Decimal
 
 from cdk_replication.local import workload
 from cdk_replication.local.stream_records import read_all_records
