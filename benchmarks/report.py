@@ -400,12 +400,32 @@ def write_docs(results: dict[str, Any], json_path: Path) -> list[Path]:
     return written
 
 
-if __name__ == "__main__":  # re-render from a saved results file: python -m benchmarks.report <json>
+def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several saved runs as one (sections of later runs replace earlier ones; commands and loads are kept)."""
+    if len(runs) == 1:
+        return runs[0]
+    merged: dict[str, Any] = dict(runs[0])
+    for run in runs[1:]:
+        for section in ("ceiling", "replication", "memory", "backfill"):
+            if section in run:
+                merged[section] = run[section]
+        merged["settings"] = {**merged["settings"], **{k: v for k, v in run["settings"].items() if k != "sections"}}
+    merged["command"] = " ; ".join(r["command"].strip() for r in runs)
+    merged["started"] = min(r["started"] for r in runs)
+    merged["finished"] = max(r["finished"] for r in runs)
+    merged["load_start"] = [r["load_start"] for r in runs]
+    merged["load_end"] = [r["load_end"] for r in runs]
+    merged["targets"] = evaluate(merged)
+    return merged
+
+
+if __name__ == "__main__":  # re-render saved runs: python -m benchmarks.report <results.json>... [--write-docs]
     import sys
 
-    path = Path(sys.argv[1])
-    data = json.loads(path.read_text())
+    paths = [Path(a) for a in sys.argv[1:] if not a.startswith("--")]
+    data = merge([json.loads(p.read_text()) for p in paths])
+    data.setdefault("targets", evaluate(data))
     print(text_report(data))
     if "--write-docs" in sys.argv:
-        for p in write_docs(data, path):
+        for p in write_docs(data, paths[-1] if len(paths) == 1 else Path("benchmarks/results")):
             print(f"wrote {p}")
