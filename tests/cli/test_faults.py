@@ -1,0 +1,106 @@
+"""Throttling during a backfill, and a replica that catches up between verify's scan and its re-read."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import threading
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from cdk_replication.cli.backfill import BackfillOptions, run_backfill
+from cdk_replication.cli.tables import Connection, TableHandle, TableRef, describe_table
+from cdk_replication.cli.verify import VerifyOptions, run_verify
+from tests.cli.conftest import put_many, scan_all
+
+
+class ThrottlingClient:
+    """Passes calls through to ``real``, but answers every ``every``-th PutItem with a throttling error."""
+
+    def __init__(self, real: Any, every: int) -> None:
+        self._real = real
+        self._every = every
+        self._count = itertools.count(1)
+        self._lock = threading.Lock()
+        self.throttled = 0
+
+    def put_item(self, **kwargs: Any) -> Any:
+        with self._lock:
+            n = next(self._count)
+        if n % self._every == 0:
+            with self._lock:
+                self.throttled += 1
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "PutItem"
+            )
+        return self._real.put_item(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def _handles(local: Any, source: str, target: str) -> tuple[TableHandle, TableHandle]:
+    conn = Connection(endpoint_url=local.endpoint_url)
+    return describe_table(conn, TableRef.parse(source), "source"), describe_table(conn, TableRef.parse(target), "t")
+
+
+def test_throttled_writes_are_retried_and_never_lost(local, ddb, make_table, tmp_path) -> None:
+    source, target = make_table("fsrc"), make_table("ftgt")
+    items = [{"pk": {"S": f"k{i:03d}"}, "n": {"N": str(i)}} for i in range(120)]
+    put_many(ddb, source, items)
+    src, tgt = _handles(local, source, target)
+    throttling = ThrottlingClient(tgt.client, every=3)
+    tgt.client = throttling
+
+    result = run_backfill(src, tgt, BackfillOptions(segments=2, workers=4, state_path=tmp_path / "a.json"),
+                          show_progress=False)
+    assert result.counts == {"scanned": 120, "copied": 120, "skipped": 0, "failed": 0}
+    assert result.retries == throttling.throttled > 0
+    assert len(scan_all(ddb, target)) == 120
+
+    # With a single attempt per request every throttled item is a reported failure, never a silent loss.
+    ddb.delete_table(TableName=target)
+    ddb.get_waiter("table_not_exists").wait(TableName=target)
+    ddb.create_table(TableName=target, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                     BillingMode="PAY_PER_REQUEST")
+    throttling = ThrottlingClient(tgt.client._real, every=4)
+    tgt.client = throttling
+    result = run_backfill(src, tgt, BackfillOptions(segments=2, workers=4, max_attempts=1,
+                                                    state_path=tmp_path / "b.json"), show_progress=False)
+    assert result.counts["failed"] == throttling.throttled == 30
+    assert result.counts["copied"] == 90
+    copied = {k[0] for k in scan_all(ddb, target)}
+    failed = {key["pk"]["S"] for key, reason in result.failures}
+    assert all(reason.startswith("ProvisionedThroughputExceededException") for _, reason in result.failures)
+    assert copied | failed == {it["pk"]["S"] for it in items} and not copied & failed
+
+
+def test_a_replica_that_catches_up_before_the_reread_is_not_reported(local, ddb, make_table) -> None:
+    source, target = make_table("csrc"), make_table("ctgt")
+    items = [{"pk": {"S": f"k{i}"}, "v": {"N": "1"}} for i in range(20)]
+    put_many(ddb, source, items)
+    put_many(ddb, target, items[:-1])  # the replicator has not applied the last one yet
+    src, tgt = _handles(local, source, target)
+    tgt.client = CatchingUp(tgt.client, lambda: ddb.put_item(TableName=target, Item=items[-1]))
+    result = run_verify(src, tgt, VerifyOptions(segments=1), progress_stream=io.StringIO(), show_progress=False)
+    assert result.settled_on_reread == 1
+    assert result.difference_count == 0 and not result.differences_remain
+
+
+class CatchingUp:
+    """Passes calls through to ``real``; runs ``catch_up`` once the last Scan page has been returned."""
+
+    def __init__(self, real: Any, catch_up: Any) -> None:
+        self._real = real
+        self._catch_up = catch_up
+
+    def scan(self, **kwargs: Any) -> Any:
+        page = self._real.scan(**kwargs)
+        if "LastEvaluatedKey" not in page:
+            self._catch_up()
+        return page
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
