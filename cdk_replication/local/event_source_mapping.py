@@ -314,6 +314,14 @@ class StreamEventSourceMapping:
             self._delay_s = seconds
             self._delays_left = count
 
+    def clear_faults(self) -> None:
+        """Cancel pending duplicates and delays and resume a paused mapping (replays already queued stay)."""
+        with self._lock:
+            self._duplicate_next = 0
+            self._delay_s = 0.0
+            self._delays_left = 0
+        self._paused = False
+
     # --- driving ----------------------------------------------------------------------------------------
 
     def step(self) -> int:

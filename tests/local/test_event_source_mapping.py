@@ -384,3 +384,17 @@ def test_function_error_and_timeout_are_both_retried(ddb_local, tmp_path):
     assert stats.records_processed == 1 and stats.records_discarded == 1
     assert stats.last_error == "RuntimeError: bad record"
     assert dlq.bodies()[0]["responseContext"]["functionError"] == "Unhandled"
+
+
+def test_clear_faults_cancels_duplicates_and_delays(ddb_local):
+    client, table, arn = stream_table(ddb_local)
+    fn = ScriptedFunction()
+    mapping = _mapping(ddb_local, arn, fn)
+    mapping.duplicate_next_batches(5)
+    mapping.delay_invocations(5.0)
+    mapping.pause()
+    mapping.clear_faults()
+    put(client, table, "a")
+    started = time.monotonic()
+    mapping.run_until_idle()
+    assert fn.batches == [["a"]] and time.monotonic() - started < 4
