@@ -77,6 +77,20 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _git_state() -> dict[str, Any]:
+    """The commit measured, and which measured files differ from it (others work in the same checkout)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=30).stdout.rstrip()
+        except Exception:  # noqa: BLE001 - informational only
+            return ""
+
+    dirty = git("status", "--porcelain", "--", "lambda_src", "cdk_replication/cli", "cdk_replication/local")
+    return {"commit": git("rev-parse", "--short", "HEAD").strip(), "uncommitted": dirty.splitlines()}
+
+
 def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -324,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "load_start": _load(),
+        "git": _git_state(),
     }
     _log(f"settings: {json.dumps(s)}  load={results['load_start']}")
     work = Path(tempfile.mkdtemp(prefix="cdk-replication-bench-"))

@@ -354,6 +354,10 @@ def generated_section(results: dict[str, Any], json_path: Path) -> str:
         f"load average (1, 5, 15 min) {results['load_start']} at the start and {results['load_end']} at the end "
         f"(the `load 1m` column is the load just before each measurement). Raw numbers: `{rel_json}`.",
         "",
+        f"Code measured: commit `{results.get('git', {}).get('commit', '?')}`"
+        + (f" with uncommitted changes in {', '.join(sorted({l[3:] for l in results['git']['uncommitted']}))}"
+           if results.get("git", {}).get("uncommitted") else "") + ".",
+        "",
         f"Workloads: {s['records']:,} stream records; *spread* = every record a new item, *hot* = the same "
         f"records over {s['hot_items']} items. Round trip {s['rtt_ms']:g} ms on every replica request.",
         "",
