@@ -614,10 +614,10 @@ class StreamEventSourceMapping:
         self.stats.records_discarded += len(records)
         if self.destination is None:
             return
-        self.destination.send_message(self.on_failure_record(shard.shard_id, batch, condition))
+        self.destination.send_message(self._on_failure_record(shard.shard_id, batch, condition))
         self.stats.on_failure_records += 1
 
-    def on_failure_record(self, shard_id: str, batch: _Batch, condition: str) -> dict[str, Any]:
+    def _on_failure_record(self, shard_id: str, batch: _Batch, condition: str) -> dict[str, Any]:
         """The invocation record Lambda sends to an on-failure destination for discarded records."""
         result = batch.last_result
         response: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
