@@ -282,6 +282,9 @@ def _replicate_and_verify(args: argparse.Namespace, ui: Console, deployment: Loc
         if not ui.tty and now - last_plain >= PLAIN_PROGRESS_EVERY_S:
             ui.print(line.replace(_SPINNER[(spin - 1) % len(_SPINNER)], "·"))
             last_plain = now
+        broken = next((m.background_error for m in deployment.mappings if m.background_error), None)
+        if broken is not None:
+            errors.append(broken)
         if errors:
             break
         if done_writing and replicated >= expected:
@@ -290,10 +293,10 @@ def _replicate_and_verify(args: argparse.Namespace, ui: Console, deployment: Loc
             break
         time.sleep(REFRESH_S)
     elapsed = time.monotonic() - t
-    deployment.stop()
     ui.clear_live()
     if errors:
         raise errors[0]
+    deployment.stop()
     if tracker.replicated >= expected:
         # Let every other mapping (multi-active echoes) settle before comparing.
         deployment.run_until_idle(timeout_s=STALL_TIMEOUT_S)

@@ -261,7 +261,13 @@ class StreamEventSourceMapping:
 
     @property
     def enabled(self) -> bool:
+        """The mapping's ``Enabled`` setting (see :meth:`enable`/:meth:`disable`)."""
         return self._enabled
+
+    @property
+    def background_error(self) -> BaseException | None:
+        """The error that stopped the background thread, if any (:meth:`stop` raises it too)."""
+        return self._bg_error
 
     def enable(self) -> None:
         """Enable the mapping (a disabled mapping reads nothing)."""
