@@ -264,7 +264,7 @@ def _replicate_and_verify(args: argparse.Namespace, ui: Console, deployment: Loc
     for thread in threads:
         thread.start()
     expected = len(ops)
-    last_progress, last_seen, last_plain, spin = time.monotonic(), -1, 0.0, 0
+    last_progress, last_seen, last_plain, spin = time.monotonic(), -1, time.monotonic(), 0
     writes_took: float | None = None
     while True:
         done_writing = not any(th.is_alive() for th in threads)
