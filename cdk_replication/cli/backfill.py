@@ -1,25 +1,31 @@
 """``backfill``: copy every item of a source table into a target with writes that never overwrite newer data.
 
 Each of ``segments`` threads scans one segment of a parallel Scan; the items of a page are written by a
-shared pool of ``workers`` threads with a conditional PutItem. A segment's LastEvaluatedKey is saved in the
+shared pool of ``workers`` threads with a conditional PutItem. Before writing a page, one BatchGetItem per
+100 keys asks the target which of them it already holds (with their conflict values): those are skipped
+without a write, which makes a resumed or repeated run cheap (a refused conditional write still costs write
+capacity). The check is only a shortcut: the conditional write stays the guarantee. A segment's LastEvaluatedKey is saved in the
 state file only after every item of its page was written, so a resumed run repeats at most one page per
 segment, and repeating is harmless because the writes are conditional.
 """
 
 from __future__ import annotations
 
+import itertools
+import random
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import Enum
 from pathlib import Path
 from typing import Any, TextIO
 
 from cdk_replication.cli.conditions import LastWriterWins, MissingConflictValue, absent
 from cdk_replication.cli.errors import WorkFailed, error_code, error_message
-from cdk_replication.cli.items import Item, from_json_item, key_text, to_json_item
-from cdk_replication.cli.pacing import DEFAULT_MAX_ATTEMPTS, Retrier, TokenBucket
+from cdk_replication.cli.items import Item, KeyId, from_json_item, key_text, to_json_item
+from cdk_replication.cli.pacing import BACKOFF_BASE_S, BACKOFF_CAP_S, DEFAULT_MAX_ATTEMPTS, Retrier, TokenBucket
 from cdk_replication.cli.progress import Progress, Rate
 from cdk_replication.cli.state import StateFile, default_state_path
 from cdk_replication.cli.tables import TableHandle
@@ -30,6 +36,8 @@ DEFAULT_SEGMENTS = 4
 DEFAULT_WORKERS = 16
 #: Failed items kept (with key and reason) for the report; all are counted.
 MAX_REPORTED_FAILURES = 1000
+#: Keys per BatchGetItem request (DynamoDB's maximum).
+BATCH_GET_KEYS = 100
 
 
 class Outcome(Enum):
@@ -161,9 +169,60 @@ class _Backfill:
             },
         )
 
-    def copy_item(self, item: Item) -> Outcome:
+    def existing(self, items: list[Item]) -> dict[KeyId, Item]:
+        """The target's current key (and conflict attribute) for those of ``items`` it already holds.
+
+        Eventually consistent: an item written a moment ago may be missed, which only costs a refused write.
+        """
+        key = self.key
+        names = {f"#k{i}": name for i, name in enumerate(key.names)}
+        if self.options.conflict is not None:
+            names["#cv"] = self.options.conflict.attribute
+        found: dict[KeyId, Item] = {}
+        for start in range(0, len(items), BATCH_GET_KEYS):
+            pending = [key.key_of(item) for item in items[start : start + BATCH_GET_KEYS]]
+            attempt = 0
+            while pending:
+                request = {
+                    self.target.name: {
+                        "Keys": pending,
+                        "ProjectionExpression": ", ".join(names),
+                        "ExpressionAttributeNames": names,
+                    }
+                }
+                response = self.retrier.call(self.target.client.batch_get_item, RequestItems=request)
+                for held in itertools.chain.from_iterable(response.get("Responses", {}).values()):
+                    found[key.key_id(held)] = held
+                unprocessed = response.get("UnprocessedKeys") or {}
+                pending = [k for table in unprocessed.values() for k in table["Keys"]]
+                if pending:
+                    # Unprocessed keys are DynamoDB's way of throttling a batch: back off like any throttle,
+                    # and past the attempt limit leave the rest to the conditional writes.
+                    attempt += 1
+                    if attempt >= self.retrier.max_attempts:
+                        break
+                    time.sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)))
+        return found
+
+    def skip_without_writing(self, item: Item, held: Item | None) -> bool:
+        """True when the target's ``held`` item already wins over ``item`` by the write condition's rule."""
+        if held is None:
+            return False
+        conflict = self.options.conflict
+        if conflict is None:
+            return True
+        try:
+            source_value = Decimal(conflict.value_of(item)["N"])
+        except MissingConflictValue:
+            return False  # let copy_item report it
+        target_value = held.get(conflict.attribute, {}).get("N")
+        return target_value is not None and Decimal(target_value) >= source_value
+
+    def copy_item(self, item: Item, held: Item | None = None) -> Outcome:
         if self.stop.is_set():
             return Outcome.NOT_TRIED
+        if self.skip_without_writing(item, held):
+            return Outcome.SKIPPED
         try:
             if self.options.conflict is not None:
                 condition = self.options.conflict.newer_than_target(self.key.partition_key, item)
@@ -207,7 +266,9 @@ class _Backfill:
             if start:
                 request["ExclusiveStartKey"] = start
             page = self.retrier.call(self.source.client.scan, **request)
-            outcomes = list(writers.map(self.copy_item, page.get("Items", [])))
+            items = page.get("Items", [])
+            held = self.existing(items)
+            outcomes = list(writers.map(lambda it: self.copy_item(it, held.get(self.key.key_id(it))), items))
             for outcome in outcomes:
                 if outcome is not Outcome.NOT_TRIED:
                     self.counts.add(outcome)

@@ -16,6 +16,7 @@ from cdk_replication.cli.tables import (
     check_distinct,
     check_same_key,
     describe_table,
+    probe_batch_get,
     probe_read,
     probe_write,
 )
@@ -57,6 +58,7 @@ def conflict_of(args: argparse.Namespace) -> LastWriterWins | None:
 def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     source, target = open_pair(args, pool=args.segments + args.workers)
     probe_read(source, "source")
+    probe_batch_get(target, "target")
     probe_write(target, "target")
     if source.info.stream_view_type is None:
         err.write(

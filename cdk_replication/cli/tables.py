@@ -245,6 +245,18 @@ def probe_read(handle: TableHandle, role: str) -> None:
         raise
 
 
+def probe_batch_get(handle: TableHandle, role: str) -> None:
+    """Prove BatchGetItem is allowed (one key that no application uses) before anything is written."""
+    from botocore.exceptions import ClientError
+
+    try:
+        handle.client.batch_get_item(RequestItems={handle.name: {"Keys": [handle.info.key.probe_key()]}})
+    except ClientError as exc:
+        if error_code(exc) in ACCESS_ERROR_CODES:
+            raise _denied("BatchGetItem", f"{role} table {handle.info.label()}", exc) from None
+        raise
+
+
 def probe_write(handle: TableHandle, role: str, *, delete: bool = False) -> None:
     """Prove PutItem (and DeleteItem when ``delete``) is allowed without writing anything.
 

@@ -10,6 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from cdk_replication.cli.backfill import BackfillOptions, run_backfill
+from cdk_replication.cli.conditions import LastWriterWins
 from cdk_replication.cli.tables import Connection, TableHandle, TableRef, describe_table
 from cdk_replication.cli.verify import VerifyOptions, run_verify
 from tests.cli.conftest import put_many, scan_all
@@ -104,3 +105,42 @@ class CatchingUp:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
+
+
+class CountingClient:
+    """Passes calls through to ``real`` and counts PutItem calls."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.puts = 0
+
+    def put_item(self, **kwargs: Any) -> Any:
+        self.puts += 1
+        return self._real.put_item(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_a_repeated_backfill_skips_what_the_target_holds_without_writing(local, ddb, make_table, tmp_path) -> None:
+    source, target = make_table("rsrc"), make_table("rtgt")
+    items = [{"pk": {"S": f"k{i:03d}"}, "ts": {"N": str(1000 + i)}} for i in range(150)]
+    put_many(ddb, source, items)
+    src, tgt = _handles(local, source, target)
+    first = run_backfill(src, tgt, BackfillOptions(state_path=tmp_path / "1.json"), show_progress=False)
+    assert first.counts["copied"] == 150
+
+    counting = CountingClient(tgt.client)
+    tgt.client = counting
+    again = run_backfill(src, tgt, BackfillOptions(state_path=tmp_path / "2.json"), show_progress=False)
+    assert again.counts == {"scanned": 150, "copied": 0, "skipped": 150, "failed": 0}
+    assert counting.puts == 0
+
+    # Last-writer-wins: only the items whose target copy is older are written.
+    ddb.put_item(TableName=source, Item={"pk": {"S": "k000"}, "ts": {"N": "5000"}})
+    ddb.put_item(TableName=target, Item={"pk": {"S": "k001"}, "ts": {"N": "1000"}})  # older than the source's
+    lww = LastWriterWins("ts", "TIMESTAMP")
+    third = run_backfill(src, tgt, BackfillOptions(conflict=lww, state_path=tmp_path / "3.json"), show_progress=False)
+    assert third.counts == {"scanned": 150, "copied": 2, "skipped": 148, "failed": 0}
+    assert counting.puts == 2
+    assert scan_all(ddb, target) == scan_all(ddb, source)
