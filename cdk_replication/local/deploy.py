@@ -96,6 +96,8 @@ class LocalDeployment:
         self.ddb = ddb
         self.sts = sts
         self.stacks: list[DeployedStack] = []
+        #: Tables named by a mapping's literal stream ARN but not declared in the assembly (they existed).
+        self.imported_tables: list[LocalTable] = []
         self._exports: dict[str, Any] = {}
         self._temp_dirs: list[tempfile.TemporaryDirectory[str]] = []
         self._closed = False
@@ -104,7 +106,8 @@ class LocalDeployment:
 
     @property
     def tables(self) -> list[LocalTable]:
-        return [t for s in self.stacks for t in s.tables]
+        """Every table: those the stacks declare, then the imported ones (``stack_name`` ``None``)."""
+        return [t for s in self.stacks for t in s.tables] + self.imported_tables
 
     @property
     def functions(self) -> list[LocalFunction]:
@@ -507,8 +510,10 @@ class _StackDeployer:
         if not description.get("LatestStreamArn"):
             raise self._fail(logical_id, f"imported table {name!r} in {account}/{region} has no stream; "
                                          "enable NEW_AND_OLD_IMAGES on it before deploying")
-        return LocalTable(name, region, account, None, None, description["KeySchema"],
-                          description["LatestStreamArn"], self.deployment.ddb)
+        table = LocalTable(name, region, account, None, None, description["KeySchema"],
+                           description["LatestStreamArn"], self.deployment.ddb)
+        self.deployment.imported_tables.append(table)
+        return table
 
     # --- queues ---------------------------------------------------------------------------------------
 

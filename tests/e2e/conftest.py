@@ -82,6 +82,12 @@ def multi_active_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return synthesize(APPS / "multi_active_app.py", tmp_path_factory.mktemp("cdk.out-multi-active"))
 
 
+@pytest.fixture(scope="session")
+def existing_source_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/e2e/apps/existing_source_app.py synthesized (the source table is not in the assembly)."""
+    return synthesize(APPS / "existing_source_app.py", tmp_path_factory.mktemp("cdk.out-existing"))
+
+
 class Topology:
     """A deployed one-way replication: the deployment, its source and replica tables, replicator and mapping."""
 
