@@ -30,7 +30,7 @@ def print_json(out: TextIO, document: dict[str, Any]) -> None:
 
 def connections(args: argparse.Namespace) -> tuple[Connection, Connection]:
     """The source and target connections from ``--profile``/``--source-profile``/``--target-profile``."""
-    shared = {"region": args.region, "endpoint_url": args.endpoint_url, "max_attempts": args.max_retries}
+    shared: dict[str, Any] = {"region": args.region, "endpoint_url": args.endpoint_url, "max_attempts": args.max_retries}
     source = Connection(profile=args.source_profile or args.profile, **shared)
     target = Connection(profile=args.target_profile or args.profile, **shared)
     return source, target
@@ -102,6 +102,12 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise BadInput("--dry-run only applies to --repair: add --repair (nothing is written with --dry-run)")
     if args.show < 0:
         raise BadInput(f"--show must be 0 or more, got {args.show}")
+    prefix = args.metadata_prefix
+    if args.conflict_attribute and prefix and args.conflict_attribute.startswith(prefix):
+        raise BadInput(
+            f"--conflict-attribute {args.conflict_attribute!r} starts with the metadata prefix {prefix!r}, so it "
+            "would be ignored in every comparison: name the application's attribute, or change --metadata-prefix"
+        )
     source, target = open_pair(args, pool=2 * args.segments + args.workers)
     probe_read(source, "source")
     probe_read(target, "target")

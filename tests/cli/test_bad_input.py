@@ -56,6 +56,8 @@ def test_unparseable_table_and_options(cli, filled) -> None:
     run = cli("verify", filled, filled + "-other", "--dry-run")
     assert run.code == 2 and "--dry-run only applies to --repair" in run.err
     assert cli("backfill", filled, filled, "--segments", "0").code == 2
+    meta = cli("verify", filled, filled + "-other", "--conflict-attribute", "_rep_ts")
+    assert meta.code == 2 and "starts with the metadata prefix" in meta.err
     same = cli("backfill", filled, filled)
     assert same.code == 2 and "same table" in same.err
 
