@@ -110,7 +110,9 @@ class MultiActiveReplication:
                 plan.blocked = Blocked(change, exc.code, str(exc))
                 break
             last_skipped = False
-            if old_state is not None:
+            if old_state is not None and change is changes[0]:
+                # The state before the batch. Later old images are earlier records' new images, already in
+                # the list; adding them again would let a copy shadow the local write that produced it.
                 candidates.append((old_state, False))
             candidates.append((new_state, local))
         if not candidates:
