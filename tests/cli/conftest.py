@@ -14,7 +14,7 @@ import pytest
 from cdk_replication.cli import main
 from cdk_replication.local import DEFAULT_ACCOUNT, DynamoDBLocal, credentials_for_account
 
-REGION = "us-east-1"
+from .helpers import REGION
 
 
 @dataclass
@@ -89,25 +89,3 @@ def cli(local: DynamoDBLocal, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) ->
         return CliRun(code, out.getvalue(), err.getvalue())
 
     return run
-
-
-def scan_all(ddb: Any, table: str) -> dict[Any, dict[str, Any]]:
-    """Every item of ``table`` by its ``pk`` value (and ``sk`` when present), consistently read."""
-    items: dict[Any, dict[str, Any]] = {}
-    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-    while True:
-        page = ddb.scan(**kwargs)
-        for item in page["Items"]:
-            key = tuple(next(iter(item[k].values())) for k in ("pk", "sk") if k in item)
-            items[key] = item
-        if "LastEvaluatedKey" not in page:
-            return items
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def put_many(ddb: Any, table: str, items: list[dict[str, Any]]) -> None:
-    """Batch-write ``items`` (25 per request, retrying unprocessed ones)."""
-    for i in range(0, len(items), 25):
-        request = {table: [{"PutRequest": {"Item": it}} for it in items[i : i + 25]]}
-        while request:
-            request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}

@@ -6,7 +6,7 @@ import random
 import threading
 from typing import Any
 
-from tests.cli.conftest import put_many, scan_all
+from .helpers import put_many, scan_all
 
 
 def _items(n: int, version: int = 1) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ import pytest
 
 from cdk_replication.cli.tables import TableRef
 from cdk_replication.cli.errors import BadInput
-from tests.cli.conftest import put_many, scan_all
+from .helpers import put_many, scan_all
 
 
 @pytest.fixture()

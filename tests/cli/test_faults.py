@@ -13,7 +13,7 @@ from cdk_replication.cli.backfill import BackfillOptions, run_backfill
 from cdk_replication.cli.conditions import LastWriterWins
 from cdk_replication.cli.tables import Connection, TableHandle, TableRef, describe_table
 from cdk_replication.cli.verify import VerifyOptions, run_verify
-from tests.cli.conftest import put_many, scan_all
+from .helpers import put_many, scan_all
 
 
 class ThrottlingClient:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from cdk_replication.local import DEFAULT_ACCOUNT, credentials_for_account
-from tests.cli.conftest import REGION, put_many, scan_all
+from .helpers import REGION, put_many, scan_all
 
 SCRIPT = Path(sys.executable).parent / "cdk-replication"
 

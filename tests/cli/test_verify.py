@@ -11,7 +11,7 @@ from cdk_replication.cli.repair import REPAIRED, SETTLED, Repairer
 from cdk_replication.cli.tables import Connection, TableRef, describe_table
 from cdk_replication.cli.verify import VerifyOptions
 from cdk_replication.cli.pacing import Retrier
-from tests.cli.conftest import put_many, scan_all
+from .helpers import put_many, scan_all
 
 BIG = "12345678901234567890123456789012345678"
 
