@@ -34,6 +34,7 @@ from cdk_replication.cli.items import (
     AttributeValue,
     Item,
     KeyId,
+    canonical_value,
     is_tombstone,
     item_digest,
     key_text,
@@ -133,18 +134,26 @@ class Repairer:
             return None
         return item_digest(item, self.options.metadata_prefix)
 
-    def classify(self, key_id: KeyId) -> str:
-        """``missing``, ``extra``, ``different`` or ``same`` from consistent reads of both tables."""
+    def classify(self, key_id: KeyId) -> tuple[str, list[str]]:
+        """``missing``, ``extra``, ``different`` or ``same`` from consistent reads of both tables, with the
+        names of the top-level attributes that differ (for ``different``; metadata left out)."""
         key = self.key.key_from_id(key_id)
         s, t = self._get(self.source, key), self._get(self.target, key)
         s_digest, t_digest = self._digest(s), self._digest(t)
         if s_digest == t_digest:
-            return "same"
+            return "same", []
         if t_digest is None:
-            return "missing"
+            return "missing", []
         if s_digest is None:
-            return "extra"
-        return "different"
+            return "extra", []
+        assert s is not None and t is not None
+        prefix = self.options.metadata_prefix
+        names = {n for n in set(s) | set(t) if not (prefix and n.startswith(prefix))}
+        differing = [
+            n for n in sorted(names)
+            if n not in s or n not in t or canonical_value(s[n]) != canonical_value(t[n])
+        ]
+        return "different", differing
 
     def repair_all(self, key_ids: list[KeyId], workers: int) -> RepairReport:
         """Repair (or, in a dry run, plan) every key; errors are recorded per key, never raised."""

@@ -74,6 +74,8 @@ class VerifyResult:
     different: list[KeyId] = field(default_factory=list)
     settled_on_reread: int = 0
     reread: bool = True
+    #: For each key in ``different`` (when re-read): the top-level attributes that differ.
+    different_attributes: dict[KeyId, list[str]] = field(default_factory=dict)
     repair: RepairReport | None = None
     seconds: float = 0.0
 
@@ -225,13 +227,14 @@ def _reread(found: VerifyResult, repairer: Repairer, workers: int) -> None:
         return
     found.missing, found.extra, found.different = [], [], []
     with ThreadPoolExecutor(workers, thread_name_prefix="reread") as pool:
-        for key_id, status in zip(suspects, pool.map(repairer.classify, suspects)):
+        for key_id, (status, attributes) in zip(suspects, pool.map(repairer.classify, suspects)):
             if status == "missing":
                 found.missing.append(key_id)
             elif status == "extra":
                 found.extra.append(key_id)
             elif status == "different":
                 found.different.append(key_id)
+                found.different_attributes[key_id] = attributes
             else:
                 found.settled_on_reread += 1
 
@@ -255,6 +258,7 @@ def verify_json(result: VerifyResult, key_schema: Any) -> dict[str, Any]:
         "missing": keys(result.missing),
         "extra": keys(result.extra),
         "different": keys(result.different),
+        "differentAttributes": [result.different_attributes.get(k, []) for k in result.different],
         "seconds": round(result.seconds, 3),
     }
     if result.repair is not None:
@@ -276,7 +280,10 @@ def verify_text(result: VerifyResult, key_schema: Any, show: int) -> list[str]:
                        ("different", result.different)):
         if ids:
             lines.append(f"{title}:")
-            lines += [f"  {key_text(key_schema.key_from_id(k))}" for k in ids[:show]]
+            for k in ids[:show]:
+                attributes = result.different_attributes.get(k)
+                detail = f" (attributes: {', '.join(attributes)})" if attributes else ""
+                lines.append(f"  {key_text(key_schema.key_from_id(k))}{detail}")
             if len(ids) > show:
                 lines.append(f"  ... and {len(ids) - show:,} more (--show N, or --json for all)")
     if result.repair is not None:

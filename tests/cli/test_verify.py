@@ -84,11 +84,14 @@ def test_verify_finds_exactly_the_planted_differences(cli, pair) -> None:
     assert doc["sourceItems"] == 40 and doc["targetItems"] == 40
     assert doc["matching"] == 40 - 2 - 5
     assert doc["inSync"] is False
+    attributes = {f"{k['pk']['S']}": a for k, a in zip(doc["different"], doc["differentAttributes"])}
+    assert attributes == {"p20": ["big"], "p21": ["bin"], "p22": ["ss"], "p23": ["nested"], "p24": ["nested"]}
 
     text = cli("verify", source, target)
     assert text.code == 1
     assert "missing 2, extra 2, different 5" in text.out
     assert "pk=S:'p10'" in text.out
+    assert "pk=S:'p21' sk=N:12345678901234567890123456789012345678 (attributes: bin)" in text.out
 
 
 def test_metadata_prefix_can_be_turned_off(cli, pair) -> None:
