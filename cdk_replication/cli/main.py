@@ -174,31 +174,44 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage and 0 on --help; report the code instead
         return int(exc.code or 0)
+    code, kind, message = _run_and_classify(args, out, err)
+    if message is not None:
+        err.write(f"{PROG}: {kind}: {message}\n")
+        if getattr(args, "json", False):
+            # Scripts reading stdout get a document in every case, not an empty stream.
+            commands.print_json(out, {"command": args.command, "error": message, "exitCode": code})
+    return code
+
+
+def _run_and_classify(args: argparse.Namespace, out: TextIO, err: TextIO) -> tuple[int, str, str | None]:
+    """Run the command; returns ``(exit code, "error"/"failed"/"interrupted", message or None)``."""
     from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
     try:
-        return commands.run(args, out, err)
+        return commands.run(args, out, err), "", None
     except BadInput as exc:
-        err.write(f"{PROG}: error: {exc}\n")
-        return EXIT_BAD_INPUT
+        return EXIT_BAD_INPUT, "error", str(exc)
     except WorkFailed as exc:
-        err.write(f"{PROG}: failed: {exc}\n")
-        return EXIT_INCOMPLETE
+        return EXIT_INCOMPLETE, "failed", str(exc)
     except NoCredentialsError:
-        err.write(
-            f"{PROG}: error: no AWS credentials found: pass --profile, set AWS_PROFILE, or configure credentials\n"
+        return (
+            EXIT_BAD_INPUT,
+            "error",
+            "no AWS credentials found: pass --profile, set AWS_PROFILE, or configure credentials",
         )
-        return EXIT_BAD_INPUT
     except EndpointConnectionError as exc:
-        err.write(f"{PROG}: error: cannot reach {exc.kwargs.get('endpoint_url')}: check --endpoint-url, the region "
-                  "and the network\n")
-        return EXIT_BAD_INPUT
+        return (
+            EXIT_BAD_INPUT,
+            "error",
+            f"cannot reach {exc.kwargs.get('endpoint_url')}: check --endpoint-url, the region and the network",
+        )
     except ClientError as exc:
         # An AWS refusal that no check anticipated: one line naming the call, not a traceback.
         operation = getattr(exc, "operation_name", "request")
-        err.write(f"{PROG}: failed: {operation}: {error_code(exc)}: {error_message(exc)}\n")
-        return EXIT_INCOMPLETE
+        return EXIT_INCOMPLETE, "failed", f"{operation}: {error_code(exc)}: {error_message(exc)}"
     except KeyboardInterrupt:
-        err.write(f"{PROG}: interrupted; re-run the same command to continue (state files keep the progress)\n")
-        return EXIT_INTERRUPTED
-
+        return (
+            EXIT_INTERRUPTED,
+            "interrupted",
+            "re-run the same command to continue (state files keep the progress)",
+        )

@@ -43,6 +43,12 @@ def test_key_schema_mismatch_writes_nothing(cli, ddb, make_table, filled, comman
         assert scan_all(ddb, target) == {}
 
 
+def test_json_mode_reports_bad_input_as_a_document(cli, filled) -> None:
+    run = cli("verify", filled, "no-such-table", "--json")
+    assert run.code == 2
+    assert run.json()["exitCode"] == 2 and "does not exist" in run.json()["error"]
+
+
 def test_missing_source_in_another_region(cli, make_table) -> None:
     target = make_table("btgt")
     run = cli("backfill", f"eu-west-1:{target}", target)
