@@ -16,7 +16,7 @@ import pytest
 from cdk_replication.local import DynamoDBLocal, deploy, synthesize
 
 from .chaos_app import REGIONS
-from .harness import Region, Topology
+from .harness import STATS, Region, Topology
 
 HERE = Path(__file__).resolve().parent
 SHIM = HERE / "worker" / "chaos_shim.py"
@@ -74,3 +74,10 @@ def chaos_topology(ddb_local: DynamoDBLocal, tmp_path_factory: pytest.TempPathFa
         yield Topology(deployment, regions, logs)
     finally:
         deployment.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How much the chaos tests exercised in this session (the counts docs/chaos.md quotes)."""
+    if STATS.examples:
+        terminalreporter.write_sep("-", "chaos")
+        terminalreporter.write_line(STATS.summary())

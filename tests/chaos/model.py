@@ -37,8 +37,10 @@ _EXACT = decimal.Context(prec=80)
 def canon_value(value: Mapping[str, Any]) -> Any:
     """One attribute value in a form where equal DynamoDB values are equal Python values.
 
-    Sets are unordered in DynamoDB, so they are sorted; numbers are compared by value with every digit kept
-    (DynamoDB stores ``1.50`` as ``1.5``); binary is compared as bytes, whatever form the caller had it in.
+    Sets are unordered in DynamoDB, so they are sorted; numbers are compared by exact value with every digit
+    kept (DynamoDB stores ``1.50`` as ``1.5``; DynamoDB Local normalizes a number set written by PutItem but
+    keeps the text an UpdateItem sent, so the text alone would differ between a write and its copies);
+    strings and binary are compared byte for byte.
     """
     ((kind, inner),) = value.items()
     if kind == "N":

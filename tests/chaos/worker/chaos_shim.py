@@ -137,11 +137,18 @@ def _load_real_handler() -> Callable[[Any, Any], Any]:
     return getattr(importlib.import_module(module_name), function_name)
 
 
-if os.environ.get("CHAOS_WRITE_LOG"):
-    _install_write_log(os.environ["CHAOS_WRITE_LOG"])
-_mutant = os.environ.get("CHAOS_MUTANT", "")
-if _mutant:
-    if _mutant not in MUTANTS:
-        raise ValueError(f"CHAOS_MUTANT={_mutant!r} is not one of {sorted(MUTANTS)}")
-    MUTANTS[_mutant]()
-handler = _load_real_handler()
+def _container_init() -> Callable[[Any, Any], Any]:
+    """Install the write log and the mutant, then load the real handler (the container's init phase)."""
+    if os.environ.get("CHAOS_WRITE_LOG"):
+        _install_write_log(os.environ["CHAOS_WRITE_LOG"])
+    mutant = os.environ.get("CHAOS_MUTANT", "")
+    if mutant:
+        if mutant not in MUTANTS:
+            raise ValueError(f"CHAOS_MUTANT={mutant!r} is not one of {sorted(MUTANTS)}")
+        MUTANTS[mutant]()
+    return _load_real_handler()
+
+
+# Only inside a container set up by tests/chaos/conftest.py; the mutant runner imports MUTANTS alone.
+if os.environ.get("CHAOS_REAL_HANDLER"):
+    handler = _container_init()
