@@ -39,7 +39,7 @@ def _ints(text: str) -> list[int]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes for a smoke run (about 2 minutes)")
-    p.add_argument("--records", type=int, help="stream records per workload (full 10000, quick 2000)")
+    p.add_argument("--records", type=int, help="stream records per workload (full 6000, quick 2000)")
     p.add_argument("--hot-items", type=int, default=100, help="items of the hot-key workload (default 100)")
     p.add_argument("--rtt-ms", type=float, default=100.0, help="simulated replica round trip (default 100)")
     p.add_argument("--batch-sizes", type=_ints, help="mapping batch sizes (full 100,500,1000,2000; quick 100,1000)")
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline-sample", type=int, help="records the naive baseline replicates at the round trip "
                    "(full 200, quick 50); at zero round trip it gets up to 5000")
     p.add_argument("--backfill-items", type=int, help="items of the backfill source table (full 100000, quick 5000)")
-    p.add_argument("--ceiling-items", type=int, help="items per ceiling measurement (full 10000, quick 2000)")
+    p.add_argument("--ceiling-items", type=int, help="items per ceiling measurement (full 5000, quick 2000)")
     p.add_argument("--no-experiments", action="store_true",
                    help="skip the runs of the proposed client tuning (monkeypatched in the worker)")
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
@@ -63,7 +63,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     quick = args.quick
     return {
         "quick": quick,
-        "records": args.records or (2000 if quick else 10000),
+        "records": args.records or (2000 if quick else 6000),
         "hot_items": args.hot_items,
         "rtt_ms": args.rtt_ms,
         "batch_sizes": args.batch_sizes or ([100, 1000] if quick else [100, 500, 1000, 2000]),
@@ -71,7 +71,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "baseline_sample": args.baseline_sample or (50 if quick else 200),
         "baseline_sample_zero_rtt": 1000 if quick else 5000,
         "backfill_items": args.backfill_items or (5000 if quick else 100000),
-        "ceiling_items": args.ceiling_items or (2000 if quick else 10000),
+        "ceiling_items": args.ceiling_items or (2000 if quick else 5000),
         "sections": [s for s in args.sections.split(",") if s],
         "experiments": not args.no_experiments,
     }
@@ -288,13 +288,13 @@ def run_backfill(ddb: DynamoDBLocal, s: dict[str, Any], work: Path) -> list[dict
     so 100,000 items would take over ten minutes); the naive copy runs on samples."""
     rtt = s["rtt_ms"]
     n = s["backfill_items"]
-    small = max(1000, n // 10)
+    small = max(1000, n // 20)
     source = _backfill_source(ddb, n)
     env = base_env(ddb)
     runs: list[dict[str, Any]] = [
         {"kind": "cli", "rtt_ms": 0, "extra_args": []},
         {"kind": "cli", "rtt_ms": rtt, "extra_args": ["--segments", "8", "--workers", "256"]},
-        {"kind": "naive", "rtt_ms": 0, "limit": min(n, 2000 if s["quick"] else 10000)},
+        {"kind": "naive", "rtt_ms": 0, "limit": min(n, 2000 if s["quick"] else 5000)},
         {"kind": "naive", "rtt_ms": rtt, "limit": s["baseline_sample"]},
         {"kind": "cli", "rtt_ms": rtt, "extra_args": [], "small": True},
     ]
@@ -342,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     _log(f"settings: {json.dumps(s)}  load={results['load_start']}")
     work = Path(tempfile.mkdtemp(prefix="cdk-replication-bench-"))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    output = args.output or RESULTS / ("latest-quick.json" if s["quick"] else "latest.json")
+    partial = output.with_name(output.stem + ".partial.json")
     try:
         with DynamoDBLocal(jvm_options=["-Xmx2g"]) as ddb:
             # DynamoDB Local is a JVM: let its JIT compile the write paths before anything is measured.
@@ -353,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
                 if section in s["sections"]:
                     _log(f"== {section}")
                     results[section] = globals()[f"run_{section}"](ddb, s, work)
+                    # Saved after every section, so an interrupted run keeps what it measured.
+                    partial.write_text(json.dumps(results, indent=1) + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -363,9 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     results["targets"] = evaluate(results)
     print()
     print(text_report(results))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    output = args.output or RESULTS / ("latest-quick.json" if s["quick"] else "latest.json")
     output.write_text(json.dumps(results, indent=1) + "\n")
+    partial.unlink(missing_ok=True)
     _log(f"results saved to {output}")
     if args.write_docs:
         from benchmarks.report import write_docs

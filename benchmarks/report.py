@@ -259,8 +259,8 @@ def plot_svg(results: dict[str, Any]) -> str:
     """Records/s (log scale) against the mapping's batch size at the simulated round trip."""
     rtt = results["settings"]["rtt_ms"]
     sizes = sorted(results["settings"]["batch_sizes"])
-    width, height = 760, 440
-    left, right, top, bottom = 70, 220, 40, 50
+    width, height = 900, 460
+    left, right, top, bottom = 70, 300, 40, 50
     pw, ph = width - left - right, height - top - bottom
     lo, hi = 1.0, 10_000.0
 
@@ -325,7 +325,7 @@ def plot_svg(results: dict[str, Any]) -> str:
             hline(naive["records_per_s"], color, f"naive {mode.lower().replace('_', '-')}")
     ly = top + 10
     for color, dash, label in legend:
-        lx = left + pw + 15
+        lx = left + pw + 50
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         out.append(f'<line x1="{lx}" x2="{lx + 24}" y1="{ly}" y2="{ly}" stroke="{color}" stroke-width="2.5"{dash_attr}/>')
         out.append(f'<text x="{lx + 30}" y="{ly + 4}">{label}</text>')
