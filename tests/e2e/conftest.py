@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cdk_replication.local import DynamoDBLocal, LocalDeployment, deploy, synthesize
+from cdk_replication.local import DynamoDBLocal, LocalDeployment, deploy
 from cdk_replication.local.compare import TableComparison, compare_tables
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,56 +36,79 @@ VARIANTS: dict[str, dict[str, str]] = {
     "E2eCrossAccount": {"replicaAccount": "222222222222"},
 }
 
-_SYNTH_VARIANTS = """
-import json, sys
+#: The test apps under apps/ (each a module with ``build(app)``).
+TEST_APPS = ("exotic_app", "multi_active_app", "existing_source_app")
+
+# Every assembly in one process, so jsii and aws-cdk-lib load once: the example app through its
+# build_app(), the test apps through their build().
+_SYNTH_ALL = """
+import importlib.util, json, sys
 import aws_cdk as cdk
-sys.path.insert(0, sys.argv[1])
-from app import build_app
-for outdir, context in json.loads(sys.argv[2]):
+
+def load(path):
+    spec = importlib.util.spec_from_file_location(path.rsplit("/", 1)[-1][:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+for outdir, path, function, context in json.loads(sys.argv[1]):
     app = cdk.App(outdir=outdir, context=context)
-    build_app(app)
+    getattr(load(path), function)(app)
     app.synth()
 """
 
 
 @pytest.fixture(scope="session")
-def example_app(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The example app (``app.py``, through its ``build_app``) synthesized once per session for every entry
-    of :data:`VARIANTS`, in one process (jsii starts once): variant name -> cdk.out folder."""
+def assemblies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every assembly the end-to-end tests use, synthesized once per session: name -> cdk.out folder.
+
+    Names are those of :data:`VARIANTS` (the example app, ``app.py``) and of :data:`TEST_APPS`.
+    """
     import os
     import subprocess
     import sys
 
     from cdk_replication.local.synth import find_node
 
-    outs = {name: tmp_path_factory.mktemp(f"cdk.out-{name}") for name in VARIANTS}
-    jobs = [(str(outs[name]), {"tableName": name, **context}) for name, context in VARIANTS.items()]
+    jobs, outs = [], {}
+    for name, context in VARIANTS.items():
+        outs[name] = tmp_path_factory.mktemp(f"cdk.out-{name}")
+        jobs.append((str(outs[name]), str(ROOT / "app.py"), "build_app", {"tableName": name, **context}))
+    for name in TEST_APPS:
+        outs[name] = tmp_path_factory.mktemp(f"cdk.out-{name}")
+        jobs.append((str(outs[name]), str(APPS / f"{name}.py"), "build", {}))
     env = dict(os.environ, JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION="1")
     node = find_node()
     if node:
         env["JSII_NODE"] = node
-    proc = subprocess.run([sys.executable, "-c", _SYNTH_VARIANTS, str(ROOT), json.dumps(jobs)], env=env,
+    proc = subprocess.run([sys.executable, "-c", _SYNTH_ALL, json.dumps(jobs)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return outs
 
 
 @pytest.fixture(scope="session")
-def exotic_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tests/e2e/apps/exotic_app.py synthesized (binary partition key, string sort key)."""
-    return synthesize(APPS / "exotic_app.py", tmp_path_factory.mktemp("cdk.out-exotic"))
+def example_app(assemblies: dict[str, Path]) -> dict[str, Path]:
+    """The example app synthesized per entry of :data:`VARIANTS`: variant name -> cdk.out folder."""
+    return {name: assemblies[name] for name in VARIANTS}
 
 
 @pytest.fixture(scope="session")
-def multi_active_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tests/e2e/apps/multi_active_app.py synthesized (two writer regions)."""
-    return synthesize(APPS / "multi_active_app.py", tmp_path_factory.mktemp("cdk.out-multi-active"))
+def exotic_app(assemblies: dict[str, Path]) -> Path:
+    """apps/exotic_app.py (binary partition key, string sort key)."""
+    return assemblies["exotic_app"]
 
 
 @pytest.fixture(scope="session")
-def existing_source_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tests/e2e/apps/existing_source_app.py synthesized (the source table is not in the assembly)."""
-    return synthesize(APPS / "existing_source_app.py", tmp_path_factory.mktemp("cdk.out-existing"))
+def multi_active_app(assemblies: dict[str, Path]) -> Path:
+    """apps/multi_active_app.py (two writer regions)."""
+    return assemblies["multi_active_app"]
+
+
+@pytest.fixture(scope="session")
+def existing_source_app(assemblies: dict[str, Path]) -> Path:
+    """apps/existing_source_app.py (the source table is not in the assembly)."""
+    return assemblies["existing_source_app"]
 
 
 class Topology:

@@ -5,13 +5,20 @@ from aws_cdk import aws_dynamodb as dynamodb
 
 from cdk_replication import ReplicatedTable, ReplicationMode, TableLocation
 
-app = cdk.App()
-ReplicatedTable(
-    app,
-    "Orders",
-    source=TableLocation(region="us-west-2", account="444444444444", table_name="Orders"),
-    replicas=[TableLocation(region="eu-west-1")],
-    partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-    mode=ReplicationMode.MULTI_ACTIVE,
-)
-app.synth()
+
+def build(app: cdk.App) -> None:
+    """Add this app's stacks to ``app``."""
+    ReplicatedTable(
+        app,
+        "Orders",
+        source=TableLocation(region="us-west-2", account="444444444444", table_name="Orders"),
+        replicas=[TableLocation(region="eu-west-1")],
+        partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+        mode=ReplicationMode.MULTI_ACTIVE,
+    )
+
+
+if __name__ == "__main__":
+    cdk_app = cdk.App()
+    build(cdk_app)
+    cdk_app.synth()
