@@ -12,7 +12,7 @@ from concurrent.futures import Executor, Future
 from .attributes import ItemKey
 from .batch_writer import chunks, write_batch
 from .clients import ClientFactory
-from .config import Config, TableRef
+from .config import Config, TableRef, TtlDeletes
 from .operations import Delete, Operation, Put, WriteFailure
 from .plan import ItemPlan, TargetFailure
 from .records import Change
@@ -28,14 +28,18 @@ class OneWayReplication:
         self._clients = clients
 
     def plan(self, key: ItemKey, changes: Sequence[Change]) -> ItemPlan:
-        last = changes[-1]
+        plan = ItemPlan(key=key, changes=list(changes), covers_from=changes[0].index)
+        if self._config.ttl_deletes is TtlDeletes.SKIP:
+            # Replicas that expire items on their own: a TTL delete is left to the replica's TTL.
+            plan.skipped = [c for c in changes if c.is_remove and c.by_ttl]
+        skipped = {c.index for c in plan.skipped}
+        applied = [c for c in changes if c.index not in skipped]
+        if not applied:
+            return plan
+        last = applied[-1]
         op: Operation = Delete(key) if last.is_remove else Put(key, last.new_image or {})
-        return ItemPlan(
-            key=key,
-            changes=list(changes),
-            writes={target: op for target in self._config.targets},
-            covers_from=changes[0].index,
-        )
+        plan.writes = {target: op for target in self._config.targets}
+        return plan
 
     def apply(
         self, plans: Sequence[ItemPlan], pool: Executor, deadline: Deadline, metrics: InvocationMetrics

@@ -306,3 +306,22 @@ def test_handler_entry_point(ddb_local, lambda_env, monkeypatch):
     finally:
         module.PROCESSOR.close()
         sys.modules.pop("replicator.handler", None)
+
+
+def _as_ttl_delete(record: dict[str, Any]) -> dict[str, Any]:
+    """The record DynamoDB writes when its TTL process deletes an item (DynamoDB Local has no TTL sweeper)."""
+    return {**record, "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"}}
+
+
+@pytest.mark.parametrize(("policy", "replica_keeps_item"), [(None, False), ("SKIP", True)])
+def test_ttl_deletes_follow_the_policy(ddb_local, make_processor, policy, replica_keeps_item):
+    source = create_table(ddb_local, "src", SOURCE_REGION)
+    replica = create_table(ddb_local, "replica", REPLICA_REGION, stream=False)
+    extra = {"REPLICATION_TTL_DELETES": policy} if policy else {}
+    processor = make_processor(replication_env(source, [replica.ref()], **extra), SOURCE_REGION)
+    source.client.put_item(TableName=source.name, Item={"pk": {"S": "a"}, "expires": {"N": "1"}})
+    assert run(processor, source.new_records()) == {"batchItemFailures": []}
+    source.client.delete_item(TableName=source.name, Key={"pk": {"S": "a"}})
+    records = [_as_ttl_delete(r) for r in source.new_records()]
+    assert run(processor, records) == {"batchItemFailures": []}
+    assert (replica.items() != []) is replica_keeps_item
