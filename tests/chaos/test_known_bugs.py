@@ -1,0 +1,80 @@
+"""Minimal reproductions of replicator bugs the chaos suite found (see docs/chaos.md, "Bugs found").
+
+Each is strictly expected to fail until the replicator is fixed; the fix then turns it into an XPASS, which
+fails the run, so the marker (and the matching allowance in harness.py) must be removed with the fix.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .harness import ChaosFailure, Deliver, Fault, Program, Run, Topology, Write
+
+EAST, WEST, SYDNEY = 0, 1, 2  # region ids order us-east-1 > eu-west-1 > ap-southeast-2
+
+
+def strict_run(topology: Topology, skews: tuple[int, int, int], *ops: Write | Deliver | Fault) -> Run:
+    """Run a program and check it with no allowance for known bugs."""
+    execution = Run.start(topology, Program(skews, ops))
+    execution.strict = True
+    execution.execute()
+    execution.check()
+    return execution
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ChaosFailure,
+    reason="put_if_unchanged reports LocalStateChanged when a re-delivered REMOVE finds a newer item in its own "
+    "table; Lambda re-delivers the same records, so it fails until discarded to the failure queue",
+)
+def test_a_redelivered_delete_after_a_newer_write_is_not_sent_to_the_failure_queue(chaos_topology: Topology) -> None:
+    strict_run(
+        chaos_topology,
+        (0, 0, 0),
+        Write(EAST, "put", 0, 1, 1),
+        Deliver(EAST, 1),
+        Deliver(WEST, 1),
+        Write(WEST, "delete", 0, 0, 0),  # a delete of version base+1 ...
+        Deliver(WEST, 1),  # ... replicated with its tombstones: this batch is the mapping's last
+        Write(SYDNEY, "put", 0, 5, 2),  # a newer write, replicated over the tombstones
+        Deliver(SYDNEY, 2),
+        Fault("replay_last", WEST),  # a lost checkpoint: the REMOVE is delivered again
+        Deliver(WEST, 1),
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ChaosFailure,
+    reason="_is_echo takes the replicator's own Repair write (same marker as the stale-marked item it replaces, "
+    "different user attributes) for an application write, and sends the winner on again stamped with its own "
+    "region as origin",
+)
+def test_a_repair_of_a_lost_local_write_is_not_sent_on(chaos_topology: Topology) -> None:
+    strict_run(
+        chaos_topology,
+        (0, -2, 0),
+        Write(EAST, "put", 0, 5, 1),  # X at base+5 from us-east-1
+        Deliver(EAST, 1),
+        Write(WEST, "update", 0, 0, 2),  # eu-west-1's clock is 2 behind: base+3 over X, it lost
+        Deliver(WEST, 1),  # the replicator puts X back (Repair) ...
+        Deliver(WEST, 1),  # ... and must recognise that write as its own
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ChaosFailure,
+    reason="the re-sent Repair (previous test) carries the repairing region as origin, so it wins ties it must lose",
+)
+def test_a_repair_does_not_change_who_wins_a_later_tie(chaos_topology: Topology) -> None:
+    strict_run(
+        chaos_topology,
+        (-2, 0, 0),
+        Write(SYDNEY, "put", 0, 5, 1),  # X at base+5 from ap-southeast-2 (the lowest region id)
+        Deliver(SYDNEY, 1),
+        Write(EAST, "update", 0, 0, 2),  # us-east-1's clock is 2 behind: base+3 over X, it lost
+        Deliver(EAST, 2),  # Repair of X in us-east-1, then that write re-sent as us-east-1's
+        Write(WEST, "put", 0, 0, 3),  # Y at base+5 from eu-west-1: ties X and beats it (eu > ap)
+    )
