@@ -7,7 +7,9 @@ region as fast as the threads can:
 * ``batch``: unconditional BatchWriteItem of 25 items (the one-way replicator's request);
 * ``conditional``: PutItem with the multi-active condition ``attribute_not_exists(#k) OR #c < :v`` and
   ``ReturnValuesOnConditionCheckFailure=ALL_OLD``, the item stamped with the replicator's metadata attributes
-  (the multi-active replicator's request).
+  (the multi-active replicator's request);
+* ``transact`` (for comparison only, not what the replicator sends): TransactWriteItems of 25 such
+  conditional puts, i.e. the conditional writes of 25 items in one request.
 
 Requests are built before the clock starts, so the client's cost is only boto3's serialization and HTTP.
 DynamoDB Local, this client and everything else share the machine's cores: the best rate over the thread
@@ -17,6 +19,7 @@ counts bounds what any replicator written against boto3 can reach here.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -54,6 +57,21 @@ def _requests(kind: str, table: str, items: int, payload_bytes: int) -> list[tup
             for s in range(0, items, 25)
         ]
     out = []
+    if kind == "transact":
+        for start in range(0, items, 25):
+            ops = []
+            for item in built[start : start + 25]:
+                item = dict(item, _rep_origin={"S": "us-east-1"}, _rep_marker={"S": "x" * 22})
+                ops.append({"Put": {
+                    "TableName": table,
+                    "Item": item,
+                    "ConditionExpression": "attribute_not_exists(#k) OR #c < :v",
+                    "ExpressionAttributeNames": {"#k": "pk", "#c": CONFLICT_ATTRIBUTE},
+                    "ExpressionAttributeValues": {":v": item[CONFLICT_ATTRIBUTE]},
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }})
+            out.append(("transact_write_items", {"TransactItems": ops}))
+        return out
     for item in built:
         item = dict(item)
         item["_rep_origin"] = {"S": "us-east-1"}
@@ -80,12 +98,13 @@ def measure(spec: dict[str, Any], kind: str, threads: int) -> dict[str, Any]:
     _create_table(client, name)
     try:
         requests = _requests(kind, name, spec["items"], spec["payload_bytes"])
-        per_request = 25 if kind == "batch" else 1
+        per_request = 1 if kind == "conditional" else 25
         # Warm the connection pool outside the clock (the replicator's containers are warm too).
         warm = _requests(kind, name + "-w", threads * per_request, spec["payload_bytes"])
         _create_table(client, name + "-w")
         _run(client, warm, threads)
         client.delete_table(TableName=name + "-w")
+        load = [round(x, 2) for x in os.getloadavg()]
         started = time.perf_counter()
         errors = _run(client, requests, threads)
         seconds = time.perf_counter() - started
@@ -98,6 +117,7 @@ def measure(spec: dict[str, Any], kind: str, threads: int) -> dict[str, Any]:
             "items_per_s": spec["items"] / seconds,
             "errors": errors,
             "item_count": count,
+            "load": load,
         }
     finally:
         client.delete_table(TableName=name)

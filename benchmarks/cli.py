@@ -107,13 +107,13 @@ def run_ceiling(ddb: DynamoDBLocal, s: dict[str, Any], work: Path) -> list[dict[
         "region": wl.REPLICA_REGION,
         "items": s["ceiling_items"],
         "payload_bytes": 200,
-        "kinds": ["batch", "conditional"],
+        "kinds": ["batch", "conditional", "transact"],
         "threads": [16, 64, 256],
     }
     load = _load()
     results = run_child("benchmarks.ceiling", spec, base_env(ddb, wl.REPLICA_REGION), work)
     for r in results:
-        r["load"] = load
+        r.setdefault("load", load)
         _log(f"ceiling {r['kind']:<11} threads={r['threads']:<3} {r['items_per_s']:8.0f} items/s (errors {r['errors']})")
     return results
 

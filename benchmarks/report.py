@@ -213,6 +213,38 @@ def experiment_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def recommendations(results: dict[str, Any]) -> list[str]:
+    """BATCH_SIZE and REPLICATION_MAX_CONCURRENCY as this run's numbers suggest them."""
+    targets = {t["target"].split(",")[0]: t for t in results.get("targets", [])}
+    lines = []
+    one_way = targets.get("one-way")
+    if one_way and one_way["per_batch_size"]:
+        best = max(one_way["per_batch_size"], key=lambda p: p["records_per_s"])
+        chosen = one_way["smallest_batch_size_meeting"]
+        if chosen:
+            lines.append(f"- BATCH_SIZE: {chosen}, the smallest batch size at which one-way met its target "
+                         f"(100 gives {one_way['per_batch_size'][0]['records_per_s']:,.0f} records/s: at least one "
+                         f"round trip per batch caps a shard at batch size / RTT).")
+        else:
+            lines.append(f"- BATCH_SIZE: no batch size met the one-way target; the fastest was {best['batch_size']} "
+                         f"({best['records_per_s']:,.0f} records/s).")
+    multi = targets.get("multi-active")
+    if multi and multi["per_config"]:
+        largest = max(p["batch_size"] for p in multi["per_config"])
+        at_largest = sorted((p for p in multi["per_config"] if p["batch_size"] == largest), key=lambda p: p["concurrency"])
+        meeting = [p for p in at_largest if p["met"]]
+        best = max(at_largest, key=lambda p: p["records_per_s"])
+        if meeting:
+            lines.append(f"- REPLICATION_MAX_CONCURRENCY: {meeting[0]['concurrency']}, the smallest value at which "
+                         f"multi-active met its target at batch size {largest} "
+                         + ", ".join(f"({p['concurrency']}: {p['records_per_s']:,.0f}/s)" for p in at_largest) + ".")
+        else:
+            lines.append(f"- REPLICATION_MAX_CONCURRENCY: no value met the multi-active target at batch size {largest}; "
+                         f"the fastest was {best['concurrency']} "
+                         + ", ".join(f"({p['concurrency']}: {p['records_per_s']:,.0f}/s)" for p in at_largest) + ".")
+    return lines
+
+
 def targets_text(results: dict[str, Any]) -> list[str]:
     lines = []
     for t in results.get("targets", []):
@@ -248,6 +280,8 @@ def text_report(results: dict[str, Any]) -> str:
     if experiment_lines(results):
         parts += ["Experiment, proposed client tuning (current -> tuned):", *experiment_lines(results), ""]
     parts += ["Targets:", *targets_text(results)]
+    if recommendations(results):
+        parts += ["Suggested defaults:", *recommendations(results)]
     parts.append(f"load average (1, 5, 15 min): start {results.get('load_start')}, end {results.get('load_end')}")
     return "\n".join(parts)
 
@@ -366,6 +400,8 @@ def generated_section(results: dict[str, Any], json_path: Path) -> str:
         *targets_text(results),
         "",
     ]
+    if recommendations(results):
+        lines += ["### Defaults these numbers suggest", "", *recommendations(results), ""]
     if results.get("replication"):
         lines += ["### Throughput", "", "![records/s by batch size](../benchmarks/results/throughput.svg)", ""]
     if results.get("ceiling"):
