@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         ResolvedTable,
         TableLocation,
     )
+    from .migration import ExportImportSource, MigrationBucket, MigrationOptions
     from .replicated_table import ReplicatedTable
     from .replicator import ReplicationTarget, Replicator, ReplicatorOptions
     from .tables import ReplicaTable, TableOptions
@@ -34,6 +35,9 @@ _EXPORTS = {
     "ReplicationMode": "model",
     "ResolvedTable": "model",
     "TableLocation": "model",
+    "ExportImportSource": "migration",
+    "MigrationBucket": "migration",
+    "MigrationOptions": "migration",
     "ReplicatedTable": "replicated_table",
     "ReplicationTarget": "replicator",
     "Replicator": "replicator",

@@ -11,6 +11,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 
 # --- tables -------------------------------------------------------------------------------------------------
 
@@ -65,7 +66,8 @@ BISECT_BATCH_ON_ERROR = True
 REPORT_BATCH_ITEM_FAILURES = True
 #: One concurrent batch per shard: keeps writes to one item in stream order (rule 2).
 PARALLELIZATION_FACTOR = 1
-#: Mapping enabled on creation.
+#: Mapping enabled on creation (``ReplicatorOptions.enabled=None``), except in a ``ReplicatedTable`` with a
+#: migration configured, where it starts disabled: the copy must be loaded before the stream is applied.
 ENABLED = True
 
 # --- failure queue -----------------------------------------------------------------------------------------
@@ -84,3 +86,25 @@ MAX_CONCURRENCY = 64
 #: Multi-active: with no table TTL attribute of the user's, tables get TTL on ``<metadata prefix>expiresAt``
 #: so that the replicator's delete tombstones expire (``REPLICATION_TTL_ATTRIBUTE``).
 TOMBSTONE_TTL_SUFFIX = "expiresAt"
+
+# --- migration (initial load through a native export) ------------------------------------------------------
+
+#: Root of the default export prefix ``cdk-replication/<source table>/<replica table>``; the same default as
+#: ``cdk-replication migrate --s3-prefix``, so the CLI and the bucket policy agree without configuration.
+MIGRATION_PREFIX_ROOT = "cdk-replication"
+#: Export objects (a copy of production data) expire this long after they were written; the import reads
+#: them within hours of the export, and the stream they are replayed against keeps only 24 h anyway.
+MIGRATION_EXPIRATION = Duration.days(30)
+#: Parts of an export's multipart upload that never completed (a failed export) are removed after a day.
+MIGRATION_ABORT_INCOMPLETE_UPLOADS = Duration.days(1)
+#: SSE-S3: no key policy to share with the exporting account; ``MigrationOptions.encryption_key_arn``
+#: selects SSE-KMS with a key of the target account.
+MIGRATION_ENCRYPTION = s3.BucketEncryption.S3_MANAGED
+#: Versioning off: every export writes new keys under its own export id, nothing is overwritten, and a
+#: versioned bucket would keep expired copies of the data as noncurrent versions.
+MIGRATION_VERSIONED = False
+#: The bucket is kept when it leaves the stack, like every other resource holding data here; its lifecycle
+#: rule (which stays on the retained bucket) empties it within ``MIGRATION_EXPIRATION``.
+MIGRATION_REMOVAL_POLICY = RemovalPolicy.RETAIN
+#: Export files are gzip-compressed DynamoDB JSON.
+IMPORT_COMPRESSION = dynamodb.InputCompressionType.GZIP

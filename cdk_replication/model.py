@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from aws_cdk import aws_dynamodb as dynamodb
+
+if TYPE_CHECKING:
+    from .migration import MigrationOptions
 
 
 class ReplicationMode(str, Enum):
@@ -49,12 +53,17 @@ class TableLocation:
         encryption_key_arn: ARN of the customer-managed KMS key of this copy, when the table uses
             ``TableEncryption.CUSTOMER_MANAGED`` (required then for replicas; for a new source table a key
             is created in its stack when omitted). Default: none.
+        migration: load this replica from a native export of the source before replicating (one-way
+            replicas only): a migration bucket in this location's stack, the replica table created from the
+            export once ``migration.export_arn`` is set, and the replicator's mapping created disabled until
+            ``ReplicatorOptions(enabled=True)``. Default: none (an empty replica, replicated at once).
     """
 
     region: str
     account: str | None = None
     table_name: str | None = None
     encryption_key_arn: str | None = None
+    migration: MigrationOptions | None = None
 
 
 @dataclass(frozen=True)

@@ -165,3 +165,46 @@ def role_arn(partition: str, account: str, role_name: str) -> str:
 def table_arn(partition: str, region: str, account: str, table_name: str) -> str:
     """ARN of a table; ``partition`` may be the ``Aws.PARTITION`` token."""
     return f"arn:{partition}:dynamodb:{region}:{account}:table/{table_name}"
+
+
+#: S3 bucket names are 3-63 characters of a-z 0-9 . - and start and end with a letter or digit.
+_BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_MAX_BUCKET_NAME = 63
+
+
+def migration_bucket_name(table_name: str, account: str, region: str) -> str:
+    """Deterministic name of the migration bucket of ``table_name`` in ``account``/``region``.
+
+    ``<table>-migration-<account>-<region>``, lower-cased, characters S3 refuses replaced by ``-``, and
+    shortened with a stable hash beyond 63 characters. The account and region are in the name because
+    bucket names are global; the CLI and the source side derive it without reading the target stack.
+    """
+    base = re.sub(r"[^a-z0-9\-]+", "-", f"{table_name}-migration-{account}-{region}".lower())
+    base = re.sub(r"-{2,}", "-", base).strip("-")
+    return _bounded(base, _MAX_BUCKET_NAME)
+
+
+def require_bucket_name(path: str, value: object, what: str) -> str:
+    """Return ``value`` if it is a literal S3 bucket name that S3 accepts, else raise naming ``what``."""
+    if not isinstance(value, str) or Token.is_unresolved(value):
+        raise ReplicationConfigError(
+            path,
+            f"{what} is {value!r}, not a literal bucket name (the source account's export and the import name "
+            "it at synth time)",
+            "pass the bucket name as a string, or leave it unset for the deterministic default",
+        )
+    if (
+        not _BUCKET_NAME_RE.match(value)
+        or ".." in value
+        or ".-" in value
+        or "-." in value
+        or re.match(r"^\d+\.\d+\.\d+\.\d+$", value)
+        or value.startswith("xn--")
+        or value.endswith("-s3alias")
+    ):
+        raise ReplicationConfigError(
+            path,
+            f"{what} {value!r} is not a valid S3 bucket name",
+            "use 3-63 characters from a-z 0-9 . - starting and ending with a letter or digit",
+        )
+    return value

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import App, Aws, Environment, RemovalPolicy, Stack, Stage
+import dataclasses
+
+from aws_cdk import App, Aws, CfnOutput, Environment, RemovalPolicy, Stack, Stage
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -14,6 +16,7 @@ from constructs import Construct
 
 from . import defaults
 from .errors import ReplicationConfigError
+from .migration import ExportImportSource, MigrationBucket, MigrationOptions, parse_export_arn, require_export_prefix
 from .model import (
     ConflictStrategy,
     CrossAccountAccess,
@@ -24,10 +27,12 @@ from .model import (
     TableLocation,
 )
 from .naming import (
+    migration_bucket_name,
     parse_stream_arn,
     partition_for_region,
     replicator_role_name,
     require_account,
+    require_bucket_name,
     require_kms_key_arn,
     require_region,
     require_table_name,
@@ -177,6 +182,12 @@ class ReplicatedTable(Construct):
         if existing_source is not None:
             self._check_existing_source(existing_source)
         self._check_encryption(encryption, cross_account_access, imported_source=existing_source is not None)
+        self.migrations: dict[ResolvedTable, MigrationOptions] = self._resolve_migrations(
+            source, replicas, imported_source=existing_source is not None
+        )
+        if self.migrations and self._replicator_options.enabled is None:
+            # The safe order: load the copy first, then apply the stream from TRIM_HORIZON.
+            self._replicator_options = dataclasses.replace(self._replicator_options, enabled=False)
 
         # --- stacks -------------------------------------------------------------------------------------
         prefix = stack_name_prefix or id
@@ -207,7 +218,14 @@ class ReplicatedTable(Construct):
         self._construct_tables: dict[ResolvedTable, ReplicaTable] = {}
         self.source_table: dynamodb.ITable = self._source_table(existing_source)
         self.replica_tables: dict[ResolvedTable, dynamodb.ITable] = {}
+        self.migration_buckets: dict[ResolvedTable, MigrationBucket] = {}
         for location in self.replica_locations:
+            migration = self.migrations.get(location)
+            import_source = None
+            if migration is not None:
+                import_source = self._migration(location, migration)
+                if import_source is None:
+                    continue  # created by the next deploy, from the export
             replica = ReplicaTable(
                 self.stacks[location.env_key],
                 f"Replica-{location.table_name}",
@@ -216,6 +234,7 @@ class ReplicatedTable(Construct):
                 stream=defaults.STREAM_VIEW if mode == ReplicationMode.MULTI_ACTIVE else None,
                 encryption_key_arn=location.encryption_key_arn,
                 resource_policy=self._resource_policy(location, writers),
+                import_source=import_source,
             )
             self._construct_tables[location] = replica
             self.replica_tables[location] = replica.table
@@ -225,6 +244,15 @@ class ReplicatedTable(Construct):
         for writer in writers:
             others = [loc for loc in (self.source_location, *self.replica_locations) if loc != writer]
             self.replicators[writer] = self._replicator(writer, others)
+        if not self.replicator.enabled:
+            CfnOutput(
+                self.source_stack,
+                "ReplicatorEventSourceMappingUuid",
+                value=self.replicator.event_source_mapping_uuid,
+                description="UUID of the replicator's event source mapping, created disabled: enable it after the "
+                "initial load (aws lambda update-event-source-mapping --uuid <this> --enabled, or "
+                "ReplicatorOptions(enabled=True))",
+            )
         if mode == ReplicationMode.ONE_WAY:
             for stack in self.stacks.values():
                 if stack is not self.source_stack:
@@ -255,6 +283,25 @@ class ReplicatedTable(Construct):
         if key not in self.stacks:
             raise KeyError(f"{self.node.path} has no stack for account {key[0]} region {key[1]}")
         return self.stacks[key]
+
+    def migration_bucket(self, region: str, account: str | None = None, table_name: str | None = None) -> MigrationBucket:
+        """The migration bucket of the replica in ``region``/``account`` (default: the source account).
+
+        ``table_name`` selects among several replicas of that location. Raises ``KeyError`` when there is no
+        such bucket (no migration configured there, or ``keep_bucket=False``).
+        """
+        key = (account or self.source_location.account, region)
+        found = [
+            bucket
+            for location, bucket in self.migration_buckets.items()
+            if location.env_key == key and (table_name is None or location.table_name == table_name)
+        ]
+        if len(found) != 1:
+            raise KeyError(
+                f"{self.node.path} has {len(found)} migration buckets for account {key[0]} region {key[1]}"
+                + (f" table {table_name}" if table_name else "")
+            )
+        return found[0]
 
     def grant_read_data(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` read items of the source table (see ``ITable.grant_read_data``)."""
@@ -427,6 +474,85 @@ class ReplicatedTable(Construct):
                 "set encryption_key_arn on the source TableLocation",
             )
 
+    def _resolve_migrations(
+        self, source: TableLocation, replicas: Sequence[TableLocation], *, imported_source: bool
+    ) -> dict[ResolvedTable, MigrationOptions]:
+        """Replica locations with a ``migration``, each checked against the topology."""
+        path = self.node.path
+        if source.migration is not None:
+            raise ReplicationConfigError(
+                path,
+                "the source TableLocation has a migration, but a migration loads a replica from the source",
+                "move migration=MigrationOptions(...) to the replica TableLocation that is to be loaded",
+            )
+        migrations = {
+            location: replica.migration
+            for location, replica in zip(self.replica_locations, replicas)
+            if replica.migration is not None
+        }
+        if not migrations:
+            return migrations
+        src = self.source_location
+        if self.mode == ReplicationMode.MULTI_ACTIVE:
+            raise ReplicationConfigError(
+                path,
+                "a replica has a migration in MULTI_ACTIVE mode, where every copy is a writer and the import "
+                "would race the other regions' replicators",
+                "use ONE_WAY for the initial load, or load the new region with `cdk-replication backfill "
+                "--conflict-attribute`",
+            )
+        if self.table_options.local_secondary_indexes:
+            names = ", ".join(lsi.index_name for lsi in self.table_options.local_secondary_indexes)
+            raise ReplicationConfigError(
+                path,
+                f"a replica has a migration but the table has local secondary indexes ({names}); a table "
+                "imported from S3 cannot have local secondary indexes",
+                "drop migration and load the replica with `cdk-replication backfill` (the mapping can start "
+                "disabled with ReplicatorOptions(enabled=False))",
+            )
+        if not imported_source and not self.table_options.point_in_time_recovery:
+            raise ReplicationConfigError(
+                path,
+                "a replica has a migration but point_in_time_recovery is False; ExportTableToPointInTime "
+                "reads the source's point-in-time recovery data",
+                "keep point_in_time_recovery=True (the default)",
+            )
+        waiting = []
+        for location, migration in migrations.items():
+            what = f"migration of replica {location.table_name!r} ({location.account}/{location.region})"
+            if migration.export_prefix is not None:
+                require_export_prefix(path, migration.export_prefix, f"{what}: export_prefix")
+            if migration.export_arn is None:
+                waiting.append(location)
+                if not migration.keep_bucket:
+                    raise ReplicationConfigError(
+                        path,
+                        f"{what} has keep_bucket=False but no export_arn: there would be neither a bucket to "
+                        "export into nor a table to create",
+                        "keep the bucket until the export is done and export_arn is set",
+                    )
+                continue
+            arn = parse_export_arn(path, migration.export_arn, f"{what}: export_arn")
+            expected = (partition_for_region(src.region), src.region, src.account, src.table_name)
+            actual = (arn["partition"], arn["region"], arn["account"], arn["table"])
+            if actual != expected:
+                raise ReplicationConfigError(
+                    path,
+                    f"{what}: export_arn {migration.export_arn!r} is an export of table {arn['table']!r} in "
+                    f"{arn['account']}/{arn['region']}, not of the source {src.table_name!r} in "
+                    f"{src.account}/{src.region}",
+                    "use the ExportArn of an export of the source table",
+                )
+        if waiting and self._replicator_options.enabled:
+            names = ", ".join(f"{loc.table_name!r} ({loc.account}/{loc.region})" for loc in waiting)
+            raise ReplicationConfigError(
+                path,
+                f"ReplicatorOptions(enabled=True) but replica {names} has no export_arn yet, so the table does "
+                "not exist and every replicated write to it would fail",
+                "export, set migration.export_arn and deploy; enable the mapping only after the import",
+            )
+        return migrations
+
     def _ttl_attribute(self, mode: ReplicationMode, requested: str | None) -> str | None:
         """The tables' TTL attribute: multi-active tables always need one, for the replicator's tombstones."""
         if mode == ReplicationMode.MULTI_ACTIVE and requested is None:
@@ -465,6 +591,55 @@ class ReplicatedTable(Construct):
                 if loc.encryption_key_arn
                 else None
             ),
+        )
+
+    def _migration(self, location: ResolvedTable, migration: MigrationOptions) -> ExportImportSource | None:
+        """Create ``location``'s migration bucket (unless dropped); return its import source once exported."""
+        stack = self.stacks[location.env_key]
+        bucket_name = migration.bucket_name or migration_bucket_name(
+            location.table_name, location.account, location.region
+        )
+        prefix = migration.export_prefix or (
+            f"{defaults.MIGRATION_PREFIX_ROOT}/{self.source_location.table_name}/{location.table_name}"
+        )
+        if migration.keep_bucket:
+            bucket = MigrationBucket(
+                stack,
+                f"MigrationBucket-{location.table_name}",
+                bucket_name=bucket_name,
+                exporter_account=self.source_location.account,
+                export_prefix=prefix,
+                exporter_role_arn=migration.exporter_role_arn,
+                encryption_key_arn=migration.encryption_key_arn,
+                expiration=migration.expiration,
+                removal_policy=migration.removal_policy,
+            )
+            self.migration_buckets[location] = bucket
+            output_id = "".join(ch for ch in location.table_name if ch.isalnum())
+            CfnOutput(
+                stack,
+                f"{output_id}MigrationBucketName",
+                value=bucket_name,
+                description=f"Bucket to export {self.source_location.table_name} into, for replica "
+                f"{location.table_name} (--s3-bucket; --s3-bucket-owner {location.account})",
+            )
+            CfnOutput(
+                stack,
+                f"{output_id}MigrationExportPrefix",
+                value=prefix,
+                description="The only key prefix the source account may write under (--s3-prefix)",
+            )
+        else:
+            # Still validated: the import source below names it.
+            require_bucket_name(self.node.path, bucket_name, "migration bucket_name")
+        if migration.export_arn is None:
+            return None
+        return ExportImportSource(
+            bucket_name=bucket_name,
+            bucket_account=location.account,
+            export_prefix=prefix,
+            export_arn=migration.export_arn,
+            compression=migration.compression,
         )
 
     def _stream_of(self, location: ResolvedTable) -> tuple[str, str | None]:

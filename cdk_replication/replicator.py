@@ -73,8 +73,10 @@ class ReplicatorOptions:
         report_batch_item_failures: honour the replicator's partial batch response. Default: ``True``.
         parallelization_factor: concurrent batches per shard (1-10); above 1 items are still ordered per
             key by Lambda, but the replicator is tested with 1. Default: 1.
-        enabled: create the mapping enabled; ``False`` for migrations (enable after the backfill).
-            Default: ``True``.
+        enabled: create the mapping enabled. ``None`` (default) means enabled, except in a ``ReplicatedTable``
+            with a replica ``migration``, where the mapping starts disabled so the copy is loaded before the
+            stream is applied; set ``True`` explicitly once the load is done. ``False`` for a scan-based
+            backfill (enable after it).
     """
 
     memory_size: int = defaults.MEMORY_SIZE_MIB
@@ -92,7 +94,7 @@ class ReplicatorOptions:
     bisect_batch_on_error: bool = defaults.BISECT_BATCH_ON_ERROR
     report_batch_item_failures: bool = defaults.REPORT_BATCH_ITEM_FAILURES
     parallelization_factor: int = defaults.PARALLELIZATION_FACTOR
-    enabled: bool = defaults.ENABLED
+    enabled: bool | None = None
 
     def validate(self, path: str) -> None:
         """Raise ``ReplicationConfigError`` naming ``path`` for values Lambda would reject."""
@@ -262,6 +264,7 @@ class Replicator(Construct):
 
         self.source = source
         self.targets = tuple(targets)
+        self._options = options
         self.role_name = role_name
 
         self.failure_queue = sqs.Queue(
@@ -331,9 +334,25 @@ class Replicator(Construct):
             bisect_batch_on_error=options.bisect_batch_on_error,
             report_batch_item_failures=options.report_batch_item_failures,
             parallelization_factor=options.parallelization_factor,
-            enabled=options.enabled,
+            enabled=self.enabled,
             on_failure=_FailureQueueDestination(self.failure_queue),
         )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the event source mapping is created enabled."""
+        return self._options.enabled if self._options.enabled is not None else defaults.ENABLED
+
+    @property
+    def event_source_mapping_uuid(self) -> str:
+        """The mapping's UUID (a token): ``cdk-replication migrate --event-source-mapping-uuid`` and
+        ``aws lambda update-event-source-mapping --uuid`` take it."""
+        return self.event_source_mapping.event_source_mapping_id
+
+    @property
+    def event_source_mapping_arn(self) -> str:
+        """The mapping's ARN (a token)."""
+        return self.event_source_mapping.event_source_mapping_arn
 
     def _statements(self, stream_arn: str, stream_key_arn: str | None) -> list[iam.PolicyStatement]:
         statements = [

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from . import defaults
 from .errors import ReplicationConfigError
+from .migration import ExportImportSource
 from .model import KeySchema
 
 
@@ -99,6 +101,12 @@ class ReplicaTable(Construct):
         create_key: with ``CUSTOMER_MANAGED`` and no key ARN, create a key (rotation on) in this stack.
             Default: ``False``.
         resource_policy: table resource policy. Default: none.
+        import_source: create the table from a completed DynamoDB JSON export
+            (``ImportSourceSpecification``, read from ``import_source.data_prefix``). The key schema, GSIs, TTL
+            and every other option still come from ``options``; local secondary indexes cannot be imported.
+            CloudFormation reads it only when it creates the table; changing or removing it later means
+            replacing the table, which CloudFormation refuses for a named table: keep it unchanged for the
+            table's lifetime. Default: an empty table.
     """
 
     def __init__(
@@ -112,9 +120,21 @@ class ReplicaTable(Construct):
         encryption_key_arn: str | None = None,
         create_key: bool = False,
         resource_policy: iam.PolicyDocument | None = None,
+        import_source: ExportImportSource | None = None,
     ) -> None:
         super().__init__(scope, id)
         options.validate(self.node.path)
+        if import_source is not None:
+            if options.local_secondary_indexes:
+                names = ", ".join(lsi.index_name for lsi in options.local_secondary_indexes)
+                raise ReplicationConfigError(
+                    self.node.path,
+                    f"table {table_name!r} has local secondary indexes ({names}) and an import_source, but a "
+                    "table created by an import from S3 cannot have local secondary indexes",
+                    "drop the migration and load the table with `cdk-replication backfill` instead (or drop the "
+                    "local secondary indexes)",
+                )
+            import_source.validate(self.node.path, Stack.of(self).account)
         encryption_key: kms.IKey | None = None
         if options.encryption == dynamodb.TableEncryption.CUSTOMER_MANAGED:
             if encryption_key_arn is not None:
@@ -152,11 +172,26 @@ class ReplicaTable(Construct):
             removal_policy=options.removal_policy,
             stream=stream,
             resource_policy=resource_policy,
+            import_source=self._import_source(import_source),
         )
         for gsi in options.global_secondary_indexes:
             self.table.add_global_secondary_index(**_struct_kwargs(gsi))
         for lsi in options.local_secondary_indexes:
             self.table.add_local_secondary_index(**_struct_kwargs(lsi))
+
+    def _import_source(self, source: ExportImportSource | None) -> dynamodb.ImportSourceSpecification | None:
+        if source is None:
+            return None
+        # By name, not by reference: the bucket may leave its stack once the table exists (the import source
+        # is read only at creation), and the template must not change then.
+        bucket = s3.Bucket.from_bucket_name(self, "ImportBucket", source.bucket_name)
+        return dynamodb.ImportSourceSpecification(
+            bucket=bucket,
+            bucket_owner=source.bucket_account,
+            input_format=dynamodb.InputFormat.dynamo_db_json(),
+            compression_type=source.compression,
+            key_prefix=source.data_prefix,
+        )
 
 
 def _struct_kwargs(struct: object) -> dict[str, object]:
