@@ -64,7 +64,7 @@ def test_duplicate_delivery_and_replays_converge(example_app, topology_of):
     topology = topology_of(example_app["E2eReplay"])
     mapping = topology.mapping
     mapping.duplicate_next_batches(3)
-    _write(topology, workload.generate(250, seed=2))
+    _write(topology, workload.generate(150, seed=2))
     topology.settle()
     _assert_converged(topology)
     # An older batch delivered again after newer ones (a lost checkpoint) must not leave stale items behind
@@ -72,7 +72,7 @@ def test_duplicate_delivery_and_replays_converge(example_app, topology_of):
     mapping.replay_last_batch()
     topology.settle()
     _assert_converged(topology)
-    _write(topology, workload.generate(250, seed=3)[:200])
+    _write(topology, workload.generate(150, seed=3)[:100])
     mapping.replay_from_trim_horizon()
     topology.settle()
     _assert_converged(topology)
