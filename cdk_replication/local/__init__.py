@@ -1,5 +1,14 @@
 """AWS-free runtime for demos and tests: DynamoDB Local, a local deploy of a cloud assembly, and an
-emulation of Lambda's event source mapping for DynamoDB Streams."""
+emulation of Lambda's event source mapping for DynamoDB Streams.
+
+Typical use in a test (see docs/local-runtime.md)::
+
+    out = synthesize("app.py", tmp_path / "cdk.out")
+    with DynamoDBLocal() as ddb, deploy(out, ddb) as deployment:
+        ...write to deployment.table("Employee", region="us-west-2").client()...
+        deployment.run_until_idle()
+        assert compare_tables(...).equal
+"""
 
 from cdk_replication.local.dynamodb_local import (
     DEFAULT_ACCOUNT,
@@ -10,6 +19,7 @@ from cdk_replication.local.dynamodb_local import (
     find_installation,
 )
 from cdk_replication.local.assembly import StackArtifact, read_assembly
+from cdk_replication.local.compare import TableComparison, compare_tables
 from cdk_replication.local.deploy import DeployedStack, LocalDeployment, LocalTable, deploy
 from cdk_replication.local.event_source_mapping import MappingSettings, MappingStats, StreamEventSourceMapping
 from cdk_replication.local.faults import FunctionFaults, WriteFault
@@ -43,7 +53,9 @@ __all__ = [
     "MappingStats",
     "QueueMessage",
     "StreamEventSourceMapping",
+    "TableComparison",
     "WriteFault",
+    "compare_tables",
     "credentials_for_account",
     "find_installation",
 ]
