@@ -21,6 +21,7 @@ from typing import Any
 
 from cdk_replication.local import DynamoDBLocal
 
+from benchmarks import runner
 from benchmarks import workload as wl
 from benchmarks.runner import base_env, replication_env, run_child, summarize
 
@@ -51,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(full 200, quick 50); at zero round trip it gets up to 5000")
     p.add_argument("--backfill-items", type=int, help="items of the backfill source table (full 100000, quick 5000)")
     p.add_argument("--ceiling-items", type=int, help="items per ceiling measurement (full 5000, quick 2000)")
+    p.add_argument("--code", default="HEAD", help="git revision whose lambda_src/ and cdk_replication/ are measured "
+                   "(default HEAD: a snapshot, so others' uncommitted edits do not change a run), or 'worktree'")
     p.add_argument("--no-experiments", action="store_true",
                    help="skip the runs of the proposed client tuning (monkeypatched in the worker)")
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
@@ -77,8 +80,20 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _git_state() -> dict[str, Any]:
-    """The commit measured, and which measured files differ from it (others work in the same checkout)."""
+def _snapshot(revision: str, work: Path) -> Path:
+    """``lambda_src/`` and ``cdk_replication/`` of ``revision``, extracted under ``work``."""
+    import subprocess
+
+    target = work / "code"
+    target.mkdir()
+    archive = subprocess.run(["git", "archive", revision, "lambda_src", "cdk_replication"], cwd=ROOT,
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+def _git_state(revision: str) -> dict[str, Any]:
+    """The code measured: a commit snapshot, or the working tree and which measured files differ from HEAD."""
     import subprocess
 
     def git(*args: str) -> str:
@@ -87,8 +102,10 @@ def _git_state() -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - informational only
             return ""
 
+    if revision != "worktree":
+        return {"commit": git("rev-parse", "--short", revision).strip(), "uncommitted": [], "snapshot": True}
     dirty = git("status", "--porcelain", "--", "lambda_src", "cdk_replication/cli", "cdk_replication/local")
-    return {"commit": git("rev-parse", "--short", "HEAD").strip(), "uncommitted": dirty.splitlines()}
+    return {"commit": git("rev-parse", "--short", "HEAD").strip(), "uncommitted": dirty.splitlines(), "snapshot": False}
 
 
 def _load() -> list[float]:
@@ -338,13 +355,15 @@ def main(argv: list[str] | None = None) -> int:
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "load_start": _load(),
-        "git": _git_state(),
+        "git": _git_state(args.code),
     }
     _log(f"settings: {json.dumps(s)}  load={results['load_start']}")
     work = Path(tempfile.mkdtemp(prefix="cdk-replication-bench-"))
     RESULTS.mkdir(parents=True, exist_ok=True)
     output = args.output or RESULTS / ("latest-quick.json" if s["quick"] else "latest.json")
     partial = output.with_name(output.stem + ".partial.json")
+    if args.code != "worktree":
+        runner.CODE_DIR = _snapshot(args.code, work)
     try:
         with DynamoDBLocal(jvm_options=["-Xmx2g"]) as ddb:
             # DynamoDB Local is a JVM: let its JIT compile the write paths before anything is measured.

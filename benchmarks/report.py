@@ -161,7 +161,7 @@ def ceiling_table(results: dict[str, Any]) -> list[str]:
 def memory_table(results: dict[str, Any]) -> list[str]:
     rows = [[r["mode"], f"{r['records']:,}", f"{r['payload_bytes']:,}", f"{r['imported_rss_mib']:.1f}",
              f"{r['peak_rss_mib']:.1f}", f"{r['seconds']:.2f}", str(r["failed"])] for r in results.get("memory", [])]
-    return _table(["mode", "records", "event bytes", "RSS after import MiB", "peak RSS MiB", "seconds",
+    return _table(["mode", "records", "event bytes", "RSS after import + clients MiB", "peak RSS MiB", "seconds",
                    "failed"], rows)
 
 
@@ -388,7 +388,7 @@ def generated_section(results: dict[str, Any], json_path: Path) -> str:
         f"load average (1, 5, 15 min) {results['load_start']} at the start and {results['load_end']} at the end "
         f"(the `load 1m` column is the load just before each measurement). Raw numbers: `{rel_json}`.",
         "",
-        f"Code measured: commit `{results.get('git', {}).get('commit', '?')}`"
+        f"Code measured: `lambda_src/` and `cdk_replication/` of commit `{results.get('git', {}).get('commit', '?')}`"
         + (f" with uncommitted changes in {', '.join(sorted({l[3:] for l in results['git']['uncommitted']}))}"
            if results.get("git", {}).get("uncommitted") else "") + ".",
         "",

@@ -16,6 +16,9 @@ from cdk_replication.local import DynamoDBLocal, credentials_for_account
 from benchmarks.workload import ACCOUNT, SOURCE_REGION, TableSpec
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Where the measured code (``lambda_src/``, ``cdk_replication/``) comes from: a snapshot of a commit (set by
+#: the command, see ``--code``) or, when ``None``, the working tree.
+CODE_DIR: Path | None = None
 
 
 def base_env(ddb: DynamoDBLocal, region: str = SOURCE_REGION, account: str = ACCOUNT) -> dict[str, str]:
@@ -52,7 +55,9 @@ def run_child(module: str, spec: dict[str, Any], env: dict[str, str], workdir: P
     spec_path.write_text(json.dumps(spec))
     child_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REPLICATION_"))}
     child_env.update(env)
-    child_env["PYTHONPATH"] = str(ROOT)
+    child_env["PYTHONPATH"] = f"{CODE_DIR}:{ROOT}" if CODE_DIR else str(ROOT)
+    if CODE_DIR:
+        child_env["BENCH_CODE_DIR"] = str(CODE_DIR)
     stderr_path = Path(result_path).with_suffix(".stderr")
     with open(stderr_path, "wb") as stderr:
         proc = subprocess.run(

@@ -77,7 +77,7 @@ def _tune_clients() -> None:
 
 def _load_handler(spec: dict[str, Any]) -> Any:
     """Import ``replicator.handler`` as Lambda does and hook the round trip onto replica clients."""
-    sys.path.insert(0, str(ROOT / "lambda_src"))
+    sys.path.insert(0, str(Path(os.environ.get("BENCH_CODE_DIR", ROOT)) / "lambda_src"))
     from benchmarks.rtt import add_round_trip
 
     if spec.get("tuning") == "client":
