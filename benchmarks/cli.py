@@ -40,7 +40,7 @@ def _ints(text: str) -> list[int]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="small sizes for a smoke run (about 2 minutes)")
-    p.add_argument("--records", type=int, help="stream records per workload (full 6000, quick 2000)")
+    p.add_argument("--records", type=int, help="stream records per workload (full 4000, quick 2000)")
     p.add_argument("--hot-items", type=int, default=100, help="items of the hot-key workload (default 100)")
     p.add_argument("--rtt-ms", type=float, default=100.0, help="simulated replica round trip (default 100)")
     p.add_argument("--batch-sizes", type=_ints, help="mapping batch sizes (full 100,500,1000,2000; quick 100,1000)")
@@ -49,9 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         "batch size (full 64,128,256; quick 64,256); 64 is used everywhere else"
     )
     p.add_argument("--baseline-sample", type=int, help="records the naive baseline replicates at the round trip "
-                   "(full 200, quick 50); at zero round trip it gets up to 5000")
+                   "(full 100, quick 50); at zero round trip it gets up to 3000")
     p.add_argument("--backfill-items", type=int, help="items of the backfill source table (full 100000, quick 5000)")
-    p.add_argument("--ceiling-items", type=int, help="items per ceiling measurement (full 5000, quick 2000)")
+    p.add_argument("--ceiling-items", type=int, help="items per ceiling measurement (full 4000, quick 2000)")
     p.add_argument("--code", default="HEAD", help="git revision whose lambda_src/ and cdk_replication/ are measured "
                    "(default HEAD: a snapshot, so others' uncommitted edits do not change a run), or 'worktree'")
     p.add_argument("--no-experiments", action="store_true",
@@ -66,15 +66,15 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     quick = args.quick
     return {
         "quick": quick,
-        "records": args.records or (2000 if quick else 6000),
+        "records": args.records or (2000 if quick else 4000),
         "hot_items": args.hot_items,
         "rtt_ms": args.rtt_ms,
         "batch_sizes": args.batch_sizes or ([100, 1000] if quick else [100, 500, 1000, 2000]),
         "concurrency": args.concurrency or ([64, 256] if quick else [64, 128, 256]),
-        "baseline_sample": args.baseline_sample or (50 if quick else 200),
-        "baseline_sample_zero_rtt": 1000 if quick else 5000,
+        "baseline_sample": args.baseline_sample or (50 if quick else 100),
+        "baseline_sample_zero_rtt": 1000 if quick else 3000,
         "backfill_items": args.backfill_items or (5000 if quick else 100000),
-        "ceiling_items": args.ceiling_items or (2000 if quick else 5000),
+        "ceiling_items": args.ceiling_items or (2000 if quick else 4000),
         "sections": [s for s in args.sections.split(",") if s],
         "experiments": not args.no_experiments,
     }
@@ -311,7 +311,7 @@ def run_backfill(ddb: DynamoDBLocal, s: dict[str, Any], work: Path) -> list[dict
     runs: list[dict[str, Any]] = [
         {"kind": "cli", "rtt_ms": 0, "extra_args": []},
         {"kind": "cli", "rtt_ms": rtt, "extra_args": ["--segments", "8", "--workers", "256"]},
-        {"kind": "naive", "rtt_ms": 0, "limit": min(n, 2000 if s["quick"] else 5000)},
+        {"kind": "naive", "rtt_ms": 0, "limit": min(n, 2000 if s["quick"] else 3000)},
         {"kind": "naive", "rtt_ms": rtt, "limit": s["baseline_sample"]},
         {"kind": "cli", "rtt_ms": rtt, "extra_args": [], "small": True},
     ]
