@@ -107,5 +107,3 @@ def _one_by_one(
             failures[op.key] = failure
     return failures
 
-
-__all__ = ["MAX_BATCH_REQUESTS", "Delete", "Put", "chunks", "write_batch", "write_one"]

@@ -18,40 +18,16 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .attributes import Item, ItemKey
+from .attributes import Item
 from .config import TableRef
 from .metadata import MetadataCodec, State
-from .operations import WriteFailure
+from .operations import PutIfNewer, PutIfUnchanged, WriteFailure
 from .retry import Deadline, error_code, is_retryable, wait_before_retry
 
 #: Compare-and-set rounds before giving up on an item that keeps changing under us (reported, re-delivered).
 MAX_CAS_ROUNDS = 5
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
-
-
-@dataclass(frozen=True)
-class PutIfNewer:
-    """Write ``state`` (stamped as ``item``) unless the target holds a state that orders after it."""
-
-    key: ItemKey
-    state: State
-    item: Item
-
-
-@dataclass(frozen=True)
-class PutIfUnchanged:
-    """Write ``item`` if the table still holds ``expected`` (``None``: the item must be absent).
-
-    ``reason`` is ``Tombstone`` (after a local delete) or ``Repair`` (a local write lost to ``state``).
-    """
-
-    key: ItemKey
-    state: State
-    item: Item
-    expected: Item | None
-    reason: str
-    lost: State | None = None
 
 
 @dataclass(frozen=True)

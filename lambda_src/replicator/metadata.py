@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .attributes import Item, ItemKey, digest, item_size, key_item
+from .attributes import Item, digest
 from .config import Config
 
 ORIGIN = "origin"
@@ -175,11 +175,3 @@ class MetadataCodec:
             expires = int(now if now is not None else time.time()) + self.tombstone_ttl_seconds
             item[self.ttl_attr] = {"N": str(expires)}
         return item
-
-    def key_of(self, key: ItemKey) -> Item:
-        return key_item(key)
-
-
-def fits(item: Item, limit: int) -> bool:
-    """``item`` is within ``limit`` bytes by DynamoDB's sizing rules."""
-    return item_size(item) <= limit

@@ -19,18 +19,14 @@ from concurrent.futures import Executor, Future
 
 from .attributes import MAX_ITEM_BYTES, Item, ItemKey, item_size, key_for_log
 from .clients import ClientFactory
-from .conditional_writer import Outcome, PutIfNewer, PutIfUnchanged, put_if_newer, put_if_unchanged
+from .conditional_writer import Outcome, put_if_newer, put_if_unchanged
 from .config import Config, TableRef, TtlDeletes
 from .metadata import ConflictValueError, MetadataCodec, State
+from .operations import PutIfNewer, PutIfUnchanged
 from .plan import Blocked, ItemPlan, TargetFailure
 from .records import Change
 from .retry import Deadline
 from .telemetry import InvocationMetrics, log
-
-# Why a record needs no write of its own.
-_ECHO = "echo"
-_SKIP = "skip"
-
 
 class MultiActiveReplication:
     """Plans and applies a batch for MULTI_ACTIVE mode with conditional PutItem."""

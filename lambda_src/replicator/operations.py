@@ -1,10 +1,11 @@
-"""What the replicator writes to one target: the last state of one item, and how a write failed."""
+"""What the replicator writes to one table for one item, and how a write failed."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from .attributes import Item, ItemKey
+from .metadata import State
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,37 @@ class Delete:
     key: ItemKey
 
 
+#: One-way writes (BatchWriteItem requests).
 Operation = Put | Delete
+
+
+@dataclass(frozen=True)
+class PutIfNewer:
+    """Write ``state`` (stamped as ``item``) unless the target holds a state that orders after it."""
+
+    key: ItemKey
+    state: State
+    item: Item = field(repr=False)
+
+
+@dataclass(frozen=True)
+class PutIfUnchanged:
+    """Write ``item`` if the table still holds ``expected`` (``None``: the item must be absent).
+
+    ``reason`` is ``Tombstone`` (after a local delete), ``Repair`` (a local write, ``lost``, ordered before
+    ``state``) or ``Restamp`` (an application write onto a tombstone kept its delete flag and expiry).
+    """
+
+    key: ItemKey
+    state: State
+    item: Item = field(repr=False)
+    expected: Item | None
+    reason: str
+    lost: State | None = None
+
+
+#: Any write a plan holds for one table.
+Write = Put | Delete | PutIfNewer | PutIfUnchanged
 
 
 @dataclass(frozen=True)

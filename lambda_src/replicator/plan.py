@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from .attributes import ItemKey
 from .config import TableRef
-from .operations import Operation, WriteFailure
+from .operations import Write, WriteFailure
 from .records import Change
 
 
@@ -36,7 +36,7 @@ class ItemPlan:
 
     key: ItemKey
     changes: list[Change]
-    writes: dict[TableRef, Operation] = field(default_factory=dict)
+    writes: dict[TableRef, Write] = field(default_factory=dict)
     covers_from: int | None = None
     blocked: Blocked | None = None
     skipped: list[Change] = field(default_factory=list)
