@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cdk_replication.local import DynamoDBLocal, deploy, synthesize
+from cdk_replication.local import DynamoDBLocal, LocalFunction, deploy, synthesize
 
 from .chaos_app import REGIONS
 from .harness import STATS, Region, Topology
@@ -27,14 +27,14 @@ def synthesize_chaos_app(out_dir: Path) -> Path:
     return synthesize(HERE / "chaos_app.py", out_dir)
 
 
-def install_shim(topology_functions: list, log_dir: Path, mutant: str) -> dict[str, Path]:
+def install_shim(functions: list[LocalFunction], log_dir: Path, mutant: str) -> dict[str, Path]:
     """Point every replicator at ``chaos_shim.handler`` (see its docstring for why) and give it a write log.
 
     The shim goes into each function's code folder, which is this session's own synthesized copy of the
     asset, never lambda_src/. Returns the write log of each function's region.
     """
     logs: dict[str, Path] = {}
-    for function in topology_functions:
+    for function in functions:
         shutil.copyfile(SHIM, function.code_dir / SHIM.name)
         log = log_dir / f"writes-{function.region}.jsonl"
         function.environment.update(
@@ -57,7 +57,7 @@ def chaos_topology(ddb_local: DynamoDBLocal, tmp_path_factory: pytest.TempPathFa
     else:
         assembly = synthesize_chaos_app(work / "cdk.out")
     logs: dict[str, list[str]] = {}
-    regions_of = {}
+    regions_of: dict[str, str] = {}
 
     def sink(function_name: str, line: str) -> None:
         logs.setdefault(regions_of.get(function_name, function_name), []).append(line)

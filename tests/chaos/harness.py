@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 
 from cdk_replication.local import LocalDeployment, LocalFunction, LocalTable, StreamEventSourceMapping
 
-from .model import CONFLICT, DELETED, KEY, ORIGIN, PREFIX, Canon, ItemState, Model, canon_item, user_attributes
+from .model import CONFLICT, DELETED, KEY, ORIGIN, Canon, ItemState, Model, canon_item, user_attributes
 
 #: The replicator error code of the one known bug the suite tolerates (only while every copy still converges):
 #: ``put_if_unchanged`` reports ``LocalStateChanged`` when a re-delivered or retried record finds its own

@@ -64,9 +64,12 @@ def _run(name: str, assembly: Path, shrink: bool) -> Outcome:
 
 
 def _falsifying(output: str) -> str:
-    """The program of the ``Falsifying example`` hypothesis printed (the fixture's repr left out)."""
-    match = re.search(r"program=(Program\(.*?\n\s*\)),?\n", output, re.S)
-    return match.group(1) if match else ""
+    """The failing program hypothesis printed (the fixture's repr left out) and its reproduce blob."""
+    text = "\n".join(line[1:] if line.startswith("E ") else line for line in output.splitlines())
+    program = re.search(r"program=(Program\(\n\s*skews=[^\n]*\n\s*ops=[^\n]*\n\s*\))", text)
+    blob = re.search(r"@reproduce_failure\([^)]*\)", text)
+    found = [re.sub(r"\n\s*", " ", program.group(1)) if program else "", blob.group(0) if blob else ""]
+    return "\n".join(part for part in found if part)
 
 
 def _problems(output: str) -> str:

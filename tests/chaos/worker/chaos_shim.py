@@ -100,12 +100,13 @@ def _mutant_tombstones() -> None:
     """Rule 5 off: a delete is replicated as a plain DeleteItem that leaves nothing behind (no tombstone),
     so nothing remembers the version that was deleted."""
     from replicator import conditional_writer, multi_active
+    from replicator.attributes import key_item
 
     def deleting(real: Callable[..., Any]) -> Callable[..., Any]:
         def write(client: Any, table: Any, op: Any, codec: Any, deadline: Any) -> Any:
             if not op.state.deleted:
                 return real(client, table, op, codec, deadline)
-            client.delete_item(TableName=table.table_name, Key=codec.key_of(op.key))
+            client.delete_item(TableName=table.table_name, Key=key_item(op.key))
             return conditional_writer.Outcome(written=True)
 
         return write
