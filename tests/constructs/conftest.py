@@ -11,12 +11,15 @@ from aws_cdk import aws_dynamodb as dynamodb
 from cdk_replication import (
     CrossAccountAccess,
     ExistingSource,
+    MigrationOptions,
     ReplicatedTable,
     ReplicationMode,
     TableLocation,
 )
 
 from construct_helpers import (
+    EXPORT_ARN,
+    EXPORTER_ROLE_ARN,
     FOREIGN_KEY_ARN,
     IMPORTED_STREAM_ARN,
     OTHER_ACCOUNT,
@@ -126,7 +129,75 @@ def multi_active(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     return synth(_out(tmp_path_factory, "multi_active"), build)
 
 
-ALL_SHAPES = ("one_way", "imported", "cross_account", "resource_policy", "multi_active")
+#: The existing source of the migration shapes: Orders (Id, Version) in us-west-2 of SOURCE_ACCOUNT.
+def _orders_source() -> ExistingSource:
+    return ExistingSource(
+        stream_arn=IMPORTED_STREAM_ARN,
+        stream_view_type=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+        partition_key=PK,
+        sort_key=SK,
+    )
+
+
+#: The GSI the migration shapes carry, to show an import keeps it.
+BY_CUSTOMER = dynamodb.GlobalSecondaryIndexProps(
+    index_name="byCustomer",
+    partition_key=dynamodb.Attribute(name="customer", type=dynamodb.AttributeType.STRING),
+)
+
+
+@pytest.fixture(scope="package")
+def migration_prepare(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """Step 1 of a cross-account migration: the target stack holds the bucket only (no export yet); the
+    replicator's mapping is created disabled."""
+
+    def build(app: cdk.App) -> ReplicatedTable:
+        return ReplicatedTable(
+            app,
+            "Orders",
+            source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT),
+            replicas=[TableLocation(region="eu-west-1", account=OTHER_ACCOUNT, migration=MigrationOptions())],
+            existing_source=_orders_source(),
+            global_secondary_indexes=[BY_CUSTOMER],
+            time_to_live_attribute="expiresAt",
+        )
+
+    return synth(_out(tmp_path_factory, "migration_prepare"), build)
+
+
+@pytest.fixture(scope="package")
+def migration_import(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """Step 2: the export is done; the replica table is created from it. The export runs as one named role."""
+
+    def build(app: cdk.App) -> ReplicatedTable:
+        return ReplicatedTable(
+            app,
+            "Orders",
+            source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT),
+            replicas=[
+                TableLocation(
+                    region="eu-west-1",
+                    account=OTHER_ACCOUNT,
+                    migration=MigrationOptions(export_arn=EXPORT_ARN, exporter_role_arn=EXPORTER_ROLE_ARN),
+                )
+            ],
+            existing_source=_orders_source(),
+            global_secondary_indexes=[BY_CUSTOMER],
+            time_to_live_attribute="expiresAt",
+        )
+
+    return synth(_out(tmp_path_factory, "migration_import"), build)
+
+
+ALL_SHAPES = (
+    "one_way",
+    "imported",
+    "cross_account",
+    "resource_policy",
+    "multi_active",
+    "migration_prepare",
+    "migration_import",
+)
 
 
 @pytest.fixture(params=ALL_SHAPES)

@@ -27,6 +27,11 @@ IMPORTED_STREAM_ARN = (
 SOURCE_KEY_ARN = f"arn:aws:kms:us-west-2:{SOURCE_ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
 REPLICA_KEY_ARN = f"arn:aws:kms:us-east-1:{SOURCE_ACCOUNT}:key/66666666-7777-8888-9999-000000000000"
 FOREIGN_KEY_ARN = f"arn:aws:kms:eu-west-1:{OTHER_ACCOUNT}:key/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+#: A completed export of the imported source table ``Orders`` (us-west-2, SOURCE_ACCOUNT).
+EXPORT_ID = "01763800000000-a1b2c3d4"
+EXPORT_ARN = f"arn:aws:dynamodb:us-west-2:{SOURCE_ACCOUNT}:table/Orders/export/{EXPORT_ID}"
+#: The role in SOURCE_ACCOUNT that runs the export in the import-phase fixture.
+EXPORTER_ROLE_ARN = f"arn:aws:iam::{SOURCE_ACCOUNT}:role/orders-exporter"
 
 
 @dataclass
@@ -107,7 +112,7 @@ def only_resource(template: dict[str, Any], resource_type: str) -> dict[str, Any
 
 def policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """Every IAM statement of the template: (logical id, where, statement) — role inline policies,
-    trust policies, IAM::Policy documents, queue policies and table resource policies."""
+    trust policies, IAM::Policy documents, queue and bucket policies and table resource policies."""
     for logical_id, resource in template["Resources"].items():
         props = resource.get("Properties", {})
         kind = resource["Type"]
@@ -119,6 +124,8 @@ def policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, str, dict
             documents.append(("policy", props["PolicyDocument"]))
         elif kind == "AWS::SQS::QueuePolicy":
             documents.append(("queue policy", props["PolicyDocument"]))
+        elif kind == "AWS::S3::BucketPolicy":
+            documents.append(("bucket policy", props["PolicyDocument"]))
         elif kind == "AWS::DynamoDB::Table" and "ResourcePolicy" in props:
             documents.append(("table resource policy", props["ResourcePolicy"]["PolicyDocument"]))
         for where, document in documents:

@@ -223,7 +223,7 @@ def test_every_role_is_written_by_hand(any_shape: Synthesized) -> None:
             assert "ManagedPolicyArns" not in role["Properties"], stack.stack_name
 
 
-@pytest.mark.parametrize("shape", ["one_way", "multi_active"])
+@pytest.mark.parametrize("shape", ["one_way", "multi_active", "migration_prepare", "migration_import"])
 def test_allow_principals_are_never_wildcards(shape: str, request: pytest.FixtureRequest) -> None:
     synthesized: Synthesized = request.getfixturevalue(shape)
     for stack in synthesized.stacks():

@@ -21,6 +21,9 @@ CASES = [
     ("imported", "Orders-us-west-2", "imported-source-stack"),
     ("cross_account", f"Employee-{OTHER_ACCOUNT}-eu-west-1", "cross-account-replica-stack"),
     ("multi_active", "Profiles-us-east-1", "multi-active-writer-stack"),
+    ("migration_prepare", f"Orders-{OTHER_ACCOUNT}-eu-west-1", "migration-bucket-stack"),
+    ("migration_import", f"Orders-{OTHER_ACCOUNT}-eu-west-1", "migration-import-stack"),
+    ("migration_import", "Orders-us-west-2", "migration-source-stack"),
 ]
 
 
