@@ -317,7 +317,7 @@ def test_delay_slows_invocations(ddb_local):
     mapping.delay_invocations(0.2, count=2)
     started = time.monotonic()
     mapping.run_until_idle()
-    assert 0.4 <= time.monotonic() - started < 2 and len(fn.events) == 3
+    assert 0.4 <= time.monotonic() - started < 5 and len(fn.events) == 3
 
 
 def test_iterator_age_is_reported(ddb_local):
@@ -391,10 +391,10 @@ def test_clear_faults_cancels_duplicates_and_delays(ddb_local):
     fn = ScriptedFunction()
     mapping = _mapping(ddb_local, arn, fn)
     mapping.duplicate_next_batches(5)
-    mapping.delay_invocations(5.0)
+    mapping.delay_invocations(60.0)
     mapping.pause()
     mapping.clear_faults()
     put(client, table, "a")
     started = time.monotonic()
     mapping.run_until_idle()
-    assert fn.batches == [["a"]] and time.monotonic() - started < 4
+    assert fn.batches == [["a"]] and time.monotonic() - started < 30

@@ -51,7 +51,7 @@ def test_context_reports_name_arn_memory_and_remaining_time():
         assert ctx["function_name"] == "probe"
         assert ctx["invoked_function_arn"] == f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:probe"
         assert ctx["memory_limit_in_mb"] == "256"
-        assert 4000 < ctx["remaining_ms"] <= 5000
+        assert 2500 < ctx["remaining_ms"] <= 5000
     finally:
         fn.stop()
 
@@ -98,7 +98,7 @@ def test_timeout_kills_the_container_and_the_next_call_is_a_cold_start():
         fn.stop()
     assert timed_out.error_type == "Sandbox.Timedout"
     assert "Task timed out after 0.50 seconds" in timed_out.error_message
-    assert timed_out.duration_s < 2
+    assert timed_out.duration_s < 4  # stopped at the deadline, not after the 5 s sleep
     assert after.cold_start and after.payload["container"] != before
     assert fn.stats.timeouts == 1
 
