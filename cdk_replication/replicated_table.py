@@ -81,13 +81,23 @@ class ReplicatedTable(Construct):
       item actions on it; no role is assumed. Not available with customer-managed keys (the key policy
       would need the other account's principal too).
 
+    Initial load from a native export (one-way only): a replica ``TableLocation`` with
+    ``migration=MigrationOptions(...)`` gets a ``MigrationBucket`` in its stack (outputs
+    ``<table>MigrationBucketName`` and ``<table>MigrationExportPrefix``) that only the source account may
+    write to, under that prefix only. Until ``migration.export_arn`` is set the replica table is not created
+    (it is absent from ``replica_tables``); once set, it is created from the export. The source's mapping is
+    created disabled while any replica has a migration, unless ``ReplicatorOptions(enabled=True)`` is given
+    (refused while a replica still waits for its export). Whenever the mapping is created disabled, the
+    source stack outputs its UUID as ``ReplicatorEventSourceMappingUuid``. See docs/cli.md, "Cross-account
+    migration with a migration bucket".
+
     Args:
         scope: an ``App`` or ``Stage``.
         id: construct id; also the default stack-name prefix and table name.
         source: the writer location (one-way) or the first location (multi-active). ``account`` and
             ``region`` are required literals; ``table_name`` defaults to ``id`` (or to the name in
             ``existing_source.stream_arn``).
-        replicas: the other copies; at least one.
+        replicas: the other copies; at least one. A replica's ``migration`` loads it from an export.
         partition_key / sort_key: the table key (also taken from ``existing_source`` when given there).
         billing_mode, read_capacity, write_capacity, global_secondary_indexes, local_secondary_indexes,
             time_to_live_attribute, encryption, point_in_time_recovery, deletion_protection,
