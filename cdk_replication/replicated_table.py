@@ -16,7 +16,13 @@ from constructs import Construct
 
 from . import defaults
 from .errors import ReplicationConfigError
-from .migration import ExportImportSource, MigrationBucket, MigrationOptions, parse_export_arn, require_export_prefix
+from .migration import (
+    ExportImportSource,
+    MigrationBucket,
+    MigrationOptions,
+    parse_export_arn,
+    require_export_prefix,
+)
 from .model import (
     ConflictStrategy,
     CrossAccountAccess,

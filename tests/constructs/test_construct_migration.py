@@ -627,3 +627,42 @@ def test_migration_bucket_needs_an_explicit_environment() -> None:
 def test_migration_bucket_needs_a_literal_exporter_account() -> None:
     with pytest.raises(ReplicationConfigError, match=r"exporter_account '1234' is not a 12-digit account id"):
         MigrationBucket(_landing(), "Exports", bucket_name="exports-1", exporter_account="1234", export_prefix="orders")
+
+
+def test_unknown_compression_is_rejected() -> None:
+    source = ExportImportSource(
+        bucket_name="exports-222222222222",
+        bucket_account=OTHER_ACCOUNT,
+        export_prefix="orders",
+        export_arn=EXPORT_ARN,
+        compression="gzip",  # type: ignore[arg-type]
+    )
+    with pytest.raises(ReplicationConfigError, match=r"compression 'gzip' is unknown.*GZIP, ZSTD or NONE"):
+        ReplicaTable(_landing(), "Orders", table_name="orders", options=TableOptions(partition_key=PK), import_source=source)
+
+
+def test_the_docs_walkthrough_names_what_the_stacks_output() -> None:
+    """docs/cli.md, "Cross-account migration with a migration bucket": stack names, output keys and values."""
+    app = cdk.App()
+    construct = ReplicatedTable(
+        app,
+        "Orders",
+        source=TableLocation(region="us-east-1", account=SOURCE_ACCOUNT),
+        replicas=[TableLocation(region="eu-west-1", account=OTHER_ACCOUNT, migration=MigrationOptions())],
+        existing_source=ExistingSource(
+            stream_arn=f"arn:aws:dynamodb:us-east-1:{SOURCE_ACCOUNT}:table/orders/stream/2026-01-01T00:00:00.000",
+            stream_view_type=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+        ),
+    )
+    target = construct.stack_for("eu-west-1", OTHER_ACCOUNT)
+    assert (construct.source_stack.stack_name, target.stack_name) == ("Orders-us-east-1", TARGET_STACK)
+    outputs = Template.from_stack(target).to_json()["Outputs"]
+    assert {k: v["Value"] for k, v in outputs.items()} == {
+        "ordersMigrationBucketName": BUCKET_NAME,
+        "ordersMigrationExportPrefix": "cdk-replication/orders/orders",
+    }
+    assert "ReplicatorEventSourceMappingUuid" in Template.from_stack(construct.source_stack).to_json()["Outputs"]
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    for text in (BUCKET_NAME, "cdk-replication/orders/orders", "ordersMigrationBucketName", TARGET_STACK):
+        assert text in docs
