@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .attributes import ItemKey, item_key, key_item
 from .operations import Delete, Operation, Put, WriteFailure
-from .retry import Deadline, error_code, is_retryable, wait_before_retry
+from .retry import DEADLINE_EXCEEDED, Deadline, error_code, is_retryable, wait_before_retry
 
 #: BatchWriteItem's limit of requests per call.
 MAX_BATCH_REQUESTS = 25
@@ -46,8 +46,13 @@ def _failure(exc: BaseException, exhausted: bool = False) -> WriteFailure:
     return WriteFailure(error_code(exc), str(exc)[:500], retries_exhausted=exhausted)
 
 
+_NO_TIME = WriteFailure(DEADLINE_EXCEEDED, "not started: the invocation's deadline had passed", retries_exhausted=True)
+
+
 def write_one(client: Any, table_name: str, op: Operation, deadline: Deadline) -> WriteFailure | None:
     """PutItem or DeleteItem for one operation, retrying transient errors until ``deadline``."""
+    if deadline.passed():
+        return _NO_TIME
     attempt = 0
     while True:
         try:
@@ -73,6 +78,8 @@ def write_batch(
     pending: dict[ItemKey, Operation] = {op.key: op for op in ops}
     if len(pending) != len(ops):
         raise ValueError("BatchWriteItem rejects two requests for the same key")
+    if deadline.passed():
+        return {key: _NO_TIME for key in pending}
     attempt = 0
     while pending:
         try:

@@ -22,7 +22,7 @@ from .attributes import Item
 from .config import TableRef
 from .metadata import MetadataCodec, State
 from .operations import PutIfNewer, PutIfUnchanged, WriteFailure
-from .retry import Deadline, error_code, is_retryable, wait_before_retry
+from .retry import DEADLINE_EXCEEDED, Deadline, error_code, is_retryable, wait_before_retry
 
 #: Compare-and-set rounds before giving up on an item that keeps changing under us (reported, re-delivered).
 MAX_CAS_ROUNDS = 5
@@ -82,6 +82,8 @@ def _conditional_put(
     }
     if values:
         kwargs["ExpressionAttributeValues"] = values
+    if deadline.passed():
+        return False, None, WriteFailure(DEADLINE_EXCEEDED, "not started: the deadline had passed", True)
     attempt = 0
     while True:
         try:

@@ -76,6 +76,15 @@ class Deadline:
     def remaining(self) -> float:
         return self.at - time.monotonic()
 
+    def passed(self) -> bool:
+        """No time is left for a new request: a write still queued behind slow ones is not started, so the
+        handler returns its report before Lambda's timeout instead of failing the whole batch."""
+        return self.remaining() <= 0
+
+
+#: Code of a write not even tried because the invocation had no time left for it.
+DEADLINE_EXCEEDED = "DeadlineExceeded"
+
 
 def backoff_delay(attempt: int) -> float:
     """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)] seconds."""

@@ -91,3 +91,11 @@ def test_a_missing_table_fails_every_item_without_replay():
     client = ScriptedClient([error("ResourceNotFoundException")])
     failures = write_batch(client, "t", [put(i) for i in range(5)], ("pk",), deadline())
     assert len(failures) == 5 and client.puts == []
+
+
+def test_nothing_starts_after_the_deadline():
+    client = ScriptedClient([])
+    passed = Deadline(at=0.0)
+    failures = write_batch(client, "t", [put(1), put(2)], ("pk",), passed)
+    assert {f.code for f in failures.values()} == {"DeadlineExceeded"} and len(failures) == 2
+    assert client.batches == []

@@ -259,9 +259,10 @@ def test_retries_stop_at_the_deadline_and_report(topology, capsys):
     for i in range(3):
         source.client.put_item(TableName=source.name, Item={"pk": {"S": f"k{i}"}})
     records = source.new_records()
+    processor.clients.for_table(processor.config.targets[0])  # created up front: the deadline is short
     _throttle(processor.clients.for_table(processor.config.targets[1]), "BatchWriteItem", times=10_000)
     capsys.readouterr()
-    result = run(processor, records, remaining_ms=1_000)
+    result = run(processor, records, remaining_ms=3_000)  # 1.5 s of it usable, 1.5 s kept as margin
     assert result == {"batchItemFailures": [{"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}]}
     errors = [l for l in json_lines(capsys.readouterr().out) if l.get("level") == "ERROR"]
     assert {(e["errorCode"], e["retriesExhausted"]) for e in errors} == {
