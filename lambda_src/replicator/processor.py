@@ -49,6 +49,15 @@ class Processor:
         )
         self.replication: Replication = self._replication()
         self._pool: ThreadPoolExecutor | None = None
+        log(
+            self.logger,
+            logging.INFO,
+            "replicator configured",
+            mode=config.mode.value,
+            sourceTable=config.source.describe(),
+            targetTables=[t.describe() for t in config.targets],
+            maxConcurrency=config.max_concurrency,
+        )
 
     def _replication(self) -> Replication:
         if self.config.mode is Mode.ONE_WAY:
