@@ -105,6 +105,11 @@ class MigrationOptions:
     set ``export_arn`` and deploy again (CloudFormation creates the replica table from the export); enable
     the mapping (``ReplicatorOptions(enabled=True)``). Optionally set ``keep_bucket=False`` afterwards.
 
+    The export reads the source's point-in-time recovery data. A source table this library creates has PITR
+    on by default (``point_in_time_recovery=False`` is refused with a migration); an existing source's
+    settings cannot be changed from here: turn PITR on with ``aws dynamodb update-continuous-backups`` or
+    ``cdk-replication migrate`` (which turns on the stream and PITR before exporting).
+
     Attributes:
         export_arn: the ``ExportArn`` of a COMPLETED export of the source table into this bucket and prefix.
             Unset: the replica table is not created yet. Set: the replica table is created from the export's
