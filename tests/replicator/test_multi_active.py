@@ -263,3 +263,24 @@ def test_duplicate_delivery_counts_already_applied(mesh, capsys):
     assert mesh.deliver(EAST, records) == {"batchItemFailures": []}
     conflicts = [l for l in json_lines(capsys.readouterr().out) if l.get("Kind") == "AlreadyApplied"]
     assert conflicts and conflicts[0]["Conflicts"] == 2
+
+
+def test_throttled_conditional_writes_are_retried(mesh):
+    from botocore.awsrequest import AWSResponse
+
+    calls = [0]
+
+    def throttle(**_: Any) -> Any:
+        calls[0] += 1
+        if calls[0] <= 3:
+            error = {"Code": "ThrottlingException", "Message": "injected"}
+            return AWSResponse("http://injected", 400, {}, None), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
+        return None
+
+    east = mesh.processors[EAST]
+    west_target = next(t for t in east.config.targets if t.region == WEST)
+    east.clients.for_table(west_target).meta.events.register("before-call.dynamodb.PutItem", throttle)
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump()
+    mesh.assert_converged()
+    assert calls[0] == 4
