@@ -632,6 +632,13 @@ class ReplicatedTable(Construct):
             )
             self.migration_buckets[location] = bucket
             output_id = "".join(ch for ch in location.table_name if ch.isalnum())
+            if stack.node.try_find_child(f"{output_id}MigrationBucketName") is not None:
+                raise ReplicationConfigError(
+                    self.node.path,
+                    f"replica {location.table_name!r} and another migrated replica in {location.account}/"
+                    f"{location.region} give the same output names ({output_id}MigrationBucketName)",
+                    "give the replicas table names that differ in their letters or digits",
+                )
             CfnOutput(
                 stack,
                 f"{output_id}MigrationBucketName",

@@ -666,3 +666,33 @@ def test_the_docs_walkthrough_names_what_the_stacks_output() -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
     for text in (BUCKET_NAME, "cdk-replication/orders/orders", "ordersMigrationBucketName", TARGET_STACK):
         assert text in docs
+
+
+def test_two_migrated_replicas_whose_output_names_collide_are_rejected() -> None:
+    with pytest.raises(ReplicationConfigError, match=r"replica 'orders_eu' and another migrated replica in "
+                       r"222222222222/eu-west-1 give the same output names \(orderseuMigrationBucketName\)"):
+        _build(
+            replicas=[
+                TableLocation(region="eu-west-1", account=OTHER_ACCOUNT, table_name="orders-eu", migration=MigrationOptions()),
+                TableLocation(region="eu-west-1", account=OTHER_ACCOUNT, table_name="orders_eu", migration=MigrationOptions()),
+            ],
+            replica=None,
+        )
+
+
+def test_the_s1_acknowledgement_is_the_only_thing_between_the_bucket_and_cdk_nag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without its acknowledgement the bucket is flagged for AwsSolutions-S1 (server access logs) and for
+    nothing else: every other AwsSolutions rule is met, not acknowledged."""
+    import cdk_replication.migration as migration
+
+    monkeypatch.setattr(migration, "acknowledge_nag", lambda *args, **kwargs: None)
+    synthesized = synth(tmp_path, lambda app: _orders(app, replica=_foreign(MigrationOptions())))
+    findings = {
+        (v["ruleName"], construct["constructPath"])
+        for r in synthesized.nag_report()["pluginReports"]
+        for v in r["violations"]
+        for construct in v["violatingConstructs"]
+    }
+    assert findings == {("AwsSolutions-S1", f"Orders/{OTHER_ACCOUNT}-eu-west-1/MigrationBucket-Orders/Bucket/Resource")}
