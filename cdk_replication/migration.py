@@ -99,11 +99,11 @@ def parse_export_arn(path: str, value: object, what: str = "export_arn") -> dict
 class MigrationOptions:
     """An initial load of one replica from a native export of the source (``TableLocation.migration``).
 
-    Deploy in three steps, changing only these options (see docs/cli.md, "Cross-account migration with a
-    migration bucket"): first without ``export_arn`` (the replica's stack holds only the bucket, the
-    replicator's mapping is created disabled); export the source into the bucket under ``export_prefix``;
-    set ``export_arn`` and deploy again (CloudFormation creates the replica table from the export); enable
-    the mapping (``ReplicatorOptions(enabled=True)``). Optionally set ``keep_bucket=False`` afterwards.
+    The steps (docs/cli.md, "Cross-account migration with a migration bucket"): deploy without
+    ``export_arn`` (the replica's stack holds only the bucket; the replicator's mapping is created
+    disabled); export the source into the bucket under ``export_prefix``; set ``export_arn`` and deploy
+    (CloudFormation creates the replica table from the export); set ``ReplicatorOptions(enabled=True)`` and
+    deploy, keeping both settings from then on; optionally set ``keep_bucket=False`` and deploy.
 
     The export reads the source's point-in-time recovery data. A source table this library creates has PITR
     on by default (``point_in_time_recovery=False`` is refused with a migration); an existing source's
