@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import dataclasses
+from collections.abc import Sequence
 
 from aws_cdk import App, Aws, CfnOutput, Environment, RemovalPolicy, Stack, Stage
 from aws_cdk import aws_dynamodb as dynamodb
@@ -93,8 +92,8 @@ class ReplicatedTable(Construct):
     write to, under that prefix only. Until ``migration.export_arn`` is set the replica table is not created
     (it is absent from ``replica_tables``); once set, it is created from the export. The source's mapping is
     created disabled while any replica has a migration, unless ``ReplicatorOptions(enabled=True)`` is given
-    (refused while a replica still waits for its export). Whenever the mapping is created disabled, the
-    source stack outputs its UUID as ``ReplicatorEventSourceMappingUuid``. See docs/cli.md, "Cross-account
+    (refused while a replica still waits for its export). Whenever a mapping is created disabled, its stack
+    outputs its UUID as ``ReplicatorEventSourceMappingUuid``. See docs/cli.md, "Cross-account
     migration with a migration bucket".
 
     Args:
@@ -260,15 +259,17 @@ class ReplicatedTable(Construct):
         for writer in writers:
             others = [loc for loc in (self.source_location, *self.replica_locations) if loc != writer]
             self.replicators[writer] = self._replicator(writer, others)
-        if not self.replicator.enabled:
-            CfnOutput(
-                self.source_stack,
-                "ReplicatorEventSourceMappingUuid",
-                value=self.replicator.event_source_mapping_uuid,
-                description="UUID of the replicator's event source mapping, created disabled: enable it after the "
-                "initial load (aws lambda update-event-source-mapping --uuid <this> --enabled, or "
-                "ReplicatorOptions(enabled=True))",
-            )
+        for writer, writer_replicator in self.replicators.items():
+            if not writer_replicator.enabled:
+                # One writer per stack (multi-active copies are in distinct regions), so the key is fixed.
+                CfnOutput(
+                    self.stacks[writer.env_key],
+                    "ReplicatorEventSourceMappingUuid",
+                    value=writer_replicator.event_source_mapping_uuid,
+                    description="UUID of the replicator's event source mapping, created disabled: enable it after "
+                    "the initial load (aws lambda update-event-source-mapping --uuid <this> --enabled, or "
+                    "ReplicatorOptions(enabled=True))",
+                )
         if mode == ReplicationMode.ONE_WAY:
             for stack in self.stacks.values():
                 if stack is not self.source_stack:

@@ -696,3 +696,22 @@ def test_the_s1_acknowledgement_is_the_only_thing_between_the_bucket_and_cdk_nag
         for construct in v["violatingConstructs"]
     }
     assert findings == {("AwsSolutions-S1", f"Orders/{OTHER_ACCOUNT}-eu-west-1/MigrationBucket-Orders/Bucket/Resource")}
+
+
+def test_every_disabled_multi_active_mapping_outputs_its_uuid_in_its_own_stack() -> None:
+    """Adding a region to a multi-active table starts with every mapping disabled (backfill first)."""
+    from cdk_replication import ReplicationMode
+
+    construct = ReplicatedTable(
+        cdk.App(),
+        "Profiles",
+        source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT),
+        replicas=[TableLocation(region="us-east-1")],
+        partition_key=PK,
+        mode=ReplicationMode.MULTI_ACTIVE,
+        replicator=ReplicatorOptions(enabled=False),
+    )
+    for region in ("us-west-2", "us-east-1"):
+        template = Template.from_stack(construct.stack_for(region)).to_json()
+        mapping_id = next(iter(resources_of_type(template, "AWS::Lambda::EventSourceMapping")))
+        assert template["Outputs"]["ReplicatorEventSourceMappingUuid"]["Value"] == {"Ref": mapping_id}
