@@ -15,7 +15,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,19 +210,29 @@ class Topology:
         return [r.mapping for r in self.regions]
 
     @contextlib.contextmanager
-    def mutant(self, name: str) -> Iterator[None]:
-        """Run the replicators with mutant ``name`` (see chaos_shim.MUTANTS) inside the block. Containers are
-        restarted on the way in and out, because the shim applies a mutant in the container's init phase."""
-        previous = {r.name: r.function.environment.get("CHAOS_MUTANT", "") for r in self.regions}
-        for region in self.regions:
-            region.function.environment["CHAOS_MUTANT"] = name
+    def environment(self, variables: dict[str, str], regions: Iterable[int] | None = None) -> Iterator[None]:
+        """Run the replicators of ``regions`` (default: all) with ``variables`` added to their environment
+        inside the block. Containers are restarted on the way in and out: the environment is read at start."""
+        chosen = [self.regions[i] for i in regions] if regions is not None else self.regions
+        previous = {r.name: {k: r.function.environment.get(k) for k in variables} for r in chosen}
+        for region in chosen:
+            region.function.environment.update(variables)
             region.function.stop()
         try:
             yield
         finally:
-            for region in self.regions:
-                region.function.environment["CHAOS_MUTANT"] = previous[region.name]
+            for region in chosen:
+                for key, value in previous[region.name].items():
+                    if value is None:
+                        region.function.environment.pop(key, None)
+                    else:
+                        region.function.environment[key] = value
                 region.function.stop()
+
+    def mutant(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """Run every replicator with mutant ``name`` (see chaos_shim.MUTANTS) inside the block; the shim
+        applies it in the container's init phase."""
+        return self.environment({"CHAOS_MUTANT": name})
 
     def reset_faults(self) -> None:
         """Disarm what an earlier example may have left armed, so examples do not leak into each other."""

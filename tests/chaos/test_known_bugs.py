@@ -47,6 +47,33 @@ def test_a_redelivered_delete_after_a_newer_write_is_not_sent_to_the_failure_que
 @pytest.mark.xfail(
     strict=True,
     raises=ChaosFailure,
+    reason="same root cause: the first delivery of a REMOVE crashed before its local tombstone; a late older "
+    "write then lands in the empty slot, the retried tombstone finds it, fails until discarded, and the older "
+    "write stays: resurrected in one region while the others hold the tombstone",
+)
+def test_a_late_older_write_is_not_resurrected_when_the_local_tombstone_was_not_written(chaos_topology: Topology) -> None:
+    # One write at a time, in the order the planner lists them (targets first, its own table last), so that
+    # "crash after 2 writes" stops exactly before the local tombstone.
+    with chaos_topology.environment({"REPLICATION_MAX_CONCURRENCY": "1"}, regions=[WEST]):
+        strict_run(
+            chaos_topology,
+            (0, 0, -3),
+            Write(EAST, "put", 0, 5, 1),  # X at base+5
+            Write(SYDNEY, "put", 0, 0, 2),  # Z at base+2 (clock 3 behind), concurrent with X
+            Deliver(SYDNEY, 1),  # Z reaches eu-west-1 (empty) and loses in us-east-1
+            Deliver(EAST, 1),  # X everywhere
+            Deliver(WEST, 1),
+            Write(WEST, "delete", 0, 0, 0),  # deletes X: tombstone at base+5
+            Fault("crash", WEST, 2),
+            Deliver(WEST, 1),  # tombstones written to us-east-1 and ap-southeast-2, then the container dies
+            Fault("replay_last", SYDNEY),  # at-least-once: Z delivered again, late
+            Deliver(SYDNEY, 1),  # ... into eu-west-1's empty slot
+        )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ChaosFailure,
     reason="_is_echo takes the replicator's own Repair write (same marker as the stale-marked item it replaces, "
     "different user attributes) for an application write, and sends the winner on again stamped with its own "
     "region as origin",
