@@ -96,12 +96,12 @@ class MultiActiveReplication:
                     version = codec.version_of(change.new_image)
                     new_state = State(codec.user_attributes(change.new_image), version, False, self._region)
                     local, table_image, table_state = True, change.new_image, new_state
-                stamped = codec.stamp(new_state)
-                if local and item_size(stamped) > MAX_ITEM_BYTES:
-                    raise ConflictValueError(
-                        "ItemTooLarge",
-                        f"{item_size(stamped)} bytes with replication metadata; DynamoDB allows {MAX_ITEM_BYTES}",
-                    )
+                if local:
+                    size = item_size(codec.stamp(new_state))
+                    if size > MAX_ITEM_BYTES:
+                        raise ConflictValueError(
+                            "ItemTooLarge", f"{size} bytes with replication metadata; DynamoDB allows {MAX_ITEM_BYTES}"
+                        )
             except ConflictValueError as exc:
                 plan.blocked = Blocked(change, exc.code, str(exc))
                 break
@@ -130,7 +130,8 @@ class MultiActiveReplication:
         needs a tombstone), a local write that lost, or a write onto a tombstone that kept its expiry."""
         codec = self._codec
         if state is None:
-            reason, lost = "Tombstone", None
+            # Deleted here: normally the delete's own tombstone; a state that outranks the delete is put back.
+            reason, lost = ("Tombstone", None) if best.deleted else ("Repair", None)
         elif state.order < best.order:
             reason, lost = "Repair", state
         elif image is not None and codec.has_stale_tombstone_attributes(image):

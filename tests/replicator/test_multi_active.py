@@ -284,3 +284,13 @@ def test_throttled_conditional_writes_are_retried(mesh):
     mesh.pump()
     mesh.assert_converged()
     assert calls[0] == 4
+
+
+def test_deleting_a_lost_write_puts_the_winner_back(mesh):
+    put(mesh, EAST, "k", 500, v={"S": "winner"})
+    mesh.pump()
+    put(mesh, WEST, "k", 300, v={"S": "stale"})  # loses to 500 ...
+    delete(mesh, WEST, "k")  # ... so deleting it (a delete of version 300) loses too
+    mesh.pump()
+    live = mesh.assert_converged()
+    assert [(i["v"]["S"], i["updatedAt"]["N"]) for i in live] == [("winner", "500")]
