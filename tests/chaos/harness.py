@@ -26,7 +26,7 @@ from cdk_replication.local import LocalDeployment, LocalFunction, LocalTable, St
 
 from .model import CONFLICT, DELETED, KEY, ORIGIN, Canon, ItemState, Model, canon_item, user_attributes
 
-#: The replicator error code of the one known bug the suite tolerates (only while every copy still converges):
+#: The replicator error code of the first known bug, tolerated only while every copy still converges:
 #: ``put_if_unchanged`` reports ``LocalStateChanged`` when a re-delivered or retried record finds its own
 #: table changed, but Lambda re-delivers the same records, so it fails until the record is discarded to the
 #: failure queue. Reproduced exactly, and strictly expected to fail, by tests/chaos/test_known_bugs.py;
@@ -287,8 +287,6 @@ class Run:
     queue_sizes: dict[str, int] = field(default_factory=dict)
     discarded: dict[str, int] = field(default_factory=dict)
     log_starts: dict[str, int] = field(default_factory=dict)
-    known_bug_hits: int = 0
-
     started_at: float = 0.0
     invocations_at_start: int = 0
     #: No allowance for known bugs (set by the reproductions; ``CHAOS_STRICT=1`` sets it everywhere).
@@ -338,6 +336,7 @@ class Run:
     # --- executing --------------------------------------------------------------------------------------
 
     def execute(self) -> None:
+        """Run the program, then drive replication to quiescence."""
         for seq, op in enumerate(self.program.ops):
             if isinstance(op, Write):
                 self._write(seq, op)
@@ -361,6 +360,7 @@ class Run:
         return {"N": str(CLOCK_BASE + self.time + self.program.skews[region])}
 
     def _write(self, seq: int, op: Write) -> None:
+        """One application write, recorded in the model with the state DynamoDB says it produced."""
         region = self.topology.regions[op.region]
         self.time += op.tick
         key = {KEY: {"S": self._key(op.key)}}
@@ -411,6 +411,7 @@ class Run:
             self.model.record_delete(region.name, seq, removed)
 
     def _fault(self, op: Fault) -> None:
+        """Arm one fault through the runtime's public hooks."""
         region = self.topology.regions[op.region]
         mapping, faults = region.mapping, region.function.faults
         if op.kind == "duplicate":
