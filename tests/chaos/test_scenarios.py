@@ -66,3 +66,15 @@ def test_the_checks_catch_a_broken_tie_break(chaos_topology: Topology) -> None:
     with chaos_topology.mutant("tiebreak"):
         with pytest.raises(ChaosFailure, match="expected write@"):
             run(chaos_topology, Write(EAST, "put", 0, 1, 1), Write(WEST, "put", 0, 0, 2), Deliver(WEST, 1), Deliver(EAST, 1))
+
+
+def test_the_checks_report_records_lost_to_a_permanent_fault(chaos_topology: Topology) -> None:
+    """The failure-queue check can fail: a permanent fault (every write denied) sends the record there."""
+    execution = Run.start(chaos_topology, Program((0, 0, 0), (Write(WEST, "put", 0, 1, 1),)))
+    chaos_topology.regions[WEST].function.faults.fail_writes(None, "AccessDeniedException", fraction=1.0)
+    try:
+        execution.execute()
+        with pytest.raises(ChaosFailure, match="failure queue"):
+            execution.check()
+    finally:
+        chaos_topology.regions[WEST].function.faults.clear()
