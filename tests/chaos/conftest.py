@@ -27,7 +27,7 @@ def synthesize_chaos_app(out_dir: Path) -> Path:
     return synthesize(HERE / "chaos_app.py", out_dir)
 
 
-def install_shim(functions: list[LocalFunction], log_dir: Path, mutant: str) -> dict[str, Path]:
+def install_shim(functions: list[LocalFunction], assembly: Path, log_dir: Path, mutant: str) -> dict[str, Path]:
     """Point every replicator at ``chaos_shim.handler`` (see its docstring for why) and give it a write log.
 
     The shim goes into each function's code folder, which is this session's own synthesized copy of the
@@ -35,6 +35,9 @@ def install_shim(functions: list[LocalFunction], log_dir: Path, mutant: str) -> 
     """
     logs: dict[str, Path] = {}
     for function in functions:
+        if assembly.resolve() not in function.code_dir.parents:
+            # Without asset staging the code folder would be lambda_src/ itself, which must never change.
+            raise RuntimeError(f"{function.name}: code folder {function.code_dir} is not a staged asset copy")
         shutil.copyfile(SHIM, function.code_dir / SHIM.name)
         log = log_dir / f"writes-{function.region}.jsonl"
         function.environment.update(
@@ -65,7 +68,7 @@ def chaos_topology(ddb_local: DynamoDBLocal, tmp_path_factory: pytest.TempPathFa
     deployment = deploy(assembly, ddb_local, log_sink=sink)
     regions_of.update({f.name: f.region for f in deployment.functions})
     try:
-        write_logs = install_shim(deployment.functions, work, os.environ.get("CHAOS_MUTANT", ""))
+        write_logs = install_shim(deployment.functions, assembly, work, os.environ.get("CHAOS_MUTANT", ""))
         regions = []
         for name in REGIONS:
             (table,) = [t for t in deployment.tables if t.region == name]
