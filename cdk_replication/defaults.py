@@ -108,3 +108,9 @@ MIGRATION_VERSIONED = False
 MIGRATION_REMOVAL_POLICY = RemovalPolicy.RETAIN
 #: Export files are gzip-compressed DynamoDB JSON.
 IMPORT_COMPRESSION = dynamodb.InputCompressionType.GZIP
+#: DynamoDB Streams keeps records this long; no record the replicator receives is older.
+STREAM_RETENTION = Duration.hours(24)
+#: Multi-active delete tombstones live stream retention + the mapping's maximum record age (capped at the
+#: retention) + this margin (``REPLICATION_TOMBSTONE_TTL_SECONDS``): they must outlive every record that could
+#: still arrive (rule 5); the margin also covers clock differences between regions.
+TOMBSTONE_MARGIN = Duration.hours(24)

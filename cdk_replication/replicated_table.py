@@ -48,11 +48,11 @@ from .naming import (
 )
 from .replicator import (
     TARGET_KMS_ACTIONS,
-    TARGET_WRITE_ACTIONS,
     ReplicationTarget,
     Replicator,
     ReplicatorOptions,
     acknowledge_nag,
+    target_write_actions,
 )
 from .tables import ReplicaTable, TableOptions
 
@@ -698,7 +698,7 @@ class ReplicatedTable(Construct):
             iam.PolicyStatement(
                 sid=f"Replicator{index}",
                 principals=[_only_role(w.account, self._replicator_role_arn(w, Aws.PARTITION))],
-                actions=list(TARGET_WRITE_ACTIONS),
+                actions=list(target_write_actions(self.mode)),
                 resources=[table_arn(Aws.PARTITION, target.region, target.account, target.table_name)],
             )
             for index, w in enumerate(foreign)
@@ -713,7 +713,7 @@ class ReplicatedTable(Construct):
         statements = [
             iam.PolicyStatement(
                 sid="WriteReplicaTable",
-                actions=list(TARGET_WRITE_ACTIONS),
+                actions=list(target_write_actions(self.mode)),
                 resources=[table_arn(Aws.PARTITION, target.region, target.account, target.table_name)],
             )
         ]

@@ -21,14 +21,23 @@ from .errors import ReplicationConfigError
 from .model import ConflictStrategy, KeySchema, ReplicationMode, ResolvedTable
 from .naming import table_arn
 
-#: Item-level actions the replicator calls on a target table (docs/architecture.md, replicator contract).
-TARGET_WRITE_ACTIONS: tuple[str, ...] = (
+#: Item-level actions a ONE_WAY replicator calls on a target table: coalesced BatchWriteItem, and PutItem /
+#: DeleteItem when a rejected batch is replayed item by item to isolate the bad record.
+ONE_WAY_WRITE_ACTIONS: tuple[str, ...] = (
     "dynamodb:BatchWriteItem",
     "dynamodb:DeleteItem",
-    "dynamodb:GetItem",
     "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
 )
+#: A MULTI_ACTIVE replicator applies every write, tombstones included, with a conditional PutItem; a failed
+#: condition returns the stored item (ReturnValuesOnConditionCheckFailure), so it needs no GetItem.
+MULTI_ACTIVE_WRITE_ACTIONS: tuple[str, ...] = ("dynamodb:PutItem",)
+
+
+def target_write_actions(mode: ReplicationMode) -> tuple[str, ...]:
+    """The item actions a replicator of ``mode`` calls on the tables it writes."""
+    return MULTI_ACTIVE_WRITE_ACTIONS if mode == ReplicationMode.MULTI_ACTIVE else ONE_WAY_WRITE_ACTIONS
+
+
 #: Stream actions Lambda's event source mapping performs with the function's role, scoped to one stream.
 STREAM_READ_ACTIONS: tuple[str, ...] = (
     "dynamodb:DescribeStream",
@@ -263,6 +272,7 @@ class Replicator(Construct):
                 )
 
         self.source = source
+        self.mode = mode
         self.targets = tuple(targets)
         self._options = options
         self.role_name = role_name
@@ -375,7 +385,7 @@ class Replicator(Construct):
             statements.append(
                 iam.PolicyStatement(
                     sid="WriteTargetTables",
-                    actions=list(TARGET_WRITE_ACTIONS),
+                    actions=list(target_write_actions(self.mode)),
                     resources=[
                         table_arn(Aws.PARTITION, t.table.region, t.table.account, t.table.table_name) for t in direct
                     ],
@@ -384,10 +394,30 @@ class Replicator(Construct):
         assumed = sorted({t.writer_role_arn for t in self.targets if t.writer_role_arn is not None})
         if assumed:
             statements.append(iam.PolicyStatement(sid="AssumeWriterRoles", actions=["sts:AssumeRole"], resources=assumed))
-        if stream_key_arn is not None:
+        if self.mode == ReplicationMode.MULTI_ACTIVE:
+            # A multi-active replicator also writes its own table: the tombstone after a local delete, and the
+            # winner put back over a local write that lost (docs/conflicts.md).
             statements.append(
-                iam.PolicyStatement(sid="DecryptSourceStream", actions=["kms:Decrypt"], resources=[stream_key_arn])
+                iam.PolicyStatement(
+                    sid="WriteOwnTable",
+                    actions=list(MULTI_ACTIVE_WRITE_ACTIONS),
+                    resources=[
+                        table_arn(Aws.PARTITION, self.source.region, self.source.account, self.source.table_name)
+                    ],
+                )
             )
+        if stream_key_arn is not None:
+            if self.mode == ReplicationMode.MULTI_ACTIVE:
+                # Writing the own table needs the table key for encryption too, not only for reading the stream.
+                statements.append(
+                    iam.PolicyStatement(
+                        sid="UseSourceTableKey", actions=list(TARGET_KMS_ACTIONS), resources=[stream_key_arn]
+                    )
+                )
+            else:
+                statements.append(
+                    iam.PolicyStatement(sid="DecryptSourceStream", actions=["kms:Decrypt"], resources=[stream_key_arn])
+                )
         target_keys = sorted({t.table.encryption_key_arn for t in direct if t.table.encryption_key_arn is not None})
         if target_keys:
             statements.append(
@@ -407,7 +437,7 @@ class Replicator(Construct):
                 self.role,
                 "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
                 "DynamoDB generates data keys of a customer-managed table key on the caller's behalf; the "
-                "statement is limited to the target tables' key ARNs.",
+                "statement is limited to the key ARNs of the tables this replicator writes.",
             )
 
     def _environment(
@@ -432,6 +462,7 @@ class Replicator(Construct):
         if mode == ReplicationMode.MULTI_ACTIVE:
             env["REPLICATION_CONFLICT_ATTRIBUTE"] = conflict_attribute or defaults.CONFLICT_ATTRIBUTE
             env["REPLICATION_CONFLICT_STRATEGY"] = (conflict_strategy or ConflictStrategy.TIMESTAMP).value
+            env["REPLICATION_TOMBSTONE_TTL_SECONDS"] = str(tombstone_ttl_seconds(options.max_record_age))
         if ttl_attribute is not None:
             env["REPLICATION_TTL_ATTRIBUTE"] = ttl_attribute
         for name, value in env.items():
@@ -449,6 +480,17 @@ class Replicator(Construct):
                 "use shorter table names or fewer targets per replicator",
             )
         return env
+
+
+def tombstone_ttl_seconds(max_record_age: Duration | None) -> int:
+    """How long a multi-active delete tombstone must live, in seconds.
+
+    Stream retention (24 h) plus the mapping's maximum record age (``None``, unlimited, counts as the
+    retention, since no stream record outlives it) plus ``defaults.TOMBSTONE_MARGIN``.
+    """
+    retention = int(defaults.STREAM_RETENTION.to_seconds())
+    age = retention if max_record_age is None else min(int(max_record_age.to_seconds()), retention)
+    return retention + age + int(defaults.TOMBSTONE_MARGIN.to_seconds())
 
 
 def _check_attribute_names(

@@ -20,13 +20,10 @@ from construct_helpers import (
     role_statements,
 )
 
-WRITE_ACTIONS = [
-    "dynamodb:BatchWriteItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-]
+#: One-way: coalesced BatchWriteItem, and Put/DeleteItem to isolate a record a whole batch was rejected for.
+WRITE_ACTIONS = ["dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PutItem"]
+#: Multi-active: every write is a conditional PutItem.
+MULTI_ACTIVE_WRITE_ACTIONS = "dynamodb:PutItem"
 STREAM_ACTIONS = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]
 KMS_WRITE_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*"]
 
@@ -85,6 +82,50 @@ def test_one_way_replicator_role_exactly(one_way: Synthesized) -> None:
         }
     ]
     _assert_same(role_statements(template, "ReplicatorRole"), expected)
+
+
+def test_multi_active_replicator_role_exactly(multi_active: Synthesized) -> None:
+    """PutItem only, on the other copies in its own account and on its own table (tombstones, put-backs);
+    the copy in another account is reached through that account's writer role."""
+    template = multi_active.template_json("Profiles-us-west-2")
+    stream = {"Fn::GetAtt": [_ids(template, "AWS::DynamoDB::Table", "SourceTable"), "StreamArn"]}
+    expected = _base_statements(template, stream) + [
+        {
+            "Sid": "WriteTargetTables",
+            "Effect": "Allow",
+            "Action": MULTI_ACTIVE_WRITE_ACTIONS,
+            "Resource": partition_arn(f":dynamodb:us-east-1:{SOURCE_ACCOUNT}:table/Profiles"),
+        },
+        {
+            "Sid": "AssumeWriterRoles",
+            "Effect": "Allow",
+            "Action": "sts:AssumeRole",
+            # Role ARNs of other accounts are literal: the partition is known from the region.
+            "Resource": f"arn:aws:iam::{OTHER_ACCOUNT}:role/Profiles-eu-west-1-writer-{SOURCE_ACCOUNT}-us-west-2",
+        },
+        {
+            "Sid": "WriteOwnTable",
+            "Effect": "Allow",
+            "Action": MULTI_ACTIVE_WRITE_ACTIONS,
+            "Resource": partition_arn(f":dynamodb:us-west-2:{SOURCE_ACCOUNT}:table/Profiles"),
+        },
+    ]
+    _assert_same(role_statements(template, "ReplicatorRole"), expected)
+
+
+def test_multi_active_writer_role_allows_put_item_only(multi_active: Synthesized) -> None:
+    template = multi_active.template_json(f"Profiles-{OTHER_ACCOUNT}-eu-west-1")
+    policies = [
+        statement
+        for logical_id, policy in resources_of_type(template, "AWS::IAM::Role").items()
+        if "writer" in policy["Properties"].get("RoleName", "")
+        for doc in policy["Properties"].get("Policies", [])
+        for statement in doc["PolicyDocument"]["Statement"]
+    ]
+    assert policies, "the other account's stack has writer roles"
+    for statement in policies:
+        assert statement["Action"] == MULTI_ACTIVE_WRITE_ACTIONS
+        assert statement["Resource"] == partition_arn(f":dynamodb:eu-west-1:{OTHER_ACCOUNT}:table/Profiles")
 
 
 def test_replicator_role_trusts_only_lambda_has_deterministic_name_and_no_managed_policies(

@@ -362,8 +362,7 @@ def test_target_account_grants_only_the_source_account_and_exact_resources(
     assert sorted(seen) == sorted(
         [
             ("bucket policy", tuple(EXPORT_ACTIONS)),
-            ("policy WriteReplica", ("dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem",
-                                     "dynamodb:PutItem", "dynamodb:UpdateItem")),
+            ("policy WriteReplica", ("dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PutItem")),
             ("trust", ("sts:AssumeRole",)),
         ]
     )

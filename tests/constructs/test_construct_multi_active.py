@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from aws_cdk import Duration
 from construct_helpers import OTHER_ACCOUNT, SOURCE_ACCOUNT, Synthesized, replicator_config, resources_of_type
+
+from cdk_replication.replicator import tombstone_ttl_seconds
 
 LOCATIONS = {
     "Profiles-us-west-2": (SOURCE_ACCOUNT, "us-west-2"),
@@ -46,6 +50,8 @@ def test_environments_are_accepted_by_the_replicator(multi_active: Synthesized) 
         config = load_config(_env(multi_active, stack_name))
         assert config.mode.value == "MULTI_ACTIVE"
         assert config.ttl_attribute == "_rep_expiresAt"
+        # 24 h stream retention + 1 h maximum record age + 24 h margin (rule 5).
+        assert config.tombstone_ttl_seconds == (24 + 1 + 24) * 3600
         assert (config.key.partition_key, config.key.sort_key) == ("Id", "Version")
 
 
@@ -71,3 +77,8 @@ def test_surface_lists_every_replicator(multi_active: Synthesized) -> None:
     construct = multi_active.subject
     assert sorted(loc.region for loc in construct.replicators) == ["eu-west-1", "us-east-1", "us-west-2"]
     assert construct.replicator is construct.replicators[construct.source_location]
+
+
+@pytest.mark.parametrize(("max_record_age", "hours"), [(Duration.hours(6), 24 + 6 + 24), (None, 24 + 24 + 24)])
+def test_tombstones_outlive_every_record_that_can_still_arrive(max_record_age: Duration | None, hours: int) -> None:
+    assert tombstone_ttl_seconds(max_record_age) == hours * 3600
