@@ -31,7 +31,7 @@ class Profile:
 
 
 PROFILES = {
-    "fast": Profile("fast", examples=20, min_ops=30, max_ops=80, keys=4, derandomize=True),
+    "fast": Profile("fast", examples=16, min_ops=30, max_ops=80, keys=4, derandomize=True),
     "long": Profile("long", examples=200, min_ops=60, max_ops=250, keys=6, derandomize=False),
 }
 
