@@ -248,7 +248,18 @@ def recommendations(results: dict[str, Any]) -> list[str]:
 def targets_text(results: dict[str, Any]) -> list[str]:
     lines = []
     for t in results.get("targets", []):
-        lines.append(f"- **{t['verdict']}** — {t['target']}")
+        verdict = t["verdict"]
+        sizes = t.get("per_batch_size", [])
+        if verdict == "met" and sizes and "ratio" in sizes[0] and not all(p["met"] for p in sizes):
+            verdict = ("met at batch sizes " + ", ".join(str(p["batch_size"]) for p in sizes if p["met"])
+                       + "; NOT met at " + ", ".join(str(p["batch_size"]) for p in sizes if not p["met"]))
+        configs = t.get("per_config", [])
+        if verdict == "met" and configs and not all(p["met"] for p in configs):
+            verdict = ("met at (batch, concurrency) " + ", ".join(f"({p['batch_size']}, {p['concurrency']})"
+                                                                 for p in configs if p["met"])
+                       + "; NOT met at " + ", ".join(f"({p['batch_size']}, {p['concurrency']})"
+                                                     for p in configs if not p["met"]))
+        lines.append(f"- **{verdict}** — {t['target']}")
         for p in t.get("per_batch_size", []):
             if "ratio" in p:
                 lines.append(f"  - batch {p['batch_size']}: {p['records_per_s']:,.0f} records/s, "
