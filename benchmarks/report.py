@@ -339,7 +339,7 @@ def plot_svg(results: dict[str, Any]) -> str:
                        f'stroke-dasharray="6,4" stroke-width="1.5"/>')
             legend.append((color, "6,4", f"{label}: {value:,.0f}/s"))
 
-    def series(rows: list[dict[str, Any]], color: str, label: str) -> None:
+    def series(rows: list[dict[str, Any]], color: str, label: str, dx: float = 6, dy: float = -6) -> None:
         pts = sorted((r["batch_size"], r["records_per_s"]) for r in rows)
         if not pts:
             return
@@ -347,7 +347,9 @@ def plot_svg(results: dict[str, Any]) -> str:
         out.append(f'<path d="{path}" fill="none" stroke="{color}" stroke-width="2.5"/>')
         for s, v in pts:
             out.append(f'<circle cx="{x(s):.1f}" cy="{y(v):.1f}" r="4" fill="{color}"/>')
-            out.append(f'<text x="{x(s) + 6:.1f}" y="{y(v) - 6:.1f}" fill="{color}">{v:,.0f}</text>')
+            anchor = "start" if dx >= 0 else "end"
+            out.append(f'<text x="{x(s) + dx:.1f}" y="{y(v) + dy:.1f}" fill="{color}" text-anchor="{anchor}">'
+                       f'{v:,.0f}</text>')
         legend.append((color, "", label))
 
     batch_ceiling = ceiling(results, "batch")
@@ -361,9 +363,10 @@ def plot_svg(results: dict[str, Any]) -> str:
            "#d62728", "multi-active (conc. 64)")
     palette = ["#ff7f0e", "#9467bd", "#8c564b"]
     others = sorted({r["concurrency"] for r in _rows(results, kind="replicator", mode="MULTI_ACTIVE", rtt_ms=rtt)} - {64})
-    for color, conc in zip(palette, others):
+    for i, (color, conc) in enumerate(zip(palette, others)):
+        # Points at the same batch size: labels to the left, stacked, so they do not overlap.
         series(_rows(results, kind="replicator", workload="spread", mode="MULTI_ACTIVE", rtt_ms=rtt, concurrency=conc),
-               color, f"multi-active (conc. {conc})")
+               color, f"multi-active (conc. {conc})", dx=-8, dy=-8 + 16 * i)
     for mode, color in (("ONE_WAY", "#7f7f7f"), ("MULTI_ACTIVE", "#bcbd22")):
         naive = _one(results, kind="naive", mode=mode, rtt_ms=rtt)
         if naive:
