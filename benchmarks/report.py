@@ -469,6 +469,7 @@ def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
     merged["finished"] = max(r["finished"] for r in runs)
     merged["load_start"] = [r["load_start"] for r in runs]
     merged["load_end"] = [r["load_end"] for r in runs]
+    merged["git"] = {"commit": " / ".join(r.get("git", {}).get("commit", "?") for r in runs), "uncommitted": []}
     merged["targets"] = evaluate(merged)
     return merged
 
@@ -481,5 +482,5 @@ if __name__ == "__main__":  # re-render saved runs: python -m benchmarks.report 
     data.setdefault("targets", evaluate(data))
     print(text_report(data))
     if "--write-docs" in sys.argv:
-        for p in write_docs(data, paths[-1] if len(paths) == 1 else Path("benchmarks/results")):
+        for p in write_docs(data, paths[-1] if len(paths) == 1 else Path(", ".join(str(x) for x in paths))):
             print(f"wrote {p}")
