@@ -127,20 +127,28 @@ def put_if_newer(client: Any, table: TableRef, op: PutIfNewer, codec: MetadataCo
 
 
 def put_if_unchanged(client: Any, table: TableRef, op: PutIfUnchanged, codec: MetadataCodec, deadline: Deadline) -> Outcome:
-    """Apply ``op``; a changed item is reported (``LocalStateChanged``) so that the batch is re-delivered and
-    the decision made again with the newer record in view."""
-    written, stored_item, failure = _conditional_put(
-        client, table, op.item, _unchanged_condition(codec, op.expected), deadline
-    )
-    if written:
-        return Outcome(written=True)
-    if failure is not None:
-        return Outcome(written=False, failure=failure)
-    stored = codec.state_of(stored_item, table.region) if stored_item else None
-    if stored is not None and stored.order == op.state.order and stored.same_content(op.state):
-        return Outcome(written=False, conflict="AlreadyApplied", stored=stored)
+    """Apply ``op`` with compare-and-set on what the table holds.
+
+    If the item changed since the stream record, the decision is made here with the stored item in view:
+    Lambda re-delivers the same records (never the later one that changed the item), so reporting the change
+    would only fail the record until it is discarded. A stored state that orders at or after ours needs
+    nothing (a newer one has its own record, which is replicated); an older one is overwritten by the winner.
+    """
+    expected = op.expected
+    for _ in range(MAX_CAS_ROUNDS):
+        written, stored_item, failure = _conditional_put(
+            client, table, op.item, _unchanged_condition(codec, expected), deadline
+        )
+        if written:
+            return Outcome(written=True)
+        if failure is not None:
+            return Outcome(written=False, failure=failure)
+        stored = codec.state_of(stored_item, table.region) if stored_item else None
+        if stored is not None and stored.order >= op.state.order:
+            same = stored.order == op.state.order and stored.same_content(op.state)
+            return Outcome(written=False, conflict="AlreadyApplied" if same else "TargetNewer", stored=stored)
+        expected = stored_item  # an older state (or nothing) took its place: put the winner over it
     return Outcome(
         written=False,
-        stored=stored,
-        failure=WriteFailure("LocalStateChanged", f"{op.reason}: the source item changed since the stream record"),
+        failure=WriteFailure("ConcurrentUpdates", f"{op.reason}: the item changed during {MAX_CAS_ROUNDS} compare-and-set rounds"),
     )

@@ -17,6 +17,7 @@ as a local write of the region that holds it.
 from __future__ import annotations
 
 import decimal
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -112,7 +113,8 @@ class MetadataCodec:
             return False
         deleted = self.deleted_attr in image
         user = self._tombstone_user(image) if deleted else self.user_attributes(image)
-        return marker == self._marker(user, origin, deleted)
+        # The part before "." is the content digest; the rest identifies the write (see stamp).
+        return marker.split(".", 1)[0] == self._marker(user, origin, deleted)
 
     def is_tombstone(self, image: Item | None) -> bool:
         return image is not None and self.deleted_attr in image and self.stamped_by_replicator(image)
@@ -169,7 +171,12 @@ class MetadataCodec:
         """The item to write for ``state``: its user attributes plus our metadata."""
         item = dict(state.user)
         item[self.origin_attr] = {"S": state.origin}
-        item[self.marker_attr] = {"S": self._marker(state.user, state.origin, state.deleted)}
+        # A digest of the content, plus a token unique to this write: the replicator's own write of a state
+        # that is already there with a stale marker (a Repair over a local write that lost) must still change
+        # the marker, so that _is_echo recognises it, while an application write that restores a stamped
+        # state byte for byte keeps the old marker and is still sent.
+        digest_part = self._marker(state.user, state.origin, state.deleted)
+        item[self.marker_attr] = {"S": f"{digest_part}.{secrets.token_urlsafe(6)}"}
         if state.deleted:
             item[self.deleted_attr] = {"BOOL": True}
             expires = int(now if now is not None else time.time()) + self.tombstone_ttl_seconds

@@ -1,14 +1,10 @@
-"""Minimal reproductions of replicator bugs the chaos suite found (see docs/chaos.md, "Bugs found").
-
-Each is strictly expected to fail until the replicator is fixed; the fix then turns it into an XPASS, which
-fails the run, so the marker (and the matching allowance in harness.py) must be removed with the fix.
-"""
+"""Regression tests: minimal reproductions of the replicator bugs the chaos suite found (docs/chaos.md,
+"Bugs found"), run with no allowance. They failed before the fix in conditional_writer.put_if_unchanged
+(decide with the stored item in view) and metadata.stamp (a marker unique to each write)."""
 
 from __future__ import annotations
 
-import pytest
-
-from .harness import ChaosFailure, Deliver, Fault, Program, Run, Topology, Write
+from .harness import Deliver, Fault, Program, Run, Topology, Write
 
 EAST, WEST, SYDNEY = 0, 1, 2  # region ids order us-east-1 > eu-west-1 > ap-southeast-2
 
@@ -22,12 +18,6 @@ def strict_run(topology: Topology, skews: tuple[int, int, int], *ops: Write | De
     return execution
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ChaosFailure,
-    reason="put_if_unchanged reports LocalStateChanged when a re-delivered REMOVE finds a newer item in its own "
-    "table; Lambda re-delivers the same records, so it fails until discarded to the failure queue",
-)
 def test_a_redelivered_delete_after_a_newer_write_is_not_sent_to_the_failure_queue(chaos_topology: Topology) -> None:
     strict_run(
         chaos_topology,
@@ -44,13 +34,6 @@ def test_a_redelivered_delete_after_a_newer_write_is_not_sent_to_the_failure_que
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ChaosFailure,
-    reason="same root cause: the first delivery of a REMOVE crashed before its local tombstone; a late older "
-    "write then lands in the empty slot, the retried tombstone finds it, fails until discarded, and the older "
-    "write stays: resurrected in one region while the others hold the tombstone",
-)
 def test_a_late_older_write_is_not_resurrected_when_the_local_tombstone_was_not_written(chaos_topology: Topology) -> None:
     # One write at a time, in the order the planner lists them (targets first, its own table last), so that
     # "crash after 2 writes" stops exactly before the local tombstone.
@@ -71,13 +54,6 @@ def test_a_late_older_write_is_not_resurrected_when_the_local_tombstone_was_not_
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ChaosFailure,
-    reason="_is_echo takes the replicator's own Repair write (same marker as the stale-marked item it replaces, "
-    "different user attributes) for an application write, and sends the winner on again stamped with its own "
-    "region as origin",
-)
 def test_a_repair_of_a_lost_local_write_is_not_sent_on(chaos_topology: Topology) -> None:
     strict_run(
         chaos_topology,
@@ -90,11 +66,6 @@ def test_a_repair_of_a_lost_local_write_is_not_sent_on(chaos_topology: Topology)
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ChaosFailure,
-    reason="the re-sent Repair (previous test) carries the repairing region as origin, so it wins ties it must lose",
-)
 def test_a_repair_does_not_change_who_wins_a_later_tie(chaos_topology: Topology) -> None:
     strict_run(
         chaos_topology,
