@@ -9,7 +9,8 @@ Every location comes from CDK context, with defaults that let ``cdk synth`` run 
     cdk synth -c replicaAccount=222222222222         # replica in another account (writer role there)
 
 Context keys: ``account`` (default 111111111111), ``sourceRegion`` (us-west-2), ``replicaRegion``
-(us-east-1), ``replicaAccount`` (default: ``account``), ``tableName`` (Employee).
+(us-east-1), ``replicaAccount`` (default: ``account``), ``tableName`` (Employee), ``batchSize`` (the
+replicator's maximum batch, default the library's).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 
-from cdk_replication import ReplicatedTable, TableLocation
+from cdk_replication import ReplicatedTable, ReplicatorOptions, TableLocation
 
 DEFAULT_ACCOUNT = "111111111111"
 
@@ -31,12 +32,15 @@ def build_app(app: cdk.App) -> ReplicatedTable:
 
     account = context("account", DEFAULT_ACCOUNT)
     table_name = context("tableName", "Employee")
+    batch_size = app.node.try_get_context("batchSize")
+    options = ReplicatorOptions(batch_size=int(batch_size)) if batch_size is not None else None
     return ReplicatedTable(
         app,
         table_name,
         source=TableLocation(region=context("sourceRegion", "us-west-2"), account=account, table_name=table_name),
         replicas=[TableLocation(region=context("replicaRegion", "us-east-1"), account=context("replicaAccount", account))],
         partition_key=dynamodb.Attribute(name="Id", type=dynamodb.AttributeType.NUMBER),
+        replicator=options,
     )
 
 

@@ -35,8 +35,9 @@ TABLE_ENCRYPTION = dynamodb.TableEncryption.DEFAULT
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 #: Graviton: cheaper per GB-second, and the replicator is pure Python + boto3.
 ARCHITECTURE = lambda_.Architecture.ARM_64
-#: Memory in MiB. Lambda scales CPU with memory; 512 MiB gives the concurrent writers enough CPU.
-MEMORY_SIZE_MIB = 512
+#: Memory in MiB. Lambda scales CPU with memory (1 vCPU at 1,769 MiB); 1,024 MiB (~0.58 vCPU) lets one
+#: saturated shard reach the rates in docs/performance.md, 512 MiB would cap it by CPU.
+MEMORY_SIZE_MIB = 1024
 #: Per-invocation timeout. One batch of up to BATCH_SIZE records with retries of throttled writes fits easily.
 TIMEOUT = Duration.seconds(60)
 #: Retention of the replicator's own log group.
@@ -50,8 +51,10 @@ LOG_LEVEL = "INFO"
 
 #: Start from the oldest record still in the stream so that nothing written before the mapping existed is lost.
 STARTING_POSITION = lambda_.StartingPosition.TRIM_HORIZON
-#: Records per invocation.
-BATCH_SIZE = 100
+#: Most records per invocation. A batch costs at least one cross-region round trip, so a shard cannot pass
+#: BATCH_SIZE / RTT records/s: 1,000 keeps up with a saturated shard across 100 ms (docs/performance.md).
+#: With no batching window, a quiet shard still gets small batches at once.
+BATCH_SIZE = 1000
 #: How long Lambda gathers records before invoking; zero keeps replication lag minimal.
 MAX_BATCHING_WINDOW = Duration.seconds(0)
 #: Retries of a failing batch before its records go to the failure queue. Bounded so a poison record
@@ -81,8 +84,9 @@ FAILURE_QUEUE_RETENTION = Duration.days(14)
 METADATA_PREFIX = "_rep_"
 #: Multi-active: the application attribute that orders concurrent writes.
 CONFLICT_ATTRIBUTE = "updatedAt"
-#: Concurrent writes per invocation.
-MAX_CONCURRENCY = 64
+#: Concurrent writes per invocation. Multi-active writes one conditional PutItem per item, so at 100 ms a
+#: shard carries at most MAX_CONCURRENCY / 0.1 s items/s; 128 measured best (docs/performance.md).
+MAX_CONCURRENCY = 128
 #: Multi-active: with no table TTL attribute of the user's, tables get TTL on ``<metadata prefix>expiresAt``
 #: so that the replicator's delete tombstones expire (``REPLICATION_TTL_ATTRIBUTE``).
 TOMBSTONE_TTL_SUFFIX = "expiresAt"

@@ -65,15 +65,15 @@ class ReplicatorOptions:
     """Tunables of the replicator function and its event source mapping. Every default is in ``defaults``.
 
     Attributes:
-        memory_size: function memory in MiB (128-10240). Default: 512.
+        memory_size: function memory in MiB (128-10240). Default: 1024.
         timeout: per-invocation timeout (1 s-15 min). Default: 60 s.
         runtime: Lambda runtime. Default: Python 3.13.
         log_retention: retention of the function's own log group. Default: one month.
         log_level: replicator log level (``LOG_LEVEL``). Default: ``"INFO"``.
         metadata_prefix: prefix of the replicator's metadata attributes. Default: ``"_rep_"``.
-        max_concurrency: concurrent writes per invocation (``REPLICATION_MAX_CONCURRENCY``, 1-512). Default: 64.
+        max_concurrency: concurrent writes per invocation (``REPLICATION_MAX_CONCURRENCY``, 1-512). Default: 128.
         starting_position: where a new mapping starts reading. Default: ``TRIM_HORIZON``.
-        batch_size: records per invocation (1-10000). Default: 100.
+        batch_size: records per invocation (1-10000). Default: 1000.
         max_batching_window: wait for a fuller batch (0-300 s). Default: 0 s.
         retry_attempts: retries of a failed batch (-1 = until the record expires, 0-10000). Default: 10.
         max_record_age: records older than this go to the failure queue (60 s-7 days; ``None`` = never,

@@ -15,6 +15,7 @@ import boto3
 import botocore.session
 from botocore.config import Config as BotoConfig
 from botocore.credentials import CredentialProvider, RefreshableCredentials
+from botocore.useragent import UserAgentString
 
 from .config import TableRef
 
@@ -25,19 +26,30 @@ READ_TIMEOUT_S = 10.0
 #: Lifetime asked of an assumed-role session, in seconds (STS's default and the role chaining maximum).
 ROLE_SESSION_SECONDS = 3600
 
+#: The User-Agent header, built once per container: botocore otherwise rebuilds it twice for every request,
+#: about 15% of the client CPU of a conditional PutItem (benchmarks/, docs/performance.md).
+USER_AGENT = UserAgentString.from_environment().to_string() + " lib/cdk-replication"
+
 #: (role_arn, session_name) -> STS ``Credentials`` dict; replaceable in tests.
 AssumeRole = Callable[[str, str], dict[str, Any]]
 
 
 def client_config(max_concurrency: int) -> BotoConfig:
     """One pooled connection per concurrent writer; botocore retries off (the writers retry within the
-    Lambda deadline); TCP keepalive so idle pooled connections survive between invocations."""
+    Lambda deadline); TCP keepalive so idle pooled connections survive between invocations.
+
+    No client-side parameter validation (about 10% of a write's client CPU): every request is built by this
+    package from images DynamoDB itself produced, and DynamoDB validates it anyway; an invalid request comes
+    back as a non-retryable ``ValidationException`` for its item instead of a ``ParamValidationError``.
+    """
     return BotoConfig(
         max_pool_connections=max_concurrency,
         retries={"mode": "standard", "total_max_attempts": 1},
         tcp_keepalive=True,
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=READ_TIMEOUT_S,
+        parameter_validation=False,
+        user_agent=USER_AGENT,
     )
 
 

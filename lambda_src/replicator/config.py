@@ -42,7 +42,7 @@ DEFAULT_METADATA_PREFIX = "_rep_"
 #: Default of REPLICATION_CONFLICT_ATTRIBUTE.
 DEFAULT_CONFLICT_ATTRIBUTE = "updatedAt"
 #: Default of REPLICATION_MAX_CONCURRENCY (concurrent write requests per invocation).
-DEFAULT_MAX_CONCURRENCY = 64
+DEFAULT_MAX_CONCURRENCY = 128
 #: Upper bound of REPLICATION_MAX_CONCURRENCY: each concurrent write holds a thread and a pooled connection.
 MAX_CONCURRENCY_LIMIT = 512
 #: Default of REPLICATION_TOMBSTONE_TTL_SECONDS: two days, comfortably above stream retention (24 h) plus the

@@ -67,7 +67,7 @@ def test_function_defaults(one_way: Synthesized) -> None:
             "Runtime": "python3.13",
             "Architectures": ["arm64"],
             "Handler": "replicator.handler.handler",
-            "MemorySize": 512,
+            "MemorySize": 1024,
             "Timeout": 60,
             "LoggingConfig": {"LogGroup": {"Ref": Match.string_like_regexp("^ReplicatorLogGroup")}},
             "Role": {"Fn::GetAtt": [Match.string_like_regexp("^ReplicatorRole"), "Arn"]},
@@ -102,7 +102,7 @@ def test_event_source_mapping_defaults(one_way: Synthesized) -> None:
         "EventSourceArn": {"Fn::GetAtt": [table_id, "StreamArn"]},
         "FunctionName": {"Ref": function_id},
         "StartingPosition": "TRIM_HORIZON",
-        "BatchSize": 100,
+        "BatchSize": 1000,
         "MaximumBatchingWindowInSeconds": 0,
         "MaximumRetryAttempts": 10,
         "MaximumRecordAgeInSeconds": 3600,
@@ -141,7 +141,7 @@ def test_environment_matches_the_replicator_contract(one_way: Synthesized) -> No
         "REPLICATION_TARGETS": '[{"account":"111111111111","region":"us-east-1","tableName":"Employee"}]',
         "REPLICATION_KEY": '{"partitionKey":"Id","sortKey":null}',
         "REPLICATION_METADATA_PREFIX": "_rep_",
-        "REPLICATION_MAX_CONCURRENCY": "64",
+        "REPLICATION_MAX_CONCURRENCY": "128",
         "LOG_LEVEL": "INFO",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
@@ -165,7 +165,7 @@ def test_environment_is_accepted_by_the_replicator_config_parser(one_way: Synthe
         ("Employee", "us-east-1", SOURCE_ACCOUNT, None)
     ]
     assert (config.key.partition_key, config.key.sort_key) == ("Id", None)
-    assert (config.metadata_prefix, config.max_concurrency, config.log_level) == ("_rep_", 64, "INFO")
+    assert (config.metadata_prefix, config.max_concurrency, config.log_level) == ("_rep_", 128, "INFO")
 
 
 def test_surface(one_way: Synthesized) -> None:

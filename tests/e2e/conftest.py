@@ -35,6 +35,10 @@ VARIANTS: dict[str, dict[str, str]] = {
     "E2eMissing": {},
     "E2eCrossAccount": {"replicaAccount": "222222222222"},
 }
+# Batches of 100 records (the library's default is 1,000): these workloads of a few hundred records must
+# span several batches, so that bisection, replays and a crash mid-shard have something to act on.
+for _context in VARIANTS.values():
+    _context.setdefault("batchSize", "100")
 
 #: The test apps under apps/ (each a module with ``build(app)``).
 TEST_APPS = ("exotic_app", "multi_active_app", "existing_source_app")

@@ -28,7 +28,7 @@ def test_defaults():
     assert config.metadata_prefix == "_rep_"
     assert config.conflict_attribute == "updatedAt"
     assert config.conflict_strategy is ConflictStrategy.TIMESTAMP
-    assert config.max_concurrency == 64
+    assert config.max_concurrency == 128
     assert config.log_level == "INFO"
     assert config.ttl_deletes is TtlDeletes.REPLICATE
     assert config.ttl_attribute == "_rep_expiresAt"
