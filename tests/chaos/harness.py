@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,20 +23,7 @@ from botocore.exceptions import ClientError
 
 from cdk_replication.local import LocalDeployment, LocalFunction, LocalTable, StreamEventSourceMapping
 
-from .model import CONFLICT, DELETED, KEY, ORIGIN, Canon, ItemState, Model, canon_item, user_attributes
-
-#: The replicator error code of the first known bug, tolerated only while every copy still converges:
-#: ``put_if_unchanged`` reports ``LocalStateChanged`` when a re-delivered or retried record finds its own
-#: table changed, but Lambda re-delivers the same records, so it fails until the record is discarded to the
-#: failure queue. Reproduced exactly, and strictly expected to fail, by tests/chaos/test_known_bugs.py;
-#: remove this allowance with the fix.
-KNOWN_BUG_CODE = "LocalStateChanged"
-
-#: The second known bug (tests/chaos/test_known_bugs.py): the replicator's own Repair write (the winner put
-#: back over a local write that lost) is taken for an application write when its record is processed, and
-#: the winner is sent on again with the repairing region as origin. Tolerated in the echo check only (a state
-#: the replicator first wrote to its own table); any wrong winner it causes still fails the convergence check.
-KNOWN_REPAIR_ECHO = "Repair write re-sent as a local write"
+from .model import CONFLICT, DELETED, KEY, ORIGIN, ItemState, Model, canon_item, user_attributes
 
 #: Conflict values look like epoch milliseconds; the program's logical time and skews are added to it.
 CLOCK_BASE = 1_750_000_000_000
@@ -152,7 +138,6 @@ class Stats:
     keys: int = 0
     tied_winners: int = 0  # keys whose winner tied another region's state on conflict value and kind
     deleted_winners: int = 0
-    known_bug_hits: int = 0
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -161,7 +146,7 @@ class Stats:
                 f"{self.bursts} concurrent bursts among them, "
                 f"{self.deliveries} delivery steps, faults: {faults}); {self.invocations} replicator invocations; "
                 f"{self.keys} items checked, {self.tied_winners} won on the origin tie-break, {self.deleted_winners} "
-                f"ended deleted; known-bug allowance used {self.known_bug_hits}x; {self.seconds:.0f} s")
+                f"ended deleted; {self.seconds:.0f} s")
 
 
 #: Totals of the session, filled by Run.check.
@@ -289,8 +274,6 @@ class Run:
     log_starts: dict[str, int] = field(default_factory=dict)
     started_at: float = 0.0
     invocations_at_start: int = 0
-    #: No allowance for known bugs (set by the reproductions; ``CHAOS_STRICT=1`` sets it everywhere).
-    strict: bool = False
 
     @classmethod
     def start(cls, topology: Topology, program: Program) -> "Run":
@@ -475,34 +458,10 @@ class Run:
                 lost.append(f"{region.name}'s mapping discarded {discarded} records ({region.mapping.stats})")
         if lost:
             time.sleep(0.3)  # the replicators' last log lines travel through a pipe reader thread
-        if lost and not self._only_known_bug():
             problems += lost
         if problems:
             shown = problems[:20] + ([f"... {len(problems) - 20} more"] if len(problems) > 20 else [])
             raise ChaosFailure("\n".join(shown + self._replicator_errors()))
-
-    def _error_codes(self) -> set[str]:
-        codes = set()
-        for region in self.topology.regions:
-            for line in self.topology.logs.get(region.name, [])[self.log_starts[region.name]:]:
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(entry, dict) and entry.get("level") == "ERROR":
-                    codes.add(str(entry.get("errorCode")))
-        return codes
-
-    def _only_known_bug(self) -> bool:
-        """True when every record given up on was given up because of KNOWN_BUG_CODE and the copies still
-        converged (the caller checks that): see KNOWN_BUG. ``CHAOS_STRICT=1`` tolerates nothing."""
-        if self.strict or os.environ.get("CHAOS_STRICT", "0") == "1":
-            return False
-        codes = self._error_codes()
-        if codes == {KNOWN_BUG_CODE}:
-            STATS.known_bug_hits += 1
-            return True
-        return False
 
     def _replicator_errors(self) -> list[str]:
         """The replicators' own ERROR lines of this example (what they reported), deduplicated."""
@@ -541,18 +500,12 @@ class Run:
         * to another region it may only send a state its own region's application wrote (origin = its
           region); a replicated state sent on is an echo;
         * to its own table it may only write a state some application wrote (it never invents content).
-
-        Unless strict, one known bug is tolerated (see KNOWN_REPAIR_ECHO): a state the replicator first put
-        back into its own table and then sent on as its own.
         """
         problems = []
         local_states = {r.name: self.model.states_from(r.name) for r in self.topology.regions}
         every_state = self.model.all_states()
-        tolerated: set[tuple[str, Canon, bool, str]] = set()
         own_writes: list[tuple[str, dict[str, Any]]] = []
-        strict = self.strict or os.environ.get("CHAOS_STRICT", "0") == "1"
         for region in self.topology.regions:
-            repaired: set[tuple[str, Canon, bool]] = set()
             for line in _read_from(region.write_log, self.log_offsets[region.name]):
                 for operation, table_region, item in _written_items(line):
                     key = item.get(KEY, {}).get("S", "")
@@ -564,23 +517,17 @@ class Run:
                     state = (key, canon_item(item), DELETED in item)
                     origin = item.get(ORIGIN, {}).get("S")
                     if table_region == region.name:
-                        repaired.add(state)
                         own_writes.append((region.name, item))
                     elif origin != region.name or state not in local_states[region.name]:
-                        if not strict and origin == region.name and state in repaired:
-                            tolerated.add((*state, origin))
-                            continue
                         problems.append(
                             f"echo: {region.name}'s replicator sent {_show(item)} to {table_region}, a state "
                             f"that {region.name}'s application did not write"
                         )
         for region_name, item in own_writes:
             full = (item[KEY]["S"], canon_item(item), DELETED in item, item.get(ORIGIN, {}).get("S"))
-            if full not in every_state and full not in tolerated:
+            if full not in every_state:
                 problems.append(f"{region_name}'s replicator wrote {_show(item)} to its own table, a state no "
                                 f"application wrote")
-        if tolerated:
-            STATS.known_bug_hits += 1
         return problems
 
 
