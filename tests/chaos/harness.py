@@ -464,7 +464,8 @@ class Run:
             raise ChaosFailure("\n".join(shown + self._replicator_errors()))
 
     def _replicator_errors(self) -> list[str]:
-        """The replicators' own ERROR lines of this example (what they reported), deduplicated."""
+        """The replicators' own ERROR and WARNING lines of this example (failures, local writes that lost and
+        were put back), deduplicated."""
         seen: dict[str, int] = {}
         for region in self.topology.regions:
             for line in self.topology.logs.get(region.name, [])[self.log_starts[region.name]:]:
@@ -472,9 +473,10 @@ class Run:
                     entry = json.loads(line)
                 except ValueError:
                     continue
-                if isinstance(entry, dict) and entry.get("level") == "ERROR":
+                if isinstance(entry, dict) and entry.get("level") in ("ERROR", "WARNING"):
                     text = (f"{region.name} replicator: {entry.get('message')} [{entry.get('errorCode')}] "
-                            f"key={entry.get('key')} target={entry.get('targetTable')}: {entry.get('error')}")
+                            f"key={entry.get('key')} target={entry.get('targetTable')}: {entry.get('error')} "
+                            f"winner={entry.get('winner')} lost={entry.get('lost')}")
                     seen[text] = seen.get(text, 0) + 1
         return [f"{text} (x{count})" for text, count in list(seen.items())[:10]]
 
