@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .attributes import Item
 from .config import TableRef
-from .metadata import MetadataCodec, State
+from .metadata import LATEST, MetadataCodec, State
 from .operations import PutIfNewer, PutIfUnchanged, WriteFailure
 from .retry import DEADLINE_EXCEEDED, Deadline, error_code, is_retryable, wait_before_retry
 
@@ -114,7 +114,7 @@ def put_if_newer(client: Any, table: TableRef, op: PutIfNewer, codec: MetadataCo
             # The item vanished between our read of it and the compare-and-set: treat it as absent.
             condition = _unchanged_condition(codec, None)
             continue
-        stored = codec.state_of(stored_item, table.region)
+        stored = codec.state_of(stored_item, table.region, LATEST)
         if stored.order > op.state.order:
             return Outcome(written=False, conflict="TargetNewer", stored=stored)
         if stored.order == op.state.order and stored.same_content(op.state):
@@ -143,7 +143,7 @@ def put_if_unchanged(client: Any, table: TableRef, op: PutIfUnchanged, codec: Me
             return Outcome(written=True)
         if failure is not None:
             return Outcome(written=False, failure=failure)
-        stored = codec.state_of(stored_item, table.region) if stored_item else None
+        stored = codec.state_of(stored_item, table.region, LATEST) if stored_item else None
         if stored is not None and stored.order >= op.state.order:
             same = stored.order == op.state.order and stored.same_content(op.state)
             return Outcome(written=False, conflict="AlreadyApplied" if same else "TargetNewer", stored=stored)

@@ -38,10 +38,16 @@ class ConflictValueError(ValueError):
         self.code = code
 
 
-#: Order key of a state: (has a version, version, is a delete, origin). Deletes win ties with writes of the
-#: same version (a delete is versioned by the item version it removed); equal (version, kind) ties go to the
-#: greater origin region id. States without a usable version sort first.
-OrderKey = tuple[bool, decimal.Decimal, bool, str]
+#: Order key of a state: (has a version, version, is a delete, origin, origin stream sequence number).
+#: Deletes win ties with writes of the same version (a delete is versioned by the item version it removed);
+#: equal (version, kind) ties go to the greater origin region id; two writes of one region with the same
+#: version are ordered by that region's stream (rule 2), so a re-delivered earlier write never replaces a
+#: later one. States without a usable version sort first.
+OrderKey = tuple[bool, decimal.Decimal, bool, str, int]
+
+#: Sequence number of a state whose place in its region's stream is unknown and that must count as the
+#: latest of its region: an application write found in the table, newer than every record already seen.
+LATEST = 10**60
 
 
 @dataclass(frozen=True)
@@ -53,16 +59,19 @@ class State:
         version: the conflict attribute's value, or ``None`` when the item has none usable.
         deleted: the state is a delete (a tombstone).
         origin: the region where this state was written.
+        sequence: the stream sequence number of the record that wrote it in ``origin`` (0 when unknown and
+            older than the record at hand, ``LATEST`` when unknown and newer).
     """
 
     user: Item
     version: decimal.Decimal | None
     deleted: bool
     origin: str
+    sequence: int = 0
 
     @property
     def order(self) -> OrderKey:
-        return (self.version is not None, self.version or decimal.Decimal(0), self.deleted, self.origin)
+        return (self.version is not None, self.version or decimal.Decimal(0), self.deleted, self.origin, self.sequence)
 
     def same_content(self, other: "State") -> bool:
         return self.deleted == other.deleted and digest(self.user) == digest(other.user)
@@ -113,8 +122,13 @@ class MetadataCodec:
             return False
         deleted = self.deleted_attr in image
         user = self._tombstone_user(image) if deleted else self.user_attributes(image)
-        # The part before "." is the content digest; the rest identifies the write (see stamp).
+        # The part before the first "." is the content digest; the rest places and identifies the write (stamp).
         return marker.split(".", 1)[0] == self._marker(user, origin, deleted)
+
+    def _sequence_of(self, image: Item) -> int:
+        """The origin stream sequence number a stamped image carries (0 for markers written without one)."""
+        parts = image[self.marker_attr]["S"].split(".")
+        return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else 0
 
     def is_tombstone(self, image: Item | None) -> bool:
         return image is not None and self.deleted_attr in image and self.stamped_by_replicator(image)
@@ -137,8 +151,12 @@ class MetadataCodec:
             )
         return decimal.Decimal(value["N"])
 
-    def state_of(self, image: Item, region: str) -> State:
-        """The state an image holds in ``region`` (where unstamped or stale-stamped writes originate)."""
+    def state_of(self, image: Item, region: str, unstamped_sequence: int = 0) -> State:
+        """The state an image holds in ``region`` (where unstamped or stale-stamped writes originate).
+
+        ``unstamped_sequence`` places an application write in its region's stream: 0 for an old image (older
+        than the record at hand), ``LATEST`` for an item read from the table (newer than every record seen).
+        """
         try:
             version: decimal.Decimal | None = self.version_of(image)
         except ConflictValueError:
@@ -146,13 +164,13 @@ class MetadataCodec:
         if self.stamped_by_replicator(image):
             deleted = self.deleted_attr in image
             user = self._tombstone_user(image) if deleted else self.user_attributes(image)
-            return State(user, version, deleted, image[self.origin_attr]["S"])
-        return State(self.user_attributes(image), version, False, region)
+            return State(user, version, deleted, image[self.origin_attr]["S"], self._sequence_of(image))
+        return State(self.user_attributes(image), version, False, region, unstamped_sequence)
 
-    def tombstone_state(self, removed: Item, origin: str) -> State:
-        """The delete of ``removed`` (the REMOVE record's old image), made in ``origin``."""
+    def tombstone_state(self, removed: Item, origin: str, sequence: int) -> State:
+        """The delete of ``removed`` (the REMOVE record's old image), made in ``origin`` by record ``sequence``."""
         names = (*self.key_names, self.conflict_attr)
-        return State({n: removed[n] for n in names if n in removed}, self.version_of(removed), True, origin)
+        return State({n: removed[n] for n in names if n in removed}, self.version_of(removed), True, origin, sequence)
 
     def has_stale_tombstone_attributes(self, image: Item) -> bool:
         """An application wrote onto a tombstone: its delete flag or TTL expiry would now hide or expire a
@@ -171,12 +189,13 @@ class MetadataCodec:
         """The item to write for ``state``: its user attributes plus our metadata."""
         item = dict(state.user)
         item[self.origin_attr] = {"S": state.origin}
-        # A digest of the content, plus a token unique to this write: the replicator's own write of a state
-        # that is already there with a stale marker (a Repair over a local write that lost) must still change
-        # the marker, so that _is_echo recognises it, while an application write that restores a stamped
-        # state byte for byte keeps the old marker and is still sent.
+        # A digest of the content, the origin stream sequence number (orders one region's equal versions),
+        # and a token unique to this write: the replicator's own write of a state that is already there with
+        # a stale marker (a Repair over a local write that lost) must still change the marker, so that
+        # _is_echo recognises it, while an application write that restores a stamped state byte for byte
+        # keeps the old marker and is still sent.
         digest_part = self._marker(state.user, state.origin, state.deleted)
-        item[self.marker_attr] = {"S": f"{digest_part}.{secrets.token_urlsafe(6)}"}
+        item[self.marker_attr] = {"S": f"{digest_part}.{state.sequence}.{secrets.token_urlsafe(6)}"}
         if state.deleted:
             item[self.deleted_attr] = {"BOOL": True}
             expires = int(now if now is not None else time.time()) + self.tombstone_ttl_seconds

@@ -84,7 +84,7 @@ class MultiActiveReplication:
                         continue
                     if change.old_image is None:
                         raise ConflictValueError("MissingOldImage", "a REMOVE record without OldImage cannot be versioned")
-                    new_state = codec.tombstone_state(change.old_image, self._region)
+                    new_state = codec.tombstone_state(change.old_image, self._region, int(change.sequence_number))
                     local, table_image, table_state = True, None, None
                 elif self._is_echo(change):
                     assert change.new_image is not None
@@ -94,7 +94,9 @@ class MultiActiveReplication:
                 else:
                     assert change.new_image is not None
                     version = codec.version_of(change.new_image)
-                    new_state = State(codec.user_attributes(change.new_image), version, False, self._region)
+                    new_state = State(
+                        codec.user_attributes(change.new_image), version, False, self._region, int(change.sequence_number)
+                    )
                     local, table_image, table_state = True, change.new_image, new_state
                 if local:
                     size = item_size(codec.stamp(new_state))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from replicator.config import load_config
-from replicator.metadata import ConflictValueError, MetadataCodec, State
+from replicator.metadata import LATEST, ConflictValueError, MetadataCodec, State
 from replicator.multi_active import MultiActiveReplication
 from replicator.records import Change
 
@@ -49,6 +49,17 @@ def test_order_version_then_delete_then_origin():
     assert state("1E+2").order == state("100").order
 
 
+def test_one_regions_equal_versions_follow_its_stream_and_survive_the_stamp(codec):
+    earlier = State({}, decimal.Decimal(5), False, "eu-west-1", 66)
+    later = State({}, decimal.Decimal(5), False, "eu-west-1", 67)
+    assert later.order > earlier.order  # a re-delivered earlier write never replaces the later one
+    assert State({}, decimal.Decimal(5), False, "us-east-1", 1).order > later.order  # origin still first
+    stamped = codec.stamp(State(item(v={"S": "x"}), decimal.Decimal(10), False, "eu-west-1", 67))
+    assert codec.state_of(stamped, "us-east-1").sequence == 67
+    # an application write found in the table counts as the newest of its region
+    assert codec.state_of(item(v={"S": "y"}), "us-east-1", unstamped_sequence=LATEST).sequence == LATEST
+
+
 def test_stamp_is_recognised_and_any_user_change_breaks_it(codec):
     stamped = codec.stamp(State(item(v={"S": "x"}), decimal.Decimal(10), False, "eu-west-1"))
     assert codec.stamped_by_replicator(stamped)
@@ -61,7 +72,7 @@ def test_stamp_is_recognised_and_any_user_change_breaks_it(codec):
 
 
 def test_tombstones(codec):
-    tombstone = codec.stamp(codec.tombstone_state(item("7", v={"S": "gone"}), REGION), now=1000)
+    tombstone = codec.stamp(codec.tombstone_state(item("7", v={"S": "gone"}), REGION, 7), now=1000)
     assert set(tombstone) == {"pk", "updatedAt", "_rep_deleted", "_rep_origin", "_rep_marker", "_rep_expiresAt"}
     assert tombstone["_rep_expiresAt"] == {"N": str(1000 + 172800)}
     assert codec.is_tombstone(tombstone)
@@ -69,7 +80,7 @@ def test_tombstones(codec):
     assert not codec.is_tombstone(revived)
     assert codec.has_stale_tombstone_attributes(revived)
     with pytest.raises(ConflictValueError) as missing:
-        codec.tombstone_state({"pk": {"S": "k"}}, REGION)
+        codec.tombstone_state({"pk": {"S": "k"}}, REGION, 1)
     assert missing.value.code == "MissingConflictAttribute"
 
 
