@@ -67,7 +67,7 @@ def _unchanged_condition(codec: MetadataCodec, stored: Item | None) -> tuple[str
     return " AND ".join(parts), names, values
 
 
-def _conditional_put(
+def conditional_put(
     client: Any, table: TableRef, item: Item, condition: tuple[str, dict[str, str], dict[str, Any]], deadline: Deadline
 ) -> tuple[bool, Item | None, WriteFailure | None]:
     """One conditional PutItem with retries of transient errors: (written, stored item if the condition
@@ -105,7 +105,7 @@ def put_if_newer(client: Any, table: TableRef, op: PutIfNewer, codec: MetadataCo
     values = {":v": op.state.user[codec.conflict_attr]}
     condition = ("attribute_not_exists(#k) OR #c < :v", names, values)
     for _ in range(MAX_CAS_ROUNDS):
-        written, stored_item, failure = _conditional_put(client, table, op.item, condition, deadline)
+        written, stored_item, failure = conditional_put(client, table, op.item, condition, deadline)
         if written:
             return Outcome(written=True)
         if failure is not None:
@@ -136,7 +136,7 @@ def put_if_unchanged(client: Any, table: TableRef, op: PutIfUnchanged, codec: Me
     """
     expected = op.expected
     for _ in range(MAX_CAS_ROUNDS):
-        written, stored_item, failure = _conditional_put(
+        written, stored_item, failure = conditional_put(
             client, table, op.item, _unchanged_condition(codec, expected), deadline
         )
         if written:

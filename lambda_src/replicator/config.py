@@ -23,6 +23,15 @@ class Mode(enum.Enum):
     MULTI_ACTIVE = "MULTI_ACTIVE"
 
 
+class ChangeSource(enum.Enum):
+    """Where the changes come from. DynamoDB Streams deliver one item's records in write order; a Kinesis
+    data stream fed by the table may reorder and duplicate them, so its records are ordered by their
+    ``ApproximateCreationDateTime`` and written conditionally (ordered_one_way.py)."""
+
+    DYNAMODB_STREAMS = "DYNAMODB_STREAMS"
+    KINESIS = "KINESIS"
+
+
 class ConflictStrategy(enum.Enum):
     """How the conflict attribute orders writes. Both are numbers; the names document the intent."""
 
@@ -48,6 +57,9 @@ MAX_CONCURRENCY_LIMIT = 512
 #: Default of REPLICATION_TOMBSTONE_TTL_SECONDS: two days, comfortably above stream retention (24 h) plus the
 #: construct's maximum record age (1 h) plus DynamoDB's TTL deletion delay.
 DEFAULT_TOMBSTONE_TTL_SECONDS = 2 * 24 * 3600
+#: The same with REPLICATION_CHANGE_SOURCE=KINESIS: eight days, the construct's default Kinesis retention
+#: (7 days) plus a day; a late duplicate can arrive as long as the data stream keeps it.
+DEFAULT_KINESIS_TOMBSTONE_TTL_SECONDS = 8 * 24 * 3600
 #: Stream retention: a tombstone must outlive every record that could still arrive.
 STREAM_RETENTION_SECONDS = 24 * 3600
 
@@ -98,6 +110,7 @@ class Config:
     ttl_deletes: TtlDeletes = TtlDeletes.REPLICATE
     tombstone_ttl_seconds: int = DEFAULT_TOMBSTONE_TTL_SECONDS
     ttl_attribute: str = DEFAULT_METADATA_PREFIX + "expiresAt"
+    change_source: ChangeSource = ChangeSource.DYNAMODB_STREAMS
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -168,6 +181,10 @@ def load_config(env: Mapping[str, str]) -> Config:
         ConfigError: naming the first variable that is missing or invalid.
     """
     mode = _enum(env, "REPLICATION_MODE", Mode, Mode.ONE_WAY)
+    change_source = _enum(env, "REPLICATION_CHANGE_SOURCE", ChangeSource, ChangeSource.DYNAMODB_STREAMS)
+    if change_source is ChangeSource.KINESIS and mode is Mode.MULTI_ACTIVE:
+        # Multi-active decides with each record's old image, which is only meaningful in write order.
+        raise ConfigError("REPLICATION_CHANGE_SOURCE=KINESIS supports REPLICATION_MODE=ONE_WAY only")
     source = _table_ref(_json(env, "REPLICATION_SOURCE"), "REPLICATION_SOURCE", allow_role=False)
 
     raw_targets = _json(env, "REPLICATION_TARGETS")
@@ -235,9 +252,12 @@ def load_config(env: Mapping[str, str]) -> Config:
         tombstone_ttl_seconds=_int(
             env,
             "REPLICATION_TOMBSTONE_TTL_SECONDS",
-            DEFAULT_TOMBSTONE_TTL_SECONDS,
+            DEFAULT_KINESIS_TOMBSTONE_TTL_SECONDS
+            if change_source is ChangeSource.KINESIS
+            else DEFAULT_TOMBSTONE_TTL_SECONDS,
             STREAM_RETENTION_SECONDS + 3600,
             366 * 24 * 3600,
         ),
         ttl_attribute=ttl_attribute,
+        change_source=change_source,
     )

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from .attributes import ItemKey, key_for_log
 from .clients import AssumeRole, ClientFactory
-from .config import Config, Mode
+from .config import ChangeSource, Config, Mode
 from .plan import ItemPlan, TargetFailure
 from .records import Change, group_by_item, parse_event
 from .retry import Deadline
@@ -54,12 +54,17 @@ class Processor:
             logging.INFO,
             "replicator configured",
             mode=config.mode.value,
+            changeSource=config.change_source.value,
             sourceTable=config.source.describe(),
             targetTables=[t.describe() for t in config.targets],
             maxConcurrency=config.max_concurrency,
         )
 
     def _replication(self) -> Replication:
+        if self.config.change_source is ChangeSource.KINESIS:
+            from .ordered_one_way import OrderedOneWayReplication
+
+            return OrderedOneWayReplication(self.config, self.clients, self.logger)
         if self.config.mode is Mode.ONE_WAY:
             from .one_way import OneWayReplication
 

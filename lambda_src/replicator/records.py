@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,6 +14,13 @@ from .config import KeySchema
 
 #: The principal DynamoDB names in ``userIdentity`` when its TTL process deletes an item.
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
+#: ``eventSource`` of a Lambda record read from a Kinesis data stream.
+KINESIS_EVENT_SOURCE = "aws:kinesis"
+#: ``ApproximateCreationDateTime`` of a Kinesis change record is epoch milliseconds or, with the table's
+#: MICROSECOND precision (the construct's setting), epoch microseconds. Milliseconds stay below this value
+#: until the year 5138 and microseconds have been above it since 1973, so the magnitude tells them apart and a
+#: precision change on a live table keeps the order.
+_MICROSECOND_THRESHOLD = 10**14
 
 
 class MalformedRecord(ValueError):
@@ -29,6 +39,8 @@ class Change:
         new_image / old_image: wire-form images (``None`` when the record has none).
         created_at: ``ApproximateCreationDateTime`` in epoch seconds (rounded by DynamoDB; not a clock).
         by_ttl: the write is a delete made by DynamoDB's TTL process.
+        change_time_us: Kinesis change records only: when DynamoDB made the change, in epoch microseconds (the
+            order of one item's changes; ``None`` for DynamoDB Streams records, which arrive in write order).
     """
 
     index: int
@@ -39,19 +51,53 @@ class Change:
     old_image: Item | None = field(repr=False)
     created_at: float | None
     by_ttl: bool
+    change_time_us: int | None = None
+    table_name: str | None = None
 
     @property
     def is_remove(self) -> bool:
         return self.event_name == "REMOVE"
 
 
+def _kinesis_change(index: int, record: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The sequence number and the decoded DynamoDB change record of a Kinesis event record."""
+    kinesis = record.get("kinesis")
+    if not isinstance(kinesis, Mapping) or not isinstance(kinesis.get("sequenceNumber"), str):
+        raise MalformedRecord(f"record {index} is a Kinesis record without kinesis.sequenceNumber")
+    try:
+        change = json.loads(base64.b64decode(kinesis.get("data", ""), validate=True))
+    except (binascii.Error, TypeError, ValueError) as exc:
+        raise MalformedRecord(f"record {index}: kinesis.data is not base64 JSON ({exc})") from None
+    if not isinstance(change, dict) or change.get("eventSource") != "aws:dynamodb":
+        raise MalformedRecord(f"record {index}: kinesis.data is not a DynamoDB change record")
+    return kinesis["sequenceNumber"], change
+
+
+def _microseconds(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return int(value) if value >= _MICROSECOND_THRESHOLD else int(value) * 1000
+
+
 def parse_record(index: int, record: Mapping[str, Any], key_schema: KeySchema) -> Change:
-    """One record of ``event["Records"]``.
+    """One record of ``event["Records"]``: a DynamoDB stream record, or a Kinesis record whose data is a
+    DynamoDB change record (Kinesis Data Streams for DynamoDB).
 
     Raises:
-        MalformedRecord: the record is not a DynamoDB stream record with keys and a sequence number.
+        MalformedRecord: the record is not a change record with keys and a sequence number (and, from
+            Kinesis, a creation time).
     """
+    change_time_us: int | None = None
     body = record.get("dynamodb")
+    if record.get("eventSource") == KINESIS_EVENT_SOURCE:
+        kinesis_sequence, record = _kinesis_change(index, record)
+        body = record.get("dynamodb")
+        if isinstance(body, Mapping):
+            change_time_us = _microseconds(body.get("ApproximateCreationDateTime"))
+            if change_time_us is None:
+                raise MalformedRecord(f"record {index} has no numeric dynamodb.ApproximateCreationDateTime")
+            # Kinesis change records carry no stream sequence number: Lambda resumes from the Kinesis one.
+            body = {**body, "SequenceNumber": kinesis_sequence}
     event_name = record.get("eventName")
     if not isinstance(body, Mapping) or event_name not in ("INSERT", "MODIFY", "REMOVE"):
         raise MalformedRecord(f"record {index} is not a DynamoDB stream record")
@@ -67,7 +113,7 @@ def parse_record(index: int, record: Mapping[str, Any], key_schema: KeySchema) -
             f"record {index} ({event_name}) has no NewImage; the stream view type is {body.get('StreamViewType')}"
         )
     identity = record.get("userIdentity") or {}
-    created = body.get("ApproximateCreationDateTime")
+    created = body.get("ApproximateCreationDateTime") if change_time_us is None else change_time_us / 1e6
     return Change(
         index=index,
         sequence_number=sequence_number,
@@ -77,11 +123,13 @@ def parse_record(index: int, record: Mapping[str, Any], key_schema: KeySchema) -
         old_image=old_image,
         created_at=float(created) if isinstance(created, (int, float)) else None,
         by_ttl=identity.get("type") == "Service" and identity.get("principalId") == TTL_PRINCIPAL,
+        change_time_us=change_time_us,
+        table_name=record.get("tableName") if change_time_us is not None else None,
     )
 
 
 def parse_event(event: Mapping[str, Any], key_schema: KeySchema) -> list[Change]:
-    """Every record of a Lambda DynamoDB Streams event, in delivery (sequence) order."""
+    """Every record of a Lambda DynamoDB Streams or Kinesis event, in delivery (sequence) order."""
     records = event.get("Records")
     if not isinstance(records, Sequence):
         raise MalformedRecord("the event has no Records list")

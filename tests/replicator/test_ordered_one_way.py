@@ -1,0 +1,237 @@
+"""ONE_WAY replication from a Kinesis data stream (REPLICATION_CHANGE_SOURCE=KINESIS) against DynamoDB Local.
+
+The changes are real stream records of DynamoDB Local, re-shaped as Kinesis Data Streams for DynamoDB
+delivers them (see ``kinesis_events``); the tests then deliver them out of order and more than once, as AWS
+says Kinesis may.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from replicator.config import ConfigError, load_config
+from replicator.records import MalformedRecord
+
+from rep_helpers import FakeContext, Table, create_table, json_lines, replication_env, sort_items
+
+SOURCE_REGION, REPLICA_REGION = "us-east-1", "eu-west-1"
+PREFIX = "_rep_"
+FIRST_SEQUENCE = 49_650_000_000_000_000_000_000_000_000_000_000_000_000_000_000
+
+
+def kinesis_events(table: Table, records: list[dict[str, Any]], first_us: int | None = None,
+                   millis: bool = False) -> list[dict[str, Any]]:
+    """Lambda records of a Kinesis event whose data are ``records`` in the Kinesis Data Streams for DynamoDB
+    format: no SequenceNumber or StreamViewType, a creation time in micro- (or milli-) seconds that follows
+    the stream order, and Kinesis sequence numbers in delivery order."""
+    start = first_us if first_us is not None else int(time.time() * 1e6)
+    out = []
+    for i, record in enumerate(records):
+        body = {k: v for k, v in record["dynamodb"].items() if k not in ("SequenceNumber", "StreamViewType")}
+        change_us = start + i * 1000
+        body["ApproximateCreationDateTime"] = change_us // 1000 if millis else change_us
+        data = {
+            "awsRegion": table.region,
+            "eventID": str(uuid.uuid4()),
+            "eventName": record["eventName"],
+            "userIdentity": record.get("userIdentity"),
+            "recordFormat": "application/json",
+            "tableName": table.name,
+            "dynamodb": body,
+            "eventSource": "aws:dynamodb",
+        }
+        out.append(kinesis_record(data, FIRST_SEQUENCE + i))
+    return out
+
+
+def kinesis_record(data: dict[str, Any], sequence: int) -> dict[str, Any]:
+    return {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": "0" * 32,
+            "sequenceNumber": str(sequence),
+            "data": base64.b64encode(json.dumps(data).encode()).decode(),
+            "approximateArrivalTimestamp": time.time(),
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"shardId-000000000000:{sequence}",
+        "eventName": "aws:kinesis:record",
+        "awsRegion": SOURCE_REGION,
+        "eventSourceARN": f"arn:aws:kinesis:{SOURCE_REGION}:111111111111:stream/changes",
+    }
+
+
+def run(processor, records: list[dict[str, Any]]) -> dict[str, Any]:
+    return processor.process({"Records": records}, FakeContext())
+
+
+def user_items(table: Table) -> list[dict[str, Any]]:
+    """The replica as an application sees it: tombstones left out, metadata stripped."""
+    return sort_items(
+        {k: v for k, v in item.items() if not k.startswith(PREFIX)}
+        for item in table.items()
+        if PREFIX + "deleted" not in item
+    )
+
+
+def kinesis_env(source: Table, targets: list[dict[str, str]], **extra: str) -> dict[str, str]:
+    return replication_env(source, targets, REPLICATION_CHANGE_SOURCE="KINESIS", **extra)
+
+
+@pytest.fixture
+def pair(ddb_local, make_processor):
+    source = create_table(ddb_local, "ksrc", SOURCE_REGION)
+    replica = create_table(ddb_local, "kreplica", REPLICA_REGION, stream=False)
+    processor = make_processor(kinesis_env(source, [replica.ref()]), SOURCE_REGION)
+    return source, replica, processor
+
+
+def write_history(source: Table) -> None:
+    c = source.client
+    for i in range(6):
+        c.put_item(TableName=source.name, Item={"pk": {"S": f"k{i}"}, "v": {"N": str(i)}, "m": {"M": {}}})
+    c.update_item(TableName=source.name, Key={"pk": {"S": "k1"}}, UpdateExpression="SET v = :v",
+                  ExpressionAttributeValues={":v": {"N": "100"}})
+    c.update_item(TableName=source.name, Key={"pk": {"S": "k1"}}, UpdateExpression="SET v = :v",
+                  ExpressionAttributeValues={":v": {"N": "101"}})
+    c.delete_item(TableName=source.name, Key={"pk": {"S": "k2"}})
+    c.put_item(TableName=source.name, Item={"pk": {"S": "k3"}, "v": {"S": "replaced"}})
+    c.delete_item(TableName=source.name, Key={"pk": {"S": "k4"}})
+
+
+def test_in_order_delivery_mirrors_the_source_with_change_times(pair):
+    source, replica, processor = pair
+    write_history(source)
+    events = kinesis_events(source, source.new_records())
+
+    assert run(processor, events) == {"batchItemFailures": []}
+
+    assert user_items(replica) == source.items()
+    stored = {i["pk"]["S"]: i for i in replica.items()}
+    data = [json.loads(base64.b64decode(e["kinesis"]["data"])) for e in events]
+    last_k1 = max(d["dynamodb"]["ApproximateCreationDateTime"] for d in data if d["dynamodb"]["Keys"]["pk"]["S"] == "k1")
+    assert stored["k1"][PREFIX + "changedAt"] == {"N": str(last_k1)}
+    # Deletes are tombstones holding only the key, the flag, the change time and an expiry ~8 days out.
+    tombstone = stored["k2"]
+    assert set(tombstone) == {"pk", PREFIX + "deleted", PREFIX + "changedAt", PREFIX + "expiresAt"}
+    expiry = int(tombstone[PREFIX + "expiresAt"]["N"]) - time.time()
+    assert 8 * 86400 - 60 < expiry <= 8 * 86400
+
+
+def test_reversed_and_duplicated_delivery_converges_to_the_last_change(pair, capsys):
+    source, replica, processor = pair
+    write_history(source)
+    events = kinesis_events(source, source.new_records())
+    capsys.readouterr()
+
+    # Newest first, one record per invocation, then everything again: older changes must never win.
+    for event in reversed(events):
+        assert run(processor, [event]) == {"batchItemFailures": []}
+    assert user_items(replica) == source.items()
+    assert run(processor, events[::2] + events[1::2][::-1]) == {"batchItemFailures": []}
+
+    assert user_items(replica) == source.items()
+    superseded = [l for l in json_lines(capsys.readouterr().out) if l.get("Kind") == "Superseded"]
+    assert sum(l["Conflicts"] for l in superseded) > 0
+
+
+def test_late_duplicate_of_a_write_does_not_bring_a_deleted_item_back(pair):
+    source, replica, processor = pair
+    c = source.client
+    c.put_item(TableName=source.name, Item={"pk": {"S": "gone"}, "v": {"N": "1"}})
+    c.delete_item(TableName=source.name, Key={"pk": {"S": "gone"}})
+    put, delete = kinesis_events(source, source.new_records())
+
+    assert run(processor, [put, delete]) == {"batchItemFailures": []}
+    assert run(processor, [put]) == {"batchItemFailures": []}  # the duplicate arrives after the delete
+
+    assert user_items(replica) == []
+    assert replica.items()[0][PREFIX + "deleted"] == {"BOOL": True}
+
+
+def test_item_loaded_without_a_change_time_is_replaced_by_its_first_change(pair):
+    source, replica, processor = pair
+    replica.client.put_item(TableName=replica.name, Item={"pk": {"S": "k"}, "v": {"S": "from-the-export"}})
+    source.client.put_item(TableName=source.name, Item={"pk": {"S": "k"}, "v": {"S": "live"}})
+
+    assert run(processor, kinesis_events(source, source.new_records())) == {"batchItemFailures": []}
+
+    assert user_items(replica) == source.items()
+
+
+def test_millisecond_precision_is_ordered_with_microseconds(pair):
+    source, replica, processor = pair
+    c = source.client
+    c.put_item(TableName=source.name, Item={"pk": {"S": "k"}, "v": {"N": "1"}})
+    c.put_item(TableName=source.name, Item={"pk": {"S": "k"}, "v": {"N": "2"}})
+    first, second = source.new_records()
+    now_us = int(time.time() * 1e6)
+    (newer,) = kinesis_events(source, [second], first_us=now_us + 5000)  # microseconds
+    (older,) = kinesis_events(source, [first], first_us=now_us, millis=True)  # the table's precision changed
+
+    assert run(processor, [newer, older]) == {"batchItemFailures": []}
+
+    assert user_items(replica) == [{"pk": {"S": "k"}, "v": {"N": "2"}}]
+
+
+def test_records_of_another_table_in_a_shared_stream_are_skipped(pair):
+    source, replica, processor = pair
+    source.client.put_item(TableName=source.name, Item={"pk": {"S": "mine"}})
+    (event,) = kinesis_events(source, source.new_records())
+    data = json.loads(base64.b64decode(event["kinesis"]["data"]))
+    foreign = kinesis_record({**data, "tableName": "someone-else"}, FIRST_SEQUENCE + 99)
+    foreign_data = json.loads(base64.b64decode(foreign["kinesis"]["data"]))
+    foreign_data["dynamodb"]["Keys"] = foreign_data["dynamodb"]["NewImage"] = {"pk": {"S": "theirs"}}
+    foreign["kinesis"]["data"] = base64.b64encode(json.dumps(foreign_data).encode()).decode()
+
+    assert run(processor, [event, foreign]) == {"batchItemFailures": []}
+
+    assert user_items(replica) == [{"pk": {"S": "mine"}}]
+
+
+def test_failed_target_reports_the_first_kinesis_record_of_the_item(ddb_local, make_processor, capsys):
+    source = create_table(ddb_local, "ksrc", SOURCE_REGION)
+    replica = create_table(ddb_local, "kreplica", REPLICA_REGION, stream=False)
+    missing = {"tableName": "does-not-exist", "region": REPLICA_REGION, "account": source.account}
+    processor = make_processor(kinesis_env(source, [replica.ref(), missing]), SOURCE_REGION)
+    for i in range(5):
+        source.client.put_item(TableName=source.name, Item={"pk": {"S": f"k{i}"}})
+    events = kinesis_events(source, source.new_records())
+    capsys.readouterr()
+
+    result = run(processor, events[::-1])  # delivery order is not change order
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": events[-1]["kinesis"]["sequenceNumber"]}]}
+    assert user_items(replica) == source.items()  # the healthy target is not held back
+    errors = [l for l in json_lines(capsys.readouterr().out) if l.get("level") == "ERROR"]
+    assert {e["errorCode"] for e in errors} == {"ResourceNotFoundException"}
+    assert len(errors) == 5
+
+
+def test_malformed_kinesis_data_fails_the_invocation(pair):
+    _, _, processor = pair
+    bad = kinesis_record({"eventSource": "aws:dynamodb"}, FIRST_SEQUENCE)
+    bad["kinesis"]["data"] = "not base64!"
+    with pytest.raises(MalformedRecord, match="not base64 JSON"):
+        run(processor, [bad])
+    no_time = kinesis_record({"eventSource": "aws:dynamodb", "eventName": "INSERT",
+                              "dynamodb": {"Keys": {"pk": {"S": "k"}}, "NewImage": {"pk": {"S": "k"}}}},
+                             FIRST_SEQUENCE)
+    with pytest.raises(MalformedRecord, match="ApproximateCreationDateTime"):
+        run(processor, [no_time])
+
+
+def test_kinesis_config_is_one_way_only_with_a_longer_tombstone_default(ddb_local):
+    source = create_table(ddb_local, "ksrc", SOURCE_REGION, stream=False)
+    target = {"tableName": "t", "region": REPLICA_REGION, "account": source.account}
+    with pytest.raises(ConfigError, match="ONE_WAY only"):
+        load_config(kinesis_env(source, [target], REPLICATION_MODE="MULTI_ACTIVE"))
+    assert load_config(kinesis_env(source, [target])).tombstone_ttl_seconds == 8 * 86400
+    assert load_config(replication_env(source, [target])).tombstone_ttl_seconds == 2 * 86400
