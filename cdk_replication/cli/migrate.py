@@ -14,12 +14,23 @@ Steps, each recorded in the state file when finished so a re-run continues where
 
 Export and import requests carry a client token kept in the state file, so a crash between a request and
 the state write cannot start a second export or import.
+
+Two modes drive the ``ReplicatedTable`` construct's import path instead, where CloudFormation creates the
+replica from the export (``MigrationOptions(export_arn=...)``):
+
+``--export-only``  ``stream``, ``pitr`` and ``export`` only, into the construct's migration bucket by default;
+                   prints the export ARN and the next steps. TARGET must not exist (the stack creates it).
+``--after-import`` TARGET exists (the stack created it): check it, then only the ``mapping`` step.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import hashlib
 import posixpath
+import re
+import shlex
 import time
 import uuid
 from dataclasses import dataclass
@@ -36,7 +47,7 @@ from cdk_replication.cli.errors import (
 )
 from cdk_replication.cli.progress import Progress, format_duration
 from cdk_replication.cli.state import StateFile, default_state_path
-from cdk_replication.cli.tables import Connection, TableHandle, TableRef, describe_table
+from cdk_replication.cli.tables import Connection, TableHandle, TableRef, describe_table, key_schema_of
 
 #: Seconds between status polls of the export, the import and table updates (``--poll-interval``).
 DEFAULT_POLL_INTERVAL_S = 15.0
@@ -44,6 +55,25 @@ DEFAULT_POLL_INTERVAL_S = 15.0
 STREAM_RETENTION_S = 24 * 3600
 
 STEPS = ("stream", "pitr", "export", "import", "ttl", "target-stream", "mapping")
+#: The steps of ``--export-only`` and ``--after-import`` (the construct's stack imports in between).
+EXPORT_ONLY_STEPS = ("stream", "pitr", "export")
+AFTER_IMPORT_STEPS = ("mapping",)
+#: First segment of the export prefix, as the construct's ``defaults.MIGRATION_PREFIX_ROOT``.
+PREFIX_ROOT = "cdk-replication"
+#: Where the replicator's mapping UUID is shown (an output of the source stack).
+MAPPING_OUTPUT = "ReplicatorEventSourceMappingUuid"
+
+
+def construct_bucket_name(table: str, account: str, region: str) -> str:
+    """The construct's migration bucket name for a replica table (``naming.migration_bucket_name``).
+
+    ``<table>-migration-<account>-<region>``, lower case, other characters as ``-``, beyond 63 characters cut
+    to 54 plus ``-`` and 8 hex digits of a SHA-256. Written out here because ``cdk_replication.naming``
+    imports ``aws_cdk``, which the command line does not load; a test pins the two to the same answers.
+    """
+    name = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9\-]+", "-", f"{table}-migration-{account}-{region}".lower()))
+    name = name.strip("-")
+    return name if len(name) <= 63 else name[:54] + "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
 
 
 def add_migrate_parser(sub: Any, common: argparse.ArgumentParser, epilog: str) -> None:
@@ -53,16 +83,34 @@ def add_migrate_parser(sub: Any, common: argparse.ArgumentParser, epilog: str) -
         help="new replica via export to S3 + import, then enable the replicator's mapping",
         description="Turn on the source's stream and PITR, export it to S3, import the export into the new "
         "table TARGET (which must not exist), copy TTL, and optionally enable the replicator's disabled event "
-        "source mapping. Re-run the same command to continue after an interruption.",
+        "source mapping. Re-run the same command to continue after an interruption. With the construct's "
+        "MigrationOptions, CloudFormation creates TARGET instead: --export-only, deploy with export_arn, "
+        "then --after-import.",
     )
     parser.add_argument("source", metavar="SOURCE")
     parser.add_argument("target", metavar="TARGET", help="the new table: NAME, REGION:NAME or ARN")
-    parser.add_argument("--s3-bucket", required=True, help="bucket for the export (read by the import)")
+    parser.add_argument(
+        "--s3-bucket",
+        help="bucket for the export (read by the import); default: the construct's migration bucket "
+        "<target name>-migration-<target account>-<target region>, owned by the target account",
+    )
     parser.add_argument(
         "--s3-prefix", help="key prefix of the export (default cdk-replication/<source name>/<target name>)"
     )
     parser.add_argument(
-        "--s3-bucket-owner", metavar="ACCOUNT", help="account that owns the bucket, when it is not yours"
+        "--s3-bucket-owner", metavar="ACCOUNT",
+        help="account that owns the bucket, when it is not yours (default with the default bucket: the target account)",
+    )
+    mode = parser.add_argument_group("with the ReplicatedTable construct's import (two deploys, docs/cli.md)")
+    mode.add_argument(
+        "--export-only", action="store_true",
+        help="stop after the export: the replica stack then creates TARGET from it (MigrationOptions(export_arn=...)); "
+        "TARGET must not exist",
+    )
+    mode.add_argument(
+        "--after-import", action="store_true",
+        help="TARGET was created from the export by the replica stack: check it and enable the mapping "
+        "(--event-source-mapping-uuid); copies nothing",
     )
     parser.add_argument(
         "--event-source-mapping-uuid", metavar="UUID",
@@ -148,7 +196,7 @@ def _precheck(ctx: _Context, lambda_client: Any | None) -> None:
     """Refuse bad input before anything is changed (exit 2)."""
     args, source = ctx.args, ctx.source
     desc = source.info.description
-    if desc.get("LocalSecondaryIndexes"):
+    if desc.get("LocalSecondaryIndexes") and not args.after_import:
         names = ", ".join(i["IndexName"] for i in desc["LocalSecondaryIndexes"])
         raise BadInput(
             f"source {source.info.label()} has local secondary indexes ({names}), which ImportTable cannot "
@@ -162,9 +210,16 @@ def _precheck(ctx: _Context, lambda_client: Any | None) -> None:
             "Changing the view type means turning the stream off and on, which starts a new stream: do it "
             "deliberately, then re-run"
         )
-    if "exportArn" not in ctx.state.data:
+    if args.after_import:
+        _check_imported_target(ctx)
+    elif "exportArn" not in ctx.state.data:
         _check_bucket(ctx)
-    if "import" not in ctx.state.data["done"] and "importArn" not in ctx.state.data:
+    if args.export_only:
+        # The stack creates TARGET from the export: it must not exist before, and may exist after.
+        creates_target = not ctx.done("export")
+    else:
+        creates_target = not args.after_import and not ctx.done("import") and "importArn" not in ctx.state.data
+    if creates_target:
         target_client = ctx.target_conn.client("dynamodb", ctx.target_region)
         try:
             _table_status(target_client, ctx.target_ref.api_name)
@@ -178,9 +233,17 @@ def _precheck(ctx: _Context, lambda_client: Any | None) -> None:
             if code != "ResourceNotFoundException":
                 raise
         else:
+            if args.export_only:
+                raise BadInput(
+                    f"target table {ctx.target_ref.name!r} already exists in {ctx.target_region}: with "
+                    "--export-only the replica stack creates it from the export, so it must not exist yet. If the "
+                    "stack already created it from an export, run with --after-import instead; otherwise pick "
+                    "another name or delete the table"
+                )
             raise BadInput(
                 f"target table {ctx.target_ref.name!r} already exists in {ctx.target_region}: migrate creates "
-                "a new table. Pick another name, delete it, or copy into it with `cdk-replication backfill`"
+                "a new table. Pick another name, delete it, or copy into it with `cdk-replication backfill` "
+                "(if a replica stack created it from an export, run with --after-import)"
             )
     if args.event_source_mapping_uuid and lambda_client is not None and not ctx.done("mapping"):
         if view is None:
@@ -215,7 +278,7 @@ def _precheck(ctx: _Context, lambda_client: Any | None) -> None:
                 f"mapping {args.event_source_mapping_uuid} starts at {mapping.get('StartingPosition')}; it must "
                 "start at TRIM_HORIZON so the changes made during the copy are applied"
             )
-        if mapping.get("State") not in ("Disabled", "Disabling"):
+        if mapping.get("State") not in ("Disabled", "Disabling") and not args.after_import:
             ctx.err.write(
                 f"warning: mapping {args.event_source_mapping_uuid} is {mapping.get('State')}: it may already "
                 "fail writes to the target that does not exist yet (they go to its on-failure destination)\n"
@@ -237,6 +300,12 @@ def _check_bucket(ctx: _Context) -> None:
     except Exception as exc:
         code = error_code(exc)
         if code in ("404", "NoSuchBucket", "NotFound"):
+            if ctx.state.data.get("s3BucketDerived"):
+                raise BadInput(
+                    f"S3 bucket {args.s3_bucket!r} (the construct's default migration bucket for "
+                    f"{ctx.target_ref.name!r}) does not exist: deploy the replica stack with "
+                    "migration=MigrationOptions() first (it creates the bucket), or pass --s3-bucket"
+                ) from None
             raise BadInput(
                 f"S3 bucket {args.s3_bucket!r} does not exist: create it (in the target account for a "
                 "cross-account copy) or pass another --s3-bucket"
@@ -246,10 +315,49 @@ def _check_bucket(ctx: _Context) -> None:
                 f"warning: cannot check bucket {args.s3_bucket!r} (403); continuing - the export fails later if "
                 "the bucket policy does not let this account write to it"
                 + (" or it is not owned by account " + args.s3_bucket_owner if args.s3_bucket_owner else "")
+                + (" (expected for the construct's bucket, which lets another account only write under the "
+                   "prefix; a missing bucket fails the export: deploy the replica stack first)"
+                   if ctx.state.data.get("s3BucketDerived") else "")
                 + "\n"
             )
             return
         raise
+
+
+def _check_imported_target(ctx: _Context) -> None:
+    """``--after-import``: TARGET exists, is ACTIVE and has SOURCE's key schema (else exit 2)."""
+    client = ctx.target_conn.client("dynamodb", ctx.target_region)
+    name, region = ctx.target_ref.name, ctx.target_region
+    try:
+        desc = _table_status(client, ctx.target_ref.api_name)
+    except Exception as exc:
+        code = error_code(exc)
+        if code == "ResourceNotFoundException":
+            raise BadInput(
+                f"target table {name!r} does not exist in {region}: set MigrationOptions(export_arn=...) on the "
+                "replica and `cdk deploy` first (the replica stack creates the table from the export), then "
+                "re-run with --after-import"
+            ) from None
+        if code in ACCESS_ERROR_CODES:
+            raise BadInput(
+                f"access denied: DescribeTable on target {name!r} in {region} ({error_message(exc)}); check "
+                "--target-profile"
+            ) from None
+        raise
+    if desc.get("TableStatus") != "ACTIVE":
+        raise BadInput(
+            f"target table {name!r} in {region} is {desc.get('TableStatus')}, not ACTIVE: wait until the "
+            "deployment (and its import) has finished, then re-run"
+        )
+    if desc["TableArn"] == ctx.source.info.arn and ctx.source_conn.profile == ctx.target_conn.profile:
+        raise BadInput(f"source and target are the same table ({desc['TableArn']}): name the replica")
+    key = key_schema_of(desc)
+    if key != ctx.source.info.key:
+        raise BadInput(
+            f"key schema mismatch: source {ctx.source.info.label()} has {ctx.source.info.key.describe()}, target "
+            f"{name} ({region}) has {key.describe()}: TARGET is not a replica of SOURCE; check both names"
+        )
+    ctx.note("target", "checked", f"ACTIVE, {key.describe()}")
 
 
 def _check_target_account(conn: Connection, ref: TableRef, region: str) -> None:
@@ -337,8 +445,11 @@ def _step_export(ctx: _Context) -> None:
 
     description = _wait(ctx, "exporting the source", check)
     data_prefix = _export_data_prefix(ctx, description)
+    export_time = description.get("ExportTime")
     ctx.finish("export", f"{description.get('ItemCount', 0):,} items to s3://{args.s3_bucket}/{data_prefix}",
-               exportDataPrefix=data_prefix, exportItemCount=description.get("ItemCount", 0))
+               exportDataPrefix=data_prefix, exportItemCount=description.get("ItemCount", 0),
+               exportBytes=description.get("BilledSizeBytes"),
+               exportTime=export_time.isoformat() if isinstance(export_time, datetime.datetime) else None)
 
 
 def _export_data_prefix(ctx: _Context, description: dict[str, Any]) -> str:
@@ -489,10 +600,17 @@ def _step_mapping(ctx: _Context, lambda_client: Any) -> None:
     uuid_ = ctx.args.event_source_mapping_uuid
     # The export holds every change up to its start; the stream must still hold every change after it.
     exported_at = ctx.state.data.get("exportStartedAt")
-    if exported_at and time.time() - exported_at > STREAM_RETENTION_S:
+    if exported_at is None:
         ctx.err.write(
-            "warning: the export started more than 24 hours ago; stream records older than 24 hours are gone, "
-            "so run `cdk-replication verify SOURCE TARGET --repair` after the mapping catches up\n"
+            "warning: no record of when the export started (no state file of a `migrate --export-only` run for "
+            "these tables here): if it started more than 24 hours ago, the stream no longer holds the oldest "
+            "changes, so run `cdk-replication verify SOURCE TARGET --repair` after the mapping catches up\n"
+        )
+    elif time.time() - exported_at > STREAM_RETENTION_S:
+        ctx.err.write(
+            f"warning: the export started {(time.time() - exported_at) / 3600:.0f} hours ago, more than 24 hours "
+            "ago; stream records older than 24 hours are gone, so run `cdk-replication verify SOURCE TARGET "
+            "--repair` after the mapping catches up\n"
         )
     _ddb_call("lambda:UpdateEventSourceMapping", lambda_client.update_event_source_mapping, UUID=uuid_, Enabled=True)
 
@@ -504,12 +622,87 @@ def _step_mapping(ctx: _Context, lambda_client: Any) -> None:
     ctx.finish("mapping", f"{uuid_} enabled; it applies the stream from TRIM_HORIZON")
 
 
-def cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """Run (or continue) a migration; see the module docstring for the steps."""
-    from cdk_replication.cli.commands import connections, print_json
-
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse combinations of options that cannot work, before any AWS call (exit 2)."""
     if args.poll_interval <= 0:
         raise BadInput(f"--poll-interval must be greater than 0, got {args.poll_interval}")
+    if args.export_only and args.after_import:
+        raise BadInput(
+            "--export-only and --after-import are two runs with a deploy in between: run --export-only, set "
+            "MigrationOptions(export_arn=...) and `cdk deploy`, then run --after-import"
+        )
+    mode = "--export-only" if args.export_only else "--after-import" if args.after_import else None
+    if mode and args.target_stream:
+        raise BadInput(
+            f"--target-stream does not go with {mode}: the replica stack owns the table's settings, so declare "
+            "its stream in the construct instead"
+        )
+    if args.export_only and args.event_source_mapping_uuid:
+        raise BadInput(
+            "--export-only stops before the replica table exists, so the mapping cannot be enabled yet: drop "
+            "--event-source-mapping-uuid here and pass it to the --after-import run after the deploy"
+        )
+    if args.after_import and not args.event_source_mapping_uuid:
+        raise BadInput(
+            "--after-import enables the replicator's mapping: pass --event-source-mapping-uuid UUID (the source "
+            f"stack's output {MAPPING_OUTPUT})"
+        )
+    if args.after_import and (args.s3_bucket or args.s3_prefix or args.s3_bucket_owner):
+        raise BadInput(
+            "--after-import copies nothing and reads no bucket: drop --s3-bucket/--s3-prefix/--s3-bucket-owner"
+        )
+
+
+def _choose_bucket(ctx: _Context) -> None:
+    """Settle ``--s3-bucket``/``--s3-prefix``/``--s3-bucket-owner`` (given, kept in the state file, or the
+    construct's defaults) and say which were chosen."""
+    args, data = ctx.args, ctx.state.data
+    default_prefix = f"{PREFIX_ROOT}/{ctx.source.info.ref.name}/{ctx.target_ref.name}"
+    data.setdefault("s3Prefix", (args.s3_prefix or default_prefix).strip("/"))
+    if args.s3_bucket:
+        how = "--s3-bucket"
+    elif data.get("s3Bucket"):
+        args.s3_bucket, how = data["s3Bucket"], "from the state file"
+    else:
+        account = ctx.target_ref.account or _target_account(ctx)
+        args.s3_bucket = construct_bucket_name(ctx.target_ref.name, account, ctx.target_region)
+        # The name is predictable, so anyone could create it first: write only into the target account's.
+        args.s3_bucket_owner = args.s3_bucket_owner or account
+        data["s3BucketDerived"] = True
+        how = f"the construct's migration bucket of account {account} in {ctx.target_region}"
+    data.setdefault("s3Bucket", args.s3_bucket)
+    if data["s3Bucket"] != args.s3_bucket:
+        raise BadInput(
+            f"state file {ctx.state.path} is for bucket {data['s3Bucket']!r}, not {args.s3_bucket!r}: use the same "
+            "bucket, or --restart"
+        )
+    args.s3_bucket_owner = args.s3_bucket_owner or data.get("s3BucketOwner")
+    if args.s3_bucket_owner:
+        data.setdefault("s3BucketOwner", args.s3_bucket_owner)
+    owner = f", owner {args.s3_bucket_owner}" if args.s3_bucket_owner else ""
+    if not args.quiet:  # not a step: the JSON document has s3Bucket and s3Prefix
+        ctx.err.write(f"[bucket] chosen: s3://{args.s3_bucket}/{data['s3Prefix']}/ ({how}{owner})\n")
+
+
+def _target_account(ctx: _Context) -> str:
+    """The target credentials' account (sts:GetCallerIdentity), for the default bucket name."""
+    try:
+        return str(ctx.target_conn.client("sts", ctx.target_region).get_caller_identity()["Account"])
+    except BadInput:
+        raise
+    except Exception as exc:
+        raise BadInput(
+            "cannot tell the target account for the default bucket name (sts:GetCallerIdentity with the target "
+            f"credentials failed: {error_code(exc) or type(exc).__name__}: {error_message(exc)}): pass --s3-bucket, "
+            "or name TARGET by its ARN (arn:aws:dynamodb:<region>:<account>:table/<name>)"
+        ) from None
+
+
+def cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Run (or continue) a migration; see the module docstring for the steps."""
+    from cdk_replication.cli.commands import connections
+
+    _check_options(args)
     source_conn, target_conn = connections(args)
     described = describe_table(source_conn, TableRef.parse(args.source, "source"), "source")
     # Control-plane calls (and status polls) use botocore's own retries, unlike the data-plane client.
@@ -529,19 +722,13 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         state.delete()
     data = state.load()
     data.setdefault("done", [])
-    data.setdefault("s3Bucket", args.s3_bucket)
-    default_prefix = f"cdk-replication/{source.info.ref.name}/{target_ref.name}"
-    data.setdefault("s3Prefix", (args.s3_prefix or default_prefix).strip("/"))
-    if data["s3Bucket"] != args.s3_bucket:
-        raise BadInput(
-            f"state file {state.path} is for bucket {data['s3Bucket']!r}, not {args.s3_bucket!r}: use the same "
-            "bucket, or --restart"
-        )
     lambda_client = None
     if args.event_source_mapping_uuid:
         lambda_client = source_conn.client("lambda", args.mapping_region or source.info.region)
     log: list[dict[str, Any]] = []
     ctx = _Context(args, source, source_conn, target_ref, target_conn, target_region, state, err, log)
+    if not args.after_import:
+        _choose_bucket(ctx)
     _precheck(ctx, lambda_client)
 
     runners = {
@@ -553,28 +740,120 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         "target-stream": lambda: _step_target_stream(ctx) if args.target_stream else None,
         "mapping": lambda: _step_mapping(ctx, lambda_client) if lambda_client is not None else None,
     }
-    for step in STEPS:
+    steps = EXPORT_ONLY_STEPS if args.export_only else AFTER_IMPORT_STEPS if args.after_import else STEPS
+    for step in steps:
         if ctx.done(step):
             ctx.note(step, "already done")
             continue
         runners[step]()
-    summary = {
-        "command": "migrate",
-        "complete": True,
-        "steps": log,
-        "exportArn": data.get("exportArn"),
-        "importArn": data.get("importArn"),
-        "exportedItems": data.get("exportItemCount"),
-        "importedItems": data.get("importedItemCount"),
-        "stateFile": str(state.path),
-    }
-    if args.json:
-        print_json(out, summary)
+    if args.export_only:
+        _report_export(ctx, out)
+    elif args.after_import:
+        _report_after_import(ctx, out)
     else:
-        out.write(
-            f"migrated {source.info.label()} -> {target_ref.name} ({target_region}): "
-            f"{data.get('importedItemCount', 0):,} items imported from {data.get('exportArn')}\n"
-        )
-        if not args.event_source_mapping_uuid:
-            out.write("next: enable the replicator's event source mapping, then run `cdk-replication verify`\n")
+        _report_migration(ctx, out)
     return EXIT_OK
+
+
+def _summary(ctx: _Context, mode: str, **fields: Any) -> dict[str, Any]:
+    data = ctx.state.data
+    return {
+        "command": "migrate",
+        "mode": mode,
+        "complete": True,
+        "steps": ctx.log,
+        "exportArn": data.get("exportArn"),
+        "stateFile": str(ctx.state.path),
+        **fields,
+    }
+
+
+def _report_migration(ctx: _Context, out: TextIO) -> None:
+    from cdk_replication.cli.commands import print_json
+
+    data, args = ctx.state.data, ctx.args
+    if args.json:
+        print_json(out, _summary(
+            ctx, "full", importArn=data.get("importArn"), exportedItems=data.get("exportItemCount"),
+            importedItems=data.get("importedItemCount"), s3Bucket=args.s3_bucket, s3Prefix=data["s3Prefix"],
+        ))
+        return
+    out.write(
+        f"migrated {ctx.source.info.label()} -> {ctx.target_ref.name} ({ctx.target_region}): "
+        f"{data.get('importedItemCount', 0):,} items imported from {data.get('exportArn')}\n"
+    )
+    if not args.event_source_mapping_uuid:
+        out.write("next: enable the replicator's event source mapping, then run `cdk-replication verify`\n")
+
+
+def _rerun_command(ctx: _Context, *extra: str) -> str:
+    """The ``migrate`` command line for the same tables and connection options, plus ``extra``."""
+    args = ctx.args
+    words = ["cdk-replication", "migrate", args.source, args.target]
+    for option in ("region", "profile", "source_profile", "target_profile", "endpoint_url", "mapping_region",
+                   "state_file"):
+        value = getattr(args, option, None)
+        if value:
+            words += ["--" + option.replace("_", "-"), str(value)]
+    return " ".join(shlex.quote(w) for w in words) + "".join(" " + e for e in extra)
+
+
+def _report_export(ctx: _Context, out: TextIO) -> None:
+    """``--export-only``: where the export is and what to do next."""
+    from cdk_replication.cli.commands import print_json
+
+    data, args = ctx.state.data, ctx.args
+    options = [f'export_arn="{data["exportArn"]}"']
+    if not data.get("s3BucketDerived"):
+        options.append(f'bucket_name="{args.s3_bucket}"')
+    if data["s3Prefix"] != f"{PREFIX_ROOT}/{ctx.source.info.ref.name}/{ctx.target_ref.name}":
+        options.append(f'export_prefix="{data["s3Prefix"]}"')
+    migration_options = f"MigrationOptions({', '.join(options)})"
+    deadline = datetime.datetime.fromtimestamp(data["exportStartedAt"] + STREAM_RETENTION_S, datetime.timezone.utc)
+    deadline_text = deadline.strftime("%Y-%m-%d %H:%M UTC")
+    next_steps = [
+        f"set migration={migration_options} on the replica {ctx.target_ref.name!r} and run `cdk deploy`: the "
+        "replica stack creates the table from the export",
+        "then start replication: "
+        + _rerun_command(ctx, "--after-import", f"--event-source-mapping-uuid <{MAPPING_OUTPUT}>")
+        + " (the UUID is an output of the source stack)",
+        f"finish both before {deadline_text}: the source's stream keeps changes for 24 hours after the export started",
+    ]
+    location = f"s3://{args.s3_bucket}/{data['s3Prefix']}/"
+    if args.json:
+        print_json(out, _summary(
+            ctx, "export-only", s3Bucket=args.s3_bucket, s3Prefix=data["s3Prefix"], s3Location=location,
+            exportDataLocation=f"s3://{args.s3_bucket}/{data['exportDataPrefix']}",
+            exportedItems=data.get("exportItemCount"), exportedBytes=data.get("exportBytes"),
+            exportTime=data.get("exportTime"), migrationOptions=migration_options, deadline=deadline.isoformat(),
+            nextSteps=next_steps,
+        ))
+        return
+    size = f", {data['exportBytes']:,} bytes" if data.get("exportBytes") is not None else ""
+    out.write(
+        f"exported {ctx.source.info.label()}: {data.get('exportItemCount') or 0:,} items{size}\n"
+        f"  export ARN:  {data['exportArn']}\n"
+        f"  location:    {location}\n"
+        f"  data files:  s3://{args.s3_bucket}/{data['exportDataPrefix']}\n"
+        "next:\n" + "".join(f"  {i}. {step}\n" for i, step in enumerate(next_steps, 1))
+    )
+
+
+def _report_after_import(ctx: _Context, out: TextIO) -> None:
+    """``--after-import``: replication runs; keep the app saying so."""
+    from cdk_replication.cli.commands import print_json
+
+    uuid_ = ctx.args.event_source_mapping_uuid
+    advice = [
+        "set replicator=ReplicatorOptions(enabled=True) in the app before the next `cdk deploy`, or that deploy "
+        "disables the mapping again",
+        "run `cdk-replication verify SOURCE TARGET` once the replicator's IteratorAge is near zero",
+    ]
+    if ctx.args.json:
+        print_json(out, _summary(ctx, "after-import", eventSourceMapping=uuid_, nextSteps=advice))
+        return
+    out.write(
+        f"replication started: {ctx.source.info.label()} -> {ctx.target_ref.name} ({ctx.target_region}); mapping "
+        f"{uuid_} applies the stream from TRIM_HORIZON over the imported copy\n"
+        "next:\n" + "".join(f"  {i}. {step}\n" for i, step in enumerate(advice, 1))
+    )

@@ -7,7 +7,8 @@ What moto does not do, so these tests do not cover it:
 * Exports and imports finish almost at once, so waiting and its progress line are only smoke-tested, and
   the FAILED/CANCELLED branches are not reached.
 * Bucket ownership (``--s3-bucket-owner``) and cross-account bucket policies are not enforced.
-* Client tokens are not deduplicated, so the "no second export after a crash" property is not tested.
+* Client tokens are not deduplicated: test_migrate_construct.py checks that a re-run after a crash sends the
+  same token (answering it as DynamoDB does), not that DynamoDB honours it.
 * An enabled mapping does not run the function: the replay from TRIM_HORIZON after the import belongs to
   the replicator and local-runtime tests.
 """
@@ -158,19 +159,23 @@ def test_migrate_exports_imports_and_resumes(aws) -> None:
     assert _all_items(aws, "orders-replica") == expected
 
 
-def _function_with_mapping(aws: dict[str, Any], stream_arn: str) -> str:
+def _function_with_mapping(aws: dict[str, Any], stream_arn: str, name: str = "replicator") -> str:
+    """A function ``name`` (and its role) with a disabled TRIM_HORIZON mapping on ``stream_arn``; its UUID.
+
+    moto's servers in one process share their state: each test module needs its own ``name``.
+    """
     role = aws["iam"].create_role(
-        RoleName="replicator", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+        RoleName=name, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
     )["Role"]["Arn"]
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as zf:
         zf.writestr("handler.py", "def handler(event, context):\n    return {}\n")
     aws["lambda"].create_function(
-        FunctionName="replicator", Runtime="python3.12", Role=role, Handler="handler.handler",
+        FunctionName=name, Runtime="python3.12", Role=role, Handler="handler.handler",
         Code={"ZipFile": code.getvalue()},
     )
     mapping = aws["lambda"].create_event_source_mapping(
-        FunctionName="replicator", EventSourceArn=stream_arn, StartingPosition="TRIM_HORIZON", Enabled=False,
+        FunctionName=name, EventSourceArn=stream_arn, StartingPosition="TRIM_HORIZON", Enabled=False,
     )
     return mapping["UUID"]
 
