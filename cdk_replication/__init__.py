@@ -11,8 +11,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .change_stream import KinesisOptions
     from .errors import ReplicationConfigError
     from .model import (
+        ChangeSource,
         ConflictStrategy,
         CrossAccountAccess,
         ExistingSource,
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "ReplicationConfigError": "errors",
+    "KinesisOptions": "change_stream",
+    "ChangeSource": "model",
     "ConflictStrategy": "model",
     "CrossAccountAccess": "model",
     "ExistingSource": "model",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -73,6 +74,22 @@ PARALLELIZATION_FACTOR = 1
 #: migration configured, where it starts disabled: the copy must be loaded before the stream is applied.
 ENABLED = True
 
+# --- Kinesis Data Streams as the change source (ChangeSource.KINESIS) -------------------------------------
+
+#: How long the data stream keeps changes: a week, so an initial load may take days before the mapping is
+#: enabled (DynamoDB Streams keep 24 h). Kinesis accepts 24 h-365 days; beyond 24 h retention costs extra.
+KINESIS_RETENTION = Duration.days(7)
+#: On-demand capacity: the stream follows the table's write rate with no shard planning.
+KINESIS_STREAM_MODE = kinesis.StreamMode.ON_DEMAND
+#: Server-side encryption with the AWS managed key ``aws/kinesis``: no key policy to manage, and DynamoDB
+#: and Lambda use it without extra grants. ``KinesisOptions.encryption_key_arn`` selects a customer key.
+KINESIS_ENCRYPTION = kinesis.StreamEncryption.MANAGED
+#: Microseconds: the change time orders one item's changes (Kinesis may reorder and duplicate them).
+KINESIS_TIMESTAMP_PRECISION = dynamodb.ApproximateCreationDateTimePrecision.MICROSECOND
+#: A mapping on the data stream discards no record for its age: the point of the stream is a backlog
+#: older than an hour (a load of days). Poison records are still bounded by RETRY_ATTEMPTS and bisection.
+KINESIS_MAX_RECORD_AGE: Duration | None = None
+
 # --- failure queue -----------------------------------------------------------------------------------------
 
 #: How long the on-failure records (shard + sequence range) are kept: SQS's maximum.
@@ -114,7 +131,11 @@ MIGRATION_REMOVAL_POLICY = RemovalPolicy.RETAIN
 IMPORT_COMPRESSION = dynamodb.InputCompressionType.GZIP
 #: DynamoDB Streams keeps records this long; no record the replicator receives is older.
 STREAM_RETENTION = Duration.hours(24)
+#: The mapping's maximum record age when it starts disabled for a migration: ``None`` (unlimited, up to the
+#: stream's retention), because the changes it applies after the load are as old as the load took.
+MIGRATION_MAX_RECORD_AGE: Duration | None = None
 #: Multi-active delete tombstones live stream retention + the mapping's maximum record age (capped at the
 #: retention) + this margin (``REPLICATION_TOMBSTONE_TTL_SECONDS``): they must outlive every record that could
-#: still arrive (rule 5); the margin also covers clock differences between regions.
+#: still arrive (rule 5); the margin also covers clock differences between regions. Tombstones of a one-way
+#: copy fed by Kinesis live the data stream's retention plus this margin.
 TOMBSTONE_MARGIN = Duration.hours(24)

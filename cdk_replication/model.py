@@ -21,6 +21,18 @@ class ReplicationMode(str, Enum):
     MULTI_ACTIVE = "MULTI_ACTIVE"
 
 
+class ChangeSource(str, Enum):
+    """Where a replicator reads the source table's changes; written verbatim to ``REPLICATION_CHANGE_SOURCE``."""
+
+    #: The table's DynamoDB stream: one item's changes in write order, kept 24 hours.
+    DYNAMODB_STREAMS = "DYNAMODB_STREAMS"
+    #: A Kinesis data stream the table streams its changes to: kept up to a year (default 7 days), for
+    #: initial loads longer than a day. Changes may arrive out of order and twice, so the replicator orders
+    #: them by their creation time and writes conditionally; a delete leaves a tombstone in the replica.
+    #: ONE_WAY only.
+    KINESIS = "KINESIS"
+
+
 class ConflictStrategy(str, Enum):
     """Multi-active conflict resolution; written verbatim to ``REPLICATION_CONFLICT_STRATEGY``."""
 

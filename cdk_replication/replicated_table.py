@@ -8,12 +8,14 @@ from collections.abc import Sequence
 from aws_cdk import App, Aws, CfnOutput, Environment, RemovalPolicy, Stack, Stage
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from . import defaults
+from .change_stream import KinesisOptions, change_stream
 from .errors import ReplicationConfigError
 from .migration import (
     ExportImportSource,
@@ -23,6 +25,7 @@ from .migration import (
     require_export_prefix,
 )
 from .model import (
+    ChangeSource,
     ConflictStrategy,
     CrossAccountAccess,
     ExistingSource,
@@ -93,8 +96,19 @@ class ReplicatedTable(Construct):
     (it is absent from ``replica_tables``); once set, it is created from the export. The source's mapping is
     created disabled while any replica has a migration, unless ``ReplicatorOptions(enabled=True)`` is given
     (refused while a replica still waits for its export). Whenever a mapping is created disabled, its stack
-    outputs its UUID as ``ReplicatorEventSourceMappingUuid``. See docs/cli.md, "Cross-account
-    migration with a migration bucket".
+    outputs its UUID as ``ReplicatorEventSourceMappingUuid``, and its maximum record age is unlimited unless
+    given (the changes it applies after the load are as old as the load took). See docs/cli.md,
+    "Cross-account migration with a migration bucket".
+
+    Kinesis Data Streams as the change source (``change_source=ChangeSource.KINESIS``, one-way only): the
+    source stack also holds a Kinesis data stream (``kinesis=KinesisOptions(...)``: 7-day retention,
+    on-demand, encrypted with ``aws/kinesis`` by default) that the source table streams its changes to with
+    microsecond change times, and the replicator reads that stream instead of the table's DynamoDB stream.
+    Use it when an initial load takes longer than the 24 h a DynamoDB stream keeps changes. Kinesis may
+    reorder and duplicate changes, so the replicator writes each one conditionally on its change time
+    (``<metadata prefix>changedAt`` on replica items) and keeps deletes as tombstones
+    (``<metadata prefix>deleted``) that expire through the replicas' TTL attribute (``time_to_live_attribute``
+    or ``<metadata prefix>expiresAt``) the retention plus a day later.
 
     Args:
         scope: an ``App`` or ``Stage``.
@@ -114,6 +128,8 @@ class ReplicatedTable(Construct):
         cross_account_access: Default: ``WRITER_ROLE``.
         replicator: function and mapping tunables. Default: ``ReplicatorOptions()``.
         stack_name_prefix: Default: ``id``.
+        change_source: where the replicator reads changes. Default: ``DYNAMODB_STREAMS``.
+        kinesis: the data stream of ``change_source=KINESIS``. Default: ``KinesisOptions()`` then.
     """
 
     def __init__(
@@ -142,6 +158,8 @@ class ReplicatedTable(Construct):
         cross_account_access: CrossAccountAccess = CrossAccountAccess.WRITER_ROLE,
         replicator: ReplicatorOptions | None = None,
         stack_name_prefix: str | None = None,
+        change_source: ChangeSource = ChangeSource.DYNAMODB_STREAMS,
+        kinesis: KinesisOptions | None = None,
     ) -> None:
         super().__init__(scope, id)
         path = self.node.path
@@ -171,10 +189,12 @@ class ReplicatedTable(Construct):
             )
         self._conflict_attribute = conflict_attribute
         self._conflict_strategy = conflict_strategy
+        self.change_source = change_source
 
         # --- locations --------------------------------------------------------------------------------
         self.source_location = self._resolve_source(source, existing_source, id)
         self.replica_locations = self._resolve_replicas(replicas)
+        self.kinesis_options = self._resolve_change_source(change_source, kinesis, mode, existing_source)
         self.key = self._resolve_key(partition_key, sort_key, existing_source)
         pk = partition_key or (existing_source.partition_key if existing_source else None)
         sk = sort_key or (existing_source.sort_key if existing_source else None)
@@ -203,6 +223,12 @@ class ReplicatedTable(Construct):
         if self.migrations and self._replicator_options.enabled is None:
             # The safe order: load the copy first, then apply the stream from TRIM_HORIZON.
             self._replicator_options = dataclasses.replace(self._replicator_options, enabled=False)
+        if self.migrations and self._replicator_options.max_record_age_is_default:
+            # Enabled after the load, the mapping starts with changes as old as the load took: a 1-hour limit
+            # would send all but the last hour of them to the failure queue.
+            self._replicator_options = dataclasses.replace(
+                self._replicator_options, max_record_age=defaults.MIGRATION_MAX_RECORD_AGE
+            )
 
         # --- stacks -------------------------------------------------------------------------------------
         prefix = stack_name_prefix or id
@@ -231,6 +257,11 @@ class ReplicatedTable(Construct):
             else [self.source_location, *self.replica_locations]
         )
         self._construct_tables: dict[ResolvedTable, ReplicaTable] = {}
+        self.change_stream: kinesis.IStream | None = (
+            change_stream(self.source_stack, "ChangeStream", self.kinesis_options)
+            if self.kinesis_options is not None
+            else None
+        )
         self.source_table: dynamodb.ITable = self._source_table(existing_source)
         self.replica_tables: dict[ResolvedTable, dynamodb.ITable] = {}
         self.migration_buckets: dict[ResolvedTable, MigrationBucket] = {}
@@ -245,7 +276,7 @@ class ReplicatedTable(Construct):
                 self.stacks[location.env_key],
                 f"Replica-{location.table_name}",
                 table_name=location.table_name,
-                options=self.table_options,
+                options=self._replica_options(),
                 stream=defaults.STREAM_VIEW if mode == ReplicationMode.MULTI_ACTIVE else None,
                 encryption_key_arn=location.encryption_key_arn,
                 resource_policy=self._resource_policy(location, writers),
@@ -595,6 +626,7 @@ class ReplicatedTable(Construct):
                     if self.mode == ReplicationMode.MULTI_ACTIVE
                     else None
                 ),
+                kinesis_stream=self.change_stream,
             )
             self._construct_tables[loc] = table
             return table.table
@@ -667,7 +699,10 @@ class ReplicatedTable(Construct):
         )
 
     def _stream_of(self, location: ResolvedTable) -> tuple[str, str | None]:
-        """(stream ARN, customer-managed key ARN) of a writer location's table."""
+        """(stream ARN, customer-managed key ARN) of a writer location's changes."""
+        if self.change_stream is not None:
+            # Encrypted with the AWS managed key aws/kinesis, which needs no grant.
+            return self.change_stream.stream_arn, None
         if location == self.source_location:
             table = self.source_table
         else:
@@ -698,7 +733,7 @@ class ReplicatedTable(Construct):
             iam.PolicyStatement(
                 sid=f"Replicator{index}",
                 principals=[_only_role(w.account, self._replicator_role_arn(w, Aws.PARTITION))],
-                actions=list(target_write_actions(self.mode)),
+                actions=list(target_write_actions(self.mode, self.change_source)),
                 resources=[table_arn(Aws.PARTITION, target.region, target.account, target.table_name)],
             )
             for index, w in enumerate(foreign)
@@ -713,7 +748,7 @@ class ReplicatedTable(Construct):
         statements = [
             iam.PolicyStatement(
                 sid="WriteReplicaTable",
-                actions=list(target_write_actions(self.mode)),
+                actions=list(target_write_actions(self.mode, self.change_source)),
                 resources=[table_arn(Aws.PARTITION, target.region, target.account, target.table_name)],
             )
         ]
@@ -760,9 +795,64 @@ class ReplicatedTable(Construct):
             mode=self.mode,
             conflict_attribute=self._conflict_attribute,
             conflict_strategy=self._conflict_strategy,
-            ttl_attribute=self.table_options.time_to_live_attribute if self.mode == ReplicationMode.MULTI_ACTIVE else None,
+            ttl_attribute=self._replica_options().time_to_live_attribute if self._tombstones else None,
             options=self._replicator_options,
+            change_source=self.change_source,
+            change_retention=self.kinesis_options.retention if self.kinesis_options is not None else None,
         )
+
+    @property
+    def _tombstones(self) -> bool:
+        """The replicator keeps deletes as tombstones that expire through the tables' TTL attribute."""
+        return self.mode == ReplicationMode.MULTI_ACTIVE or self.change_source == ChangeSource.KINESIS
+
+    def _replica_options(self) -> TableOptions:
+        """The replica tables' options: a one-way copy fed by Kinesis needs TTL for its tombstones even when the
+        source has none (multi-active tables have it already, see ``_ttl_attribute``)."""
+        if self.table_options.time_to_live_attribute is None and self._tombstones:
+            return dataclasses.replace(
+                self.table_options,
+                time_to_live_attribute=self._replicator_options.metadata_prefix + defaults.TOMBSTONE_TTL_SUFFIX,
+            )
+        return self.table_options
+
+    def _resolve_change_source(
+        self,
+        change_source: ChangeSource,
+        kinesis_options: KinesisOptions | None,
+        mode: ReplicationMode,
+        existing_source: ExistingSource | None,
+    ) -> KinesisOptions | None:
+        """The data stream's options with ``KINESIS`` (checked), ``None`` with DynamoDB Streams."""
+        path = self.node.path
+        if change_source != ChangeSource.KINESIS:
+            if kinesis_options is not None:
+                raise ReplicationConfigError(
+                    path,
+                    "kinesis=KinesisOptions(...) is given but change_source is DYNAMODB_STREAMS",
+                    "add change_source=ChangeSource.KINESIS, or drop kinesis",
+                )
+            return None
+        if mode != ReplicationMode.ONE_WAY:
+            raise ReplicationConfigError(
+                path,
+                "change_source KINESIS with mode MULTI_ACTIVE: multi-active decides each conflict with the "
+                "record's old image, which is only meaningful in write order, and Kinesis may reorder changes",
+                "use change_source=ChangeSource.DYNAMODB_STREAMS for MULTI_ACTIVE",
+            )
+        options = kinesis_options or KinesisOptions()
+        if existing_source is not None and options.stream_arn is None:
+            raise ReplicationConfigError(
+                path,
+                "change_source KINESIS with existing_source but no kinesis.stream_arn: CloudFormation can add a "
+                "Kinesis streaming destination only to a table it manages",
+                "enable the destination yourself (aws dynamodb enable-kinesis-streaming-destination --table-name "
+                f"{self.source_location.table_name} --stream-arn <data stream ARN> "
+                "--enable-kinesis-streaming-configuration ApproximateCreationDateTimePrecision=MICROSECOND) and "
+                "pass kinesis=KinesisOptions(stream_arn=<data stream ARN>, retention=<its retention>)",
+            )
+        options.validate(path, self.source_location.region, self.source_location.account)
+        return options
 
 
 def _only_role(account: str, role_arn_value: str) -> iam.IPrincipal:

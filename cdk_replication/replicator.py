@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from constructs import Construct, IConstruct
 
 from . import defaults
 from .errors import ReplicationConfigError
-from .model import ConflictStrategy, KeySchema, ReplicationMode, ResolvedTable
+from .model import ChangeSource, ConflictStrategy, KeySchema, ReplicationMode, ResolvedTable
 from .naming import table_arn
 
 #: Item-level actions a ONE_WAY replicator calls on a target table: coalesced BatchWriteItem, and PutItem /
@@ -33,9 +34,20 @@ ONE_WAY_WRITE_ACTIONS: tuple[str, ...] = (
 MULTI_ACTIVE_WRITE_ACTIONS: tuple[str, ...] = ("dynamodb:PutItem",)
 
 
-def target_write_actions(mode: ReplicationMode) -> tuple[str, ...]:
-    """The item actions a replicator of ``mode`` calls on the tables it writes."""
-    return MULTI_ACTIVE_WRITE_ACTIONS if mode == ReplicationMode.MULTI_ACTIVE else ONE_WAY_WRITE_ACTIONS
+#: A ONE_WAY replicator fed by Kinesis writes every change, tombstones included, with a conditional PutItem
+#: (ordered by change time); a failed condition only means the change is superseded.
+ORDERED_ONE_WAY_WRITE_ACTIONS: tuple[str, ...] = ("dynamodb:PutItem",)
+
+
+def target_write_actions(
+    mode: ReplicationMode, change_source: ChangeSource = ChangeSource.DYNAMODB_STREAMS
+) -> tuple[str, ...]:
+    """The item actions a replicator of ``mode`` reading ``change_source`` calls on the tables it writes."""
+    if mode == ReplicationMode.MULTI_ACTIVE:
+        return MULTI_ACTIVE_WRITE_ACTIONS
+    if change_source == ChangeSource.KINESIS:
+        return ORDERED_ONE_WAY_WRITE_ACTIONS
+    return ONE_WAY_WRITE_ACTIONS
 
 
 #: Stream actions Lambda's event source mapping performs with the function's role, scoped to one stream.
@@ -43,6 +55,15 @@ STREAM_READ_ACTIONS: tuple[str, ...] = (
     "dynamodb:DescribeStream",
     "dynamodb:GetRecords",
     "dynamodb:GetShardIterator",
+)
+#: Kinesis actions Lambda's event source mapping performs with the function's role on one data stream
+#: (standard iterators; SubscribeToShard would only be needed by an enhanced fan-out consumer).
+KINESIS_READ_ACTIONS: tuple[str, ...] = (
+    "kinesis:DescribeStream",
+    "kinesis:DescribeStreamSummary",
+    "kinesis:GetRecords",
+    "kinesis:GetShardIterator",
+    "kinesis:ListShards",
 )
 #: KMS actions for writing items of a table encrypted with a customer-managed key.
 TARGET_KMS_ACTIONS: tuple[str, ...] = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*")
@@ -77,7 +98,10 @@ class ReplicatorOptions:
         max_batching_window: wait for a fuller batch (0-300 s). Default: 0 s.
         retry_attempts: retries of a failed batch (-1 = until the record expires, 0-10000). Default: 10.
         max_record_age: records older than this go to the failure queue (60 s-7 days; ``None`` = never,
-            Lambda's -1). Default: 1 hour.
+            Lambda's -1). Default: 1 hour; left at that default, it becomes ``None`` where the mapping starts
+            with a backlog older than an hour: a Kinesis change source, or a mapping created disabled for a
+            migration in a ``ReplicatedTable`` (``defaults.KINESIS_MAX_RECORD_AGE`` /
+            ``MIGRATION_MAX_RECORD_AGE``). Pass a value to keep it.
         bisect_batch_on_error: split a failing batch and retry the halves. Default: ``True``.
         report_batch_item_failures: honour the replicator's partial batch response. Default: ``True``.
         parallelization_factor: concurrent batches per shard (1-10); above 1 items are still ordered per
@@ -104,6 +128,11 @@ class ReplicatorOptions:
     report_batch_item_failures: bool = defaults.REPORT_BATCH_ITEM_FAILURES
     parallelization_factor: int = defaults.PARALLELIZATION_FACTOR
     enabled: bool | None = None
+
+    @property
+    def max_record_age_is_default(self) -> bool:
+        """``max_record_age`` was not given (it is the very default object), so a backlog may lift it."""
+        return self.max_record_age is defaults.MAX_RECORD_AGE
 
     def validate(self, path: str) -> None:
         """Raise ``ReplicationConfigError`` naming ``path`` for values Lambda would reject."""
@@ -198,7 +227,8 @@ class Replicator(Construct):
         scope: parent construct.
         id: construct id.
         source: the table whose stream feeds this function (``REPLICATION_SOURCE``).
-        stream_arn: that table's stream ARN (a token for a table in the same stack is fine).
+        stream_arn: that table's stream ARN, or with ``change_source=KINESIS`` the ARN of the Kinesis data
+            stream the table streams to (a token for a resource in the same stack is fine).
         key: the table's key attribute names (``REPLICATION_KEY``).
         targets: the tables written to (``REPLICATION_TARGETS``); at least one.
         stream_key_arn: customer-managed key of the source table (stream reads need ``kms:Decrypt``).
@@ -212,6 +242,11 @@ class Replicator(Construct):
             (``REPLICATION_TTL_ATTRIBUTE``). Default: not written (the replicator's default,
             ``<metadata prefix>expiresAt``).
         options: function and mapping tunables. Default: ``ReplicatorOptions()``.
+        change_source: ``DYNAMODB_STREAMS`` (default) or ``KINESIS`` (``ONE_WAY`` only; ``stream_arn`` is then a
+            Kinesis stream, read with ``kinesis:`` actions, and the targets need TTL on ``ttl_attribute`` for
+            the delete tombstones).
+        change_retention: with ``KINESIS``, the data stream's retention; delete tombstones outlive it by
+            ``defaults.TOMBSTONE_MARGIN``. Default: ``defaults.KINESIS_RETENTION``.
     """
 
     def __init__(
@@ -230,11 +265,30 @@ class Replicator(Construct):
         conflict_strategy: ConflictStrategy | None = None,
         ttl_attribute: str | None = None,
         options: ReplicatorOptions | None = None,
+        change_source: ChangeSource = ChangeSource.DYNAMODB_STREAMS,
+        change_retention: Duration | None = None,
     ) -> None:
         super().__init__(scope, id)
         path = self.node.path
         options = options or ReplicatorOptions()
         options.validate(path)
+        if change_source == ChangeSource.KINESIS:
+            if mode != ReplicationMode.ONE_WAY:
+                raise ReplicationConfigError(
+                    path,
+                    f"change_source KINESIS with mode {mode.value}: multi-active decides each conflict with the "
+                    "record's old image, which is only meaningful in write order, and Kinesis may reorder",
+                    "use ChangeSource.DYNAMODB_STREAMS for MULTI_ACTIVE",
+                )
+            if options.max_record_age_is_default:
+                options = dataclasses.replace(options, max_record_age=defaults.KINESIS_MAX_RECORD_AGE)
+        elif change_retention is not None:
+            raise ReplicationConfigError(
+                path, "change_retention is set but change_source is DYNAMODB_STREAMS (24 h, fixed)",
+                "drop change_retention, or use change_source=ChangeSource.KINESIS",
+            )
+        self.change_source = change_source
+        self._change_retention = change_retention or defaults.KINESIS_RETENTION
         stack = Stack.of(self)
         if Token.is_unresolved(stack.account) or Token.is_unresolved(stack.region):
             raise ReplicationConfigError(
@@ -349,6 +403,11 @@ class Replicator(Construct):
         )
 
     @property
+    def options(self) -> ReplicatorOptions:
+        """The options in effect (after backlog-dependent defaults were applied)."""
+        return self._options
+
+    @property
     def enabled(self) -> bool:
         """Whether the event source mapping is created enabled."""
         return self._options.enabled if self._options.enabled is not None else defaults.ENABLED
@@ -365,12 +424,21 @@ class Replicator(Construct):
         return self.event_source_mapping.event_source_mapping_arn
 
     def _statements(self, stream_arn: str, stream_key_arn: str | None) -> list[iam.PolicyStatement]:
-        statements = [
-            iam.PolicyStatement(sid="ReadSourceStream", actions=list(STREAM_READ_ACTIONS), resources=[stream_arn]),
-            # ListStreams has no resource type in IAM: AWS only accepts "*" for it. Lambda's event source
-            # mapping calls it with the function's role (it is in AWS's documented minimum for DynamoDB
-            # stream triggers); it reveals stream ARNs only, not data.
-            iam.PolicyStatement(sid="ListStreams", actions=["dynamodb:ListStreams"], resources=["*"]),
+        if self.change_source == ChangeSource.KINESIS:
+            statements = [
+                iam.PolicyStatement(
+                    sid="ReadSourceDataStream", actions=list(KINESIS_READ_ACTIONS), resources=[stream_arn]
+                )
+            ]
+        else:
+            statements = [
+                iam.PolicyStatement(sid="ReadSourceStream", actions=list(STREAM_READ_ACTIONS), resources=[stream_arn]),
+                # ListStreams has no resource type in IAM: AWS only accepts "*" for it. Lambda's event source
+                # mapping calls it with the function's role (it is in AWS's documented minimum for DynamoDB
+                # stream triggers); it reveals stream ARNs only, not data.
+                iam.PolicyStatement(sid="ListStreams", actions=["dynamodb:ListStreams"], resources=["*"]),
+            ]
+        statements += [
             iam.PolicyStatement(
                 sid="WriteOwnLogGroup",
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -385,7 +453,7 @@ class Replicator(Construct):
             statements.append(
                 iam.PolicyStatement(
                     sid="WriteTargetTables",
-                    actions=list(target_write_actions(self.mode)),
+                    actions=list(target_write_actions(self.mode, self.change_source)),
                     resources=[
                         table_arn(Aws.PARTITION, t.table.region, t.table.account, t.table.table_name) for t in direct
                     ],
@@ -426,12 +494,13 @@ class Replicator(Construct):
         return statements
 
     def _acknowledge_role_findings(self, statements: Sequence[iam.PolicyStatement]) -> None:
-        acknowledge_nag(
-            self.role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "dynamodb:ListStreams is the only action on '*': IAM has no resource type for it, and Lambda's "
-            "DynamoDB stream mapping uses it.",
-        )
+        if any("*" in st.resources for st in statements):
+            acknowledge_nag(
+                self.role,
+                "AwsSolutions-IAM5[Resource::*]",
+                "dynamodb:ListStreams is the only action on '*': IAM has no resource type for it, and Lambda's "
+                "DynamoDB stream mapping uses it.",
+            )
         if any("kms:GenerateDataKey*" in st.actions for st in statements):
             acknowledge_nag(
                 self.role,
@@ -459,6 +528,11 @@ class Replicator(Construct):
             "LOG_LEVEL": options.log_level,
             "POWERTOOLS_LOG_LEVEL": options.log_level,
         }
+        if self.change_source == ChangeSource.KINESIS:
+            env["REPLICATION_CHANGE_SOURCE"] = self.change_source.value
+            env["REPLICATION_TOMBSTONE_TTL_SECONDS"] = str(
+                int(self._change_retention.to_seconds()) + int(defaults.TOMBSTONE_MARGIN.to_seconds())
+            )
         if mode == ReplicationMode.MULTI_ACTIVE:
             env["REPLICATION_CONFLICT_ATTRIBUTE"] = conflict_attribute or defaults.CONFLICT_ATTRIBUTE
             env["REPLICATION_CONFLICT_STRATEGY"] = (conflict_strategy or ConflictStrategy.TIMESTAMP).value

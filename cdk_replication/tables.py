@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -107,6 +108,8 @@ class ReplicaTable(Construct):
             CloudFormation reads it only when it creates the table; changing or removing it later means
             replacing the table, which CloudFormation refuses for a named table: keep it unchanged for the
             table's lifetime. Default: an empty table.
+        kinesis_stream: a Kinesis data stream the table streams every change to (``ChangeSource.KINESIS``),
+            with microsecond change times. Default: none.
     """
 
     def __init__(
@@ -121,6 +124,7 @@ class ReplicaTable(Construct):
         create_key: bool = False,
         resource_policy: iam.PolicyDocument | None = None,
         import_source: ExportImportSource | None = None,
+        kinesis_stream: kinesis.IStream | None = None,
     ) -> None:
         super().__init__(scope, id)
         options.validate(self.node.path)
@@ -173,6 +177,8 @@ class ReplicaTable(Construct):
             stream=stream,
             resource_policy=resource_policy,
             import_source=self._import_source(import_source),
+            kinesis_stream=kinesis_stream,
+            kinesis_precision_timestamp=defaults.KINESIS_TIMESTAMP_PRECISION if kinesis_stream is not None else None,
         )
         for gsi in options.global_secondary_indexes:
             self.table.add_global_secondary_index(**_struct_kwargs(gsi))

@@ -9,8 +9,10 @@ import pytest
 from aws_cdk import aws_dynamodb as dynamodb
 
 from cdk_replication import (
+    ChangeSource,
     CrossAccountAccess,
     ExistingSource,
+    KinesisOptions,
     MigrationOptions,
     ReplicatedTable,
     ReplicationMode,
@@ -18,6 +20,7 @@ from cdk_replication import (
 )
 
 from construct_helpers import (
+    DATA_STREAM_ARN,
     EXPORT_ARN,
     EXPORTER_ROLE_ARN,
     FOREIGN_KEY_ARN,
@@ -189,6 +192,46 @@ def migration_import(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     return synth(_out(tmp_path_factory, "migration_import"), build)
 
 
+@pytest.fixture(scope="package")
+def kinesis_source(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """A new source table streaming to a Kinesis data stream (14-day retention), a same-account replica and a
+    cross-account replica."""
+
+    def build(app: cdk.App) -> ReplicatedTable:
+        return ReplicatedTable(
+            app,
+            "Events",
+            source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT),
+            replicas=[TableLocation(region="us-east-1"), TableLocation(region="eu-west-1", account=OTHER_ACCOUNT)],
+            partition_key=PK,
+            sort_key=SK,
+            change_source=ChangeSource.KINESIS,
+            kinesis=KinesisOptions(retention=cdk.Duration.days(14)),
+        )
+
+    return synth(_out(tmp_path_factory, "kinesis_source"), build)
+
+
+@pytest.fixture(scope="package")
+def kinesis_migration(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """An existing source that already streams to a data stream, loaded into another account from an
+    export: the long-load case Kinesis is for."""
+
+    def build(app: cdk.App) -> ReplicatedTable:
+        return ReplicatedTable(
+            app,
+            "Orders",
+            source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT),
+            replicas=[TableLocation(region="eu-west-1", account=OTHER_ACCOUNT, migration=MigrationOptions())],
+            existing_source=_orders_source(),
+            time_to_live_attribute="expiresAt",
+            change_source=ChangeSource.KINESIS,
+            kinesis=KinesisOptions(stream_arn=DATA_STREAM_ARN, retention=cdk.Duration.days(30)),
+        )
+
+    return synth(_out(tmp_path_factory, "kinesis_migration"), build)
+
+
 ALL_SHAPES = (
     "one_way",
     "imported",
@@ -197,6 +240,8 @@ ALL_SHAPES = (
     "multi_active",
     "migration_prepare",
     "migration_import",
+    "kinesis_source",
+    "kinesis_migration",
 )
 
 

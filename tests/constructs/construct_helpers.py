@@ -28,6 +28,7 @@ SOURCE_KEY_ARN = f"arn:aws:kms:us-west-2:{SOURCE_ACCOUNT}:key/11111111-2222-3333
 REPLICA_KEY_ARN = f"arn:aws:kms:us-east-1:{SOURCE_ACCOUNT}:key/66666666-7777-8888-9999-000000000000"
 FOREIGN_KEY_ARN = f"arn:aws:kms:eu-west-1:{OTHER_ACCOUNT}:key/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 #: A completed export of the imported source table ``Orders`` (us-west-2, SOURCE_ACCOUNT).
+DATA_STREAM_ARN = f"arn:aws:kinesis:us-west-2:{SOURCE_ACCOUNT}:stream/orders-changes"
 EXPORT_ID = "01763800000000-a1b2c3d4"
 EXPORT_ARN = f"arn:aws:dynamodb:us-west-2:{SOURCE_ACCOUNT}:table/Orders/export/{EXPORT_ID}"
 #: The role in SOURCE_ACCOUNT that runs the export in the import-phase fixture.

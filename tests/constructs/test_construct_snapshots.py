@@ -24,6 +24,7 @@ CASES = [
     ("migration_prepare", f"Orders-{OTHER_ACCOUNT}-eu-west-1", "migration-bucket-stack"),
     ("migration_import", f"Orders-{OTHER_ACCOUNT}-eu-west-1", "migration-import-stack"),
     ("migration_import", "Orders-us-west-2", "migration-source-stack"),
+    ("kinesis_source", "Events-us-west-2", "kinesis-source-stack"),
 ]
 
 
