@@ -1,5 +1,6 @@
 """AWS-free runtime for demos and tests: DynamoDB Local, a local deploy of a cloud assembly, and an
-emulation of Lambda's event source mapping for DynamoDB Streams.
+emulation of Lambda's event source mapping for DynamoDB Streams and Kinesis Data Streams, with a local
+Kinesis (moto) and DynamoDB's Kinesis streaming destination.
 
 Typical use in a test (see docs/local-runtime.md)::
 
@@ -21,7 +22,16 @@ from cdk_replication.local.dynamodb_local import (
 from cdk_replication.local.assembly import StackArtifact, read_assembly
 from cdk_replication.local.compare import TableComparison, compare_tables
 from cdk_replication.local.deploy import DeployedStack, LocalDeployment, LocalTable, deploy
-from cdk_replication.local.event_source_mapping import MappingSettings, MappingStats, StreamEventSourceMapping
+from cdk_replication.local.event_source_mapping import (
+    DynamoDBStreamSource,
+    EventSource,
+    EventSourceMapping,
+    MappingSettings,
+    MappingStats,
+    StreamEventSourceMapping,
+)
+from cdk_replication.local.kinesis import KinesisEventSourceMapping, KinesisStreamSource, LocalKinesis
+from cdk_replication.local.kinesis_bridge import BridgeStats, KinesisStreamingDestination
 from cdk_replication.local.faults import FunctionFaults, WriteFault
 from cdk_replication.local.lambda_runtime import FunctionInitError, InvocationResult, LocalFunction
 from cdk_replication.local.intrinsics import TemplateError
@@ -30,6 +40,14 @@ from cdk_replication.local.sts_local import LocalSts
 from cdk_replication.local.synth import SynthError, synthesize
 
 __all__ = [
+    "BridgeStats",
+    "DynamoDBStreamSource",
+    "EventSource",
+    "EventSourceMapping",
+    "KinesisEventSourceMapping",
+    "KinesisStreamSource",
+    "KinesisStreamingDestination",
+    "LocalKinesis",
     "DEFAULT_ACCOUNT",
     "DeployedStack",
     "LocalDeployment",

@@ -4,7 +4,11 @@ Everything comes from the templates: each stack's explicit environment picks the
 database, ``AWS::DynamoDB::Table``/``GlobalTable`` resources become tables, ``AWS::Lambda::Function``
 resources with a local code asset become :class:`LocalFunction` containers, ``AWS::SQS::Queue`` (and SNS
 topics used as destinations) become :class:`LocalQueue` objects, and every ``AWS::Lambda::EventSourceMapping``
-on a DynamoDB stream becomes a :class:`StreamEventSourceMapping` with the template's settings. Other resource
+on a DynamoDB stream becomes a :class:`StreamEventSourceMapping` with the template's settings. Kinesis Data
+Streams (``AWS::Kinesis::Stream``) are created in a :class:`LocalKinesis` (moto, started only when the assembly
+has Kinesis resources), a table's ``KinesisStreamSpecification`` becomes a
+:class:`KinesisStreamingDestination` (the bridge that plays DynamoDB's part) and a mapping on a Kinesis
+stream becomes a :class:`KinesisEventSourceMapping`. Other resource
 types (IAM, logs, alarms, KMS, ...) are not emulated; their ``Ref``/``Fn::GetAtt`` resolve to well-formed
 names and ARNs so the values that mention them stay meaningful.
 """
@@ -22,14 +26,27 @@ from typing import Any
 
 from cdk_replication.local.assembly import StackArtifact, read_assembly
 from cdk_replication.local.dynamodb_local import DynamoDBLocal, credentials_for_account
-from cdk_replication.local.event_source_mapping import MappingSettings, MappingStats, StreamEventSourceMapping
+from cdk_replication.local.event_source_mapping import (
+    EventSourceMapping,
+    MappingSettings,
+    MappingStats,
+    StreamEventSourceMapping,
+)
 from cdk_replication.local.intrinsics import Resolver, TemplateError, partition_of
+from cdk_replication.local.kinesis import (
+    KinesisEventSourceMapping,
+    LocalKinesis,
+    kinesis_stream_arn,
+    parse_kinesis_stream_arn,
+)
+from cdk_replication.local.kinesis_bridge import KinesisStreamingDestination
 from cdk_replication.local.lambda_runtime import LocalFunction
 from cdk_replication.local.queue import LocalQueue
 from cdk_replication.local.stream_records import aws_stream_arn
 from cdk_replication.local.sts_local import LocalSts
 
 _TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable")
+_KINESIS_STREAM = "AWS::Kinesis::Stream"
 
 
 @dataclass
@@ -81,9 +98,12 @@ class DeployedStack:
     account: str
     tables: list[LocalTable] = field(default_factory=list)
     functions: list[LocalFunction] = field(default_factory=list)
-    mappings: list[StreamEventSourceMapping] = field(default_factory=list)
+    mappings: list[EventSourceMapping] = field(default_factory=list)
     queues: list[LocalQueue] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    #: ARNs of the Kinesis streams the stack declares.
+    kinesis_streams: list[str] = field(default_factory=list)
+    bridges: list[KinesisStreamingDestination] = field(default_factory=list)
 
 
 class LocalDeployment:
@@ -92,9 +112,13 @@ class LocalDeployment:
     Use it as a context manager, or call :meth:`close` to stop every background thread and container.
     """
 
-    def __init__(self, ddb: DynamoDBLocal, sts: LocalSts) -> None:
+    def __init__(self, ddb: DynamoDBLocal, sts: LocalSts, kinesis: LocalKinesis | None = None) -> None:
         self.ddb = ddb
         self.sts = sts
+        self._kinesis = kinesis
+        self._owns_kinesis = False
+        #: Execution role ARN by function ARN (the ``invokeIdentityArn`` of Kinesis events).
+        self._function_roles: dict[str, str] = {}
         self.stacks: list[DeployedStack] = []
         #: Tables named by a mapping's literal stream ARN but not declared in the assembly (they existed).
         self.imported_tables: list[LocalTable] = []
@@ -114,8 +138,39 @@ class LocalDeployment:
         return [f for s in self.stacks for f in s.functions]
 
     @property
-    def mappings(self) -> list[StreamEventSourceMapping]:
+    def mappings(self) -> list[EventSourceMapping]:
+        """Every event source mapping: :class:`StreamEventSourceMapping` (DynamoDB) and
+        :class:`KinesisEventSourceMapping`."""
         return [m for s in self.stacks for m in s.mappings]
+
+    @property
+    def bridges(self) -> list[KinesisStreamingDestination]:
+        """The tables' Kinesis streaming destinations (one per ``KinesisStreamSpecification``)."""
+        return [b for s in self.stacks for b in s.bridges]
+
+    @property
+    def kinesis(self) -> LocalKinesis | None:
+        """The Kinesis data plane, or ``None`` if the assembly has no Kinesis resources."""
+        return self._kinesis
+
+    def kinesis_plane(self) -> LocalKinesis:
+        """The Kinesis data plane, started on first use (a deployment without Kinesis never starts moto)."""
+        if self._kinesis is None:
+            self._kinesis = LocalKinesis()
+            self._owns_kinesis = True
+        if not self._kinesis.running:
+            self._kinesis.start()
+        return self._kinesis
+
+    def kinesis_client(self, region: str, account: str) -> Any:
+        """A boto3 ``kinesis`` client for ``region`` and ``account`` (starts the local Kinesis if needed)."""
+        return self.kinesis_plane().client(region, account)
+
+    def bridge_for(self, table: str | LocalTable) -> KinesisStreamingDestination:
+        """The Kinesis streaming destination of ``table`` (a name or a :class:`LocalTable`)."""
+        name = table.name if isinstance(table, LocalTable) else table
+        return _one([b for b in self.bridges if b.table_name == name], f"Kinesis streaming destination of {name!r}",
+                    [b.table_name for b in self.bridges])
 
     @property
     def queues(self) -> list[LocalQueue]:
@@ -139,7 +194,7 @@ class LocalDeployment:
         return _one([q for q in self.queues if name in (q.name, q.arn)], f"queue {name!r}",
                     [q.name for q in self.queues])
 
-    def mapping_for(self, function: str | LocalFunction) -> StreamEventSourceMapping:
+    def mapping_for(self, function: str | LocalFunction) -> EventSourceMapping:
         """The one mapping that invokes ``function`` (a name, an ARN or the function)."""
         fn = function if isinstance(function, LocalFunction) else self.function(function)
         return _one([m for m in self.mappings if m.function is fn], f"mapping of function {fn.name!r}", [])
@@ -147,31 +202,38 @@ class LocalDeployment:
     # --- running --------------------------------------------------------------------------------------
 
     def run_until_idle(self, timeout_s: float = 120.0) -> dict[str, MappingStats]:
-        """Step every mapping until none has anything left to deliver (one mapping's function may write
-        another's stream, so this repeats until the whole topology is quiet). Returns stats by mapping uuid."""
+        """Step every Kinesis streaming destination and every mapping until none has anything left to
+        publish or deliver (one mapping's function may write another's stream, so this repeats until the
+        whole topology is quiet). Returns stats by mapping uuid."""
         deadline = time.monotonic() + timeout_s
         while True:
             busy = False
-            for mapping in self.mappings:
+            for runner in [*self.bridges, *self.mappings]:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(f"the deployment is still busy after {timeout_s:.0f} s: "
-                                       + "; ".join(f"{m!r}: {m.stats}" for m in self.mappings))
-                before = mapping.stats.invocations
-                mapping.run_until_idle(timeout_s=remaining)
-                busy = busy or mapping.stats.invocations != before
+                                       + "; ".join(f"{r!r}: {r.stats}" for r in [*self.bridges, *self.mappings]))
+                before = _progress(runner)
+                runner.run_until_idle(timeout_s=remaining)
+                busy = busy or _progress(runner) != before
             if not busy:
                 return {m.uuid: m.stats for m in self.mappings}
 
     def start(self) -> None:
-        """Run every mapping in its own background thread (as Lambda's pollers do)."""
-        for mapping in self.mappings:
-            mapping.start()
+        """Run every bridge and every mapping in its own background thread (as Lambda's pollers do)."""
+        for runner in [*self.bridges, *self.mappings]:
+            runner.start()
 
     def stop(self) -> None:
         """Stop the background threads (containers stay warm)."""
-        for mapping in self.mappings:
-            mapping.stop()
+        errors = []
+        for runner in [*self.bridges, *self.mappings]:
+            try:
+                runner.stop()
+            except RuntimeError as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     def close(self) -> None:
         """Stop threads and containers and the local STS; tables stay in DynamoDB Local."""
@@ -184,6 +246,8 @@ class LocalDeployment:
             for fn in self.functions:
                 fn.stop()
             self.sts.close()
+            if self._owns_kinesis and self._kinesis is not None:
+                self._kinesis.stop()
             for tmp in self._temp_dirs:
                 tmp.cleanup()
 
@@ -201,6 +265,7 @@ def deploy(
     stacks: list[str] | None = None,
     log_sink: Callable[[str, str], None] | None = None,
     settings_override: Callable[[MappingSettings], MappingSettings] | None = None,
+    kinesis: LocalKinesis | None = None,
 ) -> LocalDeployment:
     """Deploy the assembly in ``cdk_out`` onto ``ddb`` and return the running deployment.
 
@@ -216,6 +281,9 @@ def deploy(
             are kept per function (``LocalFunction.logs()``).
         settings_override: maps each mapping's settings from the template to the settings used (e.g. a
             shorter polling interval in tests). Default: the template's settings.
+        kinesis: a started :class:`LocalKinesis` to create Kinesis streams in (it outlives the deployment).
+            Default: the deployment starts its own when the assembly has Kinesis resources, and stops it on
+            :meth:`LocalDeployment.close`.
     """
     artifacts = read_assembly(cdk_out)
     if stacks is not None:
@@ -225,7 +293,7 @@ def deploy(
                                 f"stacks: {[a.stack_name for a in artifacts]}")
         artifacts = [a for a in artifacts if a.stack_name in stacks]
     roles = {arn for a in artifacts for arn in _role_arns(a)}
-    deployment = LocalDeployment(ddb, LocalSts(known_roles=roles))
+    deployment = LocalDeployment(ddb, LocalSts(known_roles=roles), kinesis)
     try:
         for artifact in artifacts:
             deployment.stacks.append(_StackDeployer(deployment, artifact, log_sink, settings_override).deploy())
@@ -233,6 +301,12 @@ def deploy(
         deployment.close()
         raise
     return deployment
+
+
+def _progress(runner: KinesisStreamingDestination | EventSourceMapping) -> int:
+    if isinstance(runner, KinesisStreamingDestination):
+        return runner.stats.records_published
+    return runner.stats.invocations
 
 
 def _one(found: list[Any], what: str, available: list[str]) -> Any:
@@ -276,6 +350,8 @@ class _StackDeployer:
         self.tables: dict[str, LocalTable] = {}
         self.functions: dict[str, LocalFunction] = {}
         self.queues: dict[str, LocalQueue] = {}
+        self.kinesis_streams: dict[str, str] = {}  # logical id -> ARN
+        self.preexisting_tables: set[tuple[str, str]] = set()  # (region, name) of tables found, not created
         self.resolver = Resolver(
             artifact.stack_name,
             artifact.region,
@@ -333,6 +409,8 @@ class _StackDeployer:
             return self._arn("sns", self._name(logical_id, "TopicName", 256))
         if kind == "AWS::IAM::Role":
             return self._name(logical_id, "RoleName", 64)
+        if kind == _KINESIS_STREAM:
+            return self._name(logical_id, "Name", 128)
         return _generated_name(self.artifact.stack_name, logical_id, 128)
 
     def _get_att(self, logical_id: str, attribute: str) -> Any:
@@ -350,6 +428,8 @@ class _StackDeployer:
                 return table.stream_arn
             if attribute == "TableId":
                 return hashlib.sha256(table.arn.encode()).hexdigest()[:32]
+        if kind == _KINESIS_STREAM and attribute == "Arn":
+            return kinesis_stream_arn(self._ref(logical_id), self.artifact.region, self.artifact.account)
         if kind == "AWS::Lambda::Function" and attribute == "Arn":
             return self._arn("lambda", f"function:{self._ref(logical_id)}")
         if kind == "AWS::SQS::Queue":
@@ -376,13 +456,15 @@ class _StackDeployer:
     # --- deploy ---------------------------------------------------------------------------------------
 
     def deploy(self) -> DeployedStack:
-        order = [_TABLE_TYPES, ("AWS::SQS::Queue", "AWS::SNS::Topic"), ("AWS::Lambda::Function",),
-                 ("AWS::Lambda::EventSourceMapping",)]
+        order = [(_KINESIS_STREAM,), _TABLE_TYPES, ("AWS::SQS::Queue", "AWS::SNS::Topic"),
+                 ("AWS::Lambda::Function",), ("AWS::Lambda::EventSourceMapping",)]
         for kinds in order:
             for logical_id, resource in self.resources.items():
                 if resource.get("Type") not in kinds or not self._included(resource):
                     continue
-                if resource["Type"] in _TABLE_TYPES:
+                if resource["Type"] == _KINESIS_STREAM:
+                    self._create_kinesis_stream(logical_id)
+                elif resource["Type"] in _TABLE_TYPES:
                     if logical_id not in self.tables:
                         self._create_table(logical_id)
                 elif resource["Type"] == "AWS::Lambda::Function":
@@ -438,7 +520,69 @@ class _StackDeployer:
         mine = next((t for t in tables if t.region == self.artifact.region), tables[0])
         self.tables[logical_id] = mine
         self.stack.tables.extend(tables)
+        if props.get("KinesisStreamSpecification"):
+            if resource["Type"] != "AWS::DynamoDB::Table":
+                raise self._fail(logical_id, "KinesisStreamSpecification of a global table's replicas is not "
+                                             "emulated; only AWS::DynamoDB::Table")
+            self._create_bridge(logical_id, mine, props["KinesisStreamSpecification"])
         return mine
+
+    def _create_bridge(self, logical_id: str, table: LocalTable, spec: dict[str, Any]) -> None:
+        """The table's Kinesis streaming destination: the bridge reads its DynamoDB stream."""
+        stream_arn = str(spec.get("StreamArn", ""))
+        parsed = parse_kinesis_stream_arn(stream_arn)
+        if parsed is None:
+            raise self._fail(logical_id, f"KinesisStreamSpecification.StreamArn {stream_arn!r} is not a Kinesis "
+                                         "stream ARN")
+        for stream_id, resource in self.resources.items():  # a stream of this stack not created yet
+            if resource.get("Type") == _KINESIS_STREAM and self._get_att(stream_id, "Arn") == stream_arn:
+                self._create_kinesis_stream(stream_id)
+        kinesis = self._existing_kinesis_stream(logical_id, stream_arn, "KinesisStreamSpecification.StreamArn")
+        view = self.resources[logical_id].get("Properties", {}).get("StreamSpecification", {}).get("StreamViewType")
+        if table.local_stream_arn is None or view != "NEW_AND_OLD_IMAGES":
+            raise self._fail(logical_id, "a table with a KinesisStreamSpecification needs a NEW_AND_OLD_IMAGES "
+                                         "DynamoDB stream locally: the Kinesis streaming destination is emulated "
+                                         "by reading it")
+        bridge = KinesisStreamingDestination(
+            table.name,
+            table.local_stream_arn,
+            streams_client=table.client("dynamodbstreams"),
+            kinesis_stream_arn=stream_arn,
+            kinesis_client=kinesis,
+            region=table.region,
+            account=table.account,
+            precision=str(spec.get("ApproximateCreationDateTimePrecision", "MILLISECOND")),
+            # A destination enabled on a table that already exists carries only the changes made after.
+            starting_position="LATEST" if (table.region, table.name) in self.preexisting_tables else "TRIM_HORIZON",
+        )
+        self.stack.bridges.append(bridge)
+
+    # --- Kinesis streams ------------------------------------------------------------------------------
+
+    def _existing_kinesis_stream(self, logical_id: str, stream_arn: str, prop: str) -> Any:
+        """A ``kinesis`` client for the stream ``stream_arn`` names, which must exist in the local Kinesis."""
+        parsed = parse_kinesis_stream_arn(stream_arn)
+        assert parsed is not None
+        region, account, name = parsed
+        kinesis = self.deployment.kinesis_client(region, account)
+        try:
+            kinesis.describe_stream_summary(StreamName=name)
+        except kinesis.exceptions.ResourceNotFoundException:
+            raise self._fail(logical_id, f"{prop} {stream_arn!r}: that Kinesis stream is not in the assembly and "
+                                         "does not exist in the local Kinesis (deploy its stack first)") from None
+        return kinesis
+
+    def _create_kinesis_stream(self, logical_id: str) -> str:
+        if logical_id in self.kinesis_streams:
+            return self.kinesis_streams[logical_id]
+        props = self._props(logical_id)
+        on_demand = props.get("StreamModeDetails", {}).get("StreamMode") == "ON_DEMAND"
+        name = str(self._ref(logical_id))
+        arn = self.deployment.kinesis_plane().create_stream(name, self.artifact.region, self.artifact.account,
+                                    shard_count=None if on_demand else int(props.get("ShardCount", 1)))
+        self.kinesis_streams[logical_id] = arn
+        self.stack.kinesis_streams.append(arn)
+        return arn
 
     def _ensure_table(self, logical_id: str, region: str, request: dict[str, Any],
                       ttl: dict[str, Any] | None) -> LocalTable:
@@ -455,6 +599,7 @@ class _StackDeployer:
                     "AttributeName": ttl["AttributeName"], "Enabled": True})
         else:
             self._check_same_schema(logical_id, region, existing, request)
+            self.preexisting_tables.add((region, name))
             description = existing
         return LocalTable(
             name=name,
@@ -490,8 +635,8 @@ class _StackDeployer:
         """A table named by a literal stream ARN (created outside the app): it must already exist."""
         parts = stream_arn.split(":")
         if len(parts) < 6 or parts[2] != "dynamodb" or "/stream/" not in parts[5]:
-            raise self._fail(logical_id, f"EventSourceArn {stream_arn!r} is not a DynamoDB stream ARN; only "
-                                         "DynamoDB stream mappings are emulated")
+            raise self._fail(logical_id, f"EventSourceArn {stream_arn!r} is not a DynamoDB or Kinesis stream ARN; "
+                                         "only DynamoDB stream and Kinesis mappings are emulated")
         region, account = parts[3], parts[4]
         name = parts[5].split("/")[1]
         for table in self.deployment.tables + list(self.tables.values()):
@@ -583,6 +728,8 @@ class _StackDeployer:
             arn=self._get_att(logical_id, "Arn"),
             log_sink=(lambda line, _name=name: sink(_name, line)) if sink else None,
         )
+        if isinstance(props.get("Role"), str):
+            self.deployment._function_roles[function.arn] = props["Role"]
         self.functions[logical_id] = function
         self.stack.functions.append(function)
         return function
@@ -594,7 +741,7 @@ class _StackDeployer:
 
     # --- mappings -------------------------------------------------------------------------------------
 
-    def _create_mapping(self, logical_id: str) -> StreamEventSourceMapping:
+    def _create_mapping(self, logical_id: str) -> EventSourceMapping:
         props = self._props(logical_id)
         for unsupported in ("FilterCriteria", "TumblingWindowInSeconds"):
             if unsupported in props:
@@ -606,8 +753,6 @@ class _StackDeployer:
         if function is None:
             raise self._fail(logical_id, f"FunctionName {function_ref!r} is not a function of the assembly")
         stream_arn = str(props["EventSourceArn"])
-        table = next((t for t in self.tables.values() if t.stream_arn == stream_arn), None) or \
-            self._imported_table(logical_id, stream_arn)
         settings = MappingSettings(
             batch_size=int(props.get("BatchSize", 100)),
             maximum_batching_window_s=float(props.get("MaximumBatchingWindowInSeconds", 0)),
@@ -622,6 +767,19 @@ class _StackDeployer:
         if self.settings_override is not None:
             settings = self.settings_override(settings)
         destination_arn = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        destination = self._destination(destination_arn) if destination_arn else None
+        mapping_uuid = _generated_name(self.artifact.stack_name, logical_id, 64)
+        mapping: EventSourceMapping
+        if parse_kinesis_stream_arn(stream_arn) is not None:
+            kinesis = self._existing_kinesis_stream(logical_id, stream_arn, "EventSourceArn")
+            mapping = KinesisEventSourceMapping(
+                function, stream_arn, kinesis_client=kinesis,
+                invoke_identity_arn=self.deployment._function_roles.get(function.arn),
+                settings=settings, destination=destination, uuid=mapping_uuid)
+            self.stack.mappings.append(mapping)
+            return mapping
+        table = next((t for t in self.tables.values() if t.stream_arn == stream_arn), None) or \
+            self._imported_table(logical_id, stream_arn)
         assert table.local_stream_arn is not None
         mapping = StreamEventSourceMapping(
             function,
@@ -630,8 +788,8 @@ class _StackDeployer:
             region=table.region,
             account=table.account,
             settings=settings,
-            destination=self._destination(destination_arn) if destination_arn else None,
-            uuid=_generated_name(self.artifact.stack_name, logical_id, 64),
+            destination=destination,
+            uuid=mapping_uuid,
         )
         self.stack.mappings.append(mapping)
         return mapping

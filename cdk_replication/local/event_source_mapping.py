@@ -1,4 +1,9 @@
-"""An emulation of Lambda's event source mapping for DynamoDB Streams.
+"""An emulation of Lambda's event source mapping for DynamoDB Streams (and, through the same engine, for
+Kinesis Data Streams: see :mod:`cdk_replication.local.kinesis`).
+
+The engine (:class:`EventSourceMapping`) knows nothing about the kind of stream: an :class:`EventSource`
+lists the shards, opens iterators, reads records and builds the event record and the on-failure batch info
+in its service's shape. :class:`StreamEventSourceMapping` is the engine on a :class:`DynamoDBStreamSource`.
 
 What it does, following Lambda's documented behaviour:
 
@@ -35,11 +40,12 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from cdk_replication.local.lambda_runtime import InvocationResult
+from cdk_replication.local.poller import BackgroundPoller
 from cdk_replication.local.queue import LocalQueue
 from cdk_replication.local.stream_records import (
     aws_stream_arn,
@@ -70,6 +76,137 @@ class Invokable(Protocol):
     arn: str
 
     def invoke(self, event: Any) -> InvocationResult: ...
+
+
+class ShardInfo(NamedTuple):
+    """One shard as an :class:`EventSource` lists it."""
+
+    shard_id: str
+    parent_id: str | None = None
+    adjacent_parent_id: str | None = None  # Kinesis: the second parent of a merged shard
+    closed: bool = False
+
+
+class IteratorExpired(Exception):
+    """:meth:`EventSource.read`: the shard iterator expired; open a new one after the last record read."""
+
+
+class DataTrimmed(Exception):
+    """:meth:`EventSource.read`: the iterator points at records that were trimmed; start at the horizon."""
+
+
+class SourceRecord(NamedTuple):
+    """What an :class:`EventSource` makes of one raw record."""
+
+    event_record: dict[str, Any]  # the record exactly as it appears in the Lambda event
+    seq: str  # its sequence number (the ``itemIdentifier`` of a partial batch response)
+    created: float  # epoch seconds that record ages are measured from
+
+
+class EventSource(Protocol):
+    """The stream side of a mapping: one service's API and record shapes.
+
+    ``read`` translates the service's expired-iterator and trimmed-data errors into :class:`IteratorExpired`
+    and :class:`DataTrimmed`.
+    """
+
+    #: The stream ARN as AWS writes it (``eventSourceARN``, the on-failure record's ``streamArn``).
+    event_source_arn: str
+    #: The key of the on-failure record's batch info (``DDBStreamBatchInfo``, ``KinesisBatchInfo``).
+    batch_info_key: str
+
+    def shards(self) -> list[ShardInfo] | None:
+        """Every shard of the stream, or ``None`` if the stream no longer exists."""
+
+    def iterator(self, shard_id: str, kind: str, sequence_number: str | None = None) -> str | None:
+        """A shard iterator (``TRIM_HORIZON``, ``LATEST``, ``AFTER_SEQUENCE_NUMBER``)."""
+
+    def read(self, shard_id: str, iterator: str, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        """One ``GetRecords`` page: raw records and the next iterator (``None``: closed and read to its end)."""
+
+    def to_record(self, raw: dict[str, Any], shard_id: str, now: float) -> SourceRecord:
+        """The event record, sequence number and creation time of one raw record first read at ``now``."""
+
+    def item_key(self, identifier: Any) -> Hashable | None:
+        """How a ``batchItemFailures`` ``itemIdentifier`` is compared with sequence numbers (``None``: invalid)."""
+
+    def batch_info(self, shard_id: str, first: SourceRecord, last: SourceRecord, size: int) -> dict[str, Any]:
+        """The on-failure record's batch info for the records ``first`` .. ``last``."""
+
+
+class DynamoDBStreamSource:
+    """A DynamoDB stream (DynamoDB Local) as an :class:`EventSource`, in Lambda's DynamoDB Streams shapes.
+
+    Args:
+        stream_arn: the stream ARN as DynamoDB Local reports it (``LatestStreamArn`` of the table).
+        streams_client: a boto3 ``dynamodbstreams`` client for the table's region and account.
+        region: the table's region (the records' ``awsRegion``).
+        account: the table's account (in the records' ``eventSourceARN``).
+    """
+
+    batch_info_key = "DDBStreamBatchInfo"
+
+    def __init__(self, stream_arn: str, streams_client: Any, region: str, account: str) -> None:
+        self.local_stream_arn = stream_arn
+        self.event_source_arn = aws_stream_arn(stream_arn, region, account)
+        self.region = region
+        self.client = streams_client
+
+    def shards(self) -> list[ShardInfo] | None:
+        try:
+            shards = list_shards(self.client, self.local_stream_arn)
+        except self.client.exceptions.ResourceNotFoundException:
+            return None  # the table (and its stream) is gone: nothing more will ever be read
+        return [ShardInfo(raw["ShardId"], raw.get("ParentShardId"), None,
+                          "EndingSequenceNumber" in raw.get("SequenceNumberRange", {})) for raw in shards]
+
+    def iterator(self, shard_id: str, kind: str, sequence_number: str | None = None) -> str | None:
+        kwargs: dict[str, Any] = {"StreamArn": self.local_stream_arn, "ShardId": shard_id, "ShardIteratorType": kind}
+        if sequence_number is not None:
+            kwargs["SequenceNumber"] = sequence_number
+        return self.client.get_shard_iterator(**kwargs).get("ShardIterator")
+
+    def read(self, shard_id: str, iterator: str, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+        errors = self.client.exceptions
+        try:
+            page = self.client.get_records(ShardIterator=iterator, Limit=limit)
+        except errors.ExpiredIteratorException as exc:
+            raise IteratorExpired(str(exc)) from exc
+        except errors.TrimmedDataAccessException as exc:
+            raise DataTrimmed(str(exc)) from exc
+        return page.get("Records", []), page.get("NextShardIterator")
+
+    def to_record(self, raw: dict[str, Any], shard_id: str, now: float) -> SourceRecord:
+        event_record = to_lambda_record(raw, self.region, self.event_source_arn)
+        stamped = raw["dynamodb"]["ApproximateCreationDateTime"]
+        stamped_s = stamped.timestamp() if isinstance(stamped, dt.datetime) else float(stamped)
+        # DynamoDB Local stamps records to the minute; AWS to the second. The time the record was
+        # first read (never before its stamp) is within one poll of its creation, so ages, the
+        # iterator age and the event's timestamp use that, rounded down to the second like AWS.
+        created_s = float(int(max(stamped_s, now)))
+        event_record["dynamodb"]["ApproximateCreationDateTime"] = created_s
+        return SourceRecord(event_record, raw["dynamodb"]["SequenceNumber"], created_s)
+
+    def item_key(self, identifier: Any) -> Hashable | None:
+        return identifier if isinstance(identifier, str) and identifier else None
+
+    def batch_info(self, shard_id: str, first: SourceRecord, last: SourceRecord, size: int) -> dict[str, Any]:
+        return batch_info(shard_id, first, last, size, self.event_source_arn, millis=False)
+
+
+def batch_info(shard_id: str, first: SourceRecord, last: SourceRecord, size: int, stream_arn: str,
+               millis: bool) -> dict[str, Any]:
+    """Lambda's ``...BatchInfo`` of an on-failure record (DynamoDB's arrival times are to the second,
+    Kinesis's to the millisecond)."""
+    return {
+        "shardId": shard_id,
+        "startSequenceNumber": first.seq,
+        "endSequenceNumber": last.seq,
+        "approximateArrivalOfFirstRecord": _iso(first.created, millis=millis),
+        "approximateArrivalOfLastRecord": _iso(last.created, millis=millis),
+        "batchSize": size,
+        "streamArn": stream_arn,
+    }
 
 
 @dataclass(frozen=True)
@@ -168,6 +305,10 @@ class _Record:
     seq: str
     created: float
 
+    @property
+    def source_record(self) -> SourceRecord:
+        return SourceRecord(self.event_record, self.seq, self.created)
+
 
 @dataclass
 class _Batch:
@@ -181,6 +322,7 @@ class _Batch:
 class _Shard:
     shard_id: str
     parent_id: str | None
+    adjacent_parent_id: str | None = None
     iterator: str | None = None
     started: bool = False
     ended: bool = False  # GetRecords returned no next iterator: the shard is closed and fully read
@@ -197,15 +339,15 @@ class _Shard:
 CheckpointListener = Callable[[list[dict[str, Any]], float], None]
 
 
-class StreamEventSourceMapping:
-    """Lambda's event source mapping from one DynamoDB stream to one function.
+class EventSourceMapping(BackgroundPoller):
+    """Lambda's event source mapping from one stream (any :class:`EventSource`) to one function.
 
     Args:
         function: the function to invoke (a :class:`~cdk_replication.local.LocalFunction`).
-        stream_arn: the stream ARN as DynamoDB Local reports it (``LatestStreamArn`` of the table).
-        streams_client: a boto3 ``dynamodbstreams`` client for the table's region and account.
-        region: the table's region (the records' ``awsRegion``).
-        account: the table's account (in the records' ``eventSourceARN``).
+        source: the stream (a :class:`DynamoDBStreamSource`, a
+            :class:`~cdk_replication.local.kinesis.KinesisStreamSource`).
+        region: the stream's region.
+        account: the stream's account.
         settings: the mapping's settings. Default: Lambda's defaults.
         destination: the on-failure destination. Default: none (discarded records are only counted).
         uuid: the mapping's id. Default: a random UUID.
@@ -216,9 +358,8 @@ class StreamEventSourceMapping:
     def __init__(
         self,
         function: Invokable,
-        stream_arn: str,
+        source: EventSource,
         *,
-        streams_client: Any,
         region: str,
         account: str,
         settings: MappingSettings | None = None,
@@ -227,35 +368,32 @@ class StreamEventSourceMapping:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.function = function
-        self.local_stream_arn = stream_arn
-        self.event_source_arn = aws_stream_arn(stream_arn, region, account)
+        self.source = source
+        self.event_source_arn = source.event_source_arn
         self.region = region
         self.account = account
         self.settings = settings or MappingSettings()
         self.destination = destination
         self.uuid = uuid or str(_uuid4())
         self.stats = MappingStats()
-        self._streams = streams_client
         self._clock = clock
         self._enabled = self.settings.enabled
         self._paused = False
         self._shards: dict[str, _Shard] = {}
         self._last_discovery = float("-inf")
         self._lock = threading.RLock()
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._init_poller()
         self._listeners: list[CheckpointListener] = []
         self._duplicate_next = 0
         self._delay_s = 0.0
         self._delays_left: int | None = 0
         self._last_success: list[_Record] | None = None
         self._last_success_shard = ""
-        self._bg_error: BaseException | None = None
         if self._enabled:
             self._discover(initial=True)
 
     def __repr__(self) -> str:
-        return f"StreamEventSourceMapping({self.event_source_arn} -> {self.function.arn})"
+        return f"{type(self).__name__}({self.event_source_arn} -> {self.function.arn})"
 
     # --- control ---------------------------------------------------------------------------------------
 
@@ -263,11 +401,6 @@ class StreamEventSourceMapping:
     def enabled(self) -> bool:
         """The mapping's ``Enabled`` setting (see :meth:`enable`/:meth:`disable`)."""
         return self._enabled
-
-    @property
-    def background_error(self) -> BaseException | None:
-        """The error that stopped the background thread, if any (:meth:`stop` raises it too)."""
-        return self._bg_error
 
     def enable(self) -> None:
         """Enable the mapping (a disabled mapping reads nothing)."""
@@ -379,53 +512,29 @@ class StreamEventSourceMapping:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self!r} still busy after {timeout_s:.0f} s: {self.stats}")
 
-    def start(self) -> None:
-        """Poll in a background thread until :meth:`stop`."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name=f"esm-{self.uuid[:8]}", daemon=True)
-        self._thread.start()
+    def _polling_interval(self) -> float:
+        return self.settings.polling_interval_s
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop the background thread (the invocation in progress completes first)."""
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._stop.set()
-            thread.join(timeout_s)
-        if self._bg_error is not None:
-            error, self._bg_error = self._bg_error, None
-            raise RuntimeError(f"{self!r} stopped on an error: {error!r}") from error
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                made = self.step()
-            except Exception as exc:  # noqa: BLE001 - reported by stop(); the thread must not die silently
-                self._bg_error = exc
-                return
-            if made == 0:
-                self._stop.wait(self.settings.polling_interval_s)
+    def _thread_name(self) -> str:
+        return f"esm-{self.uuid[:8]}"
 
     # --- shards -----------------------------------------------------------------------------------------
 
     def _discover(self, initial: bool) -> None:
         self._last_discovery = self._clock()
-        try:
-            shards = list_shards(self._streams, self.local_stream_arn)
-        except self._streams.exceptions.ResourceNotFoundException:
-            # The table (and its stream) is gone: nothing more will ever be read.
+        shards = self.source.shards()
+        if shards is None:
+            # The stream is gone: nothing more will ever be read.
             for shard in self._shards.values():
                 shard.finished = True
             return
-        for raw in shards:
-            if raw["ShardId"] in self._shards:
+        for info in shards:
+            if info.shard_id in self._shards:
                 continue
-            shard = _Shard(raw["ShardId"], raw.get("ParentShardId"))
+            shard = _Shard(info.shard_id, info.parent_id, info.adjacent_parent_id)
             self._shards[shard.shard_id] = shard
-            closed = "EndingSequenceNumber" in raw.get("SequenceNumberRange", {})
             if initial and self.settings.starting_position == "LATEST":
-                if closed:
+                if info.closed:
                     shard.finished = True  # everything in it is older than the mapping
                 else:
                     self._open_iterator(shard, "LATEST")
@@ -435,15 +544,14 @@ class StreamEventSourceMapping:
         return [self._shards[r["ShardId"]] for r in shards_in_lineage_order(raw)]
 
     def _parent_done(self, shard: _Shard) -> bool:
-        parent = self._shards.get(shard.parent_id) if shard.parent_id else None
-        return parent is None or parent.finished
+        for parent_id in (shard.parent_id, shard.adjacent_parent_id):
+            parent = self._shards.get(parent_id) if parent_id else None
+            if parent is not None and not parent.finished:
+                return False
+        return True
 
     def _open_iterator(self, shard: _Shard, kind: str, sequence_number: str | None = None) -> None:
-        kwargs: dict[str, Any] = {"StreamArn": self.local_stream_arn, "ShardId": shard.shard_id,
-                                  "ShardIteratorType": kind}
-        if sequence_number is not None:
-            kwargs["SequenceNumber"] = sequence_number
-        shard.iterator = self._streams.get_shard_iterator(**kwargs).get("ShardIterator")
+        shard.iterator = self.source.iterator(shard.shard_id, kind, sequence_number)
         shard.started = True
         if shard.iterator is None:
             shard.ended = True
@@ -451,44 +559,31 @@ class StreamEventSourceMapping:
     def _fill(self, shard: _Shard) -> None:
         if not shard.started:
             self._open_iterator(shard, "TRIM_HORIZON")
-        errors = self._streams.exceptions
         while shard.iterator and len(shard.buffer) < self.settings.batch_size:
             try:
-                page = self._streams.get_records(
-                    ShardIterator=shard.iterator,
-                    Limit=min(MAX_RECORDS_PER_READ, self.settings.batch_size - len(shard.buffer)),
-                )
-            except errors.ExpiredIteratorException:
+                limit = min(MAX_RECORDS_PER_READ, self.settings.batch_size - len(shard.buffer))
+                records, shard.iterator = self.source.read(shard.shard_id, shard.iterator, limit)
+            except IteratorExpired:
                 # Iterators expire after 15 minutes; continue right after the last record read.
                 if shard.last_read_seq:
                     self._open_iterator(shard, "AFTER_SEQUENCE_NUMBER", shard.last_read_seq)
                 else:
                     self._open_iterator(shard, "TRIM_HORIZON")
                 continue
-            except errors.TrimmedDataAccessException:
+            except DataTrimmed:
                 self._open_iterator(shard, "TRIM_HORIZON")
                 continue
-            shard.iterator = page.get("NextShardIterator")
             if shard.iterator is None:
                 shard.ended = True
-            records = page.get("Records", [])
             shard.caught_up = not records
             if not records:
                 break
             now = self._clock()
             for raw in records:
-                event_record = to_lambda_record(raw, self.region, self.event_source_arn)
-                seq = raw["dynamodb"]["SequenceNumber"]
-                stamped = raw["dynamodb"]["ApproximateCreationDateTime"]
-                stamped_s = stamped.timestamp() if isinstance(stamped, dt.datetime) else float(stamped)
-                # DynamoDB Local stamps records to the minute; AWS to the second. The time the record was
-                # first read (never before its stamp) is within one poll of its creation, so ages, the
-                # iterator age and the event's timestamp use that, rounded down to the second like AWS.
-                created_s = float(int(max(stamped_s, now)))
-                event_record["dynamodb"]["ApproximateCreationDateTime"] = created_s
-                size = len(json.dumps(event_record, separators=(",", ":")))
-                shard.buffer.append(_Record(raw, event_record, size, seq, created_s))
-                shard.last_read_seq = seq
+                made = self.source.to_record(raw, shard.shard_id, now)
+                size = len(json.dumps(made.event_record, separators=(",", ":")))
+                shard.buffer.append(_Record(raw, made.event_record, size, made.seq, made.created))
+                shard.last_read_seq = made.seq
             if shard.first_buffered_at is None:
                 shard.first_buffered_at = now
 
@@ -548,7 +643,7 @@ class StreamEventSourceMapping:
             self._failed(shard, batch, allow_bisect=True)
             return
         if self.settings.report_batch_item_failures:
-            verdict = _first_failed_index(result.payload, [r.seq for r in batch.records])
+            verdict = _first_failed_index(result.payload, [r.seq for r in batch.records], self.source.item_key)
             if verdict is _MALFORMED:
                 self.stats.malformed_responses += 1
                 self._failed(shard, batch, allow_bisect=False)
@@ -640,23 +735,51 @@ class StreamEventSourceMapping:
             "responseContext": response,
             "version": "1.0",
             "timestamp": _iso(self._clock(), millis=True),
-            "DDBStreamBatchInfo": {
-                "shardId": shard_id,
-                "startSequenceNumber": records[0].seq,
-                "endSequenceNumber": records[-1].seq,
-                "approximateArrivalOfFirstRecord": _iso(records[0].created),
-                "approximateArrivalOfLastRecord": _iso(records[-1].created),
-                "batchSize": len(records),
-                "streamArn": self.event_source_arn,
-            },
+            self.source.batch_info_key: self.source.batch_info(
+                shard_id, records[0].source_record, records[-1].source_record, len(records)),
         }
+
+
+class StreamEventSourceMapping(EventSourceMapping):
+    """Lambda's event source mapping from one DynamoDB stream to one function.
+
+    Args:
+        function: the function to invoke (a :class:`~cdk_replication.local.LocalFunction`).
+        stream_arn: the stream ARN as DynamoDB Local reports it (``LatestStreamArn`` of the table).
+        streams_client: a boto3 ``dynamodbstreams`` client for the table's region and account.
+        region: the table's region (the records' ``awsRegion``).
+        account: the table's account (in the records' ``eventSourceARN``).
+        settings, destination, uuid, clock: as for :class:`EventSourceMapping`.
+    """
+
+    def __init__(
+        self,
+        function: Invokable,
+        stream_arn: str,
+        *,
+        streams_client: Any,
+        region: str,
+        account: str,
+        settings: MappingSettings | None = None,
+        destination: LocalQueue | None = None,
+        uuid: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.local_stream_arn = stream_arn
+        super().__init__(function, DynamoDBStreamSource(stream_arn, streams_client, region, account),
+                         region=region, account=account, settings=settings, destination=destination,
+                         uuid=uuid, clock=clock)
 
 
 _MALFORMED = object()
 
 
-def _first_failed_index(payload: Any, sequence_numbers: list[str]) -> int | None | object:
-    """Index of the lowest reported failure, None for success, or ``_MALFORMED`` (whole batch failed)."""
+def _first_failed_index(payload: Any, sequence_numbers: list[str],
+                        item_key: Callable[[Any], Hashable | None]) -> int | None | object:
+    """Index of the lowest reported failure, None for success, or ``_MALFORMED`` (whole batch failed).
+
+    ``item_key`` turns an identifier (and each sequence number) into what is compared: the string itself for
+    DynamoDB, the integer for Kinesis (whose sequence numbers are decimal strings)."""
     if payload is None or payload == {} or payload == "":
         return None
     if not isinstance(payload, dict):
@@ -666,13 +789,14 @@ def _first_failed_index(payload: Any, sequence_numbers: list[str]) -> int | None
         return None
     if not isinstance(failures, list):
         return _MALFORMED
-    position = {seq: i for i, seq in enumerate(sequence_numbers)}
+    position = {item_key(seq): i for i, seq in enumerate(sequence_numbers)}
     indexes = []
     for failure in failures:
         identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
-        if not isinstance(identifier, str) or identifier not in position:
+        key = item_key(identifier)
+        if key is None or key not in position:
             return _MALFORMED
-        indexes.append(position[identifier])
+        indexes.append(position[key])
     return min(indexes)
 
 

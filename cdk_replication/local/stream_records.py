@@ -47,6 +47,12 @@ def to_json_image(image: dict[str, Any]) -> dict[str, Any]:
     return {name: to_json_attribute_value(v) for name, v in image.items()}
 
 
+def to_json_user_identity(identity: dict[str, Any]) -> dict[str, Any]:
+    """``userIdentity`` as events carry it (``type``, ``principalId``); boto3 says ``Type``, ``PrincipalId``."""
+    return {"type": identity.get("Type", identity.get("type")),
+            "principalId": identity.get("PrincipalId", identity.get("principalId"))}
+
+
 def _epoch_seconds(value: Any) -> float:
     if isinstance(value, dt.datetime):
         return float(int(value.timestamp()))
@@ -78,8 +84,8 @@ def to_lambda_record(raw: dict[str, Any], region: str, stream_arn: str) -> dict[
         "dynamodb": body,
         "eventSourceARN": stream_arn,
     }
-    if "userIdentity" in raw:  # TTL deletions are marked as made by the DynamoDB service
-        record["userIdentity"] = dict(raw["userIdentity"])
+    if raw.get("userIdentity"):  # TTL deletions are marked as made by the DynamoDB service
+        record["userIdentity"] = to_json_user_identity(raw["userIdentity"])
     return record
 
 

@@ -71,3 +71,18 @@ def test_parents_come_before_children():
         {"ShardId": "a"},
     ]
     assert [s["ShardId"] for s in shards_in_lineage_order(shards)] == ["a", "b", "c", "x"]
+
+
+def test_ttl_user_identity_is_in_the_event_shape(ddb_local):
+    # DynamoDB Local does not expire items: a real REMOVE record gets the userIdentity that DynamoDB Streams
+    # adds to TTL deletions, as boto3 returns it (PascalCase); Lambda's event says "type"/"principalId".
+    client = ddb_local.client(region=REGION, account=ACCOUNT)
+    arn = _make_table(client, "records-ttl")
+    client.put_item(TableName="records-ttl", Item={"pk": {"B": b"k"}})
+    client.delete_item(TableName="records-ttl", Key={"pk": {"B": b"k"}})
+    streams = ddb_local.client("dynamodbstreams", region=REGION, account=ACCOUNT)
+    remove = [r for r in read_all_records(streams, arn) if r["eventName"] == "REMOVE"][0]
+    assert "userIdentity" not in to_lambda_record(remove, REGION, "arn")
+    remove["userIdentity"] = {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"}
+    assert to_lambda_record(remove, REGION, "arn")["userIdentity"] == {
+        "type": "Service", "principalId": "dynamodb.amazonaws.com"}
