@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -179,3 +181,50 @@ def json_lines(text: str) -> list[dict[str, Any]]:
         if line.startswith("{"):
             out.append(json.loads(line))
     return out
+
+
+#: Kinesis sequence numbers are decimal strings of up to 56 digits; these start like AWS's.
+FIRST_SEQUENCE = 49_650_000_000_000_000_000_000_000_000_000_000_000_000_000_000
+
+
+def kinesis_events(table: Table, records: list[dict[str, Any]], first_us: int | None = None,
+                   millis: bool = False) -> list[dict[str, Any]]:
+    """Lambda records of a Kinesis event whose data are ``records`` in the Kinesis Data Streams for DynamoDB
+    format: no SequenceNumber or StreamViewType, a creation time in micro- (or milli-) seconds that follows
+    the stream order, and Kinesis sequence numbers in delivery order."""
+    start = first_us if first_us is not None else int(time.time() * 1e6)
+    out = []
+    for i, record in enumerate(records):
+        body = {k: v for k, v in record["dynamodb"].items() if k not in ("SequenceNumber", "StreamViewType")}
+        change_us = start + i * 1000
+        body["ApproximateCreationDateTime"] = change_us // 1000 if millis else change_us
+        data = {
+            "awsRegion": table.region,
+            "eventID": str(uuid.uuid4()),
+            "eventName": record["eventName"],
+            "userIdentity": record.get("userIdentity"),
+            "recordFormat": "application/json",
+            "tableName": table.name,
+            "dynamodb": body,
+            "eventSource": "aws:dynamodb",
+        }
+        out.append(kinesis_record(data, FIRST_SEQUENCE + i))
+    return out
+
+
+def kinesis_record(data: dict[str, Any], sequence: int) -> dict[str, Any]:
+    return {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": "0" * 32,
+            "sequenceNumber": str(sequence),
+            "data": base64.b64encode(json.dumps(data).encode()).decode(),
+            "approximateArrivalTimestamp": time.time(),
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"shardId-000000000000:{sequence}",
+        "eventName": "aws:kinesis:record",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:kinesis:us-east-1:111111111111:stream/changes",
+    }

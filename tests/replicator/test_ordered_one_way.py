@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-import uuid
 from typing import Any
 
 import pytest
@@ -18,56 +17,20 @@ import pytest
 from replicator.config import ConfigError, load_config
 from replicator.records import MalformedRecord
 
-from rep_helpers import FakeContext, Table, create_table, json_lines, replication_env, sort_items
+from rep_helpers import (
+    FIRST_SEQUENCE,
+    FakeContext,
+    Table,
+    create_table,
+    json_lines,
+    kinesis_events,
+    kinesis_record,
+    replication_env,
+    sort_items,
+)
 
 SOURCE_REGION, REPLICA_REGION = "us-east-1", "eu-west-1"
 PREFIX = "_rep_"
-FIRST_SEQUENCE = 49_650_000_000_000_000_000_000_000_000_000_000_000_000_000_000
-
-
-def kinesis_events(table: Table, records: list[dict[str, Any]], first_us: int | None = None,
-                   millis: bool = False) -> list[dict[str, Any]]:
-    """Lambda records of a Kinesis event whose data are ``records`` in the Kinesis Data Streams for DynamoDB
-    format: no SequenceNumber or StreamViewType, a creation time in micro- (or milli-) seconds that follows
-    the stream order, and Kinesis sequence numbers in delivery order."""
-    start = first_us if first_us is not None else int(time.time() * 1e6)
-    out = []
-    for i, record in enumerate(records):
-        body = {k: v for k, v in record["dynamodb"].items() if k not in ("SequenceNumber", "StreamViewType")}
-        change_us = start + i * 1000
-        body["ApproximateCreationDateTime"] = change_us // 1000 if millis else change_us
-        data = {
-            "awsRegion": table.region,
-            "eventID": str(uuid.uuid4()),
-            "eventName": record["eventName"],
-            "userIdentity": record.get("userIdentity"),
-            "recordFormat": "application/json",
-            "tableName": table.name,
-            "dynamodb": body,
-            "eventSource": "aws:dynamodb",
-        }
-        out.append(kinesis_record(data, FIRST_SEQUENCE + i))
-    return out
-
-
-def kinesis_record(data: dict[str, Any], sequence: int) -> dict[str, Any]:
-    return {
-        "kinesis": {
-            "kinesisSchemaVersion": "1.0",
-            "partitionKey": "0" * 32,
-            "sequenceNumber": str(sequence),
-            "data": base64.b64encode(json.dumps(data).encode()).decode(),
-            "approximateArrivalTimestamp": time.time(),
-        },
-        "eventSource": "aws:kinesis",
-        "eventVersion": "1.0",
-        "eventID": f"shardId-000000000000:{sequence}",
-        "eventName": "aws:kinesis:record",
-        "awsRegion": SOURCE_REGION,
-        "eventSourceARN": f"arn:aws:kinesis:{SOURCE_REGION}:111111111111:stream/changes",
-    }
-
-
 def run(processor, records: list[dict[str, Any]]) -> dict[str, Any]:
     return processor.process({"Records": records}, FakeContext())
 
