@@ -13,6 +13,11 @@ One-way (no conflict attribute), for each key:
 
 After three rounds without a final answer the key is reported as unsettled (exit 1; run verify again).
 
+A replica fed by a Kinesis data stream orders writes by ``<prefix>changedAt`` (the source change time the
+replicator stamps): the repaired item keeps the target's value, so a late duplicate of a change the target
+had already seen is still refused, while every later change still applies. Written without it, any late
+duplicate would overwrite the repair.
+
 Multi-active (``--conflict-attribute``): the source item is written only if the target lacks it or holds
 an older conflict value (ties keep the target), the same rule as the replicator, so a repair can never
 undo a newer write. Items only in the target are reported, never deleted: they may be new writes in the
@@ -46,6 +51,8 @@ from cdk_replication.cli.tables import TableHandle
 if TYPE_CHECKING:
     from cdk_replication.cli.verify import VerifyOptions
 
+#: Name (after the metadata prefix) of the source change time on items of a replica fed by Kinesis.
+CHANGED_AT = "changedAt"
 #: Rounds of read-write-check per key before it is reported as unsettled.
 MAX_ROUNDS = 3
 
@@ -198,7 +205,7 @@ class Repairer:
                     )
                 else:
                     self.retrier.call(
-                        self.target.client.put_item, TableName=self.target.name, Item=s,
+                        self.target.client.put_item, TableName=self.target.name, Item=self._with_change_time(s, t),
                         **condition.request_args(),
                     )
             except Exception as exc:
@@ -209,6 +216,15 @@ class Repairer:
             if self._digest(self._get(self.source, key)) == self._digest(s):
                 return REPAIRED, None
         return UNSETTLED, f"still changing after {MAX_ROUNDS} rounds; run verify again"
+
+    def _with_change_time(self, source_item: Item, target_item: Item | None) -> Item:
+        """``source_item`` carrying the target's ``<prefix>changedAt``, if the target has one (see the module
+        docstring)."""
+        prefix = self.options.metadata_prefix
+        name = prefix + CHANGED_AT
+        if not prefix or target_item is None or name not in target_item:
+            return source_item
+        return {**source_item, name: target_item[name]}
 
     def _repair_last_writer_wins(self, key: Item, s: Item | None, t: Item | None) -> tuple[str, str | None]:
         conflict = self.options.conflict

@@ -214,3 +214,18 @@ def test_repair_of_an_item_with_hundreds_of_attributes(cli, ddb, make_table) -> 
     assert run.code == 0, run.out
     assert run.json()["repair"]["counts"] == {"repaired": 1}
     assert ddb.get_item(TableName=target, Key={"pk": {"S": "wide"}})["Item"] == wide
+
+
+def test_repair_of_a_kinesis_fed_replica_keeps_its_change_time(cli, ddb, make_table) -> None:
+    """A stale item of a replica fed by Kinesis is repaired to the source's state with the change time the
+    target held, so the replicator still refuses late duplicates of changes up to that time."""
+    source = make_table("ksrc")
+    target = make_table("ktgt", stream=False)
+    put_many(ddb, source, [{"pk": {"S": "k"}, "v": {"N": "2"}}, {"pk": {"S": "new"}, "v": {"N": "1"}}])
+    put_many(ddb, target, [{"pk": {"S": "k"}, "v": {"N": "1"}, "_rep_changedAt": {"N": "1700000000000001"}}])
+
+    assert cli("verify", source, target, "--repair").code == 0
+
+    after = scan_all(ddb, target)
+    assert after[("k",)] == {"pk": {"S": "k"}, "v": {"N": "2"}, "_rep_changedAt": {"N": "1700000000000001"}}
+    assert after[("new",)] == {"pk": {"S": "new"}, "v": {"N": "1"}}  # nothing to carry over
