@@ -3,6 +3,8 @@
 Steps, each recorded in the state file when finished so a re-run continues where the last one stopped:
 
 ``stream``  the source stream on (NEW_AND_OLD_IMAGES) - before the copy, so every later change is kept;
+            with ``--change-source KINESIS`` instead: the source streams to its Kinesis data stream (ACTIVE;
+            ENABLING is waited for), and that stream's retention is recorded;
 ``pitr``    point-in-time recovery on the source (an export needs it);
 ``export``  ExportTableToPointInTime to ``s3://bucket/prefix`` (the bucket may belong to another account);
 ``import``  ImportTable of the export's data files into the new target table (key schema, GSIs, billing
@@ -14,6 +16,11 @@ Steps, each recorded in the state file when finished so a re-run continues where
 
 Export and import requests carry a client token kept in the state file, so a crash between a request and
 the state write cannot start a second export or import.
+
+The change source decides how long the changes made after the export's start stay readable, and so the
+deadline for enabling the mapping: 24 hours for a DynamoDB stream, the data stream's retention for Kinesis
+(read with DescribeStreamSummary; 24 hours, Kinesis' minimum, when it cannot be read). The change source,
+the data stream's ARN and its retention are kept in the state file, so ``--after-import`` uses the same.
 
 Two modes drive the ``ReplicatedTable`` construct's import path instead, where CloudFormation creates the
 replica from the export (``MigrationOptions(export_arn=...)``):
@@ -53,6 +60,12 @@ from cdk_replication.cli.tables import Connection, TableHandle, TableRef, descri
 DEFAULT_POLL_INTERVAL_S = 15.0
 #: DynamoDB Streams keep records this long; a load that takes longer loses changes.
 STREAM_RETENTION_S = 24 * 3600
+#: ``--change-source`` values: the construct's ``ChangeSource`` names (``kinesis``, ``dynamodb-streams`` work too).
+CHANGE_SOURCES = ("DYNAMODB_STREAMS", "KINESIS")
+#: Kinesis streaming destination states: changes flow, or will once it is ACTIVE (``stream`` waits for it).
+KINESIS_LIVE = ("ACTIVE", "ENABLING", "UPDATING")
+#: What a Kinesis data stream ARN looks like (the construct's ``KinesisOptions.stream_arn`` rule).
+KINESIS_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:kinesis:[a-z0-9\-]+:\d{12}:stream/[a-zA-Z0-9_.\-]{1,128}$")
 
 STEPS = ("stream", "pitr", "export", "import", "ttl", "target-stream", "mapping")
 #: The steps of ``--export-only`` and ``--after-import`` (the construct's stack imports in between).
@@ -120,6 +133,17 @@ def add_migrate_parser(sub: Any, common: argparse.ArgumentParser, epilog: str) -
         "--mapping-region", help="region of that mapping's function (default: the source table's region)"
     )
     parser.add_argument(
+        "--change-source", type=_change_source, choices=CHANGE_SOURCES, metavar="{DYNAMODB_STREAMS,KINESIS}",
+        help="where the replicator reads the source's changes, as change_source= in the app (default "
+        "DYNAMODB_STREAMS, or the state file's); KINESIS: the source must already stream to a Kinesis data "
+        "stream, whose retention replaces the 24-hour deadline",
+    )
+    parser.add_argument(
+        "--kinesis-stream-arn", metavar="ARN",
+        help="with --change-source KINESIS: the data stream the replicator reads (KinesisOptions(stream_arn=...)); "
+        "needed when the source streams to more than one",
+    )
+    parser.add_argument(
         "--target-stream", action="store_true",
         help="turn on a NEW_AND_OLD_IMAGES stream on the new table (multi-active, or a source of more replicas)",
     )
@@ -129,6 +153,11 @@ def add_migrate_parser(sub: Any, common: argparse.ArgumentParser, epilog: str) -
         "--poll-interval", type=float, default=DEFAULT_POLL_INTERVAL_S, metavar="SECONDS",
         help=f"seconds between status checks (default {DEFAULT_POLL_INTERVAL_S:g})",
     )
+
+
+def _change_source(text: str) -> str:
+    """``--change-source``: any case, ``-`` for ``_`` (``kinesis``, ``dynamodb-streams``)."""
+    return text.strip().upper().replace("-", "_")
 
 
 @dataclass
@@ -142,6 +171,16 @@ class _Context:
     state: StateFile
     err: TextIO
     log: list[dict[str, Any]]
+    #: ``--change-source KINESIS``: the source's streaming destination as DescribeKinesisStreamingDestination
+    #: showed it in the precheck.
+    destination: dict[str, Any] | None = None
+
+    @property
+    def kinesis(self) -> bool:
+        return self.args.change_source == "KINESIS"
+
+    def warn(self, text: str) -> None:
+        self.err.write(f"warning: {text}\n")
 
     def note(self, step: str, status: str, detail: str = "") -> None:
         self.log.append({"step": step, "status": status, "detail": detail})
@@ -204,7 +243,9 @@ def _precheck(ctx: _Context, lambda_client: Any | None) -> None:
             "`cdk-replication backfill` instead"
         )
     view = source.info.stream_view_type
-    if view is not None and view != "NEW_AND_OLD_IMAGES":
+    if ctx.kinesis:
+        _check_kinesis(ctx)
+    elif view is not None and view != "NEW_AND_OLD_IMAGES":
         raise BadInput(
             f"source {source.info.label()} has a {view} stream; the replicator needs NEW_AND_OLD_IMAGES. "
             "Changing the view type means turning the stream off and on, which starts a new stream: do it "
@@ -246,7 +287,7 @@ def _precheck(ctx: _Context, lambda_client: Any | None) -> None:
                 "(if a replica stack created it from an export, run with --after-import)"
             )
     if args.event_source_mapping_uuid and lambda_client is not None and not ctx.done("mapping"):
-        if view is None:
+        if view is None and not ctx.kinesis:
             raise BadInput(
                 "the source has no stream yet, so the mapping cannot be reading it: turn the stream on, deploy "
                 "the replica stack (mapping disabled), then run migrate with its UUID"
@@ -267,7 +308,13 @@ def _precheck(ctx: _Context, lambda_client: Any | None) -> None:
                     "--event-source-mapping-uuid and enable the mapping yourself"
                 ) from None
             raise
-        stream_arn = desc.get("LatestStreamArn")
+        stream_arn = args.kinesis_stream_arn if ctx.kinesis else desc.get("LatestStreamArn")
+        if ctx.kinesis and mapping.get("EventSourceArn") != stream_arn:
+            raise BadInput(
+                f"mapping {args.event_source_mapping_uuid} reads {mapping.get('EventSourceArn')}, not the Kinesis "
+                f"data stream the source streams to ({stream_arn}): check --kinesis-stream-arn and the app's "
+                "KinesisOptions, and pass the UUID of the mapping on that stream"
+            )
         if mapping.get("EventSourceArn") != stream_arn:
             raise BadInput(
                 f"mapping {args.event_source_mapping_uuid} reads {mapping.get('EventSourceArn')}, not the source's "
@@ -370,7 +417,170 @@ def _check_target_account(conn: Connection, ref: TableRef, region: str) -> None:
         )
 
 
+def _check_kinesis(ctx: _Context) -> None:
+    """``--change-source KINESIS``: the source streams to one data stream, not off or failed (else exit 2).
+
+    Chooses the destination (``--kinesis-stream-arn`` among several; ENABLING is left to the ``stream`` step
+    to wait for), warns of millisecond timestamps, and reads the stream's retention unless the state file
+    has it.
+    """
+    args, data = ctx.args, ctx.state.data
+    destination = _choose_destination(ctx, _kinesis_destinations(ctx))
+    ctx.destination = destination
+    args.kinesis_stream_arn = data["kinesisStreamArn"] = arn = destination["StreamArn"]
+    status = destination.get("DestinationStatus")
+    if args.after_import and status == "ENABLING":  # after the export: it was off, or never on
+        raise BadInput(
+            f"the source's Kinesis streaming destination {arn} is {status}, not ACTIVE: wait until "
+            "`aws dynamodb describe-kinesis-streaming-destination` shows it ACTIVE and re-run; if it was off at "
+            "any time since the export started, the changes made meanwhile are missing, so run `cdk-replication "
+            "verify SOURCE TARGET --repair` after the mapping catches up"
+        )
+    precision = destination.get("ApproximateCreationDateTimePrecision") or "unreported (by default MILLISECOND)"
+    if precision != "MICROSECOND":
+        ctx.warn(
+            f"the source's Kinesis streaming destination {arn} has {precision} "
+            "timestamps (ApproximateCreationDateTimePrecision): the replicator handles them, but two writes of one "
+            "item within the same millisecond cannot be ordered, so the replica may keep the older one. Switch "
+            f"with `{_destination_command(ctx, 'update', arn)}`"
+        )
+    if "streamRetentionHours" not in data:
+        hours = _kinesis_retention_hours(ctx, arn)
+        data["streamRetentionHours"] = hours or STREAM_RETENTION_S // 3600
+        data["streamRetentionRead"] = hours is not None
+
+
+def _kinesis_destinations(ctx: _Context) -> list[dict[str, Any]]:
+    """The source's Kinesis streaming destinations (DescribeKinesisStreamingDestination)."""
+    try:
+        response = ctx.source.client.describe_kinesis_streaming_destination(TableName=ctx.source.name)
+    except Exception as exc:
+        if error_code(exc) in ACCESS_ERROR_CODES:
+            raise BadInput(
+                f"access denied: dynamodb:DescribeKinesisStreamingDestination on source {ctx.source.info.label()} "
+                f"({error_message(exc)}); grant it to the source side: --change-source KINESIS checks that the table "
+                "streams its changes to the data stream"
+            ) from None
+        raise
+    return list(response.get("KinesisDataStreamDestinations") or [])
+
+
+def _choose_destination(ctx: _Context, destinations: list[dict[str, Any]]) -> dict[str, Any]:
+    """The destination of ``--kinesis-stream-arn``, else the only live one; refused when off or failed."""
+    wanted, label = ctx.args.kinesis_stream_arn, ctx.source.info.label()
+    listing = ", ".join(f"{d.get('StreamArn')} ({d.get('DestinationStatus')})" for d in destinations)
+    live = [d for d in destinations if d.get("DestinationStatus") in KINESIS_LIVE]
+    enable = "enable it with `{}`, wait until `aws dynamodb describe-kinesis-streaming-destination` shows it " \
+        "ACTIVE, then re-run"
+    if wanted:
+        chosen = [d for d in destinations if d.get("StreamArn") == wanted]
+        if not chosen:
+            raise BadInput(
+                f"source {label} does not stream its changes to {wanted}"
+                + (f" (its Kinesis streaming destinations: {listing})" if destinations else "")
+                + ": " + enable.format(_destination_command(ctx, "enable", wanted))
+                + ", or pass the --kinesis-stream-arn of the stream the replicator reads"
+            )
+        destination = chosen[0]
+    elif len(live) > 1:
+        raise BadInput(
+            f"source {label} streams its changes to {len(live)} Kinesis data streams ({listing}): pass "
+            "--kinesis-stream-arn with the one the replicator reads (the app's KinesisOptions(stream_arn=...), or "
+            "the source stack's data stream)"
+        )
+    elif live or len(destinations) == 1:
+        destination = (live or destinations)[0]
+    elif not destinations:
+        raise BadInput(
+            f"source {label} streams its changes to no Kinesis data stream, so the replicator would miss every "
+            "change made during the copy: " + enable.format(_destination_command(ctx, "enable", None))
+            + " (STREAM_ARN: the data stream the replicator reads, the app's KinesisOptions(stream_arn=...))"
+        )
+    else:
+        raise BadInput(
+            f"source {label} streams its changes to no Kinesis data stream now ({listing}): pass "
+            "--kinesis-stream-arn with the one the replicator reads and "
+            + enable.format(_destination_command(ctx, "enable", None))
+        )
+    status, arn = destination.get("DestinationStatus"), destination["StreamArn"]
+    if status not in KINESIS_LIVE:
+        reason = destination.get("DestinationStatusDescription")
+        raise BadInput(
+            f"the source's Kinesis streaming destination {arn} is {status}{f' ({reason})' if reason else ''}, so "
+            f"the replicator would miss changes: " + enable.format(_destination_command(ctx, "enable", arn))
+        )
+    return destination
+
+
+def _destination_command(ctx: _Context, verb: str, stream_arn: str | None) -> str:
+    """``aws dynamodb {verb}-kinesis-streaming-destination`` for the source with microsecond timestamps."""
+    args = ctx.args
+    words = ["aws", "dynamodb", f"{verb}-kinesis-streaming-destination"]
+    profile = args.source_profile or args.profile
+    if profile:
+        words += ["--profile", profile]
+    words += ["--region", ctx.source.info.region, "--table-name", ctx.source.name]
+    return (
+        " ".join(shlex.quote(w) for w in words)
+        + f" --stream-arn {shlex.quote(stream_arn) if stream_arn else 'STREAM_ARN'}"
+        + f" --{verb}-kinesis-streaming-configuration ApproximateCreationDateTimePrecision=MICROSECOND"
+    )
+
+
+def _kinesis_retention_hours(ctx: _Context, arn: str) -> int | None:
+    """RetentionPeriodHours of the data stream (DescribeStreamSummary, source credentials and region);
+    ``None``, with a warning, when access is denied."""
+    region = ctx.source.info.region
+    try:
+        summary = ctx.source_conn.client("kinesis", region).describe_stream_summary(StreamARN=arn)
+    except Exception as exc:
+        code = error_code(exc)
+        if code in ACCESS_ERROR_CODES:
+            ctx.warn(
+                f"cannot read the retention of Kinesis data stream {arn} (kinesis:DescribeStreamSummary: "
+                f"{error_message(exc)}): the deadline assumes 24 hours, Kinesis' minimum; grant "
+                "kinesis:DescribeStreamSummary to the source side for the stream's own retention"
+            )
+            return None
+        if code == "ResourceNotFoundException":
+            raise BadInput(
+                f"Kinesis data stream {arn} does not exist in {region} (kinesis:DescribeStreamSummary), but the "
+                "source streams to it: check the ARN and the source credentials (--source-profile)"
+            ) from None
+        raise
+    return int(summary["StreamDescriptionSummary"]["RetentionPeriodHours"])
+
+
+def _retention_hours(ctx: _Context) -> int:
+    """How long the change source keeps changes: 24 hours for a DynamoDB stream, else the recorded retention."""
+    hours = ctx.state.data.get("streamRetentionHours") if ctx.kinesis else None
+    return int(hours or STREAM_RETENTION_S // 3600)
+
+
+def _retention_unread(ctx: _Context) -> str:
+    """A note for texts that use :func:`_retention_hours` when a Kinesis retention had to be assumed."""
+    if ctx.kinesis and ctx.state.data.get("streamRetentionRead") is False:
+        return " (the data stream's retention could not be read: 24 hours is Kinesis' minimum)"
+    return ""
+
+
+def _step_kinesis_stream(ctx: _Context) -> None:
+    """``stream`` with ``--change-source KINESIS``: the destination the precheck chose is ACTIVE."""
+    arn = ctx.args.kinesis_stream_arn
+    if (ctx.destination or {}).get("DestinationStatus") != "ACTIVE":
+
+        def check() -> tuple[bool, Any, str]:
+            status = str(_choose_destination(ctx, _kinesis_destinations(ctx)).get("DestinationStatus"))
+            return status == "ACTIVE", None, status
+
+        _wait(ctx, "waiting for the Kinesis streaming destination", check)
+    ctx.finish("stream", f"streams to {arn}, kept {_retention_hours(ctx)} hours{_retention_unread(ctx)}")
+
+
 def _step_stream(ctx: _Context) -> None:
+    if ctx.kinesis:
+        _step_kinesis_stream(ctx)
+        return
     client, table = ctx.source.client, ctx.source.name
     if ctx.source.info.stream_view_type == "NEW_AND_OLD_IMAGES":
         ctx.finish("stream", "already on")
@@ -600,17 +810,18 @@ def _step_mapping(ctx: _Context, lambda_client: Any) -> None:
     uuid_ = ctx.args.event_source_mapping_uuid
     # The export holds every change up to its start; the stream must still hold every change after it.
     exported_at = ctx.state.data.get("exportStartedAt")
+    hours, unread = _retention_hours(ctx), _retention_unread(ctx)
     if exported_at is None:
         ctx.err.write(
             "warning: no record of when the export started (no state file of a `migrate --export-only` run for "
-            "these tables here): if it started more than 24 hours ago, the stream no longer holds the oldest "
-            "changes, so run `cdk-replication verify SOURCE TARGET --repair` after the mapping catches up\n"
+            f"these tables here): if it started more than {hours} hours ago{unread}, the stream no longer holds the "
+            "oldest changes, so run `cdk-replication verify SOURCE TARGET --repair` after the mapping catches up\n"
         )
-    elif time.time() - exported_at > STREAM_RETENTION_S:
+    elif time.time() - exported_at > hours * 3600:
         ctx.err.write(
-            f"warning: the export started {(time.time() - exported_at) / 3600:.0f} hours ago, more than 24 hours "
-            "ago; stream records older than 24 hours are gone, so run `cdk-replication verify SOURCE TARGET "
-            "--repair` after the mapping catches up\n"
+            f"warning: the export started {(time.time() - exported_at) / 3600:.0f} hours ago, more than {hours} "
+            f"hours ago{unread}; stream records older than {hours} hours are gone, so run `cdk-replication verify "
+            "SOURCE TARGET --repair` after the mapping catches up\n"
         )
     _ddb_call("lambda:UpdateEventSourceMapping", lambda_client.update_event_source_mapping, UUID=uuid_, Enabled=True)
 
@@ -651,6 +862,42 @@ def _check_options(args: argparse.Namespace) -> None:
         raise BadInput(
             "--after-import copies nothing and reads no bucket: drop --s3-bucket/--s3-prefix/--s3-bucket-owner"
         )
+    if args.kinesis_stream_arn is not None and not KINESIS_ARN_RE.match(args.kinesis_stream_arn):
+        raise BadInput(
+            f"--kinesis-stream-arn {args.kinesis_stream_arn!r} is not a Kinesis data stream ARN: use "
+            "arn:aws:kinesis:<region>:<account>:stream/<name> (`aws kinesis describe-stream-summary --stream-name "
+            "<name> --query StreamDescriptionSummary.StreamARN`)"
+        )
+    if args.kinesis_stream_arn and args.change_source == "DYNAMODB_STREAMS":
+        raise BadInput(
+            "--kinesis-stream-arn goes with --change-source KINESIS: drop one of them (a DynamoDB stream needs no ARN)"
+        )
+
+
+def _choose_change_source(ctx: _Context) -> None:
+    """Settle ``--change-source``/``--kinesis-stream-arn``: given, kept in the state file, or the default."""
+    args, data, path = ctx.args, ctx.state.data, ctx.state.path
+    # A state file from before the option was recorded was written by a DynamoDB stream run.
+    recorded = data.get("changeSource") or ("DYNAMODB_STREAMS" if data["done"] else None)
+    if args.change_source and recorded and args.change_source != recorded:
+        raise BadInput(
+            f"state file {path} is for --change-source {recorded}, not {args.change_source}: use the app's "
+            "change source, as the run that wrote it did, or --restart (or another --state-file)"
+        )
+    args.change_source = data["changeSource"] = args.change_source or recorded or "DYNAMODB_STREAMS"
+    if args.kinesis_stream_arn and args.change_source != "KINESIS":
+        raise BadInput(
+            "--kinesis-stream-arn goes with --change-source KINESIS: "
+            + (f"state file {path} is for {recorded}: drop --kinesis-stream-arn, or --restart" if recorded else
+               "add it, or drop the ARN for a DynamoDB stream")
+        )
+    recorded_arn = data.get("kinesisStreamArn")
+    if args.kinesis_stream_arn and recorded_arn and args.kinesis_stream_arn != recorded_arn:
+        raise BadInput(
+            f"state file {path} is for Kinesis data stream {recorded_arn}, not {args.kinesis_stream_arn}: use the "
+            "same stream, or --restart"
+        )
+    args.kinesis_stream_arn = args.kinesis_stream_arn or recorded_arn
 
 
 def _choose_bucket(ctx: _Context) -> None:
@@ -727,6 +974,7 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         lambda_client = source_conn.client("lambda", args.mapping_region or source.info.region)
     log: list[dict[str, Any]] = []
     ctx = _Context(args, source, source_conn, target_ref, target_conn, target_region, state, err, log)
+    _choose_change_source(ctx)
     if not args.after_import:
         _choose_bucket(ctx)
     _precheck(ctx, lambda_client)
@@ -764,6 +1012,9 @@ def _summary(ctx: _Context, mode: str, **fields: Any) -> dict[str, Any]:
         "steps": ctx.log,
         "exportArn": data.get("exportArn"),
         "stateFile": str(ctx.state.path),
+        "changeSource": ctx.args.change_source,
+        "streamRetentionHours": _retention_hours(ctx),
+        **({"kinesisStreamArn": data.get("kinesisStreamArn")} if ctx.kinesis else {}),
         **fields,
     }
 
@@ -795,6 +1046,8 @@ def _rerun_command(ctx: _Context, *extra: str) -> str:
         value = getattr(args, option, None)
         if value:
             words += ["--" + option.replace("_", "-"), str(value)]
+    if args.change_source == "KINESIS":  # also in the state file, but the command must work without it
+        words += ["--change-source", "KINESIS", "--kinesis-stream-arn", args.kinesis_stream_arn]
     return " ".join(shlex.quote(w) for w in words) + "".join(" " + e for e in extra)
 
 
@@ -809,7 +1062,8 @@ def _report_export(ctx: _Context, out: TextIO) -> None:
     if data["s3Prefix"] != f"{PREFIX_ROOT}/{ctx.source.info.ref.name}/{ctx.target_ref.name}":
         options.append(f'export_prefix="{data["s3Prefix"]}"')
     migration_options = f"MigrationOptions({', '.join(options)})"
-    deadline = datetime.datetime.fromtimestamp(data["exportStartedAt"] + STREAM_RETENTION_S, datetime.timezone.utc)
+    hours = _retention_hours(ctx)
+    deadline = datetime.datetime.fromtimestamp(data["exportStartedAt"] + hours * 3600, datetime.timezone.utc)
     deadline_text = deadline.strftime("%Y-%m-%d %H:%M UTC")
     next_steps = [
         f"set migration={migration_options} on the replica {ctx.target_ref.name!r} and run `cdk deploy`: the "
@@ -817,7 +1071,10 @@ def _report_export(ctx: _Context, out: TextIO) -> None:
         "then start replication: "
         + _rerun_command(ctx, "--after-import", f"--event-source-mapping-uuid <{MAPPING_OUTPUT}>")
         + " (the UUID is an output of the source stack)",
-        f"finish both before {deadline_text}: the source's stream keeps changes for 24 hours after the export started",
+        f"finish both before {deadline_text}: the source's stream keeps changes for 24 hours after the export started"
+        if not ctx.kinesis else
+        f"finish both before {deadline_text}: the Kinesis data stream {data['kinesisStreamArn']} keeps changes for "
+        f"{hours} hours after the export started{_retention_unread(ctx)}",
     ]
     location = f"s3://{args.s3_bucket}/{data['s3Prefix']}/"
     if args.json:

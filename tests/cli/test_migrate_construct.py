@@ -40,18 +40,18 @@ def _hook(monkeypatch: pytest.MonkeyPatch, event: str, handler: Any) -> None:
     monkeypatch.setattr(Connection, "client", client)
 
 
-def _stack_import(aws: dict[str, Any], table: str, bucket: str, data_location: str) -> None:
-    """What the replica stack's deploy does with ``export_arn`` set: create ``table`` from the export."""
+def _stack_import(aws: dict[str, Any], table: str, bucket: str, data_location: str, source: str = "invoices") -> None:
+    """What the replica stack's deploy does with ``export_arn`` set: create ``table`` from the export of ``source``."""
     prefix = data_location.removeprefix(f"s3://{bucket}/")
     ddb = aws["dynamodb"]
-    source = ddb.describe_table(TableName="invoices")["Table"]
-    keys = {k["AttributeName"] for k in source["KeySchema"]}
-    definitions = [a for a in source["AttributeDefinitions"] if a["AttributeName"] in keys]
+    description = ddb.describe_table(TableName=source)["Table"]
+    keys = {k["AttributeName"] for k in description["KeySchema"]}
+    definitions = [a for a in description["AttributeDefinitions"] if a["AttributeName"] in keys]
     arn = ddb.import_table(
         S3BucketSource={"S3Bucket": bucket, "S3KeyPrefix": prefix}, InputFormat="DYNAMODB_JSON",
         InputCompressionType="GZIP",
         TableCreationParameters={"TableName": table, "AttributeDefinitions": definitions,
-                                 "KeySchema": source["KeySchema"], "BillingMode": "PAY_PER_REQUEST"},
+                                 "KeySchema": description["KeySchema"], "BillingMode": "PAY_PER_REQUEST"},
     )["ImportTableDescription"]["ImportArn"]
     for _ in range(200):
         if ddb.describe_import(ImportArn=arn)["ImportTableDescription"]["ImportStatus"] == "COMPLETED":
