@@ -197,3 +197,22 @@ def test_enabling_is_waited_for_and_millisecond_and_unreadable_retention_warn(aw
     assert doc["deadline"] == _deadline(state, 24).isoformat()
     assert "keeps changes for 24 hours after the export started (the data stream's retention could not" \
         in doc["nextSteps"][2]
+
+
+def test_single_command_migration_enables_the_mapping_on_the_data_stream(aws, monkeypatch) -> None:
+    """The source has no DynamoDB stream at all: with KINESIS that is not "no stream yet"."""
+    _source(aws, "carts-k")
+    _bucket(aws, "exports-s")
+    arn = _data_stream(aws, "carts-k-changes", hours=48)
+    _Destinations(monkeypatch).tables["carts-k"] = [_destination(arn)]
+    mapping = _function_with_mapping(aws, arn, "carts-k-replicator")
+    code, out, err = run(aws, "carts-k", "carts-k-copy", "--s3-bucket", "exports-s", "--change-source", "kinesis",
+                         "--event-source-mapping-uuid", mapping, "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert [s["step"] for s in doc["steps"] if s["status"] == "done"] == \
+        ["stream", "pitr", "export", "import", "ttl", "mapping"]
+    assert (doc["changeSource"], doc["streamRetentionHours"]) == ("KINESIS", 48)
+    assert aws["lambda"].get_event_source_mapping(UUID=mapping)["State"] == "Enabled"
+    assert not (aws["dynamodb"].describe_table(TableName="carts-k")["Table"].get("StreamSpecification") or {}).get(
+        "StreamEnabled")
