@@ -96,8 +96,9 @@ class Processor:
         deadline = Deadline.from_remaining_ms(context.get_remaining_time_in_millis())
         request_id = getattr(context, "aws_request_id", None)
         try:
-            changes = parse_event(event, self.config.key)
-            metrics.received = len(changes)
+            changes = parse_event(event, self.config.key, self.config.source.table_name)
+            metrics.received = len(event["Records"])
+            metrics.skipped += metrics.received - len(changes)  # another table's records in a shared stream
             now = time.time()
             for change in changes:
                 metrics.observe_lag(change.created_at, now)

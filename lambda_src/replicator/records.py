@@ -52,7 +52,6 @@ class Change:
     created_at: float | None
     by_ttl: bool
     change_time_us: int | None = None
-    table_name: str | None = None
 
     @property
     def is_remove(self) -> bool:
@@ -79,9 +78,15 @@ def _microseconds(value: Any) -> int | None:
     return int(value) if value >= _MICROSECOND_THRESHOLD else int(value) * 1000
 
 
-def parse_record(index: int, record: Mapping[str, Any], key_schema: KeySchema) -> Change:
+def parse_record(
+    index: int, record: Mapping[str, Any], key_schema: KeySchema, source_table: str | None = None
+) -> Change | None:
     """One record of ``event["Records"]``: a DynamoDB stream record, or a Kinesis record whose data is a
     DynamoDB change record (Kinesis Data Streams for DynamoDB).
+
+    Returns ``None`` for a Kinesis change record of a table other than ``source_table``: a data stream may be
+    shared by several tables, whose keys need not even have our key's names, so it is left before its key is
+    read.
 
     Raises:
         MalformedRecord: the record is not a change record with keys and a sequence number (and, from
@@ -91,6 +96,8 @@ def parse_record(index: int, record: Mapping[str, Any], key_schema: KeySchema) -
     body = record.get("dynamodb")
     if record.get("eventSource") == KINESIS_EVENT_SOURCE:
         kinesis_sequence, record = _kinesis_change(index, record)
+        if source_table is not None and record.get("tableName") not in (None, source_table):
+            return None
         body = record.get("dynamodb")
         if isinstance(body, Mapping):
             change_time_us = _microseconds(body.get("ApproximateCreationDateTime"))
@@ -124,16 +131,17 @@ def parse_record(index: int, record: Mapping[str, Any], key_schema: KeySchema) -
         created_at=float(created) if isinstance(created, (int, float)) else None,
         by_ttl=identity.get("type") == "Service" and identity.get("principalId") == TTL_PRINCIPAL,
         change_time_us=change_time_us,
-        table_name=record.get("tableName") if change_time_us is not None else None,
     )
 
 
-def parse_event(event: Mapping[str, Any], key_schema: KeySchema) -> list[Change]:
-    """Every record of a Lambda DynamoDB Streams or Kinesis event, in delivery (sequence) order."""
+def parse_event(event: Mapping[str, Any], key_schema: KeySchema, source_table: str | None = None) -> list[Change]:
+    """Every record of a Lambda DynamoDB Streams or Kinesis event, in delivery (sequence) order, except
+    Kinesis records of tables other than ``source_table`` (``Change.index`` stays the position in the event)."""
     records = event.get("Records")
     if not isinstance(records, Sequence):
         raise MalformedRecord("the event has no Records list")
-    return [parse_record(i, r, key_schema) for i, r in enumerate(records)]
+    parsed = (parse_record(i, r, key_schema, source_table) for i, r in enumerate(records))
+    return [change for change in parsed if change is not None]
 
 
 def group_by_item(changes: Sequence[Change]) -> dict[ItemKey, list[Change]]:

@@ -41,7 +41,7 @@ def test_cross_account_copy_through_a_data_stream_converges(example_app, topolog
     items = topology.replica.client().scan(TableName=topology.replica.name)["Items"]
     assert all("_rep_changedAt" in item for item in items)
     tombstones = [item for item in items if "_rep_deleted" in item]
-    assert tombstones and all(set(t) == {"Id", "_rep_deleted", "_rep_changedAt", "_rep_expiresAt"} for t in tombstones)
+    assert tombstones and all(set(t) == {"Id", "_rep_deleted", "_rep_changedAt", "_rep_state", "_rep_expiresAt"} for t in tombstones)
     stats = topology.mapping.stats
     assert stats.records_processed == len(ops) and stats.function_errors == 0
     assert len(topology.failure_queue) == 0

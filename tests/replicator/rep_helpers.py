@@ -188,16 +188,19 @@ FIRST_SEQUENCE = 49_650_000_000_000_000_000_000_000_000_000_000_000_000_000_000
 
 
 def kinesis_events(table: Table, records: list[dict[str, Any]], first_us: int | None = None,
-                   millis: bool = False) -> list[dict[str, Any]]:
+                   millis: bool = False, times: list[int] | None = None) -> list[dict[str, Any]]:
     """Lambda records of a Kinesis event whose data are ``records`` in the Kinesis Data Streams for DynamoDB
     format: no SequenceNumber or StreamViewType, a creation time in micro- (or milli-) seconds that follows
-    the stream order, and Kinesis sequence numbers in delivery order."""
+    the stream order (or exactly ``times``, as ApproximateCreationDateTime values), and Kinesis sequence
+    numbers in delivery order."""
     start = first_us if first_us is not None else int(time.time() * 1e6)
     out = []
     for i, record in enumerate(records):
         body = {k: v for k, v in record["dynamodb"].items() if k not in ("SequenceNumber", "StreamViewType")}
         change_us = start + i * 1000
         body["ApproximateCreationDateTime"] = change_us // 1000 if millis else change_us
+        if times is not None:
+            body["ApproximateCreationDateTime"] = times[i]
         data = {
             "awsRegion": table.region,
             "eventID": str(uuid.uuid4()),

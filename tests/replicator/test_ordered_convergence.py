@@ -1,12 +1,13 @@
 """Property test for the Kinesis change source: whatever order, duplication and batching Kinesis and Lambda
-deliver one history in, the replica ends equal to the source (rule 1), and no item ever goes back to an older
-change on the way (rule 2 as Kinesis allows it: the change time decides, not the arrival)."""
+deliver one history in, with change times that often tie (millisecond precision), the replica ends equal to
+the source (rule 1), and no item ever goes back to an older change on the way (rule 2 as Kinesis allows it:
+the change time decides, then the images, never the arrival)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
 from rep_helpers import FakeContext, create_table, kinesis_events, replication_env, sort_items
@@ -29,6 +30,15 @@ def deliveries(draw: Any, count: int) -> list[list[int]]:
     cuts = sorted(set(draw(st.lists(st.integers(1, max(1, len(sequence) - 1)), max_size=6))))
     bounds = [0, *[c for c in cuts if c < len(sequence)], len(sequence)]
     return [sequence[a:b] for a, b in zip(bounds, bounds[1:]) if a < b]
+
+
+def _revisits_a_state_within_a_tick(records: list[dict[str, Any]], times: list[int]) -> bool:
+    states: dict[tuple[str, int], list[Any]] = {}
+    for record, time_ in zip(records, times):
+        body = record["dynamodb"]
+        chain = states.setdefault((body["Keys"]["pk"]["S"], time_), [repr(body.get("OldImage"))])
+        chain.append(repr(body.get("NewImage")))
+    return any(len(set(chain)) < len(chain) for chain in states.values())
 
 
 def _user_view(items: list[dict[str, Any]]) -> list[Any]:
@@ -59,7 +69,15 @@ def test_any_delivery_of_a_history_converges(ddb_local, make_processor, history,
                           ExpressionAttributeValues={":n": {"N": str(n)}})
         else:
             c.delete_item(TableName=source.name, Key={"pk": {"S": key}})
-    events = kinesis_events(source, source.new_records())
+    records = source.new_records()
+    # Millisecond-precision times that often tie: equal times must be ordered by the images.
+    steps = data.draw(st.lists(st.sampled_from([0, 1]), min_size=len(records), max_size=len(records)), label="ticks")
+    start = 1_790_000_000_000
+    times = [start + sum(steps[: i + 1]) for i in range(len(records))]
+    # Same-time changes that bring an item back to a state it had in that tick (create, delete and create
+    # again within one millisecond) cannot be ordered by images: the documented limit, left out here.
+    assume(not _revisits_a_state_within_a_tick(records, times))
+    events = kinesis_events(source, records, times=times)
     seen: dict[str, int] = {}
     for batch in data.draw(deliveries(len(events)), label="batches"):
         result = processor.process({"Records": [events[i] for i in batch]}, FakeContext())

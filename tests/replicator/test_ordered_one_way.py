@@ -83,7 +83,8 @@ def test_in_order_delivery_mirrors_the_source_with_change_times(pair):
     assert stored["k1"][PREFIX + "changedAt"] == {"N": str(last_k1)}
     # Deletes are tombstones holding only the key, the flag, the change time and an expiry ~8 days out.
     tombstone = stored["k2"]
-    assert set(tombstone) == {"pk", PREFIX + "deleted", PREFIX + "changedAt", PREFIX + "expiresAt"}
+    assert set(tombstone) == {"pk", PREFIX + "deleted", PREFIX + "changedAt", PREFIX + "state", PREFIX + "expiresAt"}
+    assert tombstone[PREFIX + "state"] == {"S": "-"}
     expiry = int(tombstone[PREFIX + "expiresAt"]["N"]) - time.time()
     assert 8 * 86400 - 60 < expiry <= 8 * 86400
 
@@ -140,23 +141,86 @@ def test_millisecond_precision_is_ordered_with_microseconds(pair):
     (older,) = kinesis_events(source, [first], first_us=now_us, millis=True)  # the table's precision changed
 
     assert run(processor, [newer, older]) == {"batchItemFailures": []}
-
     assert user_items(replica) == [{"pk": {"S": "k"}, "v": {"N": "2"}}]
 
+    # The other way round: a newer change in milliseconds after an older one in microseconds.
+    c.put_item(TableName=source.name, Item={"pk": {"S": "k"}, "v": {"N": "3"}})
+    c.put_item(TableName=source.name, Item={"pk": {"S": "k"}, "v": {"N": "4"}})
+    third, fourth = source.new_records()
+    (older,) = kinesis_events(source, [third], first_us=now_us + 9000)
+    (newer,) = kinesis_events(source, [fourth], first_us=now_us + 12000, millis=True)
+    assert run(processor, [older]) == {"batchItemFailures": []}
+    assert run(processor, [newer]) == {"batchItemFailures": []}
+    assert user_items(replica) == [{"pk": {"S": "k"}, "v": {"N": "4"}}]
 
-def test_records_of_another_table_in_a_shared_stream_are_skipped(pair):
+
+def test_records_of_another_table_in_a_shared_stream_are_skipped(pair, capsys):
+    """The other table's key is not even named like ours: it must be left before its key is read."""
     source, replica, processor = pair
     source.client.put_item(TableName=source.name, Item={"pk": {"S": "mine"}})
     (event,) = kinesis_events(source, source.new_records())
     data = json.loads(base64.b64decode(event["kinesis"]["data"]))
-    foreign = kinesis_record({**data, "tableName": "someone-else"}, FIRST_SEQUENCE + 99)
-    foreign_data = json.loads(base64.b64decode(foreign["kinesis"]["data"]))
-    foreign_data["dynamodb"]["Keys"] = foreign_data["dynamodb"]["NewImage"] = {"pk": {"S": "theirs"}}
-    foreign["kinesis"]["data"] = base64.b64encode(json.dumps(foreign_data).encode()).decode()
+    theirs = {"id": {"N": "7"}}
+    data.update(tableName="someone-else")
+    data["dynamodb"].update(Keys=theirs, NewImage=theirs)
+    foreign = kinesis_record(data, FIRST_SEQUENCE + 99)
+    capsys.readouterr()
 
-    assert run(processor, [event, foreign]) == {"batchItemFailures": []}
+    assert run(processor, [foreign, event, foreign]) == {"batchItemFailures": []}
 
     assert user_items(replica) == [{"pk": {"S": "mine"}}]
+    totals = next(l for l in json_lines(capsys.readouterr().out) if "RecordsReceived" in l)
+    assert (totals["RecordsReceived"], totals["RecordsApplied"], totals["RecordsSkipped"]) == (3, 1, 2)
+
+
+def _two_writes_in_one_millisecond(source: Table) -> list[dict[str, Any]]:
+    c = source.client
+    c.put_item(TableName=source.name, Item={"pk": {"S": "k"}, "v": {"N": "1"}})
+    c.put_item(TableName=source.name, Item={"pk": {"S": "k"}, "v": {"N": "2"}})
+    stamp = int(time.time() * 1000)
+    return kinesis_events(source, source.new_records(), times=[stamp, stamp])  # millisecond precision
+
+
+def test_equal_times_are_ordered_by_their_images_across_batches(pair):
+    source, replica, processor = pair
+    first, second = _two_writes_in_one_millisecond(source)
+
+    assert run(processor, [second]) == {"batchItemFailures": []}
+    assert run(processor, [first]) == {"batchItemFailures": []}  # older, same time: refused
+    assert run(processor, [second]) == {"batchItemFailures": []}  # duplicate of the stored change: refused
+
+    assert user_items(replica) == [{"pk": {"S": "k"}, "v": {"N": "2"}}]
+
+
+def test_equal_times_are_ordered_by_their_images_in_one_batch_and_in_order(ddb_local, make_processor):
+    for order in ((1, 0), (0, 1)):
+        source = create_table(ddb_local, "ksrc", SOURCE_REGION)
+        replica = create_table(ddb_local, "kreplica", REPLICA_REGION, stream=False)
+        processor = make_processor(kinesis_env(source, [replica.ref()]), SOURCE_REGION)
+        events = _two_writes_in_one_millisecond(source)
+        assert run(processor, [events[i] for i in order]) == {"batchItemFailures": []}
+        assert user_items(replica) == [{"pk": {"S": "k"}, "v": {"N": "2"}}], order
+        # And the later one applies after the earlier one across batches, though the times are equal.
+        replica2 = create_table(ddb_local, "kreplica", REPLICA_REGION, stream=False)
+        processor2 = make_processor(kinesis_env(source, [replica2.ref()]), SOURCE_REGION)
+        for event in events:
+            assert run(processor2, [event]) == {"batchItemFailures": []}
+        assert user_items(replica2) == [{"pk": {"S": "k"}, "v": {"N": "2"}}]
+
+
+def test_ttl_deletes_are_replicated_or_skipped_as_configured(ddb_local, make_processor):
+    source = create_table(ddb_local, "ksrc", SOURCE_REGION)
+    source.client.put_item(TableName=source.name, Item={"pk": {"S": "k"}, "v": {"N": "1"}})
+    source.client.delete_item(TableName=source.name, Key={"pk": {"S": "k"}})
+    records = source.new_records()
+    records[1]["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}  # as TTL deletes
+    events = kinesis_events(source, records)
+    for setting, expected in (("REPLICATE", []), ("SKIP", [{"pk": {"S": "k"}, "v": {"N": "1"}}])):
+        replica = create_table(ddb_local, "kreplica", REPLICA_REGION, stream=False)
+        processor = make_processor(kinesis_env(source, [replica.ref()], REPLICATION_TTL_DELETES=setting),
+                                   SOURCE_REGION)
+        assert run(processor, events) == {"batchItemFailures": []}
+        assert user_items(replica) == expected, setting
 
 
 def test_failed_target_reports_the_first_kinesis_record_of_the_item(ddb_local, make_processor, capsys):
