@@ -11,6 +11,7 @@ from constructs import Construct
 
 from . import defaults
 from .errors import ReplicationConfigError
+from .naming import require_kms_key_arn
 
 _STREAM_NAME_RE = re.compile(r"^[a-zA-Z0-9_.\-]{1,128}$")
 _STREAM_ARN_RE = re.compile(
@@ -38,12 +39,16 @@ class KinesisOptions:
             enable-kinesis-streaming-destination --table-name <t> --stream-arn <arn>
             --enable-kinesis-streaming-configuration ApproximateCreationDateTimePrecision=MICROSECOND``);
             ``retention`` must then state that stream's retention. Default: create a stream.
+        encryption_key_arn: the customer-managed KMS key of the ``stream_arn`` stream, if it has one (the
+            replicator's role gets ``kms:Decrypt`` on it). A stream created here uses ``aws/kinesis``, which
+            needs no grant. Default: none.
     """
 
     retention: Duration = defaults.KINESIS_RETENTION
     shard_count: int | None = None
     stream_name: str | None = None
     stream_arn: str | None = None
+    encryption_key_arn: str | None = None
 
     def validate(self, path: str, region: str | None = None, account: str | None = None) -> None:
         """Raise ``ReplicationConfigError`` naming ``path`` for values Kinesis would reject."""
@@ -64,6 +69,14 @@ class KinesisOptions:
             )
         if self.stream_arn is not None:
             self._validate_stream_arn(path, region, account)
+        if self.encryption_key_arn is not None:
+            if self.stream_arn is None:
+                raise ReplicationConfigError(
+                    path,
+                    "kinesis.encryption_key_arn is given for a stream created here, which uses aws/kinesis",
+                    "drop encryption_key_arn, or pass the stream_arn of your own stream that uses this key",
+                )
+            require_kms_key_arn(path, self.encryption_key_arn, "kinesis.encryption_key_arn", region or "", account or "")
         if self.stream_name is not None and not _STREAM_NAME_RE.match(self.stream_name):
             raise ReplicationConfigError(
                 path,

@@ -64,6 +64,11 @@ RETRY_ATTEMPTS = 10
 #: Records older than this are sent to the failure queue instead of being retried (rule 6: a poison record
 #: must not hold its shard for a day). Tombstones must live stream retention (24 h) plus this value.
 MAX_RECORD_AGE = Duration.hours(1)
+#: The maximum record age, unless given, of a mapping that starts with a backlog older than MAX_RECORD_AGE:
+#: a Kinesis change source (a load of days is the point of it) or a mapping created disabled for a migration
+#: (enabled after the load, its first changes are as old as the load took). ``None``: up to the stream's
+#: retention. Poison records are still bounded by RETRY_ATTEMPTS and bisection.
+BACKLOG_MAX_RECORD_AGE: Duration | None = None
 #: Split a failing batch in two and retry each half, isolating a poison record quickly.
 BISECT_BATCH_ON_ERROR = True
 #: The replicator returns the first failed record so Lambda resumes from there instead of replaying the batch.
@@ -82,13 +87,11 @@ KINESIS_RETENTION = Duration.days(7)
 #: On-demand capacity: the stream follows the table's write rate with no shard planning.
 KINESIS_STREAM_MODE = kinesis.StreamMode.ON_DEMAND
 #: Server-side encryption with the AWS managed key ``aws/kinesis``: no key policy to manage, and DynamoDB
-#: and Lambda use it without extra grants. ``KinesisOptions.encryption_key_arn`` selects a customer key.
+#: and Lambda use it without extra grants. A stream of your own with a customer-managed key is supported
+#: through ``KinesisOptions(stream_arn=..., encryption_key_arn=...)``.
 KINESIS_ENCRYPTION = kinesis.StreamEncryption.MANAGED
 #: Microseconds: the change time orders one item's changes (Kinesis may reorder and duplicate them).
 KINESIS_TIMESTAMP_PRECISION = dynamodb.ApproximateCreationDateTimePrecision.MICROSECOND
-#: A mapping on the data stream discards no record for its age: the point of the stream is a backlog
-#: older than an hour (a load of days). Poison records are still bounded by RETRY_ATTEMPTS and bisection.
-KINESIS_MAX_RECORD_AGE: Duration | None = None
 
 # --- failure queue -----------------------------------------------------------------------------------------
 
@@ -131,9 +134,6 @@ MIGRATION_REMOVAL_POLICY = RemovalPolicy.RETAIN
 IMPORT_COMPRESSION = dynamodb.InputCompressionType.GZIP
 #: DynamoDB Streams keeps records this long; no record the replicator receives is older.
 STREAM_RETENTION = Duration.hours(24)
-#: The mapping's maximum record age when it starts disabled for a migration: ``None`` (unlimited, up to the
-#: stream's retention), because the changes it applies after the load are as old as the load took.
-MIGRATION_MAX_RECORD_AGE: Duration | None = None
 #: Multi-active delete tombstones live stream retention + the mapping's maximum record age (capped at the
 #: retention) + this margin (``REPLICATION_TOMBSTONE_TTL_SECONDS``): they must outlive every record that could
 #: still arrive (rule 5); the margin also covers clock differences between regions. Tombstones of a one-way

@@ -223,12 +223,10 @@ class ReplicatedTable(Construct):
         if self.migrations and self._replicator_options.enabled is None:
             # The safe order: load the copy first, then apply the stream from TRIM_HORIZON.
             self._replicator_options = dataclasses.replace(self._replicator_options, enabled=False)
-        if self.migrations and self._replicator_options.max_record_age_is_default:
+        if self.migrations:
             # Enabled after the load, the mapping starts with changes as old as the load took: a 1-hour limit
             # would send all but the last hour of them to the failure queue.
-            self._replicator_options = dataclasses.replace(
-                self._replicator_options, max_record_age=defaults.MIGRATION_MAX_RECORD_AGE
-            )
+            self._replicator_options = self._replicator_options.with_backlog(path, backlog=True)
 
         # --- stacks -------------------------------------------------------------------------------------
         prefix = stack_name_prefix or id
@@ -701,8 +699,9 @@ class ReplicatedTable(Construct):
     def _stream_of(self, location: ResolvedTable) -> tuple[str, str | None]:
         """(stream ARN, customer-managed key ARN) of a writer location's changes."""
         if self.change_stream is not None:
-            # Encrypted with the AWS managed key aws/kinesis, which needs no grant.
-            return self.change_stream.stream_arn, None
+            assert self.kinesis_options is not None
+            # A stream created here uses the AWS managed key aws/kinesis, which needs no grant.
+            return self.change_stream.stream_arn, self.kinesis_options.encryption_key_arn
         if location == self.source_location:
             table = self.source_table
         else:

@@ -81,6 +81,28 @@ def lambda_source_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "lambda_src"
 
 
+class _DefaultRecordAge:
+    """The default of ``ReplicatorOptions.max_record_age``: ``defaults.MAX_RECORD_AGE``, or no limit where
+    the mapping starts with a backlog older than that (see ``ReplicatorOptions.resolved_max_record_age``).
+
+    A class of its own rather than the default ``Duration`` object, so that an explicit value (even one equal
+    to the default) is kept, and so that copies of the options still carry "not given".
+    """
+
+    def __repr__(self) -> str:
+        return "DEFAULT_MAX_RECORD_AGE"
+
+    def __copy__(self) -> "_DefaultRecordAge":
+        return self
+
+    def __deepcopy__(self, memo: object) -> "_DefaultRecordAge":
+        return self
+
+
+#: ``ReplicatorOptions.max_record_age`` when not given.
+DEFAULT_MAX_RECORD_AGE = _DefaultRecordAge()
+
+
 @dataclass(frozen=True)
 class ReplicatorOptions:
     """Tunables of the replicator function and its event source mapping. Every default is in ``defaults``.
@@ -98,10 +120,11 @@ class ReplicatorOptions:
         max_batching_window: wait for a fuller batch (0-300 s). Default: 0 s.
         retry_attempts: retries of a failed batch (-1 = until the record expires, 0-10000). Default: 10.
         max_record_age: records older than this go to the failure queue (60 s-7 days; ``None`` = never,
-            Lambda's -1). Default: 1 hour; left at that default, it becomes ``None`` where the mapping starts
-            with a backlog older than an hour: a Kinesis change source, or a mapping created disabled for a
-            migration in a ``ReplicatedTable`` (``defaults.KINESIS_MAX_RECORD_AGE`` /
-            ``MIGRATION_MAX_RECORD_AGE``). Pass a value to keep it.
+            Lambda's -1). Default: 1 hour, or ``None`` where the mapping starts with a backlog older than an
+            hour: a Kinesis change source, or a mapping created disabled for a migration in a
+            ``ReplicatedTable`` (``defaults.BACKLOG_MAX_RECORD_AGE``). A value
+            given is kept. Unlimited retries with an unlimited age are refused (a poison record would hold
+            its shard).
         bisect_batch_on_error: split a failing batch and retry the halves. Default: ``True``.
         report_batch_item_failures: honour the replicator's partial batch response. Default: ``True``.
         parallelization_factor: concurrent batches per shard (1-10); above 1 items are still ordered per
@@ -123,7 +146,7 @@ class ReplicatorOptions:
     batch_size: int = defaults.BATCH_SIZE
     max_batching_window: Duration = defaults.MAX_BATCHING_WINDOW
     retry_attempts: int = defaults.RETRY_ATTEMPTS
-    max_record_age: Duration | None = defaults.MAX_RECORD_AGE
+    max_record_age: Duration | None | _DefaultRecordAge = DEFAULT_MAX_RECORD_AGE
     bisect_batch_on_error: bool = defaults.BISECT_BATCH_ON_ERROR
     report_batch_item_failures: bool = defaults.REPORT_BATCH_ITEM_FAILURES
     parallelization_factor: int = defaults.PARALLELIZATION_FACTOR
@@ -131,8 +154,33 @@ class ReplicatorOptions:
 
     @property
     def max_record_age_is_default(self) -> bool:
-        """``max_record_age`` was not given (it is the very default object), so a backlog may lift it."""
-        return self.max_record_age is defaults.MAX_RECORD_AGE
+        """``max_record_age`` was not given, so a backlog may lift it."""
+        return isinstance(self.max_record_age, _DefaultRecordAge)
+
+    def resolved_max_record_age(self, backlog: bool) -> Duration | None:
+        """The maximum record age in effect: the given value, else ``defaults.MAX_RECORD_AGE``, or ``None``
+        (``defaults.BACKLOG_MAX_RECORD_AGE``) when the mapping starts with a ``backlog``."""
+        if isinstance(self.max_record_age, _DefaultRecordAge):
+            return defaults.BACKLOG_MAX_RECORD_AGE if backlog else defaults.MAX_RECORD_AGE
+        return self.max_record_age
+
+    def with_backlog(self, path: str, backlog: bool) -> "ReplicatorOptions":
+        """These options with ``max_record_age`` resolved; a backlog lifts the default age limit.
+
+        Raises:
+            ReplicationConfigError: retries are unlimited too, so a poison record would hold its shard until
+                the stream drops it (rule 6).
+        """
+        resolved = dataclasses.replace(self, max_record_age=self.resolved_max_record_age(backlog))
+        if resolved.retry_attempts == -1 and resolved.max_record_age is None:
+            raise ReplicationConfigError(
+                path,
+                "retry_attempts is -1 (unlimited) and the maximum record age is unlimited too"
+                + (" (the default where the mapping starts with a backlog)" if self.max_record_age_is_default else ""),
+                "bound the retries (retry_attempts=10 is the default; bisection still isolates a poison record) "
+                "or set max_record_age",
+            )
+        return resolved
 
     def validate(self, path: str) -> None:
         """Raise ``ReplicationConfigError`` naming ``path`` for values Lambda would reject."""
@@ -144,7 +192,7 @@ class ReplicatorOptions:
         )
         if self.retry_attempts != -1:
             _in_range(path, "retry_attempts", self.retry_attempts, 0, 10000, extra="or -1 for unlimited")
-        if self.max_record_age is not None:
+        if isinstance(self.max_record_age, Duration):
             age = _seconds(path, "max_record_age", self.max_record_age)
             _in_range(path, "max_record_age (seconds)", age, 60, 604800, extra="or None for unlimited")
         _in_range(path, "parallelization_factor", self.parallelization_factor, 1, 10)
@@ -280,13 +328,12 @@ class Replicator(Construct):
                     "record's old image, which is only meaningful in write order, and Kinesis may reorder",
                     "use ChangeSource.DYNAMODB_STREAMS for MULTI_ACTIVE",
                 )
-            if options.max_record_age_is_default:
-                options = dataclasses.replace(options, max_record_age=defaults.KINESIS_MAX_RECORD_AGE)
         elif change_retention is not None:
             raise ReplicationConfigError(
                 path, "change_retention is set but change_source is DYNAMODB_STREAMS (24 h, fixed)",
                 "drop change_retention, or use change_source=ChangeSource.KINESIS",
             )
+        options = options.with_backlog(path, backlog=change_source == ChangeSource.KINESIS)
         self.change_source = change_source
         self._change_retention = change_retention or defaults.KINESIS_RETENTION
         stack = Stack.of(self)

@@ -233,3 +233,58 @@ def test_the_replicator_accepts_what_the_construct_writes(kinesis_source: Synthe
     loaded = config.load_config(_environment(kinesis_source.template_json(SOURCE_STACK)))
     assert loaded.change_source.value == "KINESIS"
     assert loaded.tombstone_ttl_seconds == 15 * 86400
+
+
+def test_backlog_lifts_only_a_default_age_even_after_a_copy_and_keeps_an_explicit_one(tmp_path: Any) -> None:
+    """A copied ReplicatorOptions still says "not given"; an explicit 1 hour (the default's value) is kept."""
+    import copy
+
+    from cdk_replication import MigrationOptions
+    from cdk_replication.defaults import MAX_RECORD_AGE
+
+    def mapping(options: ReplicatorOptions) -> dict[str, Any]:
+        app = cdk.App()
+        ReplicatedTable(
+            app, "Orders", source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT),
+            replicas=[TableLocation(region="eu-west-1", account=OTHER_ACCOUNT, migration=MigrationOptions())],
+            existing_source=EXISTING_WITH_KEY, replicator=options,
+        )
+        template = app.synth().get_stack_by_name("Orders-us-west-2").template
+        return only_resource(template, "AWS::Lambda::EventSourceMapping")["Properties"]
+
+    assert "MaximumRecordAgeInSeconds" not in mapping(copy.deepcopy(ReplicatorOptions(batch_size=10)))
+    assert mapping(ReplicatorOptions(max_record_age=MAX_RECORD_AGE))["MaximumRecordAgeInSeconds"] == 3600
+
+
+EXISTING_WITH_KEY = ExistingSource(
+    stream_arn=IMPORTED_STREAM_ARN, stream_view_type=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES, partition_key=PK
+)
+
+
+def test_unlimited_retries_with_an_unlimited_age_are_refused() -> None:
+    with pytest.raises(ReplicationConfigError, match="retry_attempts is -1.*backlog.*bound the retries"):
+        _build(replicator=ReplicatorOptions(retry_attempts=-1))
+    with pytest.raises(ReplicationConfigError, match="retry_attempts is -1 .unlimited. and the maximum record age"):
+        _build(change_source=ChangeSource.DYNAMODB_STREAMS,
+               replicator=ReplicatorOptions(retry_attempts=-1, max_record_age=None))
+    _build(replicator=ReplicatorOptions(retry_attempts=-1, max_record_age=cdk.Duration.days(3)))  # bounded: fine
+
+
+def test_own_stream_with_a_customer_key_is_decrypted_with_exactly_that_key(tmp_path: Any) -> None:
+    key = f"arn:aws:kms:us-west-2:{SOURCE_ACCOUNT}:key/12345678-1234-1234-1234-123456789012"
+    app = cdk.App()
+    ReplicatedTable(
+        app, "Orders", source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT),
+        replicas=[TableLocation(region="us-east-1")], existing_source=EXISTING_WITH_KEY,
+        change_source=ChangeSource.KINESIS, kinesis=KinesisOptions(stream_arn=DATA_STREAM_ARN, encryption_key_arn=key),
+    )
+    template = app.synth().get_stack_by_name("Orders-us-west-2").template
+    statements = {s["Sid"]: s for s in role_statements(template, "ReplicatorRole")}
+    assert statements["DecryptSourceStream"] == {
+        "Sid": "DecryptSourceStream", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": key,
+    }
+    with pytest.raises(ReplicationConfigError, match="encryption_key_arn is given for a stream created here"):
+        _build(kinesis=KinesisOptions(encryption_key_arn=key))
+    with pytest.raises(ReplicationConfigError, match="not a literal KMS key ARN"):
+        _build(existing_source=EXISTING_WITH_KEY, partition_key=None,
+               kinesis=KinesisOptions(stream_arn=DATA_STREAM_ARN, encryption_key_arn="alias/mine"))

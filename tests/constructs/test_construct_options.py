@@ -57,7 +57,7 @@ def customized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
                 starting_position=lambda_.StartingPosition.LATEST,
                 batch_size=500,
                 max_batching_window=cdk.Duration.seconds(2),
-                retry_attempts=-1,
+                retry_attempts=3,
                 max_record_age=None,
                 bisect_batch_on_error=False,
                 report_batch_item_failures=False,
@@ -119,7 +119,7 @@ def test_mapping_options(customized: Synthesized) -> None:
         "BisectBatchOnFunctionError": False,
         "Enabled": False,
         "MaximumBatchingWindowInSeconds": 2,
-        "MaximumRetryAttempts": -1,
+        "MaximumRetryAttempts": 3,
         "ParallelizationFactor": 2,
         "StartingPosition": "LATEST",
     }

@@ -234,7 +234,8 @@ def test_replicator_option_errors(options: dict[str, Any], match: str) -> None:
 @pytest.mark.parametrize(
     "options",
     [
-        {"retry_attempts": -1, "max_record_age": None},
+        {"retry_attempts": -1, "max_record_age": cdk.Duration.days(7)},
+        {"retry_attempts": 10, "max_record_age": None},
         {"retry_attempts": 0, "max_record_age": cdk.Duration.seconds(60)},
         {"retry_attempts": 10000, "max_record_age": cdk.Duration.days(7)},
     ],
