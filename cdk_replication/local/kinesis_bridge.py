@@ -74,7 +74,8 @@ class KinesisStreamingDestination(BackgroundPoller):
     minute, which says nothing about the order of writes, while AWS's microsecond stamps do reflect the real
     order of one item's writes (consumers of Kinesis use them to put an item's records back in order, since
     Kinesis may deliver them out of order). So the bridge stamps each record when it reads it, in stream
-    order, with ``max(now, previous stamp + 1)``: strictly increasing per table, hence per item.
+    order, with ``max(now, previous stamp + 1)``: strictly increasing per table, hence per item. In
+    milliseconds it uses ``max(now, previous stamp)``: writes within one millisecond share a stamp, as on AWS.
 
     **Faults.** AWS documents that with Kinesis the records of an item "might appear in a different sequence
     than the item modifications occurred" and "might appear more than once". Both can be injected,
@@ -285,7 +286,10 @@ class KinesisStreamingDestination(BackgroundPoller):
         """The Kinesis record data (as a dict) for one boto3 stream record; stamps it (see the class doc)."""
         ddb = raw["dynamodb"]
         now = int(self._clock() * self._units)
-        self._last_stamp = max(now, self._last_stamp + 1)
+        # Microseconds: strictly increasing (AWS's stamps order one item's writes). Milliseconds: never
+        # decreasing, and equal for writes within one millisecond, as on AWS, where consumers must cope.
+        step = 1 if self._units == PRECISIONS["MICROSECOND"] else 0
+        self._last_stamp = max(now, self._last_stamp + step)
         body: dict[str, Any] = {"ApproximateCreationDateTime": self._last_stamp}
         for image in ("Keys", "NewImage", "OldImage"):
             if image in ddb:
