@@ -7,12 +7,20 @@ names.
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 from aws_cdk import Token
 
 from .errors import ReplicationConfigError
+from .physical_names import (  # noqa: F401 - re-exported: the constructs import every name from here
+    migration_bucket_name,
+    partition_for_region,
+    replicator_role_name,
+    role_arn,
+    stack_name,
+    table_arn,
+    writer_role_name,
+)
 
 _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
@@ -22,10 +30,6 @@ _STREAM_ARN_RE = re.compile(
     r"table/(?P<table>[A-Za-z0-9_.\-]{3,255})/stream/(?P<label>.+)$"
 )
 _KMS_KEY_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:kms:(?P<region>[^:]+):(?P<account>\d{12}):key/[A-Za-z0-9\-]+$")
-#: IAM role names are at most 64 characters.
-_MAX_ROLE_NAME = 64
-#: CloudFormation stack names are at most 128 characters.
-_MAX_STACK_NAME = 128
 
 
 def require_region(path: str, value: object, what: str) -> str:
@@ -112,76 +116,8 @@ def require_kms_key_arn(path: str, value: str, what: str, region: str, account: 
     return value
 
 
-def partition_for_region(region: str) -> str:
-    """The AWS partition of ``region`` as a literal (for values that must not be tokens, e.g. env vars)."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    if region.startswith("us-iso-"):
-        return "aws-iso"
-    if region.startswith("us-isob-"):
-        return "aws-iso-b"
-    return "aws"
-
-
-def _bounded(name: str, limit: int) -> str:
-    """``name`` if it fits ``limit``; otherwise a truncated prefix plus a stable hash of the full name."""
-    if len(name) <= limit:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: limit - 9]}-{digest}"
-
-
-def _sanitize(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9\-]", "-", text)
-
-
-def stack_name(base: str, region: str, account: str, *, with_account: bool) -> str:
-    """``<base>-<region>``, or ``<base>-<account>-<region>`` when one region hosts stacks of several accounts."""
-    parts = [base, account, region] if with_account else [base, region]
-    return _bounded(_sanitize("-".join(parts)), _MAX_STACK_NAME)
-
-
-def replicator_role_name(table_name: str, region: str) -> str:
-    """Physical name of the role of the replicator reading ``table_name`` in ``region``.
-
-    Unique per account (IAM names are account-wide) because a table name is unique per account and region.
-    Deterministic so that a writer role or resource policy in another account can name exactly this role.
-    """
-    return _bounded(_sanitize(f"{table_name}-{region}-replicator"), _MAX_ROLE_NAME)
-
-
-def writer_role_name(table_name: str, region: str, source_account: str, source_region: str) -> str:
-    """Physical name of the role in a target account that one source replicator assumes to write one table."""
-    return _bounded(_sanitize(f"{table_name}-{region}-writer-{source_account}-{source_region}"), _MAX_ROLE_NAME)
-
-
-def role_arn(partition: str, account: str, role_name: str) -> str:
-    """ARN of a role by name (IAM is global, so no region)."""
-    return f"arn:{partition}:iam::{account}:role/{role_name}"
-
-
-def table_arn(partition: str, region: str, account: str, table_name: str) -> str:
-    """ARN of a table; ``partition`` may be the ``Aws.PARTITION`` token."""
-    return f"arn:{partition}:dynamodb:{region}:{account}:table/{table_name}"
-
-
 #: S3 bucket names are 3-63 characters of a-z 0-9 . - and start and end with a letter or digit.
 _BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
-_MAX_BUCKET_NAME = 63
-
-
-def migration_bucket_name(table_name: str, account: str, region: str) -> str:
-    """Deterministic name of the migration bucket of ``table_name`` in ``account``/``region``.
-
-    ``<table>-migration-<account>-<region>``, lower-cased, characters S3 refuses replaced by ``-``, and
-    shortened with a stable hash beyond 63 characters. The account and region are in the name because
-    bucket names are global; the CLI and the source side derive it without reading the target stack.
-    """
-    base = re.sub(r"[^a-z0-9\-]+", "-", f"{table_name}-migration-{account}-{region}".lower())
-    base = re.sub(r"-{2,}", "-", base).strip("-")
-    return _bounded(base, _MAX_BUCKET_NAME)
 
 
 def require_bucket_name(path: str, value: object, what: str) -> str:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import posixpath
 import re
 import shlex
@@ -44,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from cdk_replication.physical_names import migration_bucket_name
 from cdk_replication.cli.errors import (
     ACCESS_ERROR_CODES,
     EXIT_OK,
@@ -77,16 +77,8 @@ PREFIX_ROOT = "cdk-replication"
 MAPPING_OUTPUT = "ReplicatorEventSourceMappingUuid"
 
 
-def construct_bucket_name(table: str, account: str, region: str) -> str:
-    """The construct's migration bucket name for a replica table (``naming.migration_bucket_name``).
-
-    ``<table>-migration-<account>-<region>``, lower case, other characters as ``-``, beyond 63 characters cut
-    to 54 plus ``-`` and 8 hex digits of a SHA-256. Written out here because ``cdk_replication.naming``
-    imports ``aws_cdk``, which the command line does not load; a test pins the two to the same answers.
-    """
-    name = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9\-]+", "-", f"{table}-migration-{account}-{region}".lower()))
-    name = name.strip("-")
-    return name if len(name) <= 63 else name[:54] + "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
+#: The construct's migration bucket name of a replica table (``<table>-migration-<account>-<region>``).
+construct_bucket_name = migration_bucket_name
 
 
 def add_migrate_parser(sub: Any, common: argparse.ArgumentParser, epilog: str) -> None:

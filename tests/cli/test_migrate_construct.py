@@ -219,12 +219,21 @@ def test_bad_input_for_the_two_runs_changes_nothing(aws) -> None:
 
 
 def test_bucket_name_is_the_constructs() -> None:
+    """The command line derives the bucket with the constructs' own function (no aws_cdk import needed)."""
+    import subprocess
+    import sys
+
     from cdk_replication.naming import migration_bucket_name
 
-    for table, account, region in [
-        ("books", "111111111111", "us-east-1"),
-        ("Orders_V2.prod", "222222222222", "eu-west-1"),
-        ("--odd..Name__", "333333333333", "ap-southeast-2"),
-        ("a-very-long-table-name-that-pushes-the-bucket-name-over-the-limit", "444444444444", "us-gov-west-1"),
-    ]:
-        assert migrate.construct_bucket_name(table, account, region) == migration_bucket_name(table, account, region)
+    assert migrate.construct_bucket_name is migration_bucket_name
+    assert migrate.construct_bucket_name("Orders_V2.prod", "222222222222", "eu-west-1") == (
+        "orders-v2-prod-migration-222222222222-eu-west-1"
+    )
+    long_name = migrate.construct_bucket_name("a-very-long-table-name-that-pushes-the-bucket-name-over-the-limit",
+                                              "444444444444", "us-gov-west-1")
+    assert len(long_name) == 63 and long_name[-9] == "-"
+    # The command line itself must not load aws_cdk (and its Node.js runtime) to name the bucket.
+    probe = "import sys, cdk_replication.cli.migrate; sys.exit('aws_cdk' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0
+
+
