@@ -23,6 +23,7 @@ from cdk_replication.local import DynamoDBLocal
 
 from benchmarks import runner
 from benchmarks import workload as wl
+from benchmarks.report import KINESIS_KIND
 from benchmarks.runner import base_env, replication_env, run_child, summarize
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +32,10 @@ RESULTS = ROOT / "benchmarks" / "results"
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 
 SECTIONS = ("ceiling", "replication", "memory", "backfill")
+#: REPLICATION_MAX_CONCURRENCY of the runs that do not vary it (the replicator's default is 128 since 7593d96).
+CONCURRENCY = 64
+#: The one-way replicator fed by Kinesis runs at the construct's default concurrency.
+KINESIS_CONCURRENCY = 128
 
 
 def _ints(text: str) -> list[int]:
@@ -150,12 +155,16 @@ def _replicate(
     concurrency: int | None,
     limit: int | None = None,
     tuning: str | None = None,
+    change_source: str | None = None,
 ) -> dict[str, Any]:
+    """One run; ``change_source="KINESIS"``: ``records`` are Kinesis records (``wl.kinesis_records``) and the
+    replicator reads them as REPLICATION_CHANGE_SOURCE=KINESIS does."""
+    concurrency = concurrency or CONCURRENCY
     target = wl.create_table(ddb, "replica", wl.REPLICA_REGION, stream=False)
     events = work / f"events-{batch_size}-{limit}.jsonl"
     count = wl.write_events(events, records, batch_size, limit)
     env = base_env(ddb)
-    env.update(replication_env(source, [target], mode, concurrency))
+    env.update(replication_env(source, [target], mode, concurrency, change_source))
     load_before = _load()
     raw = run_child(
         "benchmarks.worker",
@@ -172,19 +181,22 @@ def _replicate(
     events.unlink()
     if tuning:
         kind = f"{kind}+{tuning}-tuning"
+    if change_source == "KINESIS":
+        kind = KINESIS_KIND
     row.update(
         workload=workload,
         kind=kind,
         mode=mode,
         rtt_ms=rtt_ms,
         batch_size=batch_size,
-        concurrency=concurrency or 64,
+        concurrency=concurrency,
+        change_source=change_source or "DYNAMODB_STREAMS",
         sample=limit is not None,
         copy_check="ok" if limit is None and check is None else (check or "not checked (sample)"),
         load=load_before,
     )
     _log(
-        f"{workload:<6} {kind:<10} {mode:<12} rtt={rtt_ms:>5.0f}ms batch={batch_size:<5} conc={row['concurrency']:<3} "
+        f"{workload:<6} {kind:<20} {mode:<12} rtt={rtt_ms:>5.0f}ms batch={batch_size:<5} conc={row['concurrency']:<3} "
         f"{row['records_per_s']:8.1f} rec/s  p50={row['p50_s']:.3f}s p99={row['p99_s']:.3f}s "
         f"cpu={row['cpu_us_per_record']:.0f}us/rec rss={row['peak_rss_mib']:.0f}MiB copy={row['copy_check']} "
         f"load={load_before[0]}"
@@ -208,6 +220,13 @@ def run_replication(ddb: DynamoDBLocal, s: dict[str, Any], work: Path) -> list[d
         expected = wl.final_states(records)
         _log(f"{workload}: {len(records)} stream records over {len(expected)} items ({time.perf_counter() - t0:.0f} s)")
         common = dict(workload=workload)
+        kinesis = wl.kinesis_records(records, source)
+
+        def via_kinesis(rtt_ms: float, size: int, conc: int = KINESIS_CONCURRENCY) -> dict[str, Any]:
+            """The same changes read from a Kinesis data stream (one-way, one conditional PutItem per item)."""
+            return _replicate(ddb, work, source, kinesis, expected, **common, kind="replicator", mode="ONE_WAY",
+                              rtt_ms=rtt_ms, batch_size=size, concurrency=conc, change_source="KINESIS")
+
         if workload == "spread":
             for mode in ("ONE_WAY", "MULTI_ACTIVE"):
                 for size in sizes:
@@ -218,11 +237,14 @@ def run_replication(ddb: DynamoDBLocal, s: dict[str, Any], work: Path) -> list[d
                     continue
                 rows.append(_replicate(ddb, work, source, records, expected, **common, kind="replicator",
                                        mode="MULTI_ACTIVE", rtt_ms=rtt, batch_size=largest, concurrency=conc))
+            rows += [via_kinesis(rtt, size) for size in sizes]
+            rows += [via_kinesis(rtt, largest, conc) for conc in s["concurrency"] if conc != KINESIS_CONCURRENCY]
             # Zero round trip: CPU per record, and the rate when nothing but CPU and DynamoDB Local limit it.
             for mode in ("ONE_WAY", "MULTI_ACTIVE"):
                 for size in sorted({100, largest}):
                     rows.append(_replicate(ddb, work, source, records, expected, **common, kind="replicator",
                                            mode=mode, rtt_ms=0, batch_size=size, concurrency=None))
+            rows += [via_kinesis(0, size) for size in sorted({100, largest})]
             # The naive baseline, in the same run: a sample at the round trip, a larger one without it.
             for mode in ("ONE_WAY", "MULTI_ACTIVE"):
                 rows.append(_replicate(ddb, work, source, records, expected, **common, kind="naive", mode=mode,
@@ -247,6 +269,7 @@ def run_replication(ddb: DynamoDBLocal, s: dict[str, Any], work: Path) -> list[d
                 for size in sorted({100, largest}):
                     rows.append(_replicate(ddb, work, source, records, expected, **common, kind="replicator",
                                            mode=mode, rtt_ms=rtt, batch_size=size, concurrency=None))
+            rows += [via_kinesis(rtt, size) for size in sorted({100, largest})]
         wl.delete_table(ddb, source)
     return rows
 

@@ -18,12 +18,17 @@ MULTI_RATIO = 50.0
 P99_LIMIT_S = 0.5
 CPU_SHARE = 1 / 3
 MEMORY_LIMIT_MIB = 128.0
+#: ``kind`` of the rows of the one-way replicator fed by a Kinesis data stream (REPLICATION_CHANGE_SOURCE=KINESIS).
+KINESIS_KIND = "replicator (Kinesis)"
 
 
 # --- lookups -------------------------------------------------------------------------------------------------
 
 
 def _rows(results: dict[str, Any], **match: Any) -> list[dict[str, Any]]:
+    """Replication rows matching ``match``; only the main run's unless ``run`` is given (rows of runs added
+    with ``+file`` carry their run's number, see :func:`merge`)."""
+    match = {"run": None, **match}
     return [r for r in results.get("replication", []) if all(r.get(k) == v for k, v in match.items())]
 
 
@@ -138,15 +143,16 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
 
 def replication_table(results: dict[str, Any]) -> list[str]:
     rows = []
+    runs = any("run" in r for r in results.get("replication", []))
     for r in results.get("replication", []):
-        rows.append([
+        rows.append([str(r.get("run", 1))] * runs + [
             r["workload"], r["kind"], r["mode"], f"{r['rtt_ms']:g}", str(r["batch_size"]), str(r["concurrency"]),
             f"{r['records']:,}" + (" (sample)" if r["sample"] else ""), f"{r['records_per_s']:,.1f}",
             f"{r['p50_s'] * 1000:,.0f}", f"{r['p99_s'] * 1000:,.0f}", f"{r['cpu_us_per_record']:,.0f}",
             f"{r['peak_rss_mib']:.0f}", r["copy_check"], f"{r['load'][0]:.2f}",
         ])
     return _table(
-        ["keys", "replicator", "mode", "RTT ms", "batch", "max conc.", "records", "records/s", "p50 batch ms",
+        ["run"] * runs + ["keys", "replicator", "mode", "RTT ms", "batch", "max conc.", "records", "records/s", "p50 batch ms",
          "p99 batch ms", "CPU us/record", "peak RSS MiB", "copy check", "load 1m"],
         rows,
     )
@@ -200,8 +206,8 @@ def experiment_lines(results: dict[str, Any]) -> list[str]:
     for t in results.get("replication", []):
         if not t["kind"].endswith("-tuning"):
             continue
-        base = _one(results, kind="replicator", workload=t["workload"], mode=t["mode"], rtt_ms=t["rtt_ms"],
-                    batch_size=t["batch_size"], concurrency=t["concurrency"])
+        base = _one(results, run=t.get("run"), kind="replicator", workload=t["workload"], mode=t["mode"],
+                    rtt_ms=t["rtt_ms"], batch_size=t["batch_size"], concurrency=t["concurrency"])
         if base:
             lines.append(
                 f"- {t['mode']}, RTT {t['rtt_ms']:g} ms, batch {t['batch_size']}, max concurrency {t['concurrency']}: "
@@ -210,6 +216,36 @@ def experiment_lines(results: dict[str, Any]) -> list[str]:
                 f"{t['cpu_us_per_record']:,.0f} us/record ({t['cpu_us_per_record'] / base['cpu_us_per_record'] - 1:+.0%}), "
                 f"p99 {base['p99_s'] * 1000:,.0f} -> {t['p99_s'] * 1000:,.0f} ms"
             )
+    return lines
+
+
+def kinesis_lines(results: dict[str, Any]) -> list[str]:
+    """Each run of the replicator fed by Kinesis against the naive baseline and the DynamoDB Streams
+    replicators (one-way, multi-active) of the same run, workload, round trip and batch size."""
+    lines = []
+    for k in [r for r in results.get("replication", []) if r["kind"] == KINESIS_KIND]:
+        same = dict(run=k.get("run"), rtt_ms=k["rtt_ms"])
+
+        def peer(mode: str) -> dict[str, Any] | None:
+            rows = _rows(results, **same, kind="replicator", workload=k["workload"], mode=mode,
+                         batch_size=k["batch_size"])
+            return next((r for r in rows if r["concurrency"] == k["concurrency"]), rows[0] if rows else None)
+
+        parts = [f"{k['records_per_s']:,.0f} records/s, p99 {k['p99_s'] * 1000:,.0f} ms, "
+                 f"CPU {k['cpu_us_per_record']:,.0f} us/record"]
+        naive = _one(results, **same, kind="naive", mode="ONE_WAY")
+        if naive:
+            parts.append(f"{k['records_per_s'] / naive['records_per_s']:,.1f}x naive ({naive['records_per_s']:,.1f}/s)"
+                         + (f", CPU {k['cpu_us_per_record'] / naive['cpu_us_per_record']:.2f}x naive's"
+                            if k["rtt_ms"] == 0 else ""))
+        for mode, name in (("ONE_WAY", "one-way"), ("MULTI_ACTIVE", "multi-active")):
+            other = peer(mode)
+            if other:
+                parts.append(f"{k['records_per_s'] / other['records_per_s']:.2f}x {name} over DynamoDB Streams "
+                             f"({other['records_per_s']:,.0f}/s at concurrency {other['concurrency']}, p99 "
+                             f"{other['p99_s'] * 1000:,.0f} ms, CPU {other['cpu_us_per_record']:,.0f} us/record)")
+        lines.append(f"- {k['workload']}, RTT {k['rtt_ms']:g} ms, batch {k['batch_size']}, max concurrency "
+                     f"{k['concurrency']}" + (f" (run {k['run']})" if "run" in k else "") + ": " + "; ".join(parts))
     return lines
 
 
@@ -290,6 +326,8 @@ def text_report(results: dict[str, Any]) -> str:
         parts += ["Backfill:", *backfill_table(results), *backfill_ratios(results), ""]
     if experiment_lines(results):
         parts += ["Experiment, proposed client tuning (current -> tuned):", *experiment_lines(results), ""]
+    if kinesis_lines(results):
+        parts += ["One-way fed by Kinesis vs the naive baseline and DynamoDB Streams:", *kinesis_lines(results), ""]
     parts += ["Targets:", *targets_text(results)]
     if recommendations(results):
         parts += ["Suggested defaults:", *recommendations(results)]
@@ -361,6 +399,8 @@ def plot_svg(results: dict[str, Any]) -> str:
            "#1f77b4", "one-way (conc. 64)")
     series(_rows(results, kind="replicator", workload="spread", mode="MULTI_ACTIVE", rtt_ms=rtt, concurrency=64),
            "#d62728", "multi-active (conc. 64)")
+    series(_rows(results, kind=KINESIS_KIND, workload="spread", rtt_ms=rtt, concurrency=128),
+           "#17becf", "one-way, Kinesis (conc. 128)", dy=14)
     palette = ["#ff7f0e", "#9467bd", "#8c564b"]
     others = sorted({r["concurrency"] for r in _rows(results, kind="replicator", mode="MULTI_ACTIVE", rtt_ms=rtt)} - {64})
     for i, (color, conc) in enumerate(zip(palette, others)):
@@ -422,6 +462,11 @@ def generated_section(results: dict[str, Any], json_path: Path) -> str:
         lines += ["### Ceiling: DynamoDB Local on this machine, no round trip", "", *ceiling_table(results), ""]
     if results.get("replication"):
         lines += ["### Replication, one shard", "", *replication_table(results), ""]
+    if kinesis_lines(results):
+        lines += ["### One-way fed by Kinesis", "",
+                  "Each run of the replicator with `REPLICATION_CHANGE_SOURCE=KINESIS` against the naive baseline "
+                  "and the DynamoDB Streams replicators of the same run, workload, round trip and batch size:", "",
+                  *kinesis_lines(results), ""]
     if experiment_lines(results):
         lines += ["### Experiment: the proposed client tuning", "",
                   "Same runs with the replicator's clients created with `parameter_validation=False` and a "
@@ -454,12 +499,18 @@ def write_docs(results: dict[str, Any], json_path: Path) -> list[Path]:
     return written
 
 
-def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Several saved runs as one (sections of later runs replace earlier ones; commands and loads are kept)."""
+def merge(runs: list[dict[str, Any]], added: tuple[int, ...] = ()) -> dict[str, Any]:
+    """Several saved runs as one: sections of later runs replace earlier ones, except that the replication rows
+    of the runs whose positions are in ``added`` are appended, each with ``run`` = its position + 1 (targets,
+    defaults and the plot stay the main rows'). Commands and loads are kept."""
     if len(runs) == 1:
         return runs[0]
     merged: dict[str, Any] = dict(runs[0])
-    for run in runs[1:]:
+    for i, run in enumerate(runs[1:], start=1):
+        if i in added:
+            merged["replication"] = merged.get("replication", []) + [
+                {**r, "run": i + 1} for r in run.get("replication", [])]
+            continue
         for section in ("ceiling", "replication", "memory", "backfill"):
             if section in run:
                 merged[section] = run[section]
@@ -474,11 +525,12 @@ def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-if __name__ == "__main__":  # re-render saved runs: python -m benchmarks.report <results.json>... [--write-docs]
+if __name__ == "__main__":  # re-render saved runs: python -m benchmarks.report <results.json>... [+<added.json>] [--write-docs]
     import sys
 
-    paths = [Path(a) for a in sys.argv[1:] if not a.startswith("--")]
-    data = merge([json.loads(p.read_text()) for p in paths])
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    paths = [Path(a.removeprefix("+")) for a in args]
+    data = merge([json.loads(p.read_text()) for p in paths], tuple(i for i, a in enumerate(args) if a.startswith("+")))
     data.setdefault("targets", evaluate(data))
     print(text_report(data))
     if "--write-docs" in sys.argv:

@@ -31,9 +31,14 @@ def base_env(ddb: DynamoDBLocal, region: str = SOURCE_REGION, account: str = ACC
 
 
 def replication_env(
-    source: TableSpec, targets: list[TableSpec], mode: str, max_concurrency: int | None = None
+    source: TableSpec,
+    targets: list[TableSpec],
+    mode: str,
+    max_concurrency: int | None = None,
+    change_source: str | None = None,
 ) -> dict[str, str]:
-    """The REPLICATION_* variables the construct writes."""
+    """The REPLICATION_* variables the construct writes (``change_source`` ``KINESIS``: fed by a Kinesis data
+    stream; ``None``: DynamoDB Streams, the variable unset)."""
     env = {
         "REPLICATION_MODE": mode,
         "REPLICATION_SOURCE": json.dumps(source.ref()),
@@ -43,6 +48,8 @@ def replication_env(
     }
     if max_concurrency is not None:
         env["REPLICATION_MAX_CONCURRENCY"] = str(max_concurrency)
+    if change_source is not None:
+        env["REPLICATION_CHANGE_SOURCE"] = change_source
     return env
 
 

@@ -9,6 +9,8 @@ converted with ``to_lambda_record`` into exactly the record Lambda would deliver
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator, Sequence
@@ -27,6 +29,10 @@ REPLICA_REGION = "eu-west-1"
 CONFLICT_ATTRIBUTE = "updatedAt"
 #: Epoch milliseconds of the first write; every later write of the workload gets a larger updatedAt.
 BASE_TIMESTAMP_MS = 1_790_000_000_000
+#: REPLICATION_METADATA_PREFIX's default: attributes the replicator adds to replica items, not the user's.
+METADATA_PREFIX = "_rep_"
+#: Kinesis sequence numbers are decimal strings of up to 56 digits; these start like AWS's.
+FIRST_KINESIS_SEQUENCE = 49_650_000_000_000_000_000_000_000_000_000_000_000_000_000_000
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,45 @@ def read_stream(ddb: DynamoDBLocal, table: TableSpec) -> list[dict[str, Any]]:
     return [to_lambda_record(raw, table.region, arn) for raw in read_all_records(streams, table.stream_arn)]
 
 
+def kinesis_records(records: Sequence[dict[str, Any]], table: TableSpec) -> list[dict[str, Any]]:
+    """The same changes as Lambda records of a Kinesis data stream fed by ``table`` (Kinesis Data Streams for
+    DynamoDB, as ``KinesisStreamingDestination.kinesis_record`` in cdk_replication/local/kinesis_bridge.py writes
+    them): each stream record without SequenceNumber and StreamViewType, ApproximateCreationDateTime in epoch
+    microseconds strictly increasing in stream order, base64 JSON in ``kinesis.data``, Kinesis sequence numbers
+    in delivery order (no reordering or duplicates: every record is delivered once, in order)."""
+    out = []
+    for i, record in enumerate(records):
+        body = {k: v for k, v in record["dynamodb"].items() if k not in ("SequenceNumber", "StreamViewType")}
+        body["ApproximateCreationDateTime"] = BASE_TIMESTAMP_MS * 1000 + i
+        data = {
+            "awsRegion": table.region,
+            "eventID": record["eventID"],
+            "eventName": record["eventName"],
+            "userIdentity": record.get("userIdentity"),
+            "recordFormat": "application/json",
+            "tableName": table.name,
+            "dynamodb": body,
+            "eventSource": "aws:dynamodb",
+        }
+        sequence = str(FIRST_KINESIS_SEQUENCE + i)
+        out.append({
+            "kinesis": {
+                "kinesisSchemaVersion": "1.0",
+                "partitionKey": hashlib.md5(json.dumps(body["Keys"], sort_keys=True).encode()).hexdigest(),
+                "sequenceNumber": sequence,
+                "data": base64.b64encode(json.dumps(data, separators=(",", ":")).encode()).decode(),
+                "approximateArrivalTimestamp": BASE_TIMESTAMP_MS / 1000 + i / 1e6,
+            },
+            "eventSource": "aws:kinesis",
+            "eventVersion": "1.0",
+            "eventID": f"shardId-000000000000:{sequence}",
+            "eventName": "aws:kinesis:record",
+            "awsRegion": table.region,
+            "eventSourceARN": f"arn:aws:kinesis:{table.region}:{table.account}:stream/{table.name}-changes",
+        })
+    return out
+
+
 def batches(records: Sequence[dict[str, Any]], batch_size: int) -> Iterator[list[dict[str, Any]]]:
     """Consecutive batches of at most ``batch_size`` records, as one shard's mapping delivers them."""
     for start in range(0, len(records), batch_size):
@@ -151,20 +196,34 @@ def scan_all(ddb: DynamoDBLocal, table: TableSpec) -> list[dict[str, Any]]:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def final_states(records: Sequence[dict[str, Any]]) -> dict[str, str | None]:
-    """pk -> updatedAt of the last record of each item (``None`` after a delete): what a copy must hold."""
-    state: dict[str, str | None] = {}
+def final_states(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+    """pk -> new image of the last record of each item (``None`` after a delete): what a copy must hold."""
+    state: dict[str, dict[str, Any] | None] = {}
     for record in records:
         pk = record["dynamodb"]["Keys"]["pk"]["S"]
-        new = record["dynamodb"].get("NewImage")
-        state[pk] = None if record["eventName"] == "REMOVE" else new[CONFLICT_ATTRIBUTE]["N"]
+        state[pk] = None if record["eventName"] == "REMOVE" else record["dynamodb"]["NewImage"]
     return state
 
 
-def check_copy(ddb: DynamoDBLocal, target: TableSpec, expected: dict[str, str | None]) -> str | None:
-    """``None`` when ``target`` holds exactly the expected items (by key and updatedAt), else what differs."""
-    held = {item["pk"]["S"]: item.get(CONFLICT_ATTRIBUTE, {}).get("N") for item in scan_all(ddb, target)}
-    want = {k: v for k, v in expected.items() if v is not None}
+def _canonical(value: Any) -> Any:
+    """A wire-form value with its sets sorted (a set's order is not part of it)."""
+    if isinstance(value, dict):
+        return {k: sorted(v) if k in ("SS", "NS", "BS") else _canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def check_copy(ddb: DynamoDBLocal, target: TableSpec, expected: dict[str, dict[str, Any] | None]) -> str | None:
+    """``None`` when every item of ``target`` has exactly the user attributes (all but the replicator's
+    ``_rep_`` metadata) of the item's last new image and no other item is there (a tombstone counts as no
+    item), else what differs."""
+    held = {
+        item["pk"]["S"]: _canonical({k: v for k, v in item.items() if not k.startswith(METADATA_PREFIX)})
+        for item in scan_all(ddb, target)
+        if METADATA_PREFIX + "deleted" not in item
+    }
+    want = {k: _canonical(v) for k, v in expected.items() if v is not None}
     if held == want:
         return None
     missing = len(set(want) - set(held))
