@@ -255,7 +255,8 @@ def load_config(env: Mapping[str, str]) -> Config:
             DEFAULT_KINESIS_TOMBSTONE_TTL_SECONDS
             if change_source is ChangeSource.KINESIS
             else DEFAULT_TOMBSTONE_TTL_SECONDS,
-            STREAM_RETENTION_SECONDS + 3600,
+            # A Kinesis data stream keeps records at least 24 h, and the construct adds a day of margin.
+            2 * STREAM_RETENTION_SECONDS if change_source is ChangeSource.KINESIS else STREAM_RETENTION_SECONDS + 3600,
             366 * 24 * 3600,
         ),
         ttl_attribute=ttl_attribute,

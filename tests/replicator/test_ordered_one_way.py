@@ -262,3 +262,5 @@ def test_kinesis_config_is_one_way_only_with_a_longer_tombstone_default(ddb_loca
         load_config(kinesis_env(source, [target], REPLICATION_MODE="MULTI_ACTIVE"))
     assert load_config(kinesis_env(source, [target])).tombstone_ttl_seconds == 8 * 86400
     assert load_config(replication_env(source, [target])).tombstone_ttl_seconds == 2 * 86400
+    with pytest.raises(ConfigError, match="REPLICATION_TOMBSTONE_TTL_SECONDS=90000 is outside 172800"):
+        load_config(kinesis_env(source, [target], REPLICATION_TOMBSTONE_TTL_SECONDS="90000"))
