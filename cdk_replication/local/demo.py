@@ -9,6 +9,7 @@ Exit code 0 when every replica is identical to its source, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import sys
@@ -98,6 +99,15 @@ def _key_text(key: dict[str, Any]) -> str:
     return json.dumps(plain, sort_keys=True)
 
 
+def _changed_keys(record: dict[str, Any]) -> dict[str, Any]:
+    """The item key of a checkpointed raw record: a DynamoDB stream record (boto3 shape), or a Kinesis record
+    whose data is a change record in JSON (binary key values as base64)."""
+    if "dynamodb" in record:
+        return record["dynamodb"]["Keys"]
+    keys = json.loads(bytes(record["Data"]))["dynamodb"]["Keys"]
+    return {name: {"B": base64.b64decode(v["B"])} if "B" in v else v for name, v in keys.items()}
+
+
 class LagTracker:
     """Replication lag per write: from just before the write was sent to the checkpoint of its stream
     record (the replicator returned, so the write is applied to every target)."""
@@ -115,7 +125,7 @@ class LagTracker:
     def on_checkpoint(self, records: list[dict[str, Any]], now: float) -> None:
         with self._lock:
             for record in records:
-                queue = self._pending.get(_key_text(record["dynamodb"]["Keys"]))
+                queue = self._pending.get(_key_text(_changed_keys(record)))
                 if queue:
                     self._lags.append(now - queue.popleft())
                 self.replicated += 1
@@ -219,7 +229,9 @@ def run(args: argparse.Namespace, ui: Console) -> int:
                 replications = find_replications(deployment)
                 for rep in replications:
                     rep.function.start()  # a broken replicator fails here, with its init error
-                ui.step("Deployed", f"{_plural(len(deployment.tables), 'table')}, "
+                kinesis = (f"{_plural(len(deployment.bridges), 'Kinesis data stream')} (local Kinesis), "
+                           if deployment.bridges else "")
+                ui.step("Deployed", f"{_plural(len(deployment.tables), 'table')}, {kinesis}"
                         f"{_plural(len(deployment.functions), 'function')}, "
                         f"{_plural(len(deployment.mappings), 'stream mapping')}, "
                         f"{_plural(len(deployment.queues), 'queue')}", time.monotonic() - t)
@@ -312,8 +324,11 @@ def _replicate_and_verify(args: argparse.Namespace, ui: Console, deployment: Loc
     total_items = 0
     for rep in replications[:1]:
         for target in rep.targets:
+            env = rep.function.environment
+            # Multi-active copies and replicas fed by Kinesis keep deletes as tombstones.
             tombstone = (f"{rep.metadata_prefix}deleted"
-                         if rep.function.environment.get("REPLICATION_MODE") == "MULTI_ACTIVE" else None)
+                         if env.get("REPLICATION_MODE") == "MULTI_ACTIVE" or env.get("REPLICATION_CHANGE_SOURCE") == "KINESIS"
+                         else None)
             result = compare_tables(rep.source.client(), rep.source.name, target.client(), target.name,
                                     list(key_names), rep.metadata_prefix, tombstone_attribute=tombstone)
             total_items = result.source_items

@@ -23,3 +23,15 @@ def test_demo_reports_a_broken_app_in_one_line(capsys, tmp_path):
     out = capsys.readouterr().out
     assert code == 1
     assert "ERROR" in out and "broken on purpose" in out and "Traceback" not in out
+
+
+def test_demo_with_the_kinesis_change_source(capsys, monkeypatch):
+    """``-c changeSource=KINESIS``: changes go through the local Kinesis data stream; the lag tracker reads
+    Kinesis records and the comparison counts the replica's tombstones as deleted items."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    code = demo.main(["--items", "60", "--writers", "2", "--no-color", "-c", "changeSource=KINESIS"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "1 Kinesis data stream (local Kinesis)" in out and "PASS" in out
+    assert "0 missing, 0 differ, 0 extra" in out
