@@ -32,15 +32,23 @@ _STREAM_ARN_RE = re.compile(
 _KMS_KEY_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:kms:(?P<region>[^:]+):(?P<account>\d{12}):key/[A-Za-z0-9\-]+$")
 
 
+def _literal(path: str, value: object, problem: str, fix: str) -> str:
+    """``value`` if it is a literal string (not a token), else raise with ``problem`` (which names the value)
+    and ``fix``."""
+    if not isinstance(value, str) or Token.is_unresolved(value):
+        raise ReplicationConfigError(path, problem, fix)
+    return value
+
+
 def require_region(path: str, value: object, what: str) -> str:
     """Return ``value`` if it is a literal AWS region name, else raise naming ``what``."""
-    if not isinstance(value, str) or Token.is_unresolved(value):
-        raise ReplicationConfigError(
-            path,
-            f"{what} is {value!r}, not a literal region (tokens and region-agnostic stacks cannot be used: "
-            "the replicator's environment and the stack layout need the region at synth time)",
-            f'pass the region as a string, e.g. "us-east-1"',
-        )
+    value = _literal(
+        path,
+        value,
+        f"{what} is {value!r}, not a literal region (tokens and region-agnostic stacks cannot be used: "
+        "the replicator's environment and the stack layout need the region at synth time)",
+        'pass the region as a string, e.g. "us-east-1"',
+    )
     if not _REGION_RE.match(value):
         raise ReplicationConfigError(path, f"{what} {value!r} is not an AWS region name", 'use e.g. "us-west-2"')
     return value
@@ -48,14 +56,14 @@ def require_region(path: str, value: object, what: str) -> str:
 
 def require_account(path: str, value: object, what: str) -> str:
     """Return ``value`` if it is a literal 12-digit account id, else raise naming ``what``."""
-    if not isinstance(value, str) or Token.is_unresolved(value):
-        raise ReplicationConfigError(
-            path,
-            f"{what} is {value!r}, not a literal account id (tokens such as Aws.ACCOUNT_ID and "
-            "environment-agnostic stacks cannot be used: IAM policies and the replicator's environment "
-            "name the account at synth time)",
-            'pass the 12-digit account id as a string, e.g. "111111111111"',
-        )
+    value = _literal(
+        path,
+        value,
+        f"{what} is {value!r}, not a literal account id (tokens such as Aws.ACCOUNT_ID and "
+        "environment-agnostic stacks cannot be used: IAM policies and the replicator's environment "
+        "name the account at synth time)",
+        'pass the 12-digit account id as a string, e.g. "111111111111"',
+    )
     if not _ACCOUNT_RE.match(value):
         raise ReplicationConfigError(path, f"{what} {value!r} is not a 12-digit account id", 'use e.g. "111111111111"')
     return value
@@ -63,13 +71,13 @@ def require_account(path: str, value: object, what: str) -> str:
 
 def require_table_name(path: str, value: object, what: str) -> str:
     """Return ``value`` if it is a valid literal DynamoDB table name, else raise naming ``what``."""
-    if not isinstance(value, str) or Token.is_unresolved(value):
-        raise ReplicationConfigError(
-            path,
-            f"{what} is {value!r}, not a literal table name (other stacks and the replicator must know it "
-            "at synth time)",
-            "pass the table name as a string",
-        )
+    value = _literal(
+        path,
+        value,
+        f"{what} is {value!r}, not a literal table name (other stacks and the replicator must know it "
+        "at synth time)",
+        "pass the table name as a string",
+    )
     if not _TABLE_NAME_RE.match(value):
         raise ReplicationConfigError(
             path,
@@ -81,12 +89,12 @@ def require_table_name(path: str, value: object, what: str) -> str:
 
 def parse_stream_arn(path: str, value: object) -> dict[str, str]:
     """Split a literal DynamoDB stream ARN into partition, region, account, table and label."""
-    if not isinstance(value, str) or Token.is_unresolved(value):
-        raise ReplicationConfigError(
-            path,
-            f"existing source stream_arn is {value!r}, not a literal ARN",
-            "copy the table's LatestStreamArn (aws dynamodb describe-table) into the props as a string",
-        )
+    value = _literal(
+        path,
+        value,
+        f"existing source stream_arn is {value!r}, not a literal ARN",
+        "copy the table's LatestStreamArn (aws dynamodb describe-table) into the props as a string",
+    )
     match = _STREAM_ARN_RE.match(value)
     if not match:
         raise ReplicationConfigError(
@@ -122,13 +130,13 @@ _BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
 def require_bucket_name(path: str, value: object, what: str) -> str:
     """Return ``value`` if it is a literal S3 bucket name that S3 accepts, else raise naming ``what``."""
-    if not isinstance(value, str) or Token.is_unresolved(value):
-        raise ReplicationConfigError(
-            path,
-            f"{what} is {value!r}, not a literal bucket name (the source account's export and the import name "
-            "it at synth time)",
-            "pass the bucket name as a string, or leave it unset for the deterministic default",
-        )
+    value = _literal(
+        path,
+        value,
+        f"{what} is {value!r}, not a literal bucket name (the source account's export and the import name "
+        "it at synth time)",
+        "pass the bucket name as a string, or leave it unset for the deterministic default",
+    )
     if (
         not _BUCKET_NAME_RE.match(value)
         or ".." in value
