@@ -43,7 +43,7 @@ for _context in VARIANTS.values():
     _context.setdefault("batchSize", "100")
 
 #: The test apps under apps/ (each a module with ``build(app)``).
-TEST_APPS = ("exotic_app", "multi_active_app", "existing_source_app")
+TEST_APPS = ("exotic_app", "multi_active_app", "existing_source_app", "kinesis_millis_app")
 
 # Every assembly in one process, so jsii and aws-cdk-lib load once: the example app through its
 # build_app(), the test apps through their build().
@@ -109,6 +109,12 @@ def exotic_app(assemblies: dict[str, Path]) -> Path:
 def multi_active_app(assemblies: dict[str, Path]) -> Path:
     """apps/multi_active_app.py (two writer regions)."""
     return assemblies["multi_active_app"]
+
+
+@pytest.fixture(scope="session")
+def kinesis_millis_app(assemblies: dict[str, Path]) -> Path:
+    """apps/kinesis_millis_app.py (Kinesis change source with millisecond change times)."""
+    return assemblies["kinesis_millis_app"]
 
 
 @pytest.fixture(scope="session")

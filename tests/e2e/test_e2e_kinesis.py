@@ -5,6 +5,8 @@ pass condition is still rule 1, the replica converges exactly (tombstones count 
 
 from __future__ import annotations
 
+import json
+
 from cdk_replication.local import workload
 
 
@@ -62,3 +64,40 @@ def test_reordered_and_duplicated_changes_converge(example_app, topology_of):
     assert bridge.stats.duplicates > 0 and bridge.stats.reorders > 0
     assert topology.mapping.stats.duplicates == 2
     assert len(topology.failure_queue) == 0
+
+
+def test_writes_within_one_millisecond_are_ordered_by_their_images(kinesis_millis_app, topology_of):
+    """With MILLISECOND precision the bridge stamps writes within one millisecond alike, as AWS does; with
+    reorders on top, only the images can tell the replicator which of them came last."""
+    topology = topology_of(kinesis_millis_app)
+    bridge = topology.deployment.bridge_for(topology.source.name)
+    bridge.reorder_probability = 0.3
+    client, name = topology.source.client(), topology.source.name
+    for n in range(60):  # back to back, so that several writes of one item share a millisecond
+        client.put_item(TableName=name, Item={"pk": {"S": f"k{n % 3}"}, "n": {"N": str(n)}})
+        if n % 17 == 16:
+            client.delete_item(TableName=name, Key={"pk": {"S": f"k{n % 3}"}})
+    _settle(topology)
+
+    _assert_converged(topology)
+    assert bridge.stats.reorders > 0
+    stamps = {}
+    kinesis = topology.deployment.kinesis_client(topology.source.region, topology.source.account)
+    stream_name = topology.mapping.event_source_arn.rsplit("/", 1)[1]
+    for record in _read_all(kinesis, stream_name):
+        body = record["dynamodb"]
+        stamps.setdefault((body["Keys"]["pk"]["S"], body["ApproximateCreationDateTime"]), set()).add(
+            json.dumps(body.get("NewImage"), sort_keys=True))
+    assert any(len(images) > 1 for images in stamps.values()), "no two writes of an item shared a millisecond"
+
+
+def _read_all(client, stream_name):
+    for shard in client.list_shards(StreamName=stream_name)["Shards"]:
+        iterator = client.get_shard_iterator(StreamName=stream_name, ShardId=shard["ShardId"],
+                                             ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while iterator:
+            page = client.get_records(ShardIterator=iterator, Limit=1000)
+            yield from (json.loads(r["Data"]) for r in page["Records"])
+            if not page["Records"]:
+                break
+            iterator = page.get("NextShardIterator")
