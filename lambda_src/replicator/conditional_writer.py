@@ -68,18 +68,24 @@ def _unchanged_condition(codec: MetadataCodec, stored: Item | None) -> tuple[str
 
 
 def conditional_put(
-    client: Any, table: TableRef, item: Item, condition: tuple[str, dict[str, str], dict[str, Any]], deadline: Deadline
+    client: Any,
+    table: TableRef,
+    item: Item,
+    condition: tuple[str, dict[str, str], dict[str, Any]],
+    deadline: Deadline,
+    return_stored: bool = True,
 ) -> tuple[bool, Item | None, WriteFailure | None]:
     """One conditional PutItem with retries of transient errors: (written, stored item if the condition
-    failed, failure)."""
+    failed and ``return_stored``, failure)."""
     expression, names, values = condition
     kwargs: dict[str, Any] = {
         "TableName": table.table_name,
         "Item": item,
         "ConditionExpression": expression,
         "ExpressionAttributeNames": names,
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
+    if return_stored:
+        kwargs["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
     if values:
         kwargs["ExpressionAttributeValues"] = values
     if deadline.passed():

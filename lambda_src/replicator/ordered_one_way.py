@@ -150,7 +150,10 @@ class OrderedOneWayReplication:
                     {":t": {"N": str(op.change_time_us)}, ":p": {"S": op.previous}},
                 )
                 client = self._clients.for_table(target)
-                futures.append((plan, target, pool.submit(conditional_put, client, target, op.item, condition, deadline)))
+                # A failed condition only means "superseded": the stored item is not needed, so not returned.
+                futures.append(
+                    (plan, target, pool.submit(conditional_put, client, target, op.item, condition, deadline, False))
+                )
         failures: dict[ItemKey, list[TargetFailure]] = {}
         for plan, target, future in futures:
             written, _stored, failure = future.result()
