@@ -11,13 +11,10 @@ from constructs import Construct
 
 from . import defaults
 from .errors import ReplicationConfigError
-from .naming import require_kms_key_arn
+from .naming import require_kms_key_arn, require_literal
+from .physical_names import parse_kinesis_stream_arn
 
 _STREAM_NAME_RE = re.compile(r"^[a-zA-Z0-9_.\-]{1,128}$")
-_STREAM_ARN_RE = re.compile(
-    r"^arn:(?P<partition>aws[a-z\-]*):kinesis:(?P<region>[a-z0-9\-]+):(?P<account>\d{12}):stream/"
-    r"(?P<name>[a-zA-Z0-9_.\-]{1,128})$"
-)
 #: Kinesis retention limits, in hours.
 _MIN_RETENTION_H, _MAX_RETENTION_H = 24, 8760
 #: Provisioned shard count a stream may be created with here (Kinesis' default account quota is 500 or 200).
@@ -85,14 +82,11 @@ class KinesisOptions:
             )
 
     def _validate_stream_arn(self, path: str, region: str | None, account: str | None) -> None:
-        arn = self.stream_arn
-        match = _STREAM_ARN_RE.match(arn) if isinstance(arn, str) and not Token.is_unresolved(arn) else None
+        problem = f"kinesis.stream_arn {self.stream_arn!r} is not a literal Kinesis data stream ARN"
+        fix = "pass arn:aws:kinesis:<region>:<account>:stream/<name> as a string"
+        match = parse_kinesis_stream_arn(require_literal(path, self.stream_arn, problem, fix))
         if match is None:
-            raise ReplicationConfigError(
-                path,
-                f"kinesis.stream_arn {arn!r} is not a literal Kinesis data stream ARN",
-                "pass arn:aws:kinesis:<region>:<account>:stream/<name> as a string",
-            )
+            raise ReplicationConfigError(path, problem, fix)
         if (region, account) != (None, None) and (match["region"], match["account"]) != (region, account):
             raise ReplicationConfigError(
                 path,

@@ -14,6 +14,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 
+from . import physical_names
+
 # --- tables -------------------------------------------------------------------------------------------------
 
 #: On-demand capacity: replicas absorb bursts of replicated writes without capacity planning.
@@ -115,7 +117,7 @@ TOMBSTONE_TTL_SUFFIX = "expiresAt"
 
 #: Root of the default export prefix ``cdk-replication/<source table>/<replica table>``; the same default as
 #: ``cdk-replication migrate --s3-prefix``, so the CLI and the bucket policy agree without configuration.
-MIGRATION_PREFIX_ROOT = "cdk-replication"
+MIGRATION_PREFIX_ROOT = physical_names.MIGRATION_PREFIX_ROOT
 #: Export objects (a copy of production data) expire this long after they were written; the import reads
 #: them within hours of the export, and the stream they are replayed against keeps only 24 h anyway.
 MIGRATION_EXPIRATION = Duration.days(30)

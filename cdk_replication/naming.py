@@ -14,6 +14,7 @@ from aws_cdk import Token
 from .errors import ReplicationConfigError
 from .physical_names import (  # noqa: F401 - re-exported: the constructs import every name from here
     migration_bucket_name,
+    migration_export_prefix,
     partition_for_region,
     replicator_role_name,
     role_arn,
@@ -32,7 +33,7 @@ _STREAM_ARN_RE = re.compile(
 _KMS_KEY_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:kms:(?P<region>[^:]+):(?P<account>\d{12}):key/[A-Za-z0-9\-]+$")
 
 
-def _literal(path: str, value: object, problem: str, fix: str) -> str:
+def require_literal(path: str, value: object, problem: str, fix: str) -> str:
     """``value`` if it is a literal string (not a token), else raise with ``problem`` (which names the value)
     and ``fix``."""
     if not isinstance(value, str) or Token.is_unresolved(value):
@@ -42,7 +43,7 @@ def _literal(path: str, value: object, problem: str, fix: str) -> str:
 
 def require_region(path: str, value: object, what: str) -> str:
     """Return ``value`` if it is a literal AWS region name, else raise naming ``what``."""
-    value = _literal(
+    value = require_literal(
         path,
         value,
         f"{what} is {value!r}, not a literal region (tokens and region-agnostic stacks cannot be used: "
@@ -56,7 +57,7 @@ def require_region(path: str, value: object, what: str) -> str:
 
 def require_account(path: str, value: object, what: str) -> str:
     """Return ``value`` if it is a literal 12-digit account id, else raise naming ``what``."""
-    value = _literal(
+    value = require_literal(
         path,
         value,
         f"{what} is {value!r}, not a literal account id (tokens such as Aws.ACCOUNT_ID and "
@@ -71,7 +72,7 @@ def require_account(path: str, value: object, what: str) -> str:
 
 def require_table_name(path: str, value: object, what: str) -> str:
     """Return ``value`` if it is a valid literal DynamoDB table name, else raise naming ``what``."""
-    value = _literal(
+    value = require_literal(
         path,
         value,
         f"{what} is {value!r}, not a literal table name (other stacks and the replicator must know it "
@@ -89,7 +90,7 @@ def require_table_name(path: str, value: object, what: str) -> str:
 
 def parse_stream_arn(path: str, value: object) -> dict[str, str]:
     """Split a literal DynamoDB stream ARN into partition, region, account, table and label."""
-    value = _literal(
+    value = require_literal(
         path,
         value,
         f"existing source stream_arn is {value!r}, not a literal ARN",
@@ -130,7 +131,7 @@ _BUCKET_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
 def require_bucket_name(path: str, value: object, what: str) -> str:
     """Return ``value`` if it is a literal S3 bucket name that S3 accepts, else raise naming ``what``."""
-    value = _literal(
+    value = require_literal(
         path,
         value,
         f"{what} is {value!r}, not a literal bucket name (the source account's export and the import name "

@@ -83,3 +83,26 @@ def migration_bucket_name(table_name: str, account: str, region: str) -> str:
     base = re.sub(r"[^a-z0-9\-]+", "-", f"{table_name}-migration-{account}-{region}".lower())
     base = re.sub(r"-{2,}", "-", base).strip("-")
     return _bounded(base, _MAX_BUCKET_NAME)
+
+
+#: First segment of the default export prefix ``cdk-replication/<source table>/<replica table>``.
+MIGRATION_PREFIX_ROOT = "cdk-replication"
+
+
+def migration_export_prefix(source_table: str, replica_table: str) -> str:
+    """The default key prefix an export of ``source_table`` for ``replica_table`` is written under: the only
+    prefix the migration bucket lets the source account write, and ``migrate``'s default ``--s3-prefix``."""
+    return f"{MIGRATION_PREFIX_ROOT}/{source_table}/{replica_table}"
+
+
+_KINESIS_STREAM_ARN_RE = re.compile(
+    r"^arn:(?P<partition>aws[a-z\-]*):kinesis:(?P<region>[a-z0-9\-]+):(?P<account>\d{12}):stream/"
+    r"(?P<name>[a-zA-Z0-9_.\-]{1,128})$"
+)
+
+
+def parse_kinesis_stream_arn(arn: object) -> dict[str, str] | None:
+    """``partition``, ``region``, ``account`` and ``name`` of a Kinesis data stream ARN, or ``None`` if
+    ``arn`` is not one."""
+    match = _KINESIS_STREAM_ARN_RE.match(arn) if isinstance(arn, str) else None
+    return match.groupdict() if match else None

@@ -36,6 +36,7 @@ from .model import (
 )
 from .naming import (
     migration_bucket_name,
+    migration_export_prefix,
     parse_stream_arn,
     partition_for_region,
     replicator_role_name,
@@ -55,6 +56,7 @@ from .replicator import (
     Replicator,
     ReplicatorOptions,
     acknowledge_nag,
+    require_supported_change_source,
     target_write_actions,
 )
 from .tables import ReplicaTable, TableOptions
@@ -646,9 +648,7 @@ class ReplicatedTable(Construct):
         bucket_name = migration.bucket_name or migration_bucket_name(
             location.table_name, location.account, location.region
         )
-        prefix = migration.export_prefix or (
-            f"{defaults.MIGRATION_PREFIX_ROOT}/{self.source_location.table_name}/{location.table_name}"
-        )
+        prefix = migration.export_prefix or migration_export_prefix(self.source_location.table_name, location.table_name)
         if migration.keep_bucket:
             bucket = MigrationBucket(
                 stack,
@@ -832,13 +832,8 @@ class ReplicatedTable(Construct):
                     "add change_source=ChangeSource.KINESIS, or drop kinesis",
                 )
             return None
-        if mode != ReplicationMode.ONE_WAY:
-            raise ReplicationConfigError(
-                path,
-                "change_source KINESIS with mode MULTI_ACTIVE: multi-active decides each conflict with the "
-                "record's old image, which is only meaningful in write order, and Kinesis may reorder changes",
-                "use change_source=ChangeSource.DYNAMODB_STREAMS for MULTI_ACTIVE",
-            )
+        # Checked before any stack is built (the Replicator checks it too).
+        require_supported_change_source(path, mode, change_source)
         options = kinesis_options or KinesisOptions()
         if existing_source is not None and options.stream_arn is None:
             raise ReplicationConfigError(

@@ -320,15 +320,8 @@ class Replicator(Construct):
         path = self.node.path
         options = options or ReplicatorOptions()
         options.validate(path)
-        if change_source == ChangeSource.KINESIS:
-            if mode != ReplicationMode.ONE_WAY:
-                raise ReplicationConfigError(
-                    path,
-                    f"change_source KINESIS with mode {mode.value}: multi-active decides each conflict with the "
-                    "record's old image, which is only meaningful in write order, and Kinesis may reorder",
-                    "use ChangeSource.DYNAMODB_STREAMS for MULTI_ACTIVE",
-                )
-        elif change_retention is not None:
+        require_supported_change_source(path, mode, change_source)
+        if change_source != ChangeSource.KINESIS and change_retention is not None:
             raise ReplicationConfigError(
                 path, "change_retention is set but change_source is DYNAMODB_STREAMS (24 h, fixed)",
                 "drop change_retention, or use change_source=ChangeSource.KINESIS",
@@ -601,6 +594,18 @@ class Replicator(Construct):
                 "use shorter table names or fewer targets per replicator",
             )
         return env
+
+
+def require_supported_change_source(path: str, mode: ReplicationMode, change_source: ChangeSource) -> None:
+    """Refuse ``KINESIS`` for ``MULTI_ACTIVE``: multi-active decides each conflict with the record's old image,
+    which is only meaningful in write order, and Kinesis may reorder one item's changes."""
+    if change_source == ChangeSource.KINESIS and mode != ReplicationMode.ONE_WAY:
+        raise ReplicationConfigError(
+            path,
+            f"change_source KINESIS with mode {mode.value}: multi-active decides each conflict with the record's "
+            "old image, which is only meaningful in write order, and Kinesis may reorder changes",
+            "use change_source=ChangeSource.DYNAMODB_STREAMS for MULTI_ACTIVE",
+        )
 
 
 def tombstone_ttl_seconds(max_record_age: Duration | None) -> int:

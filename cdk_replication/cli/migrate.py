@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import posixpath
-import re
 import shlex
 import time
 import uuid
@@ -43,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from cdk_replication.physical_names import migration_bucket_name
+from cdk_replication.physical_names import migration_bucket_name, migration_export_prefix, parse_kinesis_stream_arn
 from cdk_replication.cli.errors import (
     ACCESS_ERROR_CODES,
     EXIT_OK,
@@ -64,21 +63,13 @@ STREAM_RETENTION_S = 24 * 3600
 CHANGE_SOURCES = ("DYNAMODB_STREAMS", "KINESIS")
 #: Kinesis streaming destination states: changes flow, or will once it is ACTIVE (``stream`` waits for it).
 KINESIS_LIVE = ("ACTIVE", "ENABLING", "UPDATING")
-#: What a Kinesis data stream ARN looks like (the construct's ``KinesisOptions.stream_arn`` rule).
-KINESIS_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:kinesis:[a-z0-9\-]+:\d{12}:stream/[a-zA-Z0-9_.\-]{1,128}$")
 
 STEPS = ("stream", "pitr", "export", "import", "ttl", "target-stream", "mapping")
 #: The steps of ``--export-only`` and ``--after-import`` (the construct's stack imports in between).
 EXPORT_ONLY_STEPS = ("stream", "pitr", "export")
 AFTER_IMPORT_STEPS = ("mapping",)
-#: First segment of the export prefix, as the construct's ``defaults.MIGRATION_PREFIX_ROOT``.
-PREFIX_ROOT = "cdk-replication"
 #: Where the replicator's mapping UUID is shown (an output of the source stack).
 MAPPING_OUTPUT = "ReplicatorEventSourceMappingUuid"
-
-
-#: The construct's migration bucket name of a replica table (``<table>-migration-<account>-<region>``).
-construct_bucket_name = migration_bucket_name
 
 
 def add_migrate_parser(sub: Any, common: argparse.ArgumentParser, epilog: str) -> None:
@@ -854,7 +845,7 @@ def _check_options(args: argparse.Namespace) -> None:
         raise BadInput(
             "--after-import copies nothing and reads no bucket: drop --s3-bucket/--s3-prefix/--s3-bucket-owner"
         )
-    if args.kinesis_stream_arn is not None and not KINESIS_ARN_RE.match(args.kinesis_stream_arn):
+    if args.kinesis_stream_arn is not None and parse_kinesis_stream_arn(args.kinesis_stream_arn) is None:
         raise BadInput(
             f"--kinesis-stream-arn {args.kinesis_stream_arn!r} is not a Kinesis data stream ARN: use "
             "arn:aws:kinesis:<region>:<account>:stream/<name> (`aws kinesis describe-stream-summary --stream-name "
@@ -896,7 +887,7 @@ def _choose_bucket(ctx: _Context) -> None:
     """Settle ``--s3-bucket``/``--s3-prefix``/``--s3-bucket-owner`` (given, kept in the state file, or the
     construct's defaults) and say which were chosen."""
     args, data = ctx.args, ctx.state.data
-    default_prefix = f"{PREFIX_ROOT}/{ctx.source.info.ref.name}/{ctx.target_ref.name}"
+    default_prefix = migration_export_prefix(ctx.source.info.ref.name, ctx.target_ref.name)
     data.setdefault("s3Prefix", (args.s3_prefix or default_prefix).strip("/"))
     if args.s3_bucket:
         how = "--s3-bucket"
@@ -904,7 +895,7 @@ def _choose_bucket(ctx: _Context) -> None:
         args.s3_bucket, how = data["s3Bucket"], "from the state file"
     else:
         account = ctx.target_ref.account or _target_account(ctx)
-        args.s3_bucket = construct_bucket_name(ctx.target_ref.name, account, ctx.target_region)
+        args.s3_bucket = migration_bucket_name(ctx.target_ref.name, account, ctx.target_region)
         # The name is predictable, so anyone could create it first: write only into the target account's.
         args.s3_bucket_owner = args.s3_bucket_owner or account
         data["s3BucketDerived"] = True
@@ -1051,7 +1042,7 @@ def _report_export(ctx: _Context, out: TextIO) -> None:
     options = [f'export_arn="{data["exportArn"]}"']
     if not data.get("s3BucketDerived"):
         options.append(f'bucket_name="{args.s3_bucket}"')
-    if data["s3Prefix"] != f"{PREFIX_ROOT}/{ctx.source.info.ref.name}/{ctx.target_ref.name}":
+    if data["s3Prefix"] != migration_export_prefix(ctx.source.info.ref.name, ctx.target_ref.name):
         options.append(f'export_prefix="{data["s3Prefix"]}"')
     migration_options = f"MigrationOptions({', '.join(options)})"
     hours = _retention_hours(ctx)

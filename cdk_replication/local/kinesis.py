@@ -27,6 +27,7 @@ from typing import Any
 
 import boto3
 
+from cdk_replication import physical_names
 from cdk_replication.local.event_source_mapping import (
     EventSourceMapping,
     Invokable,
@@ -48,13 +49,8 @@ def kinesis_stream_arn(name: str, region: str, account: str) -> str:
 
 def parse_kinesis_stream_arn(arn: str) -> tuple[str, str, str] | None:
     """``(region, account, name)`` of a Kinesis stream ARN, or ``None`` if ``arn`` is not one."""
-    parts = arn.split(":", 5)
-    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "kinesis" or not parts[5].startswith("stream/"):
-        return None
-    name = parts[5][len("stream/"):]
-    if not name or "/" in name:
-        return None
-    return parts[3], parts[4], name
+    parts = physical_names.parse_kinesis_stream_arn(arn)
+    return None if parts is None else (parts["region"], parts["account"], parts["name"])
 
 
 class LocalKinesis:

@@ -20,7 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cdk_replication.local.event_source_mapping import DataTrimmed, DynamoDBStreamSource, IteratorExpired
+from cdk_replication.local.event_source_mapping import (
+    SHARD_DISCOVERY_INTERVAL_S,
+    DataTrimmed,
+    DynamoDBStreamSource,
+    IteratorExpired,
+)
 from cdk_replication.local.kinesis import parse_kinesis_stream_arn
 from cdk_replication.local.poller import BackgroundPoller
 from cdk_replication.local.stream_records import shards_in_lineage_order, to_json_image, to_json_user_identity
@@ -150,6 +155,7 @@ class KinesisStreamingDestination(BackgroundPoller):
         self._rng = random.Random(seed)
         self._units = PRECISIONS[precision]
         self._last_stamp = 0
+        self._last_discovery = float("-inf")
         self._shards: dict[str, _Shard] = {}
         self._held: dict[str, list[tuple[bytes, str]]] = defaultdict(list)
         self._duplicate_next = 0
@@ -233,6 +239,7 @@ class KinesisStreamingDestination(BackgroundPoller):
     # --- reading ----------------------------------------------------------------------------------------
 
     def _discover(self, latest: bool = False) -> None:
+        self._last_discovery = self._clock()
         for info in self._source.shards() or []:
             if info.shard_id in self._shards:
                 continue
@@ -251,7 +258,10 @@ class KinesisStreamingDestination(BackgroundPoller):
 
     def _read_new(self) -> list[dict[str, Any]]:
         """Every record not read yet, shard by shard in lineage order (a child after its parent's end)."""
-        self._discover()
+        # Listing shards about once a second, as the mapping does; at once when every known shard has ended.
+        if (self._clock() - self._last_discovery >= SHARD_DISCOVERY_INTERVAL_S
+                or all(shard.ended for shard in self._shards.values())):
+            self._discover()
         raws: list[dict[str, Any]] = []
         order = shards_in_lineage_order([{"ShardId": s.shard_id, "ParentShardId": s.parent_id}
                                          for s in self._shards.values()])

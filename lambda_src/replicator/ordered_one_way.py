@@ -34,6 +34,7 @@ from .attributes import Item, ItemKey, digest, key_item
 from .clients import ClientFactory
 from .conditional_writer import conditional_put
 from .config import Config, TableRef, TtlDeletes
+from .metadata import DELETED  # the tombstone flag (BOOL) multi-active uses too
 from .operations import WriteFailure
 from .plan import ItemPlan, TargetFailure
 from .records import Change
@@ -44,8 +45,6 @@ from .telemetry import InvocationMetrics
 CHANGED_AT = "changedAt"
 #: Metadata attribute (after the prefix) holding the digest of the state written (S), to order equal times.
 STATE = "state"
-#: Metadata attribute (after the prefix) marking a tombstone (BOOL); the same flag multi-active uses.
-DELETED = "deleted"
 #: ``<prefix>state`` of "no item" (a tombstone, or the state before an INSERT).
 ABSENT = "-"
 #: Conflict counter: the target already held this change or a newer one (a duplicate or a late record).

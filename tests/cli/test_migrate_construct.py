@@ -225,11 +225,11 @@ def test_bucket_name_is_the_constructs() -> None:
 
     from cdk_replication.naming import migration_bucket_name
 
-    assert migrate.construct_bucket_name is migration_bucket_name
-    assert migrate.construct_bucket_name("Orders_V2.prod", "222222222222", "eu-west-1") == (
+    assert migrate.migration_bucket_name is migration_bucket_name
+    assert migrate.migration_bucket_name("Orders_V2.prod", "222222222222", "eu-west-1") == (
         "orders-v2-prod-migration-222222222222-eu-west-1"
     )
-    long_name = migrate.construct_bucket_name("a-very-long-table-name-that-pushes-the-bucket-name-over-the-limit",
+    long_name = migrate.migration_bucket_name("a-very-long-table-name-that-pushes-the-bucket-name-over-the-limit",
                                               "444444444444", "us-gov-west-1")
     assert len(long_name) == 63 and long_name[-9] == "-"
     # The command line itself must not load aws_cdk (and its Node.js runtime) to name the bucket.
