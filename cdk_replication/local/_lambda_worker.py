@@ -98,7 +98,8 @@ def _tables_of(request: Any) -> set[str]:
         for action in item.values():
             if isinstance(action, dict) and "TableName" in action:
                 tables.add(action["TableName"])
-    return tables
+    # A table named by ARN (another account's, through its resource policy) is matched by its name too.
+    return tables | {name.split(":table/", 1)[1] for name in tables if ":table/" in name}
 
 
 def _error_response(request: Any, fault: dict[str, Any]) -> Any:

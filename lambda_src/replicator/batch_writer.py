@@ -93,7 +93,8 @@ def write_batch(
             if error_code(exc) in _TABLE_LEVEL_CODES or len(pending) == 1:
                 return {key: _failure(exc) for key in pending}
             return _one_by_one(client, table_name, pending.values(), deadline)
-        unprocessed = response.get("UnprocessedItems", {}).get(table_name, [])
+        # One table per request: its unprocessed items are the only entry, however DynamoDB spells its name.
+        unprocessed = next(iter(response.get("UnprocessedItems", {}).values()), [])
         if not unprocessed:
             return {}
         pending = {k: pending[k] for k in (_request_key(r, key_names) for r in unprocessed)}

@@ -79,7 +79,7 @@ def conditional_put(
     failed and ``return_stored``, failure)."""
     expression, names, values = condition
     kwargs: dict[str, Any] = {
-        "TableName": table.table_name,
+        "TableName": table.request_name,
         "Item": item,
         "ConditionExpression": expression,
         "ExpressionAttributeNames": names,

@@ -10,7 +10,7 @@ import enum
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -68,14 +68,39 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
+def partition_of(region: str) -> str:
+    """The AWS partition a region belongs to (``aws``, ``aws-cn``, ``aws-us-gov``, ...)."""
+    for prefix, partition in (("cn-", "aws-cn"), ("us-gov-", "aws-us-gov"), ("us-isob-", "aws-iso-b"),
+                              ("us-iso-", "aws-iso")):
+        if region.startswith(prefix):
+            return partition
+    return "aws"
+
+
 @dataclass(frozen=True)
 class TableRef:
-    """One table: where it lives and, for a target in another account, the writer role to assume."""
+    """One table: where it lives and, for a target in another account, the writer role to assume.
+
+    ``by_arn`` says that requests must name the table by its ARN: it lives in another account than the
+    caller's and is reached with the caller's own credentials (its resource policy lets the caller in). AWS
+    reads a plain table name as a table of the account whose credentials signed the request, so a plain name
+    would address a table of the caller's own account (ResourceNotFoundException on AWS).
+    """
 
     table_name: str
     region: str
     account: str
     role_arn: str | None = None
+    by_arn: bool = False
+
+    @property
+    def arn(self) -> str:
+        return f"arn:{partition_of(self.region)}:dynamodb:{self.region}:{self.account}:table/{self.table_name}"
+
+    @property
+    def request_name(self) -> str:
+        """What requests pass as ``TableName`` (or as the ``RequestItems`` key)."""
+        return self.arn if self.by_arn else self.table_name
 
     def describe(self) -> str:
         """``region/account/table``: how logs and metrics name a table."""
@@ -174,6 +199,12 @@ def _table_ref(value: Any, name: str, allow_role: bool) -> TableRef:
     return TableRef(fields["tableName"], fields["region"], fields["account"], role)
 
 
+def _reached_from(target: TableRef, caller_account: str) -> TableRef:
+    """``target`` as the function (running in ``caller_account``, the source's) must name it."""
+    foreign = target.account != caller_account and target.role_arn is None
+    return replace(target, by_arn=foreign)
+
+
 def load_config(env: Mapping[str, str]) -> Config:
     """Parse and validate the REPLICATION_* variables (and LOG_LEVEL) of ``env``.
 
@@ -191,7 +222,8 @@ def load_config(env: Mapping[str, str]) -> Config:
     if not isinstance(raw_targets, list) or not raw_targets:
         raise ConfigError("REPLICATION_TARGETS must be a non-empty JSON list")
     targets = tuple(
-        _table_ref(t, f"REPLICATION_TARGETS[{i}]", allow_role=True) for i, t in enumerate(raw_targets)
+        _reached_from(_table_ref(t, f"REPLICATION_TARGETS[{i}]", allow_role=True), source.account)
+        for i, t in enumerate(raw_targets)
     )
     seen: set[tuple[str, str, str]] = set()
     for target in targets:

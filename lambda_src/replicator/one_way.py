@@ -52,7 +52,7 @@ class OneWayReplication:
                 futures.append(
                     (
                         target,
-                        pool.submit(write_batch, client, target.table_name, chunk, self._config.key.names, deadline),
+                        pool.submit(write_batch, client, target.request_name, chunk, self._config.key.names, deadline),
                     )
                 )
         failures: dict[ItemKey, list[TargetFailure]] = {}

@@ -96,3 +96,20 @@ def test_cold_start_fails_on_bad_environment(monkeypatch):
     with pytest.raises(ConfigError, match="REPLICATION_MAX_CONCURRENCY"):
         importlib.import_module("replicator.handler")
     sys.modules.pop("replicator.handler", None)
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        # Another account, reached with the function's own credentials through the table's resource policy:
+        # AWS reads a plain name as a table of the caller's account, so only the ARN reaches it.
+        ({"account": "222222222222"}, "arn:aws:dynamodb:eu-west-1:222222222222:table/orders"),
+        ({"account": "222222222222", "region": "cn-north-1"}, "arn:aws-cn:dynamodb:cn-north-1:222222222222:table/orders"),
+        # A writer role in the target account signs the request there: its plain name is its own table.
+        ({"account": "222222222222", "roleArn": "arn:aws:iam::222222222222:role/w"}, "orders"),
+        ({}, "orders"),  # the caller's own account
+    ],
+)
+def test_targets_in_another_account_are_named_by_arn_unless_a_role_is_assumed(target, expected):
+    config = load_config(env(REPLICATION_TARGETS=[{**TARGET, **target}]))
+    assert config.targets[0].request_name == expected
