@@ -7,11 +7,21 @@ without a write, which makes a resumed or repeated run cheap (a refused conditio
 capacity). The check is only a shortcut: the conditional write stays the guarantee. A segment's LastEvaluatedKey is saved in the
 state file only after every item of its page was written, so a resumed run repeats at most one page per
 segment, and repeating is harmless because the writes are conditional.
+
+One-way, the replicator may apply a delete between the scan and the write: ``attribute_not_exists`` cannot
+see it (the target holds no item either way), so the write would bring the deleted item back for good. Each
+item the backfill tried to write is therefore read again from the source (strongly consistent) after the
+write: unchanged, the write stands (the replicator applies every later change after it); changed or gone,
+the key goes through ``verify --repair``'s procedure (:class:`~cdk_replication.cli.repair.Repairer`). The keys
+of a page are saved in the state file before its writes, so a resumed run checks them even after a crash
+between a write and its check (the repeated scan no longer returns a deleted item). docs/cli.md states the
+argument; multi-active backfills need no check (tombstones and last-writer-wins guard them).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import threading
 import time
@@ -24,9 +34,11 @@ from typing import Any, TextIO
 
 from cdk_replication.cli.conditions import LastWriterWins, MissingConflictValue, absent
 from cdk_replication.cli.errors import WorkFailed, error_code, error_message
-from cdk_replication.cli.items import Item, KeyId, from_json_item, key_text, to_json_item
+from cdk_replication.cli.items import Item, KeyId, from_json_item, item_digest, key_text, to_json_item
 from cdk_replication.cli.pacing import BACKOFF_BASE_S, BACKOFF_CAP_S, DEFAULT_MAX_ATTEMPTS, Retrier, TokenBucket
 from cdk_replication.cli.progress import Progress, Rate
+from cdk_replication.cli.repair import FAILED as REPAIR_FAILED
+from cdk_replication.cli.repair import REPAIRED, UNSETTLED, Repairer
 from cdk_replication.cli.state import StateFile, default_state_path
 from cdk_replication.cli.tables import TableHandle
 
@@ -34,8 +46,11 @@ from cdk_replication.cli.tables import TableHandle
 DEFAULT_SEGMENTS = 4
 #: Write threads shared by all segments when ``--workers`` is not given.
 DEFAULT_WORKERS = 16
-#: Failed items kept (with key and reason) for the report; all are counted.
+#: Failed items kept (with key and reason) for the report; all are counted, and the report says when the list
+#: is cut short.
 MAX_REPORTED_FAILURES = 1000
+#: Metadata prefix (``--metadata-prefix``) when not given: the replicator's default.
+DEFAULT_METADATA_PREFIX = "_rep_"
 #: Keys per BatchGetItem request (DynamoDB's maximum).
 BATCH_GET_KEYS = 100
 
@@ -45,6 +60,9 @@ class Outcome(Enum):
 
     COPIED = "copied"
     SKIPPED = "skipped"  # the target already held the item (or, with last-writer-wins, a newer one)
+    # One-way: written, but the source changed (or lost the item) before the write was confirmed, so the
+    # target was brought to the source's current state (for example the copy of a deleted item removed).
+    RESYNCED = "resynced"
     FAILED = "failed"
     NOT_TRIED = "not-tried"  # the run was stopping; the page will be repeated on resume
 
@@ -64,6 +82,9 @@ class BackfillOptions:
         max_attempts: attempts per request before a throttling error counts as a failure, default 10.
         state_path: the state file; default ``.cdk-replication/backfill-<source>-<target>.json``.
         restart: ignore (delete) an existing state file instead of resuming from it; default ``False``.
+        metadata_prefix: the replicator's metadata prefix, default ``_rep_``: the one-way check's repair
+            ignores these attributes when it compares, keeps a Kinesis-fed replica's change time and takes
+            ``<prefix>deleted`` items for tombstones, as ``verify --repair`` does.
     """
 
     segments: int = DEFAULT_SEGMENTS
@@ -74,6 +95,11 @@ class BackfillOptions:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     state_path: Path | None = None
     restart: bool = False
+    metadata_prefix: str = DEFAULT_METADATA_PREFIX
+
+
+#: Names of the counts, in report order (``scanned`` counts every item once, the rest split it by outcome).
+COUNT_NAMES = ("scanned", "copied", "skipped", "resynced", "failed")
 
 
 @dataclass
@@ -83,21 +109,20 @@ class Counts:
     scanned: int = 0
     copied: int = 0
     skipped: int = 0
+    resynced: int = 0
     failed: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, outcome: Outcome, *, scanned: bool = True) -> None:
+        """Count one item's ``outcome``; ``scanned=False`` for a key checked on resume without a scan."""
         with self._lock:
-            self.scanned += 1
-            if outcome is Outcome.COPIED:
-                self.copied += 1
-            elif outcome is Outcome.SKIPPED:
-                self.skipped += 1
-            elif outcome is Outcome.FAILED:
-                self.failed += 1
+            self.scanned += int(scanned)
+            if outcome is not Outcome.NOT_TRIED:
+                name = outcome.value
+                setattr(self, name, getattr(self, name) + 1)
 
     def as_dict(self) -> dict[str, int]:
-        return {"scanned": self.scanned, "copied": self.copied, "skipped": self.skipped, "failed": self.failed}
+        return {name: getattr(self, name) for name in COUNT_NAMES}
 
 
 @dataclass
@@ -106,8 +131,11 @@ class BackfillResult:
 
     Attributes:
         counts: this run's counts.
-        totals: counts over this run and the interrupted runs it resumed.
-        failures: up to 1000 ``(key, reason)`` pairs of items that could not be written.
+        totals: counts over this run and the interrupted runs it resumed; an item whose page was repeated
+            is counted once, with its outcome in the run that decided it (a copy stays a copy when the
+            repeat finds it in the target).
+        failures: up to 1000 ``(key, reason)`` pairs of items that could not be written; ``counts["failed"]``
+            is the true number.
         complete: every segment was scanned to its end (the state file was then removed).
         interrupted: the run stopped early (Ctrl-C or the ``stop`` event); the state file allows a resume.
         resumed: this run continued from an existing state file.
@@ -123,6 +151,11 @@ class BackfillResult:
     resumed: bool
     state_path: Path
 
+    @property
+    def failures_truncated(self) -> bool:
+        """True when more items failed than :attr:`failures` lists."""
+        return self.counts["failed"] > len(self.failures)
+
     def as_json(self) -> dict[str, Any]:
         return {
             "command": "backfill",
@@ -135,6 +168,10 @@ class BackfillResult:
             "seconds": round(self.seconds, 3),
             "stateFile": str(self.state_path),
             "failures": [{"key": to_json_item(k), "reason": r} for k, r in self.failures],
+            # The list is capped; these say so with the true number, so a script never mistakes it for all.
+            "failuresListed": len(self.failures),
+            "failuresTotal": self.counts["failed"],
+            "failuresTruncated": self.failures_truncated,
         }
 
 
@@ -169,39 +206,72 @@ class _Backfill:
             },
         )
 
-    def existing(self, items: list[Item]) -> dict[KeyId, Item]:
-        """The target's current key (and conflict attribute) for those of ``items`` it already holds.
+    @property
+    def checks_writes(self) -> bool:
+        """One-way backfills confirm each write against the source (module docstring); multi-active ones
+        are guarded by tombstones and last-writer-wins instead."""
+        return self.options.conflict is None
 
-        Eventually consistent: an item written a moment ago may be missed, which only costs a refused write.
+    def repairer(self) -> Repairer:
+        """``verify --repair``'s one-way procedure with this run's retries, rate and metadata prefix."""
+        from cdk_replication.cli.verify import VerifyOptions  # verify imports this module
+
+        options = VerifyOptions(
+            rate=self.options.rate,
+            metadata_prefix=self.options.metadata_prefix,
+            repair=True,
+            max_attempts=self.options.max_attempts,
+        )
+        return Repairer(self.source, self.target, options, self.retrier)
+
+    def batch_get(self, handle: TableHandle, keys: list[Item], *, names: list[str] | None = None,
+                  consistent: bool = False) -> tuple[dict[KeyId, Item], list[Item]]:
+        """Read ``keys`` from ``handle`` with BatchGetItem (100 per request).
+
+        Args:
+            names: attributes to read; ``None`` (default) reads whole items.
+            consistent: strongly consistent reads; default eventually consistent.
+
+        Returns:
+            the items found by key, and the keys still unprocessed after ``max_attempts`` rounds of backoff
+            (DynamoDB's way of throttling a batch).
         """
-        key = self.key
-        names = {f"#k{i}": name for i, name in enumerate(key.names)}
-        if self.options.conflict is not None:
-            names["#cv"] = self.options.conflict.attribute
         found: dict[KeyId, Item] = {}
-        for start in range(0, len(items), BATCH_GET_KEYS):
-            pending = [key.key_of(item) for item in items[start : start + BATCH_GET_KEYS]]
+        given_up: list[Item] = []
+        for start in range(0, len(keys), BATCH_GET_KEYS):
+            pending = keys[start : start + BATCH_GET_KEYS]
             attempt = 0
             while pending:
-                request = {
-                    self.target.name: {
-                        "Keys": pending,
-                        "ProjectionExpression": ", ".join(names),
-                        "ExpressionAttributeNames": names,
-                    }
-                }
-                response = self.retrier.call(self.target.client.batch_get_item, RequestItems=request)
+                request: dict[str, Any] = {"Keys": pending}
+                if names is not None:
+                    placeholders = {f"#k{i}": name for i, name in enumerate(names)}
+                    request["ProjectionExpression"] = ", ".join(placeholders)
+                    request["ExpressionAttributeNames"] = placeholders
+                if consistent:
+                    request["ConsistentRead"] = True
+                response = self.retrier.call(handle.client.batch_get_item, RequestItems={handle.name: request})
                 for held in itertools.chain.from_iterable(response.get("Responses", {}).values()):
-                    found[key.key_id(held)] = held
+                    found[self.key.key_id(held)] = held
                 unprocessed = response.get("UnprocessedKeys") or {}
                 pending = [k for table in unprocessed.values() for k in table["Keys"]]
                 if pending:
-                    # Unprocessed keys are DynamoDB's way of throttling a batch: back off like any throttle,
-                    # and past the attempt limit leave the rest to the conditional writes.
                     attempt += 1
                     if attempt >= self.retrier.max_attempts:
+                        given_up.extend(pending)
                         break
                     time.sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)))
+        return found, given_up
+
+    def existing(self, items: list[Item]) -> dict[KeyId, Item]:
+        """The target's current key (and conflict attribute) for those of ``items`` it already holds.
+
+        Eventually consistent: an item written a moment ago may be missed, which only costs a refused write;
+        keys left unprocessed are left to the conditional writes.
+        """
+        names = list(self.key.names)
+        if self.options.conflict is not None:
+            names.append(self.options.conflict.attribute)
+        found, _ = self.batch_get(self.target, [self.key.key_of(item) for item in items], names=names)
         return found
 
     def skip_without_writing(self, item: Item, held: Item | None) -> bool:
@@ -218,18 +288,17 @@ class _Backfill:
         target_value = held.get(conflict.attribute, {}).get("N")
         return target_value is not None and Decimal(target_value) >= source_value
 
-    def copy_item(self, item: Item, held: Item | None = None) -> Outcome:
+    def copy_item(self, item: Item) -> Outcome:
+        """Write ``item`` to the target unless it holds it (or, multi-active, a newer or equal version)."""
         if self.stop.is_set():
             return Outcome.NOT_TRIED
-        if self.skip_without_writing(item, held):
-            return Outcome.SKIPPED
         try:
             if self.options.conflict is not None:
                 condition = self.options.conflict.newer_than_target(self.key.partition_key, item)
             else:
                 condition = absent(self.key.partition_key)
         except MissingConflictValue as exc:
-            return self._failed(item, str(exc))
+            return self._failed(self.key.key_of(item), str(exc))
         self.bucket.acquire()
         try:
             self.retrier.call(
@@ -241,17 +310,77 @@ class _Backfill:
                 return Outcome.SKIPPED
             if not code and not hasattr(exc, "response"):
                 raise
-            return self._failed(item, f"{code}: {error_message(exc)}")
+            return self._failed(self.key.key_of(item), f"{code}: {error_message(exc)}")
         return Outcome.COPIED
 
-    def _failed(self, item: Item, reason: str) -> Outcome:
+    def confirm(self, attempted: list[Item], outcomes: dict[KeyId, Outcome]) -> None:
+        """One-way: read every item the page tried to write again from the source (strongly consistent) and
+        resync the keys whose source no longer holds exactly what was written (docs/cli.md has the argument).
+
+        Items that were skipped or failed are checked too: a write retried after a lost response can succeed
+        and then be refused as "already there", and a failed one may have been applied.
+        """
+        tried = [item for item in attempted if outcomes[self.key.key_id(item)] is not Outcome.NOT_TRIED]
+        if not tried:
+            return
+        now, unread = self.batch_get(self.source, [self.key.key_of(item) for item in tried], consistent=True)
+        unread_ids = {self.key.key_id(k) for k in unread}
+        suspects = []
+        for item in tried:
+            key_id = self.key.key_id(item)
+            if key_id in unread_ids or item_digest(now.get(key_id), "") != item_digest(item, ""):
+                suspects.append(key_id)
+        repairer = self.repairer()
+        for key_id in suspects:  # rare: only keys whose source changed since the scan
+            outcomes[key_id] = self.resync(repairer, key_id, outcomes[key_id])
+
+    def resync(self, repairer: Repairer, key_id: KeyId, outcome: Outcome) -> Outcome:
+        """Bring ``key_id`` to the source's current state; returns the item's outcome after it."""
+        try:
+            result, reason = repairer.repair_one(key_id)
+        except Exception as exc:  # reported per key: one bad item must not stop the rest
+            result, reason = REPAIR_FAILED, f"{error_code(exc) or type(exc).__name__}: {error_message(exc)}"
+        if result == REPAIRED:
+            return Outcome.RESYNCED
+        if result in (UNSETTLED, REPAIR_FAILED):
+            return self._failed(
+                self.key.key_from_id(key_id),
+                f"the source changed during the copy and the target could not be brought to its current state "
+                f"({reason}); run `cdk-replication verify --repair`",
+            )
+        return outcome  # settled: the target already matched the source (the replicator got there first)
+
+    def _failed(self, key: Item, reason: str) -> Outcome:
         with self._failure_lock:
             if len(self.failures) < MAX_REPORTED_FAILURES:
-                self.failures.append((self.key.key_of(item), reason))
+                self.failures.append((key, reason))
         return Outcome.FAILED
+
+    def save_segment(self, entry: dict[str, Any], **changes: Any) -> None:
+        """Update a segment's entry in the state file and save it."""
+        with self.state.lock:
+            entry.update(changes)
+            self.state.save()
+
+    def recheck(self, segment: int) -> None:
+        """On resume: resync the keys a stopped run wrote (or was about to) without confirming them."""
+        entry = self.state.data["segments"][str(segment)]
+        keys = [from_json_item(k) for k in entry.get("unchecked") or []]
+        if not keys:
+            return
+        repairer = self.repairer()
+        for key in keys:
+            outcome = self.resync(repairer, self.key.key_id(key), Outcome.SKIPPED)
+            if outcome is not Outcome.SKIPPED:
+                self.counts.add(outcome, scanned=False)
+                with self.state.lock:
+                    self.state.data["totals"][outcome.value] += 1
+        self.save_segment(entry, unchecked=[])
 
     def run_segment(self, segment: int, writers: ThreadPoolExecutor) -> None:
         entry = self.state.data["segments"][str(segment)]
+        if self.checks_writes:
+            self.recheck(segment)
         if entry["done"]:
             return
         start = from_json_item(entry["lastEvaluatedKey"]) if entry["lastEvaluatedKey"] else None
@@ -267,32 +396,72 @@ class _Backfill:
                 request["ExclusiveStartKey"] = start
             page = self.retrier.call(self.source.client.scan, **request)
             items = page.get("Items", [])
-            held = self.existing(items)
-            outcomes = list(writers.map(lambda it: self.copy_item(it, held.get(self.key.key_id(it))), items))
-            for outcome in outcomes:
+            outcomes = self.copy_page(entry, items, writers)
+            stopping = Outcome.NOT_TRIED in outcomes.values()
+            for outcome in outcomes.values():
                 if outcome is not Outcome.NOT_TRIED:
                     self.counts.add(outcome)
-            if Outcome.NOT_TRIED in outcomes:
-                return  # stopping: keep the previous resume point so the unwritten items are retried
-            start = page.get("LastEvaluatedKey")
+            next_start = page.get("LastEvaluatedKey")
             with self.state.lock:
-                entry["lastEvaluatedKey"] = to_json_item(start) if start else None
-                entry["done"] = start is None
-                totals = self.state.data["totals"]
-                for name, value in _count_delta(outcomes).items():
-                    totals[name] += value
-                self.state.save()
+                _add_to_totals(self.state.data["totals"], entry, outcomes, self.key)
+                if stopping:
+                    # Keep the previous resume point so the unwritten items are retried; remember what is
+                    # already in the totals so the repeat does not count it again.
+                    self.save_segment(entry, unchecked=[])
+                    return
+                self.save_segment(
+                    entry,
+                    lastEvaluatedKey=to_json_item(next_start) if next_start else None,
+                    done=next_start is None,
+                    unchecked=[],
+                    counted={},
+                )
+            start = next_start
             if start is None:
                 return
 
+    def copy_page(self, entry: dict[str, Any], items: list[Item], writers: ThreadPoolExecutor) -> dict[KeyId, Outcome]:
+        """Write one scanned page; returns each item's outcome (``NOT_TRIED`` when the run is stopping)."""
+        held = self.existing(items)
+        outcomes = {self.key.key_id(item): Outcome.SKIPPED for item in items}
+        attempted = [item for item in items if not self.skip_without_writing(item, held.get(self.key.key_id(item)))]
+        if attempted and self.checks_writes:
+            # Write-ahead: should the run die between a write and its check, the resumed run finds these keys
+            # here (its repeated scan no longer returns an item deleted meanwhile).
+            self.save_segment(entry, unchecked=[to_json_item(self.key.key_of(item)) for item in attempted])
+        for item, outcome in zip(attempted, writers.map(self.copy_item, attempted)):
+            outcomes[self.key.key_id(item)] = outcome
+        if self.checks_writes:
+            self.confirm(attempted, outcomes)
+        return outcomes
 
-def _count_delta(outcomes: list[Outcome]) -> dict[str, int]:
-    return {
-        "scanned": len(outcomes),
-        "copied": outcomes.count(Outcome.COPIED),
-        "skipped": outcomes.count(Outcome.SKIPPED),
-        "failed": outcomes.count(Outcome.FAILED),
-    }
+
+def _counted_id(key: Item) -> str:
+    """A key as the text the state file's ``counted`` map uses (DynamoDB JSON, sorted)."""
+    return json.dumps(to_json_item(key), sort_keys=True)
+
+
+def _add_to_totals(totals: dict[str, int], entry: dict[str, Any], outcomes: dict[KeyId, Outcome], key: Any) -> None:
+    """Add a page's outcomes to the run-spanning ``totals``, once per item.
+
+    A page that was interrupted is repeated by the resumed run; ``entry["counted"]`` holds the outcome each of
+    its items already has in the totals. A repeat that finds the item in the target (skipped) keeps the first
+    outcome (the earlier run's copy stays a copy); any other repeat outcome replaces it.
+    """
+    counted: dict[str, str] = entry.setdefault("counted", {})
+    for key_id, outcome in outcomes.items():
+        if outcome is Outcome.NOT_TRIED:
+            continue
+        name = _counted_id(key.key_from_id(key_id))
+        before = counted.get(name)
+        if before is None:
+            totals["scanned"] += 1
+        elif outcome is Outcome.SKIPPED or before == outcome.value:
+            continue
+        else:
+            totals[before] -= 1
+        totals[outcome.value] += 1
+        counted[name] = outcome.value
 
 
 def run_backfill(
@@ -322,7 +491,9 @@ def run_backfill(
         job.state.delete()
     data = job.state.load()
     data.setdefault("segments", {str(s): {"lastEvaluatedKey": None, "done": False} for s in range(options.segments)})
-    data.setdefault("totals", {"scanned": 0, "copied": 0, "skipped": 0, "failed": 0})
+    totals = data.setdefault("totals", {})
+    for name in COUNT_NAMES:
+        totals.setdefault(name, 0)
     previously_scanned = data["totals"]["scanned"]
     job.state.save()  # the file exists from the start, so an interrupted first page still leaves a trail
 
@@ -335,7 +506,8 @@ def run_backfill(
         total = f"/~{source.info.item_count:,}" if source.info.item_count else ""
         return (
             f"{label}: scanned {previously_scanned + c.scanned:,}{total} copied {c.copied:,} "
-            f"skipped {c.skipped:,} failed {c.failed:,} | segments {done}/{options.segments} | "
+            f"skipped {c.skipped:,}{f' resynced {c.resynced:,}' if c.resynced else ''} failed {c.failed:,} | "
+            f"segments {done}/{options.segments} | "
             f"{rate.describe(c.scanned)}"
         )
 
@@ -389,9 +561,21 @@ def _all_done(data: dict[str, Any]) -> bool:
     return all(entry["done"] for entry in data["segments"].values())
 
 
-def format_failures(failures: list[tuple[Item, str]], limit: int = 20) -> list[str]:
-    """Human lines for the first ``limit`` failures."""
+def format_failures(failures: list[tuple[Item, str]], total: int, limit: int = 20) -> list[str]:
+    """Human lines for the first ``limit`` of ``failures``, then how many more failed in all.
+
+    Args:
+        failures: the listed failures (at most :data:`MAX_REPORTED_FAILURES`).
+        total: how many items failed, which may be more than were listed.
+        limit: lines of keys to print, default 20.
+    """
     lines = [f"  {key_text(key)}: {reason}" for key, reason in failures[:limit]]
-    if len(failures) > limit:
-        lines.append(f"  ... and {len(failures) - limit} more (use --json for all)")
+    shown = min(limit, len(failures))
+    if total > shown:
+        more = f"  ... and {total - shown:,} more"
+        if total > len(failures):
+            more += f" (--json lists the first {len(failures):,} of the {total:,})"
+        else:
+            more += " (--json lists them all)"
+        lines.append(more)
     return lines

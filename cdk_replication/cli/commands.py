@@ -56,10 +56,15 @@ def conflict_of(args: argparse.Namespace) -> LastWriterWins | None:
 
 
 def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    conflict = conflict_of(args)
     source, target = open_pair(args, pool=args.segments + args.workers)
     probe_read(source, "source")
     probe_batch_get(target, "target")
-    probe_write(target, "target")
+    if conflict is None:
+        # One-way: every write is confirmed by a consistent BatchGetItem of the source, and a key whose
+        # source changed meanwhile is resynced, which may delete from the target (docs/cli.md).
+        probe_batch_get(source, "source")
+    probe_write(target, "target", delete=conflict is None)
     if source.info.stream_view_type is None:
         err.write(
             f"warning: source {source.info.label()} has no stream: changes made during and after this copy "
@@ -71,10 +76,11 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         workers=args.workers,
         rate=args.rate,
         page_size=args.page_size,
-        conflict=conflict_of(args),
+        conflict=conflict,
         max_attempts=args.max_retries,
         state_path=args.state_file,
         restart=args.restart,
+        metadata_prefix=args.metadata_prefix,
     )
     result = run_backfill(source, target, options, progress_stream=err, show_progress=not args.quiet)
     if args.json:
@@ -84,13 +90,22 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(
             f"{'resumed and ' if result.resumed else ''}{'finished' if result.complete else 'stopped'}: "
             f"scanned {c['scanned']:,}, copied {c['copied']:,}, skipped (target had it) {c['skipped']:,}, "
-            f"failed {c['failed']:,} in {result.seconds:.1f} s ({result.retries} throttling retries)\n"
+            + (f"resynced (changed at the source during the copy) {c['resynced']:,}, " if c["resynced"] else "")
+            + f"failed {c['failed']:,} in {result.seconds:.1f} s ({result.retries} throttling retries)\n"
         )
         if result.resumed:
             t = result.totals
-            out.write(f"including earlier runs: scanned {t['scanned']:,}, copied {t['copied']:,}\n")
-        if result.failures:
-            out.write("failed items:\n" + "\n".join(format_failures(result.failures)) + "\n")
+            out.write(
+                f"including earlier runs: scanned {t['scanned']:,}, copied {t['copied']:,}, "
+                f"skipped {t['skipped']:,}, "
+                + (f"resynced {t['resynced']:,}, " if t["resynced"] else "")
+                + f"failed {t['failed']:,}\n"
+            )
+        if c["failed"]:
+            out.write(
+                f"failed items ({c['failed']:,}):\n"
+                + "\n".join(format_failures(result.failures, c["failed"])) + "\n"
+            )
     if result.interrupted:
         err.write(f"interrupted: progress is saved in {result.state_path}; run the same command again to resume\n")
         return EXIT_INTERRUPTED

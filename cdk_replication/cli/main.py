@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from cdk_replication.cli import commands
-from cdk_replication.cli.backfill import DEFAULT_SEGMENTS, DEFAULT_WORKERS
+from cdk_replication.cli.backfill import DEFAULT_METADATA_PREFIX, DEFAULT_SEGMENTS, DEFAULT_WORKERS
 from cdk_replication.cli.conditions import CONFLICT_STRATEGIES
 from cdk_replication.cli.errors import (
     EXIT_BAD_INPUT,
@@ -21,7 +21,6 @@ from cdk_replication.cli.errors import (
     error_message,
 )
 from cdk_replication.cli.pacing import DEFAULT_MAX_ATTEMPTS
-from cdk_replication.cli.verify import DEFAULT_METADATA_PREFIX
 
 PROG = "cdk-replication"
 
@@ -101,6 +100,14 @@ def _add_conflict_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_metadata_prefix(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metadata-prefix", default=DEFAULT_METADATA_PREFIX,
+        help="the replicator's metadata prefix: attributes whose names start with it are left out of "
+        f"comparisons (default {DEFAULT_METADATA_PREFIX!r}; '' for none)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     common = _common_parser()
@@ -126,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="items per scan page, i.e. resume granularity (default: DynamoDB's 1 MB pages)",
     )
     _add_conflict_options(backfill)
+    _add_metadata_prefix(backfill)
     backfill.add_argument(
         "--state-file", type=Path,
         help="resume file (default .cdk-replication/backfill-<source>-to-<target>.json); removed when done",
@@ -142,10 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("source", metavar="SOURCE")
     verify.add_argument("target", metavar="TARGET")
     _add_scan_options(verify)
-    verify.add_argument(
-        "--metadata-prefix", default=DEFAULT_METADATA_PREFIX,
-        help=f"ignore attributes whose names start with this (default {DEFAULT_METADATA_PREFIX!r}; '' for none)",
-    )
+    _add_metadata_prefix(verify)
     _add_conflict_options(verify)
     verify.add_argument("--repair", action="store_true", help="write the source's state for each difference")
     verify.add_argument("--dry-run", action="store_true", help="with --repair: only show what would change")

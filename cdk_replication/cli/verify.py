@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from cdk_replication.cli.backfill import DEFAULT_SEGMENTS, DEFAULT_WORKERS
+from cdk_replication.cli.backfill import DEFAULT_METADATA_PREFIX, DEFAULT_SEGMENTS, DEFAULT_WORKERS
 from cdk_replication.cli.conditions import LastWriterWins
 from cdk_replication.cli.errors import WorkFailed, error_code, error_message
 from cdk_replication.cli.items import KeyId, is_tombstone, item_digest, key_text, to_json_item
@@ -31,8 +31,7 @@ from cdk_replication.cli.tables import TableHandle
 #: Differences re-read with consistent reads at most; above it they are reported as scanned.
 MAX_REREAD = 100_000
 
-#: The metadata prefix when ``--metadata-prefix`` is not given (the replicator's default).
-DEFAULT_METADATA_PREFIX = "_rep_"
+__all__ = ["DEFAULT_METADATA_PREFIX", "VerifyOptions", "VerifyResult", "run_verify", "verify_json", "verify_text"]
 
 
 @dataclass

@@ -56,7 +56,7 @@ def test_throttled_writes_are_retried_and_never_lost(local, ddb, make_table, tmp
 
     result = run_backfill(src, tgt, BackfillOptions(segments=2, workers=4, state_path=tmp_path / "a.json"),
                           show_progress=False)
-    assert result.counts == {"scanned": 120, "copied": 120, "skipped": 0, "failed": 0}
+    assert result.counts == {"scanned": 120, "copied": 120, "skipped": 0, "resynced": 0, "failed": 0}
     assert result.retries == throttling.throttled > 0
     assert len(scan_all(ddb, target)) == 120
 
@@ -133,7 +133,7 @@ def test_a_repeated_backfill_skips_what_the_target_holds_without_writing(local, 
     counting = CountingClient(tgt.client)
     tgt.client = counting
     again = run_backfill(src, tgt, BackfillOptions(state_path=tmp_path / "2.json"), show_progress=False)
-    assert again.counts == {"scanned": 150, "copied": 0, "skipped": 150, "failed": 0}
+    assert again.counts == {"scanned": 150, "copied": 0, "skipped": 150, "resynced": 0, "failed": 0}
     assert counting.puts == 0
 
     # Last-writer-wins: only the items whose target copy is older are written.
@@ -141,6 +141,6 @@ def test_a_repeated_backfill_skips_what_the_target_holds_without_writing(local, 
     ddb.put_item(TableName=target, Item={"pk": {"S": "k001"}, "ts": {"N": "1000"}})  # older than the source's
     lww = LastWriterWins("ts", "TIMESTAMP")
     third = run_backfill(src, tgt, BackfillOptions(conflict=lww, state_path=tmp_path / "3.json"), show_progress=False)
-    assert third.counts == {"scanned": 150, "copied": 2, "skipped": 148, "failed": 0}
+    assert third.counts == {"scanned": 150, "copied": 2, "skipped": 148, "resynced": 0, "failed": 0}
     assert counting.puts == 2
     assert scan_all(ddb, target) == scan_all(ddb, source)
