@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cdk_replication.cli.conditions import LastWriterWins, MissingConflictValue, absent
-from cdk_replication.cli.errors import WorkFailed, error_code, error_message
+from cdk_replication.cli.errors import BadInput, WorkFailed, error_code, error_message
 from cdk_replication.cli.items import Item, KeyId, from_json_item, item_digest, key_text, to_json_item
 from cdk_replication.cli.pacing import BACKOFF_BASE_S, BACKOFF_CAP_S, DEFAULT_MAX_ATTEMPTS, Retrier, TokenBucket
 from cdk_replication.cli.progress import Progress, Rate
@@ -495,7 +495,12 @@ def run_backfill(
     for name in COUNT_NAMES:
         totals.setdefault(name, 0)
     previously_scanned = data["totals"]["scanned"]
-    job.state.save()  # the file exists from the start, so an interrupted first page still leaves a trail
+    try:
+        job.state.save()  # the file exists from the start, so an interrupted first page still leaves a trail
+    except OSError as exc:
+        raise BadInput(
+            f"cannot write the state file {job.state.path} ({exc.strerror or exc}): pass another --state-file"
+        ) from None
 
     rate = Rate(max(0, source.info.item_count - previously_scanned))
     label = f"backfill {source.info.label()} -> {target.info.label()}"

@@ -36,8 +36,11 @@ def connections(args: argparse.Namespace) -> tuple[Connection, Connection]:
     return source, target
 
 
-def open_pair(args: argparse.Namespace, pool: int) -> tuple[TableHandle, TableHandle]:
-    """Describe SOURCE and TARGET and check they can be copied between (same key schema, not one table)."""
+def open_pair(args: argparse.Namespace, pool: int, err: TextIO) -> tuple[TableHandle, TableHandle]:
+    """Describe SOURCE and TARGET and check they can be copied between (same key schema, not one table).
+
+    What could not be checked (an ARN's account on DynamoDB Local) is said on ``err``, one line each.
+    """
     source_conn, target_conn = connections(args)
     source_ref = TableRef.parse(args.source, "source")
     target_ref = TableRef.parse(args.target, "target")
@@ -45,19 +48,31 @@ def open_pair(args: argparse.Namespace, pool: int) -> tuple[TableHandle, TableHa
     target = describe_table(target_conn, target_ref, "target", pool=pool)
     check_distinct(source.info, target.info, source_conn.profile == target_conn.profile)
     check_same_key(source.info, target.info)
+    for handle in (source, target):
+        if handle.info.account_note:
+            err.write(handle.info.account_note + "\n")
     return source, target
 
 
 def conflict_of(args: argparse.Namespace) -> LastWriterWins | None:
-    """The last-writer-wins rule from ``--conflict-attribute``/``--conflict-strategy``, if any."""
-    if not args.conflict_attribute:
+    """The last-writer-wins rule from ``--conflict-attribute``/``--conflict-strategy``, if any.
+
+    A strategy without an attribute is refused: the command would otherwise run one-way, silently.
+    """
+    if args.conflict_attribute is None:
+        if args.conflict_strategy is not None:
+            raise BadInput(
+                f"--conflict-strategy {args.conflict_strategy} needs --conflict-attribute NAME, the attribute that "
+                f"holds each item's {'version' if args.conflict_strategy == 'VERSION' else 'timestamp'} "
+                "(multi-active); without both the command is one-way: drop --conflict-strategy"
+            )
         return None
-    return LastWriterWins(args.conflict_attribute, args.conflict_strategy)
+    return LastWriterWins(args.conflict_attribute, args.conflict_strategy or "TIMESTAMP")
 
 
 def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     conflict = conflict_of(args)
-    source, target = open_pair(args, pool=args.segments + args.workers)
+    source, target = open_pair(args, pool=args.segments + args.workers, err=err)
     probe_read(source, "source")
     probe_batch_get(target, "target")
     if conflict is None:
@@ -123,7 +138,8 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"--conflict-attribute {args.conflict_attribute!r} starts with the metadata prefix {prefix!r}, so it "
             "would be ignored in every comparison: name the application's attribute, or change --metadata-prefix"
         )
-    source, target = open_pair(args, pool=2 * args.segments + args.workers)
+    conflict = conflict_of(args)
+    source, target = open_pair(args, pool=2 * args.segments + args.workers, err=err)
     probe_read(source, "source")
     probe_read(target, "target")
     if args.repair and not args.dry_run:
@@ -134,7 +150,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         workers=args.workers,
         rate=args.rate,
         metadata_prefix=args.metadata_prefix,
-        conflict=conflict_of(args),
+        conflict=conflict,
         repair=args.repair,
         dry_run=args.dry_run,
         max_attempts=args.max_retries,

@@ -9,6 +9,16 @@ from pathlib import Path
 from typing import TextIO
 
 from cdk_replication.cli import commands
+from cdk_replication.cli.arguments import (
+    OneLineParser,
+    UsageError,
+    attribute_name,
+    endpoint_url,
+    positive_float,
+    positive_int,
+    region,
+    thread_count,
+)
 from cdk_replication.cli.backfill import DEFAULT_METADATA_PREFIX, DEFAULT_SEGMENTS, DEFAULT_WORKERS
 from cdk_replication.cli.conditions import CONFLICT_STRATEGIES
 from cdk_replication.cli.errors import (
@@ -31,42 +41,26 @@ Tables: NAME, REGION:NAME (us-west-2:orders) or a table ARN. Guide: docs/cli.md.
 """
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-    return value
-
-
 def _common_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = OneLineParser(add_help=False)
     aws = common.add_argument_group("connection")
     aws.add_argument(
-        "--region", help="region for tables named without one (default: profile, AWS_DEFAULT_REGION, AWS_REGION)"
+        "--region", type=region,
+        help="region for tables named without one (default: profile, AWS_DEFAULT_REGION, AWS_REGION)",
     )
     aws.add_argument("--profile", help="AWS profile for both tables (default: the standard credential chain)")
     aws.add_argument("--source-profile", help="AWS profile for the source side (default: --profile)")
     aws.add_argument("--target-profile", help="AWS profile for the target side (default: --profile)")
-    aws.add_argument("--endpoint-url", help="endpoint for every AWS service, e.g. DynamoDB Local or moto")
+    aws.add_argument(
+        "--endpoint-url", type=endpoint_url, metavar="URL",
+        help="endpoint for every AWS service, e.g. http://127.0.0.1:8000 for DynamoDB Local, or moto",
+    )
     out = common.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print one JSON document on stdout (for scripts)")
     out.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     common.add_argument(
         "--max-retries",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_ATTEMPTS,
         metavar="N",
         help="attempts per request on throttling, with exponential backoff and jitter "
@@ -77,26 +71,27 @@ def _common_parser() -> argparse.ArgumentParser:
 
 def _add_scan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--segments", type=_positive_int, default=DEFAULT_SEGMENTS,
-        help=f"parallel scan segments (default {DEFAULT_SEGMENTS})",
+        "--segments", type=thread_count, default=DEFAULT_SEGMENTS,
+        help=f"parallel scan segments, one thread each (default {DEFAULT_SEGMENTS}, at most 1000)",
     )
     parser.add_argument(
-        "--workers", type=_positive_int, default=DEFAULT_WORKERS,
-        help=f"write/read threads shared by all segments (default {DEFAULT_WORKERS})",
+        "--workers", type=thread_count, default=DEFAULT_WORKERS,
+        help=f"write/read threads shared by all segments (default {DEFAULT_WORKERS}, at most 1000)",
     )
     parser.add_argument(
-        "--rate", type=_positive_float, metavar="ITEMS_PER_S", help="item rate limit per second (default: none)"
+        "--rate", type=positive_float, metavar="ITEMS_PER_S", help="item rate limit per second (default: none)"
     )
 
 
 def _add_conflict_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--conflict-attribute", metavar="NAME",
+        "--conflict-attribute", metavar="NAME", type=attribute_name,
         help="multi-active: last-writer-wins on this timestamp/version attribute (default: off)",
     )
+    # No default here: given without --conflict-attribute it is refused (commands.conflict_of), not ignored.
     parser.add_argument(
-        "--conflict-strategy", choices=CONFLICT_STRATEGIES, default="TIMESTAMP",
-        help="how --conflict-attribute orders writes (default TIMESTAMP)",
+        "--conflict-strategy", choices=CONFLICT_STRATEGIES,
+        help="with --conflict-attribute: how it orders writes (default TIMESTAMP)",
     )
 
 
@@ -111,7 +106,7 @@ def _add_metadata_prefix(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     common = _common_parser()
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=PROG,
         description="Initial load, verification and migration of replicated DynamoDB tables.",
         epilog=EPILOG,
@@ -129,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("target", metavar="TARGET")
     _add_scan_options(backfill)
     backfill.add_argument(
-        "--page-size", type=_positive_int, metavar="N",
+        "--page-size", type=positive_int, metavar="N",
         help="items per scan page, i.e. resume granularity (default: DynamoDB's 1 MB pages)",
     )
     _add_conflict_options(backfill)
@@ -177,8 +172,16 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits 2 on bad usage and 0 on --help; report the code instead
+    except SystemExit as exc:  # --help and --version exit 0; report the code instead of exiting
         return int(exc.code or 0)
+    except UsageError as exc:
+        # One line, like every other refusal (argparse would print the whole usage text first).
+        err.write(f"{PROG}: error: {exc}\n")
+        arguments = list(sys.argv[1:] if argv is None else argv)
+        if "--json" in arguments:
+            command = next((a for a in arguments if not a.startswith("-")), None)
+            commands.print_json(out, {"command": command, "error": str(exc), "exitCode": EXIT_BAD_INPUT})
+        return EXIT_BAD_INPUT
     code, kind, message = _run_and_classify(args, out, err)
     if message is not None:
         err.write(f"{PROG}: {kind}: {message}\n")
@@ -214,6 +217,10 @@ def _run_and_classify(args: argparse.Namespace, out: TextIO, err: TextIO) -> tup
         # An AWS refusal that no check anticipated: one line naming the call, not a traceback.
         operation = getattr(exc, "operation_name", "request")
         return EXIT_INCOMPLETE, "failed", f"{operation}: {error_code(exc)}: {error_message(exc)}"
+    except OSError as exc:
+        # A local file (state file, output) that cannot be written after work started: one line, not a
+        # traceback; the state file, where it could be written, keeps the progress.
+        return EXIT_INCOMPLETE, "failed", f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")
     except KeyboardInterrupt:
         return (
             EXIT_INTERRUPTED,

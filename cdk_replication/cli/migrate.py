@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cdk_replication.physical_names import migration_bucket_name, migration_export_prefix, parse_kinesis_stream_arn
+from cdk_replication.cli.arguments import positive_float, region
 from cdk_replication.cli.errors import (
     ACCESS_ERROR_CODES,
     EXIT_OK,
@@ -113,7 +114,8 @@ def add_migrate_parser(sub: Any, common: argparse.ArgumentParser, epilog: str) -
         help="the replicator's (disabled) mapping on the source stream; enabled after the import",
     )
     parser.add_argument(
-        "--mapping-region", help="region of that mapping's function (default: the source table's region)"
+        "--mapping-region", type=region,
+        help="region of that mapping's function (default: the source table's region)",
     )
     parser.add_argument(
         "--change-source", type=_change_source, choices=CHANGE_SOURCES, metavar="{DYNAMODB_STREAMS,KINESIS}",
@@ -133,7 +135,7 @@ def add_migrate_parser(sub: Any, common: argparse.ArgumentParser, epilog: str) -
     parser.add_argument("--state-file", type=Path, help="default .cdk-replication/migrate-<source>-to-<target>.json")
     parser.add_argument("--restart", action="store_true", help="ignore an existing state file and start over")
     parser.add_argument(
-        "--poll-interval", type=float, default=DEFAULT_POLL_INTERVAL_S, metavar="SECONDS",
+        "--poll-interval", type=positive_float, default=DEFAULT_POLL_INTERVAL_S, metavar="SECONDS",
         help=f"seconds between status checks (default {DEFAULT_POLL_INTERVAL_S:g})",
     )
 
@@ -935,6 +937,8 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _check_options(args)
     source_conn, target_conn = connections(args)
     described = describe_table(source_conn, TableRef.parse(args.source, "source"), "source")
+    if described.info.account_note:
+        err.write(described.info.account_note + "\n")
     # Control-plane calls (and status polls) use botocore's own retries, unlike the data-plane client.
     source = TableHandle(described.info, source_conn.client("dynamodb", described.info.region))
     target_ref = TableRef.parse(args.target, "target")

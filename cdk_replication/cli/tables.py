@@ -93,7 +93,7 @@ class Connection:
             own_retries: turn botocore's retries off because the caller retries throttling itself.
         """
         from botocore.config import Config
-        from botocore.exceptions import NoRegionError
+        from botocore.exceptions import InvalidRegionError, NoRegionError
 
         retries = {"max_attempts": 1} if own_retries else {"max_attempts": self.max_attempts, "mode": "standard"}
         config = Config(retries=retries, max_pool_connections=max(pool, 10))  # type: ignore[arg-type]
@@ -107,6 +107,20 @@ class Connection:
             raise BadInput(
                 "no AWS region: pass --region, name the table as REGION:NAME, or set AWS_DEFAULT_REGION"
             ) from None
+        except InvalidRegionError:
+            # --region is checked while parsing; this one came from the profile or the environment.
+            raise BadInput(
+                f"region {region!r} (from the profile, AWS_DEFAULT_REGION or AWS_REGION) is not a region name: "
+                "fix it or pass --region"
+            ) from None
+        except ValueError as exc:
+            if "endpoint" not in str(exc).lower():
+                raise
+            # --endpoint-url is checked while parsing; this one came from AWS_ENDPOINT_URL* or the profile.
+            raise BadInput(
+                f"{exc} (from the profile or AWS_ENDPOINT_URL*): give a URL with its scheme, e.g. "
+                "http://127.0.0.1:8000, or pass --endpoint-url"
+            ) from None
 
 
 @dataclass(frozen=True)
@@ -119,6 +133,9 @@ class TableInfo:
     key: KeySchema
     item_count: int
     description: dict[str, Any]
+    #: Set when the table was named by an ARN whose account could not be compared with the table's (DynamoDB
+    #: Local reports one placeholder account for every table): one line for the user, instead of a silent pass.
+    account_note: str | None = None
 
     @property
     def stream_view_type(self) -> str | None:
@@ -163,7 +180,8 @@ def describe_table(conn: Connection, ref: TableRef, role: str, *, pool: int = 10
     """Describe ``ref`` and return it with a client; unknown tables and refusals become :class:`BadInput`.
 
     When the table was named by ARN, the account in the ARN must be the account DynamoDB reports for the
-    table (DynamoDB Local reports 000000000000 for every account, so the check is skipped there).
+    table. DynamoDB Local reports 000000000000 for every account, so there the check cannot be made:
+    :attr:`TableInfo.account_note` then says so (an emulator that reports the real account is checked).
     """
     from botocore.exceptions import ClientError, NoCredentialsError
 
@@ -194,9 +212,16 @@ def describe_table(conn: Connection, ref: TableRef, role: str, *, pool: int = 10
             raise _denied("DescribeTable", where, exc) from None
         raise
     arn = description["TableArn"]
+    account_note = None
     if ref.account:
         actual = arn.split(":")[4]
-        if actual != ref.account and actual != _DYNAMODB_LOCAL_ACCOUNT:
+        if actual == _DYNAMODB_LOCAL_ACCOUNT and ref.account != _DYNAMODB_LOCAL_ACCOUNT:
+            account_note = (
+                f"note: the account in the {role} table's ARN ({ref.account}) could not be checked: the endpoint "
+                f"reports the placeholder account {_DYNAMODB_LOCAL_ACCOUNT} for {ref.name!r} (DynamoDB Local), so "
+                "the credentials decide which account's table is used"
+            )
+        elif actual != ref.account:
             raise BadInput(
                 f"{where} belongs to account {actual}, not {ref.account} as its ARN says: use credentials "
                 "of the right account (--profile / --source-profile / --target-profile)"
@@ -210,6 +235,7 @@ def describe_table(conn: Connection, ref: TableRef, role: str, *, pool: int = 10
         key=key_schema_of(description),
         item_count=int(description.get("ItemCount") or 0),
         description=description,
+        account_note=account_note,
     )
     return TableHandle(info, client)
 

@@ -142,3 +142,134 @@ def test_unreachable_endpoint_and_help(local, capsys) -> None:
     assert main(["--help"]) == 0
     assert "exit codes: 0 done" in capsys.readouterr().out
     assert main(["frobnicate"]) == 2
+
+
+def _run_main(*argv: str) -> tuple[int, str, str]:
+    import io
+
+    from cdk_replication.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["verify", "a-table", "b-table", "--endpoint-url", "127.0.0.1:8431"], "e.g. http://127.0.0.1:8431"),
+        (["backfill", "a-table", "b-table", "--endpoint-url", "ftp://127.0.0.1:8431"], "not an endpoint URL"),
+        (["backfill", "a-table", "b-table", "--endpoint-url", "http://"], "not an endpoint URL"),
+        (["backfill", "a-table", "b-table", "--endpoint-url", "http://127.0.0.1:99999"], "not an endpoint URL"),
+        (["migrate", "a-table", "b-table", "--endpoint-url", "localhost:4566"], "e.g. http://localhost:4566"),
+        (["verify", "a-table", "b-table", "--region", "us east 1"], "not a region name"),
+        (["migrate", "a-table", "b-table", "--mapping-region", "us_east_1!"], "not a region name"),
+        (["backfill", "a-table", "b-table", "--rate", "inf"], "finite number greater than 0"),
+        (["migrate", "a-table", "b-table", "--poll-interval", "nan"], "finite number greater than 0"),
+        (["backfill", "a-table", "b-table", "--segments", "5000000"], "more than 1,000"),
+        (["backfill", "a-table", "b-table", "--conflict-attribute", ""], "attribute name cannot be empty"),
+        (["backfill", "a-table", "b-table", "--segments", "0"], "must be at least 1"),
+        (["verify", "a-table", "b-table", "--no-such-option"], "unrecognized arguments"),
+    ],
+)
+def test_bad_values_end_in_one_line_and_exit_2_before_any_aws_call(argv, expected, monkeypatch) -> None:
+    """Values botocore would only refuse deep inside a command (ValueError, InvalidRegionError: a traceback
+    and exit 1) are refused while parsing. No endpoint is reachable here: nothing gets that far."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # were anything sent, it would fail otherwise
+    code, out, err = _run_main(*argv)
+    assert code == 2, err
+    line = _one_line_error(err)
+    assert expected in line and "--help" in line
+    assert out == ""
+
+
+def test_bad_usage_in_json_mode_is_a_document(monkeypatch) -> None:
+    import json
+
+    code, out, err = _run_main("verify", "a-table", "b-table", "--endpoint-url", "127.0.0.1:8431", "--json")
+    assert code == 2
+    doc = json.loads(out)
+    assert doc["exitCode"] == 2 and doc["command"] == "verify" and "not an endpoint URL" in doc["error"]
+
+
+@pytest.mark.parametrize("command", ["backfill", "verify"])
+def test_conflict_strategy_without_conflict_attribute_is_refused(command) -> None:
+    code, _, err = _run_main(command, "a-table", "b-table", "--conflict-strategy", "VERSION",
+                             "--endpoint-url", "http://127.0.0.1:9")
+    assert code == 2
+    line = _one_line_error(err)
+    assert "--conflict-strategy VERSION needs --conflict-attribute NAME" in line
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [("AWS_DEFAULT_REGION", "us east 1", "is not a region name"), ("AWS_ENDPOINT_URL", "127.0.0.1:9", "scheme")],
+)
+def test_bad_region_or_endpoint_from_the_environment(variable, value, expected, monkeypatch) -> None:
+    from cdk_replication.local import DEFAULT_ACCOUNT, credentials_for_account
+
+    for name, setting in credentials_for_account(DEFAULT_ACCOUNT).as_env().items():
+        monkeypatch.setenv(name, setting)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv(variable, value)
+    code, _, err = _run_main("verify", "a-table", "b-table")
+    assert code == 2, err
+    assert expected in _one_line_error(err)
+
+
+def test_an_unwritable_state_file_is_bad_input_and_nothing_is_written(cli, ddb, filled, make_table, tmp_path) -> None:
+    target = make_table("bst")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    run = cli("backfill", filled, target, "--state-file", str(blocker / "state.json"))
+    assert run.code == 2
+    assert "cannot write the state file" in _one_line_error(run.err)
+    assert scan_all(ddb, target) == {}
+
+
+def test_an_arn_account_dynamodb_local_cannot_check_is_said_not_passed(cli, ddb, filled, make_table) -> None:
+    """DynamoDB Local reports account 000000000000 for every table: an ARN naming another account cannot be
+    checked there, and the command says so in one line instead of passing silently."""
+    target = make_table("bacct")
+    arn = f"arn:aws:dynamodb:us-east-1:111111111111:table/{filled}"
+    run = cli("backfill", arn, target)
+    assert run.code == 0, run.err
+    notes = [line for line in run.err.splitlines() if "could not be checked" in line]
+    assert len(notes) == 1, run.err
+    assert "111111111111" in notes[0] and "000000000000" in notes[0] and "source" in notes[0]
+
+
+def test_an_arn_of_another_account_than_the_table_reports_is_refused(cli, ddb, filled, make_table,
+                                                                      monkeypatch) -> None:
+    """An endpoint that reports the table's real account (AWS, or a local gateway in front of DynamoDB Local)
+    is checked: an ARN naming another account stops the command before anything is written."""
+    from cdk_replication.cli.tables import Connection
+
+    real_client = Connection.client
+
+    def reporting_real_account(self, service, region, **kwargs):
+        client = real_client(self, service, region, **kwargs)
+        describe = client.describe_table
+
+        def describe_with_account(**request):
+            response = describe(**request)
+            arn = response["Table"]["TableArn"].split(":")
+            arn[4] = "222222222222"
+            response["Table"]["TableArn"] = ":".join(arn)
+            return response
+
+        client.describe_table = describe_with_account
+        return client
+
+    monkeypatch.setattr(Connection, "client", reporting_real_account)
+    target = make_table("bacct")
+    arn = f"arn:aws:dynamodb:us-east-1:111111111111:table/{target}"
+    run = cli("backfill", filled, arn)
+    assert run.code == 2
+    assert "belongs to account 222222222222, not 111111111111" in _one_line_error(run.err)
+    assert scan_all(ddb, target) == {}
+    same = cli("backfill", filled, f"arn:aws:dynamodb:us-east-1:222222222222:table/{target}")
+    assert same.code == 0, same.err
+    assert "could not be checked" not in same.err
