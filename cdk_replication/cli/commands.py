@@ -36,11 +36,8 @@ def connections(args: argparse.Namespace) -> tuple[Connection, Connection]:
     return source, target
 
 
-def open_pair(args: argparse.Namespace, pool: int, err: TextIO) -> tuple[TableHandle, TableHandle]:
-    """Describe SOURCE and TARGET and check they can be copied between (same key schema, not one table).
-
-    What could not be checked (an ARN's account on DynamoDB Local) is said on ``err``, one line each.
-    """
+def open_pair(args: argparse.Namespace, pool: int) -> tuple[TableHandle, TableHandle]:
+    """Describe SOURCE and TARGET and check they can be copied between (same key schema, not one table)."""
     source_conn, target_conn = connections(args)
     source_ref = TableRef.parse(args.source, "source")
     target_ref = TableRef.parse(args.target, "target")
@@ -48,10 +45,14 @@ def open_pair(args: argparse.Namespace, pool: int, err: TextIO) -> tuple[TableHa
     target = describe_table(target_conn, target_ref, "target", pool=pool)
     check_distinct(source.info, target.info, source_conn.profile == target_conn.profile)
     check_same_key(source.info, target.info)
-    for handle in (source, target):
+    return source, target
+
+
+def say_unchecked(err: TextIO, *handles: TableHandle) -> None:
+    """One line on ``err`` for each table whose ARN's account could not be checked (DynamoDB Local)."""
+    for handle in handles:
         if handle.info.account_note:
             err.write(handle.info.account_note + "\n")
-    return source, target
 
 
 def conflict_of(args: argparse.Namespace) -> LastWriterWins | None:
@@ -72,7 +73,8 @@ def conflict_of(args: argparse.Namespace) -> LastWriterWins | None:
 
 def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     conflict = conflict_of(args)
-    source, target = open_pair(args, pool=args.segments + args.workers, err=err)
+    source, target = open_pair(args, pool=args.segments + args.workers)
+    say_unchecked(err, source, target)
     probe_read(source, "source")
     probe_batch_get(target, "target")
     if conflict is None:
@@ -139,7 +141,8 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "would be ignored in every comparison: name the application's attribute, or change --metadata-prefix"
         )
     conflict = conflict_of(args)
-    source, target = open_pair(args, pool=2 * args.segments + args.workers, err=err)
+    source, target = open_pair(args, pool=2 * args.segments + args.workers)
+    say_unchecked(err, source, target)
     probe_read(source, "source")
     probe_read(target, "target")
     if args.repair and not args.dry_run:
