@@ -325,10 +325,11 @@ class _Backfill:
             return
         now, unread = self.batch_get(self.source, [self.key.key_of(item) for item in tried], consistent=True)
         unread_ids = {self.key.key_id(k) for k in unread}
+        prefix = self.options.metadata_prefix  # ignored here as in every comparison (docs/architecture.md)
         suspects = []
         for item in tried:
             key_id = self.key.key_id(item)
-            if key_id in unread_ids or item_digest(now.get(key_id), "") != item_digest(item, ""):
+            if key_id in unread_ids or item_digest(now.get(key_id), prefix) != item_digest(item, prefix):
                 suspects.append(key_id)
         repairer = self.repairer()
         for key_id in suspects:  # rare: only keys whose source changed since the scan
