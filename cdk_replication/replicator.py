@@ -126,7 +126,11 @@ class ReplicatorOptions:
             given is kept. Unlimited retries with an unlimited age are refused (a poison record would hold
             its shard).
         bisect_batch_on_error: split a failing batch and retry the halves. Default: ``True``.
-        report_batch_item_failures: honour the replicator's partial batch response. Default: ``True``.
+        report_batch_item_failures: must stay ``True`` (the default; the mapping's ``ReportBatchItemFailures``).
+            The replicator always answers with a partial batch response naming the first record it could not
+            apply; with ``False`` Lambda would ignore that answer, take the batch as done and lose those
+            records silently (rule 6), so ``False`` is refused at synth time. Kept only so that code passing
+            ``True`` keeps working.
         parallelization_factor: concurrent batches per shard (1-10); above 1 items are still ordered per
             key by Lambda, but the replicator is tested with 1. Default: 1.
         enabled: create the mapping enabled. ``None`` (default) means enabled, except in a ``ReplicatedTable``
@@ -196,6 +200,17 @@ class ReplicatorOptions:
             age = _seconds(path, "max_record_age", self.max_record_age)
             _in_range(path, "max_record_age (seconds)", age, 60, 604800, extra="or None for unlimited")
         _in_range(path, "parallelization_factor", self.parallelization_factor, 1, 10)
+        if self.report_batch_item_failures is not True:
+            # Lambda reads the partial batch response only with ReportBatchItemFailures; without it an invocation
+            # that returns normally is a success, and the records the replicator reported are checkpointed past.
+            raise ReplicationConfigError(
+                path,
+                f"report_batch_item_failures={self.report_batch_item_failures!r}: Lambda would ignore the "
+                "replicator's partial batch response, take every batch as applied and drop the records that "
+                "failed silently",
+                "drop report_batch_item_failures (it must be True, the default); bisect_batch_on_error, "
+                "retry_attempts and max_record_age tune how failed records are retried",
+            )
         # The replicator caps REPLICATION_MAX_CONCURRENCY at 512 (one thread and pooled connection each).
         _in_range(path, "max_concurrency", self.max_concurrency, 1, 512)
         if not _METADATA_PREFIX_RE.match(self.metadata_prefix):
