@@ -21,6 +21,7 @@ from . import defaults
 from .errors import ReplicationConfigError
 from .model import ChangeSource, ConflictStrategy, KeySchema, ReplicationMode, ResolvedTable
 from .naming import table_arn
+from .props import check_arguments
 
 #: Item-level actions a ONE_WAY replicator calls on a target table: coalesced BatchWriteItem, and PutItem /
 #: DeleteItem when a rejected batch is replayed item by item to isolate the bad record.
@@ -333,6 +334,8 @@ class Replicator(Construct):
     ) -> None:
         super().__init__(scope, id)
         path = self.node.path
+        # locals() holds exactly the parameters here: nothing else has been assigned yet.
+        check_arguments(path, Replicator.__init__, locals())
         options = options or ReplicatorOptions()
         options.validate(path)
         require_supported_change_source(path, mode, change_source)

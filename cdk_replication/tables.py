@@ -17,6 +17,7 @@ from . import defaults
 from .errors import ReplicationConfigError
 from .migration import ExportImportSource
 from .model import KeySchema
+from .props import check_arguments
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,8 @@ class ReplicaTable(Construct):
         kinesis_stream: kinesis.IStream | None = None,
     ) -> None:
         super().__init__(scope, id)
+        # locals() holds exactly the parameters here: nothing else has been assigned yet.
+        check_arguments(self.node.path, ReplicaTable.__init__, locals())
         options.validate(self.node.path)
         if import_source is not None:
             if options.local_secondary_indexes:

@@ -72,3 +72,95 @@ def test_report_batch_item_failures_true_still_accepted() -> None:
     """Code written against the old option keeps working when it asks for what is now the only behaviour."""
     construct = replicator(options=ReplicatorOptions(report_batch_item_failures=True))
     assert construct.options.report_batch_item_failures is True
+
+
+# --- props of the wrong type: refused naming the prop, the type given and the type expected ------------------
+
+GSI_AS_DICT = {"index_name": "byOwner", "partition_key": dynamodb.Attribute(name="owner", type=dynamodb.AttributeType.STRING)}
+
+
+def test_a_gsi_given_as_a_dict_names_the_prop_and_the_struct_to_build() -> None:
+    """Before: AttributeError: 'dict' object has no attribute '_values', from inside the library."""
+    with pytest.raises(
+        ReplicationConfigError,
+        match=r"^Employee: global_secondary_indexes\[0\] is a dict \(\{'index_name': 'byOwner'.*\), not a "
+        r"GlobalSecondaryIndexProps\. Fix: pass aws_dynamodb\.GlobalSecondaryIndexProps "
+        r"\(from aws_cdk import aws_dynamodb\); build it with keyword arguments: "
+        r"aws_dynamodb\.GlobalSecondaryIndexProps\(\*\*your_dict\)$",
+    ):
+        build(global_secondary_indexes=[GSI_AS_DICT])
+
+
+def test_a_gsi_given_as_a_dict_to_replica_table_is_refused_too() -> None:
+    options = TableOptions(partition_key=PK, global_secondary_indexes=[GSI_AS_DICT])  # type: ignore[list-item]
+    with pytest.raises(
+        ReplicationConfigError,
+        match=r"^Mine/Copy: options\.global_secondary_indexes\[0\] is a dict .*GlobalSecondaryIndexProps",
+    ):
+        ReplicaTable(_stack(), "Copy", table_name="Employee", options=options)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (
+            {"partition_key": "Id"},
+            r"partition_key is a str \('Id'\), not an Attribute or None\. Fix: pass aws_dynamodb\.Attribute "
+            r"\(from aws_cdk import aws_dynamodb\)",
+        ),
+        (
+            {"replicas": TableLocation(region="us-east-1")},
+            r"replicas is a TableLocation .*, not a sequence of TableLocation\. Fix: pass a list of TableLocation "
+            r"\(from cdk_replication import TableLocation\)",
+        ),
+        (
+            {"replicas": [{"region": "us-east-1"}]},
+            r"replicas\[0\] is a dict .*, not a TableLocation.*TableLocation\(\*\*your_dict\)",
+        ),
+        ({"source": TableLocation(region=1)}, r"source\.region is an int \(1\), not a str"),  # type: ignore[arg-type]
+        ({"mode": "MULTI_ACTIVE"}, r"mode is a str \('MULTI_ACTIVE'\), not a ReplicationMode\. Fix: pass "
+                                   r"ReplicationMode\.MULTI_ACTIVE \(from cdk_replication import ReplicationMode\)"),
+        ({"billing_mode": "PROVISIONED"}, r"billing_mode is a str .*Fix: pass aws_dynamodb\.BillingMode\.PROVISIONED"),
+        ({"point_in_time_recovery": "yes"}, r"point_in_time_recovery is a str \('yes'\), not a bool"),
+        ({"read_capacity": True}, r"read_capacity is a bool \(True\), not an int or None"),
+        ({"replicator": {"batch_size": 10}}, r"replicator is a dict .*ReplicatorOptions\(\*\*your_dict\)"),
+        ({"replicator": ReplicatorOptions(batch_size="10")}, r"replicator\.batch_size is a str \('10'\), not an int"),
+        (
+            {"partition_key": None, "existing_source": {"stream_arn": IMPORTED_STREAM_ARN}},
+            r"existing_source is a dict .*not an ExistingSource or None.*ExistingSource\(\*\*your_dict\)",
+        ),
+        (
+            {"partition_key": None, "existing_source": ExistingSource(IMPORTED_STREAM_ARN, "NEW_AND_OLD_IMAGES")},
+            r"existing_source\.stream_view_type is a str .*Fix: pass aws_dynamodb\.StreamViewType\.NEW_AND_OLD_IMAGES",
+        ),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_replicated_table_props_of_the_wrong_type(overrides: dict[str, Any], match: str) -> None:
+    with pytest.raises(ReplicationConfigError, match=r"^Employee: " + match):
+        build(**overrides)
+
+
+def test_replicator_props_of_the_wrong_type() -> None:
+    with pytest.raises(ReplicationConfigError, match=r"^Mine/Replicator: key is a str \('Id'\), not a KeySchema"):
+        replicator(key="Id")
+    with pytest.raises(ReplicationConfigError, match=r"targets\[0\] is a ResolvedTable .*not a ReplicationTarget"):
+        replicator(targets=[ResolvedTable("Employee", "eu-west-1", SOURCE_ACCOUNT)])
+    with pytest.raises(ReplicationConfigError, match=r"options\.timeout is an int \(60\), not a Duration.*"
+                                                     r"from aws_cdk import Duration"):
+        replicator(options=ReplicatorOptions(timeout=60))
+
+
+def test_right_types_still_pass_including_tuples() -> None:
+    """Sequences may be lists or tuples; None where allowed."""
+    construct = build(
+        replicas=(TableLocation(region="us-east-1"),),
+        sort_key=SK,
+        billing_mode=dynamodb.BillingMode.PROVISIONED,
+        read_capacity=5,
+        write_capacity=5,
+        global_secondary_indexes=(dynamodb.GlobalSecondaryIndexProps(**GSI_AS_DICT, read_capacity=1, write_capacity=1),),
+        replicator=ReplicatorOptions(max_record_age=None),
+    )
+    assert construct.key == KeySchema("Id", "Version")
+
