@@ -293,7 +293,9 @@ class Replicator(Construct):
         source: the table whose stream feeds this function (``REPLICATION_SOURCE``).
         stream_arn: that table's stream ARN, or with ``change_source=KINESIS`` the ARN of the Kinesis data
             stream the table streams to (a token for a resource in the same stack is fine).
-        key: the table's key attribute names (``REPLICATION_KEY``).
+        key: the table's key attribute names (``REPLICATION_KEY``): the exact key of the source and of every
+            target, sort key included. A ``ReplicaTable`` of the same app that this replicator reads or writes
+            is compared with it at synth time; a record whose key attributes differ is never written.
         targets: the tables written to (``REPLICATION_TARGETS``); at least one.
         stream_key_arn: customer-managed key of the source table (stream reads need ``kms:Decrypt``).
             Default: none.
@@ -388,6 +390,8 @@ class Replicator(Construct):
         self.targets = tuple(targets)
         self._options = options
         self.role_name = role_name
+        self.key = key
+        self._require_keys_of_known_tables()
 
         self.failure_queue = sqs.Queue(
             self,
@@ -464,6 +468,20 @@ class Replicator(Construct):
     def options(self) -> ReplicatorOptions:
         """The options in effect (after backlog-dependent defaults were applied)."""
         return self._options
+
+    @property
+    def copies(self) -> tuple[ResolvedTable, ...]:
+        """The tables this replicator reads (its source) and writes (its targets)."""
+        return (self.source, *(t.table for t in self.targets))
+
+    def _require_keys_of_known_tables(self) -> None:
+        """Compare ``key`` with the key of each ``ReplicaTable`` of this app that it reads or writes (a
+        ``ReplicaTable`` created later compares itself with this replicator)."""
+        from .tables import ReplicaTable  # tables.py imports this module
+
+        for node in self.node.root.node.find_all():
+            if isinstance(node, ReplicaTable):
+                require_matching_key(self.node.path, self, node.table_name, *node.location, node.key_schema)
 
     @property
     def enabled(self) -> bool:
@@ -624,6 +642,33 @@ def require_supported_change_source(path: str, mode: ReplicationMode, change_sou
             "old image, which is only meaningful in write order, and Kinesis may reorder changes",
             "use change_source=ChangeSource.DYNAMODB_STREAMS for MULTI_ACTIVE",
         )
+
+
+def require_matching_key(
+    path: str, replicator: Replicator, table_name: str, account: str, region: str, table_key: KeySchema
+) -> None:
+    """Raise ``ReplicationConfigError`` naming ``path`` if ``replicator`` reads or writes the table ``table_name``
+    in ``account``/``region`` with another key than the table's own ``table_key``.
+
+    The replicator keys every item by its configured key: with a key attribute missing it would merge distinct
+    items into one, and it refuses every record whose key attributes differ (issue 10, defect 7). Only a
+    table created in the same app can be compared; an existing table's key cannot be read at synth time.
+    """
+    if (table_name, region, account) not in {(t.table_name, t.region, t.account) for t in replicator.copies}:
+        return
+    if table_key == replicator.key:
+        return
+    raise ReplicationConfigError(
+        path,
+        f"Replicator {replicator.node.path} has key {_key_text(replicator.key)}, but table {table_name!r} "
+        f"({account}/{region}) that it replicates is keyed {_key_text(table_key)}; the replicator keys items by "
+        "its configured key, so it would merge distinct items or refuse every record",
+        "give the Replicator key=KeySchema(...) with the table's exact partition and sort key names",
+    )
+
+
+def _key_text(key: KeySchema) -> str:
+    return f"({key.partition_key}, {key.sort_key})" if key.sort_key is not None else f"({key.partition_key})"
 
 
 def tombstone_ttl_seconds(max_record_age: Duration | None) -> int:

@@ -164,3 +164,46 @@ def test_right_types_still_pass_including_tuples() -> None:
     )
     assert construct.key == KeySchema("Id", "Version")
 
+
+# --- a Replicator whose key is not the key of a table of this app that it replicates -------------------------
+
+
+def _copy(stack: cdk.Stack, name: str = "Employee", sort_key: dynamodb.Attribute | None = SK) -> ReplicaTable:
+    return ReplicaTable(stack, f"Copy-{name}", table_name=name, options=TableOptions(partition_key=PK, sort_key=sort_key))
+
+
+_WRONG_KEY = (
+    r"Replicator Mine/Replicator has key \(Id\), but table 'Employee' \(111111111111/us-west-2\) that it "
+    r"replicates is keyed \(Id, Version\).*Fix: give the Replicator key=KeySchema"
+)
+
+
+def test_a_replicator_keyed_differently_from_its_source_table_in_the_app_is_refused() -> None:
+    stack = _stack()
+    _copy(stack)  # the source table, keyed (Id, Version)
+    with pytest.raises(ReplicationConfigError, match=r"^Mine/Replicator: " + _WRONG_KEY):
+        replicator(stack, key=KeySchema("Id"))
+
+
+def test_a_table_created_after_its_replicator_is_compared_too() -> None:
+    stack = _stack()
+    replicator(stack, key=KeySchema("Id"))
+    with pytest.raises(ReplicationConfigError, match=r"^Mine/Copy-Employee: " + _WRONG_KEY):
+        _copy(stack)
+
+
+def test_a_target_table_keyed_differently_is_refused() -> None:
+    app = cdk.App()
+    target_stack = cdk.Stack(app, "Target", env=cdk.Environment(account=SOURCE_ACCOUNT, region="eu-west-1"))
+    _copy(target_stack, sort_key=None)
+    source_stack = cdk.Stack(app, "Mine", env=cdk.Environment(account=SOURCE_ACCOUNT, region="us-west-2"))
+    with pytest.raises(ReplicationConfigError, match=r"table 'Employee' \(111111111111/eu-west-1\) .* keyed \(Id\)"):
+        replicator(source_stack, key=KeySchema("Id", "Version"))
+
+
+def test_matching_keys_and_unrelated_tables_pass() -> None:
+    stack = _stack()
+    _copy(stack)
+    _copy(stack, name="Unrelated", sort_key=None)
+    construct = replicator(stack, key=KeySchema("Id", "Version"))
+    assert construct.key == KeySchema("Id", "Version")
