@@ -74,6 +74,7 @@ BACKLOG_MAX_RECORD_AGE: Duration | None = None
 #: Split a failing batch in two and retry each half, isolating a poison record quickly.
 BISECT_BATCH_ON_ERROR = True
 #: The replicator returns the first failed record so Lambda resumes from there instead of replaying the batch.
+#: Not a choice: without it Lambda ignores that answer and checkpoints past failed records (refused at synth).
 REPORT_BATCH_ITEM_FAILURES = True
 #: One concurrent batch per shard: keeps writes to one item in stream order (rule 2).
 PARALLELIZATION_FACTOR = 1

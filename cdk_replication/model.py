@@ -92,6 +92,11 @@ class ExistingSource:
         partition_key: the existing table's partition key, if not given to the construct itself.
         sort_key: the existing table's sort key, if any. Must agree with the construct's ``sort_key``
             when both are given.
+
+    The key (here or on the construct) must be the table's exact key, sort key included: it cannot be read
+    at synth time, the replicas are created with it, and the replicator keys items by it. A record whose key
+    attributes differ is never written (distinct items would merge); it is reported as failed with
+    ``ErrorCode`` ``KeySchemaMismatch``, logged with both key sets, and ends in the failure queue.
     """
 
     stream_arn: str

@@ -50,6 +50,7 @@ from .naming import (
     table_arn,
     writer_role_name,
 )
+from .props import check_arguments
 from .replicator import (
     TARGET_KMS_ACTIONS,
     ReplicationTarget,
@@ -165,6 +166,8 @@ class ReplicatedTable(Construct):
     ) -> None:
         super().__init__(scope, id)
         path = self.node.path
+        # locals() holds exactly the parameters here: nothing else has been assigned yet.
+        check_arguments(path, ReplicatedTable.__init__, locals())
         if any(Stack.is_stack(node) for node in self.node.scopes[:-1]):
             raise ReplicationConfigError(
                 path,

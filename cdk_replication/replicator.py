@@ -21,6 +21,7 @@ from . import defaults
 from .errors import ReplicationConfigError
 from .model import ChangeSource, ConflictStrategy, KeySchema, ReplicationMode, ResolvedTable
 from .naming import table_arn
+from .props import check_arguments
 
 #: Item-level actions a ONE_WAY replicator calls on a target table: coalesced BatchWriteItem, and PutItem /
 #: DeleteItem when a rejected batch is replayed item by item to isolate the bad record.
@@ -126,7 +127,11 @@ class ReplicatorOptions:
             given is kept. Unlimited retries with an unlimited age are refused (a poison record would hold
             its shard).
         bisect_batch_on_error: split a failing batch and retry the halves. Default: ``True``.
-        report_batch_item_failures: honour the replicator's partial batch response. Default: ``True``.
+        report_batch_item_failures: must stay ``True`` (the default; the mapping's ``ReportBatchItemFailures``).
+            The replicator always answers with a partial batch response naming the first record it could not
+            apply; with ``False`` Lambda would ignore that answer, take the batch as done and lose those
+            records silently (rule 6), so ``False`` is refused at synth time. Kept only so that code passing
+            ``True`` keeps working.
         parallelization_factor: concurrent batches per shard (1-10); above 1 items are still ordered per
             key by Lambda, but the replicator is tested with 1. Default: 1.
         enabled: create the mapping enabled. ``None`` (default) means enabled, except in a ``ReplicatedTable``
@@ -196,6 +201,17 @@ class ReplicatorOptions:
             age = _seconds(path, "max_record_age", self.max_record_age)
             _in_range(path, "max_record_age (seconds)", age, 60, 604800, extra="or None for unlimited")
         _in_range(path, "parallelization_factor", self.parallelization_factor, 1, 10)
+        if self.report_batch_item_failures is not True:
+            # Lambda reads the partial batch response only with ReportBatchItemFailures; without it an invocation
+            # that returns normally is a success, and the records the replicator reported are checkpointed past.
+            raise ReplicationConfigError(
+                path,
+                f"report_batch_item_failures={self.report_batch_item_failures!r}: Lambda would ignore the "
+                "replicator's partial batch response, take every batch as applied and drop the records that "
+                "failed silently",
+                "drop report_batch_item_failures (it must be True, the default); bisect_batch_on_error, "
+                "retry_attempts and max_record_age tune how failed records are retried",
+            )
         # The replicator caps REPLICATION_MAX_CONCURRENCY at 512 (one thread and pooled connection each).
         _in_range(path, "max_concurrency", self.max_concurrency, 1, 512)
         if not _METADATA_PREFIX_RE.match(self.metadata_prefix):
@@ -277,7 +293,9 @@ class Replicator(Construct):
         source: the table whose stream feeds this function (``REPLICATION_SOURCE``).
         stream_arn: that table's stream ARN, or with ``change_source=KINESIS`` the ARN of the Kinesis data
             stream the table streams to (a token for a resource in the same stack is fine).
-        key: the table's key attribute names (``REPLICATION_KEY``).
+        key: the table's key attribute names (``REPLICATION_KEY``): the exact key of the source and of every
+            target, sort key included. A ``ReplicaTable`` of the same app that this replicator reads or writes
+            is compared with it at synth time; a record whose key attributes differ is never written.
         targets: the tables written to (``REPLICATION_TARGETS``); at least one.
         stream_key_arn: customer-managed key of the source table (stream reads need ``kms:Decrypt``).
             Default: none.
@@ -318,6 +336,8 @@ class Replicator(Construct):
     ) -> None:
         super().__init__(scope, id)
         path = self.node.path
+        # locals() holds exactly the parameters here: nothing else has been assigned yet.
+        check_arguments(path, Replicator.__init__, locals())
         options = options or ReplicatorOptions()
         options.validate(path)
         require_supported_change_source(path, mode, change_source)
@@ -370,6 +390,8 @@ class Replicator(Construct):
         self.targets = tuple(targets)
         self._options = options
         self.role_name = role_name
+        self.key = key
+        self._require_keys_of_known_tables()
 
         self.failure_queue = sqs.Queue(
             self,
@@ -446,6 +468,20 @@ class Replicator(Construct):
     def options(self) -> ReplicatorOptions:
         """The options in effect (after backlog-dependent defaults were applied)."""
         return self._options
+
+    @property
+    def copies(self) -> tuple[ResolvedTable, ...]:
+        """The tables this replicator reads (its source) and writes (its targets)."""
+        return (self.source, *(t.table for t in self.targets))
+
+    def _require_keys_of_known_tables(self) -> None:
+        """Compare ``key`` with the key of each ``ReplicaTable`` of this app that it reads or writes (a
+        ``ReplicaTable`` created later compares itself with this replicator)."""
+        from .tables import ReplicaTable  # tables.py imports this module
+
+        for node in self.node.root.node.find_all():
+            if isinstance(node, ReplicaTable):
+                require_matching_key(self.node.path, self, node.table_name, *node.location, node.key_schema)
 
     @property
     def enabled(self) -> bool:
@@ -606,6 +642,33 @@ def require_supported_change_source(path: str, mode: ReplicationMode, change_sou
             "old image, which is only meaningful in write order, and Kinesis may reorder changes",
             "use change_source=ChangeSource.DYNAMODB_STREAMS for MULTI_ACTIVE",
         )
+
+
+def require_matching_key(
+    path: str, replicator: Replicator, table_name: str, account: str, region: str, table_key: KeySchema
+) -> None:
+    """Raise ``ReplicationConfigError`` naming ``path`` if ``replicator`` reads or writes the table ``table_name``
+    in ``account``/``region`` with another key than the table's own ``table_key``.
+
+    The replicator keys every item by its configured key: with a key attribute missing it would merge distinct
+    items into one, and it refuses every record whose key attributes differ (issue 10, defect 7). Only a
+    table created in the same app can be compared; an existing table's key cannot be read at synth time.
+    """
+    if (table_name, region, account) not in {(t.table_name, t.region, t.account) for t in replicator.copies}:
+        return
+    if table_key == replicator.key:
+        return
+    raise ReplicationConfigError(
+        path,
+        f"Replicator {replicator.node.path} has key {_key_text(replicator.key)}, but table {table_name!r} "
+        f"({account}/{region}) that it replicates is keyed {_key_text(table_key)}; the replicator keys items by "
+        "its configured key, so it would merge distinct items or refuse every record",
+        "give the Replicator key=KeySchema(...) with the table's exact partition and sort key names",
+    )
+
+
+def _key_text(key: KeySchema) -> str:
+    return f"({key.partition_key}, {key.sort_key})" if key.sort_key is not None else f"({key.partition_key})"
 
 
 def tombstone_ttl_seconds(max_record_age: Duration | None) -> int:

@@ -17,6 +17,8 @@ from . import defaults
 from .errors import ReplicationConfigError
 from .migration import ExportImportSource
 from .model import KeySchema
+from .props import check_arguments
+from .replicator import Replicator, require_matching_key
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,8 @@ class ReplicaTable(Construct):
         kinesis_stream: kinesis.IStream | None = None,
     ) -> None:
         super().__init__(scope, id)
+        # locals() holds exactly the parameters here: nothing else has been assigned yet.
+        check_arguments(self.node.path, ReplicaTable.__init__, locals())
         options.validate(self.node.path)
         if import_source is not None:
             if options.local_secondary_indexes:
@@ -157,6 +161,8 @@ class ReplicaTable(Construct):
                 )
         self.encryption_key: kms.IKey | None = encryption_key
         self.table_name = table_name
+        self.key_schema = options.key_schema
+        self._require_same_key_as_replicators()
         self.table = dynamodb.Table(
             self,
             "Table",
@@ -184,6 +190,19 @@ class ReplicaTable(Construct):
             self.table.add_global_secondary_index(**_struct_kwargs(gsi))
         for lsi in options.local_secondary_indexes:
             self.table.add_local_secondary_index(**_struct_kwargs(lsi))
+
+    @property
+    def location(self) -> tuple[str, str]:
+        """(account, region) of the stack this copy is in (tokens in an environment-agnostic stack)."""
+        stack = Stack.of(self)
+        return stack.account, stack.region
+
+    def _require_same_key_as_replicators(self) -> None:
+        """Compare this table's key with that of each ``Replicator`` of this app that reads or writes it (a
+        ``Replicator`` created later compares itself with this table)."""
+        for node in self.node.root.node.find_all():
+            if isinstance(node, Replicator):
+                require_matching_key(self.node.path, node, self.table_name, *self.location, self.key_schema)
 
     def _import_source(self, source: ExportImportSource | None) -> dynamodb.ImportSourceSpecification | None:
         if source is None:

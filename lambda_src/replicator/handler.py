@@ -20,6 +20,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str
     """Replicate one batch of DynamoDB stream records.
 
     Returns the partial batch response ``{"batchItemFailures": [{"itemIdentifier": <SequenceNumber>}]}``,
-    naming the lowest record that was not applied, or an empty list when every record was applied.
+    naming the lowest record that was not applied, or an empty list when every record was applied. Lambda
+    reads it only when the mapping has ``FunctionResponseTypes: [ReportBatchItemFailures]``, which the construct
+    always sets (``report_batch_item_failures=False`` is refused): without it a failed record would be lost.
     """
     return PROCESSOR.process(event, context)

@@ -18,9 +18,9 @@ from .attributes import ItemKey, key_for_log
 from .clients import AssumeRole, ClientFactory
 from .config import ChangeSource, Config, Mode
 from .plan import ItemPlan, TargetFailure
-from .records import Change, group_by_item, parse_event
+from .records import Change, KeyMismatch, group_by_item, parse_event
 from .retry import Deadline
-from .telemetry import InvocationMetrics, configure_logger, log
+from .telemetry import KEY_SCHEMA_MISMATCH, InvocationMetrics, configure_logger, log
 
 
 class Replication(Protocol):
@@ -96,15 +96,20 @@ class Processor:
         deadline = Deadline.from_remaining_ms(context.get_remaining_time_in_millis())
         request_id = getattr(context, "aws_request_id", None)
         try:
-            changes = parse_event(event, self.config.key, self.config.source.table_name)
-            metrics.received = len(event["Records"])
-            metrics.skipped += metrics.received - len(changes)  # another table's records in a shared stream
+            parsed = parse_event(event, self.config.key, self.config.source.table_name)
+            changes = parsed.changes
+            metrics.received = parsed.received
+            # Another table's records in a shared stream: left unread.
+            metrics.skipped += parsed.received - len(changes) - len(parsed.mismatched)
             now = time.time()
             for change in changes:
                 metrics.observe_lag(change.created_at, now)
             plans = [self.replication.plan(key, group) for key, group in group_by_item(changes).items()]
             failures = self.replication.apply(plans, self.pool, deadline, metrics) if plans else {}
-            lowest = self._settle(plans, failures, metrics, request_id)
+            lowest: Change | KeyMismatch | None = self._settle(plans, failures, metrics, request_id)
+            mismatched = self._refuse_mismatched_keys(parsed.mismatched, metrics, request_id)
+            if mismatched is not None and (lowest is None or mismatched.index < lowest.index):
+                lowest = mismatched
         except Exception:
             self.logger.exception(
                 "invocation failed; Lambda will retry the batch", extra={"fields": {"requestId": request_id}}
@@ -160,6 +165,35 @@ class Processor:
             if stop is not None and (lowest is None or stop < lowest.index):
                 lowest = by_index[stop]
         return lowest
+
+    def _refuse_mismatched_keys(
+        self, mismatched: Sequence[KeyMismatch], metrics: InvocationMetrics, request_id: str | None
+    ) -> KeyMismatch | None:
+        """Count and log records whose keys are not the configured key; return the first (``None``: none).
+
+        They are never written: keyed by the configured names, distinct items would be merged into one. Each
+        is reported as failed like any other record not applied, so after Lambda's retries its position
+        reaches the on-failure destination, where it waits for the configuration to be fixed.
+        """
+        for record in mismatched:
+            metrics.failures[KEY_SCHEMA_MISMATCH] += 1
+            metrics.failed += 1
+            log(
+                self.logger,
+                logging.ERROR,
+                "record not applied: its key attributes are not the configured key (REPLICATION_KEY); "
+                "reported to Lambda for re-delivery. Declare the table's exact key (partition and sort key) "
+                "in the construct",
+                sourceTable=self.config.source.describe(),
+                key=key_for_log(record.key),
+                configuredKey=list(record.configured),
+                recordKey=list(record.found),
+                sequenceNumber=record.sequence_number,
+                eventName=record.event_name,
+                errorCode=KEY_SCHEMA_MISMATCH,
+                requestId=request_id,
+            )
+        return mismatched[0] if mismatched else None
 
     def _log_failure(
         self,

@@ -28,6 +28,33 @@ class MalformedRecord(ValueError):
 
 
 @dataclass(frozen=True)
+class KeyMismatch:
+    """A record whose ``Keys`` name other attributes than the configured key (``REPLICATION_KEY``).
+
+    Every record of a table holds exactly the table's key attributes, so this is a wrong configuration (for
+    example an ``existing_source`` declared without its sort key), never bad data: keying items by the
+    configured names would merge distinct items, or fail on a missing name. Such a record is never applied;
+    it is reported as failed, so it reaches the on-failure destination after Lambda's retries.
+
+    Attributes:
+        index / sequence_number / event_name: as in :class:`Change`.
+        key: the record's own key (every attribute of its ``Keys``, names sorted), for the log line.
+        configured: the configured key names, in key-schema order.
+    """
+
+    index: int
+    sequence_number: str
+    event_name: str
+    key: ItemKey = field(repr=False)
+    configured: tuple[str, ...]
+
+    @property
+    def found(self) -> tuple[str, ...]:
+        """The record's key names, sorted."""
+        return tuple(name for name, _, _ in self.key)
+
+
+@dataclass(frozen=True)
 class Change:
     """One stream record: one write to one item.
 
@@ -80,13 +107,14 @@ def _microseconds(value: Any) -> int | None:
 
 def parse_record(
     index: int, record: Mapping[str, Any], key_schema: KeySchema, source_table: str | None = None
-) -> Change | None:
+) -> Change | KeyMismatch | None:
     """One record of ``event["Records"]``: a DynamoDB stream record, or a Kinesis record whose data is a
     DynamoDB change record (Kinesis Data Streams for DynamoDB).
 
     Returns ``None`` for a Kinesis change record of a table other than ``source_table``: a data stream may be
     shared by several tables, whose keys need not even have our key's names, so it is left before its key is
-    read.
+    read. Returns a :class:`KeyMismatch` for a record of our table whose ``Keys`` name other attributes than
+    ``key_schema``.
 
     Raises:
         MalformedRecord: the record is not a change record with keys and a sequence number (and, from
@@ -119,13 +147,17 @@ def parse_record(
         raise MalformedRecord(
             f"record {index} ({event_name}) has no NewImage; the stream view type is {body.get('StreamViewType')}"
         )
+    key_item = from_event_image(keys)
+    if set(key_item) != set(key_schema.names):
+        # Compared as sets, both ways: extra names would merge items, missing ones cannot make a key at all.
+        return KeyMismatch(index, sequence_number, event_name, item_key(key_item, sorted(key_item)), key_schema.names)
     identity = record.get("userIdentity") or {}
     created = body.get("ApproximateCreationDateTime") if change_time_us is None else change_time_us / 1e6
     return Change(
         index=index,
         sequence_number=sequence_number,
         event_name=event_name,
-        key=item_key(from_event_image(keys), key_schema.names),
+        key=item_key(key_item, key_schema.names),
         new_image=new_image,
         old_image=old_image,
         created_at=float(created) if isinstance(created, (int, float)) else None,
@@ -134,14 +166,37 @@ def parse_record(
     )
 
 
-def parse_event(event: Mapping[str, Any], key_schema: KeySchema, source_table: str | None = None) -> list[Change]:
-    """Every record of a Lambda DynamoDB Streams or Kinesis event, in delivery (sequence) order, except
-    Kinesis records of tables other than ``source_table`` (``Change.index`` stays the position in the event)."""
+@dataclass(frozen=True)
+class ParsedEvent:
+    """A Lambda event's records, sorted out.
+
+    Attributes:
+        received: how many records the event held.
+        changes: the records to apply, in delivery (sequence) order.
+        mismatched: records whose keys do not match the configured key (never applied, reported as failed).
+        Records of other tables in a shared Kinesis stream are in neither list (``received`` counts them).
+    """
+
+    received: int
+    changes: list[Change]
+    mismatched: list[KeyMismatch]
+
+
+def parse_event(event: Mapping[str, Any], key_schema: KeySchema, source_table: str | None = None) -> ParsedEvent:
+    """Every record of a Lambda DynamoDB Streams or Kinesis event, except Kinesis records of tables other than
+    ``source_table`` (``Change.index`` stays the position in the event)."""
     records = event.get("Records")
     if not isinstance(records, Sequence):
         raise MalformedRecord("the event has no Records list")
-    parsed = (parse_record(i, r, key_schema, source_table) for i, r in enumerate(records))
-    return [change for change in parsed if change is not None]
+    changes: list[Change] = []
+    mismatched: list[KeyMismatch] = []
+    for index, record in enumerate(records):
+        parsed = parse_record(index, record, key_schema, source_table)
+        if isinstance(parsed, Change):
+            changes.append(parsed)
+        elif isinstance(parsed, KeyMismatch):
+            mismatched.append(parsed)
+    return ParsedEvent(received=len(records), changes=changes, mismatched=mismatched)
 
 
 def group_by_item(changes: Sequence[Change]) -> dict[ItemKey, list[Change]]:

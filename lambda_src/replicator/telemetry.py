@@ -28,6 +28,10 @@ REPLICATION_LAG = "ReplicationLagMs"
 WRITE_FAILURES = "WriteFailures"
 CONFLICTS = "Conflicts"
 
+#: ``ErrorCode`` of a record whose ``Keys`` name other attributes than the configured key (REPLICATION_KEY):
+#: a configuration error (e.g. an existing source declared without its sort key); the record is not written.
+KEY_SCHEMA_MISMATCH = "KeySchemaMismatch"
+
 
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON line: level, message, timestamp and every ``extra`` field given as

@@ -636,7 +636,12 @@ def test_unknown_compression_is_rejected() -> None:
         export_arn=EXPORT_ARN,
         compression="gzip",  # type: ignore[arg-type]
     )
-    with pytest.raises(ReplicationConfigError, match=r"compression 'gzip' is unknown.*GZIP, ZSTD or NONE"):
+    # Refused by the props type check (cdk_replication/props.py), which names the member meant.
+    with pytest.raises(
+        ReplicationConfigError,
+        match=r"import_source\.compression is a str \('gzip'\), not an InputCompressionType\. "
+        r"Fix: pass aws_dynamodb\.InputCompressionType\.GZIP",
+    ):
         ReplicaTable(_landing(), "Orders", table_name="orders", options=TableOptions(partition_key=PK), import_source=source)
 
 

@@ -60,7 +60,6 @@ def customized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
                 retry_attempts=3,
                 max_record_age=None,
                 bisect_batch_on_error=False,
-                report_batch_item_failures=False,
                 parallelization_factor=2,
                 enabled=False,
             ),
@@ -118,14 +117,15 @@ def test_mapping_options(customized: Synthesized) -> None:
         "BatchSize": 500,
         "BisectBatchOnFunctionError": False,
         "Enabled": False,
+        # Not an option: without it Lambda would ignore the partial batch response (test_construct_props.py).
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
         "MaximumBatchingWindowInSeconds": 2,
         "MaximumRetryAttempts": 3,
         "ParallelizationFactor": 2,
         "StartingPosition": "LATEST",
     }
-    # No record age and no response types: Lambda's defaults (-1, whole-batch results).
+    # No record age: Lambda's default (-1, unlimited).
     assert "MaximumRecordAgeInSeconds" not in properties
-    assert "FunctionResponseTypes" not in properties
 
 
 def test_function_options(customized: Synthesized) -> None:

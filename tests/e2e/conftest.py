@@ -43,7 +43,7 @@ for _context in VARIANTS.values():
     _context.setdefault("batchSize", "100")
 
 #: The test apps under apps/ (each a module with ``build(app)``).
-TEST_APPS = ("exotic_app", "multi_active_app", "existing_source_app", "kinesis_millis_app")
+TEST_APPS = ("exotic_app", "multi_active_app", "existing_source_app", "kinesis_millis_app", "existing_sort_key_app")
 
 # Every assembly in one process, so jsii and aws-cdk-lib load once: the example app through its
 # build_app(), the test apps through their build().
@@ -121,6 +121,12 @@ def kinesis_millis_app(assemblies: dict[str, Path]) -> Path:
 def existing_source_app(assemblies: dict[str, Path]) -> Path:
     """apps/existing_source_app.py (the source table is not in the assembly)."""
     return assemblies["existing_source_app"]
+
+
+@pytest.fixture(scope="session")
+def existing_sort_key_app(assemblies: dict[str, Path]) -> Path:
+    """apps/existing_sort_key_app.py (an existing source declared without its sort key)."""
+    return assemblies["existing_sort_key_app"]
 
 
 class Topology:

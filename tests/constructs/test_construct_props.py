@@ -1,0 +1,209 @@
+"""Props that would lose data or fail deep inside CDK are refused at construction, naming the prop and the fix.
+
+Construct only (no synth), so these are cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_dynamodb as dynamodb
+from construct_helpers import IMPORTED_STREAM_ARN, PK, SK, SOURCE_ACCOUNT
+
+from cdk_replication import (
+    ExistingSource,
+    KeySchema,
+    ReplicatedTable,
+    ReplicaTable,
+    ReplicationConfigError,
+    ReplicationTarget,
+    Replicator,
+    ReplicatorOptions,
+    ResolvedTable,
+    TableLocation,
+    TableOptions,
+)
+
+SOURCE = TableLocation(region="us-west-2", account=SOURCE_ACCOUNT)
+
+
+def build(**overrides: Any) -> ReplicatedTable:
+    props: dict[str, Any] = {"source": SOURCE, "replicas": [TableLocation(region="us-east-1")], "partition_key": PK}
+    props.update(overrides)
+    return ReplicatedTable(cdk.App(), "Employee", **props)
+
+
+def _stack(region: str = "us-west-2") -> cdk.Stack:
+    return cdk.Stack(cdk.App(), "Mine", env=cdk.Environment(account=SOURCE_ACCOUNT, region=region))
+
+
+def replicator(scope: cdk.Stack | None = None, **overrides: Any) -> Replicator:
+    props: dict[str, Any] = {
+        "source": ResolvedTable("Employee", "us-west-2", SOURCE_ACCOUNT),
+        "stream_arn": IMPORTED_STREAM_ARN,
+        "key": KeySchema("Id"),
+        "targets": [ReplicationTarget(ResolvedTable("Employee", "eu-west-1", SOURCE_ACCOUNT))],
+    }
+    props.update(overrides)
+    return Replicator(scope or _stack(), "Replicator", **props)
+
+
+# --- defect 4: a partial batch response Lambda would ignore -------------------------------------------------
+
+_IGNORED_RESPONSE = (
+    r"report_batch_item_failures=False.*Lambda would ignore the replicator's partial batch response.*"
+    r"silently.*Fix: drop report_batch_item_failures"
+)
+
+
+def test_report_batch_item_failures_false_is_refused_by_replicated_table() -> None:
+    with pytest.raises(ReplicationConfigError, match=r"^Employee: " + _IGNORED_RESPONSE):
+        build(replicator=ReplicatorOptions(report_batch_item_failures=False))
+
+
+def test_report_batch_item_failures_false_is_refused_by_replicator() -> None:
+    with pytest.raises(ReplicationConfigError, match=r"^Mine/Replicator: " + _IGNORED_RESPONSE):
+        replicator(options=ReplicatorOptions(report_batch_item_failures=False))
+
+
+def test_report_batch_item_failures_true_still_accepted() -> None:
+    """Code written against the old option keeps working when it asks for what is now the only behaviour."""
+    construct = replicator(options=ReplicatorOptions(report_batch_item_failures=True))
+    assert construct.options.report_batch_item_failures is True
+
+
+# --- props of the wrong type: refused naming the prop, the type given and the type expected ------------------
+
+GSI_AS_DICT = {"index_name": "byOwner", "partition_key": dynamodb.Attribute(name="owner", type=dynamodb.AttributeType.STRING)}
+
+
+def test_a_gsi_given_as_a_dict_names_the_prop_and_the_struct_to_build() -> None:
+    """Before: AttributeError: 'dict' object has no attribute '_values', from inside the library."""
+    with pytest.raises(
+        ReplicationConfigError,
+        match=r"^Employee: global_secondary_indexes\[0\] is a dict \(\{'index_name': 'byOwner'.*\), not a "
+        r"GlobalSecondaryIndexProps\. Fix: pass aws_dynamodb\.GlobalSecondaryIndexProps "
+        r"\(from aws_cdk import aws_dynamodb\); build it with keyword arguments: "
+        r"aws_dynamodb\.GlobalSecondaryIndexProps\(\*\*your_dict\)$",
+    ):
+        build(global_secondary_indexes=[GSI_AS_DICT])
+
+
+def test_a_gsi_given_as_a_dict_to_replica_table_is_refused_too() -> None:
+    options = TableOptions(partition_key=PK, global_secondary_indexes=[GSI_AS_DICT])  # type: ignore[list-item]
+    with pytest.raises(
+        ReplicationConfigError,
+        match=r"^Mine/Copy: options\.global_secondary_indexes\[0\] is a dict .*GlobalSecondaryIndexProps",
+    ):
+        ReplicaTable(_stack(), "Copy", table_name="Employee", options=options)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (
+            {"partition_key": "Id"},
+            r"partition_key is a str \('Id'\), not an Attribute or None\. Fix: pass aws_dynamodb\.Attribute "
+            r"\(from aws_cdk import aws_dynamodb\)",
+        ),
+        (
+            {"replicas": TableLocation(region="us-east-1")},
+            r"replicas is a TableLocation .*, not a sequence of TableLocation\. Fix: pass a list of TableLocation "
+            r"\(from cdk_replication import TableLocation\)",
+        ),
+        (
+            {"replicas": [{"region": "us-east-1"}]},
+            r"replicas\[0\] is a dict .*, not a TableLocation.*TableLocation\(\*\*your_dict\)",
+        ),
+        ({"source": TableLocation(region=1)}, r"source\.region is an int \(1\), not a str"),  # type: ignore[arg-type]
+        ({"mode": "MULTI_ACTIVE"}, r"mode is a str \('MULTI_ACTIVE'\), not a ReplicationMode\. Fix: pass "
+                                   r"ReplicationMode\.MULTI_ACTIVE \(from cdk_replication import ReplicationMode\)"),
+        ({"billing_mode": "PROVISIONED"}, r"billing_mode is a str .*Fix: pass aws_dynamodb\.BillingMode\.PROVISIONED"),
+        ({"point_in_time_recovery": "yes"}, r"point_in_time_recovery is a str \('yes'\), not a bool"),
+        ({"read_capacity": True}, r"read_capacity is a bool \(True\), not an int or None"),
+        ({"replicator": {"batch_size": 10}}, r"replicator is a dict .*ReplicatorOptions\(\*\*your_dict\)"),
+        ({"replicator": ReplicatorOptions(batch_size="10")}, r"replicator\.batch_size is a str \('10'\), not an int"),
+        (
+            {"partition_key": None, "existing_source": {"stream_arn": IMPORTED_STREAM_ARN}},
+            r"existing_source is a dict .*not an ExistingSource or None.*ExistingSource\(\*\*your_dict\)",
+        ),
+        (
+            {"partition_key": None, "existing_source": ExistingSource(IMPORTED_STREAM_ARN, "NEW_AND_OLD_IMAGES")},
+            r"existing_source\.stream_view_type is a str .*Fix: pass aws_dynamodb\.StreamViewType\.NEW_AND_OLD_IMAGES",
+        ),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_replicated_table_props_of_the_wrong_type(overrides: dict[str, Any], match: str) -> None:
+    with pytest.raises(ReplicationConfigError, match=r"^Employee: " + match):
+        build(**overrides)
+
+
+def test_replicator_props_of_the_wrong_type() -> None:
+    with pytest.raises(ReplicationConfigError, match=r"^Mine/Replicator: key is a str \('Id'\), not a KeySchema"):
+        replicator(key="Id")
+    with pytest.raises(ReplicationConfigError, match=r"targets\[0\] is a ResolvedTable .*not a ReplicationTarget"):
+        replicator(targets=[ResolvedTable("Employee", "eu-west-1", SOURCE_ACCOUNT)])
+    with pytest.raises(ReplicationConfigError, match=r"options\.timeout is an int \(60\), not a Duration.*"
+                                                     r"from aws_cdk import Duration"):
+        replicator(options=ReplicatorOptions(timeout=60))
+
+
+def test_right_types_still_pass_including_tuples() -> None:
+    """Sequences may be lists or tuples; None where allowed."""
+    construct = build(
+        replicas=(TableLocation(region="us-east-1"),),
+        sort_key=SK,
+        billing_mode=dynamodb.BillingMode.PROVISIONED,
+        read_capacity=5,
+        write_capacity=5,
+        global_secondary_indexes=(dynamodb.GlobalSecondaryIndexProps(**GSI_AS_DICT, read_capacity=1, write_capacity=1),),
+        replicator=ReplicatorOptions(max_record_age=None),
+    )
+    assert construct.key == KeySchema("Id", "Version")
+
+
+# --- a Replicator whose key is not the key of a table of this app that it replicates -------------------------
+
+
+def _copy(stack: cdk.Stack, name: str = "Employee", sort_key: dynamodb.Attribute | None = SK) -> ReplicaTable:
+    return ReplicaTable(stack, f"Copy-{name}", table_name=name, options=TableOptions(partition_key=PK, sort_key=sort_key))
+
+
+_WRONG_KEY = (
+    r"Replicator Mine/Replicator has key \(Id\), but table 'Employee' \(111111111111/us-west-2\) that it "
+    r"replicates is keyed \(Id, Version\).*Fix: give the Replicator key=KeySchema"
+)
+
+
+def test_a_replicator_keyed_differently_from_its_source_table_in_the_app_is_refused() -> None:
+    stack = _stack()
+    _copy(stack)  # the source table, keyed (Id, Version)
+    with pytest.raises(ReplicationConfigError, match=r"^Mine/Replicator: " + _WRONG_KEY):
+        replicator(stack, key=KeySchema("Id"))
+
+
+def test_a_table_created_after_its_replicator_is_compared_too() -> None:
+    stack = _stack()
+    replicator(stack, key=KeySchema("Id"))
+    with pytest.raises(ReplicationConfigError, match=r"^Mine/Copy-Employee: " + _WRONG_KEY):
+        _copy(stack)
+
+
+def test_a_target_table_keyed_differently_is_refused() -> None:
+    app = cdk.App()
+    target_stack = cdk.Stack(app, "Target", env=cdk.Environment(account=SOURCE_ACCOUNT, region="eu-west-1"))
+    _copy(target_stack, sort_key=None)
+    source_stack = cdk.Stack(app, "Mine", env=cdk.Environment(account=SOURCE_ACCOUNT, region="us-west-2"))
+    with pytest.raises(ReplicationConfigError, match=r"table 'Employee' \(111111111111/eu-west-1\) .* keyed \(Id\)"):
+        replicator(source_stack, key=KeySchema("Id", "Version"))
+
+
+def test_matching_keys_and_unrelated_tables_pass() -> None:
+    stack = _stack()
+    _copy(stack)
+    _copy(stack, name="Unrelated", sort_key=None)
+    construct = replicator(stack, key=KeySchema("Id", "Version"))
+    assert construct.key == KeySchema("Id", "Version")
