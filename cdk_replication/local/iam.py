@@ -53,7 +53,8 @@ __all__ = [
 
 _ACCOUNT = re.compile(r"^\d{12}$")
 _IDENTITY_ARN = re.compile(
-    r"^arn:(?P<partition>[a-z-]+):iam::(?P<account>\d{12}):(?:(?P<root>root)|(?P<kind>role|user)/(?:.*/)?(?P<name>[^/]+))$"
+    r"^arn:(?P<partition>[a-z-]+):iam::(?P<account>\d{12}):"
+    r"(?:(?P<root>root)|(?P<kind>role|user)/(?:.*/)?(?P<name>[^/]+))$"
 )
 _SESSION_ARN = re.compile(
     r"^arn:(?P<partition>[a-z-]+):sts::(?P<account>\d{12}):assumed-role/(?P<role>[^/]+)/(?P<session>[^/]+)$"
@@ -166,7 +167,8 @@ def evaluate(
     Args:
         principal: who signed the request.
         action: ``service:Operation``, e.g. ``dynamodb:PutItem`` (matched case-insensitively).
-        resource: the full ARN the call acts on (matched case-sensitively).
+        resource: the full ARN the call acts on (matched case-sensitively); ``"*"`` for an action IAM knows
+            no resource type for (``dynamodb:ListStreams``), with the caller's account as ``resource_account``.
         identity_policies: the policy documents attached to the principal (for a session: to its role),
             intrinsics already resolved. Must be empty for the account root.
         resource_policy: the resource's policy (a table's ``ResourcePolicy``, a role's trust policy), or
@@ -656,6 +658,10 @@ def _condition_holds(
         if qualifier == "ForAllValues":
             return True  # AWS: ForAllValues holds over an empty set of request values
         if qualifier == "ForAnyValue":
+            if negated:
+                # AWS documents both "ForAnyValue is false without values" and "a negated operator holds on
+                # an absent key"; which one wins is not documented, so refuse rather than guess.
+                raise PolicyError(f"{where}: {operator} on absent key {key!r} has no documented result")
             return False
         return negated  # AWS: an absent key fails a condition, and satisfies its negation
 

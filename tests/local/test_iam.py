@@ -56,7 +56,12 @@ REPLICATOR_POLICY = doc(
         "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
         "Resource": f"arn:aws:logs:eu-west-1:{SRC}:log-group:/aws/lambda/orders-replicator:*",
     },
-    {"Sid": "WriteTargetTables", "Effect": "Allow", "Action": WRITE_ACTIONS, "Resource": [TARGET_TABLE, SAME_ACCOUNT_TARGET]},
+    {
+        "Sid": "WriteTargetTables",
+        "Effect": "Allow",
+        "Action": WRITE_ACTIONS,
+        "Resource": [TARGET_TABLE, SAME_ACCOUNT_TARGET],
+    },
     {"Sid": "AssumeWriterRoles", "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": WRITER_ROLE},
 )
 
@@ -322,6 +327,23 @@ def test_trust_policy_is_required_in_the_same_account(
     assert decision == Decision(expected == ALLOWED, expected)
 
 
+def test_key_policy_is_required_in_the_same_account_too() -> None:
+    key = f"arn:aws:kms:eu-west-1:{SRC}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    identity = identity_allowing(Action="kms:Decrypt", Resource=key)
+    key_policy = doc({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{SRC}:root"}, "Action": "kms:*",
+                      "Resource": "*"})
+    assert decide(action="kms:Decrypt", resource=key, identity=identity).reason == reason(NO_RESOURCE, "kms:Decrypt")
+    assert decide(action="kms:Decrypt", resource=key, identity=identity, resource_policy=key_policy).allowed
+    assert not decide(action="kms:Decrypt", resource=key, identity=[], resource_policy=key_policy).allowed
+
+
+def test_the_root_user_cannot_assume_a_role() -> None:
+    root = Principal(arn=f"arn:aws:iam::{SRC}:root", account=SRC)
+    decision = decide(principal=root, action="sts:AssumeRole", resource=SAME_ACCOUNT_ROLE, identity=[],
+                      resource_policy=trust({"AWS": SRC}))
+    assert not decision.allowed
+
+
 # ------------------------------------------------------------------------------- action and resource matching
 
 
@@ -411,7 +433,7 @@ CONDITION_CASES = [
     ("ArnEquals PrincipalArn: the role", {"ArnEquals": {"aws:PrincipalArn": REPLICATOR_ROLE}}, None, True),
     ("ArnEquals PrincipalArn: another role", {"ArnEquals": {"aws:PrincipalArn": f"arn:aws:iam::{SRC}:role/x"}},
      None, False),
-    ("ArnEquals with wildcards", {"ArnEquals": {"aws:PrincipalArn": f"arn:aws:iam::*:role/orders-*"}}, None, True),
+    ("ArnEquals with wildcards", {"ArnEquals": {"aws:PrincipalArn": "arn:aws:iam::*:role/orders-*"}}, None, True),
     ("ArnLike", {"ArnLike": {"aws:PrincipalArn": f"arn:aws:iam::{SRC}:role/orders-?eplicator-*"}}, None, True),
     ("ArnNotEquals the role", {"ArnNotEquals": {"aws:PrincipalArn": REPLICATOR_ROLE}}, None, False),
     ("ArnNotLike another role", {"ArnNotLike": {"aws:PrincipalArn": f"arn:aws:iam::{SRC}:role/x*"}}, None, True),
@@ -477,7 +499,8 @@ def test_principal_keys_of_a_user_and_of_the_root() -> None:
     condition = {"StringEquals": {"aws:username": "alice", "aws:PrincipalType": "User"}}
     assert decide(principal=user, resource=SAME_ACCOUNT_TARGET, identity=conditioned(condition)).allowed
     # A role session has no aws:username: a condition on it fails.
-    assert not decide(resource=SAME_ACCOUNT_TARGET, identity=conditioned({"StringEquals": {"aws:username": "x"}})).allowed
+    no_username = conditioned({"StringEquals": {"aws:username": "x"}})
+    assert not decide(resource=SAME_ACCOUNT_TARGET, identity=no_username).allowed
     root = Principal(arn=f"arn:aws:iam::{SRC}:root", account=SRC)
     table_policy = doc({**DENY_PUT, "Principal": "*", "Condition": {"StringEquals": {"aws:PrincipalType": "Account"}}})
     assert decide(principal=root, resource=SAME_ACCOUNT_TARGET, identity=[]).allowed
@@ -509,6 +532,8 @@ REFUSED = [
     ("condition key unknown, in a deny", "identity",
      [REPLICATOR_POLICY, doc({**DENY_PUT, "Condition": {"StringEquals": {"aws:PrincipalTag/team": "x"}}})],
      "aws:PrincipalTag/team"),
+    ("ForAnyValue with a negated operator on an absent key", "identity",
+     conditioned({"ForAnyValue:StringNotEquals": {"aws:CalledVia": "athena.amazonaws.com"}}), "no documented result"),
     ("Null with IfExists", "identity", conditioned({"NullIfExists": {"aws:SourceArn": "true"}}),
      "not a valid condition operator"),
     ("single-valued operator on a multivalued key", "identity+context",
