@@ -87,11 +87,6 @@ KNOWN_MANAGED_POLICIES: dict[str, dict[str, Any]] = {
                                        "logs:CreateLogStream", "logs:PutLogEvents"], "Resource": "*"}]},
 }
 
-#: An account root may do anything in its own account (AWS: the root user is not limited by identity policies).
-_ROOT_POLICY: dict[str, Any] = {"Version": "2012-10-17",
-                                "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
-
-
 class GatewayError(Exception):
     """A request the gateway answers with an AWS error instead of forwarding it.
 
@@ -208,6 +203,7 @@ class Gateway:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive: botocore reuses its connections
+            disable_nagle_algorithm = True  # headers and body go out in two writes; no delayed-ACK stalls
 
             def do_POST(self) -> None:  # noqa: N802 - name fixed by BaseHTTPRequestHandler
                 length = int(self.headers.get("content-length", 0))
@@ -292,7 +288,8 @@ class Gateway:
         root = _ROOT_KEY.match(access_key)
         if root:
             account = root["account"]
-            return Identity(Principal(arn=f"arn:aws:iam::{account}:root", account=account), (_ROOT_POLICY,))
+            # The root user has no identity policies: its own account's resources are allowed to it.
+            return Identity(Principal(arn=f"arn:aws:iam::{account}:root", account=account))
         return None
 
     def close(self) -> None:
@@ -326,7 +323,12 @@ class Gateway:
             if is_sts:
                 return self._sts(identity, body)
             return self._dynamodb(identity, credential["region"], target, lower, body)
-        except GatewayError as error:
+        except Exception as unexpected:  # noqa: BLE001 - answer, never drop the connection silently
+            if isinstance(unexpected, GatewayError):
+                error = unexpected
+            else:
+                error = GatewayError("InternalServerError", f"local gateway: {type(unexpected).__name__}: "
+                                     f"{unexpected}", status=500)
             if error.code in ("AccessDeniedException", "AccessDenied"):
                 with self._lock:
                     self.stats.denied += 1
@@ -357,9 +359,9 @@ class Gateway:
                                           identity_policies=identity.policies, resource_policy=resource_policy,
                                           resource_account=resource_account,
                                           context={"aws:SecureTransport": "true"})
-        except PolicyError as error:
+        except (PolicyError, ValueError) as error:
             raise GatewayError("AccessDeniedException", f"User: {identity.caller_arn} is not authorized to perform: "
-                               f"{action} on resource: {resource} (local runtime: a policy cannot be evaluated "
+                               f"{action} on resource: {resource} (local runtime: the call cannot be evaluated "
                                f"exactly: {error})", type_prefix="com.amazon.coral.service") from None
         if not decision.allowed:
             raise GatewayError("AccessDeniedException",

@@ -2,7 +2,7 @@
 with its own account's credentials and names the replica by its table ARN, for the end-to-end tests.
 
 One-way topologies from 111111111111/us-west-2 to 222222222222/us-east-1, one per test that needs fresh
-tables (``Ledger``, ``LedgerDenied``, ``LedgerWrongPrincipal``, ``LedgerCli``), and ``Wallets``, multi-active
+tables (``Ledger``, ``LedgerDenied``, ``LedgerWrongPrincipal``), and ``Wallets``, multi-active
 between 111111111111/us-west-2 and 222222222222/eu-west-1. Stacks are ``<name>-us-west-2`` and
 ``<name>-222222222222-<region>``.
 """
@@ -14,7 +14,7 @@ from cdk_replication import CrossAccountAccess, ReplicatedTable, ReplicationMode
 
 SOURCE_ACCOUNT = "111111111111"
 REPLICA_ACCOUNT = "222222222222"
-ONE_WAY = ("Ledger", "LedgerDenied", "LedgerWrongPrincipal", "LedgerCli")
+ONE_WAY = ("Ledger", "LedgerDenied", "LedgerWrongPrincipal")
 
 
 def build(app: cdk.App) -> None:
