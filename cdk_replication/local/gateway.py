@@ -384,6 +384,9 @@ class Gateway:
         role_arn = form.get("RoleArn", "")
         if _ROLE_ARN.match(role_arn) is None:
             raise GatewayError("ValidationError", f"RoleArn {role_arn!r} is not a role ARN")
+        if any(k == "Policy" or k.startswith("PolicyArns.") for k in form):
+            raise GatewayError("ValidationError", "local runtime: session policies (Policy, PolicyArns) are not "
+                                                  "modelled; assume the role without them")
         role = self._roles.get(role_arn)
         denied = (f"User: {identity.caller_arn} is not authorized to perform: sts:AssumeRole on resource: "
                   f"{role_arn}")

@@ -35,6 +35,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "E2eThrottle": {},
     "E2eMissing": {},
     "E2eCrossAccount": {"replicaAccount": "222222222222"},
+    "E2eWrongTrust": {"replicaAccount": "222222222222"},
     "E2eKinesis": {"changeSource": "KINESIS", "replicaAccount": "222222222222"},
     "E2eKinesisFaults": {"changeSource": "KINESIS", "batchSize": "3"},
 }

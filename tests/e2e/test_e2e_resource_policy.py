@@ -1,4 +1,5 @@
-"""Cross-account replication with ``CrossAccountAccess.RESOURCE_POLICY``, deployed on the local runtime with
+"""Cross-account replication with ``CrossAccountAccess.RESOURCE_POLICY`` (and a writer role's trust policy),
+deployed on the local runtime with
 IAM and account boundaries enforced (DESIGN.md rule 9): the replicator signs with its own account's role,
 reaches the replica in 222222222222 only by its table ARN, and only because both its identity policy and the
 replica's resource policy allow it. A missing permission or a wrong principal in the template must fail the
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cdk_replication.local import MappingSettings, compare_tables, deploy, workload
+from cdk_replication.local import MappingSettings, TemplateError, compare_tables, deploy, workload
 
 WALLETS_STACKS = ["Wallets-us-west-2", "Wallets-222222222222-eu-west-1"]
 OTHER_ROLE = "arn:aws:iam::111111111111:role/SomeOtherRole"
@@ -149,3 +150,48 @@ def test_a_wrong_principal_in_the_resource_policy_fails_with_access_denied(ledge
                                                        "LedgerWrongPrincipal-222222222222-us-east-1", other_role),
                       _no_retries)
     _assert_refused(topology, "because no resource-based policy allows the dynamodb:")
+
+
+def test_a_writer_role_trusting_another_role_refuses_the_assume_role(example_app, topology_of, tmp_path: Path):
+    """CrossAccountAccess.WRITER_ROLE: the writer role's trust policy names another role of the source account,
+    so the replicator's AssumeRole is refused and no record is applied."""
+
+    def trust_other_role(template: dict[str, Any]) -> None:
+        for logical_id, resource in template["Resources"].items():
+            if resource["Type"] == "AWS::IAM::Role" and logical_id.startswith("Writer"):
+                (statement,) = resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+                statement["Condition"]["ArnEquals"]["aws:PrincipalArn"] = OTHER_ROLE
+                return
+        raise AssertionError("no writer role in the template")
+
+    cdk_out = _mutated(example_app["E2eWrongTrust"], tmp_path, "E2eWrongTrust-222222222222-us-east-1",
+                       trust_other_role)
+    topology = topology_of(cdk_out, settings_override=_no_retries)
+    assert topology.replica.account == "222222222222"
+    client = topology.source.client()
+    for i in range(5):
+        client.put_item(TableName=topology.source.name, Item={"Id": {"N": str(i)}, "Name": {"S": f"e{i}"}})
+    topology.settle()
+    denials = topology.deployment.gateway.stats.denials
+    assert denials and all("sts:AssumeRole" in d and ":222222222222:role/" in d for d in denials), denials[:3]
+    assert topology.mapping.stats.records_discarded == 5 and len(topology.failure_queue) >= 1
+    assert topology.replica.client().scan(TableName=topology.replica.name)["Count"] == 0
+
+
+@pytest.mark.parametrize(("sid", "message"), [
+    ("ReadSourceStream", "Cannot access stream arn:aws:dynamodb:us-west-2:111111111111:table/LedgerDenied/stream/"),
+    ("SendToFailureQueue", "The provided execution role does not have permissions to call SendMessage on SQS"),
+])
+def test_a_mapping_whose_role_cannot_read_or_report_fails_the_deploy(resource_policy_app: Path, e2e_ddb,
+                                                                    tmp_path: Path, sid: str, message: str):
+    def drop(template: dict[str, Any]) -> None:
+        for resource in template["Resources"].values():
+            if resource["Type"] == "AWS::IAM::Role":
+                for policy in resource["Properties"].get("Policies", []):
+                    statements = policy["PolicyDocument"]["Statement"]
+                    policy["PolicyDocument"]["Statement"] = [s for s in statements if s.get("Sid") != sid]
+
+    cdk_out = _mutated(resource_policy_app, tmp_path, "LedgerDenied-us-west-2", drop)
+    with pytest.raises(TemplateError, match="ReplicatorStreamMapping") as info:
+        deploy(cdk_out, e2e_ddb, stacks=_stacks("LedgerDenied"))
+    assert message in str(info.value)
