@@ -444,12 +444,18 @@ class Gateway:
             document = _rename_back(answer, renamed)
             if document is not None:
                 answer, changed = json.dumps(document).encode(), True
-        if _LOCAL_ARN_PREFIX in answer:
+        if status == 200 and operation in ("GetShardIterator", "GetRecords"):
+            # Shard iterators embed DynamoDB Local's stream ARN: they go back untouched.
+            document = json.loads(answer)
+            self._remember_iterator(document, region, account, request)
+            for record in document.get("Records", []):
+                record["awsRegion"] = region
+            if document.get("Records"):
+                answer, changed = json.dumps(document).encode(), True
+        elif _LOCAL_ARN_PREFIX in answer:
             partition, _ = partition_of(region)
             answer = answer.replace(_LOCAL_ARN_PREFIX, f"arn:{partition}:dynamodb:{region}:{account}:".encode())
             changed = True
-        if status == 200 and operation in ("GetShardIterator", "GetRecords"):
-            self._remember_iterator(json.loads(answer), region, account, request)
         if changed:
             response_headers = [(k, v) for k, v in response_headers if k.lower() != "x-amz-crc32"]
             response_headers.append(("x-amz-crc32", str(zlib.crc32(answer) & 0xFFFFFFFF)))

@@ -217,3 +217,39 @@ def test_without_iam_enforcement_accounts_still_hold(ddb_local):
         assert _get(ddb_local, SOURCE, TABLE, "unenforced") is not None
         code, _ = _error(client.get_item, TableName=OPEN_TABLE, Key={"pk": {"S": "x"}})
         assert code == "ResourceNotFoundException"
+
+
+def test_streams_calls_name_the_real_stream_arn_and_need_the_stream_actions(gateway, ddb_local):
+    client = ddb_local.client(region=REGION, account=SOURCE)
+    name = "gw-streamed"
+    if name not in client.list_tables()["TableNames"]:
+        client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    client.put_item(TableName=name, Item={"pk": {"S": "s1"}})
+    table_arn = f"arn:aws:dynamodb:{REGION}:{SOURCE}:table/{name}"
+    reader = f"arn:aws:iam::{SOURCE}:role/gw-stream-reader"
+    gateway.add_role(Role(reader, (_policy(
+        {"Effect": "Allow", "Action": ["dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords"],
+         "Resource": f"{table_arn}/stream/*"},
+        {"Effect": "Allow", "Action": ["dynamodb:ListStreams", "dynamodb:DescribeTable"], "Resource": "*"}),)))
+    streams = _as(gateway, reader, "dynamodbstreams")
+    stream_arn = _as(gateway, reader).describe_table(TableName=name)["Table"]["LatestStreamArn"]
+    assert stream_arn.startswith(f"{table_arn}/stream/")
+    assert [s["StreamArn"] for s in streams.list_streams(TableName=name)["Streams"]] == [stream_arn]
+    description = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]
+    assert description["StreamArn"] == stream_arn
+    shard = description["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard,
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records: list[dict[str, Any]] = []
+    for _ in range(5):  # an empty page may come first; NextShardIterator goes through the gateway too
+        page = streams.get_records(ShardIterator=iterator)
+        records += page["Records"]
+        iterator = page["NextShardIterator"]
+    assert records and records[0]["dynamodb"]["Keys"] == {"pk": {"S": "s1"}}
+    assert records[0]["awsRegion"] == REGION  # DynamoDB Local says "ddblocal"
+
+    code, message = _error(_as(gateway, WRITER, "dynamodbstreams").describe_stream, StreamArn=stream_arn)
+    assert code == "AccessDeniedException" and "dynamodb:DescribeStream" in message and stream_arn in message
