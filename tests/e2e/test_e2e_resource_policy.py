@@ -1,9 +1,8 @@
 """Cross-account replication with ``CrossAccountAccess.RESOURCE_POLICY`` (and a writer role's trust policy),
-deployed on the local runtime with
-IAM and account boundaries enforced (DESIGN.md rule 9): the replicator signs with its own account's role,
-reaches the replica in 222222222222 only by its table ARN, and only because both its identity policy and the
-replica's resource policy allow it. A missing permission or a wrong principal in the template must fail the
-records with AccessDenied, as on AWS, and leave the replica unchanged."""
+deployed on the local runtime with IAM and account boundaries enforced (DESIGN.md rule 9): the replicator
+signs with its own account's role, reaches the replica in 222222222222 only by its table ARN, and only because
+both its identity policy and the replica's resource policy allow it. A missing permission or a wrong principal
+in the template must fail the records with AccessDenied, as on AWS, and leave the replica unchanged."""
 
 from __future__ import annotations
 
@@ -68,7 +67,9 @@ def test_one_way_replica_in_another_account_through_its_resource_policy(ledger):
     _write(topology, ops)
     topology.settle()
     result = topology.compare()
-    # With the replica named by its plain name, every write is ResourceNotFoundException, as on AWS.
+    # Named by its plain name, the replica would be a table of 111111111111: every write refused, as on AWS
+    # (AccessDeniedException here, since the role may write only the replica's ARN; ResourceNotFoundException
+    # for a role allowed on its own account's table of that name). The first errors say which.
     errors = [line for line in topology.function.logs() if "Exception" in line][:3]
     assert result.equal, (result.missing[:5], result.different, result.unexpected[:5], errors)
     assert 0 < result.source_items < 300  # inserts, updates and deletes
