@@ -8,9 +8,11 @@ on a DynamoDB stream becomes a :class:`StreamEventSourceMapping` with the templa
 Streams (``AWS::Kinesis::Stream``) are created in a :class:`LocalKinesis` (moto, started only when the assembly
 has Kinesis resources), a table's ``KinesisStreamSpecification`` becomes a
 :class:`KinesisStreamingDestination` (the bridge that plays DynamoDB's part) and a mapping on a Kinesis
-stream becomes a :class:`KinesisEventSourceMapping`. Other resource
-types (IAM, logs, alarms, KMS, ...) are not emulated; their ``Ref``/``Fn::GetAtt`` resolve to well-formed
-names and ARNs so the values that mention them stay meaningful.
+stream becomes a :class:`KinesisEventSourceMapping`. ``AWS::IAM::Role``/``Policy``/``ManagedPolicy`` resources
+and tables' ``ResourcePolicy`` go to the deployment's :class:`Gateway`, which every function talks to with
+credentials of its execution role and which enforces accounts and IAM. Other resource types (logs, alarms,
+KMS, ...) are not emulated; their ``Ref``/``Fn::GetAtt`` resolve to well-formed names and ARNs so the values
+that mention them stay meaningful.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import re
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
