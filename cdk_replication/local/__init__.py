@@ -36,6 +36,7 @@ from cdk_replication.local.faults import FunctionFaults, WriteFault
 from cdk_replication.local.lambda_runtime import FunctionInitError, InvocationResult, LocalFunction
 from cdk_replication.local.intrinsics import TemplateError
 from cdk_replication.local.queue import LocalQueue, QueueMessage
+from cdk_replication.local.gateway import Gateway, GatewayError, GatewayStats, Identity, Role
 from cdk_replication.local.sts_local import LocalSts
 from cdk_replication.local.synth import SynthError, synthesize
 
@@ -62,6 +63,11 @@ __all__ = [
     "DynamoDBLocal",
     "DynamoDBLocalError",
     "FunctionFaults",
+    "Gateway",
+    "GatewayError",
+    "GatewayStats",
+    "Identity",
+    "Role",
     "FunctionInitError",
     "InvocationResult",
     "LocalCredentials",

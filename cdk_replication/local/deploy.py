@@ -8,24 +8,28 @@ on a DynamoDB stream becomes a :class:`StreamEventSourceMapping` with the templa
 Streams (``AWS::Kinesis::Stream``) are created in a :class:`LocalKinesis` (moto, started only when the assembly
 has Kinesis resources), a table's ``KinesisStreamSpecification`` becomes a
 :class:`KinesisStreamingDestination` (the bridge that plays DynamoDB's part) and a mapping on a Kinesis
-stream becomes a :class:`KinesisEventSourceMapping`. Other resource
-types (IAM, logs, alarms, KMS, ...) are not emulated; their ``Ref``/``Fn::GetAtt`` resolve to well-formed
-names and ARNs so the values that mention them stay meaningful.
+stream becomes a :class:`KinesisEventSourceMapping`. ``AWS::IAM::Role``/``Policy``/``ManagedPolicy`` resources
+and tables' ``ResourcePolicy`` go to the deployment's :class:`Gateway`, which every function talks to with
+credentials of its execution role and which enforces accounts and IAM. Other resource types (logs, alarms,
+KMS, ...) are not emulated; their ``Ref``/``Fn::GetAtt`` resolve to well-formed names and ARNs so the values
+that mention them stay meaningful.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import re
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cdk_replication.local.assembly import StackArtifact, read_assembly
-from cdk_replication.local.dynamodb_local import DynamoDBLocal, credentials_for_account
+from cdk_replication.local.dynamodb_local import DynamoDBLocal, LocalCredentials, credentials_for_account
 from cdk_replication.local.event_source_mapping import (
     EventSourceMapping,
     MappingSettings,
@@ -43,10 +47,19 @@ from cdk_replication.local.kinesis_bridge import KinesisStreamingDestination
 from cdk_replication.local.lambda_runtime import LocalFunction
 from cdk_replication.local.queue import LocalQueue
 from cdk_replication.local.stream_records import aws_stream_arn
-from cdk_replication.local.sts_local import LocalSts
+from cdk_replication.local.gateway import KNOWN_MANAGED_POLICIES, Gateway, Role
+from cdk_replication.local.iam import PolicyError, Principal, evaluate
 
 _TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable")
 _KINESIS_STREAM = "AWS::Kinesis::Stream"
+_AWS_MANAGED_POLICY = re.compile(r"^arn:[^:]+:iam::aws:policy/(?P<name>.+)$")
+_POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+#: Lambda's event source mapping reads a DynamoDB stream with the function's role (AWS's documented minimum).
+_DYNAMODB_STREAM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+                            "dynamodb:ListStreams")
+#: ... and a Kinesis data stream with a standard iterator.
+_KINESIS_STREAM_ACTIONS = ("kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords",
+                           "kinesis:GetShardIterator", "kinesis:ListShards")
 
 
 @dataclass
@@ -112,9 +125,12 @@ class LocalDeployment:
     Use it as a context manager, or call :meth:`close` to stop every background thread and container.
     """
 
-    def __init__(self, ddb: DynamoDBLocal, sts: LocalSts, kinesis: LocalKinesis | None = None) -> None:
+    def __init__(self, ddb: DynamoDBLocal, gateway: Gateway, kinesis: LocalKinesis | None = None) -> None:
         self.ddb = ddb
-        self.sts = sts
+        #: The endpoint every function talks to (DynamoDB, DynamoDB Streams, STS), with IAM enforced.
+        self.gateway = gateway
+        #: The same object under its former name: ``.calls`` are the STS requests, ``.endpoint_url`` the URL.
+        self.sts = gateway
         self._kinesis = kinesis
         self._owns_kinesis = False
         #: Execution role ARN by function ARN (the ``invokeIdentityArn`` of Kinesis events).
@@ -236,7 +252,7 @@ class LocalDeployment:
             raise errors[0]
 
     def close(self) -> None:
-        """Stop threads and containers and the local STS; tables stay in DynamoDB Local."""
+        """Stop threads and containers and the gateway; tables stay in DynamoDB Local."""
         if self._closed:
             return
         self._closed = True
@@ -245,7 +261,7 @@ class LocalDeployment:
         finally:
             for fn in self.functions:
                 fn.stop()
-            self.sts.close()
+            self.gateway.close()
             if self._owns_kinesis and self._kinesis is not None:
                 self._kinesis.stop()
             for tmp in self._temp_dirs:
@@ -266,6 +282,7 @@ def deploy(
     log_sink: Callable[[str, str], None] | None = None,
     settings_override: Callable[[MappingSettings], MappingSettings] | None = None,
     kinesis: LocalKinesis | None = None,
+    enforce_iam: bool = True,
 ) -> LocalDeployment:
     """Deploy the assembly in ``cdk_out`` onto ``ddb`` and return the running deployment.
 
@@ -284,6 +301,9 @@ def deploy(
         kinesis: a started :class:`LocalKinesis` to create Kinesis streams in (it outlives the deployment).
             Default: the deployment starts its own when the assembly has Kinesis resources, and stops it on
             :meth:`LocalDeployment.close`.
+        enforce_iam: evaluate every call a function makes against its role's policies and the resource's
+            policy from the templates, and check at deploy that each mapping's role can read its stream and
+            send to its on-failure destination (default ``True``). Account boundaries hold either way.
     """
     artifacts = read_assembly(cdk_out)
     if stacks is not None:
@@ -292,11 +312,15 @@ def deploy(
             raise TemplateError(f"no stack named {sorted(unknown)} in {cdk_out}; "
                                 f"stacks: {[a.stack_name for a in artifacts]}")
         artifacts = [a for a in artifacts if a.stack_name in stacks]
-    roles = {arn for a in artifacts for arn in _role_arns(a)}
-    deployment = LocalDeployment(ddb, LocalSts(known_roles=roles), kinesis)
+    deployment = LocalDeployment(ddb, Gateway(ddb, enforce_iam=enforce_iam), kinesis)
     try:
-        for artifact in artifacts:
-            deployment.stacks.append(_StackDeployer(deployment, artifact, log_sink, settings_override).deploy())
+        deployers = [_StackDeployer(deployment, artifact, log_sink, settings_override) for artifact in artifacts]
+        for deployer in deployers:
+            deployment.stacks.append(deployer.deploy())
+        if enforce_iam:
+            # After every stack: a role's policies may come from another stack's AWS::IAM::Policy.
+            for deployer in deployers:
+                deployer.check_mapping_permissions()
     except BaseException:
         deployment.close()
         raise
@@ -315,14 +339,6 @@ def _one(found: list[Any], what: str, available: list[str]) -> Any:
     if not found:
         raise KeyError(f"no {what} in the deployment" + (f"; there are: {', '.join(available)}" if available else ""))
     raise KeyError(f"{what} is ambiguous ({len(found)} match); narrow it down")
-
-
-def _role_arns(artifact: StackArtifact) -> Iterator[str]:
-    partition, _ = partition_of(artifact.region)
-    for logical_id, resource in artifact.template.get("Resources", {}).items():
-        if resource.get("Type") == "AWS::IAM::Role":
-            name = resource.get("Properties", {}).get("RoleName")
-            yield f"arn:{partition}:iam::{artifact.account}:role/{name if isinstance(name, str) else _generated_name(artifact.stack_name, logical_id, 64)}"
 
 
 def _generated_name(stack_name: str, logical_id: str, limit: int) -> str:
@@ -352,6 +368,8 @@ class _StackDeployer:
         self.queues: dict[str, LocalQueue] = {}
         self.kinesis_streams: dict[str, str] = {}  # logical id -> ARN
         self.preexisting_tables: set[tuple[str, str]] = set()  # (region, name) of tables found, not created
+        #: (mapping logical id, function role ARN, event source ARN, on-failure destination ARN or None).
+        self.mapping_roles: list[tuple[str, str | None, str, str | None]] = []
         self.resolver = Resolver(
             artifact.stack_name,
             artifact.region,
@@ -456,8 +474,8 @@ class _StackDeployer:
     # --- deploy ---------------------------------------------------------------------------------------
 
     def deploy(self) -> DeployedStack:
-        order = [(_KINESIS_STREAM,), _TABLE_TYPES, ("AWS::SQS::Queue", "AWS::SNS::Topic"),
-                 ("AWS::Lambda::Function",), ("AWS::Lambda::EventSourceMapping",)]
+        order = [(_KINESIS_STREAM,), _TABLE_TYPES, ("AWS::SQS::Queue", "AWS::SNS::Topic"), ("AWS::IAM::Role",),
+                 _POLICY_TYPES, ("AWS::Lambda::Function",), ("AWS::Lambda::EventSourceMapping",)]
         for kinds in order:
             for logical_id, resource in self.resources.items():
                 if resource.get("Type") not in kinds or not self._included(resource):
@@ -467,6 +485,10 @@ class _StackDeployer:
                 elif resource["Type"] in _TABLE_TYPES:
                     if logical_id not in self.tables:
                         self._create_table(logical_id)
+                elif resource["Type"] == "AWS::IAM::Role":
+                    self._register_role(logical_id)
+                elif resource["Type"] in _POLICY_TYPES:
+                    self._attach_policy(logical_id)
                 elif resource["Type"] == "AWS::Lambda::Function":
                     self._create_function(logical_id)
                 elif resource["Type"] == "AWS::Lambda::EventSourceMapping":
@@ -516,6 +538,7 @@ class _StackDeployer:
             request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
         tables = [self._ensure_table(logical_id, region, request, props.get("TimeToLiveSpecification"))
                   for region in regions]
+        self._set_resource_policies(resource["Type"], props, tables)
         # A global table's attributes (StreamArn, Arn) are those of the replica in the stack's region.
         mine = next((t for t in tables if t.region == self.artifact.region), tables[0])
         self.tables[logical_id] = mine
@@ -526,6 +549,90 @@ class _StackDeployer:
                                              "emulated; only AWS::DynamoDB::Table")
             self._create_bridge(logical_id, mine, props["KinesisStreamSpecification"])
         return mine
+
+    def _set_resource_policies(self, kind: str, props: dict[str, Any], tables: list[LocalTable]) -> None:
+        """Give the gateway each table's ``ResourcePolicy`` (a global table's: per replica)."""
+        if kind == "AWS::DynamoDB::Table":
+            policies = {tables[0].region: props.get("ResourcePolicy")}
+        else:
+            policies = {r.get("Region"): r.get("ResourcePolicy") for r in props.get("Replicas", [])}
+        for table in tables:
+            document = (policies.get(table.region) or {}).get("PolicyDocument")
+            if document:
+                self.deployment.gateway.set_resource_policy(table.arn, document)
+
+    # --- IAM ------------------------------------------------------------------------------------------
+
+    def _register_role(self, logical_id: str) -> None:
+        """Give the gateway an ``AWS::IAM::Role``: its inline policies, trust policy and managed policies."""
+        arn = str(self._get_att(logical_id, "Arn"))
+        unsupported: str | None = None
+        try:
+            props = self._props(logical_id)
+        except TemplateError as error:
+            props, unsupported = {}, f"its properties cannot be resolved locally: {error}"
+        policies = [p["PolicyDocument"] for p in props.get("Policies", []) or [] if "PolicyDocument" in p]
+        for managed in props.get("ManagedPolicyArns", []) or []:
+            match = _AWS_MANAGED_POLICY.match(str(managed))
+            if match and match["name"] in KNOWN_MANAGED_POLICIES:
+                policies.append(KNOWN_MANAGED_POLICIES[match["name"]])
+            else:
+                unsupported = (f"role {arn} has managed policy {managed}, which the local runtime cannot evaluate "
+                               "(the constructs' roles carry none; it knows only "
+                               f"{', '.join(sorted(KNOWN_MANAGED_POLICIES))})")
+        if props.get("PermissionsBoundary"):
+            unsupported = f"role {arn} has a permissions boundary, which the local runtime does not evaluate"
+        self.deployment.gateway.add_role(Role(arn, tuple(policies), props.get("AssumeRolePolicyDocument"),
+                                              unsupported))
+
+    def _attach_policy(self, logical_id: str) -> None:
+        """Add an ``AWS::IAM::Policy``/``ManagedPolicy`` document to the roles it names in ``Roles``."""
+        gateway = self.deployment.gateway
+        props = self._props(logical_id)
+        document = props.get("PolicyDocument")
+        for role_name in props.get("Roles", []) or []:
+            arn = f"arn:{self.partition}:iam::{self.artifact.account}:role/{role_name}"
+            role = gateway.role(arn)
+            if role is None:  # a role outside the assembly: nothing runs as it locally
+                continue
+            gateway.add_role(dataclasses.replace(role, policies=(*role.policies, document)))
+
+    def check_mapping_permissions(self) -> None:
+        """Refuse a mapping whose function's role cannot read its stream or send to its on-failure destination,
+        with the error Lambda's CreateEventSourceMapping gives."""
+        gateway = self.deployment.gateway
+        for logical_id, role_arn, source_arn, destination_arn in self.mapping_roles:
+            role = gateway.role(role_arn) if role_arn else None
+            if role is None:
+                continue  # the function's deploy refused an unknown role already
+            kinesis = parse_kinesis_stream_arn(source_arn) is not None
+            for action in _KINESIS_STREAM_ACTIONS if kinesis else _DYNAMODB_STREAM_ACTIONS:
+                if not self._role_allows(logical_id, role, action, source_arn):
+                    raise self._fail(logical_id, f"Cannot access stream {source_arn}. Please ensure the role can "
+                                                 "perform the GetRecords, GetShardIterator, DescribeStream, and "
+                                                 "ListStreams Actions on your stream in IAM. (Service: AWSLambda; "
+                                                 "Error Code: InvalidParameterValueException) [local runtime: "
+                                                 f"role {role.arn} is not allowed {action}]")
+            if destination_arn:
+                service = destination_arn.split(":")[2]
+                action, api, name = ("sns:Publish", "Publish", "SNS") if service == "sns" else (
+                    "sqs:SendMessage", "SendMessage", "SQS")
+                if not self._role_allows(logical_id, role, action, destination_arn):
+                    raise self._fail(logical_id, f"The provided execution role does not have permissions to call "
+                                                 f"{api} on {name} (Service: AWSLambda; Error Code: "
+                                                 f"InvalidParameterValueException) [local runtime: role {role.arn}, "
+                                                 f"destination {destination_arn}]")
+
+    def _role_allows(self, logical_id: str, role: Role, action: str, resource: str) -> bool:
+        if role.unsupported:
+            raise self._fail(logical_id, role.unsupported)
+        try:
+            decision = evaluate(Principal(arn=role.arn, account=role.account), action, resource,
+                                identity_policies=role.policies, resource_policy=None,
+                                resource_account=resource.split(":")[4])
+        except PolicyError as error:
+            raise self._fail(logical_id, f"role {role.arn}: a policy cannot be evaluated exactly: {error}") from None
+        return decision.allowed
 
     def _create_bridge(self, logical_id: str, table: LocalTable, spec: dict[str, Any]) -> None:
         """The table's Kinesis streaming destination: the bridge reads its DynamoDB stream."""
@@ -711,7 +818,7 @@ class _StackDeployer:
         bad = {k: v for k, v in environment.items() if not isinstance(v, (str, int, float, bool))}
         if bad:
             raise self._fail(logical_id, f"environment variables must resolve to strings, got {bad!r}")
-        endpoints = {**self.deployment.ddb.endpoint_env(), "AWS_ENDPOINT_URL_STS": self.deployment.sts.endpoint_url}
+        credentials = self._function_credentials(logical_id, props.get("Role"), name)
         sink = self.log_sink
         function = LocalFunction(
             name,
@@ -721,8 +828,8 @@ class _StackDeployer:
              for k, v in environment.items()},
             region=self.artifact.region,
             account=self.artifact.account,
-            credentials_env=credentials_for_account(self.artifact.account).as_env(),
-            endpoint_env=endpoints,
+            credentials_env=credentials.as_env(),
+            endpoint_env=self.deployment.gateway.endpoint_env(),
             timeout_s=float(props.get("Timeout", 3)),
             memory_mb=int(props.get("MemorySize", 128)),
             arn=self._get_att(logical_id, "Arn"),
@@ -733,6 +840,21 @@ class _StackDeployer:
         self.functions[logical_id] = function
         self.stack.functions.append(function)
         return function
+
+    def _function_credentials(self, logical_id: str, role_arn: Any, function_name: str) -> LocalCredentials:
+        """What Lambda gives the function: a session of its execution role (named after the function)."""
+        gateway = self.deployment.gateway
+        role = gateway.role(role_arn) if isinstance(role_arn, str) else None
+        if not gateway.enforce_iam:
+            return gateway.credentials_for_role(role_arn, function_name) if role else \
+                credentials_for_account(self.artifact.account)
+        if role is None:
+            raise self._fail(logical_id, f"execution role {role_arn!r} is not an AWS::IAM::Role of the assembly, so "
+                                         "its policies cannot be evaluated locally (deploy(..., enforce_iam=False) "
+                                         "runs without IAM)")
+        if role.unsupported:
+            raise self._fail(logical_id, f"execution role: {role.unsupported}")
+        return gateway.credentials_for_role(role.arn, function_name)
 
     def _temp_dir(self) -> Path:
         tmp = tempfile.TemporaryDirectory(prefix="cdk-replication-code-")
@@ -768,6 +890,8 @@ class _StackDeployer:
             settings = self.settings_override(settings)
         destination_arn = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
         destination = self._destination(destination_arn) if destination_arn else None
+        self.mapping_roles.append((logical_id, self.deployment._function_roles.get(function.arn), stream_arn,
+                                   destination_arn))
         mapping_uuid = _generated_name(self.artifact.stack_name, logical_id, 64)
         mapping: EventSourceMapping
         if parse_kinesis_stream_arn(stream_arn) is not None:

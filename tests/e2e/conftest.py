@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "E2eThrottle": {},
     "E2eMissing": {},
     "E2eCrossAccount": {"replicaAccount": "222222222222"},
+    "E2eWrongTrust": {"replicaAccount": "222222222222"},
     "E2eKinesis": {"changeSource": "KINESIS", "replicaAccount": "222222222222"},
     "E2eKinesisFaults": {"changeSource": "KINESIS", "batchSize": "3"},
 }
@@ -43,7 +45,10 @@ for _context in VARIANTS.values():
     _context.setdefault("batchSize", "100")
 
 #: The test apps under apps/ (each a module with ``build(app)``).
-TEST_APPS = ("exotic_app", "multi_active_app", "existing_source_app", "kinesis_millis_app", "existing_sort_key_app")
+TEST_APPS = (
+    "exotic_app", "multi_active_app", "existing_source_app", "kinesis_millis_app", "existing_sort_key_app",
+    "resource_policy_app",
+)
 
 # Every assembly in one process, so jsii and aws-cdk-lib load once: the example app through its
 # build_app(), the test apps through their build().
@@ -118,6 +123,12 @@ def kinesis_millis_app(assemblies: dict[str, Path]) -> Path:
 
 
 @pytest.fixture(scope="session")
+def resource_policy_app(assemblies: dict[str, Path]) -> Path:
+    """apps/resource_policy_app.py (replicas in another account reached through their resource policy)."""
+    return assemblies["resource_policy_app"]
+
+
+@pytest.fixture(scope="session")
 def existing_source_app(assemblies: dict[str, Path]) -> Path:
     """apps/existing_source_app.py (the source table is not in the assembly)."""
     return assemblies["existing_source_app"]
@@ -160,11 +171,11 @@ class Topology:
 
 @pytest.fixture
 def topology_of(e2e_ddb: DynamoDBLocal) -> Iterator[Callable[[Path], Topology]]:
-    """``topology_of(cdk_out) -> Topology``; every deployment made is closed after the test."""
+    """``topology_of(cdk_out, **deploy_options) -> Topology``; every deployment made is closed after the test."""
     made: list[LocalDeployment] = []
 
-    def make(cdk_out: Path) -> Topology:
-        deployment = deploy(cdk_out, e2e_ddb)
+    def make(cdk_out: Path, **options: Any) -> Topology:
+        deployment = deploy(cdk_out, e2e_ddb, **options)
         made.append(deployment)
         return Topology(deployment)
 

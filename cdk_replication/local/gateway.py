@@ -1,0 +1,631 @@
+"""The local runtime's front door: one loopback endpoint for DynamoDB, DynamoDB Streams and STS that refuses
+what AWS refuses.
+
+Deployed functions talk to the gateway, never to DynamoDB Local directly. Every request is signed (SigV4) with
+an access key the gateway handed out, and the key says who is calling: a function's execution role
+(``LOCALROLE…``), a session of an assumed role (``LOCALSESS…``), an operator registered with
+:meth:`Gateway.register_principal` (``LOCALUSER…``) or an account's root (``LOCAL<account>``, the key test
+clients use). For each request the gateway
+
+* finds the tables it names: a plain name is a table of the caller's account in the request's region (the
+  region of the credential scope); a table ARN names its own account, and its region must be the request's;
+* evaluates IAM (:mod:`cdk_replication.local.iam`) for the action (``dynamodb:<X-Amz-Target operation>``,
+  ``sts:AssumeRole``) on every resource (table, index for ``Query``/``Scan`` with ``IndexName``, stream):
+  the caller's identity policies from the template, and for a resource of another account also that
+  resource's policy (a table's ``ResourcePolicy``, a role's trust policy);
+* forwards the request to DynamoDB Local with the access key of the account that owns the tables
+  (DynamoDB Local keeps one database per access key and region and does not check signatures), ARNs
+  rewritten to plain names, and rewrites the answer back: the names the caller used as keys of
+  ``UnprocessedItems``/``Responses``/..., and ARNs with the real region and account instead of DynamoDB
+  Local's ``ddblocal:000000000000``.
+
+An unknown access key is ``UnrecognizedClientException``; a refusal is ``AccessDeniedException`` (HTTP 400,
+DynamoDB) or ``AccessDenied`` (HTTP 403, STS) with AWS's message. One request naming tables of two accounts
+is refused with a local-runtime error (AWS would serve it; DynamoDB Local cannot, one database per request).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import http.client
+import json
+import re
+import threading
+import uuid
+import zlib
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
+
+from cdk_replication.local.dynamodb_local import DynamoDBLocal, LocalCredentials, credentials_for_account
+from cdk_replication.local.iam import Decision, PolicyError, Principal, denied_message, evaluate
+from cdk_replication.local.intrinsics import partition_of
+
+#: Lifetime of the credentials AssumeRole hands out, in seconds (STS's default).
+SESSION_SECONDS = 3600
+#: Shard iterators remembered for GetRecords (which names no stream): the newest ones are kept.
+_ITERATORS_KEPT = 20000
+
+_CREDENTIAL = re.compile(r"Credential=(?P<key>[^/,\s]+)/\d{8}/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request")
+_ROOT_KEY = re.compile(r"^LOCAL(?P<account>\d{12})$")
+_TABLE_ARN = re.compile(
+    r"^arn:(?P<partition>[^:]+):dynamodb:(?P<region>[^:]*):(?P<account>[^:]*):table/(?P<name>[^/]+)(?P<rest>/.*)?$")
+_ROLE_ARN = re.compile(r"^arn:(?P<partition>[^:]+):iam::(?P<account>\d{12}):role/(?:.*/)?(?P<name>[^/]+)$")
+_LOCAL_ARN_PREFIX = b"arn:aws:dynamodb:ddblocal:000000000000:"
+_DDB_PREFIX = "DynamoDB_20120810."
+_STREAMS_PREFIX = "DynamoDBStreams_20120810."
+_STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
+_ACCESS_DENIED = "com.amazon.coral.service#AccessDeniedException"
+
+#: Operations whose IAM action is not ``dynamodb:<operation>`` for each table they name.
+_TRANSACT_ACTIONS = {"Put": "dynamodb:PutItem", "Update": "dynamodb:UpdateItem", "Delete": "dynamodb:DeleteItem",
+                     "ConditionCheck": "dynamodb:ConditionCheckItem", "Get": "dynamodb:GetItem"}
+#: PartiQL names its tables inside a statement the gateway does not parse: refused for evaluated callers.
+_PARTIQL = {"ExecuteStatement", "BatchExecuteStatement", "ExecuteTransaction"}
+#: Keys of a response that are maps by table name (renamed back to what the caller used).
+_BY_TABLE_KEYS = ("UnprocessedItems", "Responses", "UnprocessedKeys", "ItemCollectionMetrics")
+
+#: The AWS managed policies the runtime knows by heart, for roles that carry them (``ManagedPolicyArns``).
+#: Any other managed policy cannot be evaluated and is refused where a role using it acts.
+KNOWN_MANAGED_POLICIES: dict[str, dict[str, Any]] = {
+    "service-role/AWSLambdaBasicExecutionRole": {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": "*"}]},
+    "service-role/AWSLambdaDynamoDBExecutionRole": {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["dynamodb:DescribeStream", "dynamodb:GetRecords",
+                                       "dynamodb:GetShardIterator", "dynamodb:ListStreams", "logs:CreateLogGroup",
+                                       "logs:CreateLogStream", "logs:PutLogEvents"], "Resource": "*"}]},
+    "service-role/AWSLambdaKinesisExecutionRole": {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["kinesis:DescribeStream", "kinesis:DescribeStreamSummary",
+                                       "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards",
+                                       "kinesis:ListStreams", "kinesis:SubscribeToShard", "logs:CreateLogGroup",
+                                       "logs:CreateLogStream", "logs:PutLogEvents"], "Resource": "*"}]},
+}
+
+class GatewayError(Exception):
+    """A request the gateway answers with an AWS error instead of forwarding it.
+
+    Attributes:
+        code: the AWS error code (``AccessDeniedException``, ``ValidationException``, ...).
+        message: the error message.
+        status: the HTTP status. Default: 400 (DynamoDB answers its errors with 400).
+        type_prefix: the ``__type`` namespace in the JSON answer.
+    """
+
+    def __init__(self, code: str, message: str, status: int = 400,
+                 type_prefix: str = "com.amazonaws.dynamodb.v20120810") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.type_prefix = type_prefix
+
+
+@dataclass(frozen=True)
+class Role:
+    """An IAM role of the deployed assembly, as the gateway evaluates it.
+
+    Attributes:
+        arn: the role ARN.
+        policies: its identity policy documents (inline ``Policies``, attached ``AWS::IAM::Policy``, the known
+            managed policies), intrinsics resolved.
+        trust_policy: its ``AssumeRolePolicyDocument``.
+        unsupported: why the runtime cannot evaluate this role (e.g. a managed policy it does not know), or
+            ``None``. A role with a reason acts nowhere: using it is refused with that reason.
+    """
+
+    arn: str
+    policies: tuple[Mapping[str, Any], ...] = ()
+    trust_policy: Mapping[str, Any] | None = None
+    unsupported: str | None = None
+
+    @property
+    def account(self) -> str:
+        match = _ROLE_ARN.match(self.arn)
+        assert match is not None, self.arn
+        return match["account"]
+
+    @property
+    def name(self) -> str:
+        match = _ROLE_ARN.match(self.arn)
+        assert match is not None, self.arn
+        return match["name"]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who an access key belongs to: the principal and the identity policies that apply to its calls.
+
+    A session of a role (``role_arn`` set) takes the role's policies as they are when it calls, so a policy
+    attached by a later stack of the same deployment applies to it too.
+    """
+
+    principal: Principal
+    policies: tuple[Mapping[str, Any], ...] = ()
+    unsupported: str | None = None
+    role_arn: str | None = None
+
+    @property
+    def caller_arn(self) -> str:
+        """The ARN AWS names in messages and GetCallerIdentity (the session's for an assumed role)."""
+        return self.principal.session_arn or self.principal.arn
+
+
+@dataclass
+class _Target:
+    """A table (or index, or stream) a request names, resolved to its account and real ARN."""
+
+    as_named: str
+    name: str
+    account: str
+    arn: str
+
+
+@dataclass
+class GatewayStats:
+    """Counters of one gateway."""
+
+    requests: int = 0
+    forwarded: int = 0
+    denied: int = 0
+    #: AWS's message of every refusal, oldest first (for tests and for reading after a failed run).
+    denials: list[str] = field(default_factory=list)
+
+
+class Gateway:
+    """DynamoDB, DynamoDB Streams and STS on one free loopback port, with accounts and IAM enforced.
+
+    Args:
+        ddb: the started DynamoDB Local the requests are served from.
+        enforce_iam: evaluate IAM policies (default ``True``). With ``False`` the account boundaries still
+            hold (a request is served from the signer's account, another account's table only by ARN) but
+            every action is allowed.
+    """
+
+    def __init__(self, ddb: DynamoDBLocal, *, enforce_iam: bool = True) -> None:
+        self.ddb = ddb
+        self.enforce_iam = enforce_iam
+        self.stats = GatewayStats()
+        #: The STS query requests received (form fields), oldest first.
+        self.calls: list[dict[str, str]] = []
+        self._identities: dict[str, Identity] = {}
+        self._roles: dict[str, Role] = {}
+        self._resource_policies: dict[str, Mapping[str, Any]] = {}
+        self._iterators: OrderedDict[str, tuple[str, str, str]] = OrderedDict()  # iterator -> (region, acct, arn)
+        self._lock = threading.Lock()
+        self._upstream = threading.local()
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive: botocore reuses its connections
+            disable_nagle_algorithm = True  # headers and body go out in two writes; no delayed-ACK stalls
+
+            def do_POST(self) -> None:  # noqa: N802 - name fixed by BaseHTTPRequestHandler
+                length = int(self.headers.get("content-length", 0))
+                body = self.rfile.read(length)
+                status, headers, answer = gateway.handle(dict(self.headers.items()), body)
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass  # no access log on the terminal
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 64
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="local-gateway", daemon=True)
+        self._thread.start()
+
+    # --- configuration --------------------------------------------------------------------------------
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def endpoint_env(self) -> dict[str, str]:
+        """``AWS_ENDPOINT_URL_DYNAMODB``/``..._DYNAMODBSTREAMS``/``..._STS``, all pointing at the gateway."""
+        return {"AWS_ENDPOINT_URL_DYNAMODB": self.endpoint_url, "AWS_ENDPOINT_URL_DYNAMODBSTREAMS": self.endpoint_url,
+                "AWS_ENDPOINT_URL_STS": self.endpoint_url}
+
+    def add_role(self, role: Role) -> None:
+        """Make ``role`` known: it can be a function's role and the target of ``sts:AssumeRole``."""
+        with self._lock:
+            self._roles[role.arn] = role
+
+    def role(self, arn: str) -> Role | None:
+        """The known role with this ARN, or ``None``."""
+        return self._roles.get(arn)
+
+    def set_resource_policy(self, arn: str, document: Mapping[str, Any]) -> None:
+        """Attach a resource policy to a table (by its ARN, as AWS writes it)."""
+        with self._lock:
+            self._resource_policies[arn] = document
+
+    def resource_policy(self, arn: str) -> Mapping[str, Any] | None:
+        """The resource policy of a table ARN, or ``None``."""
+        return self._resource_policies.get(arn)
+
+    def credentials_for_role(self, role_arn: str, session_name: str) -> LocalCredentials:
+        """Credentials of a session of ``role_arn`` (what Lambda gives a function: its role, session named
+        after the function). The role must be known (:meth:`add_role`)."""
+        role = self._roles.get(role_arn)
+        if role is None:
+            raise KeyError(f"role {role_arn!r} is not in the local deployment; its policies cannot be evaluated")
+        return self._session(role, session_name, "LOCALROLE")
+
+    def register_principal(self, arn: str, policies: Sequence[Mapping[str, Any]]) -> LocalCredentials:
+        """Credentials of a principal that is not in the assembly, e.g. an operator running the CLI.
+
+        Args:
+            arn: an IAM user or role ARN (``arn:aws:iam::111111111111:user/operator``); its account is the one
+                the principal's requests are served from.
+            policies: its identity policy documents, e.g. ``[{"Statement": [{"Effect": "Allow",
+                "Action": "dynamodb:*", "Resource": "*"}]}]``.
+        """
+        match = re.match(r"^arn:[^:]+:iam::(\d{12}):(user|role)/", arn)
+        if match is None:
+            raise ValueError(f"{arn!r} is not an IAM user or role ARN")
+        key = "LOCALUSER" + _digest(arn)
+        self._identities[key] = Identity(Principal(arn=arn, account=match.group(1)), tuple(policies))
+        return LocalCredentials(access_key_id=key)
+
+    def identity(self, access_key: str) -> Identity | None:
+        """Who ``access_key`` belongs to; ``LOCAL<account>`` is the account's root. ``None`` if unknown."""
+        known = self._identities.get(access_key)
+        if known is not None:
+            return known
+        root = _ROOT_KEY.match(access_key)
+        if root:
+            account = root["account"]
+            # The root user has no identity policies: its own account's resources are allowed to it.
+            return Identity(Principal(arn=f"arn:aws:iam::{account}:root", account=account))
+        return None
+
+    def close(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> "Gateway":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- requests -------------------------------------------------------------------------------------
+
+    def handle(self, headers: Mapping[str, str], body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        """(HTTP status, headers, body) for one request."""
+        self.stats.requests += 1
+        lower = {k.lower(): v for k, v in headers.items()}
+        target = lower.get("x-amz-target", "")
+        credential = _CREDENTIAL.search(lower.get("authorization", ""))
+        is_sts = not target
+        try:
+            if credential is None:
+                raise GatewayError("MissingAuthenticationTokenException", "Request is missing Authentication Token",
+                                   type_prefix="com.amazon.coral.service")
+            identity = self.identity(credential["key"])
+            if identity is None:
+                raise GatewayError("UnrecognizedClientException", "The security token included in the request is "
+                                   "invalid.", type_prefix="com.amazon.coral.service")
+            if is_sts:
+                return self._sts(identity, body)
+            return self._dynamodb(identity, credential["region"], target, lower, body)
+        except Exception as unexpected:  # noqa: BLE001 - answer, never drop the connection silently
+            if isinstance(unexpected, GatewayError):
+                error = unexpected
+            else:
+                error = GatewayError("InternalServerError", f"local gateway: {type(unexpected).__name__}: "
+                                     f"{unexpected}", status=500)
+            if error.code in ("AccessDeniedException", "AccessDenied"):
+                with self._lock:
+                    self.stats.denied += 1
+                    self.stats.denials.append(error.message)
+            if is_sts:
+                status = 403 if error.code == "AccessDenied" else error.status
+                return status, [("content-type", "text/xml")], _sts_error(error.code, error.message).encode()
+            answer = json.dumps({"__type": f"{error.type_prefix}#{error.code}", "Message": error.message}).encode()
+            return error.status, [("content-type", "application/x-amz-json-1.0"),
+                                  ("x-amzn-RequestId", str(uuid.uuid4()))], answer
+
+    # --- IAM ------------------------------------------------------------------------------------------
+
+    def _authorize(self, identity: Identity, action: str, resource: str, resource_account: str,
+                   resource_policy: Mapping[str, Any] | None) -> None:
+        """Raise ``AccessDeniedException`` unless ``identity`` may perform ``action`` on ``resource``."""
+        if not self.enforce_iam:
+            return
+        if identity.role_arn is not None:
+            role = self._roles[identity.role_arn]
+            identity = Identity(identity.principal, role.policies, role.unsupported)
+        if identity.unsupported:
+            raise GatewayError("AccessDeniedException", f"User: {identity.caller_arn} is not authorized to perform: "
+                               f"{action} on resource: {resource} (local runtime: {identity.unsupported})",
+                               type_prefix="com.amazon.coral.service")
+        try:
+            decision: Decision = evaluate(identity.principal, action, resource,
+                                          identity_policies=identity.policies, resource_policy=resource_policy,
+                                          resource_account=resource_account,
+                                          context={"aws:SecureTransport": "true"})
+        except (PolicyError, ValueError) as error:
+            raise GatewayError("AccessDeniedException", f"User: {identity.caller_arn} is not authorized to perform: "
+                               f"{action} on resource: {resource} (local runtime: the call cannot be evaluated "
+                               f"exactly: {error})", type_prefix="com.amazon.coral.service") from None
+        if not decision.allowed:
+            raise GatewayError("AccessDeniedException",
+                               denied_message(identity.principal, action, resource, decision),
+                               type_prefix="com.amazon.coral.service")
+
+    # --- STS ------------------------------------------------------------------------------------------
+
+    def _sts(self, identity: Identity, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+        with self._lock:
+            self.calls.append(form)
+        action = form.get("Action")
+        if action == "GetCallerIdentity":  # AWS never refuses it
+            result = (f"<Account>{identity.principal.account}</Account><UserId>LOCAL</UserId>"
+                      f"<Arn>{escape(identity.caller_arn)}</Arn>")
+            return 200, [("content-type", "text/xml")], _sts_wrap(action, result).encode()
+        if action != "AssumeRole":
+            raise GatewayError("InvalidAction", f"the local STS does not implement {action!r}")
+        role_arn = form.get("RoleArn", "")
+        if _ROLE_ARN.match(role_arn) is None:
+            raise GatewayError("ValidationError", f"RoleArn {role_arn!r} is not a role ARN")
+        if any(k == "Policy" or k.startswith("PolicyArns.") for k in form):
+            raise GatewayError("ValidationError", "local runtime: session policies (Policy, PolicyArns) are not "
+                                                  "modelled; assume the role without them")
+        role = self._roles.get(role_arn)
+        denied = (f"User: {identity.caller_arn} is not authorized to perform: sts:AssumeRole on resource: "
+                  f"{role_arn}")
+        if role is None:
+            # AWS does not say whether the role exists; locally it helps to know why.
+            raise GatewayError("AccessDenied", f"{denied} (no such role in the local deployment)")
+        if role.unsupported:
+            raise GatewayError("AccessDenied", f"{denied} (local runtime: {role.unsupported})")
+        try:
+            self._authorize(identity, "sts:AssumeRole", role_arn, role.account, role.trust_policy or {})
+        except GatewayError as error:
+            raise GatewayError("AccessDenied", error.message) from None
+        creds = self._session(role, form.get("RoleSessionName", "session"), "LOCALSESS")
+        seconds = int(form.get("DurationSeconds", SESSION_SECONDS))
+        expires = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        identity_of = self._identities[creds.access_key_id]
+        result = (
+            f"<Credentials><AccessKeyId>{creds.access_key_id}</AccessKeyId>"
+            f"<SecretAccessKey>{creds.secret_access_key}</SecretAccessKey>"
+            f"<SessionToken>local-session</SessionToken><Expiration>{expires}</Expiration></Credentials>"
+            f"<AssumedRoleUser><AssumedRoleId>AROALOCAL:{escape(form.get('RoleSessionName', 'session'))}"
+            f"</AssumedRoleId><Arn>{escape(identity_of.caller_arn)}</Arn></AssumedRoleUser>"
+        )
+        return 200, [("content-type", "text/xml")], _sts_wrap(action, result).encode()
+
+    def _session(self, role: Role, session_name: str, prefix: str) -> LocalCredentials:
+        """Register (idempotently) a session of ``role`` and return its credentials."""
+        partition = role.arn.split(":")[1]
+        session_arn = f"arn:{partition}:sts::{role.account}:assumed-role/{role.name}/{session_name}"
+        key = prefix + _digest(session_arn)
+        principal = Principal(arn=role.arn, account=role.account, session_arn=session_arn)
+        with self._lock:
+            self._identities[key] = Identity(principal, role_arn=role.arn)
+        return LocalCredentials(access_key_id=key)
+
+    # --- DynamoDB and DynamoDB Streams ----------------------------------------------------------------
+
+    def _dynamodb(self, identity: Identity, region: str, target: str, headers: Mapping[str, str],
+                  body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        request = json.loads(body or b"{}")
+        if target.startswith(_STREAMS_PREFIX):
+            operation = target[len(_STREAMS_PREFIX):]
+            account, renamed = self._streams_request(identity, region, operation, request)
+        elif target.startswith(_DDB_PREFIX):
+            operation = target[len(_DDB_PREFIX):]
+            account, renamed = self._table_request(identity, region, operation, request)
+        else:
+            raise GatewayError("UnknownOperationException", f"unknown target {target!r}",
+                               type_prefix="com.amazon.coral.service")
+        if renamed is not None:
+            body = json.dumps(request).encode()
+        status, response_headers, answer = self._forward(target, region, account, headers, body)
+        changed = False
+        if status == 200 and renamed:
+            document = _rename_back(answer, renamed)
+            if document is not None:
+                answer, changed = json.dumps(document).encode(), True
+        if status == 200 and operation in ("GetShardIterator", "GetRecords"):
+            # Shard iterators embed DynamoDB Local's stream ARN: they go back untouched.
+            document = json.loads(answer)
+            self._remember_iterator(document, region, account, request)
+            for record in document.get("Records", []):
+                record["awsRegion"] = region
+            if document.get("Records"):
+                answer, changed = json.dumps(document).encode(), True
+        elif _LOCAL_ARN_PREFIX in answer:
+            partition, _ = partition_of(region)
+            answer = answer.replace(_LOCAL_ARN_PREFIX, f"arn:{partition}:dynamodb:{region}:{account}:".encode())
+            changed = True
+        if changed:
+            response_headers = [(k, v) for k, v in response_headers if k.lower() != "x-amz-crc32"]
+            response_headers.append(("x-amz-crc32", str(zlib.crc32(answer) & 0xFFFFFFFF)))
+        return status, response_headers, answer
+
+    def _resolve(self, identity: Identity, region: str, named: str) -> _Target:
+        """The table a request names: a plain name is the caller's account's; an ARN names its account."""
+        partition, _ = partition_of(region)
+        match = _TABLE_ARN.match(named)
+        if named.startswith("arn:") and match is None:
+            raise GatewayError("ValidationException", f"Invalid TableName: {named!r} is neither a table name nor a "
+                                                      "table ARN")
+        if match is None:
+            account = identity.principal.account
+            return _Target(named, named, account, f"arn:{partition}:dynamodb:{region}:{account}:table/{named}")
+        if match["rest"]:
+            raise GatewayError("ValidationException", f"Invalid TableName: {named!r} is not a table ARN")
+        if match["region"] != region:
+            # AWS serves a table only from its own region's endpoint.
+            raise GatewayError("ValidationException", f"The table ARN {named} names region {match['region']}, but "
+                                                      f"the request was sent to region {region}")
+        return _Target(named, match["name"], match["account"], named)
+
+    def _table_request(self, identity: Identity, region: str, operation: str,
+                       request: dict[str, Any]) -> tuple[str, dict[str, str] | None]:
+        """Authorize a DynamoDB request, rewrite its ARNs to names; (account to serve it from, renames)."""
+        checks: list[tuple[str, _Target, str]] = []  # (action, table, resource ARN)
+        renamed: dict[str, str] = {}
+
+        def table(named: str, action: str, index: str | None = None) -> str:
+            found = self._resolve(identity, region, named)
+            resource = found.arn + (f"/index/{index}" if index else "")
+            checks.append((action, found, resource))
+            if found.as_named != found.name:
+                renamed[found.name] = found.as_named
+            return found.name
+
+        action = f"dynamodb:{operation}"
+        if operation in _PARTIQL:
+            if self.enforce_iam:
+                raise GatewayError("ValidationException", "local runtime: PartiQL statements are not evaluated by the "
+                                                          "gateway; use the item API")
+            return identity.principal.account, None
+        if isinstance(request.get("TableName"), str):
+            index = request.get("IndexName") if operation in ("Query", "Scan") else None
+            request["TableName"] = table(request["TableName"], action, index)
+        if isinstance(request.get("RequestItems"), dict):
+            request["RequestItems"] = {table(name, action): items for name, items in request["RequestItems"].items()}
+        for entry in request.get("TransactItems", []) or []:
+            for kind, item in entry.items():
+                if isinstance(item, dict) and isinstance(item.get("TableName"), str):
+                    item["TableName"] = table(item["TableName"], _TRANSACT_ACTIONS.get(kind, action))
+        if isinstance(request.get("ResourceArn"), str):
+            request["ResourceArn"] = table(request["ResourceArn"], action)
+        accounts = {t.account for _, t, _ in checks} or {identity.principal.account}
+        if len(accounts) > 1:
+            raise GatewayError("ValidationException", f"local runtime: one {operation} request names tables of "
+                                                      f"accounts {sorted(accounts)}; DynamoDB Local serves each "
+                                                      "request from one account's database, so split the request")
+        (account,) = accounts
+        if not checks:  # ListTables, DescribeLimits, ...: no resource type in IAM
+            self._authorize(identity, action, "*", identity.principal.account, None)
+        for checked_action, found, resource in checks:
+            self._authorize(identity, checked_action, resource, found.account,
+                            self._resource_policies.get(found.arn))
+        return account, renamed or None
+
+    def _streams_request(self, identity: Identity, region: str, operation: str,
+                         request: dict[str, Any]) -> tuple[str, dict[str, str] | None]:
+        """Authorize a DynamoDB Streams request and point it at DynamoDB Local's stream ARN."""
+        action = f"dynamodb:{operation}"
+        stream_arn = request.get("StreamArn")
+        if operation == "GetRecords":
+            remembered = self._iterators.get(str(request.get("ShardIterator")))
+            if remembered is None:
+                raise GatewayError("ExpiredIteratorException", "local runtime: the shard iterator was not handed "
+                                                               "out by this gateway (or is too old)")
+            _, account, stream_arn = remembered
+        elif isinstance(stream_arn, str):
+            match = _TABLE_ARN.match(stream_arn)
+            if match is None or not (match["rest"] or "").startswith("/stream/"):
+                raise GatewayError("ValidationException", f"Invalid StreamArn {stream_arn!r}")
+            if match["region"] != region:
+                raise GatewayError("ValidationException", f"The stream ARN {stream_arn} names region "
+                                                          f"{match['region']}, but the request was sent to {region}")
+            account = match["account"]
+            request["StreamArn"] = f"arn:aws:dynamodb:ddblocal:000000000000:table/{match['name']}{match['rest']}"
+        else:  # ListStreams
+            account = identity.principal.account
+            if isinstance(request.get("TableName"), str):
+                found = self._resolve(identity, region, request["TableName"])
+                account, request["TableName"] = found.account, found.name
+            self._authorize(identity, action, "*", identity.principal.account, None)
+            return account, {}
+        self._authorize(identity, action, stream_arn, account, None)
+        return account, {}
+
+    def _remember_iterator(self, answer: Mapping[str, Any], region: str, account: str,
+                           request: Mapping[str, Any]) -> None:
+        iterator = answer.get("ShardIterator") or answer.get("NextShardIterator")
+        if not iterator:
+            return
+        stream_arn = request.get("StreamArn")
+        if stream_arn is None:  # GetRecords: the stream of the iterator it used
+            stream_arn = self._iterators.get(str(request.get("ShardIterator")), (None, None, None))[2]
+        else:
+            partition, _ = partition_of(region)
+            stream_arn = str(stream_arn).replace("arn:aws:dynamodb:ddblocal:000000000000:",
+                                                 f"arn:{partition}:dynamodb:{region}:{account}:")
+        with self._lock:
+            self._iterators[iterator] = (region, account, str(stream_arn))
+            while len(self._iterators) > _ITERATORS_KEPT:
+                self._iterators.popitem(last=False)
+
+    def _forward(self, target: str, region: str, account: str, headers: Mapping[str, str],
+                 body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Send the request to DynamoDB Local as ``account`` (its database) over a kept-alive connection."""
+        key = credentials_for_account(account).access_key_id
+        auth = (f"AWS4-HMAC-SHA256 Credential={key}/20000101/{region}/dynamodb/aws4_request, "
+                "SignedHeaders=host;x-amz-target, Signature=0")  # DynamoDB Local does not check signatures
+        out = {"Content-Type": headers.get("content-type", "application/x-amz-json-1.0"), "X-Amz-Target": target,
+               "Authorization": auth}
+        for attempt in (1, 2):
+            conn = getattr(self._upstream, "conn", None)
+            if conn is None:
+                conn = self._upstream.conn = http.client.HTTPConnection("127.0.0.1", self.ddb.port, timeout=60)
+            try:
+                conn.request("POST", "/", body, out)
+                response = conn.getresponse()
+                answer = response.read()
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                self._upstream.conn = None
+                if attempt == 2:
+                    raise
+                continue
+            self.stats.forwarded += 1
+            kept = [(k, v) for k, v in response.getheaders()
+                    if k.lower() in ("content-type", "x-amzn-requestid", "x-amz-crc32")]
+            return response.status, kept, answer
+        raise AssertionError("unreachable")
+
+
+def _rename_back(answer: bytes, renamed: Mapping[str, str]) -> dict[str, Any] | None:
+    """The response with table names put back as the caller wrote them; ``None`` when nothing changed."""
+    document = json.loads(answer or b"{}")
+    changed = False
+    for key in _BY_TABLE_KEYS:
+        value = document.get(key)
+        if isinstance(value, dict) and any(name in renamed for name in value):
+            document[key] = {renamed.get(name, name): v for name, v in value.items()}
+            changed = True
+    capacity = document.get("ConsumedCapacity")
+    for entry in capacity if isinstance(capacity, list) else [capacity] if isinstance(capacity, dict) else []:
+        if entry.get("TableName") in renamed:
+            entry["TableName"] = renamed[entry["TableName"]]
+            changed = True
+    return document if changed else None
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16].upper()
+
+
+def _sts_wrap(action: str, result: str) -> str:
+    return (f'<{action}Response xmlns="{_STS_NS}"><{action}Result>{result}</{action}Result>'
+            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></{action}Response>")
+
+
+def _sts_error(code: str, message: str) -> str:
+    return (f'<ErrorResponse xmlns="{_STS_NS}"><Error><Type>Sender</Type><Code>{code}</Code>'
+            f"<Message>{escape(message)}</Message></Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>")
+
