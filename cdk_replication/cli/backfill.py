@@ -270,7 +270,9 @@ class _Backfill:
         if previous is None:
             return self.state.start()
         leftovers = _unchecked_keys(previous)
-        differing = self.state.differing(previous)
+        # Files of the first version of the check do not record the mode: resumable in either, since the
+        # re-check of their keys runs in both (run_segment).
+        differing = [name for name in self.state.differing(previous) if name in previous or name != "mode"]
         if leftovers and any(name in TABLE_FIELDS for name in differing):
             raise BadInput(
                 f"state file {path} belongs to the backfill {previous.get('source')} -> {previous.get('target')} "
@@ -291,7 +293,16 @@ class _Backfill:
                 f"--restart to start over{kept}"
             )
         if self.options.restart:
+            if leftovers and not self.checks_writes:
+                # The keys need the one-way repair, which may overwrite or delete TARGET's item: wrong on a
+                # multi-active pair, so it is not done in a multi-active run.
+                raise BadInput(
+                    f"state file {path} holds {len(leftovers):,} keys a one-way backfill wrote without checking "
+                    "them against the source: resume it as it was started (one-way, without --restart) to check "
+                    "them, then start the multi-active one with --restart"
+                )
             return self.state.start(unchecked=leftovers)
+        previous.setdefault("mode", self.state.identity["mode"])
         return self.state.adopt(previous)
 
     def batch_get(self, handle: TableHandle, keys: list[Item], *, names: list[str] | None = None,

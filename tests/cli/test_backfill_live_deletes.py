@@ -8,6 +8,7 @@ item either way), so on its own it brings the deleted item back into the replica
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -259,6 +260,26 @@ def test_a_state_file_of_other_options_is_refused_with_a_way_that_keeps_its_keys
         assert "\n" not in message and "--restart" in message, message
         assert "delete it" not in message and "another --state-file" not in message, message
         assert ("k007",) in scan_all(ddb, target) and state.exists()
+    # A multi-active --restart cannot check them (the one-way repair may overwrite a multi-active TARGET): refused.
+    multi_active = BackfillOptions(segments=1, state_path=state, restart=True,
+                                   conflict=LastWriterWins("v", "VERSION"))
+    with pytest.raises(BadInput, match="resume it as it was started") as refused:
+        run_backfill(src, tgt, multi_active, show_progress=False)
+    assert "\n" not in str(refused.value) and ("k007",) in scan_all(ddb, target)
+
+
+def test_a_state_file_without_a_recorded_mode_is_resumed_and_checked(local, ddb, make_table, tmp_path) -> None:
+    """Files of the first version of the check have no `mode`: they resume (and their keys are checked)."""
+    source, target = make_table("osrc"), make_table("otgt")
+    put_many(ddb, source, _items(20))
+    state = tmp_path / "s.json"
+    src, tgt = _crash_after_writing_the_victim(local, ddb, source, target, state)
+    document = json.loads(state.read_text())
+    del document["mode"]
+    state.write_text(json.dumps(document))
+    resumed = run_backfill(src, tgt, BackfillOptions(segments=1, state_path=state), show_progress=False)
+    assert resumed.complete and resumed.resumed
+    assert scan_all(ddb, target) == scan_all(ddb, source)
 
 
 def test_a_run_stopped_by_an_error_keeps_its_copies_in_the_resumed_totals(local, ddb, make_table, tmp_path) -> None:
