@@ -270,9 +270,11 @@ class _Backfill:
         if previous is None:
             return self.state.start()
         leftovers = _unchecked_keys(previous)
-        # Files of the first version of the check do not record the mode: resumable in either, since the
-        # re-check of their keys runs in both (run_segment).
-        differing = [name for name in self.state.differing(previous) if name in previous or name != "mode"]
+        differing = self.state.differing(previous)
+        if "mode" not in previous and (self.checks_writes or not leftovers):
+            # Files of the first version of the check do not record the mode. Resumable, except by a
+            # multi-active run while they hold keys that need the one-way repair (see the --restart case).
+            differing.remove("mode")
         if leftovers and any(name in TABLE_FIELDS for name in differing):
             raise BadInput(
                 f"state file {path} belongs to the backfill {previous.get('source')} -> {previous.get('target')} "

@@ -277,6 +277,9 @@ def test_a_state_file_without_a_recorded_mode_is_resumed_and_checked(local, ddb,
     document = json.loads(state.read_text())
     del document["mode"]
     state.write_text(json.dumps(document))
+    with pytest.raises(BadInput, match="--restart"):  # its keys need the one-way repair: not in a multi-active run
+        run_backfill(src, tgt, BackfillOptions(segments=1, state_path=state, conflict=LastWriterWins("v")),
+                     show_progress=False)
     resumed = run_backfill(src, tgt, BackfillOptions(segments=1, state_path=state), show_progress=False)
     assert resumed.complete and resumed.resumed
     assert scan_all(ddb, target) == scan_all(ddb, source)
