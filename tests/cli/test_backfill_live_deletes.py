@@ -260,6 +260,14 @@ def test_a_state_file_of_other_options_is_refused_with_a_way_that_keeps_its_keys
         assert "\n" not in message and "--restart" in message, message
         assert "delete it" not in message and "another --state-file" not in message, message
         assert ("k007",) in scan_all(ddb, target) and state.exists()
+    # Another pair of tables cannot check them either: that run must not take the file over, even with --restart.
+    elsewhere = make_table("mother")
+    _, other_target = _handles(local, source, elsewhere)
+    for restart in (False, True):
+        with pytest.raises(BadInput, match="keys it wrote without checking them") as refused:
+            run_backfill(src, other_target, BackfillOptions(segments=1, state_path=state, restart=restart),
+                         show_progress=False)
+        assert "\n" not in str(refused.value) and state.exists()
     # A multi-active --restart cannot check them (the one-way repair may overwrite a multi-active TARGET): refused.
     multi_active = BackfillOptions(segments=1, state_path=state, restart=True,
                                    conflict=LastWriterWins("v", "VERSION"))
