@@ -14,8 +14,13 @@ item the backfill tried to write is therefore read again from the source (strong
 write: unchanged, the write stands (the replicator applies every later change after it); changed or gone,
 the key goes through ``verify --repair``'s procedure (:class:`~cdk_replication.cli.repair.Repairer`). The keys
 of a page are saved in the state file before its writes, so a resumed run checks them even after a crash
-between a write and its check (the repeated scan no longer returns a deleted item). docs/cli.md states the
-argument; multi-active backfills need no check (tombstones and last-writer-wins guard them).
+between a write and its check (the repeated scan no longer returns a deleted item); ``--restart`` carries
+them into the new state file and checks them before it scans. docs/cli.md states the argument; multi-active
+backfills need no check (tombstones and last-writer-wins guard them).
+
+Counts hold each item once, in this run and over the runs a resume continues: an item decided again (its
+page repeated after an interruption or an error, or its key re-checked on resume) keeps the outcome it is
+counted under unless the new one says more than "already in the target" (:func:`_merge`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import random
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
@@ -102,27 +107,41 @@ class BackfillOptions:
 COUNT_NAMES = ("scanned", "copied", "skipped", "resynced", "failed")
 
 
-@dataclass
-class Counts:
-    """Item counts, safe to update from several threads."""
+#: State-file fields that name the tables: a file whose values differ belongs to another backfill.
+TABLE_FIELDS = ("command", "source", "sourceRegion", "target", "targetRegion")
 
-    scanned: int = 0
-    copied: int = 0
-    skipped: int = 0
-    resynced: int = 0
-    failed: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+#: A decided item: its outcome, and for ``FAILED`` the reason.
+Decision = tuple[Outcome, "str | None"]
 
-    def add(self, outcome: Outcome, *, scanned: bool = True) -> None:
-        """Count one item's ``outcome``; ``scanned=False`` for a key checked on resume without a scan."""
-        with self._lock:
-            self.scanned += int(scanned)
-            if outcome is not Outcome.NOT_TRIED:
-                name = outcome.value
-                setattr(self, name, getattr(self, name) + 1)
 
-    def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in COUNT_NAMES}
+def _zero_counts() -> dict[str, int]:
+    return {name: 0 for name in COUNT_NAMES}
+
+
+def _merge(counts: dict[str, int], seen: dict[str, str], name: str, outcome: Outcome,
+           fallback: dict[str, str] | None = None) -> str:
+    """Count ``outcome`` for the item ``name`` so that every item is counted once; returns its outcome after.
+
+    ``seen`` (then ``fallback``) maps the items already in ``counts`` to the outcome they are counted under.
+    An item decided again keeps that outcome when the new one is ``SKIPPED`` (a repeat found the earlier
+    copy in TARGET: the copy stays a copy) and moves to the new one otherwise (e.g. copied, then resynced).
+
+    Args:
+        counts: the counts to update (``scanned`` and one per outcome).
+        seen: outcomes of the items of the page (or set of keys) being counted; updated.
+        fallback: outcomes counted elsewhere that may be met again (keys re-checked before the scan).
+    """
+    holder = seen if name in seen or fallback is None or name not in fallback else fallback
+    before = holder.get(name)
+    if before is None:
+        counts["scanned"] += 1
+    elif outcome is Outcome.SKIPPED or before == outcome.value:
+        return before
+    else:
+        counts[before] -= 1
+    counts[outcome.value] += 1
+    holder[name] = outcome.value
+    return outcome.value
 
 
 @dataclass
@@ -132,10 +151,10 @@ class BackfillResult:
     Attributes:
         counts: this run's counts.
         totals: counts over this run and the interrupted runs it resumed; an item whose page was repeated
-            is counted once, with its outcome in the run that decided it (a copy stays a copy when the
-            repeat finds it in the target).
-        failures: up to 1000 ``(key, reason)`` pairs of items that could not be written; ``counts["failed"]``
-            is the true number.
+            (or whose key was re-checked) is counted once, with its outcome in the run that decided it (a copy
+            stays a copy when the repeat finds it in the target; a copy taken back by the check is resynced).
+        failures: up to 1000 ``(key, reason)`` pairs of items whose final outcome in this run is ``failed``,
+            each once; ``counts["failed"]`` is the true number.
         complete: every segment was scanned to its end (the state file was then removed).
         interrupted: the run stopped early (Ctrl-C or the ``stop`` event); the state file allows a resume.
         resumed: this run continued from an existing state file.
@@ -188,12 +207,20 @@ class _Backfill:
         self.target = target
         self.options = options
         self.stop = stop
-        self.counts = Counts()
-        self.failures: list[tuple[Item, str]] = []
+        #: This run's counts, each item once (:func:`_merge`); guarded by ``state.lock``.
+        self.counts = _zero_counts()
+        #: This run's failed items by key, in the order they failed: an item whose final outcome is not
+        #: ``FAILED`` leaves it, so the list always agrees with ``counts["failed"]`` (up to the cap).
+        self.failures: dict[KeyId, tuple[Item, str]] = {}
+        #: Per segment, the outcome this run counted for each item of the current page.
+        self.run_seen: dict[int, dict[str, str]] = {}
+        #: Outcomes this run counted for keys re-checked before the scan (``--restart``), until it ends.
+        self.run_rechecked: dict[str, str] = {}
         self.retrier = Retrier(options.max_attempts)
+        # One bucket for every write to TARGET: copies and the check's repairs (--rate).
         self.bucket = TokenBucket(options.rate)
         self.key = source.info.key
-        self._failure_lock = threading.Lock()
+        self._repairer: Repairer | None = None
         self.state = StateFile(
             state_path_for(source, target, options),
             {
@@ -203,6 +230,8 @@ class _Backfill:
                 "target": target.info.arn,
                 "targetRegion": target.info.region,
                 "totalSegments": options.segments,
+                # A resume in the other mode would skip (or start) the one-way check: refused instead.
+                "mode": _mode(options.conflict),
             },
         )
 
@@ -213,16 +242,70 @@ class _Backfill:
         return self.options.conflict is None
 
     def repairer(self) -> Repairer:
-        """``verify --repair``'s one-way procedure with this run's retries, rate and metadata prefix."""
-        from cdk_replication.cli.verify import VerifyOptions  # verify imports this module
+        """``verify --repair``'s one-way procedure with this run's retries, metadata prefix and rate bucket.
 
-        options = VerifyOptions(
-            rate=self.options.rate,
-            metadata_prefix=self.options.metadata_prefix,
-            repair=True,
-            max_attempts=self.options.max_attempts,
-        )
-        return Repairer(self.source, self.target, options, self.retrier)
+        One-way even in a multi-active run: it only re-checks keys a one-way run wrote without checking."""
+        if self._repairer is None:
+            from cdk_replication.cli.verify import VerifyOptions  # verify imports this module
+
+            options = VerifyOptions(
+                rate=self.options.rate,
+                metadata_prefix=self.options.metadata_prefix,
+                repair=True,
+                max_attempts=self.options.max_attempts,
+            )
+            self._repairer = Repairer(self.source, self.target, options, self.retrier, bucket=self.bucket)
+        return self._repairer
+
+    def open_state(self) -> dict[str, Any]:
+        """Resume the state file, start a new one, or refuse; returns its document (not saved yet).
+
+        A file about to be abandoned (``--restart``) may hold keys a crashed one-way run wrote without
+        checking them against the source: they move into the new document's ``unchecked`` list, which the
+        run checks before it scans, so neither a restart nor a crash during one can lose them. A file of
+        other options is refused with the way to go on that keeps them (``--restart``).
+        """
+        path = self.state.path
+        previous = self.state.read()
+        if previous is None:
+            return self.state.start()
+        leftovers = _unchecked_keys(previous)
+        differing = self.state.differing(previous)
+        if "mode" not in previous and (self.checks_writes or not leftovers):
+            # Files of the first version of the check do not record the mode. Resumable, except by a
+            # multi-active run while they hold keys that need the one-way repair (see the --restart case).
+            differing.remove("mode")
+        if leftovers and any(name in TABLE_FIELDS for name in differing):
+            raise BadInput(
+                f"state file {path} belongs to the backfill {previous.get('source')} -> {previous.get('target')} "
+                f"and holds {len(leftovers):,} keys it wrote without checking them against its source: resume that "
+                "backfill (or --restart it) to check them, and give this one another --state-file"
+            )
+        if differing and not self.options.restart:
+            name = differing[0]
+            if name in TABLE_FIELDS:
+                raise BadInput(
+                    f"state file {path} belongs to another run ({name} is {previous.get(name)!r}, this run has "
+                    f"{self.state.identity[name]!r}): pass another --state-file, or --restart to start over"
+                )
+            kept = f"; it first checks the {len(leftovers):,} keys that run left unchecked" if leftovers else ""
+            raise BadInput(
+                f"state file {path} belongs to another run ({_describe(name, previous.get(name))}, this run has "
+                f"{_describe(name, self.state.identity[name])}): run with the same options to resume it, or add "
+                f"--restart to start over{kept}"
+            )
+        if self.options.restart:
+            if leftovers and not self.checks_writes:
+                # The keys need the one-way repair, which may overwrite or delete TARGET's item: wrong on a
+                # multi-active pair, so it is not done in a multi-active run.
+                raise BadInput(
+                    f"state file {path} holds {len(leftovers):,} keys a one-way backfill wrote without checking "
+                    "them against the source: resume it as it was started (one-way, without --restart) to check "
+                    "them, then start the multi-active one with --restart"
+                )
+            return self.state.start(unchecked=leftovers)
+        previous.setdefault("mode", self.state.identity["mode"])
+        return self.state.adopt(previous)
 
     def batch_get(self, handle: TableHandle, keys: list[Item], *, names: list[str] | None = None,
                   consistent: bool = False) -> tuple[dict[KeyId, Item], list[Item]]:
@@ -288,17 +371,17 @@ class _Backfill:
         target_value = held.get(conflict.attribute, {}).get("N")
         return target_value is not None and Decimal(target_value) >= source_value
 
-    def copy_item(self, item: Item) -> Outcome:
+    def copy_item(self, item: Item) -> Decision:
         """Write ``item`` to the target unless it holds it (or, multi-active, a newer or equal version)."""
         if self.stop.is_set():
-            return Outcome.NOT_TRIED
+            return Outcome.NOT_TRIED, None
         try:
             if self.options.conflict is not None:
                 condition = self.options.conflict.newer_than_target(self.key.partition_key, item)
             else:
                 condition = absent(self.key.partition_key)
         except MissingConflictValue as exc:
-            return self._failed(self.key.key_of(item), str(exc))
+            return Outcome.FAILED, str(exc)
         self.bucket.acquire()
         try:
             self.retrier.call(
@@ -307,20 +390,20 @@ class _Backfill:
         except Exception as exc:
             code = error_code(exc)
             if code == "ConditionalCheckFailedException":
-                return Outcome.SKIPPED
+                return Outcome.SKIPPED, None
             if not code and not hasattr(exc, "response"):
                 raise
-            return self._failed(self.key.key_of(item), f"{code}: {error_message(exc)}")
-        return Outcome.COPIED
+            return Outcome.FAILED, f"{code}: {error_message(exc)}"
+        return Outcome.COPIED, None
 
-    def confirm(self, attempted: list[Item], outcomes: dict[KeyId, Outcome]) -> None:
+    def confirm(self, attempted: list[Item], decisions: dict[KeyId, Decision]) -> None:
         """One-way: read every item the page tried to write again from the source (strongly consistent) and
         resync the keys whose source no longer holds exactly what was written (docs/cli.md has the argument).
 
         Items that were skipped or failed are checked too: a write retried after a lost response can succeed
         and then be refused as "already there", and a failed one may have been applied.
         """
-        tried = [item for item in attempted if outcomes[self.key.key_id(item)] is not Outcome.NOT_TRIED]
+        tried = [item for item in attempted if decisions[self.key.key_id(item)][0] is not Outcome.NOT_TRIED]
         if not tried:
             return
         now, unread = self.batch_get(self.source, [self.key.key_of(item) for item in tried], consistent=True)
@@ -331,31 +414,58 @@ class _Backfill:
             key_id = self.key.key_id(item)
             if key_id in unread_ids or item_digest(now.get(key_id), prefix) != item_digest(item, prefix):
                 suspects.append(key_id)
-        repairer = self.repairer()
         for key_id in suspects:  # rare: only keys whose source changed since the scan
-            outcomes[key_id] = self.resync(repairer, key_id, outcomes[key_id])
+            decisions[key_id] = self.resync(key_id, decisions[key_id])
 
-    def resync(self, repairer: Repairer, key_id: KeyId, outcome: Outcome) -> Outcome:
-        """Bring ``key_id`` to the source's current state; returns the item's outcome after it."""
+    def resync(self, key_id: KeyId, before: Decision) -> Decision:
+        """Bring ``key_id`` to the source's current state; returns the item's decision after it."""
         try:
-            result, reason = repairer.repair_one(key_id)
+            result, reason = self.repairer().repair_one(key_id)
         except Exception as exc:  # reported per key: one bad item must not stop the rest
             result, reason = REPAIR_FAILED, f"{error_code(exc) or type(exc).__name__}: {error_message(exc)}"
         if result == REPAIRED:
-            return Outcome.RESYNCED
+            return Outcome.RESYNCED, None
         if result in (UNSETTLED, REPAIR_FAILED):
-            return self._failed(
-                self.key.key_from_id(key_id),
+            return Outcome.FAILED, (
                 f"the source changed during the copy and the target could not be brought to its current state "
-                f"({reason}); run `cdk-replication verify --repair`",
+                f"({reason}); run `cdk-replication verify --repair`"
             )
-        return outcome  # settled: the target already matched the source (the replicator got there first)
+        return before  # settled: the target already matched the source (the replicator got there first)
 
-    def _failed(self, key: Item, reason: str) -> Outcome:
-        with self._failure_lock:
-            if len(self.failures) < MAX_REPORTED_FAILURES:
-                self.failures.append((key, reason))
-        return Outcome.FAILED
+    def recheck_keys(self, keys: list[Item]) -> dict[KeyId, Decision]:
+        """Resync ``keys``, written by a stopped run without being confirmed; settled ones count as skipped."""
+        return {self.key.key_id(key): self.resync(self.key.key_id(key), (Outcome.SKIPPED, None)) for key in keys}
+
+    def record(self, segment: int | None, decisions: dict[KeyId, Decision]) -> None:
+        """Count decided items in this run's counts and in the run-spanning totals, each item once.
+
+        Args:
+            segment: the segment whose page (or re-checked keys) these are; ``None`` for the keys an
+                abandoned state file left unchecked (``--restart``), which any segment may scan again.
+        """
+        with self.state.lock:
+            data = self.state.data
+            if segment is None:
+                seen_total, fallback_total = data.setdefault("rechecked", {}), None
+                seen_run, fallback_run = self.run_rechecked, None
+            else:
+                seen_total = data["segments"][str(segment)].setdefault("counted", {})
+                fallback_total = data.get("rechecked")
+                seen_run, fallback_run = self.run_seen.setdefault(segment, {}), self.run_rechecked
+            for key_id, (outcome, reason) in decisions.items():
+                if outcome is Outcome.NOT_TRIED:
+                    continue
+                name = _counted_id(self.key.key_from_id(key_id))
+                _merge(data["totals"], seen_total, name, outcome, fallback_total)
+                final = _merge(self.counts, seen_run, name, outcome, fallback_run)
+                self._note_failure(key_id, final, reason)
+
+    def _note_failure(self, key_id: KeyId, final: str, reason: str | None) -> None:
+        """Keep :attr:`failures` in step with each item's final outcome in this run (caller holds the lock)."""
+        if final != Outcome.FAILED.value:
+            self.failures.pop(key_id, None)
+        elif reason is not None and (key_id in self.failures or len(self.failures) < MAX_REPORTED_FAILURES):
+            self.failures[key_id] = (self.key.key_from_id(key_id), reason)
 
     def save_segment(self, entry: dict[str, Any], **changes: Any) -> None:
         """Update a segment's entry in the state file and save it."""
@@ -363,25 +473,26 @@ class _Backfill:
             entry.update(changes)
             self.state.save()
 
+    def recheck_leftovers(self) -> None:
+        """Before the scan: check the keys an abandoned state file left unchecked (``--restart``)."""
+        keys = [from_json_item(k) for k in self.state.data.get("unchecked") or []]
+        if keys:
+            self.record(None, self.recheck_keys(keys))
+            with self.state.lock:
+                self.state.data["unchecked"] = []
+                self.state.save()
+
     def recheck(self, segment: int) -> None:
         """On resume: resync the keys a stopped run wrote (or was about to) without confirming them."""
         entry = self.state.data["segments"][str(segment)]
         keys = [from_json_item(k) for k in entry.get("unchecked") or []]
-        if not keys:
-            return
-        repairer = self.repairer()
-        for key in keys:
-            outcome = self.resync(repairer, self.key.key_id(key), Outcome.SKIPPED)
-            if outcome is not Outcome.SKIPPED:
-                self.counts.add(outcome, scanned=False)
-                with self.state.lock:
-                    self.state.data["totals"][outcome.value] += 1
-        self.save_segment(entry, unchecked=[])
+        if keys:
+            self.record(segment, self.recheck_keys(keys))
+            self.save_segment(entry, unchecked=[])
 
     def run_segment(self, segment: int, writers: ThreadPoolExecutor) -> None:
         entry = self.state.data["segments"][str(segment)]
-        if self.checks_writes:
-            self.recheck(segment)
+        self.recheck(segment)  # only a one-way run leaves keys to check; the file's mode matches this run's
         if entry["done"]:
             return
         start = from_json_item(entry["lastEvaluatedKey"]) if entry["lastEvaluatedKey"] else None
@@ -396,20 +507,23 @@ class _Backfill:
             if start:
                 request["ExclusiveStartKey"] = start
             page = self.retrier.call(self.source.client.scan, **request)
-            items = page.get("Items", [])
-            outcomes = self.copy_page(entry, items, writers)
-            stopping = Outcome.NOT_TRIED in outcomes.values()
-            for outcome in outcomes.values():
-                if outcome is not Outcome.NOT_TRIED:
-                    self.counts.add(outcome)
+            decisions: dict[KeyId, Decision] = {}
+            try:
+                self.copy_page(entry, page.get("Items", []), writers, decisions)
+            except BaseException:
+                # Count what was decided before the error: the resumed run repeats the page and finds these
+                # outcomes in the totals (a copy stays a copy). `unchecked` stays for its check.
+                self.record(segment, decisions)
+                self.save_segment(entry)
+                raise
+            self.record(segment, decisions)
             next_start = page.get("LastEvaluatedKey")
+            if any(outcome is Outcome.NOT_TRIED for outcome, _ in decisions.values()):
+                # Keep the previous resume point so the unwritten items are retried; `counted` remembers what
+                # is already in the totals so the repeat does not count it again. Every tried write was checked.
+                self.save_segment(entry, unchecked=[])
+                return
             with self.state.lock:
-                _add_to_totals(self.state.data["totals"], entry, outcomes, self.key)
-                if stopping:
-                    # Keep the previous resume point so the unwritten items are retried; remember what is
-                    # already in the totals so the repeat does not count it again.
-                    self.save_segment(entry, unchecked=[])
-                    return
                 self.save_segment(
                     entry,
                     lastEvaluatedKey=to_json_item(next_start) if next_start else None,
@@ -417,52 +531,65 @@ class _Backfill:
                     unchecked=[],
                     counted={},
                 )
+                self.run_seen[segment] = {}
             start = next_start
             if start is None:
                 return
 
-    def copy_page(self, entry: dict[str, Any], items: list[Item], writers: ThreadPoolExecutor) -> dict[KeyId, Outcome]:
-        """Write one scanned page; returns each item's outcome (``NOT_TRIED`` when the run is stopping)."""
+    def copy_page(self, entry: dict[str, Any], items: list[Item], writers: ThreadPoolExecutor,
+                  decisions: dict[KeyId, Decision]) -> None:
+        """Write one scanned page, filling ``decisions`` as items are decided (``NOT_TRIED`` when the run is
+        stopping), so that the caller can count them even when this raises."""
         held = self.existing(items)
-        outcomes = {self.key.key_id(item): Outcome.SKIPPED for item in items}
-        attempted = [item for item in items if not self.skip_without_writing(item, held.get(self.key.key_id(item)))]
+        attempted = []
+        for item in items:
+            if self.skip_without_writing(item, held.get(self.key.key_id(item))):
+                decisions[self.key.key_id(item)] = (Outcome.SKIPPED, None)
+            else:
+                attempted.append(item)
         if attempted and self.checks_writes:
             # Write-ahead: should the run die between a write and its check, the resumed run finds these keys
             # here (its repeated scan no longer returns an item deleted meanwhile).
             self.save_segment(entry, unchecked=[to_json_item(self.key.key_of(item)) for item in attempted])
-        for item, outcome in zip(attempted, writers.map(self.copy_item, attempted)):
-            outcomes[self.key.key_id(item)] = outcome
+        futures = [(self.key.key_id(item), writers.submit(self.copy_item, item)) for item in attempted]
+        error: BaseException | None = None
+        for key_id, future in futures:  # every write of the page finishes before an error is raised
+            try:
+                decisions[key_id] = future.result()
+            except Exception as exc:
+                error = error or exc
+        if error is not None:
+            raise error
         if self.checks_writes:
-            self.confirm(attempted, outcomes)
-        return outcomes
+            self.confirm(attempted, decisions)
+
+
+def _mode(conflict: LastWriterWins | None) -> str:
+    """The state file's ``mode``: ``one-way``, or ``multi-active (<attribute>, <strategy>)``."""
+    return "one-way" if conflict is None else f"multi-active ({conflict.attribute}, {conflict.strategy})"
+
+
+def _describe(name: str, value: Any) -> str:
+    """An identity field's value as the option that sets it, for messages."""
+    if name == "totalSegments":
+        return f"--segments {value}"
+    if name == "mode":
+        return f"a {value} backfill" if value else "no recorded mode"
+    return f"{name} {value!r}"
+
+
+def _unchecked_keys(data: dict[str, Any]) -> list[Any]:
+    """Every key (DynamoDB JSON) a state document still has to check, from any segment or an earlier restart."""
+    keys = list(data.get("unchecked") or [])
+    for entry in (data.get("segments") or {}).values():
+        keys.extend(entry.get("unchecked") or [])
+    unique = {json.dumps(k, sort_keys=True): k for k in keys}
+    return list(unique.values())
 
 
 def _counted_id(key: Item) -> str:
     """A key as the text the state file's ``counted`` map uses (DynamoDB JSON, sorted)."""
     return json.dumps(to_json_item(key), sort_keys=True)
-
-
-def _add_to_totals(totals: dict[str, int], entry: dict[str, Any], outcomes: dict[KeyId, Outcome], key: Any) -> None:
-    """Add a page's outcomes to the run-spanning ``totals``, once per item.
-
-    A page that was interrupted is repeated by the resumed run; ``entry["counted"]`` holds the outcome each of
-    its items already has in the totals. A repeat that finds the item in the target (skipped) keeps the first
-    outcome (the earlier run's copy stays a copy); any other repeat outcome replaces it.
-    """
-    counted: dict[str, str] = entry.setdefault("counted", {})
-    for key_id, outcome in outcomes.items():
-        if outcome is Outcome.NOT_TRIED:
-            continue
-        name = _counted_id(key.key_from_id(key_id))
-        before = counted.get(name)
-        if before is None:
-            totals["scanned"] += 1
-        elif outcome is Outcome.SKIPPED or before == outcome.value:
-            continue
-        else:
-            totals[before] -= 1
-        totals[outcome.value] += 1
-        counted[name] = outcome.value
 
 
 def run_backfill(
@@ -488,9 +615,7 @@ def run_backfill(
         raise ValueError(f"segments and workers must be at least 1, got {options.segments}/{options.workers}")
     stop = stop or threading.Event()
     job = _Backfill(source, target, options, stop)
-    if options.restart:
-        job.state.delete()
-    data = job.state.load()
+    data = job.open_state()
     data.setdefault("segments", {str(s): {"lastEvaluatedKey": None, "done": False} for s in range(options.segments)})
     totals = data.setdefault("totals", {})
     for name in COUNT_NAMES:
@@ -510,17 +635,19 @@ def run_backfill(
         c = job.counts
         done = sum(1 for e in data["segments"].values() if e["done"])
         total = f"/~{source.info.item_count:,}" if source.info.item_count else ""
+        resynced = f" resynced {c['resynced']:,}" if c["resynced"] else ""
         return (
-            f"{label}: scanned {previously_scanned + c.scanned:,}{total} copied {c.copied:,} "
-            f"skipped {c.skipped:,}{f' resynced {c.resynced:,}' if c.resynced else ''} failed {c.failed:,} | "
+            f"{label}: scanned {previously_scanned + c['scanned']:,}{total} copied {c['copied']:,} "
+            f"skipped {c['skipped']:,}{resynced} failed {c['failed']:,} | "
             f"segments {done}/{options.segments} | "
-            f"{rate.describe(c.scanned)}"
+            f"{rate.describe(c['scanned'])}"
         )
 
     started = time.monotonic()
     interrupted = False
     error: BaseException | None = None
     with Progress(render, progress_stream, enabled=show_progress):
+        job.recheck_leftovers()
         with ThreadPoolExecutor(options.workers, thread_name_prefix="write") as writers, ThreadPoolExecutor(
             options.segments, thread_name_prefix="scan"
         ) as scanners:
@@ -551,9 +678,9 @@ def run_backfill(
     if complete:
         job.state.delete()
     return BackfillResult(
-        counts=job.counts.as_dict(),
+        counts=dict(job.counts),
         totals=dict(data["totals"]),
-        failures=job.failures,
+        failures=list(job.failures.values()),
         retries=job.retrier.retries,
         seconds=time.monotonic() - started,
         complete=complete,

@@ -48,18 +48,30 @@ def open_pair(args: argparse.Namespace, pool: int) -> tuple[TableHandle, TableHa
     return source, target
 
 
-def say_unchecked(err: TextIO, *handles: TableHandle) -> None:
-    """One line on ``err`` for each table whose ARN's account could not be checked (DynamoDB Local)."""
-    for handle in handles:
-        if handle.info.account_note:
-            err.write(handle.info.account_note + "\n")
+def say_unchecked(err: TextIO, *handles: TableHandle) -> list[str]:
+    """One line on ``err`` for each table whose ARN's account could not be checked (DynamoDB Local).
+
+    Returns:
+        the same lines, for the ``notes`` list of the ``--json`` document.
+    """
+    notes = [handle.info.account_note for handle in handles if handle.info.account_note]
+    for note in notes:
+        err.write(note + "\n")
+    return notes
 
 
 def conflict_of(args: argparse.Namespace) -> LastWriterWins | None:
     """The last-writer-wins rule from ``--conflict-attribute``/``--conflict-strategy``, if any.
 
-    A strategy without an attribute is refused: the command would otherwise run one-way, silently.
+    A strategy without an attribute is refused: the command would otherwise run one-way, silently. So is an
+    attribute that starts with ``--metadata-prefix``: every comparison leaves such attributes out.
     """
+    prefix = args.metadata_prefix
+    if args.conflict_attribute and prefix and args.conflict_attribute.startswith(prefix):
+        raise BadInput(
+            f"--conflict-attribute {args.conflict_attribute!r} starts with the metadata prefix {prefix!r}, so it "
+            "would be ignored in every comparison: name the application's attribute, or change --metadata-prefix"
+        )
     if args.conflict_attribute is None:
         if args.conflict_strategy is not None:
             raise BadInput(
@@ -74,7 +86,7 @@ def conflict_of(args: argparse.Namespace) -> LastWriterWins | None:
 def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     conflict = conflict_of(args)
     source, target = open_pair(args, pool=args.segments + args.workers)
-    say_unchecked(err, source, target)
+    notes = say_unchecked(err, source, target)
     probe_read(source, "source")
     probe_batch_get(target, "target")
     if conflict is None:
@@ -101,7 +113,7 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     result = run_backfill(source, target, options, progress_stream=err, show_progress=not args.quiet)
     if args.json:
-        print_json(out, result.as_json())
+        print_json(out, {**result.as_json(), "notes": notes})
     else:
         c = result.counts
         out.write(
@@ -134,15 +146,9 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise BadInput("--dry-run only applies to --repair: add --repair (nothing is written with --dry-run)")
     if args.show < 0:
         raise BadInput(f"--show must be 0 or more, got {args.show}")
-    prefix = args.metadata_prefix
-    if args.conflict_attribute and prefix and args.conflict_attribute.startswith(prefix):
-        raise BadInput(
-            f"--conflict-attribute {args.conflict_attribute!r} starts with the metadata prefix {prefix!r}, so it "
-            "would be ignored in every comparison: name the application's attribute, or change --metadata-prefix"
-        )
     conflict = conflict_of(args)
     source, target = open_pair(args, pool=2 * args.segments + args.workers)
-    say_unchecked(err, source, target)
+    notes = say_unchecked(err, source, target)
     probe_read(source, "source")
     probe_read(target, "target")
     if args.repair and not args.dry_run:
@@ -160,7 +166,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     result = run_verify(source, target, options, progress_stream=err, show_progress=not args.quiet)
     if args.json:
-        print_json(out, verify_json(result, source.info.key))
+        print_json(out, {**verify_json(result, source.info.key), "notes": notes})
     else:
         out.write("\n".join(verify_text(result, source.info.key, args.show)) + "\n")
     return EXIT_INCOMPLETE if result.differences_remain else EXIT_OK

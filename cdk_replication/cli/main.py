@@ -34,6 +34,30 @@ from cdk_replication.cli.pacing import DEFAULT_MAX_ATTEMPTS
 
 PROG = "cdk-replication"
 
+
+class _ShowVersion(Exception):
+    """Raised by ``--version`` so that ``main`` prints the version on its own ``stdout`` and returns 0."""
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the installed package's version (argparse's own action prints to ``sys.stdout``)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest=dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, *_: object, **__: object) -> None:
+        raise _ShowVersion
+
+
+def package_version() -> str:
+    """The installed ``cdk-replication`` distribution's version, or ``unknown`` when it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(PROG)
+    except PackageNotFoundError:
+        return "unknown"
+
 EPILOG = """\
 exit codes: 0 done (verify: tables identical), 1 incomplete (differences remain, items failed, an export or
 import failed), 2 bad input (nothing was written), 130 interrupted (re-run the same command to resume).
@@ -112,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     backfill = sub.add_parser(
@@ -172,7 +197,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help and --version exit 0; report the code instead of exiting
+    except _ShowVersion:
+        out.write(f"{PROG} {package_version()}\n")
+        return 0
+    except SystemExit as exc:  # --help exits 0; report the code instead of exiting
         return int(exc.code or 0)
     except UsageError as exc:
         # One line, like every other refusal (argparse would print the whole usage text first).

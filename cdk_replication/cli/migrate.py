@@ -38,7 +38,7 @@ import posixpath
 import shlex
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -159,6 +159,8 @@ class _Context:
     #: ``--change-source KINESIS``: the source's streaming destination as DescribeKinesisStreamingDestination
     #: showed it in the precheck.
     destination: dict[str, Any] | None = None
+    #: Lines said on stderr that the ``--json`` document carries too (e.g. an ARN's account not checked).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def kinesis(self) -> bool:
@@ -937,8 +939,9 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _check_options(args)
     source_conn, target_conn = connections(args)
     described = describe_table(source_conn, TableRef.parse(args.source, "source"), "source")
-    if described.info.account_note:
-        err.write(described.info.account_note + "\n")
+    notes = [described.info.account_note] if described.info.account_note else []
+    for note in notes:
+        err.write(note + "\n")
     # Control-plane calls (and status polls) use botocore's own retries, unlike the data-plane client.
     source = TableHandle(described.info, source_conn.client("dynamodb", described.info.region))
     target_ref = TableRef.parse(args.target, "target")
@@ -960,7 +963,7 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.event_source_mapping_uuid:
         lambda_client = source_conn.client("lambda", args.mapping_region or source.info.region)
     log: list[dict[str, Any]] = []
-    ctx = _Context(args, source, source_conn, target_ref, target_conn, target_region, state, err, log)
+    ctx = _Context(args, source, source_conn, target_ref, target_conn, target_region, state, err, log, notes=notes)
     _choose_change_source(ctx)
     if not args.after_import:
         _choose_bucket(ctx)
@@ -999,6 +1002,7 @@ def _summary(ctx: _Context, mode: str, **fields: Any) -> dict[str, Any]:
         "steps": ctx.log,
         "exportArn": data.get("exportArn"),
         "stateFile": str(ctx.state.path),
+        "notes": ctx.notes,
         "changeSource": ctx.args.change_source,
         "streamRetentionHours": _retention_hours(ctx),
         **({"kinesisStreamArn": data.get("kinesisStreamArn")} if ctx.kinesis else {}),

@@ -121,15 +121,22 @@ def _compare_conflict(a: AttributeValue, b: AttributeValue) -> int | None:
 
 
 class Repairer:
-    """Consistent re-reads and repairs of single keys (threads may share one instance)."""
+    """Consistent re-reads and repairs of single keys (threads may share one instance).
 
-    def __init__(self, source: TableHandle, target: TableHandle, options: "VerifyOptions", retrier: Retrier) -> None:
+    Args:
+        bucket: the rate limit each repair write (PutItem or DeleteItem) takes a token from; default a new
+            bucket of ``options.rate`` writes per second. ``backfill`` passes its own, so that its copies and
+            its repairs share one ``--rate``.
+    """
+
+    def __init__(self, source: TableHandle, target: TableHandle, options: "VerifyOptions", retrier: Retrier,
+                 bucket: TokenBucket | None = None) -> None:
         self.source = source
         self.target = target
         self.options = options
         self.retrier = retrier
         self.key = source.info.key
-        self.bucket = TokenBucket(options.rate)
+        self.bucket = bucket if bucket is not None else TokenBucket(options.rate)
 
     def _get(self, handle: TableHandle, key: Item) -> Item | None:
         response = self.retrier.call(handle.client.get_item, TableName=handle.name, Key=key, ConsistentRead=True)

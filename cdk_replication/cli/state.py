@@ -40,29 +40,53 @@ class StateFile:
         #: Guards :attr:`data` for threads that update it; :meth:`save` takes it too (re-entrant).
         self.lock = threading.RLock()
 
+    def read(self) -> dict[str, Any] | None:
+        """The existing file's document (its version checked, its identity not), or ``None`` when there is none.
+
+        Raises:
+            BadInput: the file cannot be read or has another version.
+        """
+        if not self.path.exists():
+            return None
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError) as exc:
+            raise BadInput(f"state file {self.path} is unreadable ({exc}); delete it to start over") from None
+        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+            version = data.get("version") if isinstance(data, dict) else None
+            raise BadInput(
+                f"state file {self.path} has version {version!r}, expected {STATE_VERSION}; "
+                "delete it to start over"
+            )
+        return data
+
+    def differing(self, data: dict[str, Any]) -> list[str]:
+        """The identity fields whose value in ``data`` is not this run's, in identity order."""
+        return [name for name, expected in self.identity.items() if data.get(name) != expected]
+
+    def adopt(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Continue from ``data`` (an existing document of this run); returns :attr:`data`."""
+        self.data = data
+        self.resumed = True
+        return self.data
+
+    def start(self, **fields: Any) -> dict[str, Any]:
+        """A new document (not saved yet) with this run's identity and ``fields``; returns :attr:`data`."""
+        self.data = {"version": STATE_VERSION, **self.identity, **fields}
+        self.resumed = False
+        return self.data
+
     def load(self) -> dict[str, Any]:
         """Read an existing state (checking its identity) or start an empty one; returns :attr:`data`."""
-        if self.path.exists():
-            try:
-                data = json.loads(self.path.read_text())
-            except (OSError, ValueError) as exc:
-                raise BadInput(f"state file {self.path} is unreadable ({exc}); delete it to start over") from None
-            if data.get("version") != STATE_VERSION:
-                raise BadInput(
-                    f"state file {self.path} has version {data.get('version')!r}, expected {STATE_VERSION}; "
-                    "delete it to start over"
-                )
-            for field, expected in self.identity.items():
-                if data.get(field) != expected:
-                    raise BadInput(
-                        f"state file {self.path} belongs to another run ({field} is {data.get(field)!r}, "
-                        f"this run has {expected!r}): pass another --state-file, or delete it to start over"
-                    )
-            self.data = data
-            self.resumed = True
-        else:
-            self.data = {"version": STATE_VERSION, **self.identity}
-        return self.data
+        data = self.read()
+        if data is None:
+            return self.start()
+        for name in self.differing(data):
+            raise BadInput(
+                f"state file {self.path} belongs to another run ({name} is {data.get(name)!r}, this run has "
+                f"{self.identity[name]!r}): pass another --state-file, or --restart to start over"
+            )
+        return self.adopt(data)
 
     def save(self) -> None:
         """Write :attr:`data` atomically (a temporary file in the same folder, then ``os.replace``)."""

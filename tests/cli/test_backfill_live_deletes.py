@@ -8,14 +8,17 @@ item either way), so on its own it brings the deleted item back into the replica
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from botocore.exceptions import ClientError
 
 from cdk_replication.cli.backfill import BackfillOptions, run_backfill
-from cdk_replication.cli.errors import WorkFailed
+from cdk_replication.cli.conditions import LastWriterWins
+from cdk_replication.cli.errors import BadInput, WorkFailed
 from cdk_replication.cli.tables import Connection, TableHandle, TableRef, describe_table
 from .helpers import put_many, scan_all
 
@@ -196,3 +199,185 @@ def test_interrupted_pages_count_every_copy_once_in_the_totals(local, ddb, make_
     assert second.totals["skipped"] == 0
     assert scan_all(ddb, target) == scan_all(ddb, source)
 
+
+
+def _crash_after_writing_the_victim(local: Any, ddb: Any, source: str, target: str, state: Any,
+                                    segments: int = 1) -> tuple[TableHandle, TableHandle]:
+    """Run a backfill that resurrects VICTIM and dies before confirming it (as in the crash test above);
+    returns fresh handles for the next run."""
+    src, tgt = _handles(local, source, target)
+    delete = _replicated_delete(ddb, source, target)
+
+    def before_put(Item: dict[str, Any], **_: Any) -> None:
+        if Item["pk"] == VICTIM["pk"]:
+            delete()
+
+    def crash_on_consistent_read(RequestItems: dict[str, Any], **_: Any) -> None:
+        if any(request.get("ConsistentRead") for request in RequestItems.values()):
+            raise ClientError({"Error": {"Code": "ValidationException", "Message": "simulated crash"}},
+                              "BatchGetItem")
+
+    tgt.client = Hooked(tgt.client, before={"put_item": before_put})
+    src.client = Hooked(src.client, before={"batch_get_item": crash_on_consistent_read})
+    try:
+        run_backfill(src, tgt, BackfillOptions(segments=segments, workers=2, state_path=state), show_progress=False)
+    except WorkFailed:
+        pass
+    assert ("k007",) in scan_all(ddb, target), "the crash must leave the resurrected item for the next run"
+    return _handles(local, source, target)
+
+
+def test_a_restart_after_a_crash_still_checks_the_keys_left_unchecked(local, ddb, make_table, tmp_path) -> None:
+    """--restart abandons the state file; the keys it still had to check must be checked first, or the
+    resurrected item stays in the replica for good while the run reports success."""
+    source, target = make_table("rsrc"), make_table("rtgt")
+    put_many(ddb, source, _items(20))
+    state = tmp_path / "s.json"
+    src, tgt = _crash_after_writing_the_victim(local, ddb, source, target, state)
+    # Another segment count: the old segments mean nothing any more, the keys to check still do.
+    restarted = run_backfill(src, tgt, BackfillOptions(segments=2, workers=2, state_path=state, restart=True),
+                             show_progress=False)
+    assert restarted.complete and restarted.counts["failed"] == 0
+    assert scan_all(ddb, target) == scan_all(ddb, source)
+    # Each item once: 19 scanned and already in TARGET, the deleted one taken back.
+    assert restarted.counts == {"scanned": 20, "copied": 0, "skipped": 19, "resynced": 1, "failed": 0}
+    assert restarted.totals == restarted.counts
+
+
+def test_a_state_file_of_other_options_is_refused_with_a_way_that_keeps_its_keys(local, ddb, make_table,
+                                                                              tmp_path) -> None:
+    """A resume with another segment count or mode is refused in one line that points at --restart (which
+    checks the keys first), not at deleting the file or starting another one (which lose them)."""
+    source, target = make_table("msrc"), make_table("mtgt")
+    put_many(ddb, source, _items(20))
+    state = tmp_path / "s.json"
+    src, tgt = _crash_after_writing_the_victim(local, ddb, source, target, state)
+    for other in (BackfillOptions(segments=3, state_path=state),
+                  BackfillOptions(segments=1, state_path=state, conflict=LastWriterWins("v", "VERSION"))):
+        with pytest.raises(BadInput) as refused:
+            run_backfill(src, tgt, other, show_progress=False)
+        message = str(refused.value)
+        assert "\n" not in message and "--restart" in message, message
+        assert "delete it" not in message and "another --state-file" not in message, message
+        assert ("k007",) in scan_all(ddb, target) and state.exists()
+    # Another pair of tables cannot check them either: that run must not take the file over, even with --restart.
+    elsewhere = make_table("mother")
+    _, other_target = _handles(local, source, elsewhere)
+    for restart in (False, True):
+        with pytest.raises(BadInput, match="keys it wrote without checking them") as refused:
+            run_backfill(src, other_target, BackfillOptions(segments=1, state_path=state, restart=restart),
+                         show_progress=False)
+        assert "\n" not in str(refused.value) and state.exists()
+    # A multi-active --restart cannot check them (the one-way repair may overwrite a multi-active TARGET): refused.
+    multi_active = BackfillOptions(segments=1, state_path=state, restart=True,
+                                   conflict=LastWriterWins("v", "VERSION"))
+    with pytest.raises(BadInput, match="resume it as it was started") as refused:
+        run_backfill(src, tgt, multi_active, show_progress=False)
+    assert "\n" not in str(refused.value) and ("k007",) in scan_all(ddb, target)
+
+
+def test_a_state_file_without_a_recorded_mode_is_resumed_and_checked(local, ddb, make_table, tmp_path) -> None:
+    """Files of the first version of the check have no `mode`: they resume (and their keys are checked)."""
+    source, target = make_table("osrc"), make_table("otgt")
+    put_many(ddb, source, _items(20))
+    state = tmp_path / "s.json"
+    src, tgt = _crash_after_writing_the_victim(local, ddb, source, target, state)
+    document = json.loads(state.read_text())
+    del document["mode"]
+    state.write_text(json.dumps(document))
+    with pytest.raises(BadInput, match="--restart"):  # its keys need the one-way repair: not in a multi-active run
+        run_backfill(src, tgt, BackfillOptions(segments=1, state_path=state, conflict=LastWriterWins("v")),
+                     show_progress=False)
+    resumed = run_backfill(src, tgt, BackfillOptions(segments=1, state_path=state), show_progress=False)
+    assert resumed.complete and resumed.resumed
+    assert scan_all(ddb, target) == scan_all(ddb, source)
+
+
+def test_a_run_stopped_by_an_error_keeps_its_copies_in_the_resumed_totals(local, ddb, make_table, tmp_path) -> None:
+    """The crashed run copied all 20 items (k007 included) before its check failed; the resumed run takes k007
+    back. Over both runs each item counts once: 19 copied, 1 resynced, none skipped."""
+    source, target = make_table("csrc"), make_table("ctgt")
+    put_many(ddb, source, _items(20))
+    state = tmp_path / "s.json"
+    src, tgt = _crash_after_writing_the_victim(local, ddb, source, target, state)
+    resumed = run_backfill(src, tgt, BackfillOptions(segments=1, workers=2, state_path=state), show_progress=False)
+    assert resumed.complete and resumed.resumed
+    assert resumed.totals == {"scanned": 20, "copied": 19, "skipped": 0, "resynced": 1, "failed": 0}
+    # This run: the re-checked keys and the repeated page are the same 20 items, each counted once.
+    assert resumed.counts == {"scanned": 20, "copied": 0, "skipped": 19, "resynced": 1, "failed": 0}
+    assert scan_all(ddb, target) == scan_all(ddb, source)
+
+
+def _failing_put(key: dict[str, Any], also_repairs: bool) -> Callable[..., None]:
+    """A PutItem hook that refuses ``key``'s first write (every write with ``also_repairs``) for good."""
+    calls = [0]
+
+    def before_put(Item: dict[str, Any], **_: Any) -> None:
+        if Item["pk"] == key["pk"]:
+            calls[0] += 1
+            if also_repairs or calls[0] == 1:
+                raise ClientError({"Error": {"Code": "ValidationException", "Message": "refused"}}, "PutItem")
+
+    return before_put
+
+
+@pytest.mark.parametrize("repair_fails", [False, True])
+def test_the_failure_list_holds_each_item_once_with_its_final_outcome(local, ddb, make_table, tmp_path,
+                                                                       repair_fails) -> None:
+    """k007's copy is refused while the application changes it at the source, so the check resyncs it: when
+    the resync succeeds the item is not a failure; when it fails too, it is one failure, listed once."""
+    source, target = make_table("fsrc"), make_table("ftgt")
+    put_many(ddb, source, _items(20))
+    src, tgt = _handles(local, source, target)
+    refuse = _failing_put(VICTIM, also_repairs=repair_fails)
+
+    def before_put(Item: dict[str, Any], **kwargs: Any) -> None:
+        if Item["pk"] == VICTIM["pk"] and Item["v"]["N"] == "7":
+            ddb.put_item(TableName=source, Item={**VICTIM, "v": {"N": "700"}})
+        refuse(Item=Item, **kwargs)
+
+    tgt.client = Hooked(tgt.client, before={"put_item": before_put})
+    result = run_backfill(src, tgt, BackfillOptions(segments=1, workers=2, state_path=tmp_path / "f.json"),
+                          show_progress=False)
+    listed = [key for key, _ in result.failures]
+    assert len(listed) == result.counts["failed"], result.failures
+    if repair_fails:
+        assert listed == [VICTIM] and result.counts["resynced"] == 0
+    else:
+        assert listed == [] and result.counts["resynced"] == 1
+        assert scan_all(ddb, target) == scan_all(ddb, source)
+
+
+def test_rate_is_one_bucket_for_copies_and_repairs(local, ddb, make_table, tmp_path, monkeypatch) -> None:
+    """--rate limits every write the backfill makes to TARGET together: its copies and the check's repairs
+    take tokens from one bucket (a bucket per page would let each page's repairs run at the full rate again)."""
+    import cdk_replication.cli.backfill as backfill_module
+    import cdk_replication.cli.repair as repair_module
+
+    buckets: list[Any] = []
+
+    class CountingBucket:
+        def __init__(self, rate: float | None) -> None:
+            self.rate, self.taken = rate, 0
+            buckets.append(self)
+
+        def acquire(self, tokens: float = 1.0) -> None:
+            self.taken += int(tokens)
+
+    monkeypatch.setattr(backfill_module, "TokenBucket", CountingBucket)
+    monkeypatch.setattr(repair_module, "TokenBucket", CountingBucket)
+    source, target = make_table("bsrc"), make_table("btgt")
+    put_many(ddb, source, _items(20))
+    src, tgt = _handles(local, source, target)
+    delete = _replicated_delete(ddb, source, target)
+
+    def before_put(Item: dict[str, Any], **_: Any) -> None:
+        if Item["pk"] == VICTIM["pk"] and Item["v"]["N"] == "7":
+            delete()  # the copy brings k007 back; the check deletes it again (one repair write)
+
+    tgt.client = Hooked(tgt.client, before={"put_item": before_put})
+    result = run_backfill(src, tgt, BackfillOptions(segments=1, workers=2, page_size=5, rate=1000.0,
+                                                    state_path=tmp_path / "r.json"), show_progress=False)
+    assert result.counts["copied"] == 19 and result.counts["resynced"] == 1
+    assert [b.rate for b in buckets] == [1000.0], "one bucket for the whole run"
+    assert buckets[0].taken == 20 + 1  # 20 copies, 1 repair delete

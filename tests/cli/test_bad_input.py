@@ -62,8 +62,9 @@ def test_unparseable_table_and_options(cli, filled) -> None:
     run = cli("verify", filled, filled + "-other", "--dry-run")
     assert run.code == 2 and "--dry-run only applies to --repair" in run.err
     assert cli("backfill", filled, filled, "--segments", "0").code == 2
-    meta = cli("verify", filled, filled + "-other", "--conflict-attribute", "_rep_ts")
-    assert meta.code == 2 and "starts with the metadata prefix" in meta.err
+    for command in ("verify", "backfill"):  # one check for both: the attribute would be ignored or stripped
+        meta = cli(command, filled, filled + "-other", "--conflict-attribute", "_rep_ts")
+        assert meta.code == 2 and "starts with the metadata prefix" in _one_line_error(meta.err), command
     same = cli("backfill", filled, filled)
     assert same.code == 2 and "same table" in same.err
 
@@ -142,6 +143,14 @@ def test_unreachable_endpoint_and_help(local, capsys) -> None:
     assert main(["--help"]) == 0
     assert "exit codes: 0 done" in capsys.readouterr().out
     assert main(["frobnicate"]) == 2
+
+
+def test_version_prints_the_package_version() -> None:
+    from importlib.metadata import version
+
+    code, out, err = _run_main("--version")
+    assert code == 0, err
+    assert out == f"cdk-replication {version('cdk-replication')}\n"
 
 
 def _run_main(*argv: str) -> tuple[int, str, str]:
@@ -239,6 +248,22 @@ def test_an_arn_account_dynamodb_local_cannot_check_is_said_not_passed(cli, ddb,
     notes = [line for line in run.err.splitlines() if "could not be checked" in line]
     assert len(notes) == 1, run.err
     assert "111111111111" in notes[0] and "000000000000" in notes[0] and "source" in notes[0]
+
+
+@pytest.mark.parametrize("command", ["backfill", "verify"])
+def test_the_unchecked_account_note_is_in_the_json_document_too(cli, filled, make_table, command) -> None:
+    """A script reading --json must see what could not be checked, not only a human reading stderr."""
+    target = make_table("bjson")
+    arn = f"arn:aws:dynamodb:us-east-1:111111111111:table/{filled}"
+    if command == "verify":
+        assert cli("backfill", filled, target).code == 0
+    run = cli(command, arn, target, "--json")
+    assert run.code == 0, run.err
+    notes = run.json()["notes"]
+    assert len(notes) == 1 and "could not be checked" in notes[0] and "111111111111" in notes[0]
+    assert notes[0] in run.err
+    plain = cli(command, filled, target, "--json")
+    assert plain.json()["notes"] == []
 
 
 def test_an_arn_of_another_account_than_the_table_reports_is_refused(cli, ddb, filled, make_table,
