@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
+import constructs
 import pytest
 from aws_cdk import aws_dynamodb as dynamodb
 from construct_helpers import IMPORTED_STREAM_ARN, PK, SK, SOURCE_ACCOUNT
@@ -207,3 +208,43 @@ def test_matching_keys_and_unrelated_tables_pass() -> None:
     _copy(stack, name="Unrelated", sort_key=None)
     construct = replicator(stack, key=KeySchema("Id", "Version"))
     assert construct.key == KeySchema("Id", "Version")
+
+
+def test_a_replicator_that_failed_half_built_does_not_break_the_next_table() -> None:
+    """Before: the refused Replicator stayed in the tree without ``source``, and the next ReplicaTable crashed
+    with AttributeError: 'Replicator' object has no attribute 'source'."""
+    stack = _stack()
+    with pytest.raises(ReplicationConfigError, match=r"batch_size is 0"):
+        replicator(stack, options=ReplicatorOptions(batch_size=0))
+    copy = _copy(stack)
+    assert copy.key_schema == KeySchema("Id", "Version")
+
+
+def test_a_table_that_failed_half_built_does_not_break_the_next_replicator() -> None:
+    """Before: AttributeError: 'ReplicaTable' object has no attribute 'table_name'. The refused table is keyed
+    (Id, Version), so comparing with it would refuse the replicator keyed (Id) as well."""
+    stack = _stack()
+    with pytest.raises(ReplicationConfigError, match=r"billing_mode PROVISIONED needs read_capacity"):
+        ReplicaTable(
+            stack,
+            "Broken",
+            table_name="Employee",
+            options=TableOptions(partition_key=PK, sort_key=SK, billing_mode=dynamodb.BillingMode.PROVISIONED),
+        )
+    construct = replicator(stack, key=KeySchema("Id"))
+    assert construct.key == KeySchema("Id")
+
+
+def test_the_key_comparison_does_not_scan_the_whole_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each construct scanning every node of the app made synth quadratic in the number of tables (N=120
+    ReplicatedTables of 4 locations: 127 s instead of 7.7 s); the comparison uses a registry instead."""
+
+    def scan(self: object, *args: object) -> None:
+        raise AssertionError("node.find_all() called while constructing")
+
+    monkeypatch.setattr(constructs.Node, "find_all", scan)
+    stack = _stack()
+    _copy(stack)
+    with pytest.raises(ReplicationConfigError, match=r"^Mine/Replicator: " + _WRONG_KEY):
+        replicator(stack, key=KeySchema("Id"))
+    build(sort_key=SK)
