@@ -337,8 +337,9 @@ class Replicator(Construct):
     ) -> None:
         super().__init__(scope, id)
         path = self.node.path
-        # locals() holds exactly the parameters here: nothing else has been assigned yet.
-        check_arguments(path, Replicator.__init__, locals())
+        # locals() holds the parameters (and path, which has no hint). The checked targets replace the given
+        # ones: a generator is read once, there.
+        targets = check_arguments(path, Replicator.__init__, locals())["targets"]
         options = options or ReplicatorOptions()
         options.validate(path)
         require_supported_change_source(path, mode, change_source)

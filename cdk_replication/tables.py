@@ -129,8 +129,9 @@ class ReplicaTable(Construct):
         kinesis_stream: kinesis.IStream | None = None,
     ) -> None:
         super().__init__(scope, id)
-        # locals() holds exactly the parameters here: nothing else has been assigned yet.
-        check_arguments(self.node.path, ReplicaTable.__init__, locals())
+        # locals() holds exactly the parameters here: nothing else has been assigned yet. The checked options
+        # replace the given ones: their index sequences are read once there, and V2 GSI props converted.
+        options = check_arguments(self.node.path, ReplicaTable.__init__, locals())["options"]
         options.validate(self.node.path)
         if import_source is not None:
             if options.local_secondary_indexes:
