@@ -17,6 +17,7 @@ from construct_helpers import IMPORTED_STREAM_ARN, PK, SK, SOURCE_ACCOUNT
 from cdk_replication import (
     ExistingSource,
     KeySchema,
+    MigrationOptions,
     ReplicatedTable,
     ReplicaTable,
     ReplicationConfigError,
@@ -346,6 +347,15 @@ def test_any_iterable_is_accepted_for_a_sequence_and_read_once() -> None:
     assert [g["IndexName"] for g in _gsis_of(ReplicaTable(_stack(), "Copy", table_name="Employee", options=options))] == [
         "byOwner"
     ]
+
+
+def test_a_generator_of_replicas_keeps_its_migration() -> None:
+    """Before the type check a generator of replicas was read twice, the second time empty: a replica's
+    migration was dropped, its table created empty and the mapping enabled (3de0f55: migrations == {})."""
+    construct = build(replicas=(loc for loc in [TableLocation(region="us-east-1", migration=MigrationOptions())]))
+    assert [location.region for location in construct.migrations] == ["us-east-1"]
+    assert construct.replica_tables == {}  # created from the export, once its ARN is set
+    assert construct.replicator.enabled is False
 
 
 def test_a_string_or_a_dict_is_still_no_sequence() -> None:
