@@ -6,6 +6,11 @@ CDK. :func:`check_arguments` refuses it at construction with a ``ReplicationConf
 (with its path inside nested options, e.g. ``replicas[0].region``), the type given, the type expected and the
 import that provides it. Our own option dataclasses (``TableLocation``, ``ReplicatorOptions``, ...) are
 checked field by field; jsii structs and classes by ``isinstance`` only.
+
+What worked before these checks keeps working: any iterable (a generator too) is taken for a sequence and
+read once, and a ``GlobalSecondaryIndexPropsV2`` without capacities is taken for the
+``GlobalSecondaryIndexProps`` it equals. A number token (``Token.as_number``, ``CfnParameter.value_as_number``)
+is refused as a token rather than as a float: the constructs check numbers against ranges at synth time.
 """
 
 from __future__ import annotations
@@ -19,13 +24,20 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from aws_cdk import Token
+from aws_cdk import aws_dynamodb as dynamodb
+
 from .errors import ReplicationConfigError
 
 #: Parameters every construct takes that CDK itself has used (and checked) before the props are looked at.
 _CONSTRUCT_PARAMETERS = frozenset({"self", "scope", "id", "return"})
 
+#: Fields of ``GlobalSecondaryIndexPropsV2`` that ``GlobalSecondaryIndexProps`` has with another type
+#: (``Capacity`` objects there, numbers here); every other field has the same name and type in both.
+_V2_ONLY_GSI_FIELDS = ("read_capacity", "write_capacity")
 
-def check_arguments(path: str, function: Callable[..., Any], arguments: Mapping[str, Any]) -> None:
+
+def check_arguments(path: str, function: Callable[..., Any], arguments: Mapping[str, Any]) -> dict[str, Any]:
     """Check each of ``arguments`` against ``function``'s type hint for the parameter of that name.
 
     Args:
@@ -33,13 +45,21 @@ def check_arguments(path: str, function: Callable[..., Any], arguments: Mapping[
         function: the construct's ``__init__`` (its annotations are the contract).
         arguments: parameter name -> value given; names without a hint (``self``, ``scope``, ...) are ignored.
 
+    Returns:
+        The checked arguments to use instead of the given ones: each value as given, except that an iterable
+        given for a sequence becomes a tuple (so a generator is read once, here), a
+        ``GlobalSecondaryIndexPropsV2`` given for a ``GlobalSecondaryIndexProps`` becomes one, and an option
+        dataclass holding either is a copy holding the converted values.
+
     Raises:
         ReplicationConfigError: the first value (in parameter order) whose type does not fit.
     """
     hints = _hints(function)
-    for name, value in arguments.items():
-        if name not in _CONSTRUCT_PARAMETERS and name in hints:
-            _check(path, name, value, hints[name])
+    return {
+        name: _check(path, name, value, hints[name])
+        for name, value in arguments.items()
+        if name not in _CONSTRUCT_PARAMETERS and name in hints
+    }
 
 
 @functools.cache
@@ -61,6 +81,17 @@ def _is_sequence_hint(hint: Any) -> bool:
     return typing.get_origin(hint) in (collections.abc.Sequence, list, tuple)
 
 
+def _is_iterable_for_sequence(value: Any) -> bool:
+    """Any iterable except a string or a mapping, whose elements are characters and keys, never props."""
+    return isinstance(value, collections.abc.Iterable) and not isinstance(value, (str, bytes, Mapping))
+
+
+def _is_number_token(value: Any, options: tuple[Any, ...]) -> bool:
+    """A number standing for an unresolved value (``Token.as_number``), given where a number is expected."""
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return numeric and any(option in (int, float) for option in options) and Token.is_unresolved(value)
+
+
 def _fits(value: Any, hint: Any) -> bool:
     """Whether ``value`` is of ``hint``'s outer type (elements and fields are checked separately)."""
     if hint is Any or hint is object:
@@ -68,7 +99,7 @@ def _fits(value: Any, hint: Any) -> bool:
     if hint is type(None):
         return value is None
     if _is_sequence_hint(hint):
-        return isinstance(value, (list, tuple))
+        return _is_iterable_for_sequence(value)
     if hint is bool:
         return isinstance(value, bool)
     if hint is int:
@@ -83,20 +114,59 @@ def _fits(value: Any, hint: Any) -> bool:
         return True  # a jsii interface (a Protocol without runtime checks): CDK checks it itself
 
 
-def _check(path: str, what: str, value: Any, hint: Any) -> None:
+def _check(path: str, what: str, value: Any, hint: Any) -> Any:
+    """Check ``value`` against ``hint``; return it, or what to use instead (see :func:`check_arguments`)."""
     options = _options(hint)
+    if _is_number_token(value, options):
+        raise ReplicationConfigError(
+            path,
+            f"{what} is a token (an unresolved value such as Token.as_number(...) or "
+            "CfnParameter.value_as_number), which cannot be used there: the construct checks it at synth time",
+            "pass a literal " + " or ".join(_name(o) for o in options if o is not type(None)),
+        )
+    if isinstance(value, dynamodb.GlobalSecondaryIndexPropsV2) and dynamodb.GlobalSecondaryIndexProps in options:
+        return _gsi_of_v2(path, what, value)
     matching = next((option for option in options if _fits(value, option)), None)
     if matching is None:
         _refuse(path, what, value, options)
     if _is_sequence_hint(matching):
         (element,) = typing.get_args(matching)[:1] or (Any,)
-        for index, item in enumerate(value):
-            _check(path, f"{what}[{index}]", item, element)
-    elif _is_own_options(value):
+        items = tuple(value)  # once: a generator has nothing left for a second reading
+        checked = tuple(_check(path, f"{what}[{index}]", item, element) for index, item in enumerate(items))
+        unchanged = isinstance(value, (list, tuple)) and all(a is b for a, b in zip(checked, value, strict=True))
+        return value if unchanged else checked
+    if _is_own_options(value):
         hints = _hints(type(value))
+        changed = {}
         for field in dataclasses.fields(value):
             if field.name in hints:
-                _check(path, f"{what}.{field.name}", getattr(value, field.name), hints[field.name])
+                given = getattr(value, field.name)
+                checked = _check(path, f"{what}.{field.name}", given, hints[field.name])
+                if checked is not given:
+                    changed[field.name] = checked
+        return dataclasses.replace(value, **changed) if changed else value
+    return value
+
+
+def _gsi_of_v2(path: str, what: str, value: dynamodb.GlobalSecondaryIndexPropsV2) -> dynamodb.GlobalSecondaryIndexProps:
+    """The ``GlobalSecondaryIndexProps`` equal to a ``GlobalSecondaryIndexPropsV2`` without capacities (passed
+    through unchanged before props were type-checked, so code written that way keeps working)."""
+    values = _struct_values(value)
+    v2_only = [name for name in _V2_ONLY_GSI_FIELDS if values.get(name) is not None]
+    if v2_only:
+        raise ReplicationConfigError(
+            path,
+            f"{what} is a GlobalSecondaryIndexPropsV2 with {' and '.join(v2_only)}: GlobalSecondaryIndexPropsV2 is "
+            "for TableV2",
+            "use aws_dynamodb.GlobalSecondaryIndexProps(...), with read_capacity and write_capacity as numbers "
+            "(from aws_cdk import aws_dynamodb)",
+        )
+    return dynamodb.GlobalSecondaryIndexProps(**values)
+
+
+def _struct_values(struct: object) -> dict[str, Any]:
+    """The fields set on a jsii struct, by Python name (jsii's generated structs keep them in ``_values``)."""
+    return dict(getattr(struct, "_values"))
 
 
 def _is_own_options(value: Any) -> bool:

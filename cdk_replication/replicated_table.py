@@ -166,8 +166,12 @@ class ReplicatedTable(Construct):
     ) -> None:
         super().__init__(scope, id)
         path = self.node.path
-        # locals() holds exactly the parameters here: nothing else has been assigned yet.
-        check_arguments(path, ReplicatedTable.__init__, locals())
+        # locals() holds the parameters (and path, which has no hint). The checked values replace the given
+        # ones where they differ: the sequences (a generator is read once, there) and the GSIs they hold.
+        checked = check_arguments(path, ReplicatedTable.__init__, locals())
+        replicas = checked["replicas"]
+        global_secondary_indexes = checked["global_secondary_indexes"]
+        local_secondary_indexes = checked["local_secondary_indexes"]
         if any(Stack.is_stack(node) for node in self.node.scopes[:-1]):
             raise ReplicationConfigError(
                 path,

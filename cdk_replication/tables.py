@@ -18,7 +18,7 @@ from .errors import ReplicationConfigError
 from .migration import ExportImportSource
 from .model import KeySchema
 from .props import check_arguments
-from .replicator import Replicator, require_matching_key
+from .replicator import known_copies, require_matching_key
 
 
 @dataclass(frozen=True)
@@ -129,8 +129,9 @@ class ReplicaTable(Construct):
         kinesis_stream: kinesis.IStream | None = None,
     ) -> None:
         super().__init__(scope, id)
-        # locals() holds exactly the parameters here: nothing else has been assigned yet.
-        check_arguments(self.node.path, ReplicaTable.__init__, locals())
+        # locals() holds exactly the parameters here: nothing else has been assigned yet. The checked options
+        # replace the given ones: their index sequences are read once there, and V2 GSI props converted.
+        options = check_arguments(self.node.path, ReplicaTable.__init__, locals())["options"]
         options.validate(self.node.path)
         if import_source is not None:
             if options.local_secondary_indexes:
@@ -162,6 +163,8 @@ class ReplicaTable(Construct):
         self.encryption_key: kms.IKey | None = encryption_key
         self.table_name = table_name
         self.key_schema = options.key_schema
+        stack = Stack.of(self)
+        self._location = (stack.account, stack.region)
         self._require_same_key_as_replicators()
         self.table = dynamodb.Table(
             self,
@@ -190,19 +193,20 @@ class ReplicaTable(Construct):
             self.table.add_global_secondary_index(**_struct_kwargs(gsi))
         for lsi in options.local_secondary_indexes:
             self.table.add_local_secondary_index(**_struct_kwargs(lsi))
+        # Last, so that a ReplicaTable refused above (and caught by the caller) is never compared with.
+        known_copies(self).add_table(table_name, *self._location, self.key_schema)
 
     @property
     def location(self) -> tuple[str, str]:
         """(account, region) of the stack this copy is in (tokens in an environment-agnostic stack)."""
-        stack = Stack.of(self)
-        return stack.account, stack.region
+        return self._location
 
     def _require_same_key_as_replicators(self) -> None:
         """Compare this table's key with that of each ``Replicator`` of this app that reads or writes it (a
         ``Replicator`` created later compares itself with this table)."""
-        for node in self.node.root.node.find_all():
-            if isinstance(node, Replicator):
-                require_matching_key(self.node.path, node, self.table_name, *self.location, self.key_schema)
+        account, region = self._location
+        for replicator in known_copies(self).replicators.get((self.table_name, region, account), ()):
+            require_matching_key(self.node.path, replicator, self.table_name, account, region, self.key_schema)
 
     def _import_source(self, source: ExportImportSource | None) -> dynamodb.ImportSourceSpecification | None:
         if source is None:

@@ -169,31 +169,44 @@ class Processor:
     def _refuse_mismatched_keys(
         self, mismatched: Sequence[KeyMismatch], metrics: InvocationMetrics, request_id: str | None
     ) -> KeyMismatch | None:
-        """Count and log records whose keys are not the configured key; return the first (``None``: none).
+        """Count records whose keys are not the configured key, log them in one line; return the first
+        (``None``: none).
 
         They are never written: keyed by the configured names, distinct items would be merged into one. Each
-        is reported as failed like any other record not applied, so after Lambda's retries its position
-        reaches the on-failure destination, where it waits for the configuration to be fixed.
+        is reported as failed like any other record not applied, so Lambda retries the batch and, once the
+        retries or the maximum record age run out, sends the record's shard and sequence range to the
+        on-failure destination. That queue does not hold the records, the stream forgets them after 24 h, and
+        nothing redrives them: the fix is the configuration (the table's exact key in the construct), then
+        replica tables created with the wrong key replaced, then ``cdk-replication backfill`` from the source.
+
+        One ERROR line per invocation, not per record: every retry re-delivers the same records, and they share
+        one cause (the records reaching here are one table's, whose key is the same in all of them). It names
+        how many, the first record's key and sequence number, and both key sets; the metric counts each record.
         """
-        for record in mismatched:
-            metrics.failures[KEY_SCHEMA_MISMATCH] += 1
-            metrics.failed += 1
-            log(
-                self.logger,
-                logging.ERROR,
-                "record not applied: its key attributes are not the configured key (REPLICATION_KEY); "
-                "reported to Lambda for re-delivery. Declare the table's exact key (partition and sort key) "
-                "in the construct",
-                sourceTable=self.config.source.describe(),
-                key=key_for_log(record.key),
-                configuredKey=list(record.configured),
-                recordKey=list(record.found),
-                sequenceNumber=record.sequence_number,
-                eventName=record.event_name,
-                errorCode=KEY_SCHEMA_MISMATCH,
-                requestId=request_id,
-            )
-        return mismatched[0] if mismatched else None
+        if not mismatched:
+            return None
+        metrics.failures[KEY_SCHEMA_MISMATCH] += len(mismatched)
+        metrics.failed += len(mismatched)
+        first = mismatched[0]
+        log(
+            self.logger,
+            logging.ERROR,
+            f"{len(mismatched)} record(s) not applied: their key attributes are not the configured key "
+            "(REPLICATION_KEY), so they are reported to Lambda for re-delivery and end in the failure "
+            "queue, which keeps only shard and sequence ranges. Declare the table's exact key (partition "
+            "and sort key) in the construct, replace replica tables created with the wrong key, then copy "
+            "the source with `cdk-replication backfill`",
+            sourceTable=self.config.source.describe(),
+            records=len(mismatched),
+            key=key_for_log(first.key),
+            configuredKey=list(first.configured),
+            recordKey=list(first.found),
+            sequenceNumber=first.sequence_number,
+            eventName=first.event_name,
+            errorCode=KEY_SCHEMA_MISMATCH,
+            requestId=request_id,
+        )
+        return first
 
     def _log_failure(
         self,

@@ -34,7 +34,8 @@ class KeyMismatch:
     Every record of a table holds exactly the table's key attributes, so this is a wrong configuration (for
     example an ``existing_source`` declared without its sort key), never bad data: keying items by the
     configured names would merge distinct items, or fail on a missing name. Such a record is never applied;
-    it is reported as failed, so it reaches the on-failure destination after Lambda's retries.
+    it is reported as failed, so its shard and sequence range reach the on-failure destination after Lambda's
+    retries (what to do then: ``Processor._refuse_mismatched_keys``).
 
     Attributes:
         index / sequence_number / event_name: as in :class:`Change`.

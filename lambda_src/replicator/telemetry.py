@@ -30,6 +30,8 @@ CONFLICTS = "Conflicts"
 
 #: ``ErrorCode`` of a record whose ``Keys`` name other attributes than the configured key (REPLICATION_KEY):
 #: a configuration error (e.g. an existing source declared without its sort key); the record is not written.
+#: Its failure-queue message holds only a shard and sequence range, and nothing redrives it: declare the exact
+#: key, replace the replica tables created with the wrong key, then copy with ``cdk-replication backfill``.
 KEY_SCHEMA_MISMATCH = "KeySchemaMismatch"
 
 
