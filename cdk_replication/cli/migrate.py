@@ -44,6 +44,7 @@ from typing import Any, TextIO
 
 from cdk_replication.physical_names import migration_bucket_name, migration_export_prefix, parse_kinesis_stream_arn
 from cdk_replication.cli.arguments import positive_float, region
+from cdk_replication.cli.connections import connections
 from cdk_replication.cli.errors import (
     ACCESS_ERROR_CODES,
     EXIT_OK,
@@ -52,6 +53,7 @@ from cdk_replication.cli.errors import (
     error_code,
     error_message,
 )
+from cdk_replication.cli.output import numbered, print_json, say_unchecked
 from cdk_replication.cli.progress import Progress, format_duration
 from cdk_replication.cli.state import StateFile, default_state_path
 from cdk_replication.cli.tables import Connection, TableHandle, TableRef, describe_table, key_schema_of
@@ -934,14 +936,10 @@ def _target_account(ctx: _Context) -> str:
 
 def cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Run (or continue) a migration; see the module docstring for the steps."""
-    from cdk_replication.cli.commands import connections
-
     _check_options(args)
     source_conn, target_conn = connections(args)
     described = describe_table(source_conn, TableRef.parse(args.source, "source"), "source")
-    notes = [described.info.account_note] if described.info.account_note else []
-    for note in notes:
-        err.write(note + "\n")
+    notes = say_unchecked(err, described)
     # Control-plane calls (and status polls) use botocore's own retries, unlike the data-plane client.
     source = TableHandle(described.info, source_conn.client("dynamodb", described.info.region))
     target_ref = TableRef.parse(args.target, "target")
@@ -1011,8 +1009,6 @@ def _summary(ctx: _Context, mode: str, **fields: Any) -> dict[str, Any]:
 
 
 def _report_migration(ctx: _Context, out: TextIO) -> None:
-    from cdk_replication.cli.commands import print_json
-
     data, args = ctx.state.data, ctx.args
     if args.json:
         print_json(out, _summary(
@@ -1044,8 +1040,6 @@ def _rerun_command(ctx: _Context, *extra: str) -> str:
 
 def _report_export(ctx: _Context, out: TextIO) -> None:
     """``--export-only``: where the export is and what to do next."""
-    from cdk_replication.cli.commands import print_json
-
     data, args = ctx.state.data, ctx.args
     options = [f'export_arn="{data["exportArn"]}"']
     if not data.get("s3BucketDerived"):
@@ -1083,14 +1077,12 @@ def _report_export(ctx: _Context, out: TextIO) -> None:
         f"  export ARN:  {data['exportArn']}\n"
         f"  location:    {location}\n"
         f"  data files:  s3://{args.s3_bucket}/{data['exportDataPrefix']}\n"
-        "next:\n" + "".join(f"  {i}. {step}\n" for i, step in enumerate(next_steps, 1))
+        "next:\n" + numbered(next_steps)
     )
 
 
 def _report_after_import(ctx: _Context, out: TextIO) -> None:
     """``--after-import``: replication runs; keep the app saying so."""
-    from cdk_replication.cli.commands import print_json
-
     uuid_ = ctx.args.event_source_mapping_uuid
     advice = [
         "set replicator=ReplicatorOptions(enabled=True) in the app before the next `cdk deploy`, or that deploy "
@@ -1103,5 +1095,5 @@ def _report_after_import(ctx: _Context, out: TextIO) -> None:
     out.write(
         f"replication started: {ctx.source.info.label()} -> {ctx.target_ref.name} ({ctx.target_region}); mapping "
         f"{uuid_} applies the stream from TRIM_HORIZON over the imported copy\n"
-        "next:\n" + "".join(f"  {i}. {step}\n" for i, step in enumerate(advice, 1))
+        "next:\n" + numbered(advice)
     )
