@@ -40,6 +40,7 @@ from typing import Any, TextIO
 from cdk_replication.cli.conditions import LastWriterWins, MissingConflictValue, absent
 from cdk_replication.cli.errors import BadInput, WorkFailed, error_code, error_message
 from cdk_replication.cli.items import Item, KeyId, from_json_item, item_digest, key_text, to_json_item
+from cdk_replication.cli.options import DEFAULT_METADATA_PREFIX, DEFAULT_SEGMENTS, DEFAULT_WORKERS, VerifyOptions
 from cdk_replication.cli.pacing import BACKOFF_BASE_S, BACKOFF_CAP_S, DEFAULT_MAX_ATTEMPTS, Retrier, TokenBucket
 from cdk_replication.cli.progress import Progress, Rate
 from cdk_replication.cli.repair import FAILED as REPAIR_FAILED
@@ -47,15 +48,9 @@ from cdk_replication.cli.repair import REPAIRED, UNSETTLED, Repairer
 from cdk_replication.cli.state import StateFile, default_state_path
 from cdk_replication.cli.tables import TableHandle
 
-#: Parallel scan segments when ``--segments`` is not given.
-DEFAULT_SEGMENTS = 4
-#: Write threads shared by all segments when ``--workers`` is not given.
-DEFAULT_WORKERS = 16
 #: Failed items kept (with key and reason) for the report; all are counted, and the report says when the list
 #: is cut short.
 MAX_REPORTED_FAILURES = 1000
-#: Metadata prefix (``--metadata-prefix``) when not given: the replicator's default.
-DEFAULT_METADATA_PREFIX = "_rep_"
 #: Keys per BatchGetItem request (DynamoDB's maximum).
 BATCH_GET_KEYS = 100
 
@@ -246,8 +241,6 @@ class _Backfill:
 
         One-way even in a multi-active run: it only re-checks keys a one-way run wrote without checking."""
         if self._repairer is None:
-            from cdk_replication.cli.verify import VerifyOptions  # verify imports this module
-
             options = VerifyOptions(
                 rate=self.options.rate,
                 metadata_prefix=self.options.metadata_prefix,

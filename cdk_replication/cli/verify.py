@@ -19,11 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from cdk_replication.cli.backfill import DEFAULT_METADATA_PREFIX, DEFAULT_SEGMENTS, DEFAULT_WORKERS
-from cdk_replication.cli.conditions import LastWriterWins
 from cdk_replication.cli.errors import WorkFailed, error_code, error_message
 from cdk_replication.cli.items import KeyId, is_tombstone, item_digest, key_text, to_json_item
-from cdk_replication.cli.pacing import DEFAULT_MAX_ATTEMPTS, Retrier, TokenBucket
+from cdk_replication.cli.options import DEFAULT_METADATA_PREFIX, VerifyOptions
+from cdk_replication.cli.pacing import Retrier, TokenBucket
 from cdk_replication.cli.progress import Progress, Rate
 from cdk_replication.cli.repair import RepairReport, Repairer
 from cdk_replication.cli.tables import TableHandle
@@ -32,31 +31,6 @@ from cdk_replication.cli.tables import TableHandle
 MAX_REREAD = 100_000
 
 __all__ = ["DEFAULT_METADATA_PREFIX", "VerifyOptions", "VerifyResult", "run_verify", "verify_json", "verify_text"]
-
-
-@dataclass
-class VerifyOptions:
-    """Settings of one verify run.
-
-    Attributes:
-        segments: parallel scan segments per table, default 4.
-        workers: threads for the consistent re-reads and the repair, default 16.
-        rate: items read per second per scan (and repairs per second); ``None`` (default) is unlimited.
-        metadata_prefix: attributes starting with it are ignored, default ``_rep_``; ``""`` ignores none.
-        conflict: multi-active ordering for the repair; ``None`` (default) is the one-way repair.
-        repair: write the fixes; default ``False`` (report only).
-        dry_run: with ``repair``, only say what would be written.
-        max_attempts: attempts per request before a throttling error is final, default 10.
-    """
-
-    segments: int = DEFAULT_SEGMENTS
-    workers: int = DEFAULT_WORKERS
-    rate: float | None = None
-    metadata_prefix: str = DEFAULT_METADATA_PREFIX
-    conflict: LastWriterWins | None = None
-    repair: bool = False
-    dry_run: bool = False
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
 
 @dataclass
