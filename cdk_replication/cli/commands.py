@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
-from cdk_replication.cli.backfill import BackfillOptions, format_failures, run_backfill
+from cdk_replication.cli.backfill import BackfillOptions, backfill_text, run_backfill
 from cdk_replication.cli.conditions import LastWriterWins
 from cdk_replication.cli.connections import connections
 from cdk_replication.cli.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, BadInput
@@ -60,6 +60,7 @@ def conflict_of(args: argparse.Namespace) -> LastWriterWins | None:
 
 
 def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``backfill``: check both tables and the permissions the copy needs, copy, report; returns the exit code."""
     conflict = conflict_of(args)
     source, target = open_pair(args, pool=args.segments + args.workers)
     notes = say_unchecked(err, source, target)
@@ -91,26 +92,7 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         print_json(out, {**result.as_json(), "notes": notes})
     else:
-        c = result.counts
-        out.write(
-            f"{'resumed and ' if result.resumed else ''}{'finished' if result.complete else 'stopped'}: "
-            f"scanned {c['scanned']:,}, copied {c['copied']:,}, skipped (target had it) {c['skipped']:,}, "
-            + (f"resynced (changed at the source during the copy) {c['resynced']:,}, " if c["resynced"] else "")
-            + f"failed {c['failed']:,} in {result.seconds:.1f} s ({result.retries} throttling retries)\n"
-        )
-        if result.resumed:
-            t = result.totals
-            out.write(
-                f"including earlier runs: scanned {t['scanned']:,}, copied {t['copied']:,}, "
-                f"skipped {t['skipped']:,}, "
-                + (f"resynced {t['resynced']:,}, " if t["resynced"] else "")
-                + f"failed {t['failed']:,}\n"
-            )
-        if c["failed"]:
-            out.write(
-                f"failed items ({c['failed']:,}):\n"
-                + "\n".join(format_failures(result.failures, c["failed"])) + "\n"
-            )
+        out.write(backfill_text(result))
     if result.interrupted:
         err.write(f"interrupted: progress is saved in {result.state_path}; run the same command again to resume\n")
         return EXIT_INTERRUPTED
@@ -118,6 +100,8 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``verify [--repair]``: check the options and both tables, compare (and repair), report; returns the
+    exit code."""
     if args.dry_run and not args.repair:
         raise BadInput("--dry-run only applies to --repair: add --repair (nothing is written with --dry-run)")
     if args.show < 0:
