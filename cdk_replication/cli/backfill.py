@@ -30,6 +30,7 @@ import json
 import random
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,6 +41,7 @@ from typing import Any, TextIO
 from cdk_replication.cli.conditions import LastWriterWins, MissingConflictValue, absent
 from cdk_replication.cli.errors import BadInput, WorkFailed, error_code, error_message
 from cdk_replication.cli.items import Item, KeyId, from_json_item, item_digest, key_text, to_json_item
+from cdk_replication.cli.options import DEFAULT_METADATA_PREFIX, DEFAULT_SEGMENTS, DEFAULT_WORKERS, VerifyOptions
 from cdk_replication.cli.pacing import BACKOFF_BASE_S, BACKOFF_CAP_S, DEFAULT_MAX_ATTEMPTS, Retrier, TokenBucket
 from cdk_replication.cli.progress import Progress, Rate
 from cdk_replication.cli.repair import FAILED as REPAIR_FAILED
@@ -47,15 +49,9 @@ from cdk_replication.cli.repair import REPAIRED, UNSETTLED, Repairer
 from cdk_replication.cli.state import StateFile, default_state_path
 from cdk_replication.cli.tables import TableHandle
 
-#: Parallel scan segments when ``--segments`` is not given.
-DEFAULT_SEGMENTS = 4
-#: Write threads shared by all segments when ``--workers`` is not given.
-DEFAULT_WORKERS = 16
 #: Failed items kept (with key and reason) for the report; all are counted, and the report says when the list
 #: is cut short.
 MAX_REPORTED_FAILURES = 1000
-#: Metadata prefix (``--metadata-prefix``) when not given: the replicator's default.
-DEFAULT_METADATA_PREFIX = "_rep_"
 #: Keys per BatchGetItem request (DynamoDB's maximum).
 BATCH_GET_KEYS = 100
 
@@ -246,8 +242,6 @@ class _Backfill:
 
         One-way even in a multi-active run: it only re-checks keys a one-way run wrote without checking."""
         if self._repairer is None:
-            from cdk_replication.cli.verify import VerifyOptions  # verify imports this module
-
             options = VerifyOptions(
                 rate=self.options.rate,
                 metadata_prefix=self.options.metadata_prefix,
@@ -615,58 +609,11 @@ def run_backfill(
         raise ValueError(f"segments and workers must be at least 1, got {options.segments}/{options.workers}")
     stop = stop or threading.Event()
     job = _Backfill(source, target, options, stop)
-    data = job.open_state()
-    data.setdefault("segments", {str(s): {"lastEvaluatedKey": None, "done": False} for s in range(options.segments)})
-    totals = data.setdefault("totals", {})
-    for name in COUNT_NAMES:
-        totals.setdefault(name, 0)
-    previously_scanned = data["totals"]["scanned"]
-    try:
-        job.state.save()  # the file exists from the start, so an interrupted first page still leaves a trail
-    except OSError as exc:
-        raise BadInput(
-            f"cannot write the state file {job.state.path} ({exc.strerror or exc}): pass another --state-file"
-        ) from None
-
-    rate = Rate(max(0, source.info.item_count - previously_scanned))
-    label = f"backfill {source.info.label()} -> {target.info.label()}"
-
-    def render() -> str:
-        c = job.counts
-        done = sum(1 for e in data["segments"].values() if e["done"])
-        total = f"/~{source.info.item_count:,}" if source.info.item_count else ""
-        resynced = f" resynced {c['resynced']:,}" if c["resynced"] else ""
-        return (
-            f"{label}: scanned {previously_scanned + c['scanned']:,}{total} copied {c['copied']:,} "
-            f"skipped {c['skipped']:,}{resynced} failed {c['failed']:,} | "
-            f"segments {done}/{options.segments} | "
-            f"{rate.describe(c['scanned'])}"
-        )
-
+    data = _prepare_state(job)
     started = time.monotonic()
-    interrupted = False
-    error: BaseException | None = None
-    with Progress(render, progress_stream, enabled=show_progress):
+    with Progress(_progress_line(job, data), progress_stream, enabled=show_progress):
         job.recheck_leftovers()
-        with ThreadPoolExecutor(options.workers, thread_name_prefix="write") as writers, ThreadPoolExecutor(
-            options.segments, thread_name_prefix="scan"
-        ) as scanners:
-            futures: list[Future[None]] = [
-                scanners.submit(job.run_segment, s, writers) for s in range(options.segments)
-            ]
-            pending = set(futures)
-            try:
-                while pending:
-                    # A short timeout keeps the main thread responsive to Ctrl-C.
-                    done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
-                    for f in done:
-                        if f.exception() is not None and error is None:
-                            error = f.exception()
-                            stop.set()
-            except KeyboardInterrupt:
-                stop.set()
-                interrupted = True
-                wait(pending)
+        interrupted, error = _run_segments(job)
     interrupted = interrupted or (stop.is_set() and error is None and not _all_done(data))
     complete = _all_done(data)
     if error is not None:
@@ -688,6 +635,72 @@ def run_backfill(
         resumed=job.state.resumed,
         state_path=job.state.path,
     )
+
+
+def _prepare_state(job: _Backfill) -> dict[str, Any]:
+    """Open (resume, start or refuse) the state file, fill in what a new one lacks, and save it at once, so
+    an interrupted first page still leaves a trail; returns its document."""
+    data = job.open_state()
+    segments = job.options.segments
+    data.setdefault("segments", {str(s): {"lastEvaluatedKey": None, "done": False} for s in range(segments)})
+    totals = data.setdefault("totals", {})
+    for name in COUNT_NAMES:
+        totals.setdefault(name, 0)
+    try:
+        job.state.save()
+    except OSError as exc:
+        raise BadInput(
+            f"cannot write the state file {job.state.path} ({exc.strerror or exc}): pass another --state-file"
+        ) from None
+    return data
+
+
+def _progress_line(job: _Backfill, data: dict[str, Any]) -> Callable[[], str]:
+    """The progress line's renderer: counts over the runs so far, segments done, and the rate."""
+    source, target = job.source, job.target
+    previously_scanned = data["totals"]["scanned"]
+    rate = Rate(max(0, source.info.item_count - previously_scanned))
+    label = f"backfill {source.info.label()} -> {target.info.label()}"
+
+    def render() -> str:
+        c = job.counts
+        done = sum(1 for e in data["segments"].values() if e["done"])
+        total = f"/~{source.info.item_count:,}" if source.info.item_count else ""
+        resynced = f" resynced {c['resynced']:,}" if c["resynced"] else ""
+        return (
+            f"{label}: scanned {previously_scanned + c['scanned']:,}{total} copied {c['copied']:,} "
+            f"skipped {c['skipped']:,}{resynced} failed {c['failed']:,} | "
+            f"segments {done}/{job.options.segments} | "
+            f"{rate.describe(c['scanned'])}"
+        )
+
+    return render
+
+
+def _run_segments(job: _Backfill) -> tuple[bool, BaseException | None]:
+    """Scan every segment on its own thread, writing through a shared pool, until all end, one fails, or
+    Ctrl-C; returns ``(interrupted by Ctrl-C, the first segment's error or None)``."""
+    options, stop = job.options, job.stop
+    interrupted = False
+    error: BaseException | None = None
+    with ThreadPoolExecutor(options.workers, thread_name_prefix="write") as writers, ThreadPoolExecutor(
+        options.segments, thread_name_prefix="scan"
+    ) as scanners:
+        futures: list[Future[None]] = [scanners.submit(job.run_segment, s, writers) for s in range(options.segments)]
+        pending = set(futures)
+        try:
+            while pending:
+                # A short timeout keeps the main thread responsive to Ctrl-C.
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+                for f in done:
+                    if f.exception() is not None and error is None:
+                        error = f.exception()
+                        stop.set()
+        except KeyboardInterrupt:
+            stop.set()
+            interrupted = True
+            wait(pending)
+    return interrupted, error
 
 
 def _all_done(data: dict[str, Any]) -> bool:
@@ -712,3 +725,25 @@ def format_failures(failures: list[tuple[Item, str]], total: int, limit: int = 2
             more += " (--json lists them all)"
         lines.append(more)
     return lines
+
+
+def backfill_text(result: BackfillResult) -> str:
+    """The human report: this run's counts, the totals when it resumed earlier runs, the failed items."""
+    c = result.counts
+    text = (
+        f"{'resumed and ' if result.resumed else ''}{'finished' if result.complete else 'stopped'}: "
+        f"scanned {c['scanned']:,}, copied {c['copied']:,}, skipped (target had it) {c['skipped']:,}, "
+        + (f"resynced (changed at the source during the copy) {c['resynced']:,}, " if c["resynced"] else "")
+        + f"failed {c['failed']:,} in {result.seconds:.1f} s ({result.retries} throttling retries)\n"
+    )
+    if result.resumed:
+        t = result.totals
+        text += (
+            f"including earlier runs: scanned {t['scanned']:,}, copied {t['copied']:,}, "
+            f"skipped {t['skipped']:,}, "
+            + (f"resynced {t['resynced']:,}, " if t["resynced"] else "")
+            + f"failed {t['failed']:,}\n"
+        )
+    if c["failed"]:
+        text += f"failed items ({c['failed']:,}):\n" + "\n".join(format_failures(result.failures, c["failed"])) + "\n"
+    return text

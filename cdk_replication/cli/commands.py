@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
-from typing import Any, TextIO
+from typing import TextIO
 
-from cdk_replication.cli.backfill import BackfillOptions, format_failures, run_backfill
+from cdk_replication.cli.backfill import BackfillOptions, backfill_text, run_backfill
 from cdk_replication.cli.conditions import LastWriterWins
+from cdk_replication.cli.connections import connections
 from cdk_replication.cli.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, BadInput
+from cdk_replication.cli.migrate import cmd_migrate
+from cdk_replication.cli.output import print_json, say_unchecked
 from cdk_replication.cli.tables import (
-    Connection,
     TableHandle,
     TableRef,
     check_distinct,
@@ -23,19 +24,6 @@ from cdk_replication.cli.tables import (
 from cdk_replication.cli.verify import VerifyOptions, run_verify, verify_json, verify_text
 
 
-def print_json(out: TextIO, document: dict[str, Any]) -> None:
-    """Write ``document`` as indented JSON and a newline."""
-    out.write(json.dumps(document, indent=2, sort_keys=True) + "\n")
-
-
-def connections(args: argparse.Namespace) -> tuple[Connection, Connection]:
-    """The source and target connections from ``--profile``/``--source-profile``/``--target-profile``."""
-    shared: dict[str, Any] = {"region": args.region, "endpoint_url": args.endpoint_url, "max_attempts": args.max_retries}
-    source = Connection(profile=args.source_profile or args.profile, **shared)
-    target = Connection(profile=args.target_profile or args.profile, **shared)
-    return source, target
-
-
 def open_pair(args: argparse.Namespace, pool: int) -> tuple[TableHandle, TableHandle]:
     """Describe SOURCE and TARGET and check they can be copied between (same key schema, not one table)."""
     source_conn, target_conn = connections(args)
@@ -46,18 +34,6 @@ def open_pair(args: argparse.Namespace, pool: int) -> tuple[TableHandle, TableHa
     check_distinct(source.info, target.info, source_conn.profile == target_conn.profile)
     check_same_key(source.info, target.info)
     return source, target
-
-
-def say_unchecked(err: TextIO, *handles: TableHandle) -> list[str]:
-    """One line on ``err`` for each table whose ARN's account could not be checked (DynamoDB Local).
-
-    Returns:
-        the same lines, for the ``notes`` list of the ``--json`` document.
-    """
-    notes = [handle.info.account_note for handle in handles if handle.info.account_note]
-    for note in notes:
-        err.write(note + "\n")
-    return notes
 
 
 def conflict_of(args: argparse.Namespace) -> LastWriterWins | None:
@@ -84,6 +60,7 @@ def conflict_of(args: argparse.Namespace) -> LastWriterWins | None:
 
 
 def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``backfill``: check both tables and the permissions the copy needs, copy, report; returns the exit code."""
     conflict = conflict_of(args)
     source, target = open_pair(args, pool=args.segments + args.workers)
     notes = say_unchecked(err, source, target)
@@ -115,26 +92,7 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         print_json(out, {**result.as_json(), "notes": notes})
     else:
-        c = result.counts
-        out.write(
-            f"{'resumed and ' if result.resumed else ''}{'finished' if result.complete else 'stopped'}: "
-            f"scanned {c['scanned']:,}, copied {c['copied']:,}, skipped (target had it) {c['skipped']:,}, "
-            + (f"resynced (changed at the source during the copy) {c['resynced']:,}, " if c["resynced"] else "")
-            + f"failed {c['failed']:,} in {result.seconds:.1f} s ({result.retries} throttling retries)\n"
-        )
-        if result.resumed:
-            t = result.totals
-            out.write(
-                f"including earlier runs: scanned {t['scanned']:,}, copied {t['copied']:,}, "
-                f"skipped {t['skipped']:,}, "
-                + (f"resynced {t['resynced']:,}, " if t["resynced"] else "")
-                + f"failed {t['failed']:,}\n"
-            )
-        if c["failed"]:
-            out.write(
-                f"failed items ({c['failed']:,}):\n"
-                + "\n".join(format_failures(result.failures, c["failed"])) + "\n"
-            )
+        out.write(backfill_text(result))
     if result.interrupted:
         err.write(f"interrupted: progress is saved in {result.state_path}; run the same command again to resume\n")
         return EXIT_INTERRUPTED
@@ -142,6 +100,8 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``verify [--repair]``: check the options and both tables, compare (and repair), report; returns the
+    exit code."""
     if args.dry_run and not args.repair:
         raise BadInput("--dry-run only applies to --repair: add --repair (nothing is written with --dry-run)")
     if args.show < 0:
@@ -179,7 +139,5 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.command == "verify":
         return cmd_verify(args, out, err)
     if args.command == "migrate":
-        from cdk_replication.cli.migrate import cmd_migrate
-
         return cmd_migrate(args, out, err)
     raise BadInput(f"unknown command {args.command!r}")

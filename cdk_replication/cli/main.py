@@ -19,7 +19,6 @@ from cdk_replication.cli.arguments import (
     region,
     thread_count,
 )
-from cdk_replication.cli.backfill import DEFAULT_METADATA_PREFIX, DEFAULT_SEGMENTS, DEFAULT_WORKERS
 from cdk_replication.cli.conditions import CONFLICT_STRATEGIES
 from cdk_replication.cli.errors import (
     EXIT_BAD_INPUT,
@@ -30,6 +29,9 @@ from cdk_replication.cli.errors import (
     error_code,
     error_message,
 )
+from cdk_replication.cli.migrate import add_migrate_parser
+from cdk_replication.cli.options import DEFAULT_METADATA_PREFIX, DEFAULT_SEGMENTS, DEFAULT_WORKERS
+from cdk_replication.cli.output import print_error_json
 from cdk_replication.cli.pacing import DEFAULT_MAX_ATTEMPTS
 
 PROG = "cdk-replication"
@@ -178,8 +180,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--show", type=int, default=20, metavar="N", help="keys listed per kind of difference (default 20)"
     )
 
-    from cdk_replication.cli.migrate import add_migrate_parser
-
     add_migrate_parser(sub, common, EPILOG)
     return parser
 
@@ -208,14 +208,13 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, std
         arguments = list(sys.argv[1:] if argv is None else argv)
         if "--json" in arguments:
             command = next((a for a in arguments if not a.startswith("-")), None)
-            commands.print_json(out, {"command": command, "error": str(exc), "exitCode": EXIT_BAD_INPUT})
+            print_error_json(out, command, str(exc), EXIT_BAD_INPUT)
         return EXIT_BAD_INPUT
     code, kind, message = _run_and_classify(args, out, err)
     if message is not None:
         err.write(f"{PROG}: {kind}: {message}\n")
         if getattr(args, "json", False):
-            # Scripts reading stdout get a document in every case, not an empty stream.
-            commands.print_json(out, {"command": args.command, "error": message, "exitCode": code})
+            print_error_json(out, args.command, message, code)
     return code
 
 

@@ -31,7 +31,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cdk_replication.cli.conditions import MissingConflictValue, unchanged
 from cdk_replication.cli.errors import error_code, error_message
@@ -45,11 +45,9 @@ from cdk_replication.cli.items import (
     key_text,
     to_json_item,
 )
+from cdk_replication.cli.options import VerifyOptions
 from cdk_replication.cli.pacing import Retrier, TokenBucket
 from cdk_replication.cli.tables import TableHandle
-
-if TYPE_CHECKING:
-    from cdk_replication.cli.verify import VerifyOptions
 
 #: Name (after the metadata prefix) of the source change time on items of a replica fed by Kinesis.
 CHANGED_AT = "changedAt"
@@ -129,7 +127,7 @@ class Repairer:
             its repairs share one ``--rate``.
     """
 
-    def __init__(self, source: TableHandle, target: TableHandle, options: "VerifyOptions", retrier: Retrier,
+    def __init__(self, source: TableHandle, target: TableHandle, options: VerifyOptions, retrier: Retrier,
                  bucket: TokenBucket | None = None) -> None:
         self.source = source
         self.target = target

@@ -212,20 +212,7 @@ def describe_table(conn: Connection, ref: TableRef, role: str, *, pool: int = 10
             raise _denied("DescribeTable", where, exc) from None
         raise
     arn = description["TableArn"]
-    account_note = None
-    if ref.account:
-        actual = arn.split(":")[4]
-        if actual == _DYNAMODB_LOCAL_ACCOUNT and ref.account != _DYNAMODB_LOCAL_ACCOUNT:
-            account_note = (
-                f"note: the account in the {role} table's ARN ({ref.account}) could not be checked: the endpoint "
-                f"reports the placeholder account {_DYNAMODB_LOCAL_ACCOUNT} for {ref.name!r} (DynamoDB Local), so "
-                "the credentials decide which account's table is used"
-            )
-        elif actual != ref.account:
-            raise BadInput(
-                f"{where} belongs to account {actual}, not {ref.account} as its ARN says: use credentials "
-                "of the right account (--profile / --source-profile / --target-profile)"
-            )
+    account_note = _check_account(ref, arn, role, where)
     if description.get("TableStatus") not in ("ACTIVE", "UPDATING"):
         raise BadInput(f"{where} is {description.get('TableStatus')}; wait until it is ACTIVE and retry")
     info = TableInfo(
@@ -238,6 +225,26 @@ def describe_table(conn: Connection, ref: TableRef, role: str, *, pool: int = 10
         account_note=account_note,
     )
     return TableHandle(info, client)
+
+
+def _check_account(ref: TableRef, arn: str, role: str, where: str) -> str | None:
+    """Refuse a table named by an ARN whose account is not the table's; returns a note instead when the
+    endpoint reports DynamoDB Local's placeholder account, which cannot be compared (``None`` otherwise)."""
+    if not ref.account:
+        return None
+    actual = arn.split(":")[4]
+    if actual == _DYNAMODB_LOCAL_ACCOUNT and ref.account != _DYNAMODB_LOCAL_ACCOUNT:
+        return (
+            f"note: the account in the {role} table's ARN ({ref.account}) could not be checked: the endpoint "
+            f"reports the placeholder account {_DYNAMODB_LOCAL_ACCOUNT} for {ref.name!r} (DynamoDB Local), so "
+            "the credentials decide which account's table is used"
+        )
+    if actual != ref.account:
+        raise BadInput(
+            f"{where} belongs to account {actual}, not {ref.account} as its ARN says: use credentials "
+            "of the right account (--profile / --source-profile / --target-profile)"
+        )
+    return None
 
 
 def check_same_key(source: TableInfo, target: TableInfo) -> None:

@@ -19,11 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from cdk_replication.cli.backfill import DEFAULT_METADATA_PREFIX, DEFAULT_SEGMENTS, DEFAULT_WORKERS
-from cdk_replication.cli.conditions import LastWriterWins
 from cdk_replication.cli.errors import WorkFailed, error_code, error_message
 from cdk_replication.cli.items import KeyId, is_tombstone, item_digest, key_text, to_json_item
-from cdk_replication.cli.pacing import DEFAULT_MAX_ATTEMPTS, Retrier, TokenBucket
+from cdk_replication.cli.options import DEFAULT_METADATA_PREFIX, VerifyOptions
+from cdk_replication.cli.pacing import Retrier, TokenBucket
 from cdk_replication.cli.progress import Progress, Rate
 from cdk_replication.cli.repair import RepairReport, Repairer
 from cdk_replication.cli.tables import TableHandle
@@ -32,31 +31,6 @@ from cdk_replication.cli.tables import TableHandle
 MAX_REREAD = 100_000
 
 __all__ = ["DEFAULT_METADATA_PREFIX", "VerifyOptions", "VerifyResult", "run_verify", "verify_json", "verify_text"]
-
-
-@dataclass
-class VerifyOptions:
-    """Settings of one verify run.
-
-    Attributes:
-        segments: parallel scan segments per table, default 4.
-        workers: threads for the consistent re-reads and the repair, default 16.
-        rate: items read per second per scan (and repairs per second); ``None`` (default) is unlimited.
-        metadata_prefix: attributes starting with it are ignored, default ``_rep_``; ``""`` ignores none.
-        conflict: multi-active ordering for the repair; ``None`` (default) is the one-way repair.
-        repair: write the fixes; default ``False`` (report only).
-        dry_run: with ``repair``, only say what would be written.
-        max_attempts: attempts per request before a throttling error is final, default 10.
-    """
-
-    segments: int = DEFAULT_SEGMENTS
-    workers: int = DEFAULT_WORKERS
-    rate: float | None = None
-    metadata_prefix: str = DEFAULT_METADATA_PREFIX
-    conflict: LastWriterWins | None = None
-    repair: bool = False
-    dry_run: bool = False
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
 
 @dataclass
@@ -157,11 +131,7 @@ def run_verify(
     """
     started = time.monotonic()
     retrier = Retrier(options.max_attempts)
-    stop = threading.Event()
-    scanner = _Scanner(options, retrier, stop)
-    digests: dict[KeyId, bytes] = {}
-    extra: list[list[KeyId]] = [[] for _ in range(options.segments)]
-    different: list[list[KeyId]] = [[] for _ in range(options.segments)]
+    scanner = _Scanner(options, retrier, threading.Event())
     phase = ["scanning source"]
     expected = source.info.item_count + target.info.item_count
     rate = Rate(expected)
@@ -175,36 +145,8 @@ def run_verify(
         )
 
     with Progress(render, progress_stream, enabled=show_progress):
-        # One shared map (a dict assignment is atomic in CPython), so memory never holds two copies.
-        scanner.scan(source, "source", lambda seg, k, d: digests.__setitem__(k, d))
-        source_items = len(digests)
-        matching = [0] * options.segments
-        phase[0] = "scanning target"
-
-        def compare(seg: int, k: KeyId, d: bytes) -> None:
-            # dict.pop is atomic in CPython; the segments of one scan never share a key.
-            expected_digest = digests.pop(k, None)
-            if expected_digest is None:
-                extra[seg].append(k)
-            elif expected_digest != d:
-                different[seg].append(k)
-            else:
-                matching[seg] += 1
-
-        scanner.scan(target, "target", compare)
-        missing = list(digests)
-        digests.clear()
+        found = _compare_scans(source, target, scanner, phase)
         phase[0] = "re-reading differences"
-        found = VerifyResult(
-            source_items=source_items,
-            target_items=scanner.scanned["target"] - scanner.tombstones["target"],
-            source_tombstones=scanner.tombstones["source"],
-            target_tombstones=scanner.tombstones["target"],
-            matching=sum(matching),
-            missing=missing,
-            extra=[k for part in extra for k in part],
-            different=[k for part in different for k in part],
-        )
         repairer = Repairer(source, target, options, retrier)
         _reread(found, repairer, options.workers)
         if options.repair and found.difference_count:
@@ -212,6 +154,44 @@ def run_verify(
             found.repair = repairer.repair_all(found.missing + found.extra + found.different, options.workers)
     found.seconds = time.monotonic() - started
     return found
+
+
+def _compare_scans(source: TableHandle, target: TableHandle, scanner: _Scanner, phase: list[str]) -> VerifyResult:
+    """Scan the source into a map of digests, then the target against it: what the scans saw, before the
+    consistent re-read. ``phase[0]`` names the scan under way, for the progress line."""
+    segments = scanner.options.segments
+    digests: dict[KeyId, bytes] = {}
+    extra: list[list[KeyId]] = [[] for _ in range(segments)]
+    different: list[list[KeyId]] = [[] for _ in range(segments)]
+    # One shared map (a dict assignment is atomic in CPython), so memory never holds two copies.
+    scanner.scan(source, "source", lambda seg, k, d: digests.__setitem__(k, d))
+    source_items = len(digests)
+    matching = [0] * segments
+    phase[0] = "scanning target"
+
+    def compare(seg: int, k: KeyId, d: bytes) -> None:
+        # dict.pop is atomic in CPython; the segments of one scan never share a key.
+        expected_digest = digests.pop(k, None)
+        if expected_digest is None:
+            extra[seg].append(k)
+        elif expected_digest != d:
+            different[seg].append(k)
+        else:
+            matching[seg] += 1
+
+    scanner.scan(target, "target", compare)
+    missing = list(digests)
+    digests.clear()
+    return VerifyResult(
+        source_items=source_items,
+        target_items=scanner.scanned["target"] - scanner.tombstones["target"],
+        source_tombstones=scanner.tombstones["source"],
+        target_tombstones=scanner.tombstones["target"],
+        matching=sum(matching),
+        missing=missing,
+        extra=[k for part in extra for k in part],
+        different=[k for part in different for k in part],
+    )
 
 
 def _reread(found: VerifyResult, repairer: Repairer, workers: int) -> None:

@@ -260,7 +260,7 @@ def test_mapping_and_stream_that_would_lose_changes_are_refused(aws) -> None:
 def test_data_prefix_and_creation_parameters_as_aws_reports_them() -> None:
     from types import SimpleNamespace
 
-    from cdk_replication.cli.migrate import _creation_parameters, _export_data_prefix
+    from cdk_replication.cli.migrate.steps import _creation_parameters, _export_data_prefix
 
     folder = "mig/orders/AWSDynamoDB/01700000000000-abcdef12"
     manifest = {"ExportManifest": f"{folder}/manifest-summary.json"}

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from cdk_replication.cli import migrate
+from cdk_replication.cli.migrate import choices as migrate  # where the command line names the bucket
 from cdk_replication.cli.tables import Connection
 
 from .test_migrate import ACCOUNT, REGION, _all_items, _bucket, _function_with_mapping, _source, aws, moto_url, run
