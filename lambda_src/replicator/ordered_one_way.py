@@ -40,6 +40,10 @@ A delete is written as a tombstone (the key, ``<prefix>deleted`` and the change 
 duplicate of an earlier write bring the item back (rule 5). Readers of such a replica filter
 ``attribute_not_exists(<prefix>deleted)``; ``cdk-replication verify`` counts tombstones as absent items.
 
+An item whose latest state would exceed DynamoDB's 400 KB with the metadata attributes is not sent: its
+records are reported as failed with ``ItemTooLarge`` (as in multi-active mode), never retried into a
+``ValidationException``.
+
 Because a write never replaces a newer change, the records of a batch need no ordering among themselves:
 each item's newest change in the batch is written, and a failed write reports the item's first record so
 that Lambda re-delivers every record of it.
@@ -56,13 +60,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .attributes import Item, ItemKey, digest, key_for_log, key_item
+from .attributes import MAX_ITEM_BYTES, Item, ItemKey, digest, item_size, key_for_log, key_item
 from .clients import ClientFactory
 from .conditional_writer import conditional_put
 from .config import Config, TableRef, TtlDeletes
 from .metadata import DELETED  # the tombstone flag (BOOL) multi-active uses too
 from .operations import WriteFailure
-from .plan import ItemPlan, TargetFailure
+from .plan import Blocked, ItemPlan, TargetFailure
 from .records import Change
 from .retry import DEADLINE_EXCEEDED, Deadline, error_code, is_retryable, wait_before_retry
 from .telemetry import InvocationMetrics, log
@@ -80,6 +84,8 @@ SETTLED = "settled"
 SUPERSEDED = "Superseded"
 #: Conflict counter: changes with equal times that the records could not order were settled from the source.
 SETTLED_FROM_SOURCE = "SettledFromSource"
+#: Failure code: an item too large to be written with the metadata attributes (as in multi-active mode).
+ITEM_TOO_LARGE = "ItemTooLarge"
 #: Failure code: a tie to settle from a source that no longer holds the item, while TTL deletes are skipped
 #: (a TTL delete must not reach the replica, another delete must): reported for repair.
 UNSETTLED_TIE = "UnsettledTie"
@@ -218,6 +224,16 @@ class OrderedOneWayReplication:
             assert last.change_time_us is not None, "Kinesis change records always carry a change time"
             item = self._stamped(last.new_image if not last.is_remove else None, key, last.change_time_us,
                                  self.digests.after(last))
+            size = item_size(item)
+            if size > MAX_ITEM_BYTES:
+                # Reported from the item's first record, so that a re-delivery brings every record of it.
+                plan.blocked = Blocked(
+                    changes[0],
+                    ITEM_TOO_LARGE,
+                    f"{size} bytes with replication metadata (record {last.sequence_number}); "
+                    f"DynamoDB allows {MAX_ITEM_BYTES}",
+                )
+                return plan
             op = PutIfLater(key, last.change_time_us, self.digests.after(last), item)
         plan.writes = {target: op for target in self._config.targets}
         return plan
@@ -319,6 +335,13 @@ class OrderedOneWayReplication:
                 )
             )
         item = self._stamped(source_item, key, change_time_us, SETTLED)
+        size = item_size(item)
+        if size > MAX_ITEM_BYTES:
+            return _Outcome(
+                failure=WriteFailure(
+                    ITEM_TOO_LARGE, f"{size} bytes with replication metadata; DynamoDB allows {MAX_ITEM_BYTES}"
+                )
+            )
         condition = (
             "attribute_not_exists(#t) OR #t < :t OR (#t = :t AND (attribute_not_exists(#s) OR #s <> :s))",
             {"#t": self.changed_at_attr, "#s": self.state_attr},

@@ -243,3 +243,27 @@ def test_a_settle_from_an_item_deleted_at_the_source_writes_a_tombstone(pair):
     (tombstone,) = replica.items()
     assert tombstone[PREFIX + "deleted"] == {"BOOL": True}
     assert set(tombstone) == {"pk", PREFIX + "deleted", PREFIX + "changedAt", PREFIX + "state", PREFIX + "expiresAt"}
+
+
+# --- defect 8: an item that the metadata pushes over 400 KB ---------------------------------------------------
+
+
+def test_an_item_too_large_with_the_metadata_is_reported_not_sent(pair, capsys):
+    source, replica, processor = pair
+    # 409,600 bytes is DynamoDB's limit; this item is a few bytes under it, the metadata takes it over.
+    filler = "x" * (400 * 1024 - 40)
+    source.client.put_item(TableName=source.name, Item={**KEY, "big": {"S": filler}})
+    source.client.put_item(TableName=source.name, Item={"pk": {"S": "small"}})
+    big, small = kinesis_events(source, source.new_records())
+    capsys.readouterr()
+
+    result = run(processor, [big, small])
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": big["kinesis"]["sequenceNumber"]}]}
+    assert user_items(replica) == [{"pk": {"S": "small"}}]  # the other item is not held back
+    lines = json_lines(capsys.readouterr().out)
+    (error,) = [l for l in lines if l.get("level") == "ERROR"]
+    assert error["errorCode"] == "ItemTooLarge" and error["key"] == {"pk": {"S": "k"}}
+    assert "bytes with replication metadata" in error["error"]
+    assert {l["ErrorCode"]: l["WriteFailures"] for l in lines if "ErrorCode" in l} == {"ItemTooLarge": 1}
+    assert not [l for l in lines if "ValidationException" in str(l)]
