@@ -267,3 +267,28 @@ def test_an_item_too_large_with_the_metadata_is_reported_not_sent(pair, capsys):
     assert "bytes with replication metadata" in error["error"]
     assert {l["ErrorCode"]: l["WriteFailures"] for l in lines if "ErrorCode" in l} == {"ItemTooLarge": 1}
     assert not [l for l in lines if "ValidationException" in str(l)]
+
+
+def test_with_ttl_deletes_skipped_a_tie_on_an_item_gone_from_the_source_is_reported_not_guessed(
+    ddb_local, make_processor, capsys
+):
+    """The source no longer has the item: a TTL delete (to be kept in the replica) cannot be told from another
+    delete, so the item is reported for repair rather than written either way."""
+    source = create_table(ddb_local, "tsrc", SOURCE_REGION)
+    replica = create_table(ddb_local, "treplica", REPLICA_REGION, stream=False)
+    env = replication_env(source, [replica.ref()], REPLICATION_CHANGE_SOURCE="KINESIS", REPLICATION_TTL_DELETES="SKIP")
+    processor = make_processor(env, SOURCE_REGION)
+    put(source, "v1")
+    put(source, "v2")
+    put(source, "v3")
+    c1, c2, c3 = in_one_millisecond(source)
+    delete(source)  # later, and not delivered yet
+    capsys.readouterr()
+
+    all_succeed(processor, [c1])
+    result = run(processor, [c3])
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": c3["kinesis"]["sequenceNumber"]}]}
+    assert user_items(replica) == [{**KEY, "v": {"S": "v1"}}]  # nothing guessed
+    (error,) = [l for l in json_lines(capsys.readouterr().out) if l.get("level") == "ERROR"]
+    assert error["errorCode"] == "UnsettledTie" and error["key"] == {"pk": {"S": "k"}}
