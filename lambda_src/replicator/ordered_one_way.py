@@ -25,8 +25,10 @@ records decide only where they cannot be wrong, and otherwise the source decides
   nothing newer and no settled write of that time. By the time a record of time ``t`` is processed, every
   change made at ``t`` is in the source (a stamp is given when the change is made; the record comes after),
   so the settled item reflects all of them; changes with later times still apply after it, and records with
-  time ``t`` are refused by it. Each settle counts as a ``SettledFromSource`` conflict and is logged with the
-  item key. With ``REPLICATION_TTL_DELETES=SKIP`` a source without the item cannot tell a TTL delete (to be
+  time ``t`` are refused by it. The source may be ahead of the stream (a backlog): then the settled item
+  shows a later state than its stamp says, and the records between replay over it until the item catches up
+  again, so a reader can see it step back once; nothing is lost, since only records of time ``t`` are
+  refused. Each settle counts as a ``SettledFromSource`` conflict and is logged with the item key. With ``REPLICATION_TTL_DELETES=SKIP`` a source without the item cannot tell a TTL delete (to be
   kept in the replica) from another delete: the item is then reported for repair (``UnsettledTie``).
 
 Why this converges (rule 1): writes never lower ``changedAt``, so the target ends at the latest time ``t``
