@@ -16,7 +16,8 @@ records decide only where they cannot be wrong, and otherwise the source decides
   ``settled`` for a write settled from the source (below). No digest can equal ``settled``.
 * In a batch, among an item's changes with the latest time, a change is written only if those changes form
   one chain of distinct states (each one's old image is the previous one's new image); its last change is
-  then the latest of them. Otherwise (a cycle, a duplicate transition, unrelated images) the item is settled.
+  then the latest of them (exact repeats of a transition count once: a duplicate record makes them).
+  Otherwise (a cycle, a state reached twice, changes that do not link up) the item is settled.
 * A write refused because the target holds a change with the *same* time (its ``changedAt`` comes back with
   ``ReturnValuesOnConditionCheckFailure=ALL_OLD``) is harmless only if the target holds the same state (a
   duplicate) or a settled one; otherwise the item is settled.
@@ -28,14 +29,17 @@ records decide only where they cannot be wrong, and otherwise the source decides
   time ``t`` are refused by it. The source may be ahead of the stream (a backlog): then the settled item
   shows a later state than its stamp says, and the records between replay over it until the item catches up
   again, so a reader can see it step back once; nothing is lost, since only records of time ``t`` are
-  refused. Each settle counts as a ``SettledFromSource`` conflict and is logged with the item key. With ``REPLICATION_TTL_DELETES=SKIP`` a source without the item cannot tell a TTL delete (to be
-  kept in the replica) from another delete: the item is then reported for repair (``UnsettledTie``).
+  refused. Each settle counts as a ``SettledFromSource`` conflict and is logged with the item key. With
+  ``REPLICATION_TTL_DELETES=SKIP`` a source without the item cannot tell a TTL delete (to be kept in the
+  replica) from another delete: the item is then reported for repair (``UnsettledTie``).
 
 Why this converges (rule 1): writes never lower ``changedAt``, so the target ends at the latest time ``t``
-of the item's changes. The first write at ``t`` is the only one that a record's content decides; any other
-change made at ``t`` that is delivered later settles the item, unless its state is the stored one (then
-the stored state is the last one, or some other change of ``t`` leads away from it and settles). A settled
-write reflects every change of ``t``.
+of the item's changes, and only the first write at ``t`` can come from a record (later ones need an older
+stored time). A settled write reflects every change of ``t``. If that first write stored a state ``S`` that
+is not the item's last state, the item left ``S`` later within ``t`` by some change; that change is not in
+the batch that wrote ``S`` (its chain ends at ``S`` and visits each state once), so it is delivered later,
+where its own batch's chain passes through ``S`` and ends elsewhere: the write is refused at the same time
+with another state, and the item is settled.
 
 A delete is written as a tombstone (the key, ``<prefix>deleted`` and the change time, expiring after
 ``REPLICATION_TOMBSTONE_TTL_SECONDS`` through the table's TTL attribute): a plain delete would let a late

@@ -104,7 +104,9 @@ def test_replicator_role_reads_exactly_the_data_stream_and_only_puts_items(kines
         "Sid": "ReadSourceItems",
         "Effect": "Allow",
         "Action": "dynamodb:GetItem",
-        "Resource": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":dynamodb:us-west-2:{SOURCE_ACCOUNT}:table/Events"]]},
+        "Resource": {
+            "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":dynamodb:us-west-2:{SOURCE_ACCOUNT}:table/Events"]]
+        },
     }
     assert set(statements) == {
         "ReadSourceDataStream", "ReadSourceItems", "WriteOwnLogGroup", "SendToFailureQueue", "WriteTargetTables",
