@@ -37,8 +37,11 @@ MULTI_ACTIVE_WRITE_ACTIONS: tuple[str, ...] = ("dynamodb:PutItem",)
 
 
 #: A ONE_WAY replicator fed by Kinesis writes every change, tombstones included, with a conditional PutItem
-#: (ordered by change time); a failed condition only means the change is superseded.
+#: (ordered by change time); a failed condition returns the stored item (ReturnValuesOnConditionCheckFailure).
 ORDERED_ONE_WAY_WRITE_ACTIONS: tuple[str, ...] = ("dynamodb:PutItem",)
+#: ... and reads the source item (strongly consistent GetItem) to settle changes with equal times that the
+#: records cannot order (lambda_src/replicator/ordered_one_way.py).
+ORDERED_ONE_WAY_SOURCE_ACTIONS: tuple[str, ...] = ("dynamodb:GetItem",)
 
 
 def target_write_actions(
@@ -507,8 +510,22 @@ class Replicator(Construct):
             statements = [
                 iam.PolicyStatement(
                     sid="ReadSourceDataStream", actions=list(KINESIS_READ_ACTIONS), resources=[stream_arn]
-                )
+                ),
+                iam.PolicyStatement(
+                    sid="ReadSourceItems",
+                    actions=list(ORDERED_ONE_WAY_SOURCE_ACTIONS),
+                    resources=[
+                        table_arn(Aws.PARTITION, self.source.region, self.source.account, self.source.table_name)
+                    ],
+                ),
             ]
+            if self.source.encryption_key_arn is not None:
+                # Reading an item of a table with a customer-managed key decrypts with the caller's permission.
+                statements.append(
+                    iam.PolicyStatement(
+                        sid="DecryptSourceItems", actions=["kms:Decrypt"], resources=[self.source.encryption_key_arn]
+                    )
+                )
         else:
             statements = [
                 iam.PolicyStatement(sid="ReadSourceStream", actions=list(STREAM_READ_ACTIONS), resources=[stream_arn]),

@@ -1,21 +1,54 @@
 """ONE_WAY mode fed by a Kinesis data stream: writes ordered by when DynamoDB made each change.
 
 Kinesis Data Streams for DynamoDB may deliver one item's changes out of order and more than once; only the
-change's ``ApproximateCreationDateTime`` (microseconds) gives their real order. So every write here is a
-conditional PutItem that stamps the change time on the target item (``<prefix>changedAt``) and succeeds only
-if the target holds an older change or none (an item loaded by an import or a backfill carries no change
-time, and the first change replaces it, as when a stream is applied from TRIM_HORIZON over a copy).
+change's ``ApproximateCreationDateTime`` (microseconds, or milliseconds at AWS's default precision) gives
+their real order. So every write here is a conditional PutItem that stamps the change time on the target
+item (``<prefix>changedAt``, in microseconds) and succeeds only if the target holds an older change or none
+(an item loaded by an import or a backfill carries no change time, and the first change replaces it, as when
+a stream is applied from TRIM_HORIZON over a copy). A change older than the stored one is superseded.
 
-Two changes of one item can carry the same time (millisecond precision, or a tie in microseconds). Then
-their images order them: the later change's old image is the earlier change's new image. So each write also
-stamps ``<prefix>state``, a digest of the state written, and a change with a time equal to the stored one
-applies only if its old image is that state (it is the stored change's successor); a duplicate of the stored
-change is refused.
+Equal change times (several writes of one item within one millisecond, or a tie in microseconds) cannot
+always be ordered from the records: within one tick an item may return to a state it had (create, delete,
+create; v1, v2, v1), and a duplicate of an earlier record then looks exactly like a later change. So the
+records decide only where they cannot be wrong, and otherwise the source decides:
+
+* Each write also stamps ``<prefix>state``: the digest of the state it wrote (``-`` for a tombstone), or
+  ``settled`` for a write settled from the source (below). No digest can equal ``settled``.
+* In a batch, among an item's changes with the latest time, a change is written only if those changes form
+  one chain of distinct states (each one's old image is the previous one's new image); its last change is
+  then the latest of them (exact repeats of a transition count once: a duplicate record makes them).
+  Otherwise (a cycle, a state reached twice, changes that do not link up) the item is settled.
+* A write refused because the target holds a change with the *same* time (its ``changedAt`` comes back with
+  ``ReturnValuesOnConditionCheckFailure=ALL_OLD``) is harmless only if the target holds the same state (a
+  duplicate) or a settled one; otherwise the item is settled.
+* Settling reads the source item with a strongly consistent GetItem and writes it (or a tombstone when the
+  source has no item) stamped with that time and ``state=settled``, on the condition that the target holds
+  nothing newer and no settled write of that time. By the time a record of time ``t`` is processed, every
+  change made at ``t`` is in the source (a stamp is given when the change is made; the record comes after),
+  so the settled item reflects all of them; changes with later times still apply after it, and records with
+  time ``t`` are refused by it. The source may be ahead of the stream (a backlog): then the settled item
+  shows a later state than its stamp says, and the records between replay over it until the item catches up
+  again, so a reader can see it step back once; nothing is lost, since only records of time ``t`` are
+  refused. Each settle counts as a ``SettledFromSource`` conflict and is logged with the item key. With
+  ``REPLICATION_TTL_DELETES=SKIP`` a source without the item cannot tell a TTL delete (to be kept in the
+  replica) from another delete: the item is then reported for repair (``UnsettledTie``).
+
+Why this converges (rule 1): writes never lower ``changedAt``, so the target ends at the latest time ``t``
+of the item's changes, and only the first write at ``t`` can come from a record (later ones need an older
+stored time). A settled write reflects every change of ``t``. If that first write stored a state ``S`` that
+is not the item's last state, the item left ``S`` later within ``t`` by some change; that change is not in
+the batch that wrote ``S`` (its chain ends at ``S`` and visits each state once), so it is delivered later,
+where its own batch's chain passes through ``S`` and ends elsewhere: the write is refused at the same time
+with another state, and the item is settled.
 
 A delete is written as a tombstone (the key, ``<prefix>deleted`` and the change time, expiring after
 ``REPLICATION_TOMBSTONE_TTL_SECONDS`` through the table's TTL attribute): a plain delete would let a late
 duplicate of an earlier write bring the item back (rule 5). Readers of such a replica filter
 ``attribute_not_exists(<prefix>deleted)``; ``cdk-replication verify`` counts tombstones as absent items.
+
+An item whose latest state would exceed DynamoDB's 400 KB with the metadata attributes is not sent: its
+records are reported as failed with ``ItemTooLarge`` (as in multi-active mode), never retried into a
+``ValidationException``.
 
 Because a write never replaces a newer change, the records of a batch need no ordering among themselves:
 each item's newest change in the batch is written, and a failed write reports the item's first record so
@@ -29,38 +62,79 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
+from typing import Any
 
-from .attributes import Item, ItemKey, digest, key_item
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .attributes import MAX_ITEM_BYTES, Item, ItemKey, digest, item_size, key_for_log, key_item
 from .clients import ClientFactory
 from .conditional_writer import conditional_put
 from .config import Config, TableRef, TtlDeletes
 from .metadata import DELETED  # the tombstone flag (BOOL) multi-active uses too
 from .operations import WriteFailure
-from .plan import ItemPlan, TargetFailure
+from .plan import Blocked, ItemPlan, TargetFailure
 from .records import Change
-from .retry import Deadline
-from .telemetry import InvocationMetrics
+from .retry import DEADLINE_EXCEEDED, Deadline, error_code, is_retryable, wait_before_retry
+from .telemetry import InvocationMetrics, log
 
 #: Metadata attribute (after the prefix) holding the source change time in epoch microseconds (N).
 CHANGED_AT = "changedAt"
-#: Metadata attribute (after the prefix) holding the digest of the state written (S), to order equal times.
+#: Metadata attribute (after the prefix) holding the digest of the state written (S), or :data:`SETTLED`.
 STATE = "state"
 #: ``<prefix>state`` of "no item" (a tombstone, or the state before an INSERT).
 ABSENT = "-"
-#: Conflict counter: the target already held this change or a newer one (a duplicate or a late record).
+#: ``<prefix>state`` of an item settled from the source: it reflects every change made at its ``changedAt``.
+#: Digests are 22 characters of URL-safe base64, so none equals it.
+SETTLED = "settled"
+#: Conflict counter: the target already held this change, a newer one, or a settled one of the same time.
 SUPERSEDED = "Superseded"
+#: Conflict counter: changes with equal times that the records could not order were settled from the source.
+SETTLED_FROM_SOURCE = "SettledFromSource"
+#: Failure code: an item too large to be written with the metadata attributes (as in multi-active mode).
+ITEM_TOO_LARGE = "ItemTooLarge"
+#: Failure code: a tie to settle from a source that no longer holds the item, while TTL deletes are skipped
+#: (a TTL delete must not reach the replica, another delete must): reported for repair.
+UNSETTLED_TIE = "UnsettledTie"
 
 
 @dataclass(frozen=True)
 class PutIfLater:
-    """Write ``item`` (a state or a tombstone, stamped with ``change_time_us``) unless the target holds a
-    change made after that time, or made at that time and not the one this change follows (``previous``:
-    the digest of the state before this change)."""
+    """Write ``item`` (a state or a tombstone, stamped with ``change_time_us`` and ``state``) unless the
+    target holds a change made at that time or later.
+
+    ``state`` is the digest of the state written: a refusal by a change of the same time with the same
+    state is a duplicate; with another state the item is settled from the source.
+    """
 
     key: ItemKey
     change_time_us: int
-    previous: str
+    state: str
     item: Item = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SettleFromSource:
+    """Read the source item and write it (or a tombstone) stamped with ``change_time_us`` and
+    :data:`SETTLED`, unless the target holds a later change or a settled one of that time. ``reason`` is
+    for the log."""
+
+    key: ItemKey
+    change_time_us: int
+    reason: str
+
+
+#: What a plan of this mode holds per target.
+OrderedWrite = PutIfLater | SettleFromSource
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """How one item's write to one target ended: ``conflict`` is ``None`` (written as planned),
+    :data:`SUPERSEDED` or :data:`SETTLED_FROM_SOURCE`; ``failure`` is set when nothing was applied."""
+
+    conflict: str | None = None
+    failure: WriteFailure | None = None
+    reason: str | None = None
 
 
 class StateDigests:
@@ -81,18 +155,47 @@ class StateDigests:
         return ABSENT if change.is_remove else self.of(change.new_image)
 
 
-def latest_change(changes: Sequence[Change], digests: StateDigests) -> Change:
-    """The change made last. Among changes with the latest time, the one no other change follows (none
-    has its new state as old state); a duplicate, or a chain that cannot be told apart, goes to the record
-    delivered last."""
+def latest_change(changes: Sequence[Change], digests: StateDigests) -> Change | None:
+    """The change made last, or ``None`` when the records cannot tell it.
+
+    Among the changes with the latest time, one is certainly last only if they form one chain of distinct
+    states (after dropping exact repeats of a transition, which a duplicate record makes): then its last
+    change is the one no other follows. A cycle (the item returns to a state within the tick), a repeated
+    state, or changes that do not link up leave the order open. Such a chain is not always the whole tick,
+    but a change of the tick that is missing from it settles the item when it arrives (module docstring).
+    """
     latest_time = max(c.change_time_us or 0 for c in changes)
     tied = [c for c in changes if (c.change_time_us or 0) == latest_time]
-    if len(tied) > 1:
-        followed = {digests.before(c) for c in tied}
-        tails = [c for c in tied if digests.after(c) not in followed or digests.after(c) == digests.before(c)]
-        if tails:
-            tied = tails
-    return max(tied, key=lambda c: c.index)
+    # One change per distinct transition; of repeats, the one delivered last (they write the same state).
+    transitions = {(digests.before(c), digests.after(c)): c for c in tied}
+    if len(transitions) == 1:
+        return tied[-1]
+    return _tail_of_chain(transitions)
+
+
+def _tail_of_chain(transitions: dict[tuple[str, str], Change]) -> Change | None:
+    """The last change of the chain ``transitions`` form, if they form one chain of distinct states."""
+    following: dict[str, tuple[str, str]] = {}
+    for before, after in transitions:
+        if before == after or before in following:
+            return None  # a change that keeps the state, or two changes leaving one state: not a chain
+        following[before] = (before, after)
+    afters = {after for _, after in transitions}
+    if len(afters) != len(transitions):
+        return None  # two changes reach one state
+    heads = [t for t in transitions if t[0] not in afters]
+    if len(heads) != 1:
+        return None  # a cycle, or several pieces
+    seen = {heads[0][0]}
+    edge: tuple[str, str] | None = heads[0]
+    last = heads[0]
+    while edge is not None:
+        if edge[1] in seen:
+            return None
+        seen.add(edge[1])
+        last = edge
+        edge = following.get(edge[1])
+    return transitions[last] if len(seen) == len(transitions) + 1 else None
 
 
 class OrderedOneWayReplication:
@@ -108,6 +211,8 @@ class OrderedOneWayReplication:
         self.deleted_attr = prefix + DELETED
         self.digests = StateDigests(prefix)
 
+    # --- planning -----------------------------------------------------------------------------------------
+
     def plan(self, key: ItemKey, changes: Sequence[Change]) -> ItemPlan:
         plan = ItemPlan(key=key, changes=list(changes), covers_from=changes[0].index)
         if self._config.ttl_deletes is TtlDeletes.SKIP:
@@ -117,47 +222,160 @@ class OrderedOneWayReplication:
         if not applied:
             return plan
         last = latest_change(applied, self.digests)
-        assert last.change_time_us is not None, "Kinesis change records always carry a change time"
-        op = PutIfLater(key, last.change_time_us, self.digests.before(last), self._item(last))
+        op: OrderedWrite
+        if last is None:
+            change_time = max(c.change_time_us or 0 for c in applied)
+            op = SettleFromSource(key, change_time, "changes of the batch with equal times cannot be ordered")
+        else:
+            assert last.change_time_us is not None, "Kinesis change records always carry a change time"
+            item = self._stamped(last.new_image if not last.is_remove else None, key, last.change_time_us,
+                                 self.digests.after(last))
+            size = item_size(item)
+            if size > MAX_ITEM_BYTES:
+                # Reported from the item's first record, so that a re-delivery brings every record of it.
+                plan.blocked = Blocked(
+                    changes[0],
+                    ITEM_TOO_LARGE,
+                    f"{size} bytes with replication metadata (record {last.sequence_number}); "
+                    f"DynamoDB allows {MAX_ITEM_BYTES}",
+                )
+                return plan
+            op = PutIfLater(key, last.change_time_us, self.digests.after(last), item)
         plan.writes = {target: op for target in self._config.targets}
         return plan
 
-    def _item(self, change: Change) -> Item:
-        stamp = {
-            self.changed_at_attr: {"N": str(change.change_time_us)},
-            self.state_attr: {"S": self.digests.after(change)},
-        }
-        if not change.is_remove:
-            return {**(change.new_image or {}), **stamp}
+    def _stamped(self, image: Item | None, key: ItemKey, change_time_us: int, state: str) -> Item:
+        """``image`` (``None``: a tombstone) stamped with the change time and ``state``."""
+        stamp = {self.changed_at_attr: {"N": str(change_time_us)}, self.state_attr: {"S": state}}
+        if image is not None:
+            return {**image, **stamp}
         # Only the key: a tombstone stands for "no item" and must not keep the deleted data.
-        tombstone = key_item(change.key)
+        tombstone = key_item(key)
         tombstone[self.deleted_attr] = {"BOOL": True}
         tombstone[self._config.ttl_attribute] = {"N": str(int(time.time()) + self._config.tombstone_ttl_seconds)}
         tombstone.update(stamp)
         return tombstone
 
+    # --- applying -----------------------------------------------------------------------------------------
+
     def apply(
         self, plans: Sequence[ItemPlan], pool: Executor, deadline: Deadline, metrics: InvocationMetrics
     ) -> dict[ItemKey, list[TargetFailure]]:
-        futures: list[tuple[ItemPlan, TableRef, Future[tuple[bool, Item | None, WriteFailure | None]]]] = []
+        futures: list[tuple[ItemPlan, TableRef, Future[_Outcome]]] = []
         for plan in plans:
             for target, op in plan.writes.items():
-                assert isinstance(op, PutIfLater)
-                condition = (
-                    "attribute_not_exists(#t) OR #t < :t OR (#t = :t AND #s = :p)",
-                    {"#t": self.changed_at_attr, "#s": self.state_attr},
-                    {":t": {"N": str(op.change_time_us)}, ":p": {"S": op.previous}},
-                )
-                client = self._clients.for_table(target)
-                # A failed condition only means "superseded": the stored item is not needed, so not returned.
-                futures.append(
-                    (plan, target, pool.submit(conditional_put, client, target, op.item, condition, deadline, False))
-                )
+                assert isinstance(op, (PutIfLater, SettleFromSource))
+                futures.append((plan, target, pool.submit(self._write, target, op, deadline)))
         failures: dict[ItemKey, list[TargetFailure]] = {}
         for plan, target, future in futures:
-            written, _stored, failure = future.result()
-            if failure is not None:
-                failures.setdefault(plan.key, []).append(TargetFailure(target, failure))
-            elif not written:
-                metrics.conflicts[SUPERSEDED] += 1
+            outcome = future.result()
+            if outcome.failure is not None:
+                failures.setdefault(plan.key, []).append(TargetFailure(target, outcome.failure))
+            elif outcome.conflict is not None:
+                metrics.conflicts[outcome.conflict] += 1
+                if outcome.conflict == SETTLED_FROM_SOURCE:
+                    log(
+                        self._logger,
+                        logging.INFO,
+                        "tie settled from the source: changes of this item with equal times could not be "
+                        "ordered from the records",
+                        sourceTable=self._config.source.describe(),
+                        targetTable=target.describe(),
+                        key=key_for_log(plan.key),
+                        changeTime=plan.writes[target].change_time_us,
+                        reason=outcome.reason,
+                        sequenceNumbers=[c.sequence_number for c in plan.changes],
+                    )
         return failures
+
+    def _write(self, target: TableRef, op: OrderedWrite, deadline: Deadline) -> _Outcome:
+        """Apply ``op`` to ``target``, settling the item from the source where the records cannot order it."""
+        if isinstance(op, SettleFromSource):
+            return self._settle(target, op.key, op.change_time_us, op.reason, deadline)
+        condition = (
+            "attribute_not_exists(#t) OR #t < :t",
+            {"#t": self.changed_at_attr},
+            {":t": {"N": str(op.change_time_us)}},
+        )
+        client = self._clients.for_table(target)
+        # The stored item comes back on a failed condition: its change time tells a late or duplicate
+        # record (superseded) from a tie that needs the source.
+        written, stored, failure = conditional_put(client, target, op.item, condition, deadline, True)
+        if failure is not None:
+            return _Outcome(failure=failure)
+        if written:
+            return _Outcome()
+        reason = self._tie_to_settle(stored, op)
+        if reason is None:
+            return _Outcome(conflict=SUPERSEDED)
+        return self._settle(target, op.key, op.change_time_us, reason, deadline)
+
+    def _tie_to_settle(self, stored: Item | None, op: PutIfLater) -> str | None:
+        """Why a refused write must be settled from the source, or ``None`` when the refusal is right: the
+        target holds a later change, the same state at the same time (a duplicate), or a settled write of
+        that time."""
+        stored = stored or {}
+        try:
+            stored_time = int(stored[self.changed_at_attr]["N"])
+        except (KeyError, TypeError, ValueError):
+            return "the target's change time could not be read"  # settling is always safe
+        if stored_time > op.change_time_us:
+            return None
+        state = stored.get(self.state_attr, {}).get("S")
+        if state in (op.state, SETTLED):
+            return None
+        return "the target holds another change made at the same time"
+
+    def _settle(self, target: TableRef, key: ItemKey, change_time_us: int, reason: str, deadline: Deadline) -> _Outcome:
+        """Write the source's current item (or a tombstone) to ``target`` as the state at ``change_time_us``."""
+        source_item, failure = self._read_source(key, deadline)
+        if failure is not None:
+            return _Outcome(failure=failure)
+        if source_item is None and self._config.ttl_deletes is TtlDeletes.SKIP:
+            return _Outcome(
+                failure=WriteFailure(
+                    UNSETTLED_TIE,
+                    "changes with equal times could not be ordered, and the source no longer holds the item: "
+                    "with REPLICATION_TTL_DELETES=SKIP a TTL delete cannot be told from another delete; "
+                    "repair the item (cdk-replication verify --repair)",
+                )
+            )
+        item = self._stamped(source_item, key, change_time_us, SETTLED)
+        size = item_size(item)
+        if size > MAX_ITEM_BYTES:
+            return _Outcome(
+                failure=WriteFailure(
+                    ITEM_TOO_LARGE, f"{size} bytes with replication metadata; DynamoDB allows {MAX_ITEM_BYTES}"
+                )
+            )
+        condition = (
+            "attribute_not_exists(#t) OR #t < :t OR (#t = :t AND (attribute_not_exists(#s) OR #s <> :s))",
+            {"#t": self.changed_at_attr, "#s": self.state_attr},
+            {":t": {"N": str(change_time_us)}, ":s": {"S": SETTLED}},
+        )
+        written, _, failure = conditional_put(
+            self._clients.for_table(target), target, item, condition, deadline, False
+        )
+        if failure is not None:
+            return _Outcome(failure=failure)
+        # Refused: the target meanwhile holds a later change, or a settle of the same time (as good as ours).
+        return _Outcome(conflict=SETTLED_FROM_SOURCE if written else SUPERSEDED, reason=reason)
+
+    def _read_source(self, key: ItemKey, deadline: Deadline) -> tuple[Item | None, WriteFailure | None]:
+        """The source item now, strongly consistent (``None``: no item), retrying transient errors."""
+        source = self._config.source
+        client = self._clients.for_table(source)
+        request: dict[str, Any] = {"TableName": source.request_name, "Key": key_item(key), "ConsistentRead": True}
+        attempt = 0
+        while True:
+            if deadline.passed():
+                return None, WriteFailure(DEADLINE_EXCEEDED, "source read not started: the deadline had passed", True)
+            try:
+                return client.get_item(**request).get("Item"), None
+            except (ClientError, BotoCoreError) as exc:
+                message = f"reading the source item to settle a tie: {str(exc)[:400]}"
+                if not is_retryable(exc):
+                    return None, WriteFailure(error_code(exc), message)
+                if not wait_before_retry(deadline, attempt):
+                    return None, WriteFailure(error_code(exc), message, retries_exhausted=True)
+                attempt += 1

@@ -99,6 +99,19 @@ def test_replicator_role_reads_exactly_the_data_stream_and_only_puts_items(kines
     }
     assert "ListStreams" not in statements and "ReadSourceStream" not in statements
     assert as_list(statements["WriteTargetTables"]["Action"]) == ["dynamodb:PutItem"]
+    # Changes with equal times that the records cannot order are settled from the source item itself.
+    assert statements["ReadSourceItems"] == {
+        "Sid": "ReadSourceItems",
+        "Effect": "Allow",
+        "Action": "dynamodb:GetItem",
+        "Resource": {
+            "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":dynamodb:us-west-2:{SOURCE_ACCOUNT}:table/Events"]]
+        },
+    }
+    assert set(statements) == {
+        "ReadSourceDataStream", "ReadSourceItems", "WriteOwnLogGroup", "SendToFailureQueue", "WriteTargetTables",
+        "AssumeWriterRoles",
+    }
     assert as_list(statements["AssumeWriterRoles"]["Resource"]) == [
         f"arn:aws:iam::{OTHER_ACCOUNT}:role/Events-eu-west-1-writer-{SOURCE_ACCOUNT}-us-west-2"
     ]
@@ -288,3 +301,22 @@ def test_own_stream_with_a_customer_key_is_decrypted_with_exactly_that_key(tmp_p
     with pytest.raises(ReplicationConfigError, match="not a literal KMS key ARN"):
         _build(existing_source=EXISTING_WITH_KEY, partition_key=None,
                kinesis=KinesisOptions(stream_arn=DATA_STREAM_ARN, encryption_key_arn="alias/mine"))
+
+
+def test_a_source_table_key_lets_the_replicator_read_source_items_and_nothing_more(tmp_path: Any) -> None:
+    """Settling a tie reads the source item: with a customer-managed table key, DynamoDB decrypts with the
+    caller's permission on that key."""
+    table_key = f"arn:aws:kms:us-west-2:{SOURCE_ACCOUNT}:key/abcdefab-1234-1234-1234-123456789012"
+    app = cdk.App()
+    ReplicatedTable(
+        app, "Orders", source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT, encryption_key_arn=table_key),
+        replicas=[TableLocation(region="us-east-1")], existing_source=EXISTING_WITH_KEY,
+        change_source=ChangeSource.KINESIS, kinesis=KinesisOptions(stream_arn=DATA_STREAM_ARN),
+    )
+    template = app.synth().get_stack_by_name("Orders-us-west-2").template
+    statements = {s["Sid"]: s for s in role_statements(template, "ReplicatorRole")}
+    assert statements["DecryptSourceItems"] == {
+        "Sid": "DecryptSourceItems", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": table_key,
+    }
+    assert as_list(statements["ReadSourceItems"]["Action"]) == ["dynamodb:GetItem"]
+    assert "DecryptSourceStream" not in statements  # the data stream has no customer-managed key here

@@ -1,22 +1,35 @@
 """Property test for the Kinesis change source: whatever order, duplication and batching Kinesis and Lambda
 deliver one history in, with change times that often tie (millisecond precision), the replica ends equal to
 the source (rule 1), and no item ever goes back to an older change on the way (rule 2 as Kinesis allows it:
-the change time decides, then the images, never the arrival)."""
+the change time decides, then the records where they can, else the source; never the arrival).
+
+Values come from a small set, so an item often returns to a state it had within one tick (create, delete,
+create; v1, v2, v1): the case where records alone cannot order equal times.
+"""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, assume, given, settings
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from rep_helpers import FakeContext, create_table, kinesis_events, replication_env, sort_items
+from replicator.processor import Processor
+
+from rep_helpers import FakeContext, Table, create_table, kinesis_events, replication_env, sort_items
 
 KEYS = ["a", "b", "c"]
 PREFIX = "_rep_"
 
-writes = st.lists(st.tuples(st.sampled_from(["put", "update", "delete"]), st.sampled_from(KEYS)), min_size=1,
-                  max_size=16)
+#: (kind, key, value): values from a small set make an item revisit states.
+writes = st.lists(
+    st.tuples(st.sampled_from(["put", "update", "delete"]), st.sampled_from(KEYS), st.integers(0, 2)),
+    min_size=1,
+    max_size=20,
+)
 
 
 @st.composite
@@ -32,58 +45,79 @@ def deliveries(draw: Any, count: int) -> list[list[int]]:
     return [sequence[a:b] for a, b in zip(bounds, bounds[1:]) if a < b]
 
 
-def _revisits_a_state_within_a_tick(records: list[dict[str, Any]], times: list[int]) -> bool:
-    states: dict[tuple[str, int], list[Any]] = {}
-    for record, time_ in zip(records, times):
-        body = record["dynamodb"]
-        chain = states.setdefault((body["Keys"]["pk"]["S"], time_), [repr(body.get("OldImage"))])
-        chain.append(repr(body.get("NewImage")))
-    return any(len(set(chain)) < len(chain) for chain in states.values())
-
-
 def _user_view(items: list[dict[str, Any]]) -> list[Any]:
     return sort_items({k: v for k, v in i.items() if not k.startswith(PREFIX)} for i in items
                       if PREFIX + "deleted" not in i)
 
 
-# Each example creates two tables on DynamoDB Local; shrinking would take minutes, so the failing case is
-# printed as generated.
+@dataclass
+class Pair:
+    """One source, replica and replicator for all examples of a test, each example writing its own keys, and
+    one client per table: creating tables and clients per example would cost most of the test's time."""
+
+    source: Table
+    replica: Table
+    processor: Processor
+    source_client: Any
+    replica_client: Any
+
+    def items(self, client: Any, table: Table, prefix: str) -> list[dict[str, Any]]:
+        """The example's items of ``table``, strongly consistent, in a canonical order."""
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableName": table.name, "ConsistentRead": True}
+        while True:
+            page = client.scan(**kwargs)
+            items.extend(i for i in page["Items"] if i["pk"]["S"].startswith(prefix))
+            if "LastEvaluatedKey" not in page:
+                return sort_items(items)
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+@pytest.fixture
+def pair(ddb_local, make_processor) -> Pair:
+    source = create_table(ddb_local, "pksrc", "us-east-1")
+    replica = create_table(ddb_local, "pkrep", "eu-west-1", stream=False)
+    processor = make_processor(replication_env(source, [replica.ref()], REPLICATION_CHANGE_SOURCE="KINESIS"),
+                               "us-east-1")
+    return Pair(source, replica, processor, source.client, replica.client)
+
+
+# Shrinking would take minutes on DynamoDB Local, so the failing case is printed as generated. On the image
+# rule this replaced (an equal-time change applies if its old image is the stored state), 4 of 5 seeds found
+# a divergence, typically within the first 5-15 examples.
 @settings(
-    max_examples=15,
+    max_examples=100,
     deadline=None,
     phases=(Phase.explicit, Phase.reuse, Phase.generate),
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(history=writes, data=st.data())
-def test_any_delivery_of_a_history_converges(ddb_local, make_processor, history, data):
-    source = create_table(ddb_local, "pksrc", "us-east-1")
-    replica = create_table(ddb_local, "pkrep", "eu-west-1", stream=False)
-    processor = make_processor(replication_env(source, [replica.ref()], REPLICATION_CHANGE_SOURCE="KINESIS"),
-                               "us-east-1")
-    c = source.client
-    for n, (kind, key) in enumerate(history):
+def test_any_delivery_of_a_history_converges(pair, history, data):
+    source, replica, processor = pair.source, pair.replica, pair.processor
+    prefix = f"{uuid.uuid4().hex[:8]}-"
+    c = pair.source_client
+    for kind, name, value in history:
+        key = {"pk": {"S": prefix + name}}
         if kind == "put":
-            c.put_item(TableName=source.name, Item={"pk": {"S": key}, "n": {"N": str(n)}, "m": {"M": {}}})
+            c.put_item(TableName=source.name, Item={**key, "n": {"N": str(value)}, "m": {"M": {}}})
         elif kind == "update":
-            c.update_item(TableName=source.name, Key={"pk": {"S": key}}, UpdateExpression="SET n = :n",
-                          ExpressionAttributeValues={":n": {"N": str(n)}})
+            c.update_item(TableName=source.name, Key=key, UpdateExpression="SET n = :n",
+                          ExpressionAttributeValues={":n": {"N": str(value)}})
         else:
-            c.delete_item(TableName=source.name, Key={"pk": {"S": key}})
+            c.delete_item(TableName=source.name, Key=key)
     records = source.new_records()
-    # Millisecond-precision times that often tie: equal times must be ordered by the images.
-    steps = data.draw(st.lists(st.sampled_from([0, 1]), min_size=len(records), max_size=len(records)), label="ticks")
+    # Millisecond-precision times that often tie (three in four records share the previous one's tick).
+    steps = data.draw(st.lists(st.sampled_from([0, 0, 0, 1]), min_size=len(records), max_size=len(records)),
+                      label="ticks")
     start = 1_790_000_000_000
     times = [start + sum(steps[: i + 1]) for i in range(len(records))]
-    # Same-time changes that bring an item back to a state it had in that tick (create, delete and create
-    # again within one millisecond) cannot be ordered by images: the documented limit, left out here.
-    assume(not _revisits_a_state_within_a_tick(records, times))
     events = kinesis_events(source, records, times=times)
     seen: dict[str, int] = {}
     for batch in data.draw(deliveries(len(events)), label="batches"):
         result = processor.process({"Records": [events[i] for i in batch]}, FakeContext())
         assert result == {"batchItemFailures": []}
-        for item in replica.items():
+        for item in pair.items(pair.replica_client, replica, prefix):
             changed = int(item[PREFIX + "changedAt"]["N"])
             assert changed >= seen.get(item["pk"]["S"], 0), "an item went back to an older change"
             seen[item["pk"]["S"]] = changed
-    assert _user_view(replica.items()) == source.items()
+    assert _user_view(pair.items(pair.replica_client, replica, prefix)) == pair.items(c, source, prefix)

@@ -1,0 +1,136 @@
+"""Every delivery of small same-millisecond histories, checked against an in-memory stand-in for DynamoDB.
+
+The DynamoDB Local tests (test_ordered_ties.py, the property test) show the replicator on the real
+database; this one enumerates schedules exhaustively instead of sampling them: every history of up to three
+changes of one item over the states {absent, A, B} (so returns to an earlier state and create/delete cycles
+are in), every split of their times into one or two ticks, every delivery order with up to one duplicate
+(two for two changes), and every cut into batches; the replica must end at the source's last state. The
+stand-in evaluates exactly the two condition expressions the replicator sends (an unknown one fails the
+test) and answers GetItem with the source's final state, as a consistent read made after the records exist.
+On the image rule this design replaced, about one schedule in six ended wrong.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from replicator.config import load_config
+from replicator.ordered_one_way import OrderedOneWayReplication
+from replicator.records import Change
+from replicator.retry import Deadline
+from replicator.telemetry import InvocationMetrics
+
+KEY = (("pk", "S", "k"),)
+WRITE = "attribute_not_exists(#t) OR #t < :t"
+SETTLE = "attribute_not_exists(#t) OR #t < :t OR (#t = :t AND (attribute_not_exists(#s) OR #s <> :s))"
+CONFIG = load_config({
+    "REPLICATION_MODE": "ONE_WAY",
+    "REPLICATION_CHANGE_SOURCE": "KINESIS",
+    "REPLICATION_SOURCE": json.dumps({"tableName": "src", "region": "us-east-1", "account": "111111111111"}),
+    "REPLICATION_TARGETS": json.dumps([{"tableName": "dst", "region": "eu-west-1", "account": "111111111111"}]),
+    "REPLICATION_KEY": json.dumps({"partitionKey": "pk"}),
+})
+
+
+def image(state: str | None) -> dict[str, Any] | None:
+    return None if state is None else {"pk": {"S": "k"}, "v": {"S": state}}
+
+
+class StandIn:
+    """The source (its final state) and the target item, behind the two calls the replicator makes."""
+
+    def __init__(self, source: str | None, target: dict[str, Any] | None) -> None:
+        self.source = source
+        self.target = target
+
+    def for_table(self, table: Any) -> "StandIn":
+        return self
+
+    def get_item(self, TableName: str, Key: Any, ConsistentRead: bool) -> dict[str, Any]:  # noqa: N803
+        assert TableName == "src" and ConsistentRead
+        item = image(self.source)
+        return {} if item is None else {"Item": item}
+
+    def put_item(self, TableName: str, Item: dict[str, Any], ConditionExpression: str,  # noqa: N803
+                 ExpressionAttributeNames: Any, ExpressionAttributeValues: Any,
+                 ReturnValuesOnConditionCheckFailure: str | None = None) -> None:
+        assert TableName == "dst" and ConditionExpression in (WRITE, SETTLE), ConditionExpression
+        stored, t = self.target, int(ExpressionAttributeValues[":t"]["N"])
+        if stored is None or "_rep_changedAt" not in stored:
+            allowed = True
+        else:
+            stored_t = int(stored["_rep_changedAt"]["N"])
+            allowed = stored_t < t
+            if ConditionExpression == SETTLE and stored_t == t:
+                allowed = stored.get("_rep_state", {}).get("S") != ExpressionAttributeValues[":s"]["S"]
+        if not allowed:
+            response: dict[str, Any] = {"Error": {"Code": "ConditionalCheckFailedException", "Message": "x"}}
+            if ReturnValuesOnConditionCheckFailure == "ALL_OLD":
+                response["Item"] = dict(stored or {})
+            raise ClientError(response, "PutItem")  # type: ignore[arg-type]
+        self.target = dict(Item)
+
+
+def histories(length: int) -> Iterator[tuple[str | None, ...]]:
+    """Walks of ``length`` changes over {absent, A, B}: each change moves the item to another state."""
+    for walk in itertools.product((None, "A", "B"), repeat=length + 1):
+        if all(a != b for a, b in zip(walk, walk[1:])):
+            yield walk
+
+
+def batchings(order: list[int]) -> Iterator[list[list[int]]]:
+    for mask in range(1 << (len(order) - 1)):
+        batches, current = [], [order[0]]
+        for i, index in enumerate(order[1:]):
+            if mask >> i & 1:
+                batches.append(current)
+                current = []
+            current.append(index)
+        yield [*batches, current]
+
+
+def replay(walk: tuple[str | None, ...], times: list[int], batches: list[list[int]], pool: Any) -> str | None:
+    """The replica's user state after delivering ``batches`` of the walk's changes."""
+    before = image(walk[0])
+    stand_in = StandIn(walk[-1], None if before is None else {**before, "_rep_changedAt": {"N": "1"},
+                                                              "_rep_state": {"S": "old"}})
+    replication = OrderedOneWayReplication(CONFIG, stand_in, logging.getLogger("exhaustive"))  # type: ignore[arg-type]
+    for batch in batches:
+        changes = []
+        for position, i in enumerate(batch):
+            old, new = walk[i], walk[i + 1]
+            event = "INSERT" if old is None else "REMOVE" if new is None else "MODIFY"
+            changes.append(Change(position, str(1000 + i), event, KEY, image(new), image(old), None, False, times[i]))
+        plan = replication.plan(KEY, changes)
+        failures = replication.apply([plan], pool, Deadline(float("inf")), InvocationMetrics("src", io.StringIO()))
+        assert not failures and plan.blocked is None
+    stored = stand_in.target
+    return None if stored is None or "_rep_deleted" in stored else stored["v"]["S"]
+
+
+def test_every_delivery_of_every_small_tied_history_ends_at_the_source_state() -> None:
+    checked, wrong = 0, []
+    with ThreadPoolExecutor(2) as pool:
+        for length in (1, 2, 3):
+            for walk in histories(length):
+                for steps in itertools.product((0, 1), repeat=length - 1):
+                    times = list(itertools.accumulate((1000, *steps)))
+                    indices = list(range(length))
+                    extra = [()] + [(i,) for i in indices] + ([(i, j) for i in indices for j in indices]
+                                                               if length <= 2 else [])
+                    for duplicates in extra:
+                        for order in sorted(set(itertools.permutations(indices + list(duplicates)))):
+                            for batches in batchings(list(order)):
+                                checked += 1
+                                if replay(walk, times, batches, pool) != walk[-1]:
+                                    wrong.append((walk, times, batches))
+    assert not wrong, f"{len(wrong)} of {checked} schedules diverged, e.g. {wrong[:3]}"
+    assert checked > 30_000
