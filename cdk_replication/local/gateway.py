@@ -21,7 +21,9 @@ clients use). For each request the gateway
 
 An unknown access key is ``UnrecognizedClientException``; a refusal is ``AccessDeniedException`` (HTTP 400,
 DynamoDB) or ``AccessDenied`` (HTTP 403, STS) with AWS's message. One request naming tables of two accounts
-is refused with a local-runtime error (AWS would serve it; DynamoDB Local cannot, one database per request).
+is refused with a local-runtime error (AWS would serve it; DynamoDB Local cannot, one database per request),
+and so is an operation whose resources the gateway does not extract (only :data:`_TABLE_OPERATIONS` and the
+DynamoDB Streams calls are served). The condition keys of each call are :func:`request_context`'s.
 """
 
 from __future__ import annotations
