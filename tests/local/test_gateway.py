@@ -457,3 +457,32 @@ def test_denials_keep_the_newest_and_count_them_all(ddb_local):
         assert gw.stats.denied == 1050 and gw.stats.requests == 1050
         assert len(gw.stats.denials) == 1000
         assert "table/gw-t50 " in gw.stats.denials[0] and "table/gw-t1049 " in gw.stats.denials[-1]
+
+
+def test_counters_and_identities_change_only_under_the_lock(ddb_local):
+    # Requests are served by many threads: a counter or an identity written outside the lock can be lost.
+    # (Checked deterministically: every write asserts the gateway's lock is held.)
+    with Gateway(ddb_local) as gw:
+        unlocked: list[str] = []
+
+        class Guarded(type(gw.stats)):  # type: ignore[misc]
+            def __setattr__(self, name: str, value: Any) -> None:
+                if not gw._lock.locked():
+                    unlocked.append(f"stats.{name}")
+                super().__setattr__(name, value)
+
+        class GuardedDict(dict):  # type: ignore[type-arg]
+            def __setitem__(self, key: Any, value: Any) -> None:
+                if not gw._lock.locked():
+                    unlocked.append("identities")
+                super().__setitem__(key, value)
+
+        gw.stats = Guarded()
+        gw._identities = GuardedDict(gw._identities)
+        unlocked.clear()  # the counters' own construction
+        creds = gw.register_principal(f"arn:aws:iam::{SOURCE}:user/gw-locked", [_policy(
+            {"Effect": "Allow", "Action": "dynamodb:ListTables", "Resource": "*"})])
+        _client(gw, creds).list_tables()
+        _error(_client(gw, creds).get_item, TableName=TABLE, Key={"pk": {"S": "x"}})
+        assert (gw.stats.requests, gw.stats.forwarded, gw.stats.denied) == (2, 1, 1)
+        assert unlocked == []
