@@ -47,16 +47,18 @@ from cdk_replication.local.kinesis_bridge import KinesisStreamingDestination
 from cdk_replication.local.lambda_runtime import LocalFunction
 from cdk_replication.local.queue import LocalQueue
 from cdk_replication.local.stream_records import aws_stream_arn
-from cdk_replication.local.gateway import KNOWN_MANAGED_POLICIES, Gateway, Role
-from cdk_replication.local.iam import PolicyError, Principal, evaluate
+from cdk_replication.local.gateway import KNOWN_MANAGED_POLICIES, SESSION_SECONDS, Gateway, Role, request_context
+from cdk_replication.local.iam import PolicyError, Principal, evaluate, service_may_assume
 
 _TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable")
 _KINESIS_STREAM = "AWS::Kinesis::Stream"
 _AWS_MANAGED_POLICY = re.compile(r"^arn:[^:]+:iam::aws:policy/(?P<name>.+)$")
-_POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+_POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy")
 #: Lambda's event source mapping reads a DynamoDB stream with the function's role (AWS's documented minimum).
 _DYNAMODB_STREAM_ACTIONS = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
                             "dynamodb:ListStreams")
+#: Actions IAM knows no resource type for: granted only by ``"Resource": "*"``, so checked on ``*``.
+_NO_RESOURCE_TYPE = frozenset({"dynamodb:ListStreams"})
 #: ... and a Kinesis data stream with a standard iterator.
 _KINESIS_STREAM_ACTIONS = ("kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords",
                            "kinesis:GetShardIterator", "kinesis:ListShards")
@@ -583,18 +585,30 @@ class _StackDeployer:
         if props.get("PermissionsBoundary"):
             unsupported = f"role {arn} has a permissions boundary, which the local runtime does not evaluate"
         self.deployment.gateway.add_role(Role(arn, tuple(policies), props.get("AssumeRolePolicyDocument"),
-                                              unsupported))
+                                              unsupported, int(props.get("MaxSessionDuration", SESSION_SECONDS))))
 
     def _attach_policy(self, logical_id: str) -> None:
-        """Add an ``AWS::IAM::Policy``/``ManagedPolicy`` document to the roles it names in ``Roles``."""
+        """Add an ``AWS::IAM::Policy``/``ManagedPolicy`` document to the roles it names in ``Roles`` (an
+        ``AWS::IAM::RolePolicy`` to its ``RoleName``).
+
+        Every role named must be a role the deployment knows: a role of this account outside the assembly
+        could not be the one a deployed function runs as, so a policy for it is most likely a typo or a
+        stack left out, and skipping it would hide a permission the template means to grant.
+        """
         gateway = self.deployment.gateway
         props = self._props(logical_id)
         document = props.get("PolicyDocument")
-        for role_name in props.get("Roles", []) or []:
+        if self.resources[logical_id]["Type"] == "AWS::IAM::RolePolicy":
+            role_names = [props.get("RoleName")]
+        else:
+            role_names = props.get("Roles", []) or []
+        for role_name in role_names:
             arn = f"arn:{self.partition}:iam::{self.artifact.account}:role/{role_name}"
             role = gateway.role(arn)
-            if role is None:  # a role outside the assembly: nothing runs as it locally
-                continue
+            if role is None:
+                raise self._fail(logical_id, f"the policy is attached to role {role_name!r} ({arn}), which is not an "
+                                             "AWS::IAM::Role of the deployed stacks; deploy the stack that declares "
+                                             "it (or fix the name)")
             gateway.add_role(dataclasses.replace(role, policies=(*role.policies, document)))
 
     def check_mapping_permissions(self) -> None:
@@ -607,7 +621,8 @@ class _StackDeployer:
                 continue  # the function's deploy refused an unknown role already
             kinesis = parse_kinesis_stream_arn(source_arn) is not None
             for action in _KINESIS_STREAM_ACTIONS if kinesis else _DYNAMODB_STREAM_ACTIONS:
-                if not self._role_allows(logical_id, role, action, source_arn):
+                resource = "*" if action in _NO_RESOURCE_TYPE else source_arn
+                if not self._role_allows(logical_id, role, action, resource, source_arn.split(":")[4]):
                     raise self._fail(logical_id, f"Cannot access stream {source_arn}. Please ensure the role can "
                                                  "perform the GetRecords, GetShardIterator, DescribeStream, and "
                                                  "ListStreams Actions on your stream in IAM. (Service: AWSLambda; "
@@ -617,19 +632,23 @@ class _StackDeployer:
                 service = destination_arn.split(":")[2]
                 action, api, name = ("sns:Publish", "Publish", "SNS") if service == "sns" else (
                     "sqs:SendMessage", "SendMessage", "SQS")
-                if not self._role_allows(logical_id, role, action, destination_arn):
+                if not self._role_allows(logical_id, role, action, destination_arn, destination_arn.split(":")[4]):
                     raise self._fail(logical_id, f"The provided execution role does not have permissions to call "
                                                  f"{api} on {name} (Service: AWSLambda; Error Code: "
                                                  f"InvalidParameterValueException) [local runtime: role {role.arn}, "
                                                  f"destination {destination_arn}]")
 
-    def _role_allows(self, logical_id: str, role: Role, action: str, resource: str) -> bool:
+    def _role_allows(self, logical_id: str, role: Role, action: str, resource: str, resource_account: str) -> bool:
+        """Whether ``role`` may do ``action`` on ``resource`` when Lambda calls with it (the keys of
+        :func:`request_context` in the stack's region; ``*`` resources count as the role's account)."""
         if role.unsupported:
             raise self._fail(logical_id, role.unsupported)
+        if resource == "*":
+            resource_account = role.account
         try:
             decision = evaluate(Principal(arn=role.arn, account=role.account), action, resource,
                                 identity_policies=role.policies, resource_policy=None,
-                                resource_account=resource.split(":")[4])
+                                resource_account=resource_account, context=request_context(self.artifact.region))
         except PolicyError as error:
             raise self._fail(logical_id, f"role {role.arn}: a policy cannot be evaluated exactly: {error}") from None
         return decision.allowed
@@ -854,7 +873,22 @@ class _StackDeployer:
                                          "runs without IAM)")
         if role.unsupported:
             raise self._fail(logical_id, f"execution role: {role.unsupported}")
+        self._check_lambda_may_assume(logical_id, role)
         return gateway.credentials_for_role(role.arn, function_name)
+
+    def _check_lambda_may_assume(self, logical_id: str, role: Role) -> None:
+        """Lambda's CreateFunction refuses an execution role whose trust policy does not let
+        ``lambda.amazonaws.com`` assume it."""
+        try:
+            trusted = service_may_assume(role.trust_policy, "lambda.amazonaws.com")
+        except PolicyError as error:
+            raise self._fail(logical_id, f"execution role {role.arn}: its trust policy cannot be evaluated exactly: "
+                                         f"{error}") from None
+        if not trusted:
+            raise self._fail(logical_id, "The role defined for the function cannot be assumed by Lambda. (Service: "
+                                         "AWSLambda; Error Code: InvalidParameterValueException) [local runtime: "
+                                         f"the trust policy of {role.arn} allows no sts:AssumeRole to "
+                                         "lambda.amazonaws.com]")
 
     def _temp_dir(self) -> Path:
         tmp = tempfile.TemporaryDirectory(prefix="cdk-replication-code-")

@@ -21,7 +21,9 @@ clients use). For each request the gateway
 
 An unknown access key is ``UnrecognizedClientException``; a refusal is ``AccessDeniedException`` (HTTP 400,
 DynamoDB) or ``AccessDenied`` (HTTP 403, STS) with AWS's message. One request naming tables of two accounts
-is refused with a local-runtime error (AWS would serve it; DynamoDB Local cannot, one database per request).
+is refused with a local-runtime error (AWS would serve it; DynamoDB Local cannot, one database per request),
+and so is an operation whose resources the gateway does not extract (only :data:`_TABLE_OPERATIONS` and the
+DynamoDB Streams calls are served). The condition keys of each call are :func:`request_context`'s.
 """
 
 from __future__ import annotations
@@ -43,16 +45,25 @@ from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
 from cdk_replication.local.dynamodb_local import DynamoDBLocal, LocalCredentials, credentials_for_account
-from cdk_replication.local.iam import Decision, PolicyError, Principal, denied_message, evaluate
+from cdk_replication.local.iam import UNKNOWN, Decision, PolicyError, Principal, denied_message, evaluate
 from cdk_replication.local.intrinsics import partition_of
 
 #: Lifetime of the credentials AssumeRole hands out, in seconds (STS's default).
 SESSION_SECONDS = 3600
+#: STS's bounds on ``DurationSeconds``: at least 15 minutes; at most 1 hour when a role session assumes a role.
+MIN_SESSION_SECONDS, CHAINED_SESSION_SECONDS = 900, 3600
+#: Refusals whose messages ``GatewayStats.denials`` keeps (the newest); ``denied`` counts them all.
+DENIALS_KEPT = 1000
+#: Decisions remembered per gateway (cleared whenever a policy changes, and when full).
+_DECISIONS_KEPT = 8192
 #: Shard iterators remembered for GetRecords (which names no stream): the newest ones are kept.
 _ITERATORS_KEPT = 20000
 
 _CREDENTIAL = re.compile(r"Credential=(?P<key>[^/,\s]+)/\d{8}/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request")
 _ROOT_KEY = re.compile(r"^LOCAL(?P<account>\d{12})$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_SESSION_NAME = re.compile(r"^[\w+=,.@-]*$", re.ASCII)
+_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]*$", re.ASCII)
 _TABLE_ARN = re.compile(
     r"^arn:(?P<partition>[^:]+):dynamodb:(?P<region>[^:]*):(?P<account>[^:]*):table/(?P<name>[^/]+)(?P<rest>/.*)?$")
 _ROLE_ARN = re.compile(r"^arn:(?P<partition>[^:]+):iam::(?P<account>\d{12}):role/(?:.*/)?(?P<name>[^/]+)$")
@@ -61,12 +72,27 @@ _DDB_PREFIX = "DynamoDB_20120810."
 _STREAMS_PREFIX = "DynamoDBStreams_20120810."
 _STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 _ACCESS_DENIED = "com.amazon.coral.service#AccessDeniedException"
+#: The AssumeRole parameters the gateway models; any other (Tags, SerialNumber, ...) is refused.
+_ASSUME_ROLE_FIELDS = frozenset({"Action", "Version", "RoleArn", "RoleSessionName", "DurationSeconds", "ExternalId",
+                                 "SourceIdentity"})
 
 #: Operations whose IAM action is not ``dynamodb:<operation>`` for each table they name.
 _TRANSACT_ACTIONS = {"Put": "dynamodb:PutItem", "Update": "dynamodb:UpdateItem", "Delete": "dynamodb:DeleteItem",
                      "ConditionCheck": "dynamodb:ConditionCheckItem", "Get": "dynamodb:GetItem"}
 #: PartiQL names its tables inside a statement the gateway does not parse: refused for evaluated callers.
 _PARTIQL = {"ExecuteStatement", "BatchExecuteStatement", "ExecuteTransaction"}
+#: The DynamoDB operations whose every resource the gateway finds (``TableName``, ``RequestItems``,
+#: ``TransactItems``, ``ResourceArn``; none for the ``*`` ones). Any other operation is refused: its
+#: resources (a backup ARN, an export's S3 bucket, another region's replica, ...) would go unchecked.
+_TABLE_OPERATIONS = frozenset({
+    "BatchGetItem", "BatchWriteItem", "CreateTable", "DeleteItem", "DeleteTable", "DescribeContinuousBackups",
+    "DescribeEndpoints", "DescribeKinesisStreamingDestination", "DescribeLimits", "DescribeTable",
+    "DescribeTimeToLive", "GetItem", "ListTables", "ListTagsOfResource", "PutItem", "Query", "Scan", "TagResource",
+    "TransactGetItems", "TransactWriteItems", "UntagResource", "UpdateContinuousBackups", "UpdateItem",
+    "UpdateTable", "UpdateTimeToLive",
+})
+#: The DynamoDB Streams operations (all four).
+_STREAMS_OPERATIONS = frozenset({"DescribeStream", "GetRecords", "GetShardIterator", "ListStreams"})
 #: Keys of a response that are maps by table name (renamed back to what the caller used).
 _BY_TABLE_KEYS = ("UnprocessedItems", "Responses", "UnprocessedKeys", "ItemCollectionMetrics")
 
@@ -117,12 +143,15 @@ class Role:
         trust_policy: its ``AssumeRolePolicyDocument``.
         unsupported: why the runtime cannot evaluate this role (e.g. a managed policy it does not know), or
             ``None``. A role with a reason acts nowhere: using it is refused with that reason.
+        max_session_duration: the role's ``MaxSessionDuration`` in seconds, the longest ``DurationSeconds``
+            AssumeRole accepts for it (default 3600, IAM's default).
     """
 
     arn: str
     policies: tuple[Mapping[str, Any], ...] = ()
     trust_policy: Mapping[str, Any] | None = None
     unsupported: str | None = None
+    max_session_duration: int = SESSION_SECONDS
 
     @property
     def account(self) -> str:
@@ -168,13 +197,21 @@ class _Target:
 
 @dataclass
 class GatewayStats:
-    """Counters of one gateway."""
+    """Counters of one gateway (updated under the gateway's lock: requests are served by many threads)."""
 
     requests: int = 0
     forwarded: int = 0
+    #: Every refusal with AccessDenied, counted.
     denied: int = 0
-    #: AWS's message of every refusal, oldest first (for tests and for reading after a failed run).
+    #: AWS's message of the newest :data:`DENIALS_KEPT` refusals, oldest first (for tests and for reading after
+    #: a failed run; a long run refusing the same call again and again does not grow it without bound).
     denials: list[str] = field(default_factory=list)
+
+    def _deny(self, message: str) -> None:
+        self.denied += 1
+        self.denials.append(message)
+        if len(self.denials) > DENIALS_KEPT:
+            del self.denials[: len(self.denials) - DENIALS_KEPT]
 
 
 class Gateway:
@@ -197,6 +234,10 @@ class Gateway:
         self._roles: dict[str, Role] = {}
         self._resource_policies: dict[str, Mapping[str, Any]] = {}
         self._iterators: OrderedDict[str, tuple[str, str, str]] = OrderedDict()  # iterator -> (region, acct, arn)
+        #: Memoised decisions of _authorize; _generation changes whenever a policy does, so a decision computed
+        #: with policies that changed meanwhile is not stored.
+        self._decisions: dict[tuple[Any, ...], tuple[Decision | None, str | None]] = {}
+        self._generation = 0
         self._lock = threading.Lock()
         self._upstream = threading.local()
         gateway = self
@@ -242,6 +283,7 @@ class Gateway:
         """Make ``role`` known: it can be a function's role and the target of ``sts:AssumeRole``."""
         with self._lock:
             self._roles[role.arn] = role
+            self._policies_changed()
 
     def role(self, arn: str) -> Role | None:
         """The known role with this ARN, or ``None``."""
@@ -251,6 +293,12 @@ class Gateway:
         """Attach a resource policy to a table (by its ARN, as AWS writes it)."""
         with self._lock:
             self._resource_policies[arn] = document
+            self._policies_changed()
+
+    def _policies_changed(self) -> None:
+        """Forget memoised decisions (call with the lock held)."""
+        self._generation += 1
+        self._decisions.clear()
 
     def resource_policy(self, arn: str) -> Mapping[str, Any] | None:
         """The resource policy of a table ARN, or ``None``."""
@@ -277,7 +325,9 @@ class Gateway:
         if match is None:
             raise ValueError(f"{arn!r} is not an IAM user or role ARN")
         key = "LOCALUSER" + _digest(arn)
-        self._identities[key] = Identity(Principal(arn=arn, account=match.group(1)), tuple(policies))
+        with self._lock:
+            self._identities[key] = Identity(Principal(arn=arn, account=match.group(1)), tuple(policies))
+            self._policies_changed()
         return LocalCredentials(access_key_id=key)
 
     def identity(self, access_key: str) -> Identity | None:
@@ -307,7 +357,8 @@ class Gateway:
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         """(HTTP status, headers, body) for one request."""
-        self.stats.requests += 1
+        with self._lock:
+            self.stats.requests += 1
         lower = {k.lower(): v for k, v in headers.items()}
         target = lower.get("x-amz-target", "")
         credential = _CREDENTIAL.search(lower.get("authorization", ""))
@@ -320,8 +371,9 @@ class Gateway:
             if identity is None:
                 raise GatewayError("UnrecognizedClientException", "The security token included in the request is "
                                    "invalid.", type_prefix="com.amazon.coral.service")
+            _check_signing_service(credential["service"], is_sts)
             if is_sts:
-                return self._sts(identity, body)
+                return self._sts(identity, credential["region"], body)
             return self._dynamodb(identity, credential["region"], target, lower, body)
         except Exception as unexpected:  # noqa: BLE001 - answer, never drop the connection silently
             if isinstance(unexpected, GatewayError):
@@ -331,10 +383,9 @@ class Gateway:
                                      f"{unexpected}", status=500)
             if error.code in ("AccessDeniedException", "AccessDenied"):
                 with self._lock:
-                    self.stats.denied += 1
-                    self.stats.denials.append(error.message)
+                    self.stats._deny(error.message)
             if is_sts:
-                status = 403 if error.code == "AccessDenied" else error.status
+                status = 403 if error.code in ("AccessDenied", "SignatureDoesNotMatch") else error.status
                 return status, [("content-type", "text/xml")], _sts_error(error.code, error.message).encode()
             answer = json.dumps({"__type": f"{error.type_prefix}#{error.code}", "Message": error.message}).encode()
             return error.status, [("content-type", "application/x-amz-json-1.0"),
@@ -343,34 +394,65 @@ class Gateway:
     # --- IAM ------------------------------------------------------------------------------------------
 
     def _authorize(self, identity: Identity, action: str, resource: str, resource_account: str,
-                   resource_policy: Mapping[str, Any] | None) -> None:
-        """Raise ``AccessDeniedException`` unless ``identity`` may perform ``action`` on ``resource``."""
+                   resource_policy: Mapping[str, Any] | None, region: str,
+                   extra_context: Mapping[str, str | None] | None = None) -> None:
+        """Raise ``AccessDeniedException`` unless ``identity`` may perform ``action`` on ``resource``.
+
+        The request's condition keys are :func:`request_context` of ``region`` plus ``extra_context`` (the
+        ``sts:`` keys of an AssumeRole).
+        """
         if not self.enforce_iam:
             return
         if identity.role_arn is not None:
             role = self._roles[identity.role_arn]
-            identity = Identity(identity.principal, role.policies, role.unsupported)
+            identity = Identity(identity.principal, role.policies, role.unsupported, identity.role_arn)
         if identity.unsupported:
             raise GatewayError("AccessDeniedException", f"User: {identity.caller_arn} is not authorized to perform: "
                                f"{action} on resource: {resource} (local runtime: {identity.unsupported})",
                                type_prefix="com.amazon.coral.service")
-        try:
-            decision: Decision = evaluate(identity.principal, action, resource,
-                                          identity_policies=identity.policies, resource_policy=resource_policy,
-                                          resource_account=resource_account,
-                                          context={"aws:SecureTransport": "true"})
-        except (PolicyError, ValueError) as error:
+        context = {**request_context(region), **(extra_context or {})}
+        decision, problem = self._decide(identity, action, resource, resource_account, resource_policy, context)
+        if problem is not None:
             raise GatewayError("AccessDeniedException", f"User: {identity.caller_arn} is not authorized to perform: "
                                f"{action} on resource: {resource} (local runtime: the call cannot be evaluated "
-                               f"exactly: {error})", type_prefix="com.amazon.coral.service") from None
+                               f"exactly: {problem})", type_prefix="com.amazon.coral.service")
+        assert decision is not None
         if not decision.allowed:
             raise GatewayError("AccessDeniedException",
                                denied_message(identity.principal, action, resource, decision),
                                type_prefix="com.amazon.coral.service")
 
+    def _decide(self, identity: Identity, action: str, resource: str, resource_account: str,
+                resource_policy: Mapping[str, Any] | None,
+                context: Mapping[str, Any]) -> tuple[Decision | None, str | None]:
+        """(decision, None), or (None, why it cannot be evaluated); memoised until a policy changes.
+
+        A principal's policies are fixed between two changes (a role session takes its role's, and every
+        change goes through add_role/register_principal/set_resource_policy, which forget every decision),
+        so the principal, its role, the call and the context decide the outcome.
+        """
+        key = (identity.principal, identity.role_arn, action, resource, resource_account, id(resource_policy),
+               tuple(sorted(context.items(), key=lambda item: item[0])))
+        known = self._decisions.get(key)
+        if known is not None:
+            return known
+        generation = self._generation
+        try:
+            outcome: tuple[Decision | None, str | None] = (evaluate(
+                identity.principal, action, resource, identity_policies=identity.policies,
+                resource_policy=resource_policy, resource_account=resource_account, context=context), None)
+        except (PolicyError, ValueError) as error:
+            outcome = (None, str(error))
+        with self._lock:
+            if generation == self._generation:
+                if len(self._decisions) >= _DECISIONS_KEPT:
+                    self._decisions.clear()
+                self._decisions[key] = outcome
+        return outcome
+
     # --- STS ------------------------------------------------------------------------------------------
 
-    def _sts(self, identity: Identity, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _sts(self, identity: Identity, region: str, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
         with self._lock:
             self.calls.append(form)
@@ -387,6 +469,14 @@ class Gateway:
         if any(k == "Policy" or k.startswith("PolicyArns.") for k in form):
             raise GatewayError("ValidationError", "local runtime: session policies (Policy, PolicyArns) are not "
                                                   "modelled; assume the role without them")
+        unmodelled = sorted({k.split(".", 1)[0] for k in form} - _ASSUME_ROLE_FIELDS)
+        if unmodelled:
+            raise GatewayError("ValidationError", f"local runtime: AssumeRole parameter(s) {', '.join(unmodelled)} "
+                                                  "are not modelled (session tags, MFA, provided contexts); "
+                                                  "assume the role without them")
+        session_name = _checked_session_name(form.get("RoleSessionName"))
+        seconds = _checked_duration(form.get("DurationSeconds"))
+        _checked_external_id(form.get("ExternalId"))
         role = self._roles.get(role_arn)
         denied = (f"User: {identity.caller_arn} is not authorized to perform: sts:AssumeRole on resource: "
                   f"{role_arn}")
@@ -395,19 +485,30 @@ class Gateway:
             raise GatewayError("AccessDenied", f"{denied} (no such role in the local deployment)")
         if role.unsupported:
             raise GatewayError("AccessDenied", f"{denied} (local runtime: {role.unsupported})")
+        context = {"sts:RoleSessionName": session_name, "sts:ExternalId": form.get("ExternalId"),
+                   "sts:SourceIdentity": form.get("SourceIdentity")}
+        # Setting a source identity needs sts:SetSourceIdentity as well (in both policies).
+        actions = ["sts:AssumeRole"] + (["sts:SetSourceIdentity"] if form.get("SourceIdentity") else [])
         try:
-            self._authorize(identity, "sts:AssumeRole", role_arn, role.account, role.trust_policy or {})
+            for sts_action in actions:
+                self._authorize(identity, sts_action, role_arn, role.account, role.trust_policy or {}, region,
+                                context)
         except GatewayError as error:
             raise GatewayError("AccessDenied", error.message) from None
-        creds = self._session(role, form.get("RoleSessionName", "session"), "LOCALSESS")
-        seconds = int(form.get("DurationSeconds", SESSION_SECONDS))
+        if identity.principal.session_arn is not None and seconds > CHAINED_SESSION_SECONDS:
+            raise GatewayError("ValidationError", "The requested DurationSeconds exceeds the 1 hour session limit "
+                                                  "for roles assumed by role chaining.")
+        if seconds > role.max_session_duration:
+            raise GatewayError("ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set "
+                                                  "for this role.")
+        creds = self._session(role, session_name, "LOCALSESS")
         expires = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
         identity_of = self._identities[creds.access_key_id]
         result = (
             f"<Credentials><AccessKeyId>{creds.access_key_id}</AccessKeyId>"
             f"<SecretAccessKey>{creds.secret_access_key}</SecretAccessKey>"
             f"<SessionToken>local-session</SessionToken><Expiration>{expires}</Expiration></Credentials>"
-            f"<AssumedRoleUser><AssumedRoleId>AROALOCAL:{escape(form.get('RoleSessionName', 'session'))}"
+            f"<AssumedRoleUser><AssumedRoleId>AROALOCAL:{escape(session_name)}"
             f"</AssumedRoleId><Arn>{escape(identity_of.caller_arn)}</Arn></AssumedRoleUser>"
         )
         return 200, [("content-type", "text/xml")], _sts_wrap(action, result).encode()
@@ -473,25 +574,25 @@ class Gateway:
             return _Target(named, named, account, f"arn:{partition}:dynamodb:{region}:{account}:table/{named}")
         if match["rest"]:
             raise GatewayError("ValidationException", f"Invalid TableName: {named!r} is not a table ARN")
-        if match["region"] != region:
-            # AWS serves a table only from its own region's endpoint.
-            raise GatewayError("ValidationException", f"The table ARN {named} names region {match['region']}, but "
-                                                      f"the request was sent to region {region}")
+        _check_arn_place(named, match, region, "table")
         return _Target(named, match["name"], match["account"], named)
 
     def _table_request(self, identity: Identity, region: str, operation: str,
                        request: dict[str, Any]) -> tuple[str, dict[str, str] | None]:
         """Authorize a DynamoDB request, rewrite its ARNs to names; (account to serve it from, renames)."""
-        checks: list[tuple[str, _Target, str]] = []  # (action, table, resource ARN)
+        checks: dict[tuple[str, str], _Target] = {}  # (action, resource ARN) -> table; each checked once
         renamed: dict[str, str] = {}
 
-        def table(named: str, action: str, index: str | None = None) -> str:
+        def target(named: str, action: str, index: str | None = None) -> _Target:
             found = self._resolve(identity, region, named)
             resource = found.arn + (f"/index/{index}" if index else "")
-            checks.append((action, found, resource))
+            checks.setdefault((action, resource), found)
             if found.as_named != found.name:
                 renamed[found.name] = found.as_named
-            return found.name
+            return found
+
+        def table(named: str, action: str, index: str | None = None) -> str:
+            return target(named, action, index).name
 
         action = f"dynamodb:{operation}"
         if operation in _PARTIQL:
@@ -499,33 +600,45 @@ class Gateway:
                 raise GatewayError("ValidationException", "local runtime: PartiQL statements are not evaluated by the "
                                                           "gateway; use the item API")
             return identity.principal.account, None
+        if operation not in _TABLE_OPERATIONS:
+            raise GatewayError("ValidationException", f"local runtime: the gateway does not model {operation} (it "
+                                                      "cannot tell which resources the call reaches); it serves "
+                                                      f"{', '.join(sorted(_TABLE_OPERATIONS))}")
+        if operation == "CreateTable" and "ResourcePolicy" in request:
+            raise GatewayError("ValidationException", "local runtime: a ResourcePolicy given to CreateTable is not "
+                                                      "enforced; declare it in the template (or "
+                                                      "Gateway.set_resource_policy)")
         if isinstance(request.get("TableName"), str):
             index = request.get("IndexName") if operation in ("Query", "Scan") else None
             request["TableName"] = table(request["TableName"], action, index)
         if isinstance(request.get("RequestItems"), dict):
-            request["RequestItems"] = {table(name, action): items for name, items in request["RequestItems"].items()}
+            request["RequestItems"] = _one_entry_per_table(
+                [(target(named, action), entry) for named, entry in request["RequestItems"].items()])
         for entry in request.get("TransactItems", []) or []:
             for kind, item in entry.items():
                 if isinstance(item, dict) and isinstance(item.get("TableName"), str):
                     item["TableName"] = table(item["TableName"], _TRANSACT_ACTIONS.get(kind, action))
         if isinstance(request.get("ResourceArn"), str):
             request["ResourceArn"] = table(request["ResourceArn"], action)
-        accounts = {t.account for _, t, _ in checks} or {identity.principal.account}
+        accounts = {t.account for t in checks.values()} or {identity.principal.account}
         if len(accounts) > 1:
             raise GatewayError("ValidationException", f"local runtime: one {operation} request names tables of "
                                                       f"accounts {sorted(accounts)}; DynamoDB Local serves each "
                                                       "request from one account's database, so split the request")
         (account,) = accounts
         if not checks:  # ListTables, DescribeLimits, ...: no resource type in IAM
-            self._authorize(identity, action, "*", identity.principal.account, None)
-        for checked_action, found, resource in checks:
+            self._authorize(identity, action, "*", identity.principal.account, None, region)
+        for (checked_action, resource), found in checks.items():
             self._authorize(identity, checked_action, resource, found.account,
-                            self._resource_policies.get(found.arn))
+                            self._resource_policies.get(found.arn), region)
         return account, renamed or None
 
     def _streams_request(self, identity: Identity, region: str, operation: str,
                          request: dict[str, Any]) -> tuple[str, dict[str, str] | None]:
         """Authorize a DynamoDB Streams request and point it at DynamoDB Local's stream ARN."""
+        if operation not in _STREAMS_OPERATIONS:
+            raise GatewayError("ValidationException", f"local runtime: the gateway does not model DynamoDB Streams' "
+                                                      f"{operation}")
         action = f"dynamodb:{operation}"
         stream_arn = request.get("StreamArn")
         if operation == "GetRecords":
@@ -533,14 +646,16 @@ class Gateway:
             if remembered is None:
                 raise GatewayError("ExpiredIteratorException", "local runtime: the shard iterator was not handed "
                                                                "out by this gateway (or is too old)")
-            _, account, stream_arn = remembered
+            iterator_region, account, stream_arn = remembered
+            if iterator_region != region:
+                # A stream (and its iterators) lives in one region; another region's endpoint does not know it.
+                raise GatewayError("ValidationException", f"Invalid ShardIterator: it was handed out in region "
+                                                          f"{iterator_region}, but the request was sent to {region}")
         elif isinstance(stream_arn, str):
             match = _TABLE_ARN.match(stream_arn)
             if match is None or not (match["rest"] or "").startswith("/stream/"):
                 raise GatewayError("ValidationException", f"Invalid StreamArn {stream_arn!r}")
-            if match["region"] != region:
-                raise GatewayError("ValidationException", f"The stream ARN {stream_arn} names region "
-                                                          f"{match['region']}, but the request was sent to {region}")
+            _check_arn_place(stream_arn, match, region, "stream")
             account = match["account"]
             request["StreamArn"] = f"arn:aws:dynamodb:ddblocal:000000000000:table/{match['name']}{match['rest']}"
         else:  # ListStreams
@@ -548,9 +663,9 @@ class Gateway:
             if isinstance(request.get("TableName"), str):
                 found = self._resolve(identity, region, request["TableName"])
                 account, request["TableName"] = found.account, found.name
-            self._authorize(identity, action, "*", identity.principal.account, None)
+            self._authorize(identity, action, "*", identity.principal.account, None, region)
             return account, {}
-        self._authorize(identity, action, stream_arn, account, None)
+        self._authorize(identity, action, stream_arn, account, None, region)
         return account, {}
 
     def _remember_iterator(self, answer: Mapping[str, Any], region: str, account: str,
@@ -592,11 +707,43 @@ class Gateway:
                 if attempt == 2:
                     raise
                 continue
-            self.stats.forwarded += 1
+            with self._lock:
+                self.stats.forwarded += 1
             kept = [(k, v) for k, v in response.getheaders()
                     if k.lower() in ("content-type", "x-amzn-requestid", "x-amz-crc32")]
             return response.status, kept, answer
         raise AssertionError("unreachable")
+
+
+def _check_arn_place(arn: str, match: re.Match[str], region: str, what: str) -> None:
+    """A table or stream ARN must be of the request's partition and region, with a 12-digit account."""
+    partition, _ = partition_of(region)
+    if match["partition"] != partition:
+        raise GatewayError("ValidationException", f"The {what} ARN {arn} names partition {match['partition']}, but "
+                                                  f"region {region} is in partition {partition}")
+    if match["region"] != region:
+        # AWS serves a table only from its own region's endpoint.
+        raise GatewayError("ValidationException", f"The {what} ARN {arn} names region {match['region']}, but "
+                                                  f"the request was sent to region {region}")
+    if not _ACCOUNT.match(match["account"]):
+        raise GatewayError("ValidationException", f"Invalid {what} ARN {arn}: the account {match['account']!r} is "
+                                                  "not 12 digits")
+
+
+def _one_entry_per_table(entries: Sequence[tuple[_Target, Any]]) -> dict[str, Any]:
+    """``RequestItems`` by table name, from (table, entry): a table named twice (by its name and by its ARN)
+    is refused rather than one of its entries silently dropped. (Tables of two accounts that share a name
+    are refused later, as a request naming two accounts.)"""
+    by_table: dict[str, Any] = {}
+    seen: dict[str, _Target] = {}
+    for found, entry in entries:
+        first = seen.get(found.name)
+        if first is not None and first.account == found.account:
+            raise GatewayError("ValidationException", f"RequestItems names table {found.arn} twice, as "
+                                                      f"{first.as_named!r} and as {found.as_named!r}; put all its "
+                                                      "requests under one key")
+        by_table[found.name], seen[found.name] = entry, found
+    return by_table
 
 
 def _rename_back(answer: bytes, renamed: Mapping[str, str]) -> dict[str, Any] | None:
@@ -629,3 +776,69 @@ def _sts_error(code: str, message: str) -> str:
     return (f'<ErrorResponse xmlns="{_STS_NS}"><Error><Type>Sender</Type><Code>{code}</Code>'
             f"<Message>{escape(message)}</Message></Error><RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>")
 
+
+def request_context(region: str) -> dict[str, Any]:
+    """The condition keys AWS sets on every call a function (or an operator) signs, for IAM evaluation.
+
+    ``aws:SecureTransport`` (the SDKs use HTTPS), ``aws:RequestedRegion`` (the region of the credential scope),
+    ``aws:ViaAWSService`` (``false``: the caller signs itself) and ``aws:SourceIp``, which AWS sets to an
+    address the local runtime cannot know, so a condition on it is refused as not evaluable. Every other key of
+    :data:`cdk_replication.local.iam.REQUEST_KEYS` (VPC, organisation, MFA, ``aws:SourceArn``, ...) is absent
+    from such a call on AWS too.
+    """
+    return {"aws:SecureTransport": "true", "aws:RequestedRegion": region, "aws:ViaAWSService": "false",
+            "aws:SourceIp": UNKNOWN}
+
+
+def _check_signing_service(service: str, is_sts: bool) -> None:
+    """AWS refuses a signature whose credential scope names another service than the endpoint's API."""
+    expected = "sts" if is_sts else "dynamodb"  # DynamoDB Streams signs as "dynamodb" too
+    if service != expected:
+        message = f"Credential should be scoped to correct service: '{expected}'. "
+        if is_sts:
+            raise GatewayError("SignatureDoesNotMatch", message, status=403)
+        raise GatewayError("InvalidSignatureException", message, type_prefix="com.amazon.coral.service")
+
+
+def _sts_validation(value: str | None, member: str, constraint: str) -> GatewayError:
+    shown = "null" if value is None else f"'{value}'"
+    return GatewayError("ValidationError", f"1 validation error detected: Value {shown} at '{member}' failed to "
+                                           f"satisfy constraint: Member {constraint}")
+
+
+def _checked_session_name(name: str | None) -> str:
+    """``RoleSessionName`` as STS checks it: required, 2 to 64 characters of ``[\\w+=,.@-]``."""
+    if name is None:
+        raise _sts_validation(name, "roleSessionName", "must not be null")
+    if len(name) < 2:
+        raise _sts_validation(name, "roleSessionName", "must have length greater than or equal to 2")
+    if len(name) > 64:
+        raise _sts_validation(name, "roleSessionName", "must have length less than or equal to 64")
+    if not _SESSION_NAME.match(name):
+        raise _sts_validation(name, "roleSessionName", "must satisfy regular expression pattern: [\\w+=,.@-]*")
+    return name
+
+
+def _checked_duration(text: str | None) -> int:
+    """``DurationSeconds`` (default 3600), at least 900; the role's maximum is checked by the caller."""
+    if text is None:
+        return SESSION_SECONDS
+    try:
+        seconds = int(text)
+    except ValueError:
+        raise _sts_validation(text, "durationSeconds", "must be an integer") from None
+    if seconds < MIN_SESSION_SECONDS:
+        raise _sts_validation(text, "durationSeconds", "must have value greater than or equal to 900")
+    return seconds
+
+
+def _checked_external_id(external_id: str | None) -> None:
+    """``ExternalId`` as STS checks it: 2 to 1224 characters of ``[\\w+=,.@:/-]``."""
+    if external_id is None:
+        return
+    if len(external_id) < 2:
+        raise _sts_validation(external_id, "externalId", "must have length greater than or equal to 2")
+    if len(external_id) > 1224:
+        raise _sts_validation(external_id, "externalId", "must have length less than or equal to 1224")
+    if not _EXTERNAL_ID.match(external_id):
+        raise _sts_validation(external_id, "externalId", "must satisfy regular expression pattern: [\\w+=,.@:/-]*")

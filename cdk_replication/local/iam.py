@@ -30,11 +30,17 @@ Condition keys: the evaluator fills ``aws:PrincipalArn`` (the role ARN for a rol
 comes from ``context``; a key in :data:`REQUEST_KEYS` that is not in ``context`` is absent from the request
 (AWS's rule: a condition on an absent key is false, its negated form true, ``...IfExists`` true), so the
 caller must put there every such key AWS would set (for example ``aws:SecureTransport: "true"`` for an HTTPS
-call). Any other key must be in ``context`` (``None`` declares it absent) or :class:`PolicyError` is raised.
+call). A key AWS sets to a value the caller cannot know (``aws:SourceIp``: the address a function's call would
+come from) is given as :data:`UNKNOWN`: any condition on it but ``Null`` raises :class:`PolicyError`. Any other
+key must be in ``context`` (``None`` declares it absent) or :class:`PolicyError` is raised.
+
+:func:`service_may_assume` answers the one question about a service principal the local runtime needs: may a
+service (``lambda.amazonaws.com``) assume a role under its trust policy.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -44,11 +50,13 @@ from typing import Any, Literal
 
 __all__ = [
     "REQUEST_KEYS",
+    "UNKNOWN",
     "Decision",
     "PolicyError",
     "Principal",
     "denied_message",
     "evaluate",
+    "service_may_assume",
 ]
 
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -100,6 +108,27 @@ _PRINCIPAL_KEYS = frozenset(
 
 class PolicyError(ValueError):
     """A policy the evaluator cannot evaluate exactly; the message names the construct and where it is."""
+
+
+class _Unknown:
+    """The type of :data:`UNKNOWN`."""
+
+    _instance: "_Unknown | None" = None
+
+    def __new__(cls) -> "_Unknown":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+#: A ``context`` value for a key AWS sets on the request to a value the caller cannot know (``aws:SourceIp``):
+#: the key is present, so ``Null`` conditions are decided, and every other condition on it raises PolicyError.
+UNKNOWN = _Unknown()
+
+_Values = tuple[str, ...] | None | _Unknown
 
 
 @dataclass(frozen=True)
@@ -160,7 +189,7 @@ def evaluate(
     identity_policies: Sequence[Mapping[str, Any]],
     resource_policy: Mapping[str, Any] | None = None,
     resource_account: str,
-    context: Mapping[str, str | Sequence[str] | None] | None = None,
+    context: Mapping[str, str | Sequence[str] | None | _Unknown] | None = None,
 ) -> Decision:
     """Decide whether ``principal`` may perform ``action`` on ``resource``, as AWS would.
 
@@ -175,7 +204,8 @@ def evaluate(
             ``None`` (default) when the resource has none.
         resource_account: the 12-digit account that owns the resource.
         context: request condition keys (``aws:SecureTransport``, ``aws:SourceArn``, ...) to their value, a
-            list of values for a multivalued key, or ``None`` to declare a key absent. Default: no keys.
+            list of values for a multivalued key, ``None`` to declare a key absent, or :data:`UNKNOWN` for a
+            key AWS sets to a value unknown here. Default: no keys.
 
     Returns:
         The decision and AWS's wording of its reason.
@@ -223,6 +253,57 @@ def denied_message(principal: Principal, action: str, resource: str, decision: D
     return f"User: {who} is not authorized to perform: {action} on resource: {resource} {decision.reason}"
 
 
+def service_may_assume(trust_policy: Mapping[str, Any] | None, service: str,
+                       action: str = "sts:AssumeRole") -> bool:
+    """Whether the AWS service ``service`` (``lambda.amazonaws.com``) may perform ``action`` on a role whose
+    trust policy is ``trust_policy`` (what Lambda's CreateFunction checks for an execution role).
+
+    Allowed when a statement allows ``action`` to ``"Principal": "*"`` or to ``{"Service": service}`` and no
+    statement denies it to ``"*"``, ``{"AWS": "*"}`` or the service. ``None`` (no trust policy) allows nothing.
+
+    Raises:
+        PolicyError: the policy is malformed, or a statement that would decide it has a ``Condition`` (which
+            keys a service sets when it assumes a role is not modelled) or a ``NotPrincipal``.
+    """
+    if trust_policy is None:
+        return False
+    if not isinstance(trust_policy, Mapping) or "Statement" not in trust_policy:
+        raise PolicyError("trust policy: a policy document must be an object with a Statement element")
+    statements = trust_policy["Statement"]
+    statements = [statements] if isinstance(statements, Mapping) else statements
+    if not isinstance(statements, list):
+        raise PolicyError("trust policy: Statement must be an object or a list")
+    allowed = denied = False
+    for index, statement in enumerate(statements):
+        where = f"trust policy statement {index}"
+        if not isinstance(statement, Mapping) or statement.get("Effect") not in ("Allow", "Deny"):
+            raise PolicyError(f"{where}: a statement must be an object with Effect 'Allow' or 'Deny'")
+        if "NotPrincipal" in statement:
+            raise PolicyError(f"{where}: NotPrincipal is not supported by the local evaluator")
+        deny = statement["Effect"] == "Deny"
+        if not _names_service(statement.get("Principal"), service, where, wildcard_aws=deny):
+            continue
+        if not _matches_action(statement, action, where):
+            continue
+        if "Condition" in statement:
+            raise PolicyError(f"{where}: a Condition on what {service} may do is not modelled by the local "
+                              "evaluator")
+        denied = denied or deny
+        allowed = allowed or not deny
+    return allowed and not denied
+
+
+def _names_service(element: Any, service: str, where: str, *, wildcard_aws: bool) -> bool:
+    """Whether a trust policy's ``Principal`` names ``service`` (``{"AWS": "*"}`` too when ``wildcard_aws``)."""
+    if element == "*":
+        return True
+    if not isinstance(element, Mapping) or not element:
+        raise PolicyError(f"{where}: Principal must be '*' or an object, got {element!r}")
+    if "Service" in element and service in _strings(element["Service"], where, "Principal.Service"):
+        return True
+    return wildcard_aws and "AWS" in element and "*" in _strings(element["AWS"], where, "Principal.AWS")
+
+
 # ------------------------------------------------------------------------------------------ combination
 
 
@@ -239,7 +320,7 @@ class _Verdict:
 class _Request:
     action: str
     resource: str
-    keys: Mapping[str, tuple[str, ...] | None]
+    keys: Mapping[str, _Values]
 
 
 def _combine(
@@ -404,6 +485,12 @@ def _matches_arn_pattern(pattern: str, arn: str, where: str, element: str) -> bo
 
 def _segment_glob(pattern: str, arn: str) -> bool:
     """Wildcards stay within a colon-separated segment, except a ``*`` ending its segment."""
+    return _segment_regex(pattern).fullmatch(arn) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _segment_regex(pattern: str) -> re.Pattern[str]:
+    """The compiled regex of :func:`_segment_glob` (policies repeat a few patterns on every call)."""
     segments = []
     for segment in pattern.split(":"):
         parts = []
@@ -415,7 +502,7 @@ def _segment_glob(pattern: str, arn: str) -> bool:
             else:
                 parts.append(re.escape(char))
         segments.append("".join(parts))
-    return re.fullmatch(":".join(segments), arn, re.DOTALL) is not None
+    return re.compile(":".join(segments), re.DOTALL)
 
 
 def _arn_condition_match(pattern: str, value: str, where: str, operator: str, key: str) -> bool:
@@ -438,8 +525,16 @@ def _arn_condition_match(pattern: str, value: str, where: str, operator: str, ke
 
 def _glob(pattern: str, value: str, *, ignore_case: bool) -> bool:
     """IAM wildcard matching over the whole string: ``*`` any run of characters, ``?`` exactly one."""
+    if "*" not in pattern and "?" not in pattern:
+        return pattern.lower() == value.lower() if ignore_case else pattern == value
+    return _glob_regex(pattern, ignore_case).fullmatch(value) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _glob_regex(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+    """The compiled regex of :func:`_glob`."""
     regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, re.DOTALL | (re.IGNORECASE if ignore_case else 0)) is not None
+    return re.compile(regex, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
 
 
 def _no_variables(value: str, where: str, version: str) -> str:
@@ -522,10 +617,10 @@ def _match_aws_principal(name: str, caller: _Caller, where: str) -> Literal["dir
 
 
 def _condition_keys(
-    caller: _Caller, context: Mapping[str, str | Sequence[str] | None]
-) -> dict[str, tuple[str, ...] | None]:
+    caller: _Caller, context: Mapping[str, str | Sequence[str] | None | _Unknown]
+) -> dict[str, _Values]:
     """Every known condition key (lower-cased, as AWS compares key names) to its values, ``None`` if absent."""
-    keys: dict[str, tuple[str, ...] | None] = {key: None for key in REQUEST_KEYS}
+    keys: dict[str, _Values] = {key: None for key in REQUEST_KEYS}
     principal_keys: dict[str, tuple[str, ...] | None] = {
         "aws:principalarn": (caller.arn,),
         "aws:principalaccount": (caller.account,),
@@ -536,8 +631,9 @@ def _condition_keys(
     keys.update(principal_keys)
     for key, value in context.items():
         name = key.lower()
-        if value is None:
-            values = None
+        values: _Values
+        if value is None or isinstance(value, _Unknown):
+            values = value
         elif isinstance(value, str):
             values = (value,)
         elif isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
@@ -586,7 +682,7 @@ _UNSUPPORTED = frozenset(
 
 
 def _conditions_hold(
-    block: Any, keys: Mapping[str, tuple[str, ...] | None], where: str, version: str
+    block: Any, keys: Mapping[str, _Values], where: str, version: str
 ) -> bool:
     """Every operator and every key of a ``Condition`` block holds (AND); values of one key are ORed."""
     if not isinstance(block, Mapping):
@@ -626,7 +722,7 @@ def _condition_holds(
     operator: str,
     key: str,
     policy_values: list[str],
-    keys: Mapping[str, tuple[str, ...] | None],
+    keys: Mapping[str, _Values],
     where: str,
 ) -> bool:
     qualifier, _, base = operator.rpartition(":")
@@ -651,6 +747,12 @@ def _condition_holds(
     if base == "Null":
         return _bool_value(policy_values, where, operator, key) == (request_values is None)
     family, negated = _OPERATORS[base]
+    if isinstance(request_values, _Unknown):
+        # Either answer could be kinder than AWS (an Allow that should not match, a Deny that should).
+        raise PolicyError(
+            f"{where}: {operator} on condition key {key!r}: AWS sets it on this request to a value the local "
+            "runtime cannot know"
+        )
 
     if request_values is None:
         if if_exists:

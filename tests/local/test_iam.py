@@ -12,7 +12,15 @@ from typing import Any
 
 import pytest
 
-from cdk_replication.local.iam import Decision, PolicyError, Principal, denied_message, evaluate
+from cdk_replication.local.iam import (
+    UNKNOWN,
+    Decision,
+    PolicyError,
+    Principal,
+    denied_message,
+    evaluate,
+    service_may_assume,
+)
 
 SRC = "111111111111"
 DST = "222222222222"
@@ -466,6 +474,7 @@ CONDITION_CASES = [
     ("Null true on absent key", {"Null": {"aws:SourceArn": "true"}}, None, True),
     ("Null false on absent key", {"Null": {"aws:SourceArn": "false"}}, None, False),
     ("Null false on present key", {"Null": {"aws:SourceArn": "false"}}, SOURCE, True),
+    ("Null false on a key of unknown value", {"Null": {"aws:SourceIp": "false"}}, {"aws:SourceIp": UNKNOWN}, True),
     ("a key declared absent in context", {"StringEquals": {"aws:PrincipalOrgID": "o-123"}},
      {"aws:PrincipalOrgID": None}, False),
     ("NumericLessThan", {"NumericLessThan": {"aws:MultiFactorAuthAge": "3600"}}, {"aws:MultiFactorAuthAge": "60"},
@@ -606,3 +615,45 @@ def test_an_empty_statement_list_allows_nothing() -> None:
 def test_malformed_principal_is_refused(principal: Principal) -> None:
     with pytest.raises(ValueError, match="Principal"):
         decide(principal=principal)
+
+
+# ------------------------------------------------------------------------------- keys of unknown value
+
+
+@pytest.mark.parametrize("operator", ["IpAddress", "NotIpAddress", "IpAddressIfExists"])
+@pytest.mark.parametrize("effect", ["Allow", "Deny"])
+def test_a_condition_on_a_key_of_unknown_value_is_refused(operator: str, effect: str) -> None:
+    # AWS sets aws:SourceIp on every call; reading it as absent would skip a Deny (or an Allow's IfExists).
+    statement = {"Effect": effect, "Action": "dynamodb:PutItem", "Resource": "*",
+                 "Condition": {operator: {"aws:SourceIp": "0.0.0.0/0"}}}
+    with pytest.raises(PolicyError, match="aws:SourceIp"):
+        decide(resource=SAME_ACCOUNT_TARGET, identity=[doc(statement)], context={"aws:SourceIp": UNKNOWN})
+
+
+# ------------------------------------------------------------------------------ service trust policies
+
+LAMBDA = "lambda.amazonaws.com"
+
+
+@pytest.mark.parametrize(("statements", "allowed"), [
+    ([{"Effect": "Allow", "Principal": {"Service": LAMBDA}, "Action": "sts:AssumeRole"}], True),
+    ([{"Effect": "Allow", "Principal": {"Service": ["ec2.amazonaws.com", LAMBDA]}, "Action": ["sts:*"]}], True),
+    ([{"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"}], True),
+    ([{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}], False),
+    ([{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{SRC}:root"}, "Action": "sts:AssumeRole"}], False),
+    ([{"Effect": "Allow", "Principal": {"Service": LAMBDA}, "Action": "sts:TagSession"}], False),
+    ([{"Effect": "Allow", "Principal": {"Service": LAMBDA}, "NotAction": "sts:AssumeRole"}], False),
+    ([{"Effect": "Allow", "Principal": {"Service": LAMBDA}, "Action": "sts:AssumeRole"},
+      {"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}], False),
+    ([], False),
+])
+def test_service_may_assume(statements: list[dict[str, Any]], allowed: bool) -> None:
+    assert service_may_assume(doc(*statements), LAMBDA) is allowed
+
+
+def test_service_may_assume_refuses_to_guess_a_condition() -> None:
+    statement = {"Effect": "Allow", "Principal": {"Service": LAMBDA}, "Action": "sts:AssumeRole",
+                 "Condition": {"StringEquals": {"aws:SourceAccount": SRC}}}
+    with pytest.raises(PolicyError, match="Condition"):
+        service_may_assume(doc(statement), LAMBDA)
+    assert service_may_assume(None, LAMBDA) is False
