@@ -715,10 +715,14 @@ class ReplicatedTable(Construct):
             table = self._construct_tables[location].table
         stream_arn = table.table_stream_arn
         assert stream_arn is not None
-        key = self._construct_tables.get(location)
-        if key is not None and key.encryption_key is not None:
-            return stream_arn, key.encryption_key.key_arn
-        return stream_arn, location.encryption_key_arn
+        return stream_arn, self._table_key_arn(location)
+
+    def _table_key_arn(self, location: ResolvedTable) -> str | None:
+        """The customer-managed key of a location's table: the one created here, or the one given."""
+        built = self._construct_tables.get(location)
+        if built is not None and built.encryption_key is not None:
+            return built.encryption_key.key_arn
+        return location.encryption_key_arn
 
     def _role_name(self, writer: ResolvedTable) -> str:
         return replicator_role_name(writer.table_name, writer.region)
@@ -795,6 +799,7 @@ class ReplicatedTable(Construct):
             source=writer,
             stream_arn=stream_arn,
             stream_key_arn=stream_key_arn,
+            source_key_arn=self._table_key_arn(writer),
             key=self.key,
             targets=[self._target(writer, other) for other in others],
             role_name=self._role_name(writer),

@@ -320,3 +320,27 @@ def test_a_source_table_key_lets_the_replicator_read_source_items_and_nothing_mo
     }
     assert as_list(statements["ReadSourceItems"]["Action"]) == ["dynamodb:GetItem"]
     assert "DecryptSourceStream" not in statements  # the data stream has no customer-managed key here
+
+
+def test_a_key_created_for_the_source_table_lets_the_replicator_read_source_items(tmp_path: Any) -> None:
+    """With CUSTOMER_MANAGED encryption and no key ARN, the source stack creates the table's key; settling a tie
+    reads a source item, which DynamoDB decrypts with the replicator's permission on exactly that key."""
+    app = cdk.App()
+    ReplicatedTable(
+        app, "Orders", source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT),
+        replicas=[TableLocation(
+            region="us-east-1",
+            encryption_key_arn=f"arn:aws:kms:us-east-1:{SOURCE_ACCOUNT}:key/abcdefab-1234-1234-1234-123456789012",
+        )],
+        partition_key=dynamodb.Attribute(name="Id", type=dynamodb.AttributeType.STRING),
+        encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+        change_source=ChangeSource.KINESIS,
+    )
+    template = app.synth().get_stack_by_name("Orders-us-west-2").template
+    keys = [name for name, r in template["Resources"].items() if r["Type"] == "AWS::KMS::Key"]
+    assert len(keys) == 1
+    statements = {s["Sid"]: s for s in role_statements(template, "ReplicatorRole")}
+    assert statements["DecryptSourceItems"] == {
+        "Sid": "DecryptSourceItems", "Effect": "Allow", "Action": "kms:Decrypt",
+        "Resource": {"Fn::GetAtt": [keys[0], "Arn"]},
+    }
