@@ -61,6 +61,8 @@ class State:
         origin: the region where this state was written.
         sequence: the stream sequence number of the record that wrote it in ``origin`` (0 when unknown and
             older than the record at hand, ``LATEST`` when unknown and newer).
+        expires: a tombstone's expiry in epoch seconds, fixed by its delete so that every copy of it carries
+            the same value (``None``: not a tombstone, or one whose expiry is set when it is written).
     """
 
     user: Item
@@ -68,6 +70,7 @@ class State:
     deleted: bool
     origin: str
     sequence: int = 0
+    expires: int | None = None
 
     @property
     def order(self) -> OrderKey:
@@ -164,13 +167,28 @@ class MetadataCodec:
         if self.stamped_by_replicator(image):
             deleted = self.deleted_attr in image
             user = self._tombstone_user(image) if deleted else self.user_attributes(image)
-            return State(user, version, deleted, image[self.origin_attr]["S"], self._sequence_of(image))
+            expires = self._expiry_of(image) if deleted else None
+            return State(user, version, deleted, image[self.origin_attr]["S"], self._sequence_of(image), expires)
         return State(self.user_attributes(image), version, False, region, unstamped_sequence)
 
-    def tombstone_state(self, removed: Item, origin: str, sequence: int) -> State:
-        """The delete of ``removed`` (the REMOVE record's old image), made in ``origin`` by record ``sequence``."""
+    def _expiry_of(self, image: Item) -> int | None:
+        raw = image.get(self.ttl_attr, {}).get("N")
+        try:
+            return int(decimal.Decimal(raw)) if raw is not None else None
+        except (decimal.InvalidOperation, ValueError):
+            return None
+
+    def tombstone_state(self, removed: Item, origin: str, sequence: int, deleted_at: float | None = None) -> State:
+        """The delete of ``removed`` (the REMOVE record's old image), made in ``origin`` by record ``sequence``
+        at ``deleted_at`` (the record's ApproximateCreationDateTime, epoch seconds).
+
+        The tombstone expires ``tombstone_ttl_seconds`` after the delete, the same instant in every copy (and
+        on every re-delivery of the record); with ``deleted_at`` unknown, after it is written.
+        """
         names = (*self.key_names, self.conflict_attr)
-        return State({n: removed[n] for n in names if n in removed}, self.version_of(removed), True, origin, sequence)
+        expires = None if deleted_at is None else int(deleted_at) + self.tombstone_ttl_seconds
+        user = {n: removed[n] for n in names if n in removed}
+        return State(user, self.version_of(removed), True, origin, sequence, expires)
 
     def has_stale_tombstone_attributes(self, image: Item) -> bool:
         """An application wrote onto a tombstone: its delete flag or TTL expiry would now hide or expire a
@@ -198,6 +216,8 @@ class MetadataCodec:
         item[self.marker_attr] = {"S": f"{digest_part}.{state.sequence}.{secrets.token_urlsafe(6)}"}
         if state.deleted:
             item[self.deleted_attr] = {"BOOL": True}
-            expires = int(now if now is not None else time.time()) + self.tombstone_ttl_seconds
+            expires = state.expires
+            if expires is None:
+                expires = int(now if now is not None else time.time()) + self.tombstone_ttl_seconds
             item[self.ttl_attr] = {"N": str(expires)}
         return item

@@ -20,7 +20,7 @@ from concurrent.futures import Executor, Future
 from .attributes import MAX_ITEM_BYTES, Item, ItemKey, item_size, key_for_log
 from .clients import ClientFactory
 from .conditional_writer import Outcome, put_if_newer, put_if_unchanged
-from .config import Config, TableRef, TtlDeletes
+from .config import Config, TableRef
 from .metadata import ConflictValueError, MetadataCodec, State
 from .operations import PutIfNewer, PutIfUnchanged
 from .plan import Blocked, ItemPlan, TargetFailure
@@ -58,11 +58,28 @@ class MultiActiveReplication:
         return self._codec.user_attributes(old) == self._codec.user_attributes(new)
 
     def _skip_remove(self, change: Change) -> str | None:
-        """Why a REMOVE needs nothing sent, or ``None`` when it is a delete to replicate."""
+        """Why a REMOVE needs nothing sent, or ``None`` when it is a delete to replicate.
+
+        A delete by DynamoDB's TTL is replicated like any delete (config.load_config says why), except when the
+        expired item has no usable conflict value: such an item was never replicated (its writes were
+        reported), so there is no version to keep, and each copy that exists expires on its own.
+        """
         if self._codec.is_tombstone(change.old_image):
             return "tombstone removed"  # by TTL or by hand: the delete it stood for is long settled
-        if change.by_ttl and self._config.ttl_deletes is TtlDeletes.SKIP:
-            return "TTL delete (every region expires its own copy)"
+        if change.by_ttl and change.old_image is not None:
+            try:
+                self._codec.version_of(change.old_image)
+            except ConflictValueError as exc:
+                log(
+                    self._logger,
+                    logging.WARNING,
+                    "TTL delete of an item without a usable conflict value: not replicated",
+                    sourceTable=self._config.source.describe(),
+                    key=key_for_log(change.key),
+                    sequenceNumber=change.sequence_number,
+                    reason=exc.code,
+                )
+                return "TTL delete without a version"
         return None
 
     def plan(self, key: ItemKey, changes: Sequence[Change]) -> ItemPlan:
@@ -84,7 +101,9 @@ class MultiActiveReplication:
                         continue
                     if change.old_image is None:
                         raise ConflictValueError("MissingOldImage", "a REMOVE record without OldImage cannot be versioned")
-                    new_state = codec.tombstone_state(change.old_image, self._region, int(change.sequence_number))
+                    new_state = codec.tombstone_state(
+                        change.old_image, self._region, int(change.sequence_number), change.created_at
+                    )
                     local, table_image, table_state = True, None, None
                 elif self._is_echo(change):
                     assert change.new_image is not None

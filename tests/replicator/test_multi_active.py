@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 import pytest
@@ -243,7 +244,9 @@ def test_string_conflict_attribute_is_rejected(mesh):
     assert mesh.deliver(EAST, records)["batchItemFailures"]
 
 
-def test_ttl_deletes_are_skipped_by_default(mesh):
+def test_ttl_deletes_are_versioned_deletes_by_default(mesh):
+    # Skipped TTL deletes let the copies diverge (issue 10, defect 5): an expiry is replicated as a delete of
+    # the expired version, with a tombstone in every region, the expiring one included.
     put(mesh, EAST, "k", 100)
     mesh.pump()
     delete(mesh, EAST, "k")
@@ -251,8 +254,28 @@ def test_ttl_deletes_are_skipped_by_default(mesh):
     assert [r["eventName"] for r in records] == ["REMOVE"]
     records[0]["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
     assert mesh.deliver(EAST, records) == {"batchItemFailures": []}
-    assert get(mesh, WEST, "k") is not None and DELETED not in get(mesh, WEST, "k")
-    assert get(mesh, EAST, "k") is None  # no tombstone either: every region's TTL removes its own copy
+    mesh.pump()
+    mesh.assert_converged()
+    for region in mesh.tables:
+        tombstone = get(mesh, region, "k")
+        assert tombstone[DELETED] == {"BOOL": True} and tombstone["updatedAt"] == {"N": "100"}
+    # Every copy of one delete's tombstone expires at the same instant: the delete's time + the lifetime.
+    assert len({get(mesh, r, "k")[PREFIX + "expiresAt"]["N"] for r in mesh.tables}) == 1
+    deleted_at = records[0]["dynamodb"]["ApproximateCreationDateTime"]
+    assert int(get(mesh, WEST, "k")[PREFIX + "expiresAt"]["N"]) == int(deleted_at) + 2 * 24 * 3600
+
+
+def test_a_ttl_delete_of_an_item_without_a_conflict_value_is_not_replicated(mesh, capsys):
+    mesh.write(EAST).put_item(TableName=mesh.name(EAST), Item={"pk": {"S": "legacy"}, "v": {"S": "no version"}})
+    mesh.tables[EAST].new_records()  # its write was reported when it was made (not under test here)
+    delete(mesh, EAST, "legacy")
+    records = mesh.tables[EAST].new_records()
+    records[0]["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+    capsys.readouterr()
+    assert mesh.deliver(EAST, records) == {"batchItemFailures": []}  # nothing to version: not held back
+    warnings = [l for l in json_lines(capsys.readouterr().out) if l.get("level") == "WARNING"]
+    assert [(w["key"], w["reason"]) for w in warnings] == [({"pk": {"S": "legacy"}}, "MissingConflictAttribute")]
+    assert get(mesh, EAST, "legacy") is None and get(mesh, WEST, "legacy") is None
 
 
 def test_duplicate_delivery_counts_already_applied(mesh, capsys):
@@ -294,3 +317,72 @@ def test_deleting_a_lost_write_puts_the_winner_back(mesh):
     mesh.pump()
     live = mesh.assert_converged()
     assert [(i["v"]["S"], i["updatedAt"]["N"]) for i in live] == [("winner", "500")]
+
+
+# --- TTL expiry (issue 10, defect 5) -------------------------------------------------------------------------
+# DynamoDB Local does not run TTL deletions, so they are simulated as DynamoDB does them: the item is deleted
+# and its REMOVE record names the TTL service as the user identity.
+
+TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+
+
+@pytest.fixture
+def ttl_mesh(ddb_local, make_processor):
+    """A mesh whose tables expire items through the application's own TTL attribute ``expiresAt``, which the
+    replicator also uses for its tombstones (REPLICATION_TTL_ATTRIBUTE, as the construct writes it when the
+    table has a TTL attribute of the user's)."""
+    return build_mesh(ddb_local, make_processor, [EAST, WEST, SYDNEY], REPLICATION_TTL_ATTRIBUTE="expiresAt")
+
+
+def expire(mesh, region: str, pk: str) -> None:
+    """DynamoDB's TTL process removes ``pk`` from ``region`` (only if the item there has expired), and that
+    region's replicator receives the stream records written since its last delivery."""
+    item = get(mesh, region, pk)
+    if item is not None and "expiresAt" in item and int(item["expiresAt"]["N"]) < time.time():
+        delete(mesh, region, pk)
+    records = mesh.tables[region].new_records()
+    for record in records:
+        if record["eventName"] == "REMOVE" and record["dynamodb"]["Keys"]["pk"] == {"S": pk}:
+            record["userIdentity"] = dict(TTL_IDENTITY)
+    if records:
+        assert mesh.deliver(region, records) == {"batchItemFailures": []}
+
+
+def test_a_lower_versioned_re_create_after_ttl_expiry_converges(ttl_mesh):
+    """The issue's case: every region holds v10, expired; us-east-1's TTL removes it first and the
+    application re-creates the item there with v1 (with the VERSION strategy it cannot know v10). Before the
+    fix us-east-1 kept v1 for good while the others refused it and then expired v10: the copies never agreed."""
+    mesh = ttl_mesh
+    past = int(time.time()) - 3600
+    put(mesh, EAST, "k", 10, v={"S": "old"}, expiresAt={"N": str(past)})
+    mesh.pump()
+    expire(mesh, EAST, "k")
+    put(mesh, EAST, "k", 1, v={"S": "re-created"})
+    mesh.pump()
+    for region in (WEST, SYDNEY):
+        expire(mesh, region, "k")
+    mesh.pump()
+    mesh.assert_converged()
+    # The expiry is a delete of version 10 (as Global Tables replicates TTL deletes): the re-create at a lower
+    # version loses to it everywhere, exactly like a re-create after an application delete.
+    assert all(mesh.live(r) == [] for r in mesh.tables)
+    assert [t["updatedAt"] for t in mesh.tombstones(WEST)] == [{"N": "10"}]
+
+
+def test_a_late_older_write_does_not_resurrect_an_expired_item(ttl_mesh):
+    """A write made before the expiry, with a lower version, that reaches other regions only after their TTL
+    removed the item must lose there as it lost where the item was still present."""
+    mesh = ttl_mesh
+    past = int(time.time()) - 3600
+    put(mesh, SYDNEY, "k", 5, v={"S": "older, concurrent"})
+    late = mesh.tables[SYDNEY].new_records()  # ap-southeast-2's replicator lags: v5 is not sent yet
+    put(mesh, EAST, "k", 10, v={"S": "newer"}, expiresAt={"N": str(past)})
+    mesh.pump(only=EAST)  # v10 everywhere (it beats v5 in ap-southeast-2)
+    expire(mesh, EAST, "k")
+    expire(mesh, WEST, "k")
+    assert mesh.deliver(SYDNEY, late) == {"batchItemFailures": []}  # v5 finally sent
+    mesh.pump()
+    expire(mesh, SYDNEY, "k")
+    mesh.pump()
+    mesh.assert_converged()
+    assert all(mesh.live(r) == [] for r in mesh.tables)
