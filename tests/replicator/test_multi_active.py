@@ -386,3 +386,113 @@ def test_a_late_older_write_does_not_resurrect_an_expired_item(ttl_mesh):
     mesh.pump()
     mesh.assert_converged()
     assert all(mesh.live(r) == [] for r in mesh.tables)
+
+
+# --- Verbatim restores (issue 10, defect 6) ------------------------------------------------------------------
+# A backup copies items with our metadata; restoring one writes a marker that matches its content. Only a
+# marker the replicator wrote moments before the record can be its own write coming back.
+
+THREE_DAYS = 3 * 24 * 3600
+
+
+def backup_of(mesh, region: str, pk: str, age_seconds: int = THREE_DAYS) -> dict[str, Any]:
+    """The item as a backup taken ``age_seconds`` after the replicator wrote it would hold it: the same
+    attributes, whose marker says it was written that long before now (``<digest>.<sequence>.<token>.<time>``,
+    see replicator.metadata)."""
+    item = copy.deepcopy(get(mesh, region, pk))
+    parts = item[PREFIX + "marker"]["S"].split(".")
+    written = int(parts[3]) if len(parts) == 4 else int(time.time())
+    item[PREFIX + "marker"] = {"S": ".".join([*parts[:3], str(written - age_seconds)])}
+    return item
+
+
+def remove_tombstones_by_ttl(mesh, pk: str) -> None:
+    """DynamoDB's TTL removes the (expired) tombstones of ``pk`` in every region."""
+    for region in mesh.tables:
+        assert DELETED in get(mesh, region, pk)
+        delete(mesh, region, pk)
+        records = mesh.tables[region].new_records()
+        for record in records:
+            record["userIdentity"] = dict(TTL_IDENTITY)
+        assert mesh.deliver(region, records) == {"batchItemFailures": []}
+
+
+def test_a_verbatim_restore_after_the_tombstone_expired_is_replicated(mesh):
+    """Before the fix the restored item's marker matched its content, so its INSERT was taken for the
+    replicator's own write and never left eu-west-1."""
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump()
+    backup = backup_of(mesh, WEST, "k")  # with its _rep_ attributes
+    delete(mesh, EAST, "k")
+    mesh.pump()
+    remove_tombstones_by_ttl(mesh, "k")
+    mesh.write(WEST).put_item(TableName=mesh.name(WEST), Item=backup)
+    mesh.pump()
+    live = mesh.assert_converged()
+    assert [(i["v"]["S"], i["updatedAt"]["N"]) for i in live] == [("x", "100")]
+    # The restore brings back the backed-up state itself, whose metadata every copy now carries: it orders
+    # the same way everywhere, eu-west-1's restored item included.
+    assert {get(mesh, r, "k")[PREFIX + "origin"]["S"] for r in mesh.tables} == {EAST}
+    assert get(mesh, WEST, "k") == backup
+
+
+def test_a_verbatim_restore_over_a_live_tombstone_loses_to_the_delete_everywhere(mesh):
+    """The neighbouring case: restored over the tombstone of its own delete (old image with another marker),
+    it is an application write of version 100, which the delete of version 100 beats (rule 5). Before the
+    fix it was taken for an echo: eu-west-1 kept the item, the others the tombstone."""
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump()
+    backup = backup_of(mesh, WEST, "k")
+    delete(mesh, EAST, "k")
+    mesh.pump()
+    mesh.write(WEST).put_item(TableName=mesh.name(WEST), Item=backup)
+    mesh.pump()
+    mesh.assert_converged()
+    assert all(mesh.live(r) == [] for r in mesh.tables)
+
+
+def test_a_verbatim_restore_over_a_newer_item_loses_everywhere(mesh):
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump()
+    backup = backup_of(mesh, WEST, "k")
+    put(mesh, SYDNEY, "k", 200, v={"S": "newer"})
+    mesh.pump()
+    mesh.write(WEST).put_item(TableName=mesh.name(WEST), Item=backup)
+    mesh.pump()
+    live = mesh.assert_converged()
+    assert [i["v"]["S"] for i in live] == ["newer"]
+
+
+def test_a_verbatim_restore_over_an_older_live_item_wins_everywhere(mesh):
+    """The neighbouring case that diverged: the item was deleted and, once its tombstones expired, created
+    again at a lower version; the restore (version 100, old image with another marker) beats it, and before
+    the fix was taken for an echo that won only in eu-west-1."""
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump()
+    backup = backup_of(mesh, WEST, "k")
+    delete(mesh, EAST, "k")
+    mesh.pump()
+    remove_tombstones_by_ttl(mesh, "k")
+    put(mesh, SYDNEY, "k", 10, v={"S": "created again"})
+    mesh.pump()
+    mesh.write(WEST).put_item(TableName=mesh.name(WEST), Item=backup)
+    mesh.pump()
+    live = mesh.assert_converged()
+    assert [(i["v"]["S"], i["updatedAt"]["N"]) for i in live] == [("x", "100")]
+
+
+def test_a_restored_tombstone_is_a_delete_not_a_live_item(mesh):
+    """A whole-table restore brings tombstones back too: each stands for the delete it recorded."""
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump()
+    delete(mesh, EAST, "k")
+    mesh.pump()
+    backup = backup_of(mesh, WEST, "k")
+    assert DELETED in backup
+    remove_tombstones_by_ttl(mesh, "k")
+    put(mesh, SYDNEY, "k", 50, v={"S": "older write, after the tombstones expired"})
+    mesh.pump()
+    mesh.write(WEST).put_item(TableName=mesh.name(WEST), Item=backup)
+    mesh.pump()
+    mesh.assert_converged()
+    assert all(mesh.live(r) == [] for r in mesh.tables)
