@@ -51,8 +51,9 @@ PAYLOAD_ATTRIBUTES = ("a", "b", "c")
 @dataclass(frozen=True)
 class Write:
     """An application write in ``region``: ``put`` (whole item), ``update`` (UpdateItem upsert that sets or
-    removes one attribute) or ``delete``. ``tick`` advances the global logical time before the write (0: the
-    clock stands still, so equal conflict values happen within and across regions)."""
+    removes one attribute) or ``delete``; or ``expire``, a delete made by DynamoDB's TTL process in that
+    region only (its stream record names the TTL service). ``tick`` advances the global logical time before
+    the write (0: the clock stands still, so equal conflict values happen within and across regions)."""
 
     region: int
     kind: str
@@ -172,6 +173,32 @@ class ChaosFailure(AssertionError):
     """A rule was broken; the message says which, for which keys, and what each region holds."""
 
 
+#: ``userIdentity`` of a delete made by DynamoDB's TTL process, as a Lambda record carries it.
+TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+
+
+def install_ttl_identity(mapping: StreamEventSourceMapping, removed: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Make ``mapping`` deliver the REMOVE record of every (key, op) in ``removed`` as a TTL delete.
+
+    DynamoDB Local's own TTL process writes records AWS never does (``eventName`` ``UNKNOWN_TO_SDK_VERSION``,
+    no ``userIdentity``), so the suite deletes the item itself and marks its record as AWS would, when the
+    mapping reads it (again after a replay). Returns ``removed``, which the caller fills.
+    """
+    source = mapping.source
+    original = source.to_record
+
+    def to_record(raw: dict[str, Any], shard_id: str, now: float) -> Any:
+        made = original(raw, shard_id, now)
+        record = made.event_record
+        old = record.get("dynamodb", {}).get("OldImage", {})
+        if record.get("eventName") == "REMOVE" and (old.get(KEY, {}).get("S"), old.get("op", {}).get("S")) in removed:
+            record["userIdentity"] = dict(TTL_IDENTITY)
+        return made
+
+    source.to_record = to_record
+    return removed
+
+
 @dataclass(repr=False)
 class Topology:
     """The deployment seen as regions, plus what the harness needs between examples."""
@@ -183,6 +210,14 @@ class Topology:
     example: int = 0
     invocation_budget: int = 4000
     quiesce_timeout_s: float = 120.0
+
+    #: Per region, the (key, op) of the items its "TTL process" removed: their REMOVE records are delivered
+    #: with the TTL service as user identity (see ``install_ttl_identity``).
+    ttl_removed: dict[str, set[tuple[str, str]]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for region in self.regions:
+            self.ttl_removed[region.name] = install_ttl_identity(region.mapping, set())
 
     def __repr__(self) -> str:
         return f"Topology({', '.join(r.name for r in self.regions)})"
@@ -379,6 +414,8 @@ class Run:
         else:
             # The application treats a tombstone as "no item" (as the CLI's verify does) and so never deletes
             # one: deleting a tombstone by hand is an operator's act the replicator deliberately ignores.
+            # DynamoDB's TTL process does remove expired tombstones, but only after every record that could
+            # still conflict with them is gone (their lifetime exceeds stream retention), never in a program.
             try:
                 removed = region.client.delete_item(
                     TableName=table,
@@ -391,6 +428,10 @@ class Run:
                 if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
                 return
+            if op.kind == "expire":
+                # The item's TTL had passed in this region: the delete is DynamoDB's, a delete of the
+                # version it removed like any other (rule 5; TTL deletes are replicated as versioned deletes).
+                self.topology.ttl_removed[region.name].add((removed[KEY]["S"], removed["op"]["S"]))
             self.model.record_delete(region.name, seq, removed)
 
     def _fault(self, op: Fault) -> None:

@@ -55,7 +55,8 @@ def writes(keys: int) -> st.SearchStrategy[Write]:
     return st.builds(
         Write,
         region=_regions(),
-        kind=st.sampled_from(("put", "update", "delete")),
+        # "expire": DynamoDB's TTL process removes the item in that region (its own schedule: one region).
+        kind=st.sampled_from(("put", "update", "delete", "put", "update", "expire")),
         key=st.integers(0, keys - 1),
         # Often a clock that stands still: equal conflict values within a region and, with equal or
         # compensating skews, across regions (a tie between the last writes decides the winner).
