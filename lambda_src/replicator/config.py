@@ -40,7 +40,11 @@ class ConflictStrategy(enum.Enum):
 
 
 class TtlDeletes(enum.Enum):
-    """What to do with a delete made by DynamoDB's TTL process (userIdentity dynamodb.amazonaws.com)."""
+    """What to do with a delete made by DynamoDB's TTL process (userIdentity dynamodb.amazonaws.com).
+
+    ``REPLICATE`` (default in both modes) sends it like any delete; multi-active versions it with a tombstone.
+    ``SKIP`` (one-way only) leaves each copy to its own TTL; multi-active refuses it (rule 1, see load_config).
+    """
 
     REPLICATE = "REPLICATE"
     SKIP = "SKIP"
@@ -264,9 +268,18 @@ def load_config(env: Mapping[str, str]) -> Config:
     if log_level not in _LOG_LEVELS:
         raise ConfigError(f"LOG_LEVEL={log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
 
-    # TTL deletes: a one-way copy must mirror the source, so they are replicated. Multi-active copies all hold
-    # the same TTL attribute values and expire their own items, so sending them would only add tombstones.
-    ttl_default = TtlDeletes.REPLICATE if mode is Mode.ONE_WAY else TtlDeletes.SKIP
+    # TTL deletes are replicated in both modes. A one-way copy must mirror the source. Multi-active copies do
+    # hold the same TTL values, but each region's TTL process removes its copy on its own schedule (hours or
+    # days apart) and, skipped, leaves nothing that remembers the expired version: a re-create with a lower
+    # conflict value, or a late older write, then lands where the item is gone and loses where it is not, and
+    # the copies never agree again (issue 10, defect 5). Replicated, an expiry is a versioned delete (rule 5),
+    # as Global Tables replicates it; docs/conflicts.md "Deletes by TTL" states the cost.
+    ttl_deletes = _enum(env, "REPLICATION_TTL_DELETES", TtlDeletes, TtlDeletes.REPLICATE)
+    if mode is Mode.MULTI_ACTIVE and ttl_deletes is TtlDeletes.SKIP:
+        raise ConfigError(
+            "REPLICATION_TTL_DELETES=SKIP is not supported with REPLICATION_MODE=MULTI_ACTIVE: regions expire "
+            "items at different times, so unreplicated TTL deletes let the copies diverge (docs/conflicts.md)"
+        )
     ttl_attribute = env.get("REPLICATION_TTL_ATTRIBUTE", "").strip() or prefix + "expiresAt"
     if ttl_attribute in key.names or ttl_attribute == conflict_attribute:
         raise ConfigError(f"REPLICATION_TTL_ATTRIBUTE={ttl_attribute!r} is a key or the conflict attribute")
@@ -280,7 +293,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         conflict_strategy=_enum(env, "REPLICATION_CONFLICT_STRATEGY", ConflictStrategy, ConflictStrategy.TIMESTAMP),
         max_concurrency=_int(env, "REPLICATION_MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY, 1, MAX_CONCURRENCY_LIMIT),
         log_level=log_level,
-        ttl_deletes=_enum(env, "REPLICATION_TTL_DELETES", TtlDeletes, ttl_default),
+        ttl_deletes=ttl_deletes,
         tombstone_ttl_seconds=_int(
             env,
             "REPLICATION_TOMBSTONE_TTL_SECONDS",

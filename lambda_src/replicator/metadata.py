@@ -3,10 +3,13 @@
 Every metadata attribute starts with the configured prefix (default ``_rep_``):
 
 ``<prefix>origin``   (S)    region where the write that produced this state was made (the tie-breaker).
-``<prefix>marker``   (S)    digest of the user attributes + origin + kind, written by the replicator. A stream
-                            image whose marker matches its own content, on a write that changed the marker, is
-                            the replicator's own write (rule 3); any application write that changes a user
-                            attribute breaks the match, even if it copies the metadata back.
+``<prefix>marker``   (S)    ``<digest>.<sequence>.<token>.<stamped>``: a digest of the user attributes + origin +
+                            kind, the origin stream sequence number, a token unique to the write, and when the
+                            replicator made that write (epoch seconds). A stream image whose marker matches its
+                            own content, on a write that changed the marker, made moments after the marker's
+                            time, is the replicator's own write (rule 3); any application write that changes a
+                            user attribute breaks the match, even if it copies the metadata back, and a restored
+                            backup carries a marker that is too old to be an echo (``ECHO_WINDOW_SECONDS``).
 ``<prefix>deleted``  (BOOL) on a tombstone: the item was deleted at the version in the conflict attribute.
 TTL attribute        (N)    on a tombstone: epoch seconds after which DynamoDB's TTL may remove it.
 
@@ -20,7 +23,7 @@ import decimal
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .attributes import Item, digest
 from .config import Config
@@ -28,6 +31,17 @@ from .config import Config
 ORIGIN = "origin"
 MARKER = "marker"
 DELETED = "deleted"
+
+#: How much older than its stream record a marker can be and still be the replicator's own write coming back:
+#: the echo record is the record of that very write, created when DynamoDB applied it, and the replicator
+#: stamps a write at most one invocation earlier (Lambda's maximum timeout is 15 minutes). An hour leaves room
+#: for clock differences and second rounding. An older marker was copied back by someone else (a restored
+#: backup) and the write is the application's.
+ECHO_WINDOW_SECONDS = 3600
+
+#: The replicator's clock (epoch seconds) for marker stamps, tombstone expiry and the age of a marker; a
+#: module attribute, looked up at each use, so that tests can move it.
+clock = time.time
 
 
 class ConflictValueError(ValueError):
@@ -61,6 +75,8 @@ class State:
         origin: the region where this state was written.
         sequence: the stream sequence number of the record that wrote it in ``origin`` (0 when unknown and
             older than the record at hand, ``LATEST`` when unknown and newer).
+        expires: a tombstone's expiry in epoch seconds, fixed by its delete so that every copy of it carries
+            the same value (``None``: not a tombstone, or one whose expiry is set when it is written).
     """
 
     user: Item
@@ -68,6 +84,7 @@ class State:
     deleted: bool
     origin: str
     sequence: int = 0
+    expires: int | None = None
 
     @property
     def order(self) -> OrderKey:
@@ -128,7 +145,33 @@ class MetadataCodec:
     def _sequence_of(self, image: Item) -> int:
         """The origin stream sequence number a stamped image carries (0 for markers written without one)."""
         parts = image[self.marker_attr]["S"].split(".")
-        return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else 0
+        return int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else 0
+
+    def stamped_at(self, image: Item) -> int | None:
+        """When the replicator wrote the marker ``image`` carries (epoch seconds), or ``None`` when unknown
+        (no marker, or one written before markers carried their time)."""
+        parts = image.get(self.marker_attr, {}).get("S", "").split(".")
+        return int(parts[3]) if len(parts) == 4 and parts[3].isdigit() else None
+
+    def restored_state(self, image: Item, written_at: float | None) -> State:
+        """The state of an application write whose image carries a marker matching its content that is not
+        an echo (a backup restored verbatim, at ``written_at``, the record's time in epoch seconds).
+
+        The restore brings back the very state the backup holds, origin and stream position included, so that
+        every copy (this region's, which keeps the restored metadata, and the ones sent) orders it the same
+        way. A restored tombstone is that delete again, with a fresh expiry (``tombstone_ttl_seconds`` after
+        the restore): the one it was backed up with may have passed, and a tombstone that one region's TTL
+        removes early is a tombstone missing there.
+
+        Raises:
+            ConflictValueError: the conflict attribute is missing or not a number.
+        """
+        self.version_of(image)  # the restore must be orderable like any write
+        state = self.state_of(image, region="")  # stamped: origin and sequence come from the marker
+        if not state.deleted:
+            return state
+        expires = None if written_at is None else int(written_at) + self.tombstone_ttl_seconds
+        return replace(state, expires=expires)
 
     def is_tombstone(self, image: Item | None) -> bool:
         return image is not None and self.deleted_attr in image and self.stamped_by_replicator(image)
@@ -164,13 +207,28 @@ class MetadataCodec:
         if self.stamped_by_replicator(image):
             deleted = self.deleted_attr in image
             user = self._tombstone_user(image) if deleted else self.user_attributes(image)
-            return State(user, version, deleted, image[self.origin_attr]["S"], self._sequence_of(image))
+            expires = self._expiry_of(image) if deleted else None
+            return State(user, version, deleted, image[self.origin_attr]["S"], self._sequence_of(image), expires)
         return State(self.user_attributes(image), version, False, region, unstamped_sequence)
 
-    def tombstone_state(self, removed: Item, origin: str, sequence: int) -> State:
-        """The delete of ``removed`` (the REMOVE record's old image), made in ``origin`` by record ``sequence``."""
+    def _expiry_of(self, image: Item) -> int | None:
+        raw = image.get(self.ttl_attr, {}).get("N")
+        try:
+            return int(decimal.Decimal(raw)) if raw is not None else None
+        except (decimal.InvalidOperation, ValueError):
+            return None
+
+    def tombstone_state(self, removed: Item, origin: str, sequence: int, deleted_at: float | None = None) -> State:
+        """The delete of ``removed`` (the REMOVE record's old image), made in ``origin`` by record ``sequence``
+        at ``deleted_at`` (the record's ApproximateCreationDateTime, epoch seconds).
+
+        The tombstone expires ``tombstone_ttl_seconds`` after the delete, the same instant in every copy (and
+        on every re-delivery of the record); with ``deleted_at`` unknown, after it is written.
+        """
         names = (*self.key_names, self.conflict_attr)
-        return State({n: removed[n] for n in names if n in removed}, self.version_of(removed), True, origin, sequence)
+        expires = None if deleted_at is None else int(deleted_at) + self.tombstone_ttl_seconds
+        user = {n: removed[n] for n in names if n in removed}
+        return State(user, self.version_of(removed), True, origin, sequence, expires)
 
     def has_stale_tombstone_attributes(self, image: Item) -> bool:
         """An application wrote onto a tombstone: its delete flag or TTL expiry would now hide or expire a
@@ -186,18 +244,23 @@ class MetadataCodec:
         return digest(user, origin, "tombstone" if deleted else "item")
 
     def stamp(self, state: State, now: float | None = None) -> Item:
-        """The item to write for ``state``: its user attributes plus our metadata."""
+        """The item to write for ``state``: its user attributes plus our metadata (``now``: the time of the
+        write in epoch seconds; default: the replicator's clock)."""
+        now = clock() if now is None else now
         item = dict(state.user)
         item[self.origin_attr] = {"S": state.origin}
         # A digest of the content, the origin stream sequence number (orders one region's equal versions),
-        # and a token unique to this write: the replicator's own write of a state that is already there with
-        # a stale marker (a Repair over a local write that lost) must still change the marker, so that
-        # _is_echo recognises it, while an application write that restores a stamped state byte for byte
-        # keeps the old marker and is still sent.
+        # a token unique to this write, and the time of the write. The token: the replicator's own write of a
+        # state that is already there with a stale marker (a Repair over a local write that lost) must still
+        # change the marker, so that _is_echo recognises it, while an application write that restores a
+        # stamped state byte for byte keeps the old marker and is still sent. The time: a backup restored
+        # verbatim, which changes the marker to one that matches, is not taken for an echo once the marker is
+        # older than ECHO_WINDOW_SECONDS.
         digest_part = self._marker(state.user, state.origin, state.deleted)
-        item[self.marker_attr] = {"S": f"{digest_part}.{state.sequence}.{secrets.token_urlsafe(6)}"}
+        token = secrets.token_urlsafe(6)  # URL-safe base64: never a "."
+        item[self.marker_attr] = {"S": f"{digest_part}.{state.sequence}.{token}.{int(now)}"}
         if state.deleted:
             item[self.deleted_attr] = {"BOOL": True}
-            expires = int(now if now is not None else time.time()) + self.tombstone_ttl_seconds
+            expires = state.expires if state.expires is not None else int(now) + self.tombstone_ttl_seconds
             item[self.ttl_attr] = {"N": str(expires)}
         return item

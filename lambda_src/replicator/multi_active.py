@@ -20,8 +20,9 @@ from concurrent.futures import Executor, Future
 from .attributes import MAX_ITEM_BYTES, Item, ItemKey, item_size, key_for_log
 from .clients import ClientFactory
 from .conditional_writer import Outcome, put_if_newer, put_if_unchanged
-from .config import Config, TableRef, TtlDeletes
-from .metadata import ConflictValueError, MetadataCodec, State
+from .config import Config, TableRef
+from . import metadata
+from .metadata import ECHO_WINDOW_SECONDS, ConflictValueError, MetadataCodec, State
 from .operations import PutIfNewer, PutIfUnchanged
 from .plan import Blocked, ItemPlan, TargetFailure
 from .records import Change
@@ -41,12 +42,15 @@ class MultiActiveReplication:
     # --- planning -----------------------------------------------------------------------------------------
 
     def _is_echo(self, change: Change) -> bool:
-        """The write was made by a replicator: its new image carries a marker that matches its content, and
-        this very write set that marker (an application write that changes a user attribute, even one that
-        copies our metadata back, fails one of the two)."""
+        """The write was made by a replicator: its new image carries a marker that matches its content, the
+        marker was written moments before the record, and this very write set that marker (an application
+        write that changes a user attribute, even one that copies our metadata back, fails the first; a backup
+        restored verbatim fails the second)."""
         new, old = change.new_image, change.old_image
         assert new is not None
         if not self._codec.stamped_by_replicator(new):
+            return False
+        if self._restored(change):
             return False
         if old is None:
             return True
@@ -57,12 +61,43 @@ class MultiActiveReplication:
         # (for example a tombstone's expiry refreshed); anything else is an application write.
         return self._codec.user_attributes(old) == self._codec.user_attributes(new)
 
+    def _restored(self, change: Change) -> bool:
+        """The new image's marker is too old to have been written by the write this record shows: the record
+        was created more than ``ECHO_WINDOW_SECONDS`` after the marker (or, without a record time, the marker
+        is older than any record that can still be delivered: the tombstone lifetime, which exceeds stream
+        retention plus the maximum record age). Markers without a time (written by an earlier version) are
+        taken as they were before: possibly an echo."""
+        assert change.new_image is not None
+        stamped = self._codec.stamped_at(change.new_image)
+        if stamped is None:
+            return False
+        if change.created_at is not None:
+            return stamped < change.created_at - ECHO_WINDOW_SECONDS
+        return stamped < metadata.clock() - self._config.tombstone_ttl_seconds
+
     def _skip_remove(self, change: Change) -> str | None:
-        """Why a REMOVE needs nothing sent, or ``None`` when it is a delete to replicate."""
+        """Why a REMOVE needs nothing sent, or ``None`` when it is a delete to replicate.
+
+        A delete by DynamoDB's TTL is replicated like any delete (config.load_config says why), except when the
+        expired item has no usable conflict value: such an item was never replicated (its writes were
+        reported), so there is no version to keep, and each copy that exists expires on its own.
+        """
         if self._codec.is_tombstone(change.old_image):
             return "tombstone removed"  # by TTL or by hand: the delete it stood for is long settled
-        if change.by_ttl and self._config.ttl_deletes is TtlDeletes.SKIP:
-            return "TTL delete (every region expires its own copy)"
+        if change.by_ttl and change.old_image is not None:
+            try:
+                self._codec.version_of(change.old_image)
+            except ConflictValueError as exc:
+                log(
+                    self._logger,
+                    logging.WARNING,
+                    "TTL delete of an item without a usable conflict value: not replicated",
+                    sourceTable=self._config.source.describe(),
+                    key=key_for_log(change.key),
+                    sequenceNumber=change.sequence_number,
+                    reason=exc.code,
+                )
+                return "TTL delete without a version"
         return None
 
     def plan(self, key: ItemKey, changes: Sequence[Change]) -> ItemPlan:
@@ -72,6 +107,7 @@ class MultiActiveReplication:
         candidates: list[tuple[State, bool]] = []
         table_image: Item | None = None  # what the source table holds after the last planned record
         table_state: State | None = None
+        restored = False  # table_image is a restored tombstone, whose expiry is renewed
         last_skipped = False
         for change in changes:
             old_state = codec.state_of(change.old_image, self._region) if change.old_image else None
@@ -84,20 +120,29 @@ class MultiActiveReplication:
                         continue
                     if change.old_image is None:
                         raise ConflictValueError("MissingOldImage", "a REMOVE record without OldImage cannot be versioned")
-                    new_state = codec.tombstone_state(change.old_image, self._region, int(change.sequence_number))
-                    local, table_image, table_state = True, None, None
+                    new_state = codec.tombstone_state(
+                        change.old_image, self._region, int(change.sequence_number), change.created_at
+                    )
+                    local, table_image, table_state, restored = True, None, None, False
                 elif self._is_echo(change):
                     assert change.new_image is not None
                     new_state = codec.state_of(change.new_image, self._region)
                     plan.skipped.append(change)
-                    local, table_image, table_state = False, change.new_image, new_state
+                    local, table_image, table_state, restored = False, change.new_image, new_state, False
+                elif codec.stamped_by_replicator(change.new_image):  # type: ignore[arg-type]
+                    # A backup restored verbatim (not an echo: its marker is too old): the state it holds is
+                    # sent as it is, like a local write; a restored tombstone needs its expiry renewed here.
+                    assert change.new_image is not None
+                    new_state = codec.restored_state(change.new_image, change.created_at)
+                    restored = new_state.deleted
+                    local, table_image, table_state = True, change.new_image, new_state
                 else:
                     assert change.new_image is not None
                     version = codec.version_of(change.new_image)
                     new_state = State(
                         codec.user_attributes(change.new_image), version, False, self._region, int(change.sequence_number)
                     )
-                    local, table_image, table_state = True, change.new_image, new_state
+                    local, table_image, table_state, restored = True, change.new_image, new_state, False
                 if local:
                     size = item_size(codec.stamp(new_state))
                     if size > MAX_ITEM_BYTES:
@@ -124,19 +169,22 @@ class MultiActiveReplication:
             for target in self._config.targets:
                 plan.writes[target] = PutIfNewer(key, best, stamped)
         if plan.blocked is None and not last_skipped:
-            self._plan_local_write(plan, best, table_image, table_state)
+            self._plan_local_write(plan, best, table_image, table_state, restored)
         return plan
 
-    def _plan_local_write(self, plan: ItemPlan, best: State, image: Item | None, state: State | None) -> None:
+    def _plan_local_write(
+        self, plan: ItemPlan, best: State, image: Item | None, state: State | None, restored: bool = False
+    ) -> None:
         """Bring this region's own table to ``best`` when it holds less: nothing (a local delete, which
-        needs a tombstone), a local write that lost, or a write onto a tombstone that kept its expiry."""
+        needs a tombstone), a local write that lost, a write onto a tombstone that kept its expiry, or a
+        restored tombstone whose expiry (from the backup) may have passed."""
         codec = self._codec
         if state is None:
             # Deleted here: normally the delete's own tombstone; a state that outranks the delete is put back.
             reason, lost = ("Tombstone", None) if best.deleted else ("Repair", None)
         elif state.order < best.order:
             reason, lost = "Repair", state
-        elif image is not None and codec.has_stale_tombstone_attributes(image):
+        elif image is not None and (restored or codec.has_stale_tombstone_attributes(image)):
             reason, lost = "Restamp", None
         else:
             return

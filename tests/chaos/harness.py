@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 
 from cdk_replication.local import LocalDeployment, LocalFunction, LocalTable, StreamEventSourceMapping
 
-from .model import CONFLICT, DELETED, KEY, ORIGIN, ItemState, Model, canon_item, user_attributes
+from .model import CONFLICT, DELETED, KEY, MARKER, ORIGIN, ItemState, Model, canon_item, user_attributes
 
 #: Conflict values look like epoch milliseconds; the program's logical time and skews are added to it.
 CLOCK_BASE = 1_750_000_000_000
@@ -51,8 +51,9 @@ PAYLOAD_ATTRIBUTES = ("a", "b", "c")
 @dataclass(frozen=True)
 class Write:
     """An application write in ``region``: ``put`` (whole item), ``update`` (UpdateItem upsert that sets or
-    removes one attribute) or ``delete``. ``tick`` advances the global logical time before the write (0: the
-    clock stands still, so equal conflict values happen within and across regions)."""
+    removes one attribute) or ``delete``; or ``expire``, a delete made by DynamoDB's TTL process in that
+    region only (its stream record names the TTL service). ``tick`` advances the global logical time before
+    the write (0: the clock stands still, so equal conflict values happen within and across regions)."""
 
     region: int
     kind: str
@@ -106,7 +107,24 @@ class Fault:
         return f"Fault({self.kind}, r{self.region}, {self.arg})"
 
 
-Op = Write | Burst | Deliver | Fault
+@dataclass(frozen=True)
+class Restore:
+    """An operator restores item ``key`` in region ``dst`` verbatim from a backup of region ``src``'s copy
+    taken now, with every ``_rep_`` attribute, its marker aged by ``BACKUP_AGE_S`` (backups are older than
+    the replicator's echo window; docs/conflicts.md "Restoring items from a backup")."""
+
+    src: int
+    dst: int
+    key: int
+
+    def __repr__(self) -> str:
+        return f"Restore(r{self.src} -> r{self.dst}, k{self.key})"
+
+
+#: How old a restored backup is, in seconds: beyond the replicator's echo window (one hour).
+BACKUP_AGE_S = 2 * 3600
+
+Op = Write | Burst | Deliver | Fault | Restore
 
 
 @dataclass(frozen=True)
@@ -133,6 +151,8 @@ class Stats:
     writes: int = 0
     bursts: int = 0
     deliveries: int = 0
+    restores: int = 0
+    restored_states: int = 0  # restores that brought a stamped state back (the others were plain writes)
     faults: dict[str, int] = field(default_factory=dict)
     invocations: int = 0
     keys: int = 0
@@ -144,7 +164,7 @@ class Stats:
         faults = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())) or "none"
         return (f"{self.examples} examples, {self.operations} operations ({self.writes} application writes, "
                 f"{self.bursts} concurrent bursts among them, "
-                f"{self.deliveries} delivery steps, faults: {faults}); {self.invocations} replicator invocations; "
+                f"{self.deliveries} delivery steps, {self.restores} restores ({self.restored_states} of a stamped state), faults: {faults}); {self.invocations} replicator invocations; "
                 f"{self.keys} items checked, {self.tied_winners} won on the origin tie-break, {self.deleted_winners} "
                 f"ended deleted; {self.seconds:.0f} s")
 
@@ -172,6 +192,32 @@ class ChaosFailure(AssertionError):
     """A rule was broken; the message says which, for which keys, and what each region holds."""
 
 
+#: ``userIdentity`` of a delete made by DynamoDB's TTL process, as a Lambda record carries it.
+TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+
+
+def install_ttl_identity(mapping: StreamEventSourceMapping, removed: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Make ``mapping`` deliver the REMOVE record of every (key, op) in ``removed`` as a TTL delete.
+
+    DynamoDB Local's own TTL process writes records AWS never does (``eventName`` ``UNKNOWN_TO_SDK_VERSION``,
+    no ``userIdentity``), so the suite deletes the item itself and marks its record as AWS would, when the
+    mapping reads it (again after a replay). Returns ``removed``, which the caller fills.
+    """
+    source = mapping.source
+    original = source.to_record
+
+    def to_record(raw: dict[str, Any], shard_id: str, now: float) -> Any:
+        made = original(raw, shard_id, now)
+        record = made.event_record
+        old = record.get("dynamodb", {}).get("OldImage", {})
+        if record.get("eventName") == "REMOVE" and (old.get(KEY, {}).get("S"), old.get("op", {}).get("S")) in removed:
+            record["userIdentity"] = dict(TTL_IDENTITY)
+        return made
+
+    source.to_record = to_record
+    return removed
+
+
 @dataclass(repr=False)
 class Topology:
     """The deployment seen as regions, plus what the harness needs between examples."""
@@ -183,6 +229,14 @@ class Topology:
     example: int = 0
     invocation_budget: int = 4000
     quiesce_timeout_s: float = 120.0
+
+    #: Per region, the (key, op) of the items its "TTL process" removed: their REMOVE records are delivered
+    #: with the TTL service as user identity (see ``install_ttl_identity``).
+    ttl_removed: dict[str, set[tuple[str, str]]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for region in self.regions:
+            self.ttl_removed[region.name] = install_ttl_identity(region.mapping, set())
 
     def __repr__(self) -> str:
         return f"Topology({', '.join(r.name for r in self.regions)})"
@@ -301,6 +355,8 @@ class Run:
                 STATS.bursts += 1
             elif isinstance(op, Deliver):
                 STATS.deliveries += 1
+            elif isinstance(op, Restore):
+                STATS.restores += 1
             else:
                 STATS.faults[op.kind] = STATS.faults.get(op.kind, 0) + 1
         STATS.invocations += sum(m.stats.invocations for m in self.topology.mappings()) - self.invocations_at_start
@@ -328,6 +384,8 @@ class Run:
                 for region in op.regions:
                     kind = "update" if op.payload % 2 else "put"
                     self._write(seq, Write(region, kind, op.key, 0, op.payload))
+            elif isinstance(op, Restore):
+                self._restore(seq, op)
             elif isinstance(op, Deliver):
                 mapping = self.topology.regions[op.region].mapping
                 for _ in range(op.steps):
@@ -379,6 +437,8 @@ class Run:
         else:
             # The application treats a tombstone as "no item" (as the CLI's verify does) and so never deletes
             # one: deleting a tombstone by hand is an operator's act the replicator deliberately ignores.
+            # DynamoDB's TTL process does remove expired tombstones, but only after every record that could
+            # still conflict with them is gone (their lifetime exceeds stream retention), never in a program.
             try:
                 removed = region.client.delete_item(
                     TableName=table,
@@ -391,7 +451,35 @@ class Run:
                 if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
                 return
+            if op.kind == "expire":
+                # The item's TTL had passed in this region: the delete is DynamoDB's, a delete of the
+                # version it removed like any other (rule 5; TTL deletes are replicated as versioned deletes).
+                self.topology.ttl_removed[region.name].add((removed[KEY]["S"], removed["op"]["S"]))
             self.model.record_delete(region.name, seq, removed)
+
+    def _restore(self, seq: int, op: Restore) -> None:
+        """Write a backup of ``op.src``'s copy into ``op.dst``, as a restore does (a PutItem of the whole
+        item). A copy that is some region's state, stamped with that origin, brings that very state back: the
+        oracle gains nothing (the state is already among the candidates), and ``op.dst``'s replicator may send
+        it on. Any other copy (an unreplicated local write, or no metadata) is a write of ``op.dst``."""
+        src, dst = self.topology.regions[op.src], self.topology.regions[op.dst]
+        key = {KEY: {"S": self._key(op.key)}}
+        backup = src.client.get_item(TableName=src.table.name, Key=key, ConsistentRead=True).get("Item")
+        if backup is None:
+            return
+        marker = backup.get(MARKER, {}).get("S", "")
+        parts = marker.split(".")
+        if len(parts) == 4 and parts[3].isdigit():
+            backup = {**backup, MARKER: {"S": ".".join([*parts[:3], str(int(parts[3]) - BACKUP_AGE_S)])}}
+        state = (backup[KEY]["S"], canon_item(backup), DELETED in backup, backup.get(ORIGIN, {}).get("S"))
+        dst.client.put_item(TableName=dst.table.name, Item=backup)
+        if state in self.model.all_states():
+            self.model.restored.setdefault(dst.name, set()).add(state)
+            STATS.restored_states += 1
+        else:
+            # Not a stamped state (a local write of src, or an application's write onto a tombstone whose
+            # leftover delete flag the replicator has not removed yet): an ordinary write of dst.
+            self.model.record_write(dst.name, seq, backup)
 
     def _fault(self, op: Fault) -> None:
         """Arm one fault through the runtime's public hooks."""
@@ -520,6 +608,8 @@ class Run:
                     origin = item.get(ORIGIN, {}).get("S")
                     if table_region == region.name:
                         own_writes.append((region.name, item))
+                    elif (state + (origin,)) in self.model.restored.get(region.name, set()):
+                        pass  # a restored backup of that state, sent as it is (it decides nothing new)
                     elif origin != region.name or state not in local_states[region.name]:
                         problems.append(
                             f"echo: {region.name}'s replicator sent {_show(item)} to {table_region}, a state "

@@ -24,6 +24,7 @@ from typing import Any
 PREFIX = "_rep_"
 DELETED = PREFIX + "deleted"
 ORIGIN = PREFIX + "origin"
+MARKER = PREFIX + "marker"
 #: The conflict attribute (``REPLICATION_CONFLICT_ATTRIBUTE``, the library default).
 CONFLICT = "updatedAt"
 KEY = "pk"
@@ -114,6 +115,9 @@ class Model:
     """Every application write of one example and the expected outcome."""
 
     states: list[ItemState] = field(default_factory=list)
+    #: Per region, (key, user attributes, deleted, origin) of the states restored there from a backup: its
+    #: replicator may send them on although another region's application wrote them.
+    restored: dict[str, set[tuple[str, Canon, bool, str | None]]] = field(default_factory=dict)
 
     def record_write(self, region: str, seq: int, item_after: Mapping[str, Any]) -> ItemState:
         """A put or update that left ``item_after`` (as DynamoDB returned it) in ``region``."""

@@ -36,6 +36,7 @@ DESCRIPTIONS = {
     "tiebreak": "tie-break (rule 4): equal conflict values are not ordered by origin region",
     "tombstones": "tombstones (rule 5): deletes are replicated as plain DeleteItem, nothing versioned",
     "order": "per-item ordering (rule 2): an item's records are planned in reverse stream order",
+    "ttl": "TTL expiry (rules 1, 5): deletes made by DynamoDB's TTL process are not replicated",
 }
 
 

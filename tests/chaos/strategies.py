@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from hypothesis import strategies as st
 
 from .chaos_app import REGIONS
-from .harness import FAULT_KINDS, Burst, Deliver, Fault, Program, Write
+from .harness import FAULT_KINDS, Burst, Deliver, Fault, Program, Restore, Write
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ def writes(keys: int) -> st.SearchStrategy[Write]:
     return st.builds(
         Write,
         region=_regions(),
-        kind=st.sampled_from(("put", "update", "delete")),
+        # "expire": DynamoDB's TTL process removes the item in that region (its own schedule: one region).
+        kind=st.sampled_from(("put", "update", "delete", "put", "update", "expire")),
         key=st.integers(0, keys - 1),
         # Often a clock that stands still: equal conflict values within a region and, with equal or
         # compensating skews, across regions (a tie between the last writes decides the winner).
@@ -73,6 +74,10 @@ def bursts(keys: int) -> st.SearchStrategy[Burst]:
     )
 
 
+def restores(keys: int) -> st.SearchStrategy[Restore]:
+    return st.builds(Restore, src=_regions(), dst=_regions(), key=st.integers(0, keys - 1))
+
+
 def delivers() -> st.SearchStrategy[Deliver]:
     return st.builds(Deliver, region=_regions(), steps=st.integers(1, 3))
 
@@ -84,11 +89,11 @@ def faults() -> st.SearchStrategy[Fault]:
 
 
 def programs(chosen: Profile) -> st.SearchStrategy[Program]:
-    """Programs of ``chosen``'s size: per operation about 40% single writes, 10% concurrent bursts, 30%
-    delivery steps and 20% faults."""
+    """Programs of ``chosen``'s size: per operation about 36% single writes, 9% concurrent bursts, 9%
+    restores from a backup, 27% delivery steps and 18% faults."""
     # Each branch of one_of is equally likely: repeating a branch weights it.
-    w, b, d, f = writes(chosen.keys), bursts(chosen.keys), delivers(), faults()
-    op = st.one_of(w, d, w, f, d, w, b, d, w, f)
+    w, b, d, f, r = writes(chosen.keys), bursts(chosen.keys), delivers(), faults(), restores(chosen.keys)
+    op = st.one_of(w, d, w, f, d, w, b, d, w, f, r)
     # Skews between -2 and +2 clock units, or none at all: with ticks of 0-2 the regions' conflict values
     # often meet, and a region whose clock is behind writes values that lose to older writes elsewhere.
     skews = st.one_of(st.just((0,) * len(REGIONS)), st.tuples(*(st.integers(-2, 2) for _ in REGIONS)))

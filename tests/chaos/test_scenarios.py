@@ -78,3 +78,23 @@ def test_the_checks_report_records_lost_to_a_permanent_fault(chaos_topology: Top
             execution.check()
     finally:
         chaos_topology.regions[WEST].function.faults.clear()
+
+
+def test_an_expiry_then_a_re_create_with_a_lower_value_converges(chaos_topology: Topology) -> None:
+    """Issue 10, defect 5: ap-southeast-2's TTL process removes the item (everywhere else it is still there,
+    expired) and the application there writes it again with a lower conflict value (its clock is 3 behind).
+    The expiry is a delete of the expired version, so the lower re-create loses to it in every region."""
+    done = run(
+        chaos_topology,
+        Write(EAST, "put", 0, 5, 1),
+        Deliver(EAST, 1),
+        Write(SYDNEY, "expire", 0, 0, 0),
+        Write(SYDNEY, "put", 0, 0, 2),  # base+2: below the expired base+5
+        Write(WEST, "update", 0, 0, 3),  # a concurrent write in eu-west-1 (ties base+5, loses), delivered late
+        Fault("pause", WEST),
+        Deliver(SYDNEY, 2),
+        Write(EAST, "expire", 0, 0, 0),  # the item is a tombstone in us-east-1 by now: nothing to expire
+        skews=(0, 0, -3),
+    )
+    winner = done.model.winner(done.prefix + "0")
+    assert winner is not None and winner.deleted and winner.region == "ap-southeast-2"

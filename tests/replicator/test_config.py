@@ -37,10 +37,12 @@ def test_defaults():
     assert config.targets[0].role_arn is None
 
 
-def test_multi_active_defaults_skip_ttl_deletes_and_follow_the_prefix():
+def test_multi_active_defaults_replicate_ttl_deletes_and_follow_the_prefix():
     config = load_config(env(REPLICATION_MODE="MULTI_ACTIVE", REPLICATION_METADATA_PREFIX="meta_"))
-    assert config.ttl_deletes is TtlDeletes.SKIP
+    assert config.ttl_deletes is TtlDeletes.REPLICATE  # skipped, they let the copies diverge (issue 10)
     assert config.ttl_attribute == "meta_expiresAt"
+    with pytest.raises(ConfigError, match="REPLICATION_TTL_DELETES=SKIP is not supported with .*MULTI_ACTIVE"):
+        load_config(env(REPLICATION_MODE="MULTI_ACTIVE", REPLICATION_TTL_DELETES="SKIP"))
 
 
 def test_role_and_sort_key():

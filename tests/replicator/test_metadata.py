@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import decimal
 import json
+import time
 from typing import Any
 
 import pytest
@@ -111,3 +112,54 @@ def test_echo_is_decided_from_old_and_new_images(config, codec, old, new, echo):
     }
     replication = MultiActiveReplication(config, clients=None, logger=None)  # type: ignore[arg-type]
     assert replication._is_echo(change(images.get(old), images[new])) is echo
+
+
+def aged(image: dict[str, Any], seconds: int) -> dict[str, Any]:
+    """``image`` with a marker written ``seconds`` earlier (as a backup restored that much later holds it)."""
+    digest_part, sequence, token, written = image["_rep_marker"]["S"].split(".")
+    return {**image, "_rep_marker": {"S": f"{digest_part}.{sequence}.{token}.{int(written) - seconds}"}}
+
+
+def test_the_marker_carries_when_the_replicator_wrote_it(codec):
+    stamped = codec.stamp(State(item("10", v={"S": "a"}), decimal.Decimal(10), False, "eu-west-1", 42), now=1_000_000)
+    digest_part, sequence, token, written = stamped["_rep_marker"]["S"].split(".")
+    assert (len(digest_part), sequence, len(token), written) == (22, "42", 8, "1000000")
+    assert codec.stamped_at(stamped) == 1_000_000
+    assert codec.state_of(stamped, REGION).sequence == 42
+    legacy = {**stamped, "_rep_marker": {"S": ".".join(stamped["_rep_marker"]["S"].split(".")[:3])}}
+    assert codec.stamped_by_replicator(legacy) and codec.stamped_at(legacy) is None  # written before the time
+    assert codec.state_of(legacy, REGION).sequence == 42
+
+
+@pytest.mark.parametrize(
+    ("age", "record_delay", "echo"),
+    [
+        (0, 0, True),  # the replicator's write coming back
+        (0, 900, True),  # written at the end of a 15-minute invocation that stamped it at the start
+        (0, -60, True),  # the record's time is rounded down (DynamoDB Local: to the minute)
+        (7200, 0, False),  # a restored backup whose marker is two hours old
+        (3 * 86400, 0, False),
+    ],
+)
+def test_a_marker_older_than_its_record_allows_is_a_restore_not_an_echo(config, codec, age, record_delay, echo):
+    now = time.time()
+    fresh = codec.stamp(State(item("10", v={"S": "a"}), decimal.Decimal(10), False, "eu-west-1"), now=now)
+    new = aged(fresh, age)
+    replication = MultiActiveReplication(config, clients=None, logger=None)  # type: ignore[arg-type]
+    for old in (None, item("5", v={"S": "p"})):  # over nothing, over another item
+        record = Change(0, "1", "MODIFY", (("pk", "S", "k"),), new, old, now + record_delay, False)
+        assert replication._is_echo(record) is echo
+    # Without a record time the bound is the tombstone lifetime (beyond retention + maximum record age).
+    no_time = Change(0, "1", "INSERT", (("pk", "S", "k"),), aged(fresh, 3 * 86400), None, None, False)
+    assert replication._is_echo(no_time) is False
+
+
+def test_a_restored_state_is_the_backed_up_state_and_a_restored_tombstone_expires_again(codec):
+    live = codec.stamp(State(item("10", v={"S": "a"}), decimal.Decimal(10), False, "eu-west-1", 7), now=5)
+    restored = codec.restored_state(live, written_at=1_000_000)
+    assert (restored.origin, restored.sequence, restored.deleted, restored.version) == ("eu-west-1", 7, False, 10)
+    tombstone = codec.stamp(codec.tombstone_state(item("10"), "eu-west-1", 8, deleted_at=5), now=5)
+    assert tombstone["_rep_expiresAt"] == {"N": str(5 + 172800)}  # fixed by the delete
+    again = codec.restored_state(tombstone, written_at=1_000_000)
+    assert again.deleted and again.origin == "eu-west-1" and again.expires == 1_000_000 + 172800
+    assert codec.stamp(again)["_rep_expiresAt"] == {"N": str(1_000_000 + 172800)}

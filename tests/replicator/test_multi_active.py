@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 import pytest
@@ -243,7 +244,9 @@ def test_string_conflict_attribute_is_rejected(mesh):
     assert mesh.deliver(EAST, records)["batchItemFailures"]
 
 
-def test_ttl_deletes_are_skipped_by_default(mesh):
+def test_ttl_deletes_are_versioned_deletes_by_default(mesh):
+    # Skipped TTL deletes let the copies diverge (issue 10, defect 5): an expiry is replicated as a delete of
+    # the expired version, with a tombstone in every region, the expiring one included.
     put(mesh, EAST, "k", 100)
     mesh.pump()
     delete(mesh, EAST, "k")
@@ -251,8 +254,28 @@ def test_ttl_deletes_are_skipped_by_default(mesh):
     assert [r["eventName"] for r in records] == ["REMOVE"]
     records[0]["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
     assert mesh.deliver(EAST, records) == {"batchItemFailures": []}
-    assert get(mesh, WEST, "k") is not None and DELETED not in get(mesh, WEST, "k")
-    assert get(mesh, EAST, "k") is None  # no tombstone either: every region's TTL removes its own copy
+    mesh.pump()
+    mesh.assert_converged()
+    for region in mesh.tables:
+        tombstone = get(mesh, region, "k")
+        assert tombstone[DELETED] == {"BOOL": True} and tombstone["updatedAt"] == {"N": "100"}
+    # Every copy of one delete's tombstone expires at the same instant: the delete's time + the lifetime.
+    assert len({get(mesh, r, "k")[PREFIX + "expiresAt"]["N"] for r in mesh.tables}) == 1
+    deleted_at = records[0]["dynamodb"]["ApproximateCreationDateTime"]
+    assert int(get(mesh, WEST, "k")[PREFIX + "expiresAt"]["N"]) == int(deleted_at) + 2 * 24 * 3600
+
+
+def test_a_ttl_delete_of_an_item_without_a_conflict_value_is_not_replicated(mesh, capsys):
+    mesh.write(EAST).put_item(TableName=mesh.name(EAST), Item={"pk": {"S": "legacy"}, "v": {"S": "no version"}})
+    mesh.tables[EAST].new_records()  # its write was reported when it was made (not under test here)
+    delete(mesh, EAST, "legacy")
+    records = mesh.tables[EAST].new_records()
+    records[0]["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+    capsys.readouterr()
+    assert mesh.deliver(EAST, records) == {"batchItemFailures": []}  # nothing to version: not held back
+    warnings = [l for l in json_lines(capsys.readouterr().out) if l.get("level") == "WARNING"]
+    assert [(w["key"], w["reason"]) for w in warnings] == [({"pk": {"S": "legacy"}}, "MissingConflictAttribute")]
+    assert get(mesh, EAST, "legacy") is None and get(mesh, WEST, "legacy") is None
 
 
 def test_duplicate_delivery_counts_already_applied(mesh, capsys):
@@ -294,3 +317,182 @@ def test_deleting_a_lost_write_puts_the_winner_back(mesh):
     mesh.pump()
     live = mesh.assert_converged()
     assert [(i["v"]["S"], i["updatedAt"]["N"]) for i in live] == [("winner", "500")]
+
+
+# --- TTL expiry (issue 10, defect 5) -------------------------------------------------------------------------
+# DynamoDB Local does not run TTL deletions, so they are simulated as DynamoDB does them: the item is deleted
+# and its REMOVE record names the TTL service as the user identity.
+
+TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+
+
+@pytest.fixture
+def ttl_mesh(ddb_local, make_processor):
+    """A mesh whose tables expire items through the application's own TTL attribute ``expiresAt``, which the
+    replicator also uses for its tombstones (REPLICATION_TTL_ATTRIBUTE, as the construct writes it when the
+    table has a TTL attribute of the user's)."""
+    return build_mesh(ddb_local, make_processor, [EAST, WEST, SYDNEY], REPLICATION_TTL_ATTRIBUTE="expiresAt")
+
+
+def expire(mesh, region: str, pk: str) -> None:
+    """DynamoDB's TTL process removes ``pk`` from ``region`` (only if the item there has expired), and that
+    region's replicator receives the stream records written since its last delivery."""
+    item = get(mesh, region, pk)
+    if item is not None and "expiresAt" in item and int(item["expiresAt"]["N"]) < time.time():
+        delete(mesh, region, pk)
+    records = mesh.tables[region].new_records()
+    for record in records:
+        if record["eventName"] == "REMOVE" and record["dynamodb"]["Keys"]["pk"] == {"S": pk}:
+            record["userIdentity"] = dict(TTL_IDENTITY)
+    if records:
+        assert mesh.deliver(region, records) == {"batchItemFailures": []}
+
+
+def test_a_lower_versioned_re_create_after_ttl_expiry_converges(ttl_mesh):
+    """The issue's case: every region holds v10, expired; us-east-1's TTL removes it first and the
+    application re-creates the item there with v1 (with the VERSION strategy it cannot know v10). Before the
+    fix us-east-1 kept v1 for good while the others refused it and then expired v10: the copies never agreed."""
+    mesh = ttl_mesh
+    past = int(time.time()) - 3600
+    put(mesh, EAST, "k", 10, v={"S": "old"}, expiresAt={"N": str(past)})
+    mesh.pump()
+    expire(mesh, EAST, "k")
+    put(mesh, EAST, "k", 1, v={"S": "re-created"})
+    mesh.pump()
+    for region in (WEST, SYDNEY):
+        expire(mesh, region, "k")
+    mesh.pump()
+    mesh.assert_converged()
+    # The expiry is a delete of version 10 (as Global Tables replicates TTL deletes): the re-create at a lower
+    # version loses to it everywhere, exactly like a re-create after an application delete.
+    assert all(mesh.live(r) == [] for r in mesh.tables)
+    assert [t["updatedAt"] for t in mesh.tombstones(WEST)] == [{"N": "10"}]
+
+
+def test_a_late_older_write_does_not_resurrect_an_expired_item(ttl_mesh):
+    """A write made before the expiry, with a lower version, that reaches other regions only after their TTL
+    removed the item must lose there as it lost where the item was still present."""
+    mesh = ttl_mesh
+    past = int(time.time()) - 3600
+    put(mesh, SYDNEY, "k", 5, v={"S": "older, concurrent"})
+    late = mesh.tables[SYDNEY].new_records()  # ap-southeast-2's replicator lags: v5 is not sent yet
+    put(mesh, EAST, "k", 10, v={"S": "newer"}, expiresAt={"N": str(past)})
+    mesh.pump(only=EAST)  # v10 everywhere (it beats v5 in ap-southeast-2)
+    expire(mesh, EAST, "k")
+    expire(mesh, WEST, "k")
+    assert mesh.deliver(SYDNEY, late) == {"batchItemFailures": []}  # v5 finally sent
+    mesh.pump()
+    expire(mesh, SYDNEY, "k")
+    mesh.pump()
+    mesh.assert_converged()
+    assert all(mesh.live(r) == [] for r in mesh.tables)
+
+
+# --- Verbatim restores (issue 10, defect 6) ------------------------------------------------------------------
+# A backup copies items with our metadata; restoring one writes a marker that matches its content. Only a
+# marker the replicator wrote moments before the record can be its own write coming back.
+
+THREE_DAYS = 3 * 24 * 3600
+
+
+def backup_of(mesh, region: str, pk: str, age_seconds: int = THREE_DAYS) -> dict[str, Any]:
+    """The item as a backup taken ``age_seconds`` after the replicator wrote it would hold it: the same
+    attributes, whose marker says it was written that long before now (``<digest>.<sequence>.<token>.<time>``,
+    see replicator.metadata)."""
+    item = copy.deepcopy(get(mesh, region, pk))
+    parts = item[PREFIX + "marker"]["S"].split(".")
+    written = int(parts[3]) if len(parts) == 4 else int(time.time())
+    item[PREFIX + "marker"] = {"S": ".".join([*parts[:3], str(written - age_seconds)])}
+    return item
+
+
+def remove_tombstones_by_ttl(mesh, pk: str) -> None:
+    """DynamoDB's TTL removes the (expired) tombstones of ``pk`` in every region."""
+    for region in mesh.tables:
+        assert DELETED in get(mesh, region, pk)
+        delete(mesh, region, pk)
+        records = mesh.tables[region].new_records()
+        for record in records:
+            record["userIdentity"] = dict(TTL_IDENTITY)
+        assert mesh.deliver(region, records) == {"batchItemFailures": []}
+
+
+def test_a_verbatim_restore_after_the_tombstone_expired_is_replicated(mesh):
+    """Before the fix the restored item's marker matched its content, so its INSERT was taken for the
+    replicator's own write and never left eu-west-1."""
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump()
+    backup = backup_of(mesh, WEST, "k")  # with its _rep_ attributes
+    delete(mesh, EAST, "k")
+    mesh.pump()
+    remove_tombstones_by_ttl(mesh, "k")
+    mesh.write(WEST).put_item(TableName=mesh.name(WEST), Item=backup)
+    mesh.pump()
+    live = mesh.assert_converged()
+    assert [(i["v"]["S"], i["updatedAt"]["N"]) for i in live] == [("x", "100")]
+    # The restore brings back the backed-up state itself, whose metadata every copy now carries: it orders
+    # the same way everywhere, eu-west-1's restored item included.
+    assert {get(mesh, r, "k")[PREFIX + "origin"]["S"] for r in mesh.tables} == {EAST}
+    assert get(mesh, WEST, "k") == backup
+
+
+def test_a_verbatim_restore_over_a_live_tombstone_loses_to_the_delete_everywhere(mesh):
+    """The neighbouring case: restored over the tombstone of its own delete (old image with another marker),
+    it is an application write of version 100, which the delete of version 100 beats (rule 5). Before the
+    fix it was taken for an echo: eu-west-1 kept the item, the others the tombstone."""
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump()
+    backup = backup_of(mesh, WEST, "k")
+    delete(mesh, EAST, "k")
+    mesh.pump()
+    mesh.write(WEST).put_item(TableName=mesh.name(WEST), Item=backup)
+    mesh.pump()
+    mesh.assert_converged()
+    assert all(mesh.live(r) == [] for r in mesh.tables)
+
+
+def test_a_verbatim_restore_over_a_newer_item_loses_everywhere(mesh):
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump()
+    backup = backup_of(mesh, WEST, "k")
+    put(mesh, SYDNEY, "k", 200, v={"S": "newer"})
+    mesh.pump()
+    mesh.write(WEST).put_item(TableName=mesh.name(WEST), Item=backup)
+    mesh.pump()
+    live = mesh.assert_converged()
+    assert [i["v"]["S"] for i in live] == ["newer"]
+
+
+def test_a_verbatim_restore_over_an_older_live_item_wins_everywhere(mesh):
+    """The neighbouring case that diverged: the item was deleted and, once its tombstones expired, created
+    again at a lower version; the restore (version 100, old image with another marker) beats it, and before
+    the fix was taken for an echo that won only in eu-west-1."""
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump()
+    backup = backup_of(mesh, WEST, "k")
+    delete(mesh, EAST, "k")
+    mesh.pump()
+    remove_tombstones_by_ttl(mesh, "k")
+    put(mesh, SYDNEY, "k", 10, v={"S": "created again"})
+    mesh.pump()
+    mesh.write(WEST).put_item(TableName=mesh.name(WEST), Item=backup)
+    mesh.pump()
+    live = mesh.assert_converged()
+    assert [(i["v"]["S"], i["updatedAt"]["N"]) for i in live] == [("x", "100")]
+
+
+def test_a_restored_tombstone_is_a_delete_not_a_live_item(mesh):
+    """A whole-table restore brings tombstones back too: each stands for the delete it recorded."""
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump()
+    delete(mesh, EAST, "k")
+    mesh.pump()
+    backup = backup_of(mesh, WEST, "k")
+    assert DELETED in backup
+    remove_tombstones_by_ttl(mesh, "k")
+    put(mesh, SYDNEY, "k", 50, v={"S": "older write, after the tombstones expired"})
+    mesh.pump()
+    mesh.write(WEST).put_item(TableName=mesh.name(WEST), Item=backup)
+    mesh.pump()
+    mesh.assert_converged()
+    assert all(mesh.live(r) == [] for r in mesh.tables)

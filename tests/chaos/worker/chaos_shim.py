@@ -125,11 +125,25 @@ def _mutant_order() -> None:
     processor.group_by_item = reversed_groups
 
 
+def _mutant_ttl() -> None:
+    """Rules 1 and 5 through TTL expiry off: deletes made by DynamoDB's TTL process are not replicated (the
+    multi-active default before issue 10), so no other region learns the expired version."""
+    from replicator import multi_active
+
+    real = multi_active.MultiActiveReplication._skip_remove
+
+    def skip_remove(self: Any, change: Any) -> Any:
+        return "TTL delete (mutant: not replicated)" if change.by_ttl else real(self, change)
+
+    multi_active.MultiActiveReplication._skip_remove = skip_remove  # type: ignore[method-assign]
+
+
 MUTANTS: dict[str, Callable[[], None]] = {
     "loop": _mutant_loop,
     "tiebreak": _mutant_tiebreak,
     "tombstones": _mutant_tombstones,
     "order": _mutant_order,
+    "ttl": _mutant_ttl,
 }
 
 
