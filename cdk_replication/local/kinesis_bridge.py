@@ -28,7 +28,7 @@ from cdk_replication.local.event_source_mapping import (
 )
 from cdk_replication.local.kinesis import parse_kinesis_stream_arn
 from cdk_replication.local.poller import BackgroundPoller
-from cdk_replication.local.stream_records import shards_in_lineage_order, to_json_image, to_json_user_identity
+from cdk_replication.local.stream_records import event_name_and_identity, shards_in_lineage_order, to_json_image
 
 PRECISIONS = {"MICROSECOND": 1_000_000, "MILLISECOND": 1_000}
 
@@ -305,12 +305,12 @@ class KinesisStreamingDestination(BackgroundPoller):
             if image in ddb:
                 body[image] = to_json_image(ddb[image])
         body["SizeBytes"] = ddb["SizeBytes"]
-        identity = raw.get("userIdentity")
+        event_name, identity = event_name_and_identity(raw)
         return {
             "awsRegion": self.region,
             "eventID": str(uuid.uuid4()),
-            "eventName": raw["eventName"],
-            "userIdentity": to_json_user_identity(identity) if identity else None,
+            "eventName": event_name,
+            "userIdentity": identity,
             "recordFormat": "application/json",
             "tableName": self.table_name,
             "dynamodb": body,

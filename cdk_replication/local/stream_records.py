@@ -53,6 +53,27 @@ def to_json_user_identity(identity: dict[str, Any]) -> dict[str, Any]:
             "principalId": identity.get("PrincipalId", identity.get("principalId"))}
 
 
+#: ``userIdentity`` of a delete made by DynamoDB's TTL process, as a Lambda record carries it.
+TTL_USER_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+
+#: What DynamoDB Local writes as ``eventName`` for its own TTL deletes (its SDK model predates them).
+_LOCAL_TTL_EVENT_NAME = "UNKNOWN_TO_SDK_VERSION"
+
+
+def event_name_and_identity(raw: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    """``(eventName, userIdentity)`` of a boto3 stream record as AWS writes them.
+
+    DynamoDB Local's TTL process deletes expired items too, but its record says ``UNKNOWN_TO_SDK_VERSION`` and
+    carries no ``userIdentity``; AWS writes ``REMOVE`` with the DynamoDB service as the identity. Delivering the
+    local spelling would teach the replicator a quirk AWS never shows (and fail every batch holding one).
+    """
+    ddb = raw.get("dynamodb", {})
+    if raw.get("eventName") == _LOCAL_TTL_EVENT_NAME and "OldImage" in ddb and "NewImage" not in ddb:
+        return "REMOVE", dict(TTL_USER_IDENTITY)
+    identity = raw.get("userIdentity")
+    return raw["eventName"], (to_json_user_identity(identity) if identity else None)
+
+
 def _epoch_seconds(value: Any) -> float:
     if isinstance(value, dt.datetime):
         return float(int(value.timestamp()))
@@ -75,17 +96,18 @@ def to_lambda_record(raw: dict[str, Any], region: str, stream_arn: str) -> dict[
     body["SequenceNumber"] = ddb["SequenceNumber"]
     body["SizeBytes"] = ddb["SizeBytes"]
     body["StreamViewType"] = ddb["StreamViewType"]
+    event_name, identity = event_name_and_identity(raw)
     record: dict[str, Any] = {
         "eventID": raw["eventID"],
-        "eventName": raw["eventName"],
+        "eventName": event_name,
         "eventVersion": raw.get("eventVersion", "1.1"),
         "eventSource": "aws:dynamodb",
         "awsRegion": region,
         "dynamodb": body,
         "eventSourceARN": stream_arn,
     }
-    if raw.get("userIdentity"):  # TTL deletions are marked as made by the DynamoDB service
-        record["userIdentity"] = to_json_user_identity(raw["userIdentity"])
+    if identity is not None:  # TTL deletions are marked as made by the DynamoDB service
+        record["userIdentity"] = identity
     return record
 
 

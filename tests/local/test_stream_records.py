@@ -74,8 +74,8 @@ def test_parents_come_before_children():
 
 
 def test_ttl_user_identity_is_in_the_event_shape(ddb_local):
-    # DynamoDB Local does not expire items: a real REMOVE record gets the userIdentity that DynamoDB Streams
-    # adds to TTL deletions, as boto3 returns it (PascalCase); Lambda's event says "type"/"principalId".
+    # A real REMOVE record gets the userIdentity that DynamoDB Streams adds to TTL deletions, as boto3 returns
+    # it (PascalCase); Lambda's event says "type"/"principalId".
     client = ddb_local.client(region=REGION, account=ACCOUNT)
     arn = _make_table(client, "records-ttl")
     client.put_item(TableName="records-ttl", Item={"pk": {"B": b"k"}})
@@ -86,3 +86,22 @@ def test_ttl_user_identity_is_in_the_event_shape(ddb_local):
     remove["userIdentity"] = {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"}
     assert to_lambda_record(remove, REGION, "arn")["userIdentity"] == {
         "type": "Service", "principalId": "dynamodb.amazonaws.com"}
+
+
+def test_dynamodb_local_ttl_deletes_are_delivered_as_aws_writes_them():
+    """DynamoDB Local's TTL process does delete expired items (within seconds), but its record says
+    ``UNKNOWN_TO_SDK_VERSION`` and carries no userIdentity (shape captured from DynamoDB Local 10.3.0). AWS
+    writes a REMOVE by the DynamoDB service: the replicator must only ever see that."""
+    raw = {
+        "eventID": "d2e6f00c-484f-4313-8b5b-ca66c9476da0", "eventName": "UNKNOWN_TO_SDK_VERSION",
+        "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": "ddblocal",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1764470000, "Keys": {"pk": {"S": "a"}},
+            "OldImage": {"pk": {"S": "a"}, "exp": {"N": "1764469990"}},
+            "SequenceNumber": "000000000000000000002", "SizeBytes": 20, "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+    }
+    record = to_lambda_record(raw, REGION, "arn")
+    assert record["eventName"] == "REMOVE"
+    assert record["userIdentity"] == {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+    assert "NewImage" not in record["dynamodb"]
