@@ -19,13 +19,15 @@ if TYPE_CHECKING:
         CrossAccountAccess,
         ExistingSource,
         KeySchema,
+        MigrationOptions,
         ReplicationMode,
+        ReplicationTarget,
         ResolvedTable,
         TableLocation,
     )
-    from .migration import ExportImportSource, MigrationBucket, MigrationOptions
+    from .migration import ExportImportSource, MigrationBucket
     from .replicated_table import ReplicatedTable
-    from .replicator import ReplicationTarget, Replicator, ReplicatorOptions
+    from .replicator import Replicator, ReplicatorOptions
     from .tables import ReplicaTable, TableOptions
 
 _EXPORTS = {
@@ -41,9 +43,9 @@ _EXPORTS = {
     "TableLocation": "model",
     "ExportImportSource": "migration",
     "MigrationBucket": "migration",
-    "MigrationOptions": "migration",
+    "MigrationOptions": "model",
     "ReplicatedTable": "replicated_table",
-    "ReplicationTarget": "replicator",
+    "ReplicationTarget": "model",
     "Replicator": "replicator",
     "ReplicatorOptions": "replicator",
     "ReplicaTable": "tables",

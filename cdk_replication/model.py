@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
 
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 
-if TYPE_CHECKING:
-    from .migration import MigrationOptions
+from . import defaults
 
 
 class ReplicationMode(str, Enum):
@@ -51,6 +50,59 @@ class CrossAccountAccess(str, Enum):
     WRITER_ROLE = "WRITER_ROLE"
     #: A resource policy on the replica table naming only the source replicator's role; no role to assume.
     RESOURCE_POLICY = "RESOURCE_POLICY"
+
+
+@dataclass(frozen=True)
+class MigrationOptions:
+    """An initial load of one replica from a native export of the source (``TableLocation.migration``).
+
+    The steps (docs/cli.md, "Cross-account migration with a migration bucket"): deploy without
+    ``export_arn`` (the replica's stack holds only the bucket; the replicator's mapping is created
+    disabled); export the source into the bucket under ``export_prefix``; set ``export_arn`` and deploy
+    (CloudFormation creates the replica table from the export); set ``ReplicatorOptions(enabled=True)`` and
+    deploy, keeping both settings from then on; optionally set ``keep_bucket=False`` and deploy.
+
+    The export reads the source's point-in-time recovery data. A source table this library creates has PITR
+    on by default (``point_in_time_recovery=False`` is refused with a migration); an existing source's
+    settings cannot be changed from here: turn PITR on with ``aws dynamodb update-continuous-backups`` or
+    ``cdk-replication migrate`` (which turns on the stream and PITR before exporting).
+
+    Attributes:
+        export_arn: the ``ExportArn`` of a COMPLETED export of the source table into this bucket and prefix.
+            Unset: the replica table is not created yet. Set: the replica table is created from the export's
+            data (``<export_prefix>/AWSDynamoDB/<export id>/data/``), with the construct's key schema, GSIs,
+            TTL and every other table option. CloudFormation uses the import source only when it creates the
+            table and cannot change it later: keep this value in your app for the table's lifetime (changing
+            or removing it asks CloudFormation to replace the table, which it refuses for a named table).
+            Default: none.
+        export_prefix: the one key prefix the exporter may write under. Default:
+            ``cdk-replication/<source table>/<replica table>``, the default of
+            ``cdk-replication migrate --s3-prefix``.
+        exporter_role_arn: the role in the source account that runs the export; only that role may then write.
+            Default: any principal of the source account whose own IAM policies allow the writes (the
+            account is the principal, so the source account's administrators decide who exports).
+        bucket_name: Default: ``<replica table>-migration-<account>-<region>`` (lower-cased, at most 63
+            characters), see ``naming.migration_bucket_name``.
+        encryption_key_arn: a KMS key of the replica's account and region for SSE-KMS; its key policy must
+            let the exporting principal use ``kms:GenerateDataKey`` and ``kms:Decrypt`` (this library does
+            not edit existing keys). Default: SSE-S3.
+        expiration: export objects are deleted this long after they were written (whole days). Default: 30 days.
+        removal_policy: ``RETAIN`` (default) or ``DESTROY``. A retained bucket keeps its lifecycle rule and so
+            empties itself; ``DESTROY`` deletes only an empty bucket (CloudFormation cannot delete objects).
+        compression: compression of the export's files. Default: ``GZIP`` (what exports write).
+        keep_bucket: ``False`` takes the bucket (and the source account's write access) out of the stack once
+            the replica is loaded; needs ``export_arn``. Default: ``True``.
+    """
+
+    export_arn: str | None = None
+    export_prefix: str | None = None
+    exporter_role_arn: str | None = None
+    bucket_name: str | None = None
+    encryption_key_arn: str | None = None
+    expiration: Duration = defaults.MIGRATION_EXPIRATION
+    removal_policy: RemovalPolicy = defaults.MIGRATION_REMOVAL_POLICY
+    compression: dynamodb.InputCompressionType = defaults.IMPORT_COMPRESSION
+    keep_bucket: bool = True
 
 
 @dataclass(frozen=True)
@@ -144,3 +196,25 @@ class ResolvedTable:
     def to_env(self) -> dict[str, str]:
         """The JSON object written to ``REPLICATION_SOURCE`` / an element of ``REPLICATION_TARGETS``."""
         return {"tableName": self.table_name, "region": self.region, "account": self.account}
+
+
+@dataclass(frozen=True)
+class ReplicationTarget:
+    """One table a replicator writes to.
+
+    Attributes:
+        table: where the target lives.
+        writer_role_arn: role in the target account that the replicator assumes for this target (written
+            to ``REPLICATION_TARGETS`` as ``roleArn``); ``None`` writes with the replicator's own role.
+            Default: ``None``.
+    """
+
+    table: ResolvedTable
+    writer_role_arn: str | None = None
+
+    def to_env(self) -> dict[str, str]:
+        """One element of ``REPLICATION_TARGETS``."""
+        entry = self.table.to_env()
+        if self.writer_role_arn is not None:
+            entry["roleArn"] = self.writer_role_arn
+        return entry

@@ -64,10 +64,7 @@ def check_arguments(path: str, function: Callable[..., Any], arguments: Mapping[
 
 @functools.cache
 def _hints(owner: Any) -> dict[str, Any]:
-    # model.py names MigrationOptions under TYPE_CHECKING only (an import cycle otherwise): resolve it here.
-    from .migration import MigrationOptions
-
-    return typing.get_type_hints(owner, localns={"MigrationOptions": MigrationOptions})
+    return typing.get_type_hints(owner)
 
 
 def _options(hint: Any) -> tuple[Any, ...]:

@@ -17,20 +17,16 @@ from constructs import Construct
 from . import defaults
 from .change_stream import KinesisOptions, change_stream
 from .errors import ReplicationConfigError
-from .migration import (
-    ExportImportSource,
-    MigrationBucket,
-    MigrationOptions,
-    parse_export_arn,
-    require_export_prefix,
-)
+from .migration import ExportImportSource, MigrationBucket, parse_export_arn, require_export_prefix
 from .model import (
     ChangeSource,
     ConflictStrategy,
     CrossAccountAccess,
     ExistingSource,
     KeySchema,
+    MigrationOptions,
     ReplicationMode,
+    ReplicationTarget,
     ResolvedTable,
     TableLocation,
 )
@@ -51,15 +47,8 @@ from .naming import (
     writer_role_name,
 )
 from .props import check_arguments
-from .replicator import (
-    TARGET_KMS_ACTIONS,
-    ReplicationTarget,
-    Replicator,
-    ReplicatorOptions,
-    acknowledge_nag,
-    require_supported_change_source,
-    target_write_actions,
-)
+from .permissions import acknowledge_writer_role, only_role, replica_resource_policy, writer_role_statements
+from .replicator import Replicator, ReplicatorOptions, require_supported_change_source
 from .tables import ReplicaTable, TableOptions
 
 
@@ -737,53 +726,32 @@ class ReplicatedTable(Construct):
         if self._cross_account_access != CrossAccountAccess.RESOURCE_POLICY:
             return None
         foreign = [w for w in writers if w != target and w.account != target.account]
-        if not foreign:
-            return None
-        statements = [
-            iam.PolicyStatement(
-                sid=f"Replicator{index}",
-                principals=[_only_role(w.account, self._replicator_role_arn(w, Aws.PARTITION))],
-                actions=list(target_write_actions(self.mode, self.change_source)),
-                resources=[table_arn(Aws.PARTITION, target.region, target.account, target.table_name)],
-            )
-            for index, w in enumerate(foreign)
-        ]
-        return iam.PolicyDocument(statements=statements)
+        return replica_resource_policy(
+            target,
+            [(w.account, self._replicator_role_arn(w, Aws.PARTITION)) for w in foreign],
+            self.mode,
+            self.change_source,
+        )
 
     def _target(self, writer: ResolvedTable, target: ResolvedTable) -> ReplicationTarget:
         if target.account == writer.account or self._cross_account_access == CrossAccountAccess.RESOURCE_POLICY:
             return ReplicationTarget(table=target)
         stack = self.stacks[target.env_key]
         name = writer_role_name(target.table_name, target.region, writer.account, writer.region)
-        statements = [
-            iam.PolicyStatement(
-                sid="WriteReplicaTable",
-                actions=list(target_write_actions(self.mode, self.change_source)),
-                resources=[table_arn(Aws.PARTITION, target.region, target.account, target.table_name)],
-            )
-        ]
-        if target.encryption_key_arn is not None:
-            statements.append(
-                iam.PolicyStatement(
-                    sid="UseReplicaTableKey", actions=list(TARGET_KMS_ACTIONS), resources=[target.encryption_key_arn]
-                )
-            )
         role = iam.Role(
             stack,
             f"Writer-{target.table_name}-{writer.account}-{writer.region}",
             role_name=name,
-            assumed_by=_only_role(writer.account, self._replicator_role_arn(writer, Aws.PARTITION)),
+            assumed_by=only_role(writer.account, self._replicator_role_arn(writer, Aws.PARTITION)),
             description=f"Lets the replicator of {writer.table_name} ({writer.account}/{writer.region}) write "
             f"{target.table_name}",
-            inline_policies={"WriteReplica": iam.PolicyDocument(statements=statements)},
+            inline_policies={
+                "WriteReplica": iam.PolicyDocument(
+                    statements=writer_role_statements(target, self.mode, self.change_source)
+                )
+            },
         )
-        if target.encryption_key_arn is not None:
-            acknowledge_nag(
-                role,
-                "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
-                "DynamoDB generates data keys of the table's customer-managed key on the caller's behalf; "
-                "limited to that key's ARN.",
-            )
+        acknowledge_writer_role(role, target)
         # The ARN in the environment must be a literal (the replicator and the local runtime read it).
         return ReplicationTarget(
             table=target,
@@ -859,17 +827,6 @@ class ReplicatedTable(Construct):
             )
         options.validate(path, self.source_location.region, self.source_location.account)
         return options
-
-
-def _only_role(account: str, role_arn_value: str) -> iam.IPrincipal:
-    """A principal matching exactly one role of ``account``.
-
-    The account is the principal and the role ARN a condition, because IAM rejects a trust or resource
-    policy that names a role ARN which does not exist yet (the replicator's stack may deploy later).
-    """
-    return iam.PrincipalWithConditions(
-        iam.AccountPrincipal(account), {"ArnEquals": {"aws:PrincipalArn": role_arn_value}}
-    )
 
 
 def _attr(attribute: dynamodb.Attribute | None) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jsii
-from aws_cdk import Acknowledgment, Aws, Duration, Stack, Token, Validations
+from aws_cdk import Duration, Stack, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -20,58 +20,9 @@ from constructs import Construct, IConstruct
 
 from . import defaults
 from .errors import ReplicationConfigError
-from .model import ChangeSource, ConflictStrategy, KeySchema, ReplicationMode, ResolvedTable
-from .naming import table_arn
+from .model import ChangeSource, ConflictStrategy, KeySchema, ReplicationMode, ReplicationTarget, ResolvedTable
+from .permissions import acknowledge_nag, acknowledge_replicator_role, replicator_statements
 from .props import check_arguments
-
-#: Item-level actions a ONE_WAY replicator calls on a target table: coalesced BatchWriteItem, and PutItem /
-#: DeleteItem when a rejected batch is replayed item by item to isolate the bad record.
-ONE_WAY_WRITE_ACTIONS: tuple[str, ...] = (
-    "dynamodb:BatchWriteItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:PutItem",
-)
-#: A MULTI_ACTIVE replicator applies every write, tombstones included, with a conditional PutItem; a failed
-#: condition returns the stored item (ReturnValuesOnConditionCheckFailure), so it needs no GetItem.
-MULTI_ACTIVE_WRITE_ACTIONS: tuple[str, ...] = ("dynamodb:PutItem",)
-
-
-#: A ONE_WAY replicator fed by Kinesis writes every change, tombstones included, with a conditional PutItem
-#: (ordered by change time); a failed condition returns the stored item (ReturnValuesOnConditionCheckFailure).
-ORDERED_ONE_WAY_WRITE_ACTIONS: tuple[str, ...] = ("dynamodb:PutItem",)
-#: ... and reads the source item (strongly consistent GetItem) to settle changes with equal times that the
-#: records cannot order (lambda_src/replicator/ordered_one_way.py).
-ORDERED_ONE_WAY_SOURCE_ACTIONS: tuple[str, ...] = ("dynamodb:GetItem",)
-
-
-def target_write_actions(
-    mode: ReplicationMode, change_source: ChangeSource = ChangeSource.DYNAMODB_STREAMS
-) -> tuple[str, ...]:
-    """The item actions a replicator of ``mode`` reading ``change_source`` calls on the tables it writes."""
-    if mode == ReplicationMode.MULTI_ACTIVE:
-        return MULTI_ACTIVE_WRITE_ACTIONS
-    if change_source == ChangeSource.KINESIS:
-        return ORDERED_ONE_WAY_WRITE_ACTIONS
-    return ONE_WAY_WRITE_ACTIONS
-
-
-#: Stream actions Lambda's event source mapping performs with the function's role, scoped to one stream.
-STREAM_READ_ACTIONS: tuple[str, ...] = (
-    "dynamodb:DescribeStream",
-    "dynamodb:GetRecords",
-    "dynamodb:GetShardIterator",
-)
-#: Kinesis actions Lambda's event source mapping performs with the function's role on one data stream
-#: (standard iterators; SubscribeToShard would only be needed by an enhanced fan-out consumer).
-KINESIS_READ_ACTIONS: tuple[str, ...] = (
-    "kinesis:DescribeStream",
-    "kinesis:DescribeStreamSummary",
-    "kinesis:GetRecords",
-    "kinesis:GetShardIterator",
-    "kinesis:ListShards",
-)
-#: KMS actions for writing items of a table encrypted with a customer-managed key.
-TARGET_KMS_ACTIONS: tuple[str, ...] = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*")
 
 #: Lambda limits (AWS::Lambda::EventSourceMapping / AWS::Lambda::Function) the options are checked against.
 _MAX_ENV_BYTES = 4096
@@ -240,28 +191,6 @@ def _in_range(path: str, name: str, value: int, low: int, high: int, extra: str 
         )
 
 
-@dataclass(frozen=True)
-class ReplicationTarget:
-    """One table a replicator writes to.
-
-    Attributes:
-        table: where the target lives.
-        writer_role_arn: role in the target account that the replicator assumes for this target (written
-            to ``REPLICATION_TARGETS`` as ``roleArn``); ``None`` writes with the replicator's own role.
-            Default: ``None``.
-    """
-
-    table: ResolvedTable
-    writer_role_arn: str | None = None
-
-    def to_env(self) -> dict[str, str]:
-        """One element of ``REPLICATION_TARGETS``."""
-        entry = self.table.to_env()
-        if self.writer_role_arn is not None:
-            entry["roleArn"] = self.writer_role_arn
-        return entry
-
-
 @jsii.implements(lambda_.IEventSourceDlq)
 class _FailureQueueDestination:
     """On-failure destination that only names the queue.
@@ -275,12 +204,6 @@ class _FailureQueueDestination:
 
     def bind(self, target: lambda_.IEventSourceMapping, target_handler: lambda_.IFunction) -> lambda_.DlqDestinationConfig:
         return lambda_.DlqDestinationConfig(destination=self._queue.queue_arn)
-
-
-def acknowledge_nag(construct: IConstruct, rule_id: str, reason: str) -> None:
-    """Record why a cdk-nag finding does not apply, through CDK's native acknowledgement (cdk-nag v3 reads
-    it; no runtime dependency on cdk-nag)."""
-    Validations.of(construct).acknowledge(Acknowledgment(id=rule_id, reason=reason))
 
 
 class Replicator(Construct):
@@ -417,7 +340,17 @@ class Replicator(Construct):
 
         self.log_group = logs.LogGroup(self, "LogGroup", retention=options.log_retention)
 
-        statements = self._statements(stream_arn, stream_key_arn)
+        statements = replicator_statements(
+            source=source,
+            mode=mode,
+            change_source=change_source,
+            targets=self.targets,
+            stream_arn=stream_arn,
+            stream_key_arn=stream_key_arn,
+            source_key_arn=self._source_key_arn,
+            log_group_arn=self.log_group.log_group_arn,
+            failure_queue_arn=self.failure_queue.queue_arn,
+        )
         self.role = iam.Role(
             self,
             "Role",
@@ -428,7 +361,7 @@ class Replicator(Construct):
                 "Replication": iam.PolicyDocument(statements=statements)
             },
         )
-        self._acknowledge_role_findings(statements)
+        acknowledge_replicator_role(self.role, statements)
 
         self.environment = self._environment(key, mode, conflict_attribute, conflict_strategy, ttl_attribute, options)
         self.function = lambda_.Function(
@@ -508,106 +441,6 @@ class Replicator(Construct):
     def event_source_mapping_arn(self) -> str:
         """The mapping's ARN (a token)."""
         return self.event_source_mapping.event_source_mapping_arn
-
-    def _statements(self, stream_arn: str, stream_key_arn: str | None) -> list[iam.PolicyStatement]:
-        if self.change_source == ChangeSource.KINESIS:
-            statements = [
-                iam.PolicyStatement(
-                    sid="ReadSourceDataStream", actions=list(KINESIS_READ_ACTIONS), resources=[stream_arn]
-                ),
-                iam.PolicyStatement(
-                    sid="ReadSourceItems",
-                    actions=list(ORDERED_ONE_WAY_SOURCE_ACTIONS),
-                    resources=[
-                        table_arn(Aws.PARTITION, self.source.region, self.source.account, self.source.table_name)
-                    ],
-                ),
-            ]
-            if self._source_key_arn is not None:
-                # Reading an item of a table with a customer-managed key decrypts with the caller's permission.
-                statements.append(
-                    iam.PolicyStatement(
-                        sid="DecryptSourceItems", actions=["kms:Decrypt"], resources=[self._source_key_arn]
-                    )
-                )
-        else:
-            statements = [
-                iam.PolicyStatement(sid="ReadSourceStream", actions=list(STREAM_READ_ACTIONS), resources=[stream_arn]),
-                # ListStreams has no resource type in IAM: AWS only accepts "*" for it. Lambda's event source
-                # mapping calls it with the function's role (it is in AWS's documented minimum for DynamoDB
-                # stream triggers); it reveals stream ARNs only, not data.
-                iam.PolicyStatement(sid="ListStreams", actions=["dynamodb:ListStreams"], resources=["*"]),
-            ]
-        statements += [
-            iam.PolicyStatement(
-                sid="WriteOwnLogGroup",
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[self.log_group.log_group_arn],
-            ),
-            iam.PolicyStatement(
-                sid="SendToFailureQueue", actions=["sqs:SendMessage"], resources=[self.failure_queue.queue_arn]
-            ),
-        ]
-        direct = [t for t in self.targets if t.writer_role_arn is None]
-        if direct:
-            statements.append(
-                iam.PolicyStatement(
-                    sid="WriteTargetTables",
-                    actions=list(target_write_actions(self.mode, self.change_source)),
-                    resources=[
-                        table_arn(Aws.PARTITION, t.table.region, t.table.account, t.table.table_name) for t in direct
-                    ],
-                )
-            )
-        assumed = sorted({t.writer_role_arn for t in self.targets if t.writer_role_arn is not None})
-        if assumed:
-            statements.append(iam.PolicyStatement(sid="AssumeWriterRoles", actions=["sts:AssumeRole"], resources=assumed))
-        if self.mode == ReplicationMode.MULTI_ACTIVE:
-            # A multi-active replicator also writes its own table: the tombstone after a local delete, and the
-            # winner put back over a local write that lost (docs/conflicts.md).
-            statements.append(
-                iam.PolicyStatement(
-                    sid="WriteOwnTable",
-                    actions=list(MULTI_ACTIVE_WRITE_ACTIONS),
-                    resources=[
-                        table_arn(Aws.PARTITION, self.source.region, self.source.account, self.source.table_name)
-                    ],
-                )
-            )
-        if stream_key_arn is not None:
-            if self.mode == ReplicationMode.MULTI_ACTIVE:
-                # Writing the own table needs the table key for encryption too, not only for reading the stream.
-                statements.append(
-                    iam.PolicyStatement(
-                        sid="UseSourceTableKey", actions=list(TARGET_KMS_ACTIONS), resources=[stream_key_arn]
-                    )
-                )
-            else:
-                statements.append(
-                    iam.PolicyStatement(sid="DecryptSourceStream", actions=["kms:Decrypt"], resources=[stream_key_arn])
-                )
-        target_keys = sorted({t.table.encryption_key_arn for t in direct if t.table.encryption_key_arn is not None})
-        if target_keys:
-            statements.append(
-                iam.PolicyStatement(sid="UseTargetTableKeys", actions=list(TARGET_KMS_ACTIONS), resources=target_keys)
-            )
-        return statements
-
-    def _acknowledge_role_findings(self, statements: Sequence[iam.PolicyStatement]) -> None:
-        if any("*" in st.resources for st in statements):
-            acknowledge_nag(
-                self.role,
-                "AwsSolutions-IAM5[Resource::*]",
-                "dynamodb:ListStreams is the only action on '*': IAM has no resource type for it, and Lambda's "
-                "DynamoDB stream mapping uses it.",
-            )
-        if any("kms:GenerateDataKey*" in st.actions for st in statements):
-            acknowledge_nag(
-                self.role,
-                "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
-                "DynamoDB generates data keys of a customer-managed table key on the caller's behalf; the "
-                "statement is limited to the key ARNs of the tables this replicator writes.",
-            )
 
     def _environment(
         self,

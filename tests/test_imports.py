@@ -194,7 +194,6 @@ def test_no_import_circles_in_the_cli() -> None:
     assert not found, "import circles in the command line:\n" + report(found, GRAPH)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: construct layer circles, being removed")
 def test_no_import_circles_elsewhere() -> None:
     """``cdk_replication`` outside the command line, and the replicator."""
     found = [c for c in circles(GRAPH) if not _touches_cli(c)]

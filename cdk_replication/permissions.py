@@ -1,0 +1,273 @@
+"""Every IAM permission the constructs write, and the cdk-nag acknowledgements that explain them.
+
+Kept apart from the constructs (as aws-cdk-lib keeps ``perms.ts`` apart from its grant classes) so that one
+file answers "what may the replicator do, and why": the action lists per mode and change source, the
+principal that matches exactly one role of another account, and the builders of the replicator role's
+statements, of a cross-account writer role's statements and of a replica table's resource policy. The
+statements' order, ``Sid`` s and action order are what the templates hold (snapshots and
+tests/constructs/test_construct_iam.py pin them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Acknowledgment, Aws, Validations
+from aws_cdk import aws_iam as iam
+from constructs import IConstruct
+
+from .model import ChangeSource, ReplicationMode, ReplicationTarget, ResolvedTable
+from .naming import table_arn
+
+#: Item-level actions a ONE_WAY replicator calls on a target table: coalesced BatchWriteItem, and PutItem /
+#: DeleteItem when a rejected batch is replayed item by item to isolate the bad record.
+ONE_WAY_WRITE_ACTIONS: tuple[str, ...] = (
+    "dynamodb:BatchWriteItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:PutItem",
+)
+#: A MULTI_ACTIVE replicator applies every write, tombstones included, with a conditional PutItem; a failed
+#: condition returns the stored item (ReturnValuesOnConditionCheckFailure), so it needs no GetItem.
+MULTI_ACTIVE_WRITE_ACTIONS: tuple[str, ...] = ("dynamodb:PutItem",)
+#: A ONE_WAY replicator fed by Kinesis writes every change, tombstones included, with a conditional PutItem
+#: (ordered by change time); a failed condition returns the stored item (ReturnValuesOnConditionCheckFailure).
+ORDERED_ONE_WAY_WRITE_ACTIONS: tuple[str, ...] = ("dynamodb:PutItem",)
+#: ... and reads the source item (strongly consistent GetItem) to settle changes with equal times that the
+#: records cannot order (lambda_src/replicator/ordered_one_way.py).
+ORDERED_ONE_WAY_SOURCE_ACTIONS: tuple[str, ...] = ("dynamodb:GetItem",)
+#: Stream actions Lambda's event source mapping performs with the function's role, scoped to one stream.
+STREAM_READ_ACTIONS: tuple[str, ...] = (
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+)
+#: Kinesis actions Lambda's event source mapping performs with the function's role on one data stream
+#: (standard iterators; SubscribeToShard would only be needed by an enhanced fan-out consumer).
+KINESIS_READ_ACTIONS: tuple[str, ...] = (
+    "kinesis:DescribeStream",
+    "kinesis:DescribeStreamSummary",
+    "kinesis:GetRecords",
+    "kinesis:GetShardIterator",
+    "kinesis:ListShards",
+)
+#: KMS actions for writing items of a table encrypted with a customer-managed key.
+TARGET_KMS_ACTIONS: tuple[str, ...] = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*")
+
+
+def target_write_actions(
+    mode: ReplicationMode, change_source: ChangeSource = ChangeSource.DYNAMODB_STREAMS
+) -> tuple[str, ...]:
+    """The item actions a replicator of ``mode`` reading ``change_source`` calls on the tables it writes."""
+    if mode == ReplicationMode.MULTI_ACTIVE:
+        return MULTI_ACTIVE_WRITE_ACTIONS
+    if change_source == ChangeSource.KINESIS:
+        return ORDERED_ONE_WAY_WRITE_ACTIONS
+    return ONE_WAY_WRITE_ACTIONS
+
+
+def acknowledge_nag(construct: IConstruct, rule_id: str, reason: str) -> None:
+    """Record why a cdk-nag finding does not apply, through CDK's native acknowledgement (cdk-nag v3 reads
+    it; no runtime dependency on cdk-nag)."""
+    Validations.of(construct).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+
+
+def only_role(account: str, role_arn_value: str) -> iam.IPrincipal:
+    """A principal matching exactly one role of ``account``.
+
+    The account is the principal and the role ARN a condition, because IAM rejects a trust or resource
+    policy that names a role ARN which does not exist yet (the replicator's stack may deploy later).
+    """
+    return iam.PrincipalWithConditions(
+        iam.AccountPrincipal(account), {"ArnEquals": {"aws:PrincipalArn": role_arn_value}}
+    )
+
+
+def _arn_of(table: ResolvedTable) -> str:
+    """The table's ARN with the partition left to CloudFormation (``AWS::Partition``)."""
+    return table_arn(Aws.PARTITION, table.region, table.account, table.table_name)
+
+
+# --- the replicator's own role ------------------------------------------------------------------------------
+
+
+def replicator_statements(
+    *,
+    source: ResolvedTable,
+    mode: ReplicationMode,
+    change_source: ChangeSource,
+    targets: Sequence[ReplicationTarget],
+    stream_arn: str,
+    stream_key_arn: str | None,
+    source_key_arn: str | None,
+    log_group_arn: str,
+    failure_queue_arn: str,
+) -> list[iam.PolicyStatement]:
+    """The replicator role's inline policy: read the changes, write its log group and failure queue, write
+    (or assume the writer roles of) its targets, and use the keys of the tables it reads and writes.
+
+    ``source_key_arn`` is the source table's key for the item reads of a Kinesis change source;
+    ``stream_key_arn`` the key of the stream it reads (the source table's key with DynamoDB Streams)."""
+    if change_source == ChangeSource.KINESIS:
+        statements = _kinesis_read_statements(source, stream_arn, source_key_arn)
+    else:
+        statements = _stream_read_statements(stream_arn)
+    statements += [
+        iam.PolicyStatement(
+            sid="WriteOwnLogGroup", actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group_arn]
+        ),
+        iam.PolicyStatement(sid="SendToFailureQueue", actions=["sqs:SendMessage"], resources=[failure_queue_arn]),
+    ]
+    statements += _target_statements(source, mode, change_source, targets)
+    statements += _key_statements(mode, targets, stream_key_arn)
+    return statements
+
+
+def _kinesis_read_statements(
+    source: ResolvedTable, stream_arn: str, source_key_arn: str | None
+) -> list[iam.PolicyStatement]:
+    statements = [
+        iam.PolicyStatement(sid="ReadSourceDataStream", actions=list(KINESIS_READ_ACTIONS), resources=[stream_arn]),
+        iam.PolicyStatement(
+            sid="ReadSourceItems", actions=list(ORDERED_ONE_WAY_SOURCE_ACTIONS), resources=[_arn_of(source)]
+        ),
+    ]
+    if source_key_arn is not None:
+        # Reading an item of a table with a customer-managed key decrypts with the caller's permission.
+        statements.append(
+            iam.PolicyStatement(sid="DecryptSourceItems", actions=["kms:Decrypt"], resources=[source_key_arn])
+        )
+    return statements
+
+
+def _stream_read_statements(stream_arn: str) -> list[iam.PolicyStatement]:
+    return [
+        iam.PolicyStatement(sid="ReadSourceStream", actions=list(STREAM_READ_ACTIONS), resources=[stream_arn]),
+        # ListStreams has no resource type in IAM: AWS only accepts "*" for it. Lambda's event source
+        # mapping calls it with the function's role (it is in AWS's documented minimum for DynamoDB
+        # stream triggers); it reveals stream ARNs only, not data.
+        iam.PolicyStatement(sid="ListStreams", actions=["dynamodb:ListStreams"], resources=["*"]),
+    ]
+
+
+def _target_statements(
+    source: ResolvedTable, mode: ReplicationMode, change_source: ChangeSource, targets: Sequence[ReplicationTarget]
+) -> list[iam.PolicyStatement]:
+    statements = []
+    direct = [t for t in targets if t.writer_role_arn is None]
+    if direct:
+        statements.append(
+            iam.PolicyStatement(
+                sid="WriteTargetTables",
+                actions=list(target_write_actions(mode, change_source)),
+                resources=[_arn_of(t.table) for t in direct],
+            )
+        )
+    assumed = sorted({t.writer_role_arn for t in targets if t.writer_role_arn is not None})
+    if assumed:
+        statements.append(iam.PolicyStatement(sid="AssumeWriterRoles", actions=["sts:AssumeRole"], resources=assumed))
+    if mode == ReplicationMode.MULTI_ACTIVE:
+        # A multi-active replicator also writes its own table: the tombstone after a local delete, and the
+        # winner put back over a local write that lost (docs/conflicts.md).
+        statements.append(
+            iam.PolicyStatement(
+                sid="WriteOwnTable", actions=list(MULTI_ACTIVE_WRITE_ACTIONS), resources=[_arn_of(source)]
+            )
+        )
+    return statements
+
+
+def _key_statements(
+    mode: ReplicationMode, targets: Sequence[ReplicationTarget], stream_key_arn: str | None
+) -> list[iam.PolicyStatement]:
+    statements = []
+    if stream_key_arn is not None:
+        if mode == ReplicationMode.MULTI_ACTIVE:
+            # Writing the own table needs the table key for encryption too, not only for reading the stream.
+            statements.append(
+                iam.PolicyStatement(sid="UseSourceTableKey", actions=list(TARGET_KMS_ACTIONS), resources=[stream_key_arn])
+            )
+        else:
+            statements.append(
+                iam.PolicyStatement(sid="DecryptSourceStream", actions=["kms:Decrypt"], resources=[stream_key_arn])
+            )
+    direct = [t for t in targets if t.writer_role_arn is None]
+    target_keys = sorted({t.table.encryption_key_arn for t in direct if t.table.encryption_key_arn is not None})
+    if target_keys:
+        statements.append(
+            iam.PolicyStatement(sid="UseTargetTableKeys", actions=list(TARGET_KMS_ACTIONS), resources=target_keys)
+        )
+    return statements
+
+
+def acknowledge_replicator_role(role: IConstruct, statements: Sequence[iam.PolicyStatement]) -> None:
+    """The cdk-nag findings the replicator role's ``statements`` raise by design, with the reasons."""
+    if any("*" in st.resources for st in statements):
+        acknowledge_nag(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "dynamodb:ListStreams is the only action on '*': IAM has no resource type for it, and Lambda's "
+            "DynamoDB stream mapping uses it.",
+        )
+    if any("kms:GenerateDataKey*" in st.actions for st in statements):
+        acknowledge_nag(
+            role,
+            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+            "DynamoDB generates data keys of a customer-managed table key on the caller's behalf; the "
+            "statement is limited to the key ARNs of the tables this replicator writes.",
+        )
+
+
+# --- cross-account access to a target ------------------------------------------------------------------------
+
+
+def writer_role_statements(
+    target: ResolvedTable, mode: ReplicationMode, change_source: ChangeSource
+) -> list[iam.PolicyStatement]:
+    """The inline policy of a writer role in ``target``'s account (``CrossAccountAccess.WRITER_ROLE``): the
+    replicator's item actions on that one table, plus its customer-managed key, if any."""
+    statements = [
+        iam.PolicyStatement(
+            sid="WriteReplicaTable", actions=list(target_write_actions(mode, change_source)), resources=[_arn_of(target)]
+        )
+    ]
+    if target.encryption_key_arn is not None:
+        statements.append(
+            iam.PolicyStatement(
+                sid="UseReplicaTableKey", actions=list(TARGET_KMS_ACTIONS), resources=[target.encryption_key_arn]
+            )
+        )
+    return statements
+
+
+def acknowledge_writer_role(role: IConstruct, target: ResolvedTable) -> None:
+    """The cdk-nag finding a writer role for a table with a customer-managed key raises by design."""
+    if target.encryption_key_arn is not None:
+        acknowledge_nag(
+            role,
+            "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+            "DynamoDB generates data keys of the table's customer-managed key on the caller's behalf; "
+            "limited to that key's ARN.",
+        )
+
+
+def replica_resource_policy(
+    target: ResolvedTable,
+    foreign_writers: Sequence[tuple[str, str]],
+    mode: ReplicationMode,
+    change_source: ChangeSource,
+) -> iam.PolicyDocument | None:
+    """The resource policy of ``target`` (``CrossAccountAccess.RESOURCE_POLICY``) that lets exactly the
+    replicator roles ``foreign_writers`` ((account, role ARN) pairs, in order) call the item actions on it;
+    ``None`` when there is no writer in another account."""
+    if not foreign_writers:
+        return None
+    statements = [
+        iam.PolicyStatement(
+            sid=f"Replicator{index}",
+            principals=[only_role(account, role)],
+            actions=list(target_write_actions(mode, change_source)),
+            resources=[_arn_of(target)],
+        )
+        for index, (account, role) in enumerate(foreign_writers)
+    ]
+    return iam.PolicyDocument(statements=statements)
