@@ -111,6 +111,10 @@ class ReplicatorOptions:
     report_batch_item_failures: bool = defaults.REPORT_BATCH_ITEM_FAILURES
     parallelization_factor: int = defaults.PARALLELIZATION_FACTOR
     enabled: bool | None = None
+    #: Set by ``checked()`` only: these options were validated and their backlog default applied, so a
+    #: ``Replicator`` given them does not check them again. Not an init field: ``dataclasses.replace``
+    #: makes an unchecked copy, so changed options are always checked.
+    _checked: bool = field(default=False, init=False, repr=False, compare=False)
 
     @property
     def max_record_age_is_default(self) -> bool:
@@ -141,6 +145,19 @@ class ReplicatorOptions:
                 "or set max_record_age",
             )
         return resolved
+
+    def checked(self) -> "ReplicatorOptions":
+        """These options marked as validated and resolved (call only after ``validate`` and ``with_backlog``)."""
+        object.__setattr__(self, "_checked", True)
+        return self
+
+    def resolve(self, path: str, backlog: bool) -> "ReplicatorOptions":
+        """Validated, with the ``backlog``-dependent default applied: once (options already checked are
+        returned as they are, so the rules run where the values are first used)."""
+        if self._checked:
+            return self
+        self.validate(path)
+        return self.with_backlog(path, backlog=backlog).checked()
 
     def validate(self, path: str) -> None:
         """Raise ``ReplicationConfigError`` naming ``path`` for values Lambda would reject."""
@@ -269,17 +286,42 @@ class Replicator(Construct):
         # locals() holds the parameters (and path, which has no hint). The checked targets replace the given
         # ones: a generator is read once, there.
         targets = check_arguments(path, Replicator.__init__, locals())["targets"]
-        options = options or ReplicatorOptions()
-        options.validate(path)
+        options = (options or ReplicatorOptions()).resolve(path, backlog=change_source == ChangeSource.KINESIS)
         require_supported_change_source(path, mode, change_source)
         if change_source != ChangeSource.KINESIS and change_retention is not None:
             raise ReplicationConfigError(
                 path, "change_retention is set but change_source is DYNAMODB_STREAMS (24 h, fixed)",
                 "drop change_retention, or use change_source=ChangeSource.KINESIS",
             )
-        options = options.with_backlog(path, backlog=change_source == ChangeSource.KINESIS)
+        self._require_stack_of(source)
+        _check_targets(path, targets, mode, conflict_attribute, conflict_strategy)
+        _check_attribute_names(path, key, mode, conflict_attribute, options.metadata_prefix)
+        _require_distinct_regions(path, source, targets, mode)
+
         self.change_source = change_source
         self._change_retention = change_retention or defaults.KINESIS_RETENTION
+        self.source = source
+        self._source_key_arn = source_key_arn if source_key_arn is not None else source.encryption_key_arn
+        self.mode = mode
+        self.targets = tuple(targets)
+        self._options = options
+        self.role_name = role_name
+        self.key = key
+        self._require_keys_of_known_tables()
+
+        self.failure_queue = self._failure_queue()
+        self.log_group = logs.LogGroup(self, "LogGroup", retention=options.log_retention)
+        self.role = self._role(stream_arn, stream_key_arn)
+        self.environment = self._environment(key, mode, conflict_attribute, conflict_strategy, ttl_attribute, options)
+        self.function = self._function()
+        self.event_source_mapping = self._mapping(stream_arn)
+        # Last, so that a Replicator refused above (and caught by the caller) is never compared with.
+        known_copies(self).add_replicator(self)
+
+    def _require_stack_of(self, source: ResolvedTable) -> None:
+        """The replicator's stack has a literal environment equal to the source table's (a mapping cannot
+        read a stream in another region or account)."""
+        path = self.node.path
         stack = Stack.of(self)
         if Token.is_unresolved(stack.account) or Token.is_unresolved(stack.region):
             raise ReplicationConfigError(
@@ -295,37 +337,10 @@ class Replicator(Construct):
                 "create the Replicator in a stack whose env is the source table's account and region "
                 "(event source mappings cannot read a stream in another region or account)",
             )
-        if not targets:
-            raise ReplicationConfigError(path, "targets is empty", "give at least one ReplicationTarget")
-        if mode == ReplicationMode.ONE_WAY and (conflict_attribute is not None or conflict_strategy is not None):
-            raise ReplicationConfigError(
-                path,
-                f"conflict_attribute={conflict_attribute!r} / conflict_strategy={conflict_strategy!r} are set in "
-                "ONE_WAY mode, where there are no conflicts to resolve",
-                "drop them, or use mode=ReplicationMode.MULTI_ACTIVE",
-            )
 
-        _check_attribute_names(path, key, mode, conflict_attribute, options.metadata_prefix)
-        if mode == ReplicationMode.MULTI_ACTIVE:
-            regions = [source.region, *(t.table.region for t in targets)]
-            if len(set(regions)) != len(regions):
-                raise ReplicationConfigError(
-                    path,
-                    f"MULTI_ACTIVE copies share a region ({', '.join(sorted(regions))}); the origin region breaks "
-                    "ties between equal conflict values, so it must identify one copy",
-                    "put every multi-active copy in its own region",
-                )
-
-        self.source = source
-        self._source_key_arn = source_key_arn if source_key_arn is not None else source.encryption_key_arn
-        self.mode = mode
-        self.targets = tuple(targets)
-        self._options = options
-        self.role_name = role_name
-        self.key = key
-        self._require_keys_of_known_tables()
-
-        self.failure_queue = sqs.Queue(
+    def _failure_queue(self) -> sqs.Queue:
+        """The on-failure destination: SQS-managed encryption, TLS only, the longest retention."""
+        queue = sqs.Queue(
             self,
             "FailureQueue",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
@@ -333,17 +348,18 @@ class Replicator(Construct):
             retention_period=defaults.FAILURE_QUEUE_RETENTION,
         )
         acknowledge_nag(
-            self.failure_queue,
+            queue,
             "AwsSolutions-SQS3",
             "This queue is itself the on-failure destination (dead-letter target) of the stream mapping.",
         )
+        return queue
 
-        self.log_group = logs.LogGroup(self, "LogGroup", retention=options.log_retention)
-
+    def _role(self, stream_arn: str, stream_key_arn: str | None) -> iam.Role:
+        """The function's own role, written for exactly this function (``permissions.replicator_statements``)."""
         statements = replicator_statements(
-            source=source,
-            mode=mode,
-            change_source=change_source,
+            source=self.source,
+            mode=self.mode,
+            change_source=self.change_source,
             targets=self.targets,
             stream_arn=stream_arn,
             stream_key_arn=stream_key_arn,
@@ -351,23 +367,24 @@ class Replicator(Construct):
             log_group_arn=self.log_group.log_group_arn,
             failure_queue_arn=self.failure_queue.queue_arn,
         )
-        self.role = iam.Role(
+        role = iam.Role(
             self,
             "Role",
-            role_name=role_name,
+            role_name=self.role_name,
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"Replicator of DynamoDB table {source.table_name} ({source.region})",
-            inline_policies={
-                "Replication": iam.PolicyDocument(statements=statements)
-            },
+            description=f"Replicator of DynamoDB table {self.source.table_name} ({self.source.region})",
+            inline_policies={"Replication": iam.PolicyDocument(statements=statements)},
         )
-        acknowledge_replicator_role(self.role, statements)
+        acknowledge_replicator_role(role, statements)
+        return role
 
-        self.environment = self._environment(key, mode, conflict_attribute, conflict_strategy, ttl_attribute, options)
-        self.function = lambda_.Function(
+    def _function(self) -> lambda_.Function:
+        """The replicator function: the ``lambda_src`` asset, ``self.environment``, its own role and log group."""
+        options = self._options
+        function = lambda_.Function(
             self,
             "Function",
-            description=f"Replicates DynamoDB table {source.table_name} ({source.region}) to "
+            description=f"Replicates DynamoDB table {self.source.table_name} ({self.source.region}) to "
             f"{len(self.targets)} target(s)",
             runtime=options.runtime,
             architecture=defaults.ARCHITECTURE,
@@ -383,13 +400,17 @@ class Replicator(Construct):
         )
         if options.runtime.name == defaults.RUNTIME.name:
             acknowledge_nag(
-                self.function,
+                function,
                 "AwsSolutions-L1",
                 f"{defaults.RUNTIME.name} is the runtime the replicator is tested on; ReplicatorOptions.runtime "
                 "selects another.",
             )
+        return function
 
-        self.event_source_mapping = lambda_.EventSourceMapping(
+    def _mapping(self, stream_arn: str) -> lambda_.EventSourceMapping:
+        """The event source mapping from ``stream_arn`` to the function, failures to the failure queue."""
+        options = self._options
+        return lambda_.EventSourceMapping(
             self,
             "StreamMapping",
             target=self.function,
@@ -405,8 +426,6 @@ class Replicator(Construct):
             enabled=self.enabled,
             on_failure=_FailureQueueDestination(self.failure_queue),
         )
-        # Last, so that a Replicator refused above (and caught by the caller) is never compared with.
-        known_copies(self).add_replicator(self)
 
     @property
     def options(self) -> ReplicatorOptions:
@@ -487,6 +506,40 @@ class Replicator(Construct):
                 "use shorter table names or fewer targets per replicator",
             )
         return env
+
+
+def _check_targets(
+    path: str,
+    targets: Sequence[ReplicationTarget],
+    mode: ReplicationMode,
+    conflict_attribute: str | None,
+    conflict_strategy: ConflictStrategy | None,
+) -> None:
+    """At least one target; conflict settings only in multi-active mode."""
+    if not targets:
+        raise ReplicationConfigError(path, "targets is empty", "give at least one ReplicationTarget")
+    if mode == ReplicationMode.ONE_WAY and (conflict_attribute is not None or conflict_strategy is not None):
+        raise ReplicationConfigError(
+            path,
+            f"conflict_attribute={conflict_attribute!r} / conflict_strategy={conflict_strategy!r} are set in "
+            "ONE_WAY mode, where there are no conflicts to resolve",
+            "drop them, or use mode=ReplicationMode.MULTI_ACTIVE",
+        )
+
+
+def _require_distinct_regions(
+    path: str, source: ResolvedTable, targets: Sequence[ReplicationTarget], mode: ReplicationMode
+) -> None:
+    """Multi-active: the origin region breaks ties, so every copy has its own region."""
+    if mode == ReplicationMode.MULTI_ACTIVE:
+        regions = [source.region, *(t.table.region for t in targets)]
+        if len(set(regions)) != len(regions):
+            raise ReplicationConfigError(
+                path,
+                f"MULTI_ACTIVE copies share a region ({', '.join(sorted(regions))}); the origin region breaks "
+                "ties between equal conflict values, so it must identify one copy",
+                "put every multi-active copy in its own region",
+            )
 
 
 def require_supported_change_source(path: str, mode: ReplicationMode, change_source: ChangeSource) -> None:
