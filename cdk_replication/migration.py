@@ -199,22 +199,7 @@ class MigrationBucket(Construct):
         self.bucket_name = require_bucket_name(path, bucket_name, "bucket_name")
         self.exporter_account = require_account(path, exporter_account, "exporter_account")
         self.export_prefix = require_export_prefix(path, export_prefix)
-        self.exporter_role_arn = exporter_role_arn
-        if exporter_role_arn is not None:
-            match = _ROLE_ARN_RE.match(exporter_role_arn) if not Token.is_unresolved(exporter_role_arn) else None
-            if match is None:
-                raise ReplicationConfigError(
-                    path,
-                    f"exporter_role_arn {exporter_role_arn!r} is not a literal IAM role ARN",
-                    "pass arn:aws:iam::<source account>:role/<name>, or leave it unset to delegate to the account",
-                )
-            if match["account"] != exporter_account:
-                raise ReplicationConfigError(
-                    path,
-                    f"exporter_role_arn {exporter_role_arn!r} is in account {match['account']}, not in the "
-                    f"exporting account {exporter_account}",
-                    "name a role of the source table's account",
-                )
+        self.exporter_role_arn = _require_exporter_role(path, exporter_role_arn, exporter_account)
         if encryption_key_arn is not None:
             require_kms_key_arn(path, encryption_key_arn, "encryption_key_arn", stack.region, stack.account)
         days = _whole_days(path, "expiration", expiration)
@@ -226,9 +211,12 @@ class MigrationBucket(Construct):
             raise ReplicationConfigError(
                 path, f"removal_policy {removal_policy.name} does not apply to S3 buckets", "use RETAIN or DESTROY"
             )
+        self.bucket = self._bucket(encryption_key_arn, days, removal_policy)
 
+    def _bucket(self, encryption_key_arn: str | None, days: int, removal_policy: RemovalPolicy) -> s3.Bucket:
+        """The bucket, its policy (the exporter may write under the prefix only) and its nag acknowledgement."""
         key = kms.Key.from_key_arn(self, "Key", encryption_key_arn) if encryption_key_arn else None
-        self.bucket = s3.Bucket(
+        bucket = s3.Bucket(
             self,
             "Bucket",
             bucket_name=self.bucket_name,
@@ -249,21 +237,22 @@ class MigrationBucket(Construct):
             ],
             removal_policy=removal_policy,
         )
-        self.bucket.add_to_resource_policy(
+        bucket.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="ExportFromSourceAccount",
                 principals=[self._exporter_principal()],
                 actions=list(EXPORT_WRITE_ACTIONS),
-                resources=[self.export_objects_arn],
+                resources=[bucket.arn_for_objects(f"{self.export_prefix}/*")],
             )
         )
         acknowledge_nag(
-            self.bucket,
+            bucket,
             "AwsSolutions-S1",
             "A single-purpose transfer bucket written only by one account's DynamoDB export under one prefix and "
             "emptied by its lifecycle rule; ExportTableToPointInTime and ImportTable are CloudTrail management "
             "events in both accounts. S3 data events in CloudTrail give object-level audit where needed.",
         )
+        return bucket
 
     @property
     def bucket_arn(self) -> str:
@@ -294,6 +283,27 @@ class MigrationBucket(Construct):
         # A condition rather than the role ARN as principal: S3 rejects a policy naming a role that does not
         # exist (yet), and the source side may create the role later.
         return iam.PrincipalWithConditions(account, {"ArnEquals": {"aws:PrincipalArn": self.exporter_role_arn}})
+
+
+def _require_exporter_role(path: str, exporter_role_arn: str | None, exporter_account: str) -> str | None:
+    """``exporter_role_arn`` if it is ``None`` or a literal role ARN of ``exporter_account``, else raise."""
+    if exporter_role_arn is None:
+        return None
+    match = _ROLE_ARN_RE.match(exporter_role_arn) if not Token.is_unresolved(exporter_role_arn) else None
+    if match is None:
+        raise ReplicationConfigError(
+            path,
+            f"exporter_role_arn {exporter_role_arn!r} is not a literal IAM role ARN",
+            "pass arn:aws:iam::<source account>:role/<name>, or leave it unset to delegate to the account",
+        )
+    if match["account"] != exporter_account:
+        raise ReplicationConfigError(
+            path,
+            f"exporter_role_arn {exporter_role_arn!r} is in account {match['account']}, not in the "
+            f"exporting account {exporter_account}",
+            "name a role of the source table's account",
+        )
+    return exporter_role_arn
 
 
 def _whole_days(path: str, name: str, value: Duration) -> int:

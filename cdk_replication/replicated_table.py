@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import App, Aws, CfnOutput, Environment, RemovalPolicy, Stack, Stage
 from aws_cdk import aws_dynamodb as dynamodb
@@ -25,6 +25,7 @@ from .model import (
     MigrationOptions,
     ReplicationMode,
     ReplicationTarget,
+    KeySchema,
     ResolvedTable,
     TableLocation,
 )
@@ -41,7 +42,7 @@ from .naming import (
 from .permissions import acknowledge_writer_role, only_role, replica_resource_policy, writer_role_statements
 from .props import check_arguments
 from .replicator import Replicator, ReplicatorOptions
-from .tables import ReplicaTable
+from .tables import ReplicaTable, TableOptions
 from .topology import ReplicatedTableProps, resolve
 
 
@@ -151,24 +152,9 @@ class ReplicatedTable(Construct):
         # locals() holds the parameters (and path, which has no hint). The checked values replace the given
         # ones where they differ: the sequences (a generator is read once, there) and the GSIs they hold.
         props = ReplicatedTableProps(**check_arguments(path, ReplicatedTable.__init__, locals()))
-        if any(Stack.is_stack(node) for node in self.node.scopes[:-1]):
-            raise ReplicationConfigError(
-                path,
-                "ReplicatedTable is inside a Stack, but it creates one stack per region itself",
-                "create it directly under your App or a Stage; to compose pieces inside your own stacks use "
-                "ReplicaTable and Replicator",
-            )
+        self._refuse_stack_scope()
         #: Everything this construct builds, resolved and checked before anything is built.
         self.topology = topology = resolve(path, id, props)
-        self.mode = topology.mode
-        self.change_source = topology.change_source
-        self.source_location = topology.source
-        self.replica_locations = topology.replicas
-        self.kinesis_options = topology.kinesis
-        self.key = topology.key
-        self.table_options = topology.table_options
-        self.migrations: dict[ResolvedTable, MigrationOptions] = dict(topology.migrations)
-
         self.stacks = self._build_stacks()
         self.source_stack = self.stacks[self.source_location.env_key]
         self._construct_tables: dict[ResolvedTable, ReplicaTable] = {}
@@ -184,14 +170,49 @@ class ReplicatedTable(Construct):
             writer: self._replicator(writer, topology.others(writer)) for writer in topology.writers
         }
         self._output_disabled_mappings()
-        if self.mode == ReplicationMode.ONE_WAY:
-            for stack in self.stacks.values():
-                if stack is not self.source_stack:
-                    self.source_stack.add_stack_dependency(
-                        stack, "replica tables must exist before the replicator starts reading"
-                    )
+        self._order_stacks()
 
     # --- public surface ----------------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> ReplicationMode:
+        """``ONE_WAY`` or ``MULTI_ACTIVE``."""
+        return self.topology.mode
+
+    @property
+    def change_source(self) -> ChangeSource:
+        """Where the replicators read the changes."""
+        return self.topology.change_source
+
+    @property
+    def source_location(self) -> ResolvedTable:
+        """The source location, every field resolved."""
+        return self.topology.source
+
+    @property
+    def replica_locations(self) -> tuple[ResolvedTable, ...]:
+        """The replica locations, every field resolved, in the order given."""
+        return self.topology.replicas
+
+    @property
+    def kinesis_options(self) -> KinesisOptions | None:
+        """The data stream's options with ``change_source=KINESIS``, else ``None``."""
+        return self.topology.kinesis
+
+    @property
+    def key(self) -> KeySchema:
+        """The key attribute names of every copy."""
+        return self.topology.key
+
+    @property
+    def table_options(self) -> TableOptions:
+        """The settings of the tables created here."""
+        return self.topology.table_options
+
+    @property
+    def migrations(self) -> Mapping[ResolvedTable, MigrationOptions]:
+        """Replica location -> its initial load from an export."""
+        return self.topology.migrations
 
     @property
     def replicator(self) -> Replicator:
@@ -239,6 +260,24 @@ class ReplicatedTable(Construct):
         return self.source_table.grant_read_data(grantee)
 
     # --- building ---------------------------------------------------------------------------------------
+
+    def _refuse_stack_scope(self) -> None:
+        if any(Stack.is_stack(node) for node in self.node.scopes[:-1]):
+            raise ReplicationConfigError(
+                self.node.path,
+                "ReplicatedTable is inside a Stack, but it creates one stack per region itself",
+                "create it directly under your App or a Stage; to compose pieces inside your own stacks use "
+                "ReplicaTable and Replicator",
+            )
+
+    def _order_stacks(self) -> None:
+        """One-way: the source stack depends on the replica stacks, so ``cdk deploy --all`` creates the targets
+        before the replicator reads. (Multi-active has none: they would be circular.)"""
+        if self.mode != ReplicationMode.ONE_WAY:
+            return
+        for stack in self.stacks.values():
+            if stack is not self.source_stack:
+                self.source_stack.add_stack_dependency(stack, "replica tables must exist before the replicator starts reading")
 
     def _build_stacks(self) -> dict[tuple[str, str], Stack]:
         """One stack per (account, region), named ``<prefix>-<region>`` (``<prefix>-<account>-<region>`` in

@@ -134,32 +134,8 @@ class ReplicaTable(Construct):
         options = check_arguments(self.node.path, ReplicaTable.__init__, locals())["options"]
         options.validate(self.node.path)
         if import_source is not None:
-            if options.local_secondary_indexes:
-                names = ", ".join(lsi.index_name for lsi in options.local_secondary_indexes)
-                raise ReplicationConfigError(
-                    self.node.path,
-                    f"table {table_name!r} has local secondary indexes ({names}) and an import_source, but a "
-                    "table created by an import from S3 cannot have local secondary indexes",
-                    "drop the migration and load the table with `cdk-replication backfill` instead (or drop the "
-                    "local secondary indexes)",
-                )
-            import_source.validate(self.node.path, Stack.of(self).account)
-        encryption_key: kms.IKey | None = None
-        if options.encryption == dynamodb.TableEncryption.CUSTOMER_MANAGED:
-            if encryption_key_arn is not None:
-                encryption_key = kms.Key.from_key_arn(self, "Key", encryption_key_arn)
-            elif create_key:
-                # Rotation on: a key protecting replicated data lives as long as the data.
-                encryption_key = kms.Key(
-                    self, "Key", enable_key_rotation=True, description=f"Encrypts DynamoDB table {table_name}"
-                )
-                encryption_key.apply_removal_policy(RemovalPolicy.RETAIN)
-            else:
-                raise ReplicationConfigError(
-                    self.node.path,
-                    f"table {table_name!r} uses CUSTOMER_MANAGED encryption but no encryption_key_arn is given",
-                    "set encryption_key_arn on its TableLocation to a KMS key in the table's account and region",
-                )
+            self._check_import_source(table_name, options, import_source)
+        encryption_key = self._encryption_key(table_name, options, encryption_key_arn, create_key)
         self.encryption_key: kms.IKey | None = encryption_key
         self.table_name = table_name
         self.key_schema = options.key_schema
@@ -195,6 +171,38 @@ class ReplicaTable(Construct):
             self.table.add_local_secondary_index(**_struct_kwargs(lsi))
         # Last, so that a ReplicaTable refused above (and caught by the caller) is never compared with.
         known_copies(self).add_table(table_name, *self._location, self.key_schema)
+
+    def _check_import_source(self, table_name: str, options: TableOptions, import_source: ExportImportSource) -> None:
+        """A table created from an export: no local secondary indexes, a bucket of the table's account."""
+        if options.local_secondary_indexes:
+            names = ", ".join(lsi.index_name for lsi in options.local_secondary_indexes)
+            raise ReplicationConfigError(
+                self.node.path,
+                f"table {table_name!r} has local secondary indexes ({names}) and an import_source, but a "
+                "table created by an import from S3 cannot have local secondary indexes",
+                "drop the migration and load the table with `cdk-replication backfill` instead (or drop the "
+                "local secondary indexes)",
+            )
+        import_source.validate(self.node.path, Stack.of(self).account)
+
+    def _encryption_key(
+        self, table_name: str, options: TableOptions, encryption_key_arn: str | None, create_key: bool
+    ) -> kms.IKey | None:
+        """With ``CUSTOMER_MANAGED`` encryption: the given key, or one created here (``create_key``)."""
+        if options.encryption != dynamodb.TableEncryption.CUSTOMER_MANAGED:
+            return None
+        if encryption_key_arn is not None:
+            return kms.Key.from_key_arn(self, "Key", encryption_key_arn)
+        if not create_key:
+            raise ReplicationConfigError(
+                self.node.path,
+                f"table {table_name!r} uses CUSTOMER_MANAGED encryption but no encryption_key_arn is given",
+                "set encryption_key_arn on its TableLocation to a KMS key in the table's account and region",
+            )
+        # Rotation on: a key protecting replicated data lives as long as the data.
+        key = kms.Key(self, "Key", enable_key_rotation=True, description=f"Encrypts DynamoDB table {table_name}")
+        key.apply_removal_policy(RemovalPolicy.RETAIN)
+        return key
 
     @property
     def location(self) -> tuple[str, str]:
