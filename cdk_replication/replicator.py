@@ -518,6 +518,13 @@ def _check_targets(
     """At least one target; conflict settings only in multi-active mode."""
     if not targets:
         raise ReplicationConfigError(path, "targets is empty", "give at least one ReplicationTarget")
+    require_no_conflict_settings_one_way(path, mode, conflict_attribute, conflict_strategy)
+
+
+def require_no_conflict_settings_one_way(
+    path: str, mode: ReplicationMode, conflict_attribute: str | None, conflict_strategy: ConflictStrategy | None
+) -> None:
+    """Refuse conflict settings in ``ONE_WAY`` mode (nothing to resolve there; a set value hints at a mistake)."""
     if mode == ReplicationMode.ONE_WAY and (conflict_attribute is not None or conflict_strategy is not None):
         raise ReplicationConfigError(
             path,

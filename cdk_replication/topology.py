@@ -42,7 +42,7 @@ from .naming import (
     require_region,
     require_table_name,
 )
-from .replicator import ReplicatorOptions, require_supported_change_source
+from .replicator import ReplicatorOptions, require_no_conflict_settings_one_way, require_supported_change_source
 from .tables import TableOptions
 
 
@@ -172,15 +172,7 @@ def resolve(path: str, default_name: str, props: ReplicatedTableProps) -> Topolo
 
 def _check_mode(path: str, props: ReplicatedTableProps) -> None:
     """The props that only one mode accepts."""
-    if props.mode == ReplicationMode.ONE_WAY and (
-        props.conflict_attribute is not None or props.conflict_strategy is not None
-    ):
-        raise ReplicationConfigError(
-            path,
-            f"conflict_attribute={props.conflict_attribute!r} / conflict_strategy={props.conflict_strategy!r} are "
-            "set in ONE_WAY mode, where there are no conflicts to resolve",
-            "drop them, or use mode=ReplicationMode.MULTI_ACTIVE",
-        )
+    require_no_conflict_settings_one_way(path, props.mode, props.conflict_attribute, props.conflict_strategy)
     if props.mode == ReplicationMode.MULTI_ACTIVE and props.existing_source is not None:
         raise ReplicationConfigError(
             path,
