@@ -142,3 +142,18 @@ def test_replicated_table_checks_the_replicator_options_once(monkeypatch: pytest
         encryption=cdk.aws_dynamodb.TableEncryption.DEFAULT,
     )
     assert calls == ["Orders"]
+
+
+def test_the_props_are_the_constructor_parameters_with_the_same_defaults() -> None:
+    """``ReplicatedTableProps`` repeats ``ReplicatedTable``'s signature (users read the signature; the resolver
+    is usable without a construct): the two must not drift apart."""
+    import inspect
+
+    parameters = inspect.signature(ReplicatedTable.__init__).parameters
+    given = {name: p.default for name, p in parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    fields = {f.name: f.default for f in dataclasses.fields(ReplicatedTableProps)}
+    missing = inspect.Parameter.empty, dataclasses.MISSING
+    assert list(given) == list(fields)
+    assert {n: (None if v in missing else v) for n, v in given.items()} == {
+        n: (None if v in missing else v) for n, v in fields.items()
+    }
