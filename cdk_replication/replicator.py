@@ -637,6 +637,19 @@ class Replicator(Construct):
             env[contract.TOMBSTONE_TTL_SECONDS] = str(tombstone_ttl_seconds(options.max_record_age))
         if ttl_attribute is not None:
             env[contract.TTL_ATTRIBUTE] = ttl_attribute
+        # The replicator refuses this TTL attribute at every cold start (config.load_config, the same rule and
+        # the same defaults), so refuse it before it is deployed.
+        tombstone_expiry = env.get(contract.TTL_ATTRIBUTE) or contract.default_ttl_attribute(options.metadata_prefix)
+        key_names = [n for n in (key.partition_key, key.sort_key) if n is not None]
+        conflict = env.get(contract.CONFLICT_ATTRIBUTE, contract.DEFAULT_CONFLICT_ATTRIBUTE)
+        problem = contract.ttl_attribute_problem(tombstone_expiry, key_names, conflict)
+        if problem is not None:
+            raise ReplicationConfigError(
+                self.node.path,
+                f"ttl_attribute {problem}; the replicator writes each tombstone's expiry there",
+                "use a TTL attribute of its own (time_to_live_attribute), or leave it unset for "
+                f"{contract.default_ttl_attribute(options.metadata_prefix)!r}",
+            )
         for name, value in env.items():
             if Token.is_unresolved(value):
                 raise ReplicationConfigError(

@@ -182,3 +182,18 @@ def test_caches_next_to_the_code_stay_out_of_the_asset(
     assert "replicator/marker_module.py" in expected
     for _, _, function in replicator_functions(built):
         assert asset_files(built, function) == expected
+
+
+@pytest.mark.parametrize("ttl_attribute", ["updatedAt", "Id"])
+def test_a_ttl_attribute_the_replicator_would_refuse_is_refused_at_synth(ttl_attribute: str) -> None:
+    """The tombstone expiry cannot go into the conflict attribute or a key attribute: the replicator refuses
+    such an environment at every cold start (contract.ttl_attribute_problem), so the construct refuses it first."""
+    from cdk_replication import ReplicationConfigError
+
+    app = cdk.App()
+    with pytest.raises(ReplicationConfigError, match=f"ttl_attribute '{ttl_attribute}' is a key or the conflict"):
+        ReplicatedTable(
+            app, "Ttl", source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT),
+            replicas=[TableLocation(region="us-east-1")], partition_key=PK, mode=ReplicationMode.MULTI_ACTIVE,
+            time_to_live_attribute=ttl_attribute,
+        )
