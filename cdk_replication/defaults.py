@@ -3,6 +3,10 @@
 Each value here is part of a contract: the replicator (lambda_src/replicator) and the local runtime
 (cdk_replication/local) read the synthesized templates, and users rely on these defaults being stable.
 Changing one is a breaking change and must be reflected in the construct tests that pin it.
+
+The defaults the replicator applies too (metadata prefix, conflict attribute, concurrency, log level, the
+TTL attribute's name, the tombstone lifetimes) have their one home in the replicator's contract module
+(lambda_src/replicator/contract.py); the names here are the construct's view of them.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 
 from . import physical_names
+from ._lambda.replicator import contract
 
 # --- tables -------------------------------------------------------------------------------------------------
 
@@ -48,7 +53,7 @@ LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 #: Handler inside the lambda_src/ asset.
 HANDLER = "replicator.handler.handler"
 #: Log level passed as LOG_LEVEL / POWERTOOLS_LOG_LEVEL.
-LOG_LEVEL = "INFO"
+LOG_LEVEL = contract.DEFAULT_LOG_LEVEL
 
 # --- event source mapping ----------------------------------------------------------------------------------
 
@@ -86,7 +91,7 @@ ENABLED = True
 
 #: How long the data stream keeps changes: a week, so an initial load may take days before the mapping is
 #: enabled (DynamoDB Streams keep 24 h). Kinesis accepts 24 h-365 days; beyond 24 h retention costs extra.
-KINESIS_RETENTION = Duration.days(7)
+KINESIS_RETENTION = Duration.seconds(contract.DEFAULT_KINESIS_RETENTION_SECONDS)
 #: On-demand capacity: the stream follows the table's write rate with no shard planning.
 KINESIS_STREAM_MODE = kinesis.StreamMode.ON_DEMAND
 #: Server-side encryption with the AWS managed key ``aws/kinesis``: no key policy to manage, and DynamoDB
@@ -104,15 +109,14 @@ FAILURE_QUEUE_RETENTION = Duration.days(14)
 # --- replicator behaviour (environment) -------------------------------------------------------------------
 
 #: Prefix of every metadata attribute the replicator adds to items.
-METADATA_PREFIX = "_rep_"
+METADATA_PREFIX = contract.DEFAULT_METADATA_PREFIX
 #: Multi-active: the application attribute that orders concurrent writes.
-CONFLICT_ATTRIBUTE = "updatedAt"
-#: Concurrent writes per invocation. Multi-active writes one conditional PutItem per item, so at 100 ms a
-#: shard carries at most MAX_CONCURRENCY / 0.1 s items/s; 128 measured best (docs/performance.md).
-MAX_CONCURRENCY = 128
+CONFLICT_ATTRIBUTE = contract.DEFAULT_CONFLICT_ATTRIBUTE
+#: Concurrent writes per invocation (see ``contract.DEFAULT_MAX_CONCURRENCY`` for why 128).
+MAX_CONCURRENCY = contract.DEFAULT_MAX_CONCURRENCY
 #: Multi-active: with no table TTL attribute of the user's, tables get TTL on ``<metadata prefix>expiresAt``
-#: so that the replicator's delete tombstones expire (``REPLICATION_TTL_ATTRIBUTE``).
-TOMBSTONE_TTL_SUFFIX = "expiresAt"
+#: (``contract.default_ttl_attribute``) so that the replicator's delete tombstones expire.
+TOMBSTONE_TTL_SUFFIX = contract.TTL_ATTRIBUTE_SUFFIX
 
 # --- migration (initial load through a native export) ------------------------------------------------------
 
@@ -136,9 +140,10 @@ MIGRATION_REMOVAL_POLICY = RemovalPolicy.RETAIN
 #: Export files are gzip-compressed DynamoDB JSON.
 IMPORT_COMPRESSION = dynamodb.InputCompressionType.GZIP
 #: DynamoDB Streams keeps records this long; no record the replicator receives is older.
-STREAM_RETENTION = Duration.hours(24)
+STREAM_RETENTION = Duration.seconds(contract.STREAM_RETENTION_SECONDS)
 #: Multi-active delete tombstones live stream retention + the mapping's maximum record age (capped at the
-#: retention) + this margin (``REPLICATION_TOMBSTONE_TTL_SECONDS``): they must outlive every record that could
-#: still arrive (rule 5); the margin also covers clock differences between regions. Tombstones of a one-way
-#: copy fed by Kinesis live the data stream's retention plus this margin.
-TOMBSTONE_MARGIN = Duration.hours(24)
+#: retention) + this margin: they must outlive every record that could still arrive (rule 5); the margin also
+#: covers clock differences between regions. Tombstones of a one-way copy fed by Kinesis live the data
+#: stream's retention plus this margin. The arithmetic: ``contract.multi_active_tombstone_ttl_seconds`` and
+#: ``contract.kinesis_tombstone_ttl_seconds``.
+TOMBSTONE_MARGIN = Duration.seconds(contract.TOMBSTONE_MARGIN_SECONDS)

@@ -18,7 +18,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
-from . import defaults
+from . import _lambda, defaults
+from ._lambda.replicator import contract
 from .errors import ReplicationConfigError
 from .model import ChangeSource, ConflictStrategy, KeySchema, ReplicationMode, ReplicationTarget, ResolvedTable
 from .permissions import acknowledge_nag, acknowledge_replicator_role, replicator_statements
@@ -30,11 +31,9 @@ _METADATA_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 
 
 def lambda_source_dir() -> Path:
-    """The ``lambda_src`` folder that holds the replicator package (the Lambda asset).
-
-    It is packaged beside ``cdk_replication`` (in a checkout and in an installed wheel alike).
-    """
-    return Path(__file__).resolve().parent.parent / "lambda_src"
+    """The folder that holds the replicator package and nothing else of ours (the Lambda asset): the
+    repository's ``lambda_src/`` in a checkout, ``cdk_replication/_lambda/`` in an installed wheel."""
+    return _lambda.ASSET_ROOT
 
 
 class _DefaultRecordAge:
@@ -471,26 +470,38 @@ class Replicator(Construct):
         options: ReplicatorOptions,
     ) -> dict[str, str]:
         env = {
-            "REPLICATION_MODE": mode.value,
-            "REPLICATION_SOURCE": _json(self.source.to_env()),
-            "REPLICATION_TARGETS": _json([t.to_env() for t in self.targets]),
-            "REPLICATION_KEY": _json(key.to_env()),
-            "REPLICATION_METADATA_PREFIX": options.metadata_prefix,
-            "REPLICATION_MAX_CONCURRENCY": str(options.max_concurrency),
-            "LOG_LEVEL": options.log_level,
-            "POWERTOOLS_LOG_LEVEL": options.log_level,
+            contract.MODE: mode.value,
+            contract.SOURCE: _json(self.source.to_env()),
+            contract.TARGETS: _json([t.to_env() for t in self.targets]),
+            contract.KEY: _json(key.to_env()),
+            contract.METADATA_PREFIX: options.metadata_prefix,
+            contract.MAX_CONCURRENCY: str(options.max_concurrency),
+            contract.LOG_LEVEL: options.log_level,
+            contract.POWERTOOLS_LOG_LEVEL: options.log_level,
         }
         if self.change_source == ChangeSource.KINESIS:
-            env["REPLICATION_CHANGE_SOURCE"] = self.change_source.value
-            env["REPLICATION_TOMBSTONE_TTL_SECONDS"] = str(
-                int(self._change_retention.to_seconds()) + int(defaults.TOMBSTONE_MARGIN.to_seconds())
-            )
+            env[contract.CHANGE_SOURCE] = self.change_source.value
+            retention = int(self._change_retention.to_seconds())
+            env[contract.TOMBSTONE_TTL_SECONDS] = str(contract.kinesis_tombstone_ttl_seconds(retention))
         if mode == ReplicationMode.MULTI_ACTIVE:
-            env["REPLICATION_CONFLICT_ATTRIBUTE"] = conflict_attribute or defaults.CONFLICT_ATTRIBUTE
-            env["REPLICATION_CONFLICT_STRATEGY"] = (conflict_strategy or ConflictStrategy.TIMESTAMP).value
-            env["REPLICATION_TOMBSTONE_TTL_SECONDS"] = str(tombstone_ttl_seconds(options.max_record_age))
+            env[contract.CONFLICT_ATTRIBUTE] = conflict_attribute or contract.DEFAULT_CONFLICT_ATTRIBUTE
+            env[contract.CONFLICT_STRATEGY] = (conflict_strategy or ConflictStrategy.TIMESTAMP).value
+            env[contract.TOMBSTONE_TTL_SECONDS] = str(tombstone_ttl_seconds(options.max_record_age))
         if ttl_attribute is not None:
-            env["REPLICATION_TTL_ATTRIBUTE"] = ttl_attribute
+            env[contract.TTL_ATTRIBUTE] = ttl_attribute
+        # The replicator refuses this TTL attribute at every cold start (config.load_config, the same rule and
+        # the same defaults), so refuse it before it is deployed.
+        tombstone_expiry = env.get(contract.TTL_ATTRIBUTE) or contract.default_ttl_attribute(options.metadata_prefix)
+        key_names = [n for n in (key.partition_key, key.sort_key) if n is not None]
+        conflict = env.get(contract.CONFLICT_ATTRIBUTE, contract.DEFAULT_CONFLICT_ATTRIBUTE)
+        problem = contract.ttl_attribute_problem(tombstone_expiry, key_names, conflict)
+        if problem is not None:
+            raise ReplicationConfigError(
+                self.node.path,
+                f"ttl_attribute {problem}; the replicator writes each tombstone's expiry there",
+                "use a TTL attribute of its own (time_to_live_attribute), or leave it unset for "
+                f"{contract.default_ttl_attribute(options.metadata_prefix)!r}",
+            )
         for name, value in env.items():
             if Token.is_unresolved(value):
                 raise ReplicationConfigError(
@@ -640,14 +651,11 @@ def _key_text(key: KeySchema) -> str:
 
 
 def tombstone_ttl_seconds(max_record_age: Duration | None) -> int:
-    """How long a multi-active delete tombstone must live, in seconds.
-
-    Stream retention (24 h) plus the mapping's maximum record age (``None``, unlimited, counts as the
-    retention, since no stream record outlives it) plus ``defaults.TOMBSTONE_MARGIN``.
-    """
-    retention = int(defaults.STREAM_RETENTION.to_seconds())
-    age = retention if max_record_age is None else min(int(max_record_age.to_seconds()), retention)
-    return retention + age + int(defaults.TOMBSTONE_MARGIN.to_seconds())
+    """How long a multi-active delete tombstone must live, in seconds, for a mapping whose maximum record age
+    is ``max_record_age`` (``None``: unlimited). The arithmetic is the contract's
+    (``contract.multi_active_tombstone_ttl_seconds``)."""
+    age = None if max_record_age is None else int(max_record_age.to_seconds())
+    return contract.multi_active_tombstone_ttl_seconds(age)
 
 
 def _check_attribute_names(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cdk_replication._lambda.replicator import contract
 from cdk_replication.cli.conditions import LastWriterWins
 from cdk_replication.cli.pacing import DEFAULT_MAX_ATTEMPTS
 
@@ -17,7 +18,7 @@ DEFAULT_SEGMENTS = 4
 #: Write (or read) threads shared by all segments when ``--workers`` is not given.
 DEFAULT_WORKERS = 16
 #: Metadata prefix (``--metadata-prefix``) when not given: the replicator's default.
-DEFAULT_METADATA_PREFIX = "_rep_"
+DEFAULT_METADATA_PREFIX = contract.DEFAULT_METADATA_PREFIX
 
 
 @dataclass

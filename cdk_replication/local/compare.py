@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from cdk_replication._lambda.replicator import contract
+
 #: The replicator's default metadata prefix (``REPLICATION_METADATA_PREFIX``).
-DEFAULT_METADATA_PREFIX = "_rep_"
+DEFAULT_METADATA_PREFIX = contract.DEFAULT_METADATA_PREFIX
 
 
 @dataclass

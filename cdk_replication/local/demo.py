@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from cdk_replication._lambda.replicator import contract
 from cdk_replication.local.compare import DEFAULT_METADATA_PREFIX, TableComparison, compare_tables
 from cdk_replication.local.deploy import LocalDeployment, LocalTable, deploy
 from cdk_replication.local.dynamodb_local import DynamoDBLocal, DynamoDBLocalError
@@ -156,21 +157,21 @@ def find_replications(deployment: LocalDeployment) -> list[Replication]:
     docs/architecture.md, "Replicator contract")."""
     found = []
     for fn in deployment.functions:
-        if "REPLICATION_SOURCE" not in fn.environment:
+        if contract.SOURCE not in fn.environment:
             continue
-        source = json.loads(fn.environment["REPLICATION_SOURCE"])
-        targets = json.loads(fn.environment.get("REPLICATION_TARGETS", "[]"))
+        source = json.loads(fn.environment[contract.SOURCE])
+        targets = json.loads(fn.environment.get(contract.TARGETS, "[]"))
         found.append(
             Replication(
                 function=fn,
                 mapping=deployment.mapping_for(fn),
                 source=deployment.table(source["tableName"], source["region"], source["account"]),
                 targets=[deployment.table(t["tableName"], t["region"], t["account"]) for t in targets],
-                metadata_prefix=fn.environment.get("REPLICATION_METADATA_PREFIX", DEFAULT_METADATA_PREFIX),
+                metadata_prefix=fn.environment.get(contract.METADATA_PREFIX, DEFAULT_METADATA_PREFIX),
             )
         )
     if not found:
-        raise TemplateError("the app has no replicator: no function's environment sets REPLICATION_SOURCE")
+        raise TemplateError(f"the app has no replicator: no function's environment sets {contract.SOURCE}")
     return found
 
 
@@ -327,7 +328,7 @@ def _replicate_and_verify(args: argparse.Namespace, ui: Console, deployment: Loc
             env = rep.function.environment
             # Multi-active copies and replicas fed by Kinesis keep deletes as tombstones.
             tombstone = (f"{rep.metadata_prefix}deleted"
-                         if env.get("REPLICATION_MODE") == "MULTI_ACTIVE" or env.get("REPLICATION_CHANGE_SOURCE") == "KINESIS"
+                         if env.get(contract.MODE) == "MULTI_ACTIVE" or env.get(contract.CHANGE_SOURCE) == "KINESIS"
                          else None)
             result = compare_tables(rep.source.client(), rep.source.name, target.client(), target.name,
                                     list(key_names), rep.metadata_prefix, tombstone_attribute=tombstone)

@@ -1,7 +1,8 @@
 """The replicator's configuration: the environment variables the construct writes, parsed once at cold start.
 
 Every variable is validated here, so a bad value fails the cold start with a message naming the variable
-instead of failing each record later. See docs/architecture.md for the contract.
+instead of failing each record later. The names, defaults and attribute-name rules are contract.py's (shared
+with the construct); docs/architecture.md describes them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
+
+from . import contract
 
 
 class ConfigError(ValueError):
@@ -49,23 +52,6 @@ class TtlDeletes(enum.Enum):
     REPLICATE = "REPLICATE"
     SKIP = "SKIP"
 
-
-#: Default of REPLICATION_METADATA_PREFIX.
-DEFAULT_METADATA_PREFIX = "_rep_"
-#: Default of REPLICATION_CONFLICT_ATTRIBUTE.
-DEFAULT_CONFLICT_ATTRIBUTE = "updatedAt"
-#: Default of REPLICATION_MAX_CONCURRENCY (concurrent write requests per invocation).
-DEFAULT_MAX_CONCURRENCY = 128
-#: Upper bound of REPLICATION_MAX_CONCURRENCY: each concurrent write holds a thread and a pooled connection.
-MAX_CONCURRENCY_LIMIT = 512
-#: Default of REPLICATION_TOMBSTONE_TTL_SECONDS: two days, comfortably above stream retention (24 h) plus the
-#: construct's maximum record age (1 h) plus DynamoDB's TTL deletion delay.
-DEFAULT_TOMBSTONE_TTL_SECONDS = 2 * 24 * 3600
-#: The same with REPLICATION_CHANGE_SOURCE=KINESIS: eight days, the construct's default Kinesis retention
-#: (7 days) plus a day; a late duplicate can arrive as long as the data stream keeps it.
-DEFAULT_KINESIS_TOMBSTONE_TTL_SECONDS = 8 * 24 * 3600
-#: Stream retention: a tombstone must outlive every record that could still arrive.
-STREAM_RETENTION_SECONDS = 24 * 3600
 
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
@@ -131,14 +117,14 @@ class Config:
     source: TableRef
     targets: tuple[TableRef, ...]
     key: KeySchema
-    metadata_prefix: str = DEFAULT_METADATA_PREFIX
-    conflict_attribute: str = DEFAULT_CONFLICT_ATTRIBUTE
+    metadata_prefix: str = contract.DEFAULT_METADATA_PREFIX
+    conflict_attribute: str = contract.DEFAULT_CONFLICT_ATTRIBUTE
     conflict_strategy: ConflictStrategy = ConflictStrategy.TIMESTAMP
-    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
-    log_level: str = "INFO"
+    max_concurrency: int = contract.DEFAULT_MAX_CONCURRENCY
+    log_level: str = contract.DEFAULT_LOG_LEVEL
     ttl_deletes: TtlDeletes = TtlDeletes.REPLICATE
-    tombstone_ttl_seconds: int = DEFAULT_TOMBSTONE_TTL_SECONDS
-    ttl_attribute: str = DEFAULT_METADATA_PREFIX + "expiresAt"
+    tombstone_ttl_seconds: int = contract.DEFAULT_TOMBSTONE_TTL_SECONDS
+    ttl_attribute: str = contract.default_ttl_attribute(contract.DEFAULT_METADATA_PREFIX)
     change_source: ChangeSource = ChangeSource.DYNAMODB_STREAMS
 
 
@@ -209,80 +195,114 @@ def _reached_from(target: TableRef, caller_account: str) -> TableRef:
     return replace(target, by_arn=foreign)
 
 
-def load_config(env: Mapping[str, str]) -> Config:
-    """Parse and validate the REPLICATION_* variables (and LOG_LEVEL) of ``env``.
+def _text(env: Mapping[str, str], name: str, default: str) -> str:
+    """``env[name]`` stripped, or ``default`` when it is unset or blank."""
+    return env.get(name, "").strip() or default
 
-    Raises:
-        ConfigError: naming the first variable that is missing or invalid.
-    """
-    mode = _enum(env, "REPLICATION_MODE", Mode, Mode.ONE_WAY)
-    change_source = _enum(env, "REPLICATION_CHANGE_SOURCE", ChangeSource, ChangeSource.DYNAMODB_STREAMS)
-    if change_source is ChangeSource.KINESIS and mode is Mode.MULTI_ACTIVE:
-        # Multi-active decides with each record's old image, which is only meaningful in write order.
-        raise ConfigError("REPLICATION_CHANGE_SOURCE=KINESIS supports REPLICATION_MODE=ONE_WAY only")
-    source = _table_ref(_json(env, "REPLICATION_SOURCE"), "REPLICATION_SOURCE", allow_role=False)
 
-    raw_targets = _json(env, "REPLICATION_TARGETS")
+def _refuse(name: str, problem: str | None) -> None:
+    """Raise a ConfigError naming the variable if an attribute-name rule of the contract found a problem."""
+    if problem is not None:
+        raise ConfigError(f"{name}={problem}")
+
+
+def _targets(env: Mapping[str, str], mode: Mode, source: TableRef) -> tuple[TableRef, ...]:
+    raw_targets = _json(env, contract.TARGETS)
     if not isinstance(raw_targets, list) or not raw_targets:
-        raise ConfigError("REPLICATION_TARGETS must be a non-empty JSON list")
+        raise ConfigError(f"{contract.TARGETS} must be a non-empty JSON list")
     targets = tuple(
-        _reached_from(_table_ref(t, f"REPLICATION_TARGETS[{i}]", allow_role=True), source.account)
+        _reached_from(_table_ref(t, f"{contract.TARGETS}[{i}]", allow_role=True), source.account)
         for i, t in enumerate(raw_targets)
     )
     seen: set[tuple[str, str, str]] = set()
     for target in targets:
         where = (target.table_name, target.region, target.account)
         if where in seen:
-            raise ConfigError(f"REPLICATION_TARGETS names {target.describe()} twice")
+            raise ConfigError(f"{contract.TARGETS} names {target.describe()} twice")
         seen.add(where)
         if where == (source.table_name, source.region, source.account):
-            raise ConfigError(f"REPLICATION_TARGETS names the source table {source.describe()}")
+            raise ConfigError(f"{contract.TARGETS} names the source table {source.describe()}")
     if mode is Mode.MULTI_ACTIVE:
         # The origin region is the tie-breaker between equal conflict values, so it must identify one copy.
         regions = [source.region, *(t.region for t in targets)]
         if len(set(regions)) != len(regions):
-            raise ConfigError("REPLICATION_TARGETS: in MULTI_ACTIVE mode every copy must be in its own region")
+            raise ConfigError(
+                f"{contract.TARGETS}: in {Mode.MULTI_ACTIVE.value} mode every copy must be in its own region"
+            )
+    return targets
 
-    raw_key = _json(env, "REPLICATION_KEY")
+
+def _key(env: Mapping[str, str]) -> KeySchema:
+    raw_key = _json(env, contract.KEY)
     if not isinstance(raw_key, dict) or not isinstance(raw_key.get("partitionKey"), str) or not raw_key["partitionKey"]:
-        raise ConfigError('REPLICATION_KEY must be {"partitionKey": name, "sortKey": name or null}')
+        raise ConfigError(f'{contract.KEY} must be {{"partitionKey": name, "sortKey": name or null}}')
     sort_key = raw_key.get("sortKey")
     if sort_key is not None and (not isinstance(sort_key, str) or not sort_key):
-        raise ConfigError("REPLICATION_KEY.sortKey must be a non-empty string or null")
-    key = KeySchema(raw_key["partitionKey"], sort_key)
+        raise ConfigError(f"{contract.KEY}.sortKey must be a non-empty string or null")
+    return KeySchema(raw_key["partitionKey"], sort_key)
 
-    prefix = env.get("REPLICATION_METADATA_PREFIX", "").strip() or DEFAULT_METADATA_PREFIX
-    for name in key.names:
-        if name.startswith(prefix):
-            raise ConfigError(f"REPLICATION_METADATA_PREFIX={prefix!r} is a prefix of key attribute {name!r}")
-    conflict_attribute = env.get("REPLICATION_CONFLICT_ATTRIBUTE", "").strip() or DEFAULT_CONFLICT_ATTRIBUTE
-    if mode is Mode.MULTI_ACTIVE:
-        if conflict_attribute.startswith(prefix):
-            raise ConfigError(
-                f"REPLICATION_CONFLICT_ATTRIBUTE={conflict_attribute!r} starts with the metadata prefix {prefix!r}"
-            )
-        if conflict_attribute in key.names:
-            raise ConfigError(f"REPLICATION_CONFLICT_ATTRIBUTE={conflict_attribute!r} is a key attribute")
 
-    log_level = (env.get("LOG_LEVEL") or env.get("POWERTOOLS_LOG_LEVEL") or "INFO").strip().upper()
+def _log_level(env: Mapping[str, str]) -> str:
+    raw = env.get(contract.LOG_LEVEL) or env.get(contract.POWERTOOLS_LOG_LEVEL) or contract.DEFAULT_LOG_LEVEL
+    log_level = raw.strip().upper()
     if log_level not in _LOG_LEVELS:
-        raise ConfigError(f"LOG_LEVEL={log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
+        raise ConfigError(f"{contract.LOG_LEVEL}={log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
+    return log_level
 
+
+def _ttl_deletes(env: Mapping[str, str], mode: Mode) -> TtlDeletes:
     # TTL deletes are replicated in both modes. A one-way copy must mirror the source. Multi-active copies do
     # hold the same TTL values, but each region's TTL process removes its copy on its own schedule (hours or
     # days apart) and, skipped, leaves nothing that remembers the expired version: a re-create with a lower
     # conflict value, or a late older write, then lands where the item is gone and loses where it is not, and
     # the copies never agree again (issue 10, defect 5). Replicated, an expiry is a versioned delete (rule 5),
     # as Global Tables replicates it; docs/conflicts.md "Deletes by TTL" states the cost.
-    ttl_deletes = _enum(env, "REPLICATION_TTL_DELETES", TtlDeletes, TtlDeletes.REPLICATE)
+    ttl_deletes = _enum(env, contract.TTL_DELETES, TtlDeletes, TtlDeletes.REPLICATE)
     if mode is Mode.MULTI_ACTIVE and ttl_deletes is TtlDeletes.SKIP:
         raise ConfigError(
-            "REPLICATION_TTL_DELETES=SKIP is not supported with REPLICATION_MODE=MULTI_ACTIVE: regions expire "
-            "items at different times, so unreplicated TTL deletes let the copies diverge (docs/conflicts.md)"
+            f"{contract.TTL_DELETES}={TtlDeletes.SKIP.value} is not supported with {contract.MODE}="
+            f"{Mode.MULTI_ACTIVE.value}: regions expire items at different times, so unreplicated TTL deletes "
+            "let the copies diverge (docs/conflicts.md)"
         )
-    ttl_attribute = env.get("REPLICATION_TTL_ATTRIBUTE", "").strip() or prefix + "expiresAt"
-    if ttl_attribute in key.names or ttl_attribute == conflict_attribute:
-        raise ConfigError(f"REPLICATION_TTL_ATTRIBUTE={ttl_attribute!r} is a key or the conflict attribute")
+    return ttl_deletes
+
+
+def _tombstone_ttl_seconds(env: Mapping[str, str], change_source: ChangeSource) -> int:
+    if change_source is ChangeSource.KINESIS:
+        default, low = contract.DEFAULT_KINESIS_TOMBSTONE_TTL_SECONDS, contract.MIN_KINESIS_TOMBSTONE_TTL_SECONDS
+    else:
+        default, low = contract.DEFAULT_TOMBSTONE_TTL_SECONDS, contract.MIN_TOMBSTONE_TTL_SECONDS
+    return _int(env, contract.TOMBSTONE_TTL_SECONDS, default, low, contract.MAX_TOMBSTONE_TTL_SECONDS)
+
+
+def load_config(env: Mapping[str, str]) -> Config:
+    """Parse and validate the REPLICATION_* variables (and LOG_LEVEL) of ``env`` (names and defaults: contract.py).
+
+    Raises:
+        ConfigError: naming the first variable that is missing or invalid.
+    """
+    mode = _enum(env, contract.MODE, Mode, Mode.ONE_WAY)
+    change_source = _enum(env, contract.CHANGE_SOURCE, ChangeSource, ChangeSource.DYNAMODB_STREAMS)
+    if change_source is ChangeSource.KINESIS and mode is Mode.MULTI_ACTIVE:
+        # Multi-active decides with each record's old image, which is only meaningful in write order.
+        raise ConfigError(
+            f"{contract.CHANGE_SOURCE}={ChangeSource.KINESIS.value} supports "
+            f"{contract.MODE}={Mode.ONE_WAY.value} only"
+        )
+    source = _table_ref(_json(env, contract.SOURCE), contract.SOURCE, allow_role=False)
+    targets = _targets(env, mode, source)
+    key = _key(env)
+
+    prefix = _text(env, contract.METADATA_PREFIX, contract.DEFAULT_METADATA_PREFIX)
+    _refuse(contract.METADATA_PREFIX, contract.metadata_prefix_problem(prefix, key.names))
+    conflict_attribute = _text(env, contract.CONFLICT_ATTRIBUTE, contract.DEFAULT_CONFLICT_ATTRIBUTE)
+    if mode is Mode.MULTI_ACTIVE:
+        problem = contract.conflict_attribute_problem(conflict_attribute, prefix, key.names)
+        _refuse(contract.CONFLICT_ATTRIBUTE, problem)
+    log_level = _log_level(env)
+    ttl_deletes = _ttl_deletes(env, mode)
+    ttl_attribute = _text(env, contract.TTL_ATTRIBUTE, contract.default_ttl_attribute(prefix))
+    _refuse(contract.TTL_ATTRIBUTE, contract.ttl_attribute_problem(ttl_attribute, key.names, conflict_attribute))
     return Config(
         mode=mode,
         source=source,
@@ -290,20 +310,13 @@ def load_config(env: Mapping[str, str]) -> Config:
         key=key,
         metadata_prefix=prefix,
         conflict_attribute=conflict_attribute,
-        conflict_strategy=_enum(env, "REPLICATION_CONFLICT_STRATEGY", ConflictStrategy, ConflictStrategy.TIMESTAMP),
-        max_concurrency=_int(env, "REPLICATION_MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY, 1, MAX_CONCURRENCY_LIMIT),
+        conflict_strategy=_enum(env, contract.CONFLICT_STRATEGY, ConflictStrategy, ConflictStrategy.TIMESTAMP),
+        max_concurrency=_int(
+            env, contract.MAX_CONCURRENCY, contract.DEFAULT_MAX_CONCURRENCY, 1, contract.MAX_CONCURRENCY_LIMIT
+        ),
         log_level=log_level,
         ttl_deletes=ttl_deletes,
-        tombstone_ttl_seconds=_int(
-            env,
-            "REPLICATION_TOMBSTONE_TTL_SECONDS",
-            DEFAULT_KINESIS_TOMBSTONE_TTL_SECONDS
-            if change_source is ChangeSource.KINESIS
-            else DEFAULT_TOMBSTONE_TTL_SECONDS,
-            # A Kinesis data stream keeps records at least 24 h, and the construct adds a day of margin.
-            2 * STREAM_RETENTION_SECONDS if change_source is ChangeSource.KINESIS else STREAM_RETENTION_SECONDS + 3600,
-            366 * 24 * 3600,
-        ),
+        tombstone_ttl_seconds=_tombstone_ttl_seconds(env, change_source),
         ttl_attribute=ttl_attribute,
         change_source=change_source,
     )

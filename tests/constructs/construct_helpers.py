@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import re
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,18 +148,13 @@ def role_statements(template: dict[str, Any], logical_id_prefix: str) -> list[di
 
 
 def replicator_config() -> ModuleType:
-    """lambda_src/replicator/config.py, loaded by path.
+    """lambda_src/replicator/config.py, the module the Lambda runs, imported under the library's name for it
+    (``cdk_replication._lambda.replicator.config``, see cdk_replication/_lambda.py).
 
-    Loaded by path rather than as ``replicator.config`` because ``tests/replicator`` is also a package named
-    ``replicator`` and comes first on sys.path under pytest; config.py imports only the standard library.
+    Not as ``replicator.config``: ``tests/replicator`` is also a package named ``replicator`` and comes first on
+    sys.path under pytest. config.py imports only the standard library and ``replicator.contract``.
     """
-    path = Path(__file__).resolve().parents[2] / "lambda_src" / "replicator" / "config.py"
-    spec = importlib.util.spec_from_file_location("_replicator_config_under_test", path)
-    assert spec is not None and spec.loader is not None, f"cannot load {path}"
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("cdk_replication._lambda.replicator.config")
 
 
 def partition_arn(suffix: str) -> dict[str, Any]:
