@@ -661,22 +661,22 @@ def tombstone_ttl_seconds(max_record_age: Duration | None) -> int:
 def _check_attribute_names(
     path: str, key: KeySchema, mode: ReplicationMode, conflict_attribute: str | None, prefix: str
 ) -> None:
-    """Reject names the replicator would refuse at cold start (lambda_src/replicator/config.py)."""
+    """Reject names the replicator would refuse at cold start, by the contract's own rules."""
     key_names = [n for n in (key.partition_key, key.sort_key) if n is not None]
-    for name in key_names:
-        if name.startswith(prefix):
-            raise ReplicationConfigError(
-                path,
-                f"metadata_prefix {prefix!r} is a prefix of key attribute {name!r}; the replicator would treat "
-                "the key as its own metadata",
-                "choose a metadata_prefix no attribute of yours starts with",
-            )
+    problem = contract.metadata_prefix_problem(prefix, key_names)
+    if problem is not None:
+        raise ReplicationConfigError(
+            path,
+            f"metadata_prefix {problem}; the replicator would treat the key as its own metadata",
+            "choose a metadata_prefix no attribute of yours starts with",
+        )
     if mode == ReplicationMode.MULTI_ACTIVE:
         attribute = conflict_attribute or defaults.CONFLICT_ATTRIBUTE
-        if attribute.startswith(prefix) or attribute in key_names:
+        problem = contract.conflict_attribute_problem(attribute, prefix, key_names)
+        if problem is not None:
             raise ReplicationConfigError(
                 path,
-                f"conflict_attribute {attribute!r} is a key attribute or starts with metadata_prefix {prefix!r}",
+                f"conflict_attribute {problem}",
                 "use an application attribute that holds the write's timestamp or version",
             )
 

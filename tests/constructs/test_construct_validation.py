@@ -132,6 +132,10 @@ def test_error_is_a_value_error_naming_the_construct() -> None:
             r"conflict_attribute 'Id' is a key attribute",
         ),
         (
+            {"mode": ReplicationMode.MULTI_ACTIVE, "conflict_attribute": "_rep_updatedAt"},
+            r"conflict_attribute '_rep_updatedAt' starts with the metadata prefix '_rep_'",
+        ),
+        (
             {"mode": ReplicationMode.MULTI_ACTIVE, "existing_source": existing()},
             r"existing_source is not supported in MULTI_ACTIVE mode",
         ),
