@@ -249,47 +249,99 @@ def _plural(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
+@dataclass
+class _Writers:
+    """The workload's writer threads and what they share with the progress loop."""
+
+    threads: list[threading.Thread]
+    #: Writes the workload makes in all.
+    expected: int
+    #: Writes made so far: one shared cell, bumped by every writer.
+    counter: list[int]
+    #: What any writer (or a mapping, seen by the progress loop) raised; the first one is re-raised.
+    errors: list[BaseException]
+
+    @property
+    def done(self) -> bool:
+        """True once every writer thread has finished."""
+        return not any(thread.is_alive() for thread in self.threads)
+
+
 def _replicate_and_verify(args: argparse.Namespace, ui: Console, deployment: LocalDeployment,
                           replications: list[Replication], started: float) -> int:
+    """Write the workload to the first replicator's source, wait for it to replicate, compare every replica
+    with its source and print the verdict. ``started`` is the demo's ``time.monotonic()`` start; returns the
+    exit code (0 PASS, 1 FAIL). Re-raises the first error of a writer or of a mapping's background thread."""
     tracker = LagTracker()
     # The demo writes to the first replicator's source; in a multi-active app it replicates to all others
     # (whose own mappings then see the replicated writes, which are not workload records).
     main = replications[0]
     main.mapping.add_listener(tracker.on_checkpoint)
-    key_schema = main.source.key_schema
-    key_names = tuple(k["AttributeName"] for k in key_schema)
-    types = {d["AttributeName"]: d["AttributeType"] for d in
-             main.source.client().describe_table(TableName=main.source.name)["Table"]["AttributeDefinitions"]}
-    ops = workload.generate(args.items, seed=args.seed, key_names=key_names,
-                            key_types=tuple(types[n] for n in key_names))
-    kinds = {k: sum(1 for o in ops if o.kind == k) for k in ("put", "update", "delete")}
-
-    # One key always goes to the same writer so its writes stay in order.
-    lanes: list[list[workload.Operation]] = [[] for _ in range(args.writers)]
-    for op in ops:
-        lanes[hash(_key_text(op.key)) % args.writers].append(op)
-    counter = [0]
-    errors: list[BaseException] = []
+    key_names, ops = _workload_for(args, main.source)
     deployment.start()
     t = time.monotonic()
-    threads = [threading.Thread(target=_write, args=(main.source.client(), main.source.name, lane, tracker,
+    writers = _start_writers(main.source, ops, args.writers, tracker)
+    writes_took, elapsed = _wait_for_replication(ui, deployment, tracker, writers, t)
+    ui.clear_live()
+    if writers.errors:
+        raise writers.errors[0]
+    deployment.stop()
+    if tracker.replicated >= writers.expected:
+        # Let every other mapping (multi-active echoes) settle before comparing.
+        deployment.run_until_idle(timeout_s=STALL_TIMEOUT_S)
+    ok_repl = tracker.replicated >= writers.expected
+    _report_throughput(ui, ops, tracker, writes_took, elapsed, ok_repl)
+    failures, total_items = _compare_replicas(ui, main, key_names)
+    failures += _delivery_failures(replications)
+    if not ok_repl:
+        failures.insert(0, f"only {tracker.replicated:,} of {writers.expected:,} stream records were replicated "
+                           f"(no progress for {STALL_TIMEOUT_S:.0f} s)")
+    return _verdict(args, ui, deployment, replications, failures, total_items, writers.expected, started)
+
+
+def _workload_for(args: argparse.Namespace, source: LocalTable) -> tuple[tuple[str, ...], list[workload.Operation]]:
+    """The source's key attribute names and ``args.items`` generated writes (seeded by ``args.seed``) whose
+    keys have the source's real key types."""
+    key_names = tuple(k["AttributeName"] for k in source.key_schema)
+    types = {d["AttributeName"]: d["AttributeType"] for d in
+             source.client().describe_table(TableName=source.name)["Table"]["AttributeDefinitions"]}
+    ops = workload.generate(args.items, seed=args.seed, key_names=key_names,
+                            key_types=tuple(types[n] for n in key_names))
+    return key_names, ops
+
+
+def _start_writers(source: LocalTable, ops: list[workload.Operation], count: int,
+                   tracker: LagTracker) -> _Writers:
+    """Start ``count`` daemon threads that write ``ops`` to ``source``, each key always by the same thread so
+    its writes stay in order."""
+    lanes: list[list[workload.Operation]] = [[] for _ in range(count)]
+    for op in ops:
+        lanes[hash(_key_text(op.key)) % count].append(op)
+    counter = [0]
+    errors: list[BaseException] = []
+    threads = [threading.Thread(target=_write, args=(source.client(), source.name, lane, tracker,
                                                      counter, errors), daemon=True) for lane in lanes]
     for thread in threads:
         thread.start()
-    expected = len(ops)
+    return _Writers(threads=threads, expected=len(ops), counter=counter, errors=errors)
+
+
+def _wait_for_replication(ui: Console, deployment: LocalDeployment, tracker: LagTracker, writers: _Writers,
+                          t: float) -> tuple[float | None, float]:
+    """Show progress every ``REFRESH_S`` until every write is replicated, an error appears (added to
+    ``writers.errors``) or nothing is replicated for ``STALL_TIMEOUT_S``. ``t`` is the ``time.monotonic()``
+    the writes started; returns (seconds the writes took, or None if they never finished; seconds waited)."""
     last_progress, last_seen, last_plain, spin = time.monotonic(), -1, time.monotonic(), 0
     writes_took: float | None = None
     while True:
-        done_writing = not any(th.is_alive() for th in threads)
+        done_writing = writers.done
         if done_writing and writes_took is None:
             writes_took = time.monotonic() - t
         replicated = tracker.replicated
         now = time.monotonic()
         if replicated != last_seen:
             last_progress, last_seen = now, replicated
-        rate = replicated / max(now - t, 1e-6)
-        line = (f"  {_SPINNER[spin % len(_SPINNER)]} Replicating  written {counter[0]:>6,}/{expected:,}  "
-                f"replicated {replicated:>6,}  {rate:5,.0f} rec/s  {_fmt_lag(tracker)}")
+        line = _progress_line(_SPINNER[spin % len(_SPINNER)], writers, tracker, replicated, now - t)
         spin += 1
         ui.live(line)
         if not ui.tty and now - last_plain >= PLAIN_PROGRESS_EVERY_S:
@@ -297,48 +349,58 @@ def _replicate_and_verify(args: argparse.Namespace, ui: Console, deployment: Loc
             last_plain = now
         broken = next((m.background_error for m in deployment.mappings if m.background_error), None)
         if broken is not None:
-            errors.append(broken)
-        if errors:
-            break
-        if done_writing and replicated >= expected:
-            break
-        if now - last_progress > STALL_TIMEOUT_S:
+            writers.errors.append(broken)
+        if writers.errors or (done_writing and replicated >= writers.expected) \
+                or now - last_progress > STALL_TIMEOUT_S:
             break
         time.sleep(REFRESH_S)
-    elapsed = time.monotonic() - t
-    ui.clear_live()
-    if errors:
-        raise errors[0]
-    deployment.stop()
-    if tracker.replicated >= expected:
-        # Let every other mapping (multi-active echoes) settle before comparing.
-        deployment.run_until_idle(timeout_s=STALL_TIMEOUT_S)
-    ui.step("Wrote", f"{expected:,} writes: {kinds['put']:,} inserts, {kinds['update']:,} updates, "
+    return writes_took, time.monotonic() - t
+
+
+def _progress_line(spinner: str, writers: _Writers, tracker: LagTracker, replicated: int, seconds: float) -> str:
+    """The live progress line: writes made, records replicated, rate over ``seconds`` and lag."""
+    rate = replicated / max(seconds, 1e-6)
+    return (f"  {spinner} Replicating  written {writers.counter[0]:>6,}/{writers.expected:,}  "
+            f"replicated {replicated:>6,}  {rate:5,.0f} rec/s  {_fmt_lag(tracker)}")
+
+
+def _report_throughput(ui: Console, ops: list[workload.Operation], tracker: LagTracker,
+                       writes_took: float | None, elapsed: float, ok: bool) -> None:
+    """The "Wrote" and "Replicated" stages: the workload's mix, then records, rate and lag percentiles."""
+    kinds = {k: sum(1 for o in ops if o.kind == k) for k in ("put", "update", "delete")}
+    ui.step("Wrote", f"{len(ops):,} writes: {kinds['put']:,} inserts, {kinds['update']:,} updates, "
             f"{kinds['delete']:,} deletes", writes_took)
     p50, p99, worst = tracker.percentiles()
-    ok_repl = tracker.replicated >= expected
     ui.step("Replicated", f"{tracker.replicated:,} records · {tracker.replicated / elapsed:,.0f} rec/s · "
-            f"lag p50 {p50:.2f} s, p99 {p99:.2f} s, max {worst:.2f} s", elapsed, ok=ok_repl)
+            f"lag p50 {p50:.2f} s, p99 {p99:.2f} s, max {worst:.2f} s", elapsed, ok=ok)
 
+
+def _compare_replicas(ui: Console, rep: Replication, key_names: tuple[str, ...]) -> tuple[list[str], int]:
+    """A "Compared" stage per target of ``rep`` (metadata ignored, tombstones counted as absent where the mode
+    keeps them); returns (one failure text per differing target, the source's item count)."""
     t = time.monotonic()
     failures: list[str] = []
     total_items = 0
-    for rep in replications[:1]:
-        for target in rep.targets:
-            env = rep.function.environment
-            # Multi-active copies and replicas fed by Kinesis keep deletes as tombstones.
-            tombstone = (f"{rep.metadata_prefix}deleted"
-                         if env.get(contract.MODE) == "MULTI_ACTIVE" or env.get(contract.CHANGE_SOURCE) == "KINESIS"
-                         else None)
-            result = compare_tables(rep.source.client(), rep.source.name, target.client(), target.name,
-                                    list(key_names), rep.metadata_prefix, tombstone_attribute=tombstone)
-            total_items = result.source_items
-            ok = result.equal
-            ui.step("Compared", f"{target.name} ({target.region}): {result.matching:,}/{result.source_items:,} "
-                    f"identical, {len(result.missing)} missing, {len(result.different)} differ, "
-                    f"{len(result.unexpected)} extra", time.monotonic() - t, ok=ok)
-            if not ok:
-                failures.append(_describe(target, result))
+    env = rep.function.environment
+    # Multi-active copies and replicas fed by Kinesis keep deletes as tombstones.
+    tombstone = (f"{rep.metadata_prefix}deleted"
+                 if env.get(contract.MODE) == "MULTI_ACTIVE" or env.get(contract.CHANGE_SOURCE) == "KINESIS"
+                 else None)
+    for target in rep.targets:
+        result = compare_tables(rep.source.client(), rep.source.name, target.client(), target.name,
+                                list(key_names), rep.metadata_prefix, tombstone_attribute=tombstone)
+        total_items = result.source_items
+        ui.step("Compared", f"{target.name} ({target.region}): {result.matching:,}/{result.source_items:,} "
+                f"identical, {len(result.missing)} missing, {len(result.different)} differ, "
+                f"{len(result.unexpected)} extra", time.monotonic() - t, ok=result.equal)
+        if not result.equal:
+            failures.append(_describe(target, result))
+    return failures, total_items
+
+
+def _delivery_failures(replications: list[Replication]) -> list[str]:
+    """One text per replicator whose failure queue holds batches, and per replicator whose invocations failed."""
+    failures: list[str] = []
     for rep in replications:
         for queue in ([rep.mapping.destination] if rep.mapping.destination else []):
             if len(queue):
@@ -346,9 +408,13 @@ def _replicate_and_verify(args: argparse.Namespace, ui: Console, deployment: Loc
         if rep.mapping.stats.function_errors:
             failures.append(f"{rep.mapping.stats.function_errors} failed invocation(s) of {rep.function.name} "
                             f"(last: {rep.mapping.stats.last_error})")
-    if not ok_repl:
-        failures.insert(0, f"only {tracker.replicated:,} of {expected:,} stream records were replicated "
-                           f"(no progress for {STALL_TIMEOUT_S:.0f} s)")
+    return failures
+
+
+def _verdict(args: argparse.Namespace, ui: Console, deployment: LocalDeployment, replications: list[Replication],
+             failures: list[str], total_items: int, expected: int, started: float) -> int:
+    """Print PASS (and keep running if ``args.keep_running``) or FAIL with each failure and the last error
+    log lines; returns the exit code."""
     ui.print()
     total = time.monotonic() - started
     if failures:
