@@ -725,25 +725,10 @@ def _condition_holds(
     keys: Mapping[str, _Values],
     where: str,
 ) -> bool:
-    qualifier, _, base = operator.rpartition(":")
-    if qualifier not in ("", "ForAnyValue", "ForAllValues"):
-        raise PolicyError(f"{where}: unknown condition set operator {qualifier!r} in {operator!r}")
-    if_exists = base.endswith("IfExists")
-    if if_exists:
-        base = base[: -len("IfExists")]
-    if base == "Null" and (qualifier or if_exists):
-        raise PolicyError(f"{where}: {operator!r} is not a valid condition operator")
-    if base in _UNSUPPORTED:
-        raise PolicyError(f"{where}: condition operator {operator!r} is not supported by the local evaluator")
-    if base != "Null" and base not in _OPERATORS:
-        raise PolicyError(f"{where}: unknown condition operator {operator!r}")
-    name = key.lower()
-    if name not in keys:
-        raise PolicyError(
-            f"{where}: condition key {key!r} is not known to the local evaluator for this request; "
-            "pass its value (or None if AWS would not set it) in context"
-        )
-    request_values = keys[name]
+    """Whether one condition (``operator``, ``key``, ``policy_values``) holds on the request's condition
+    ``keys`` (lower-cased names). Raises PolicyError where AWS's answer cannot be known or given locally."""
+    qualifier, base, if_exists = _parse_operator(operator, where)
+    request_values = _request_values(key, keys, where)
     if base == "Null":
         return _bool_value(policy_values, where, operator, key) == (request_values is None)
     family, negated = _OPERATORS[base]
@@ -753,19 +738,8 @@ def _condition_holds(
             f"{where}: {operator} on condition key {key!r}: AWS sets it on this request to a value the local "
             "runtime cannot know"
         )
-
     if request_values is None:
-        if if_exists:
-            return True
-        if qualifier == "ForAllValues":
-            return True  # AWS: ForAllValues holds over an empty set of request values
-        if qualifier == "ForAnyValue":
-            if negated:
-                # AWS documents both "ForAnyValue is false without values" and "a negated operator holds on
-                # an absent key"; which one wins is not documented, so refuse rather than guess.
-                raise PolicyError(f"{where}: {operator} on absent key {key!r} has no documented result")
-            return False
-        return negated  # AWS: an absent key fails a condition, and satisfies its negation
+        return _holds_on_absent_key(qualifier, if_exists, negated, operator, key, where)
 
     def one(request_value: str) -> bool:
         hit = any(_compare(family, policy, request_value, where, operator, key) for policy in policy_values)
@@ -780,6 +754,53 @@ def _condition_holds(
             f"{where}: {operator} on multivalued key {key!r} needs ForAnyValue: or ForAllValues:"
         )
     return one(request_values[0])
+
+
+def _parse_operator(operator: str, where: str) -> tuple[str, str, bool]:
+    """(set qualifier or "", base operator without ``IfExists``, whether ``IfExists`` was given) of a
+    condition operator such as ``ForAnyValue:StringLikeIfExists``; raises PolicyError for an unknown,
+    invalid or locally unsupported one."""
+    qualifier, _, base = operator.rpartition(":")
+    if qualifier not in ("", "ForAnyValue", "ForAllValues"):
+        raise PolicyError(f"{where}: unknown condition set operator {qualifier!r} in {operator!r}")
+    if_exists = base.endswith("IfExists")
+    if if_exists:
+        base = base[: -len("IfExists")]
+    if base == "Null" and (qualifier or if_exists):
+        raise PolicyError(f"{where}: {operator!r} is not a valid condition operator")
+    if base in _UNSUPPORTED:
+        raise PolicyError(f"{where}: condition operator {operator!r} is not supported by the local evaluator")
+    if base != "Null" and base not in _OPERATORS:
+        raise PolicyError(f"{where}: unknown condition operator {operator!r}")
+    return qualifier, base, if_exists
+
+
+def _request_values(key: str, keys: Mapping[str, _Values], where: str) -> _Values:
+    """The request's values of condition ``key`` (names are case-insensitive); a key the caller did not
+    describe is refused rather than taken as absent, which could be kinder than AWS."""
+    name = key.lower()
+    if name not in keys:
+        raise PolicyError(
+            f"{where}: condition key {key!r} is not known to the local evaluator for this request; "
+            "pass its value (or None if AWS would not set it) in context"
+        )
+    return keys[name]
+
+
+def _holds_on_absent_key(qualifier: str, if_exists: bool, negated: bool, operator: str, key: str,
+                         where: str) -> bool:
+    """Whether a condition holds when the request does not carry its key at all (AWS's documented rules)."""
+    if if_exists:
+        return True
+    if qualifier == "ForAllValues":
+        return True  # AWS: ForAllValues holds over an empty set of request values
+    if qualifier == "ForAnyValue":
+        if negated:
+            # AWS documents both "ForAnyValue is false without values" and "a negated operator holds on
+            # an absent key"; which one wins is not documented, so refuse rather than guess.
+            raise PolicyError(f"{where}: {operator} on absent key {key!r} has no documented result")
+        return False
+    return negated  # AWS: an absent key fails a condition, and satisfies its negation
 
 
 def _compare(family: str, policy: str, value: str, where: str, operator: str, key: str) -> bool:
