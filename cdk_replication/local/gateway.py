@@ -453,6 +453,8 @@ class Gateway:
     # --- STS ------------------------------------------------------------------------------------------
 
     def _sts(self, identity: Identity, region: str, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Serve one STS query-protocol request: GetCallerIdentity, or AssumeRole checked against the role's
+        trust policy and the caller's own policies; any other action is refused as not implemented."""
         form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
         with self._lock:
             self.calls.append(form)
@@ -460,23 +462,39 @@ class Gateway:
         if action == "GetCallerIdentity":  # AWS never refuses it
             result = (f"<Account>{identity.principal.account}</Account><UserId>LOCAL</UserId>"
                       f"<Arn>{escape(identity.caller_arn)}</Arn>")
-            return 200, [("content-type", "text/xml")], _sts_wrap(action, result).encode()
-        if action != "AssumeRole":
+        elif action == "AssumeRole":
+            result = self._assume_role(identity, region, form)
+        else:
             raise GatewayError("InvalidAction", f"the local STS does not implement {action!r}")
-        role_arn = form.get("RoleArn", "")
-        if _ROLE_ARN.match(role_arn) is None:
-            raise GatewayError("ValidationError", f"RoleArn {role_arn!r} is not a role ARN")
-        if any(k == "Policy" or k.startswith("PolicyArns.") for k in form):
-            raise GatewayError("ValidationError", "local runtime: session policies (Policy, PolicyArns) are not "
-                                                  "modelled; assume the role without them")
-        unmodelled = sorted({k.split(".", 1)[0] for k in form} - _ASSUME_ROLE_FIELDS)
-        if unmodelled:
-            raise GatewayError("ValidationError", f"local runtime: AssumeRole parameter(s) {', '.join(unmodelled)} "
-                                                  "are not modelled (session tags, MFA, provided contexts); "
-                                                  "assume the role without them")
-        session_name = _checked_session_name(form.get("RoleSessionName"))
-        seconds = _checked_duration(form.get("DurationSeconds"))
-        _checked_external_id(form.get("ExternalId"))
+        return 200, [("content-type", "text/xml")], _sts_wrap(action, result).encode()
+
+    def _assume_role(self, identity: Identity, region: str, form: Mapping[str, str]) -> str:
+        """The AssumeRole result XML for ``identity``: parameters checked as AWS checks them, then the call
+        authorised, then the session duration limits; the session is registered so its keys sign later calls."""
+        role_arn, session_name, seconds = _checked_assume_role_form(form)
+        role = self._assumable_role(identity, region, form, role_arn, session_name)
+        if identity.principal.session_arn is not None and seconds > CHAINED_SESSION_SECONDS:
+            raise GatewayError("ValidationError", "The requested DurationSeconds exceeds the 1 hour session limit "
+                                                  "for roles assumed by role chaining.")
+        if seconds > role.max_session_duration:
+            raise GatewayError("ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set "
+                                                  "for this role.")
+        creds = self._session(role, session_name, "LOCALSESS")
+        expires = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        identity_of = self._identities[creds.access_key_id]
+        return (
+            f"<Credentials><AccessKeyId>{creds.access_key_id}</AccessKeyId>"
+            f"<SecretAccessKey>{creds.secret_access_key}</SecretAccessKey>"
+            f"<SessionToken>local-session</SessionToken><Expiration>{expires}</Expiration></Credentials>"
+            f"<AssumedRoleUser><AssumedRoleId>AROALOCAL:{escape(session_name)}"
+            f"</AssumedRoleId><Arn>{escape(identity_of.caller_arn)}</Arn></AssumedRoleUser>"
+        )
+
+    def _assumable_role(self, identity: Identity, region: str, form: Mapping[str, str], role_arn: str,
+                        session_name: str) -> Role:
+        """The role ``identity`` may assume, or AccessDenied: the role must exist locally, be modelled, and
+        both its trust policy and the caller's policies must allow sts:AssumeRole (and sts:SetSourceIdentity
+        when a SourceIdentity is set)."""
         role = self._roles.get(role_arn)
         denied = (f"User: {identity.caller_arn} is not authorized to perform: sts:AssumeRole on resource: "
                   f"{role_arn}")
@@ -495,23 +513,7 @@ class Gateway:
                                 context)
         except GatewayError as error:
             raise GatewayError("AccessDenied", error.message) from None
-        if identity.principal.session_arn is not None and seconds > CHAINED_SESSION_SECONDS:
-            raise GatewayError("ValidationError", "The requested DurationSeconds exceeds the 1 hour session limit "
-                                                  "for roles assumed by role chaining.")
-        if seconds > role.max_session_duration:
-            raise GatewayError("ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set "
-                                                  "for this role.")
-        creds = self._session(role, session_name, "LOCALSESS")
-        expires = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        identity_of = self._identities[creds.access_key_id]
-        result = (
-            f"<Credentials><AccessKeyId>{creds.access_key_id}</AccessKeyId>"
-            f"<SecretAccessKey>{creds.secret_access_key}</SecretAccessKey>"
-            f"<SessionToken>local-session</SessionToken><Expiration>{expires}</Expiration></Credentials>"
-            f"<AssumedRoleUser><AssumedRoleId>AROALOCAL:{escape(session_name)}"
-            f"</AssumedRoleId><Arn>{escape(identity_of.caller_arn)}</Arn></AssumedRoleUser>"
-        )
-        return 200, [("content-type", "text/xml")], _sts_wrap(action, result).encode()
+        return role
 
     def _session(self, role: Role, session_name: str, prefix: str) -> LocalCredentials:
         """Register (idempotently) a session of ``role`` and return its credentials."""
@@ -804,6 +806,27 @@ def _sts_validation(value: str | None, member: str, constraint: str) -> GatewayE
     shown = "null" if value is None else f"'{value}'"
     return GatewayError("ValidationError", f"1 validation error detected: Value {shown} at '{member}' failed to "
                                            f"satisfy constraint: Member {constraint}")
+
+
+def _checked_assume_role_form(form: Mapping[str, str]) -> tuple[str, str, int]:
+    """(role ARN, session name, duration in seconds) of an AssumeRole request, its parameters checked in the
+    order STS checks them; parameters the local runtime does not model (session policies, tags, MFA,
+    provided contexts) are refused rather than ignored, since ignoring them could be kinder than AWS."""
+    role_arn = form.get("RoleArn", "")
+    if _ROLE_ARN.match(role_arn) is None:
+        raise GatewayError("ValidationError", f"RoleArn {role_arn!r} is not a role ARN")
+    if any(k == "Policy" or k.startswith("PolicyArns.") for k in form):
+        raise GatewayError("ValidationError", "local runtime: session policies (Policy, PolicyArns) are not "
+                                              "modelled; assume the role without them")
+    unmodelled = sorted({k.split(".", 1)[0] for k in form} - _ASSUME_ROLE_FIELDS)
+    if unmodelled:
+        raise GatewayError("ValidationError", f"local runtime: AssumeRole parameter(s) {', '.join(unmodelled)} "
+                                              "are not modelled (session tags, MFA, provided contexts); "
+                                              "assume the role without them")
+    session_name = _checked_session_name(form.get("RoleSessionName"))
+    seconds = _checked_duration(form.get("DurationSeconds"))
+    _checked_external_id(form.get("ExternalId"))
+    return role_arn, session_name, seconds
 
 
 def _checked_session_name(name: str | None) -> str:
