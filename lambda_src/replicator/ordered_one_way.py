@@ -32,6 +32,12 @@ records decide only where they cannot be wrong, and otherwise the source decides
   refused. Each settle counts as a ``SettledFromSource`` conflict and is logged with the item key. With
   ``REPLICATION_TTL_DELETES=SKIP`` a source without the item cannot tell a TTL delete (to be kept in the
   replica) from another delete: the item is then reported for repair (``UnsettledTie``).
+* With ``REPLICATION_TTL_DELETES=SKIP`` TTL deletes still take part in the chain check (left out, the
+  changes around one can form a chain that never happened: A->B, TTL delete, create A looks like
+  ``-->A->B``). A chain ending in a TTL delete writes the state before it (its old image: the replica keeps
+  what the last replicated change wrote) stamped ``-``, the source's state; so a batch of TTL deletes only is
+  written too (one conditional write per TTL delete), and its refusal by another state of the same time
+  settles the item.
 
 Why this converges (rule 1): writes never lower ``changedAt``, so the target ends at the latest time ``t``
 of the item's changes, and only the first write at ``t`` can come from a record (later ones need an older
@@ -215,20 +221,22 @@ class OrderedOneWayReplication:
 
     def plan(self, key: ItemKey, changes: Sequence[Change]) -> ItemPlan:
         plan = ItemPlan(key=key, changes=list(changes), covers_from=changes[0].index)
-        if self._config.ttl_deletes is TtlDeletes.SKIP:
+        skip_ttl = self._config.ttl_deletes is TtlDeletes.SKIP
+        if skip_ttl:
             plan.skipped = [c for c in changes if c.is_remove and c.by_ttl]
-        skipped = {c.index for c in plan.skipped}
-        applied = [c for c in changes if c.index not in skipped]
-        if not applied:
-            return plan
-        last = latest_change(applied, self.digests)
+        # TTL deletes stay in the chain check even when they are skipped: dropped, the changes around one
+        # can look like a chain that never happened (A->B, TTL delete, create A: "-->A->B" would write B).
+        # Even a batch of TTL deletes only is written (the state before the delete, stamped with the delete's
+        # time and state "-"): its refusal by another state of the same time is what settles such an item
+        # when "-->A->B" was written first. The cost: one conditional write per TTL delete.
+        last = latest_change(changes, self.digests)
         op: OrderedWrite
         if last is None:
-            change_time = max(c.change_time_us or 0 for c in applied)
+            change_time = max(c.change_time_us or 0 for c in changes)
             op = SettleFromSource(key, change_time, "changes of the batch with equal times cannot be ordered")
         else:
             assert last.change_time_us is not None, "Kinesis change records always carry a change time"
-            item = self._stamped(last.new_image if not last.is_remove else None, key, last.change_time_us,
+            item = self._stamped(self._replica_image(last, skip_ttl), key, last.change_time_us,
                                  self.digests.after(last))
             size = item_size(item)
             if size > MAX_ITEM_BYTES:
@@ -243,6 +251,14 @@ class OrderedOneWayReplication:
             op = PutIfLater(key, last.change_time_us, self.digests.after(last), item)
         plan.writes = {target: op for target in self._config.targets}
         return plan
+
+    @staticmethod
+    def _replica_image(last: Change, skip_ttl: bool) -> Item | None:
+        """What the replica holds after ``last`` (``None``: no item). A skipped TTL delete leaves the state
+        before it, which is its old image: the replica keeps what the last replicated change wrote."""
+        if last.is_remove and last.by_ttl and skip_ttl:
+            return last.old_image
+        return None if last.is_remove else last.new_image
 
     def _stamped(self, image: Item | None, key: ItemKey, change_time_us: int, state: str) -> Item:
         """``image`` (``None``: a tombstone) stamped with the change time and ``state``."""
