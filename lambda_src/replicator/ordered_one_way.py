@@ -23,9 +23,10 @@ records decide only where they cannot be wrong, and otherwise the source decides
   duplicate) or a settled one; otherwise the item is settled.
 * Settling reads the source item with a strongly consistent GetItem and writes it (or a tombstone when the
   source has no item) stamped with that time and ``state=settled``, on the condition that the target holds
-  nothing newer and no settled write of that time. By the time a record of time ``t`` is processed, every
-  change made at ``t`` is in the source (a stamp is given when the change is made; the record comes after),
-  so the settled item reflects all of them; changes with later times still apply after it, and records with
+  nothing newer and no settled write of that time. The read is made once per item and batch and shared by
+  every target, and only once the function's clock is past ``t`` plus one tick (1 ms) plus a skew margin of
+  1 s (it waits for that, within the invocation's deadline; with no time left the item is reported for
+  re-delivery), so the settled item reflects every change made at ``t`` (premises below); changes with later times still apply after it, and records with
   time ``t`` are refused by it. The source may be ahead of the stream (a backlog): then the settled item
   shows a later state than its stamp says, and the records between replay over it until the item catches up
   again, so a reader can see it step back once; nothing is lost, since only records of time ``t`` are
@@ -38,6 +39,15 @@ records decide only where they cannot be wrong, and otherwise the source decides
   what the last replicated change wrote) stamped ``-``, the source's state; so a batch of TTL deletes only is
   written too (one conditional write per TTL delete), and its refusal by another state of the same time
   settles the item.
+
+Premises (what the records and DynamoDB are taken to guarantee; AWS documents none of them explicitly):
+
+* One item's change times rise in the order its changes are committed (equal within a tick, never lower).
+* A millisecond stamp is the change time truncated to its millisecond, so a change of time ``t`` was made
+  within ``[t, t + 1 ms)``.
+* Every change stamped ``t`` is committed before any record of ``t`` is processed. This holds because
+  delivery through Kinesis to the function takes far longer than a tick; the settle's wait (one tick and a
+  second of clock skew past ``t``) makes the source read safe even where the function's clock lags.
 
 Why this converges (rule 1): writes never lower ``changedAt``, so the target ends at the latest time ``t``
 of the item's changes, and only the first write at ``t`` can come from a record (later ones need an older
@@ -64,8 +74,9 @@ that Lambda re-delivers every record of it.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,6 +112,11 @@ ITEM_TOO_LARGE = "ItemTooLarge"
 #: Failure code: a tie to settle from a source that no longer holds the item, while TTL deletes are skipped
 #: (a TTL delete must not reach the replica, another delete must): reported for repair.
 UNSETTLED_TIE = "UnsettledTie"
+#: The coarsest tick of a change time, in microseconds: AWS stamps Kinesis records in milliseconds by default.
+TICK_US = 1_000
+#: How far the function's clock may lag DynamoDB's, in microseconds (1 s): before reading the source to settle
+#: a tie of time ``t``, the function waits until its clock is past ``t`` + :data:`TICK_US` + this margin.
+CLOCK_SKEW_MARGIN_US = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -216,6 +232,9 @@ class OrderedOneWayReplication:
         self.state_attr = prefix + STATE
         self.deleted_attr = prefix + DELETED
         self.digests = StateDigests(prefix)
+        #: The wall clock (epoch seconds) and sleep used to wait for a tick to pass; replaced by tests.
+        self.clock: Callable[[], float] = time.time
+        self.sleep: Callable[[float], None] = time.sleep
 
     # --- planning -----------------------------------------------------------------------------------------
 
@@ -278,10 +297,12 @@ class OrderedOneWayReplication:
         self, plans: Sequence[ItemPlan], pool: Executor, deadline: Deadline, metrics: InvocationMetrics
     ) -> dict[ItemKey, list[TargetFailure]]:
         futures: list[tuple[ItemPlan, TableRef, Future[_Outcome]]] = []
+        # Every target of an item settles from the same source read (one GetItem per item and batch).
+        reads = _SourceReads(self._read_source)
         for plan in plans:
             for target, op in plan.writes.items():
                 assert isinstance(op, (PutIfLater, SettleFromSource))
-                futures.append((plan, target, pool.submit(self._write, target, op, deadline)))
+                futures.append((plan, target, pool.submit(self._write, target, op, deadline, reads)))
         failures: dict[ItemKey, list[TargetFailure]] = {}
         for plan, target, future in futures:
             outcome = future.result()
@@ -304,10 +325,10 @@ class OrderedOneWayReplication:
                     )
         return failures
 
-    def _write(self, target: TableRef, op: OrderedWrite, deadline: Deadline) -> _Outcome:
+    def _write(self, target: TableRef, op: OrderedWrite, deadline: Deadline, reads: "_SourceReads") -> _Outcome:
         """Apply ``op`` to ``target``, settling the item from the source where the records cannot order it."""
         if isinstance(op, SettleFromSource):
-            return self._settle(target, op.key, op.change_time_us, op.reason, deadline)
+            return self._settle(target, op.key, op.change_time_us, op.reason, deadline, reads)
         condition = (
             "attribute_not_exists(#t) OR #t < :t",
             {"#t": self.changed_at_attr},
@@ -324,7 +345,7 @@ class OrderedOneWayReplication:
         reason = self._tie_to_settle(stored, op)
         if reason is None:
             return _Outcome(conflict=SUPERSEDED)
-        return self._settle(target, op.key, op.change_time_us, reason, deadline)
+        return self._settle(target, op.key, op.change_time_us, reason, deadline, reads)
 
     def _tie_to_settle(self, stored: Item | None, op: PutIfLater) -> str | None:
         """Why a refused write must be settled from the source, or ``None`` when the refusal is right: the
@@ -342,9 +363,10 @@ class OrderedOneWayReplication:
             return None
         return "the target holds another change made at the same time"
 
-    def _settle(self, target: TableRef, key: ItemKey, change_time_us: int, reason: str, deadline: Deadline) -> _Outcome:
+    def _settle(self, target: TableRef, key: ItemKey, change_time_us: int, reason: str, deadline: Deadline,
+                reads: "_SourceReads") -> _Outcome:
         """Write the source's current item (or a tombstone) to ``target`` as the state at ``change_time_us``."""
-        source_item, failure = self._read_source(key, deadline)
+        source_item, failure = reads.get(key, change_time_us, deadline)
         if failure is not None:
             return _Outcome(failure=failure)
         if source_item is None and self._config.ttl_deletes is TtlDeletes.SKIP:
@@ -377,8 +399,28 @@ class OrderedOneWayReplication:
         # Refused: the target meanwhile holds a later change, or a settle of the same time (as good as ours).
         return _Outcome(conflict=SETTLED_FROM_SOURCE if written else SUPERSEDED, reason=reason)
 
-    def _read_source(self, key: ItemKey, deadline: Deadline) -> tuple[Item | None, WriteFailure | None]:
-        """The source item now, strongly consistent (``None``: no item), retrying transient errors."""
+    def _wait_until_committed(self, change_time_us: int, deadline: Deadline) -> WriteFailure | None:
+        """Wait until the function's clock is past ``change_time_us`` + one tick + the skew margin, so that
+        every change stamped with that time is committed; a failure (retryable) if the deadline comes first."""
+        wait_s = (change_time_us + TICK_US + CLOCK_SKEW_MARGIN_US) / 1e6 - self.clock()
+        if wait_s <= 0:
+            return None
+        if deadline.remaining() <= wait_s:
+            return WriteFailure(
+                DEADLINE_EXCEEDED,
+                f"settling a tie needs the source read {wait_s:.3f} s from now (after its change time, one tick "
+                "and a clock-skew margin); the invocation has not that much time left",
+                retries_exhausted=True,
+            )
+        self.sleep(wait_s)
+        return None
+
+    def _read_source(self, key: ItemKey, change_time_us: int, deadline: Deadline) -> tuple[Item | None, WriteFailure | None]:
+        """The source item, strongly consistent (``None``: no item), read once every change stamped
+        ``change_time_us`` is surely committed, retrying transient errors."""
+        failure = self._wait_until_committed(change_time_us, deadline)
+        if failure is not None:
+            return None, failure
         source = self._config.source
         client = self._clients.for_table(source)
         request: dict[str, Any] = {"TableName": source.request_name, "Key": key_item(key), "ConsistentRead": True}
@@ -395,3 +437,27 @@ class OrderedOneWayReplication:
                 if not wait_before_retry(deadline, attempt):
                     return None, WriteFailure(error_code(exc), message, retries_exhausted=True)
                 attempt += 1
+
+
+class _SourceReads:
+    """One read of the source per item and change time, shared by every target of a batch (threads may share
+    it: the first caller reads, the others wait for its answer, failure included)."""
+
+    def __init__(self, read: Callable[[ItemKey, int, Deadline], tuple[Item | None, WriteFailure | None]]) -> None:
+        self._read = read
+        self._lock = threading.Lock()
+        self._answers: dict[tuple[ItemKey, int], Future[tuple[Item | None, WriteFailure | None]]] = {}
+
+    def get(self, key: ItemKey, change_time_us: int, deadline: Deadline) -> tuple[Item | None, WriteFailure | None]:
+        with self._lock:
+            answer = self._answers.get((key, change_time_us))
+            reader = answer is None
+            if answer is None:
+                answer = self._answers[(key, change_time_us)] = Future()
+        if reader:
+            try:
+                answer.set_result(self._read(key, change_time_us, deadline))
+            except BaseException as exc:  # the waiting threads must not hang on an unexpected error
+                answer.set_exception(exc)
+                raise
+        return answer.result()
