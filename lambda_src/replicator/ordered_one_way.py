@@ -12,8 +12,9 @@ always be ordered from the records: within one tick an item may return to a stat
 create; v1, v2, v1), and a duplicate of an earlier record then looks exactly like a later change. So the
 records decide only where they cannot be wrong, and otherwise the source decides:
 
-* Each write also stamps ``<prefix>state``: the digest of the state it wrote (``-`` for a tombstone), or
-  ``settled`` for a write settled from the source (below). No digest can equal ``settled``.
+* Each write also stamps ``<prefix>state``: the digest of the source's state after the change it wrote
+  (``-`` for a tombstone, and for a TTL delete skipped below), or ``settled`` for a write settled from the
+  source (below). No digest can equal ``settled``.
 * In a batch, among an item's changes with the latest time, a change is written only if those changes form
   one chain of distinct states (each one's old image is the previous one's new image); its last change is
   then the latest of them (exact repeats of a transition count once: a duplicate record makes them).
