@@ -27,8 +27,8 @@ records decide only where they cannot be wrong, and otherwise the source decides
   nothing newer and no settled write of that time. The read is made once per item and batch and shared by
   every target, and only once the function's clock is past ``t`` plus one tick (1 ms) plus a skew margin of
   1 s (it waits for that, within the invocation's deadline; with no time left the item is reported for
-  re-delivery), so the settled item reflects every change made at ``t`` (premises below); changes with later times still apply after it, and records with
-  time ``t`` are refused by it. The source may be ahead of the stream (a backlog): then the settled item
+  re-delivery), so the settled item reflects every change made at ``t`` (premises below); changes with
+  later times still apply after it, and records with time ``t`` are refused by it. The source may be ahead of the stream (a backlog): then the settled item
   shows a later state than its stamp says, and the records between replay over it until the item catches up
   again, so a reader can see it step back once; nothing is lost, since only records of time ``t`` are
   refused. Each settle counts as a ``SettledFromSource`` conflict and is logged with the item key. With
@@ -52,11 +52,14 @@ Premises (what the records and DynamoDB are taken to guarantee; AWS documents no
 
 Why this converges (rule 1): writes never lower ``changedAt``, so the target ends at the latest time ``t``
 of the item's changes, and only the first write at ``t`` can come from a record (later ones need an older
-stored time). A settled write reflects every change of ``t``. If that first write stored a state ``S`` that
-is not the item's last state, the item left ``S`` later within ``t`` by some change; that change is not in
-the batch that wrote ``S`` (its chain ends at ``S`` and visits each state once), so it is delivered later,
-where its own batch's chain passes through ``S`` and ends elsewhere: the write is refused at the same time
-with another state, and the item is settled.
+stored time). A settled write reflects every change of ``t``. If that first write came from a change that
+is not the item's last change of ``t``, the item left the state ``S`` it stamped later within ``t`` by
+another change; that change is not in the batch that wrote ``S`` (its chain ends at ``S`` and visits each
+state once), so it is delivered later, where its own batch's chain passes through ``S`` and ends elsewhere:
+the write is refused at the same time with another state, and the item is settled. With TTL deletes
+skipped the argument is the same, because chains and stamps follow the source's states (TTL deletes
+included); only what is written for a chain ending in a TTL delete differs, and it is what the replica holds
+after that change. A settle that finds no source item is then reported instead (``UnsettledTie``).
 
 A delete is written as a tombstone (the key, ``<prefix>deleted`` and the change time, expiring after
 ``REPLICATION_TOMBSTONE_TTL_SECONDS`` through the table's TTL attribute): a plain delete would let a late
