@@ -14,9 +14,16 @@ One-way (no conflict attribute), for each key:
 After three rounds without a final answer the key is reported as unsettled (exit 1; run verify again).
 
 A replica fed by a Kinesis data stream orders writes by ``<prefix>changedAt`` (the source change time the
-replicator stamps): the repaired item keeps the target's value, so a late duplicate of a change the target
-had already seen is still refused, while every later change still applies. Written without it, any late
-duplicate would overwrite the repair.
+replicator stamps) and the replicator writes it only where the stored time is older. The repair writes what
+the replicator writes when it settles a tie from the source: the source's item, or a tombstone (the key,
+``<prefix>deleted``, an expiry on the target's TTL attribute) when the source has none, stamped with a change
+time no later than the source read and ``<prefix>state=settled``, on the condition that the target holds no
+later change and no settled write of that time. A late duplicate of a change the repair read is then refused
+(its time is not later), while every later change still applies. Written plainly (DeleteItem, or an item
+without a change time), a late duplicate of an older change would pass the replicator's condition and bring
+older data back for good. The repair takes a replica for Kinesis-fed when the item it read carries
+``<prefix>changedAt``, or else when any item among the first :data:`DETECTION_PAGES` pages of a scan of the
+target does.
 
 Multi-active (``--conflict-attribute``): the source item is written only if the target lacks it or holds
 an older conflict value (ties keep the target), the same rule as the replicator, so a repair can never
@@ -27,13 +34,15 @@ target's region that have not reached the source yet.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from typing import Any
 
-from cdk_replication.cli.conditions import MissingConflictValue, unchanged
+from cdk_replication.cli.conditions import Condition, MissingConflictValue, unchanged
 from cdk_replication.cli.errors import error_code, error_message
 from cdk_replication.cli.items import (
     AttributeValue,
@@ -53,6 +62,18 @@ from cdk_replication.cli.tables import TableHandle
 CHANGED_AT = "changedAt"
 #: Rounds of read-write-check per key before it is reported as unsettled.
 MAX_ROUNDS = 3
+#: Names (after the metadata prefix) the replicator writes on a Kinesis-fed replica: the state written
+#: (``settled`` for an item written from a read of the source) and the tombstone flag.
+STATE, SETTLED_STATE, DELETED = "state", "settled", "deleted"
+#: Pages (up to 1 MB each) of the target scanned, at most once per run, to tell whether the replicator stamps
+#: its items with a change time, when the item being repaired does not say.
+DETECTION_PAGES = 4
+#: How far the change time a repair stamps lies before its source read, in microseconds (1 s): the clocks
+#: of this machine and DynamoDB may differ, and a stamp later than the read would refuse a real later change.
+CLOCK_SKEW_MARGIN_US = 1_000_000
+#: How long a repair's tombstone lives, in seconds: the replicator's default for a Kinesis-fed replica
+#: (8 days, above the data stream's retention of up to 7 days plus the maximum record age).
+TOMBSTONE_TTL_SECONDS = 8 * 24 * 3600
 
 # Outcomes of one key's repair.
 REPAIRED = "repaired"  # written (or deleted) and confirmed against the source
@@ -135,6 +156,24 @@ class Repairer:
         self.retrier = retrier
         self.key = source.info.key
         self.bucket = bucket if bucket is not None else TokenBucket(options.rate)
+        self._detect_lock = threading.Lock()
+        self._kinesis_fed: bool | None = None  # found out at most once, when first needed
+        self._ttl_lookup: tuple[str | None] | None = None  # (the target's TTL attribute,), once looked up
+
+    def _get_timed(self, handle: TableHandle, key: Item) -> tuple[Item | None, int]:
+        """A consistent read and the latest change time it surely reflects, in epoch microseconds: the
+        earlier of this machine's clock before the request and DynamoDB's ``Date`` of the answer, less the
+        skew margin."""
+        before_us = int(time.time() * 1e6)
+        response = self.retrier.call(handle.client.get_item, TableName=handle.name, Key=key, ConsistentRead=True)
+        date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        read_us = before_us
+        if date:
+            try:
+                read_us = min(read_us, int(parsedate_to_datetime(date).timestamp() * 1e6))
+            except (TypeError, ValueError):
+                pass  # an unreadable Date: this machine's clock alone
+        return response.get("Item"), read_us - CLOCK_SKEW_MARGIN_US
 
     def _get(self, handle: TableHandle, key: Item) -> Item | None:
         response = self.retrier.call(handle.client.get_item, TableName=handle.name, Key=key, ConsistentRead=True)
@@ -191,19 +230,27 @@ class Repairer:
         key = self.key.key_from_id(key_id)
         wrote = False
         for _ in range(MAX_ROUNDS):
-            s, t = self._get(self.source, key), self._get(self.target, key)
+            (s, read_us), t = self._get_timed(self.source, key), self._get(self.target, key)
             if self._digest(s) == self._digest(t):
                 return (REPAIRED if wrote else SETTLED), None
             if self.options.conflict is not None:
                 return self._repair_last_writer_wins(key, s, t)
             if self.options.dry_run:
                 return (WOULD_DELETE if s is None else WOULD_PUT), None
-            condition = unchanged(
-                self.key.partition_key, t, also_absent=s, metadata_prefix=self.options.metadata_prefix
-            )
+            if self._is_kinesis_fed(t):
+                item, condition = self._settled_write(key, s, read_us)
+            else:
+                item, condition = None, unchanged(
+                    self.key.partition_key, t, also_absent=s, metadata_prefix=self.options.metadata_prefix
+                )
             self.bucket.acquire()
             try:
-                if s is None:
+                if item is not None:
+                    self.retrier.call(
+                        self.target.client.put_item, TableName=self.target.name, Item=item,
+                        **condition.request_args(),
+                    )
+                elif s is None:
                     self.retrier.call(
                         self.target.client.delete_item, TableName=self.target.name, Key=key,
                         **condition.request_args(),
@@ -223,13 +270,80 @@ class Repairer:
         return UNSETTLED, f"still changing after {MAX_ROUNDS} rounds; run verify again"
 
     def _with_change_time(self, source_item: Item, target_item: Item | None) -> Item:
-        """``source_item`` carrying the target's ``<prefix>changedAt``, if the target has one (see the module
-        docstring)."""
+        """``source_item`` carrying the target's ``<prefix>changedAt``, if the target has one. Only reached
+        for a replica taken as not Kinesis-fed, whose items carry none: kept as a safety net."""
         prefix = self.options.metadata_prefix
         name = prefix + CHANGED_AT
         if not prefix or target_item is None or name not in target_item:
             return source_item
         return {**source_item, name: target_item[name]}
+
+    # --- Kinesis-fed replicas -------------------------------------------------------------------------------
+
+    def _is_kinesis_fed(self, target_item: Item | None) -> bool:
+        """Whether the replicator stamps the target with change times (it is fed by a Kinesis data stream):
+        the item read says so, or else a bounded scan of the target, made once per run."""
+        prefix = self.options.metadata_prefix
+        if not prefix:
+            return False  # no metadata prefix: the replicator's attributes cannot be named
+        if target_item is not None and prefix + CHANGED_AT in target_item:
+            return True
+        with self._detect_lock:
+            if self._kinesis_fed is None:
+                self._kinesis_fed = self._target_carries_change_times()
+            return self._kinesis_fed
+
+    def _target_carries_change_times(self) -> bool:
+        name = self.options.metadata_prefix + CHANGED_AT
+        request: dict[str, Any] = {
+            "TableName": self.target.name,
+            "FilterExpression": "attribute_exists(#c)",
+            "ProjectionExpression": "#c",
+            "ExpressionAttributeNames": {"#c": name},
+        }
+        for _ in range(DETECTION_PAGES):
+            page = self.retrier.call(self.target.client.scan, **request)
+            if page.get("Items"):
+                return True
+            if "LastEvaluatedKey" not in page:
+                return False
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return False
+
+    def _target_ttl_attribute(self) -> str | None:
+        """The target's TTL attribute, on which the replicator's tombstones expire, looked up once (``None``:
+        TTL is off, and a repair's tombstone stays until the item is written again)."""
+        with self._detect_lock:
+            if self._ttl_lookup is None:
+                description = self.retrier.call(
+                    self.target.client.describe_time_to_live, TableName=self.target.name
+                )
+                ttl = description.get("TimeToLiveDescription", {})
+                enabled = ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
+                self._ttl_lookup = (ttl.get("AttributeName") if enabled else None,)
+            return self._ttl_lookup[0]
+
+    def _settled_write(self, key: Item, source_item: Item | None, read_us: int) -> tuple[Item, Condition]:
+        """What the replicator's settle writes (lambda_src/replicator/ordered_one_way.py): the source's item
+        or a tombstone, stamped ``read_us`` and ``settled``, unless the target holds a later change or a
+        settled one of that time."""
+        prefix = self.options.metadata_prefix
+        if source_item is None:
+            item: Item = dict(key)  # only the key: a tombstone must not keep the deleted data
+            item[prefix + DELETED] = {"BOOL": True}
+            ttl_attribute = self._target_ttl_attribute()
+            if ttl_attribute:
+                item[ttl_attribute] = {"N": str(int(time.time()) + TOMBSTONE_TTL_SECONDS)}
+        else:
+            item = dict(source_item)
+        item[prefix + CHANGED_AT] = {"N": str(read_us)}
+        item[prefix + STATE] = {"S": SETTLED_STATE}
+        condition = Condition(
+            "attribute_not_exists(#t) OR #t < :t OR (#t = :t AND (attribute_not_exists(#s) OR #s <> :s))",
+            {"#t": prefix + CHANGED_AT, "#s": prefix + STATE},
+            {":t": {"N": str(read_us)}, ":s": {"S": SETTLED_STATE}},
+        )
+        return item, condition
 
     def _repair_last_writer_wins(self, key: Item, s: Item | None, t: Item | None) -> tuple[str, str | None]:
         conflict = self.options.conflict

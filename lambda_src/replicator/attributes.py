@@ -139,9 +139,24 @@ def digest(item: Mapping[str, AttributeValue], *context: str) -> str:
 
 
 def _number_size(text: str) -> int:
-    digits = decimal.Decimal(text).as_tuple().digits
-    significant = len("".join(map(str, digits)).strip("0")) or 1
-    return (significant + 1) // 2 + 1
+    """Bytes DynamoDB counts for a number: one per base-100 digit, plus one, plus one more if negative.
+
+    AWS documents "1 byte per two significant digits, plus 1 byte" after trimming leading and trailing zeros;
+    the digit pairs are aligned on the decimal point (``1.1`` is the pairs ``01.10``: 2 bytes + 1, where a
+    plain count of two digits gives 1 + 1), and a negative number takes one byte more. Zero takes 1 byte.
+    Checked against DynamoDB Local's 400 KB limit (tests/replicator/test_attributes.py).
+    """
+    sign, digits, exponent = decimal.Decimal(text).as_tuple()
+    assert isinstance(exponent, int), "DynamoDB numbers are finite"
+    # Trailing zeros do not count: fold them into the exponent.
+    digits_text = "".join(map(str, digits)).lstrip("0")
+    stripped = digits_text.rstrip("0")
+    if not stripped:
+        return 1
+    lowest = exponent + len(digits_text) - len(stripped)  # power of ten of the last significant digit
+    highest = lowest + len(stripped) - 1  # power of ten of the first one
+    pairs = highest // 2 - lowest // 2 + 1  # base-100 digits, aligned on the decimal point
+    return pairs + 1 + (1 if sign else 0)
 
 
 def value_size(value: AttributeValue) -> int:

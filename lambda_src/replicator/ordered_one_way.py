@@ -12,8 +12,9 @@ always be ordered from the records: within one tick an item may return to a stat
 create; v1, v2, v1), and a duplicate of an earlier record then looks exactly like a later change. So the
 records decide only where they cannot be wrong, and otherwise the source decides:
 
-* Each write also stamps ``<prefix>state``: the digest of the state it wrote (``-`` for a tombstone), or
-  ``settled`` for a write settled from the source (below). No digest can equal ``settled``.
+* Each write also stamps ``<prefix>state``: the digest of the source's state after the change it wrote
+  (``-`` for a tombstone, and for a TTL delete skipped below), or ``settled`` for a write settled from the
+  source (below). No digest can equal ``settled``.
 * In a batch, among an item's changes with the latest time, a change is written only if those changes form
   one chain of distinct states (each one's old image is the previous one's new image); its last change is
   then the latest of them (exact repeats of a transition count once: a duplicate record makes them).
@@ -23,23 +24,42 @@ records decide only where they cannot be wrong, and otherwise the source decides
   duplicate) or a settled one; otherwise the item is settled.
 * Settling reads the source item with a strongly consistent GetItem and writes it (or a tombstone when the
   source has no item) stamped with that time and ``state=settled``, on the condition that the target holds
-  nothing newer and no settled write of that time. By the time a record of time ``t`` is processed, every
-  change made at ``t`` is in the source (a stamp is given when the change is made; the record comes after),
-  so the settled item reflects all of them; changes with later times still apply after it, and records with
-  time ``t`` are refused by it. The source may be ahead of the stream (a backlog): then the settled item
+  nothing newer and no settled write of that time. The read is made once per item and batch and shared by
+  every target, and only once the function's clock is past ``t`` plus one tick (1 ms) plus a skew margin of
+  1 s (it waits for that, within the invocation's deadline; with no time left the item is reported for
+  re-delivery), so the settled item reflects every change made at ``t`` (premises below); changes with
+  later times still apply after it, and records with time ``t`` are refused by it. The source may be ahead of the stream (a backlog): then the settled item
   shows a later state than its stamp says, and the records between replay over it until the item catches up
   again, so a reader can see it step back once; nothing is lost, since only records of time ``t`` are
   refused. Each settle counts as a ``SettledFromSource`` conflict and is logged with the item key. With
   ``REPLICATION_TTL_DELETES=SKIP`` a source without the item cannot tell a TTL delete (to be kept in the
   replica) from another delete: the item is then reported for repair (``UnsettledTie``).
+* With ``REPLICATION_TTL_DELETES=SKIP`` TTL deletes still take part in the chain check (left out, the
+  changes around one can form a chain that never happened: A->B, TTL delete, create A looks like
+  ``-->A->B``). A chain ending in a TTL delete writes the state before it (its old image: the replica keeps
+  what the last replicated change wrote) stamped ``-``, the source's state; so a batch of TTL deletes only is
+  written too (one conditional write per TTL delete), and its refusal by another state of the same time
+  settles the item.
+
+Premises (what the records and DynamoDB are taken to guarantee; AWS documents none of them explicitly):
+
+* One item's change times rise in the order its changes are committed (equal within a tick, never lower).
+* A millisecond stamp is the change time truncated to its millisecond, so a change of time ``t`` was made
+  within ``[t, t + 1 ms)``.
+* Every change stamped ``t`` is committed before any record of ``t`` is processed. This holds because
+  delivery through Kinesis to the function takes far longer than a tick; the settle's wait (one tick and a
+  second of clock skew past ``t``) makes the source read safe even where the function's clock lags.
 
 Why this converges (rule 1): writes never lower ``changedAt``, so the target ends at the latest time ``t``
 of the item's changes, and only the first write at ``t`` can come from a record (later ones need an older
-stored time). A settled write reflects every change of ``t``. If that first write stored a state ``S`` that
-is not the item's last state, the item left ``S`` later within ``t`` by some change; that change is not in
-the batch that wrote ``S`` (its chain ends at ``S`` and visits each state once), so it is delivered later,
-where its own batch's chain passes through ``S`` and ends elsewhere: the write is refused at the same time
-with another state, and the item is settled.
+stored time). A settled write reflects every change of ``t``. If that first write came from a change that
+is not the item's last change of ``t``, the item left the state ``S`` it stamped later within ``t`` by
+another change; that change is not in the batch that wrote ``S`` (its chain ends at ``S`` and visits each
+state once), so it is delivered later, where its own batch's chain passes through ``S`` and ends elsewhere:
+the write is refused at the same time with another state, and the item is settled. With TTL deletes
+skipped the argument is the same, because chains and stamps follow the source's states (TTL deletes
+included); only what is written for a chain ending in a TTL delete differs, and it is what the replica holds
+after that change. A settle that finds no source item is then reported instead (``UnsettledTie``).
 
 A delete is written as a tombstone (the key, ``<prefix>deleted`` and the change time, expiring after
 ``REPLICATION_TOMBSTONE_TTL_SECONDS`` through the table's TTL attribute): a plain delete would let a late
@@ -58,8 +78,9 @@ that Lambda re-delivers every record of it.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,6 +116,11 @@ ITEM_TOO_LARGE = "ItemTooLarge"
 #: Failure code: a tie to settle from a source that no longer holds the item, while TTL deletes are skipped
 #: (a TTL delete must not reach the replica, another delete must): reported for repair.
 UNSETTLED_TIE = "UnsettledTie"
+#: The coarsest tick of a change time, in microseconds: AWS stamps Kinesis records in milliseconds by default.
+TICK_US = 1_000
+#: How far the function's clock may lag DynamoDB's, in microseconds (1 s): before reading the source to settle
+#: a tie of time ``t``, the function waits until its clock is past ``t`` + :data:`TICK_US` + this margin.
+CLOCK_SKEW_MARGIN_US = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -210,25 +236,30 @@ class OrderedOneWayReplication:
         self.state_attr = prefix + STATE
         self.deleted_attr = prefix + DELETED
         self.digests = StateDigests(prefix)
+        #: The wall clock (epoch seconds) and sleep used to wait for a tick to pass; replaced by tests.
+        self.clock: Callable[[], float] = time.time
+        self.sleep: Callable[[float], None] = time.sleep
 
     # --- planning -----------------------------------------------------------------------------------------
 
     def plan(self, key: ItemKey, changes: Sequence[Change]) -> ItemPlan:
         plan = ItemPlan(key=key, changes=list(changes), covers_from=changes[0].index)
-        if self._config.ttl_deletes is TtlDeletes.SKIP:
+        skip_ttl = self._config.ttl_deletes is TtlDeletes.SKIP
+        if skip_ttl:
             plan.skipped = [c for c in changes if c.is_remove and c.by_ttl]
-        skipped = {c.index for c in plan.skipped}
-        applied = [c for c in changes if c.index not in skipped]
-        if not applied:
-            return plan
-        last = latest_change(applied, self.digests)
+        # TTL deletes stay in the chain check even when they are skipped: dropped, the changes around one
+        # can look like a chain that never happened (A->B, TTL delete, create A: "-->A->B" would write B).
+        # Even a batch of TTL deletes only is written (the state before the delete, stamped with the delete's
+        # time and state "-"): its refusal by another state of the same time is what settles such an item
+        # when "-->A->B" was written first. The cost: one conditional write per TTL delete.
+        last = latest_change(changes, self.digests)
         op: OrderedWrite
         if last is None:
-            change_time = max(c.change_time_us or 0 for c in applied)
+            change_time = max(c.change_time_us or 0 for c in changes)
             op = SettleFromSource(key, change_time, "changes of the batch with equal times cannot be ordered")
         else:
             assert last.change_time_us is not None, "Kinesis change records always carry a change time"
-            item = self._stamped(last.new_image if not last.is_remove else None, key, last.change_time_us,
+            item = self._stamped(self._replica_image(last, skip_ttl), key, last.change_time_us,
                                  self.digests.after(last))
             size = item_size(item)
             if size > MAX_ITEM_BYTES:
@@ -243,6 +274,14 @@ class OrderedOneWayReplication:
             op = PutIfLater(key, last.change_time_us, self.digests.after(last), item)
         plan.writes = {target: op for target in self._config.targets}
         return plan
+
+    @staticmethod
+    def _replica_image(last: Change, skip_ttl: bool) -> Item | None:
+        """What the replica holds after ``last`` (``None``: no item). A skipped TTL delete leaves the state
+        before it, which is its old image: the replica keeps what the last replicated change wrote."""
+        if last.is_remove and last.by_ttl and skip_ttl:
+            return last.old_image
+        return None if last.is_remove else last.new_image
 
     def _stamped(self, image: Item | None, key: ItemKey, change_time_us: int, state: str) -> Item:
         """``image`` (``None``: a tombstone) stamped with the change time and ``state``."""
@@ -262,10 +301,12 @@ class OrderedOneWayReplication:
         self, plans: Sequence[ItemPlan], pool: Executor, deadline: Deadline, metrics: InvocationMetrics
     ) -> dict[ItemKey, list[TargetFailure]]:
         futures: list[tuple[ItemPlan, TableRef, Future[_Outcome]]] = []
+        # Every target of an item settles from the same source read (one GetItem per item and batch).
+        reads = _SourceReads(self._read_source)
         for plan in plans:
             for target, op in plan.writes.items():
                 assert isinstance(op, (PutIfLater, SettleFromSource))
-                futures.append((plan, target, pool.submit(self._write, target, op, deadline)))
+                futures.append((plan, target, pool.submit(self._write, target, op, deadline, reads)))
         failures: dict[ItemKey, list[TargetFailure]] = {}
         for plan, target, future in futures:
             outcome = future.result()
@@ -288,10 +329,10 @@ class OrderedOneWayReplication:
                     )
         return failures
 
-    def _write(self, target: TableRef, op: OrderedWrite, deadline: Deadline) -> _Outcome:
+    def _write(self, target: TableRef, op: OrderedWrite, deadline: Deadline, reads: "_SourceReads") -> _Outcome:
         """Apply ``op`` to ``target``, settling the item from the source where the records cannot order it."""
         if isinstance(op, SettleFromSource):
-            return self._settle(target, op.key, op.change_time_us, op.reason, deadline)
+            return self._settle(target, op.key, op.change_time_us, op.reason, deadline, reads)
         condition = (
             "attribute_not_exists(#t) OR #t < :t",
             {"#t": self.changed_at_attr},
@@ -308,7 +349,7 @@ class OrderedOneWayReplication:
         reason = self._tie_to_settle(stored, op)
         if reason is None:
             return _Outcome(conflict=SUPERSEDED)
-        return self._settle(target, op.key, op.change_time_us, reason, deadline)
+        return self._settle(target, op.key, op.change_time_us, reason, deadline, reads)
 
     def _tie_to_settle(self, stored: Item | None, op: PutIfLater) -> str | None:
         """Why a refused write must be settled from the source, or ``None`` when the refusal is right: the
@@ -326,9 +367,10 @@ class OrderedOneWayReplication:
             return None
         return "the target holds another change made at the same time"
 
-    def _settle(self, target: TableRef, key: ItemKey, change_time_us: int, reason: str, deadline: Deadline) -> _Outcome:
+    def _settle(self, target: TableRef, key: ItemKey, change_time_us: int, reason: str, deadline: Deadline,
+                reads: "_SourceReads") -> _Outcome:
         """Write the source's current item (or a tombstone) to ``target`` as the state at ``change_time_us``."""
-        source_item, failure = self._read_source(key, deadline)
+        source_item, failure = reads.get(key, change_time_us, deadline)
         if failure is not None:
             return _Outcome(failure=failure)
         if source_item is None and self._config.ttl_deletes is TtlDeletes.SKIP:
@@ -361,8 +403,28 @@ class OrderedOneWayReplication:
         # Refused: the target meanwhile holds a later change, or a settle of the same time (as good as ours).
         return _Outcome(conflict=SETTLED_FROM_SOURCE if written else SUPERSEDED, reason=reason)
 
-    def _read_source(self, key: ItemKey, deadline: Deadline) -> tuple[Item | None, WriteFailure | None]:
-        """The source item now, strongly consistent (``None``: no item), retrying transient errors."""
+    def _wait_until_committed(self, change_time_us: int, deadline: Deadline) -> WriteFailure | None:
+        """Wait until the function's clock is past ``change_time_us`` + one tick + the skew margin, so that
+        every change stamped with that time is committed; a failure (retryable) if the deadline comes first."""
+        wait_s = (change_time_us + TICK_US + CLOCK_SKEW_MARGIN_US) / 1e6 - self.clock()
+        if wait_s <= 0:
+            return None
+        if deadline.remaining() <= wait_s:
+            return WriteFailure(
+                DEADLINE_EXCEEDED,
+                f"settling a tie needs the source read {wait_s:.3f} s from now (after its change time, one tick "
+                "and a clock-skew margin); the invocation has not that much time left",
+                retries_exhausted=True,
+            )
+        self.sleep(wait_s)
+        return None
+
+    def _read_source(self, key: ItemKey, change_time_us: int, deadline: Deadline) -> tuple[Item | None, WriteFailure | None]:
+        """The source item, strongly consistent (``None``: no item), read once every change stamped
+        ``change_time_us`` is surely committed, retrying transient errors."""
+        failure = self._wait_until_committed(change_time_us, deadline)
+        if failure is not None:
+            return None, failure
         source = self._config.source
         client = self._clients.for_table(source)
         request: dict[str, Any] = {"TableName": source.request_name, "Key": key_item(key), "ConsistentRead": True}
@@ -379,3 +441,27 @@ class OrderedOneWayReplication:
                 if not wait_before_retry(deadline, attempt):
                     return None, WriteFailure(error_code(exc), message, retries_exhausted=True)
                 attempt += 1
+
+
+class _SourceReads:
+    """One read of the source per item and change time, shared by every target of a batch (threads may share
+    it: the first caller reads, the others wait for its answer, failure included)."""
+
+    def __init__(self, read: Callable[[ItemKey, int, Deadline], tuple[Item | None, WriteFailure | None]]) -> None:
+        self._read = read
+        self._lock = threading.Lock()
+        self._answers: dict[tuple[ItemKey, int], Future[tuple[Item | None, WriteFailure | None]]] = {}
+
+    def get(self, key: ItemKey, change_time_us: int, deadline: Deadline) -> tuple[Item | None, WriteFailure | None]:
+        with self._lock:
+            answer = self._answers.get((key, change_time_us))
+            reader = answer is None
+            if answer is None:
+                answer = self._answers[(key, change_time_us)] = Future()
+        if reader:
+            try:
+                answer.set_result(self._read(key, change_time_us, deadline))
+            except BaseException as exc:  # the waiting threads must not hang on an unexpected error
+                answer.set_exception(exc)
+                raise
+        return answer.result()

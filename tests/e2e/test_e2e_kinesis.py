@@ -121,6 +121,11 @@ def test_writes_that_return_to_earlier_states_within_a_millisecond_converge(kine
     _assert_converged(topology)
     assert bridge.stats.reorders > 0 and bridge.stats.duplicates > 0
     assert topology.mapping.stats.function_errors == 0 and len(topology.failure_queue) == 0
+    # Settled from the source at least once: the GetItem on the source (and its permission in the template,
+    # which the local gateway enforces) is proven end to end, not only in the unit tests.
+    metrics = [json.loads(line) for line in topology.function.logs() if line.startswith("{")]
+    settled = sum(m.get("Conflicts", 0) for m in metrics if m.get("Kind") == "SettledFromSource")
+    assert settled > 0, [m for m in metrics if "Kind" in m or "ErrorCode" in m][:5]
 
 
 def _read_all(client, stream_name):

@@ -89,3 +89,51 @@ def test_item_size_follows_dynamodb_rules():
     assert item_size({"f": {"BOOL": True}, "z": {"NULL": True}}) == 4
     assert item_size({"m": {"M": {"k": {"S": "v"}}}}) == 1 + 3 + 1 + 1 + 1
     assert item_size({"big": {"S": "x" * MAX_ITEM_BYTES}}) > MAX_ITEM_BYTES
+
+
+#: Number shapes whose size DynamoDB counts in base-100 digits aligned on the decimal point (issue 10 review:
+#: item_size under-counted "1.1", "-1", "-12.5", a number set and a map by 1-2 bytes).
+NUMBER_SHAPES = [
+    {"N": "1.1"},
+    {"N": "-1"},
+    {"N": "-12.5"},
+    {"N": "123"},
+    {"N": "0"},
+    {"N": "0.001"},
+    {"N": "12.34"},
+    {"N": "1000000"},
+    {"N": "-0.5"},
+    {"N": "99999999999999999999999999999999999999"},
+    {"N": "-12345678901234567890123456789012345678"},
+    {"N": "1.2345678901234567890123456789012345678"},
+    {"N": "1E+125"},
+    {"N": "-1.5E-100"},
+    {"NS": ["1.1", "2.1"]},
+    {"M": {"a": {"N": "1.1"}}},
+    {"L": [{"N": "-12.5"}, {"N": "7"}]},
+]
+
+
+def test_item_size_of_numbers_matches_dynamodb_locals_limit(ddb_local):
+    """An item ``item_size`` puts at exactly 400 KB is accepted and one byte more is refused, for each shape."""
+    from rep_helpers import create_table
+
+    table = create_table(ddb_local, "size", "us-east-1", stream=False)
+
+    def accepted(item: dict) -> bool:
+        try:
+            table.client.put_item(TableName=table.name, Item=item)
+        except table.client.exceptions.ClientError as exc:
+            assert exc.response["Error"]["Code"] == "ValidationException", exc
+            return False
+        return True
+
+    wrong = []
+    for shape in NUMBER_SHAPES:
+        base = {"pk": {"S": "k"}, "n": shape}
+        pad = MAX_ITEM_BYTES - item_size({**base, "p": {"S": ""}})
+        exact, over = {**base, "p": {"S": "x" * pad}}, {**base, "p": {"S": "x" * (pad + 1)}}
+        assert item_size(exact) == MAX_ITEM_BYTES
+        if not (accepted(exact) and not accepted(over)):
+            wrong.append(shape)
+    assert not wrong, f"item_size differs from DynamoDB Local for {wrong}"

@@ -31,13 +31,17 @@ from replicator.telemetry import InvocationMetrics
 KEY = (("pk", "S", "k"),)
 WRITE = "attribute_not_exists(#t) OR #t < :t"
 SETTLE = "attribute_not_exists(#t) OR #t < :t OR (#t = :t AND (attribute_not_exists(#s) OR #s <> :s))"
-CONFIG = load_config({
+ENV = {
     "REPLICATION_MODE": "ONE_WAY",
     "REPLICATION_CHANGE_SOURCE": "KINESIS",
     "REPLICATION_SOURCE": json.dumps({"tableName": "src", "region": "us-east-1", "account": "111111111111"}),
     "REPLICATION_TARGETS": json.dumps([{"tableName": "dst", "region": "eu-west-1", "account": "111111111111"}]),
     "REPLICATION_KEY": json.dumps({"partitionKey": "pk"}),
-})
+}
+CONFIG = load_config(ENV)
+SKIP_CONFIG = load_config({**ENV, "REPLICATION_TTL_DELETES": "SKIP"})
+#: What replay returns when the item was reported for repair instead of written.
+REPORTED = "reported"
 
 
 def image(state: str | None) -> dict[str, Any] | None:
@@ -97,21 +101,32 @@ def batchings(order: list[int]) -> Iterator[list[list[int]]]:
         yield [*batches, current]
 
 
-def replay(walk: tuple[str | None, ...], times: list[int], batches: list[list[int]], pool: Any) -> str | None:
-    """The replica's user state after delivering ``batches`` of the walk's changes."""
+def replay(walk: tuple[str | None, ...], times: list[int], batches: list[list[int]], pool: Any,
+           by_ttl: tuple[bool, ...] | None = None) -> str | None:
+    """The replica's user state after delivering ``batches`` of the walk's changes, or :data:`REPORTED`.
+
+    ``by_ttl`` (default: none) marks the changes that are TTL deletes; with any, TTL deletes are skipped.
+    """
+    ttl = by_ttl or (False,) * (len(walk) - 1)
     before = image(walk[0])
     stand_in = StandIn(walk[-1], None if before is None else {**before, "_rep_changedAt": {"N": "1"},
                                                               "_rep_state": {"S": "old"}})
-    replication = OrderedOneWayReplication(CONFIG, stand_in, logging.getLogger("exhaustive"))  # type: ignore[arg-type]
+    config = SKIP_CONFIG if by_ttl is not None else CONFIG
+    replication = OrderedOneWayReplication(config, stand_in, logging.getLogger("exhaustive"))  # type: ignore[arg-type]
     for batch in batches:
         changes = []
         for position, i in enumerate(batch):
             old, new = walk[i], walk[i + 1]
             event = "INSERT" if old is None else "REMOVE" if new is None else "MODIFY"
-            changes.append(Change(position, str(1000 + i), event, KEY, image(new), image(old), None, False, times[i]))
+            changes.append(Change(position, str(1000 + i), event, KEY, image(new), image(old), None, ttl[i],
+                                  times[i]))
         plan = replication.plan(KEY, changes)
         failures = replication.apply([plan], pool, Deadline(float("inf")), InvocationMetrics("src", io.StringIO()))
-        assert not failures and plan.blocked is None
+        assert plan.blocked is None
+        if failures:
+            codes = {f.failure.code for f in failures[KEY]}
+            assert codes == {"UnsettledTie"} and by_ttl is not None and walk[-1] is None, codes
+            return REPORTED
     stored = stand_in.target
     return None if stored is None or "_rep_deleted" in stored else stored["v"]["S"]
 
@@ -134,3 +149,39 @@ def test_every_delivery_of_every_small_tied_history_ends_at_the_source_state() -
                                     wrong.append((walk, times, batches))
     assert not wrong, f"{len(wrong)} of {checked} schedules diverged, e.g. {wrong[:3]}"
     assert checked > 30_000
+
+
+def test_with_ttl_deletes_skipped_every_delivery_ends_at_the_last_replicated_state_or_is_reported() -> None:
+    """Issue 10 review: TTL deletes dropped before the tie rule let ``A->B, TTL delete, create A`` in one
+    millisecond look like the chain ``-->A->B``, and B was written for good while the source held A."""
+    checked, wrong, reported = 0, [], 0
+    with ThreadPoolExecutor(2) as pool:
+        for length in (1, 2, 3):
+            for walk in histories(length):
+                removes = [i for i in range(length) if walk[i + 1] is None]
+                for flags in itertools.product((False, True), repeat=len(removes)):
+                    if not any(flags):
+                        continue  # covered above
+                    by_ttl = [False] * length
+                    for i, flag in zip(removes, flags):
+                        by_ttl[i] = flag
+                    # The replica keeps what the last replicated change left (TTL deletes are not replicated).
+                    expected = walk[0]
+                    for i in range(length):
+                        if not by_ttl[i]:
+                            expected = walk[i + 1]
+                    for steps in itertools.product((0, 1), repeat=length - 1):
+                        times = list(itertools.accumulate((1000, *steps)))
+                        indices = list(range(length))
+                        extra = [()] + [(i,) for i in indices]
+                        for duplicates in extra:
+                            for order in sorted(set(itertools.permutations(indices + list(duplicates)))):
+                                for batches in batchings(list(order)):
+                                    checked += 1
+                                    got = replay(walk, times, batches, pool, tuple(by_ttl))
+                                    if got == REPORTED:
+                                        reported += 1
+                                    elif got != expected:
+                                        wrong.append((walk, by_ttl, times, batches, got))
+    assert not wrong, f"{len(wrong)} of {checked} schedules diverged, e.g. {wrong[:3]}"
+    assert checked > 10_000
