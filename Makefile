@@ -8,6 +8,8 @@ PY        := $(VENV)/bin/python
 NODE_BIN  := $(CURDIR)/node_modules/.bin
 STAMP_PY  := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
+# Test workers: one per core, at most 4 (each runs its own DynamoDB Local JVM). `make test JOBS=1` runs serially.
+JOBS      ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && echo 4 || echo $$n)
 
 # jsii (behind aws-cdk-lib) runs Node; use the supported Node 22 that package.json installs, not the
 # machine's end-of-life Node 20, so no deprecation banner reaches the user.
@@ -44,7 +46,7 @@ demo: setup
 	@$(PY) -m cdk_replication.local.demo
 
 test: setup
-	@$(PY) -m pytest
+	@$(PY) -m pytest -n $(JOBS) --dist loadfile
 
 synth: setup
 	@$(NODE_BIN)/cdk synth --quiet --no-notices
