@@ -129,9 +129,12 @@ class MultiActiveReplication:
                     new_state = codec.state_of(change.new_image, self._region)
                     plan.skipped.append(change)
                     local, table_image, table_state, restored = False, change.new_image, new_state, False
-                elif codec.stamped_by_replicator(change.new_image):  # type: ignore[arg-type]
-                    # A backup restored verbatim (not an echo: its marker is too old): the state it holds is
+                elif self._restored(change):
+                    # A backup restored verbatim (its marker is too old to be an echo): the state it holds is
                     # sent as it is, like a local write; a restored tombstone needs its expiry renewed here.
+                    # A stamped write with a fresh marker that is not an echo (an UpdateItem back to the
+                    # content the marker was computed for, or of a tombstone's TTL attribute) is an ordinary
+                    # write of this region, below: taken for a restore, it would carry the marker's state.
                     assert change.new_image is not None
                     new_state = codec.restored_state(change.new_image, change.created_at)
                     restored = new_state.deleted

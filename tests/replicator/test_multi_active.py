@@ -496,3 +496,46 @@ def test_a_restored_tombstone_is_a_delete_not_a_live_item(mesh):
     mesh.pump()
     mesh.assert_converged()
     assert all(mesh.live(r) == [] for r in mesh.tables)
+
+
+# --- Stamped writes that are neither echoes nor restores (review of issue 10, finding 3) --------------------
+
+
+def update(mesh, region: str, pk: str, expression: str, **values: Any) -> None:
+    mesh.write(region).update_item(
+        TableName=mesh.name(region),
+        Key={"pk": {"S": pk}},
+        UpdateExpression=expression,
+        ExpressionAttributeValues={f":{k}": v for k, v in values.items()},
+    )
+
+
+def test_a_later_write_back_to_the_stamped_content_is_an_ordinary_write(mesh):
+    """An UpdateItem that sets an item back to the content its (fresh) marker was computed for is stamped but
+    neither an echo nor a restore: it is sent as an ordinary write of its region. Taken for a restore, it
+    carried the stale marker's state (eu-west-1's "one"), which loses the tie to us-east-1's "two", so the
+    later write was reverted everywhere, its own region included."""
+    put(mesh, WEST, "k", 5, v={"S": "one"})
+    mesh.pump()
+    update(mesh, EAST, "k", "SET v = :v", v={"S": "two"})  # same version: us-east-1 wins the tie everywhere
+    mesh.pump()
+    assert [i["v"]["S"] for i in mesh.assert_converged()] == ["two"]
+    update(mesh, EAST, "k", "SET v = :v", v={"S": "one"})  # later, same region: matches the old marker
+    mesh.pump()
+    assert [i["v"]["S"] for i in mesh.assert_converged()] == ["one"]
+
+
+def test_an_update_of_a_tombstones_ttl_attribute_is_an_ordinary_write(ttl_mesh):
+    """An application's UpdateItem of its own TTL attribute on a tombstone keeps the marker matching. It is a
+    write of the tombstone's version, which the delete beats: the tombstone is put back as it was everywhere,
+    not restamped with a fresh expiry in that region only."""
+    mesh = ttl_mesh
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump()
+    delete(mesh, EAST, "k")
+    mesh.pump()
+    expiry = get(mesh, WEST, "k")["expiresAt"]
+    update(mesh, WEST, "k", "SET expiresAt = :e", e={"N": str(int(expiry["N"]) + 7 * 24 * 3600)})
+    mesh.pump()
+    mesh.assert_converged()
+    assert {get(mesh, r, "k")["expiresAt"]["N"] for r in mesh.tables} == {expiry["N"]}
