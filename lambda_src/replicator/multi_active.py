@@ -22,7 +22,7 @@ from .clients import ClientFactory
 from .conditional_writer import Outcome, put_if_newer, put_if_unchanged
 from .config import Config, TableRef
 from . import metadata
-from .metadata import ECHO_WINDOW_SECONDS, ConflictValueError, MetadataCodec, State
+from .metadata import ECHO_WINDOW_SECONDS, ConflictValueError, MetadataCodec, State, compare
 from .operations import PutIfNewer, PutIfUnchanged
 from .plan import Blocked, ItemPlan, TargetFailure
 from .records import Change
@@ -131,19 +131,27 @@ class MultiActiveReplication:
                     local, table_image, table_state, restored = False, change.new_image, new_state, False
                 elif self._restored(change):
                     # A backup restored verbatim (its marker is too old to be an echo): the state it holds is
-                    # sent as it is, like a local write; a restored tombstone needs its expiry renewed here.
+                    # sent as it is, like a local write. A restored tombstone keeps the logical expiry in its
+                    # marker (and the TTL a lifetime after it); one written before markers carried it has only
+                    # its TTL, which may have passed, and is renewed here.
                     # A stamped write with a fresh marker that is not an echo (an UpdateItem back to the
                     # content the marker was computed for, or of a tombstone's TTL attribute) is an ordinary
                     # write of this region, below: taken for a restore, it would carry the marker's state.
                     assert change.new_image is not None
                     new_state = codec.restored_state(change.new_image, change.created_at)
-                    restored = new_state.deleted
+                    restored = new_state.deleted and new_state.expires is None
                     local, table_image, table_state = True, change.new_image, new_state
                 else:
                     assert change.new_image is not None
                     version = codec.version_of(change.new_image)
+                    written = None if change.created_at is None else int(change.created_at)
                     new_state = State(
-                        codec.user_attributes(change.new_image), version, False, self._region, int(change.sequence_number)
+                        codec.user_attributes(change.new_image),
+                        version,
+                        False,
+                        self._region,
+                        int(change.sequence_number),
+                        written=written,
                     )
                     local, table_image, table_state, restored = True, change.new_image, new_state, False
                 if local:
@@ -165,7 +173,7 @@ class MultiActiveReplication:
             return plan
         best, best_local = candidates[0]
         for state, local in candidates[1:]:
-            if state.order >= best.order:  # on equal order the later record wins (stream order)
+            if compare(state, best) >= 0:  # on equal order the later record wins (stream order)
                 best, best_local = state, local
         if best_local:
             stamped = codec.stamp(best)
@@ -180,12 +188,12 @@ class MultiActiveReplication:
     ) -> None:
         """Bring this region's own table to ``best`` when it holds less: nothing (a local delete, which
         needs a tombstone), a local write that lost, a write onto a tombstone that kept its expiry, or a
-        restored tombstone whose expiry (from the backup) may have passed."""
+        restored tombstone without a logical expiry, whose TTL (from the backup) may have passed."""
         codec = self._codec
         if state is None:
             # Deleted here: normally the delete's own tombstone; a state that outranks the delete is put back.
             reason, lost = ("Tombstone", None) if best.deleted else ("Repair", None)
-        elif state.order < best.order:
+        elif compare(state, best) < 0:
             reason, lost = "Repair", state
         elif image is not None and (restored or codec.has_stale_tombstone_attributes(image)):
             reason, lost = "Restamp", None
