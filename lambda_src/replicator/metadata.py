@@ -128,13 +128,17 @@ def compare(a: State, b: State) -> int:
     By :attr:`State.order`, except that a tombstone is absent for a state written at or after its logical
     expiry, whatever the versions (so a write made after a tombstone expired is kept, in every region, whether
     that region's TTL has removed its copy of the tombstone yet or not). Both values travel with the states,
-    so every region decides alike. Sound because DynamoDB's TTL may remove a tombstone only one tombstone
-    lifetime after its logical expiry (see :meth:`MetadataCodec.stamp`): every write made before the expiry is
-    delivered (within stream retention + the maximum record age, which the lifetime exceeds) while every copy
-    of the tombstone is still there to beat it. And the logical expiry itself comes a lifetime after the
-    delete, which keeps the rule consistent: a write made before it that reaches some region only after a
-    write made after it (so that the two meet without the tombstone between them) would have to be made
-    within one delivery delay of both the delete and the expiry.
+    so every region decides alike. Sound while the lifetime is at least twice the longest a record can wait to
+    be applied (D: the maximum record age, at most stream retention), as the construct's lifetime is:
+
+    * DynamoDB's TTL may remove a tombstone only a lifetime after its logical expiry (see
+      :meth:`MetadataCodec.stamp`), so every write made before the expiry is applied everywhere while every
+      copy of the tombstone is still there to decide it;
+    * the rule is not a total order (a write made after the expiry beats the tombstone, which beats a lower
+      write made before it, which may beat the first by version), but those two writes never meet without the
+      tombstone: the earlier one can win anywhere only where the delete has not arrived, i.e. if it was made
+      within D of the delete, and it is then applied everywhere (and beaten by the delete) within D more,
+      before the expiry a lifetime (>= 2 D) after the delete.
     """
     if _outlived(b, a):
         return 1
