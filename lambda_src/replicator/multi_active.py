@@ -62,7 +62,7 @@ class MultiActiveReplication:
         return self._codec.user_attributes(old) == self._codec.user_attributes(new)
 
     def _restored(self, change: Change) -> bool:
-        """The new image's marker is too old to have been written by the write this record shows: the record
+        """(For a new image whose marker matches its content: check that first.) The new image's marker is too old to have been written by the write this record shows: the record
         was created more than ``ECHO_WINDOW_SECONDS`` after the marker (or, without a record time, the marker
         is older than any record that can still be delivered: the tombstone lifetime, which exceeds stream
         retention plus the maximum record age). Markers without a time (written by an earlier version) are
@@ -129,7 +129,7 @@ class MultiActiveReplication:
                     new_state = codec.state_of(change.new_image, self._region)
                     plan.skipped.append(change)
                     local, table_image, table_state, restored = False, change.new_image, new_state, False
-                elif self._restored(change):
+                elif codec.stamped_by_replicator(change.new_image) and self._restored(change):  # type: ignore[arg-type]
                     # A backup restored verbatim (its marker is too old to be an echo): the state it holds is
                     # sent as it is, like a local write. A restored tombstone keeps the logical expiry in its
                     # marker (and the TTL a lifetime after it); one written before markers carried it has only

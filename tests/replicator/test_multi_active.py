@@ -642,3 +642,19 @@ def test_a_write_made_before_the_expiry_still_loses_to_the_tombstone(mesh):
     deleted_at, expires = int(marker[4]), int(marker[5])
     assert expires == deleted_at + 2 * 24 * 3600  # the logical expiry: the delete's time + the lifetime
     assert int(tombstone[PREFIX + "expiresAt"]["N"]) == expires + 2 * 24 * 3600  # TTL: a lifetime later
+
+
+def test_an_update_of_a_restored_item_is_an_ordinary_write_of_its_region(mesh):
+    """After a restore, the item keeps the backup's old marker; an application UpdateItem that changes a user
+    attribute breaks the marker's match and is a write of that region like any other (found by the chaos
+    suite: the restore branch once tested only the marker's age, and sent such a write with no origin)."""
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump()
+    backup = backup_of(mesh, WEST, "k")
+    mesh.write(WEST).put_item(TableName=mesh.name(WEST), Item=backup)
+    mesh.pump()
+    update(mesh, WEST, "k", "SET v = :v, updatedAt = :t", v={"S": "changed"}, t={"N": "101"})
+    mesh.pump()
+    live = mesh.assert_converged()
+    assert [(i["v"]["S"], i["updatedAt"]["N"]) for i in live] == [("changed", "101")]
+    assert {get(mesh, r, "k")[PREFIX + "origin"]["S"] for r in (EAST, SYDNEY)} == {WEST}
