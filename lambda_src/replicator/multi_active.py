@@ -62,11 +62,12 @@ class MultiActiveReplication:
         return self._codec.user_attributes(old) == self._codec.user_attributes(new)
 
     def _restored(self, change: Change) -> bool:
-        """(For a new image whose marker matches its content: check that first.) The new image's marker is too old to have been written by the write this record shows: the record
-        was created more than ``ECHO_WINDOW_SECONDS`` after the marker (or, without a record time, the marker
-        is older than any record that can still be delivered: the tombstone lifetime, which exceeds stream
-        retention plus the maximum record age). Markers without a time (written by an earlier version) are
-        taken as they were before: possibly an echo."""
+        """The new image's marker (which must match its content: check that first) is too old to have been
+        written by the write this record shows: the record was created more than ``ECHO_WINDOW_SECONDS``
+        after the marker (or, without a record time, the marker is older than any record that can still be
+        delivered: the tombstone lifetime, which exceeds stream retention plus the maximum record age).
+        Markers without a time (written by an earlier version) are taken as they were before: possibly an
+        echo."""
         assert change.new_image is not None
         stamped = self._codec.stamped_at(change.new_image)
         if stamped is None:
