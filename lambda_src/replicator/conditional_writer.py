@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .attributes import Item
 from .config import TableRef
-from .metadata import LATEST, MetadataCodec, State
+from .metadata import LATEST, MetadataCodec, State, compare
 from .operations import PutIfNewer, PutIfUnchanged, WriteFailure
 from .retry import DEADLINE_EXCEEDED, Deadline, error_code, is_retryable, wait_before_retry
 
@@ -121,9 +121,10 @@ def put_if_newer(client: Any, table: TableRef, op: PutIfNewer, codec: MetadataCo
             condition = _unchanged_condition(codec, None)
             continue
         stored = codec.state_of(stored_item, table.region, LATEST)
-        if stored.order > op.state.order:
+        order = compare(stored, op.state)
+        if order > 0:
             return Outcome(written=False, conflict="TargetNewer", stored=stored)
-        if stored.order == op.state.order and stored.same_content(op.state):
+        if order == 0 and stored.same_content(op.state):
             return Outcome(written=False, conflict="AlreadyApplied", stored=stored)
         condition = _unchanged_condition(codec, stored_item)
     return Outcome(
@@ -150,8 +151,9 @@ def put_if_unchanged(client: Any, table: TableRef, op: PutIfUnchanged, codec: Me
         if failure is not None:
             return Outcome(written=False, failure=failure)
         stored = codec.state_of(stored_item, table.region, LATEST) if stored_item else None
-        if stored is not None and stored.order >= op.state.order:
-            same = stored.order == op.state.order and stored.same_content(op.state)
+        order = compare(stored, op.state) if stored is not None else -1
+        if stored is not None and order >= 0:
+            same = order == 0 and stored.same_content(op.state)
             return Outcome(written=False, conflict="AlreadyApplied" if same else "TargetNewer", stored=stored)
         expected = stored_item  # an older state (or nothing) took its place: put the winner over it
     return Outcome(

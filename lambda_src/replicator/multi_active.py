@@ -22,7 +22,7 @@ from .clients import ClientFactory
 from .conditional_writer import Outcome, put_if_newer, put_if_unchanged
 from .config import Config, TableRef
 from . import metadata
-from .metadata import ECHO_WINDOW_SECONDS, ConflictValueError, MetadataCodec, State
+from .metadata import ECHO_WINDOW_SECONDS, ConflictValueError, MetadataCodec, State, compare
 from .operations import PutIfNewer, PutIfUnchanged
 from .plan import Blocked, ItemPlan, TargetFailure
 from .records import Change
@@ -62,11 +62,12 @@ class MultiActiveReplication:
         return self._codec.user_attributes(old) == self._codec.user_attributes(new)
 
     def _restored(self, change: Change) -> bool:
-        """The new image's marker is too old to have been written by the write this record shows: the record
-        was created more than ``ECHO_WINDOW_SECONDS`` after the marker (or, without a record time, the marker
-        is older than any record that can still be delivered: the tombstone lifetime, which exceeds stream
-        retention plus the maximum record age). Markers without a time (written by an earlier version) are
-        taken as they were before: possibly an echo."""
+        """The new image's marker (which must match its content: check that first) is too old to have been
+        written by the write this record shows: the record was created more than ``ECHO_WINDOW_SECONDS``
+        after the marker (or, without a record time, the marker is older than any record that can still be
+        delivered: the tombstone lifetime, which exceeds stream retention plus the maximum record age).
+        Markers without a time (written by an earlier version) are taken as they were before: possibly an
+        echo."""
         assert change.new_image is not None
         stamped = self._codec.stamped_at(change.new_image)
         if stamped is None:
@@ -129,18 +130,29 @@ class MultiActiveReplication:
                     new_state = codec.state_of(change.new_image, self._region)
                     plan.skipped.append(change)
                     local, table_image, table_state, restored = False, change.new_image, new_state, False
-                elif codec.stamped_by_replicator(change.new_image):  # type: ignore[arg-type]
-                    # A backup restored verbatim (not an echo: its marker is too old): the state it holds is
-                    # sent as it is, like a local write; a restored tombstone needs its expiry renewed here.
+                elif codec.stamped_by_replicator(change.new_image) and self._restored(change):  # type: ignore[arg-type]
+                    # A backup restored verbatim (its marker is too old to be an echo): the state it holds is
+                    # sent as it is, like a local write. A restored tombstone keeps the logical expiry in its
+                    # marker (and the TTL a lifetime after it); one written before markers carried it has only
+                    # its TTL, which may have passed, and is renewed here.
+                    # A stamped write with a fresh marker that is not an echo (an UpdateItem back to the
+                    # content the marker was computed for, or of a tombstone's TTL attribute) is an ordinary
+                    # write of this region, below: taken for a restore, it would carry the marker's state.
                     assert change.new_image is not None
                     new_state = codec.restored_state(change.new_image, change.created_at)
-                    restored = new_state.deleted
+                    restored = new_state.deleted and new_state.expires is None
                     local, table_image, table_state = True, change.new_image, new_state
                 else:
                     assert change.new_image is not None
                     version = codec.version_of(change.new_image)
+                    written = None if change.created_at is None else int(change.created_at)
                     new_state = State(
-                        codec.user_attributes(change.new_image), version, False, self._region, int(change.sequence_number)
+                        codec.user_attributes(change.new_image),
+                        version,
+                        False,
+                        self._region,
+                        int(change.sequence_number),
+                        written=written,
                     )
                     local, table_image, table_state, restored = True, change.new_image, new_state, False
                 if local:
@@ -162,7 +174,7 @@ class MultiActiveReplication:
             return plan
         best, best_local = candidates[0]
         for state, local in candidates[1:]:
-            if state.order >= best.order:  # on equal order the later record wins (stream order)
+            if compare(state, best) >= 0:  # on equal order the later record wins (stream order)
                 best, best_local = state, local
         if best_local:
             stamped = codec.stamp(best)
@@ -177,12 +189,12 @@ class MultiActiveReplication:
     ) -> None:
         """Bring this region's own table to ``best`` when it holds less: nothing (a local delete, which
         needs a tombstone), a local write that lost, a write onto a tombstone that kept its expiry, or a
-        restored tombstone whose expiry (from the backup) may have passed."""
+        restored tombstone without a logical expiry, whose TTL (from the backup) may have passed."""
         codec = self._codec
         if state is None:
             # Deleted here: normally the delete's own tombstone; a state that outranks the delete is put back.
             reason, lost = ("Tombstone", None) if best.deleted else ("Repair", None)
-        elif state.order < best.order:
+        elif compare(state, best) < 0:
             reason, lost = "Repair", state
         elif image is not None and (restored or codec.has_stale_tombstone_attributes(image)):
             reason, lost = "Restamp", None

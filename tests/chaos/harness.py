@@ -469,8 +469,9 @@ class Run:
             return
         marker = backup.get(MARKER, {}).get("S", "")
         parts = marker.split(".")
-        if len(parts) == 4 and parts[3].isdigit():
-            backup = {**backup, MARKER: {"S": ".".join([*parts[:3], str(int(parts[3]) - BACKUP_AGE_S)])}}
+        if len(parts) >= 4 and parts[3].isdigit():  # <digest>.<seq>.<token>.<stamped>[.<written>[.<expires>]]
+            aged = str(int(parts[3]) - BACKUP_AGE_S)
+            backup = {**backup, MARKER: {"S": ".".join([*parts[:3], aged, *parts[4:]])}}
         state = (backup[KEY]["S"], canon_item(backup), DELETED in backup, backup.get(ORIGIN, {}).get("S"))
         dst.client.put_item(TableName=dst.table.name, Item=backup)
         if state in self.model.all_states():

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from replicator.config import load_config
-from replicator.metadata import LATEST, ConflictValueError, MetadataCodec, State
+from replicator.metadata import LATEST, ConflictValueError, MetadataCodec, State, compare
 from replicator.multi_active import MultiActiveReplication
 from replicator.records import Change
 
@@ -116,14 +116,15 @@ def test_echo_is_decided_from_old_and_new_images(config, codec, old, new, echo):
 
 def aged(image: dict[str, Any], seconds: int) -> dict[str, Any]:
     """``image`` with a marker written ``seconds`` earlier (as a backup restored that much later holds it)."""
-    digest_part, sequence, token, written = image["_rep_marker"]["S"].split(".")
-    return {**image, "_rep_marker": {"S": f"{digest_part}.{sequence}.{token}.{int(written) - seconds}"}}
+    digest_part, sequence, token, stamped, *rest = image["_rep_marker"]["S"].split(".")
+    marker = ".".join([digest_part, sequence, token, str(int(stamped) - seconds), *rest])
+    return {**image, "_rep_marker": {"S": marker}}
 
 
 def test_the_marker_carries_when_the_replicator_wrote_it(codec):
     stamped = codec.stamp(State(item("10", v={"S": "a"}), decimal.Decimal(10), False, "eu-west-1", 42), now=1_000_000)
-    digest_part, sequence, token, written = stamped["_rep_marker"]["S"].split(".")
-    assert (len(digest_part), sequence, len(token), written) == (22, "42", 8, "1000000")
+    digest_part, sequence, token, at, written = stamped["_rep_marker"]["S"].split(".")
+    assert (len(digest_part), sequence, len(token), at, written) == (22, "42", 8, "1000000", "")
     assert codec.stamped_at(stamped) == 1_000_000
     assert codec.state_of(stamped, REGION).sequence == 42
     legacy = {**stamped, "_rep_marker": {"S": ".".join(stamped["_rep_marker"]["S"].split(".")[:3])}}
@@ -154,12 +155,40 @@ def test_a_marker_older_than_its_record_allows_is_a_restore_not_an_echo(config, 
     assert replication._is_echo(no_time) is False
 
 
-def test_a_restored_state_is_the_backed_up_state_and_a_restored_tombstone_expires_again(codec):
-    live = codec.stamp(State(item("10", v={"S": "a"}), decimal.Decimal(10), False, "eu-west-1", 7), now=5)
+def test_a_restored_state_is_the_backed_up_state_written_at_the_restore(codec):
+    live = codec.stamp(State(item("10", v={"S": "a"}), decimal.Decimal(10), False, "eu-west-1", 7, written=4), now=5)
     restored = codec.restored_state(live, written_at=1_000_000)
     assert (restored.origin, restored.sequence, restored.deleted, restored.version) == ("eu-west-1", 7, False, 10)
+    assert restored.written == 1_000_000  # the restore is a write made now: an expired tombstone is absent for it
     tombstone = codec.stamp(codec.tombstone_state(item("10"), "eu-west-1", 8, deleted_at=5), now=5)
-    assert tombstone["_rep_expiresAt"] == {"N": str(5 + 172800)}  # fixed by the delete
+    assert tombstone["_rep_expiresAt"] == {"N": str(5 + 2 * 172800)}  # a lifetime after the logical expiry
     again = codec.restored_state(tombstone, written_at=1_000_000)
-    assert again.deleted and again.origin == "eu-west-1" and again.expires == 1_000_000 + 172800
-    assert codec.stamp(again)["_rep_expiresAt"] == {"N": str(1_000_000 + 172800)}
+    # The same delete, with the logical expiry every other copy of it carries (a fresh one would let this
+    # region refuse writes the others keep).
+    assert again.deleted and again.origin == "eu-west-1" and again.expires == 5 + 172800
+    assert codec.stamp(again)["_rep_expiresAt"] == {"N": str(5 + 2 * 172800)}
+    # A tombstone written before markers carried the expiry never expires logically, as its other copies;
+    # restored, it gets a fresh TTL (the backup's may have passed).
+    legacy = {**tombstone, "_rep_marker": {"S": ".".join(tombstone["_rep_marker"]["S"].split(".")[:4])}}
+    old = codec.restored_state(legacy, written_at=1_000_000)
+    assert old.deleted and old.expires is None
+    assert codec.stamp(old, now=1_000_000)["_rep_expiresAt"] == {"N": str(1_000_000 + 172800)}
+
+
+def test_a_tombstone_is_absent_for_a_write_made_at_or_after_its_logical_expiry(codec):
+    tombstone = codec.tombstone_state(item("10"), "us-east-1", 8, deleted_at=1_000)
+    assert (tombstone.written, tombstone.expires) == (1_000, 1_000 + 172800)
+    stamped = codec.stamp(tombstone, now=1_001)
+    assert codec.state_of(stamped, "eu-west-1") == tombstone  # both times travel in the marker
+    def write(version: str, written: int | None) -> State:
+        return State({}, decimal.Decimal(version), False, "eu-west-1", 1, written=written)
+    assert compare(write("1", 1_000 + 172800), tombstone) == 1  # at the expiry: the tombstone is absent
+    assert compare(tombstone, write("1", 1_000 + 172800)) == -1
+    assert compare(write("1", 1_000 + 172799), tombstone) == -1  # before it: the delete of v10 wins
+    assert compare(write("1", None), tombstone) == -1  # time unknown (an earlier version's marker): by order
+    assert compare(write("11", 2_000), tombstone) == 1  # a newer write wins anyway
+    never = State({}, decimal.Decimal(10), True, "us-east-1", 8, expires=None, written=None)
+    assert compare(write("1", 10**9), never) == -1  # no logical expiry: by order, as before
+    # A tombstone written after another's expiry beats it too (both deletes, ordered by time, then by order).
+    later = State({}, decimal.Decimal(1), True, "eu-west-1", 2, expires=1_000 + 3 * 172800, written=1_000 + 172800)
+    assert compare(later, tombstone) == 1 and compare(tombstone, later) == -1

@@ -262,7 +262,10 @@ def test_ttl_deletes_are_versioned_deletes_by_default(mesh):
     # Every copy of one delete's tombstone expires at the same instant: the delete's time + the lifetime.
     assert len({get(mesh, r, "k")[PREFIX + "expiresAt"]["N"] for r in mesh.tables}) == 1
     deleted_at = records[0]["dynamodb"]["ApproximateCreationDateTime"]
-    assert int(get(mesh, WEST, "k")[PREFIX + "expiresAt"]["N"]) == int(deleted_at) + 2 * 24 * 3600
+    # Logically at the delete's time + the lifetime (in the marker); DynamoDB's TTL a lifetime after that.
+    tombstone = get(mesh, WEST, "k")
+    assert int(tombstone[PREFIX + "marker"]["S"].split(".")[5]) == int(deleted_at) + 2 * 24 * 3600
+    assert int(tombstone[PREFIX + "expiresAt"]["N"]) == int(deleted_at) + 2 * 2 * 24 * 3600
 
 
 def test_a_ttl_delete_of_an_item_without_a_conflict_value_is_not_replicated(mesh, capsys):
@@ -402,7 +405,7 @@ def backup_of(mesh, region: str, pk: str, age_seconds: int = THREE_DAYS) -> dict
     item = copy.deepcopy(get(mesh, region, pk))
     parts = item[PREFIX + "marker"]["S"].split(".")
     written = int(parts[3]) if len(parts) == 4 else int(time.time())
-    item[PREFIX + "marker"] = {"S": ".".join([*parts[:3], str(written - age_seconds)])}
+    item[PREFIX + "marker"] = {"S": ".".join([*parts[:3], str(written - age_seconds), *parts[4:]])}
     return item
 
 
@@ -496,3 +499,162 @@ def test_a_restored_tombstone_is_a_delete_not_a_live_item(mesh):
     mesh.pump()
     mesh.assert_converged()
     assert all(mesh.live(r) == [] for r in mesh.tables)
+
+
+# --- Stamped writes that are neither echoes nor restores (review of issue 10, finding 3) --------------------
+
+
+def update(mesh, region: str, pk: str, expression: str, **values: Any) -> None:
+    mesh.write(region).update_item(
+        TableName=mesh.name(region),
+        Key={"pk": {"S": pk}},
+        UpdateExpression=expression,
+        ExpressionAttributeValues={f":{k}": v for k, v in values.items()},
+    )
+
+
+def test_a_later_write_back_to_the_stamped_content_is_an_ordinary_write(mesh):
+    """An UpdateItem that sets an item back to the content its (fresh) marker was computed for is stamped but
+    neither an echo nor a restore: it is sent as an ordinary write of its region. Taken for a restore, it
+    carried the stale marker's state (eu-west-1's "one"), which loses the tie to us-east-1's "two", so the
+    later write was reverted everywhere, its own region included."""
+    put(mesh, WEST, "k", 5, v={"S": "one"})
+    mesh.pump()
+    update(mesh, EAST, "k", "SET v = :v", v={"S": "two"})  # same version: us-east-1 wins the tie everywhere
+    mesh.pump()
+    assert [i["v"]["S"] for i in mesh.assert_converged()] == ["two"]
+    update(mesh, EAST, "k", "SET v = :v", v={"S": "one"})  # later, same region: matches the old marker
+    mesh.pump()
+    assert [i["v"]["S"] for i in mesh.assert_converged()] == ["one"]
+
+
+def test_an_update_of_a_tombstones_ttl_attribute_is_an_ordinary_write(ttl_mesh):
+    """An application's UpdateItem of its own TTL attribute on a tombstone keeps the marker matching. It is a
+    write of the tombstone's version, which the delete beats: the tombstone is put back as it was everywhere,
+    not restamped with a fresh expiry in that region only."""
+    mesh = ttl_mesh
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump()
+    delete(mesh, EAST, "k")
+    mesh.pump()
+    expiry = get(mesh, WEST, "k")["expiresAt"]
+    update(mesh, WEST, "k", "SET expiresAt = :e", e={"N": str(int(expiry["N"]) + 7 * 24 * 3600)})
+    mesh.pump()
+    mesh.assert_converged()
+    assert {get(mesh, r, "k")["expiresAt"]["N"] for r in mesh.tables} == {expiry["N"]}
+
+
+# --- Tombstones removed by each region's TTL at its own time (review of issue 10, findings 1 and 2) ------------
+# A tombstone expires logically at its delete's time + the tombstone lifetime, the same instant in every copy;
+# DynamoDB's TTL may remove it only a lifetime after that. The tests play the days that pass by moving the time
+# of the stream records written after the expiry (the writes' own times, which travel in their markers).
+
+LATER = 3 * 24 * 3600  # past the logical expiry of a tombstone written now (default lifetime: 2 days)
+
+
+def deliver_later(mesh, region: str, seconds: int = LATER) -> None:
+    """Deliver ``region``'s new records as if they had been written ``seconds`` later; every REMOVE of a
+    tombstone among them is DynamoDB's TTL at work."""
+    records = mesh.tables[region].new_records()
+    for record in records:
+        record["dynamodb"]["ApproximateCreationDateTime"] += seconds
+        if record["eventName"] == "REMOVE" and DELETED in record["dynamodb"].get("OldImage", {}):
+            record["userIdentity"] = dict(TTL_IDENTITY)
+    assert mesh.deliver(region, records) == {"batchItemFailures": []}
+
+
+def remove_tombstone_later(mesh, region: str, pk: str) -> None:
+    """``region``'s TTL removes its tombstone of ``pk``, if it still holds one, days after the delete."""
+    item = get(mesh, region, pk)
+    if item is not None and DELETED in item:
+        delete(mesh, region, pk)
+    deliver_later(mesh, region)
+
+
+def test_a_write_after_the_tombstones_expiry_is_kept_whichever_region_removed_it_first(mesh):
+    """The reviewer's case: us-east-1's TTL removes the tombstone of v10 days before the others', and the item
+    is created again there at v1. Before the fix us-east-1 kept v1 for good while the others, which still held
+    the tombstone, refused it and then removed the tombstone: the copies never agreed again."""
+    put(mesh, EAST, "k", 10, v={"S": "old"})
+    mesh.pump()
+    delete(mesh, EAST, "k")
+    mesh.pump()
+    assert all(DELETED in get(mesh, r, "k") for r in mesh.tables)
+    delete(mesh, EAST, "k")  # us-east-1's TTL removes its tombstone ...
+    put(mesh, EAST, "k", 1, v={"S": "created again"})  # ... and the application writes k there
+    deliver_later(mesh, EAST)
+    mesh.pump()
+    for region in (WEST, SYDNEY):
+        remove_tombstone_later(mesh, region, "k")
+    mesh.pump()
+    live = mesh.assert_converged()
+    assert [(i["v"]["S"], i["updatedAt"]["N"]) for i in live] == [("created again", "1")]
+
+
+def test_a_write_after_the_expiry_beats_a_tombstone_still_held_everywhere(mesh):
+    """The same write made in a region whose tombstone is still there (its TTL has not run yet) is kept too:
+    every region decides from the tombstone's expiry and the write's time, not from what its TTL did."""
+    put(mesh, EAST, "k", 10, v={"S": "old"})
+    mesh.pump()
+    delete(mesh, EAST, "k")
+    mesh.pump()
+    put(mesh, WEST, "k", 1, v={"S": "created again"})
+    deliver_later(mesh, WEST)
+    mesh.pump()
+    live = mesh.assert_converged()
+    assert [(i["v"]["S"], i["updatedAt"]["N"]) for i in live] == [("created again", "1")]
+    assert all(DELETED not in get(mesh, r, "k") for r in mesh.tables)
+
+
+def test_a_restore_after_one_regions_tombstone_expired_converges(mesh):
+    """Finding 2 (defect 6 in the same window): eu-west-1's TTL removes its tombstone first and a backup of
+    the item is restored there. Before the fix the other regions' tombstones beat the restore (same version; a
+    delete wins) and were then removed: eu-west-1 kept the item, the others nothing."""
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump()
+    backup = backup_of(mesh, WEST, "k")
+    delete(mesh, EAST, "k")
+    mesh.pump()
+    delete(mesh, WEST, "k")  # eu-west-1's TTL removes its tombstone ...
+    mesh.write(WEST).put_item(TableName=mesh.name(WEST), Item=backup)  # ... and the backup is restored there
+    deliver_later(mesh, WEST)
+    mesh.pump()
+    for region in (EAST, SYDNEY):
+        remove_tombstone_later(mesh, region, "k")
+    mesh.pump()
+    live = mesh.assert_converged()
+    assert [(i["v"]["S"], i["updatedAt"]["N"]) for i in live] == [("x", "100")]
+
+
+def test_a_write_made_before_the_expiry_still_loses_to_the_tombstone(mesh):
+    """The other side of the rule: a lower write made before the expiry, delivered late, loses everywhere
+    (DynamoDB's TTL removes no copy of the tombstone until a lifetime after the expiry)."""
+    put(mesh, EAST, "k", 10, v={"S": "old"})
+    mesh.pump()
+    delete(mesh, EAST, "k")
+    mesh.pump()
+    put(mesh, SYDNEY, "k", 1, v={"S": "before the expiry"})
+    mesh.pump()
+    mesh.assert_converged()
+    assert all(mesh.live(r) == [] for r in mesh.tables)
+    tombstone = get(mesh, WEST, "k")
+    marker = tombstone[PREFIX + "marker"]["S"].split(".")
+    deleted_at, expires = int(marker[4]), int(marker[5])
+    assert expires == deleted_at + 2 * 24 * 3600  # the logical expiry: the delete's time + the lifetime
+    assert int(tombstone[PREFIX + "expiresAt"]["N"]) == expires + 2 * 24 * 3600  # TTL: a lifetime later
+
+
+def test_an_update_of_a_restored_item_is_an_ordinary_write_of_its_region(mesh):
+    """After a restore, the item keeps the backup's old marker; an application UpdateItem that changes a user
+    attribute breaks the marker's match and is a write of that region like any other (found by the chaos
+    suite: the restore branch once tested only the marker's age, and sent such a write with no origin)."""
+    put(mesh, EAST, "k", 100, v={"S": "x"})
+    mesh.pump()
+    backup = backup_of(mesh, WEST, "k")
+    mesh.write(WEST).put_item(TableName=mesh.name(WEST), Item=backup)
+    mesh.pump()
+    update(mesh, WEST, "k", "SET v = :v, updatedAt = :t", v={"S": "changed"}, t={"N": "101"})
+    mesh.pump()
+    live = mesh.assert_converged()
+    assert [(i["v"]["S"], i["updatedAt"]["N"]) for i in live] == [("changed", "101")]
+    assert {get(mesh, r, "k")[PREFIX + "origin"]["S"] for r in (EAST, SYDNEY)} == {WEST}
