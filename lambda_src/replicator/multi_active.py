@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
+from dataclasses import dataclass
 
 from .attributes import MAX_ITEM_BYTES, Item, ItemKey, item_size, key_for_log
 from .clients import ClientFactory
@@ -28,6 +29,28 @@ from .plan import Blocked, ItemPlan, TargetFailure
 from .records import Change
 from .retry import Deadline
 from .telemetry import InvocationMetrics, log
+
+@dataclass(frozen=True)
+class _Step:
+    """One record's effect on an item: the state it produced, whether it is this region's own write (to send
+    on) or an echo, and what the source table holds after it (``restored``: a restored tombstone without a
+    logical expiry, whose TTL is renewed)."""
+
+    state: State
+    local: bool
+    table_image: Item | None
+    table_state: State | None
+    restored: bool = False
+
+
+def _latest(candidates: Sequence[tuple[State, bool]]) -> tuple[State, bool]:
+    """The winning state; on equal order the later record wins (stream order)."""
+    best = candidates[0]
+    for candidate in candidates[1:]:
+        if compare(candidate[0], best[0]) >= 0:
+            best = candidate
+    return best
+
 
 class MultiActiveReplication:
     """Plans and applies a batch for MULTI_ACTIVE mode with conditional PutItem."""
@@ -102,87 +125,92 @@ class MultiActiveReplication:
         return None
 
     def plan(self, key: ItemKey, changes: Sequence[Change]) -> ItemPlan:
-        codec = self._codec
         plan = ItemPlan(key=key, changes=list(changes), covers_from=changes[0].index)
         # (state, produced by a local write of this batch?) in stream order.
         candidates: list[tuple[State, bool]] = []
-        table_image: Item | None = None  # what the source table holds after the last planned record
-        table_state: State | None = None
-        restored = False  # table_image is a restored tombstone, whose expiry is renewed
+        last: _Step | None = None  # the last planned record: what the source table holds after it
         last_skipped = False
         for change in changes:
-            old_state = codec.state_of(change.old_image, self._region) if change.old_image else None
+            old_state = self._codec.state_of(change.old_image, self._region) if change.old_image else None
             try:
-                if change.is_remove:
-                    reason = self._skip_remove(change)
-                    if reason is not None:
-                        plan.skipped.append(change)
-                        last_skipped = True
-                        continue
-                    if change.old_image is None:
-                        raise ConflictValueError("MissingOldImage", "a REMOVE record without OldImage cannot be versioned")
-                    new_state = codec.tombstone_state(
-                        change.old_image, self._region, int(change.sequence_number), change.created_at
-                    )
-                    local, table_image, table_state, restored = True, None, None, False
-                elif self._is_echo(change):
-                    assert change.new_image is not None
-                    new_state = codec.state_of(change.new_image, self._region)
-                    plan.skipped.append(change)
-                    local, table_image, table_state, restored = False, change.new_image, new_state, False
-                elif codec.stamped_by_replicator(change.new_image) and self._restored(change):  # type: ignore[arg-type]
-                    # A backup restored verbatim (its marker is too old to be an echo): the state it holds is
-                    # sent as it is, like a local write. A restored tombstone keeps the logical expiry in its
-                    # marker (and the TTL a lifetime after it); one written before markers carried it has only
-                    # its TTL, which may have passed, and is renewed here.
-                    # A stamped write with a fresh marker that is not an echo (an UpdateItem back to the
-                    # content the marker was computed for, or of a tombstone's TTL attribute) is an ordinary
-                    # write of this region, below: taken for a restore, it would carry the marker's state.
-                    assert change.new_image is not None
-                    new_state = codec.restored_state(change.new_image, change.created_at)
-                    restored = new_state.deleted and new_state.expires is None
-                    local, table_image, table_state = True, change.new_image, new_state
-                else:
-                    assert change.new_image is not None
-                    version = codec.version_of(change.new_image)
-                    written = None if change.created_at is None else int(change.created_at)
-                    new_state = State(
-                        codec.user_attributes(change.new_image),
-                        version,
-                        False,
-                        self._region,
-                        int(change.sequence_number),
-                        written=written,
-                    )
-                    local, table_image, table_state, restored = True, change.new_image, new_state, False
-                if local:
-                    size = item_size(codec.stamp(new_state))
-                    if size > MAX_ITEM_BYTES:
-                        raise ConflictValueError(
-                            "ItemTooLarge", f"{size} bytes with replication metadata; DynamoDB allows {MAX_ITEM_BYTES}"
-                        )
+                step = self._step(change)
+                if step is not None and step.local:
+                    self._check_size(step.state)
             except ConflictValueError as exc:
                 plan.blocked = Blocked(change, exc.code, str(exc))
                 break
-            last_skipped = False
+            if step is None or not step.local:
+                plan.skipped.append(change)  # a REMOVE that needs nothing sent, or an echo
+            if step is None:
+                last_skipped = True
+                continue
+            last, last_skipped = step, False
             if old_state is not None and change is changes[0]:
                 # The state before the batch. Later old images are earlier records' new images, already in
                 # the list; adding them again would let a copy shadow the local write that produced it.
                 candidates.append((old_state, False))
-            candidates.append((new_state, local))
+            candidates.append((step.state, step.local))
         if not candidates:
             return plan
-        best, best_local = candidates[0]
-        for state, local in candidates[1:]:
-            if compare(state, best) >= 0:  # on equal order the later record wins (stream order)
-                best, best_local = state, local
+        best, best_local = _latest(candidates)
         if best_local:
-            stamped = codec.stamp(best)
+            stamped = self._codec.stamp(best)
             for target in self._config.targets:
                 plan.writes[target] = PutIfNewer(key, best, stamped)
         if plan.blocked is None and not last_skipped:
-            self._plan_local_write(plan, best, table_image, table_state, restored)
+            assert last is not None
+            self._plan_local_write(plan, best, last.table_image, last.table_state, last.restored)
         return plan
+
+    def _step(self, change: Change) -> _Step | None:
+        """What one record does to the item; ``None`` for a REMOVE that needs nothing sent.
+
+        Raises:
+            ConflictValueError: the record cannot be versioned.
+        """
+        codec = self._codec
+        if change.is_remove:
+            if self._skip_remove(change) is not None:
+                return None
+            if change.old_image is None:
+                raise ConflictValueError("MissingOldImage", "a REMOVE record without OldImage cannot be versioned")
+            state = codec.tombstone_state(
+                change.old_image, self._region, int(change.sequence_number), change.created_at
+            )
+            return _Step(state, local=True, table_image=None, table_state=None)
+        image = change.new_image
+        assert image is not None
+        if self._is_echo(change):
+            state = codec.state_of(image, self._region)
+            return _Step(state, local=False, table_image=image, table_state=state)
+        if codec.stamped_by_replicator(image) and self._restored(change):
+            # A backup restored verbatim (its marker is too old to be an echo): the state it holds is sent as it
+            # is, like a local write. A restored tombstone keeps the logical expiry in its marker (and the TTL a
+            # lifetime after it); one written before markers carried it has only its TTL, which may have
+            # passed, and is renewed here.
+            # A stamped write with a fresh marker that is not an echo (an UpdateItem back to the content the
+            # marker was computed for, or of a tombstone's TTL attribute) is an ordinary write of this region,
+            # below: taken for a restore, it would carry the marker's state.
+            state = codec.restored_state(image, change.created_at)
+            restored = state.deleted and state.expires is None
+            return _Step(state, local=True, table_image=image, table_state=state, restored=restored)
+        written = None if change.created_at is None else int(change.created_at)
+        state = State(
+            codec.user_attributes(image),
+            codec.version_of(image),
+            False,
+            self._region,
+            int(change.sequence_number),
+            written=written,
+        )
+        return _Step(state, local=True, table_image=image, table_state=state)
+
+    def _check_size(self, state: State) -> None:
+        size = item_size(self._codec.stamp(state))
+        if size > MAX_ITEM_BYTES:
+            raise ConflictValueError(
+                "ItemTooLarge", f"{size} bytes with replication metadata; DynamoDB allows {MAX_ITEM_BYTES}"
+            )
 
     def _plan_local_write(
         self, plan: ItemPlan, best: State, image: Item | None, state: State | None, restored: bool = False
