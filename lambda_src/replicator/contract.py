@@ -110,8 +110,10 @@ DEFAULT_TOMBSTONE_TTL_SECONDS = 2 * _DAY
 #: The same with REPLICATION_CHANGE_SOURCE=KINESIS: the construct's default data stream retention plus the margin
 #: (eight days).
 DEFAULT_KINESIS_TOMBSTONE_TTL_SECONDS = kinesis_tombstone_ttl_seconds(DEFAULT_KINESIS_RETENTION_SECONDS)
-#: Smallest REPLICATION_TOMBSTONE_TTL_SECONDS accepted: stream retention plus an hour.
-MIN_TOMBSTONE_TTL_SECONDS = STREAM_RETENTION_SECONDS + _HOUR
+#: Smallest REPLICATION_TOMBSTONE_TTL_SECONDS accepted: twice the stream retention. A multi-active tombstone's
+#: logical expiry is sound only while its lifetime is at least twice the longest a record can wait to be
+#: applied (at most the retention: metadata.compare); every lifetime the construct computes is at least this.
+MIN_TOMBSTONE_TTL_SECONDS = 2 * STREAM_RETENTION_SECONDS
 #: ... and with KINESIS: a data stream keeps records at least 24 h, and the construct adds a day of margin.
 MIN_KINESIS_TOMBSTONE_TTL_SECONDS = 2 * STREAM_RETENTION_SECONDS
 #: Largest REPLICATION_TOMBSTONE_TTL_SECONDS accepted: a year (Kinesis keeps records at most 365 days).

@@ -74,6 +74,8 @@ def test_role_and_sort_key():
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL='LOUD'"),
         ({"REPLICATION_TTL_DELETES": "SOMETIMES"}, "REPLICATION_TTL_DELETES"),
         ({"REPLICATION_TOMBSTONE_TTL_SECONDS": "3600"}, "REPLICATION_TOMBSTONE_TTL_SECONDS=3600 is outside"),
+        # Below twice the stream retention a tombstone's logical expiry is unsound (docs/conflicts.md).
+        ({"REPLICATION_TOMBSTONE_TTL_SECONDS": "172799"}, "REPLICATION_TOMBSTONE_TTL_SECONDS=172799 is outside"),
         ({"REPLICATION_TTL_ATTRIBUTE": "pk"}, "REPLICATION_TTL_ATTRIBUTE='pk'"),
         (
             {"REPLICATION_MODE": "MULTI_ACTIVE", "REPLICATION_TARGETS": [{**TARGET, "region": "us-east-1", "account": "222222222222"}]},
