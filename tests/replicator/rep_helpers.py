@@ -231,3 +231,17 @@ def kinesis_record(data: dict[str, Any], sequence: int) -> dict[str, Any]:
         "awsRegion": "us-east-1",
         "eventSourceARN": "arn:aws:kinesis:us-east-1:111111111111:stream/changes",
     }
+
+
+def run_batch(processor: Any, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """One invocation of ``processor`` with ``records``: the handler's partial batch response."""
+    return processor.process({"Records": records}, FakeContext())
+
+
+def user_items(table: Table, prefix: str = "_rep_") -> list[dict[str, Any]]:
+    """The replica as an application sees it: tombstones left out, metadata (``prefix``) stripped."""
+    return sort_items(
+        {k: v for k, v in item.items() if not k.startswith(prefix)}
+        for item in table.items()
+        if prefix + "deleted" not in item
+    )

@@ -19,29 +19,18 @@ from replicator.records import MalformedRecord
 
 from rep_helpers import (
     FIRST_SEQUENCE,
-    FakeContext,
     Table,
     create_table,
     json_lines,
     kinesis_events,
     kinesis_record,
     replication_env,
-    sort_items,
+    user_items,
 )
+from rep_helpers import run_batch as run
 
 SOURCE_REGION, REPLICA_REGION = "us-east-1", "eu-west-1"
 PREFIX = "_rep_"
-def run(processor, records: list[dict[str, Any]]) -> dict[str, Any]:
-    return processor.process({"Records": records}, FakeContext())
-
-
-def user_items(table: Table) -> list[dict[str, Any]]:
-    """The replica as an application sees it: tombstones left out, metadata stripped."""
-    return sort_items(
-        {k: v for k, v in item.items() if not k.startswith(PREFIX)}
-        for item in table.items()
-        if PREFIX + "deleted" not in item
-    )
 
 
 def kinesis_env(source: Table, targets: list[dict[str, str]], **extra: str) -> dict[str, str]:

@@ -18,24 +18,14 @@ from typing import Any
 
 import pytest
 
-from rep_helpers import FakeContext, Table, create_table, json_lines, kinesis_events, replication_env, sort_items
+from rep_helpers import Table, create_table, json_lines, kinesis_events, replication_env
+from rep_helpers import run_batch as run
+from rep_helpers import user_items
 
 SOURCE_REGION, REPLICA_REGION = "us-east-1", "eu-west-1"
 PREFIX = "_rep_"
 KEY = {"pk": {"S": "k"}}
 
-
-def run(processor, records: list[dict[str, Any]]) -> dict[str, Any]:
-    return processor.process({"Records": records}, FakeContext())
-
-
-def user_items(table: Table) -> list[dict[str, Any]]:
-    """The replica as an application sees it: tombstones left out, metadata stripped."""
-    return sort_items(
-        {k: v for k, v in item.items() if not k.startswith(PREFIX)}
-        for item in table.items()
-        if PREFIX + "deleted" not in item
-    )
 
 
 @pytest.fixture
