@@ -37,7 +37,6 @@ from cdk_replication.local.lambda_runtime import FunctionInitError, InvocationRe
 from cdk_replication.local.intrinsics import TemplateError
 from cdk_replication.local.queue import LocalQueue, QueueMessage
 from cdk_replication.local.gateway import Gateway, GatewayError, GatewayStats, Identity, Role
-from cdk_replication.local.sts_local import LocalSts
 from cdk_replication.local.synth import SynthError, synthesize
 
 __all__ = [
@@ -52,7 +51,6 @@ __all__ = [
     "DEFAULT_ACCOUNT",
     "DeployedStack",
     "LocalDeployment",
-    "LocalSts",
     "LocalTable",
     "StackArtifact",
     "SynthError",
