@@ -70,6 +70,7 @@ class RedriveResult:
 class _Plan:
     """The records read, and for each key its failed records in stream order and the records naming it."""
 
+    envelopes: list[Envelope] = field(default_factory=list)
     records: list[tuple[Envelope, FailureRecord, LostRange | None]] = field(default_factory=list)
     changes: dict[KeyId, list[KeyChange]] = field(default_factory=dict)
     records_of_key: dict[KeyId, list[int]] = field(default_factory=dict)
@@ -79,7 +80,7 @@ def _plan(location: Location, source: TableHandle, reader: RangeReader, result: 
     """Read and check every record (raises :class:`BadInput` before anything is written)."""
     listing = location.read()
     result.already_redriven = listing.already_redriven
-    plan = _Plan()
+    plan = _Plan(envelopes=listing.envelopes)
     for envelope in listing.envelopes:
         try:
             failure = parse_failure_record(envelope.name, envelope.body)
@@ -196,6 +197,7 @@ def run_redrive(location: Location, source: TableHandle, resyncer: KeyResyncer, 
     with Progress(render, progress_stream, enabled=show_progress):
         marker.start()
         _resync_all(plan, resyncer, marker, workers, result)
-    location.release([envelope for i, (envelope, _, _) in enumerate(plan.records) if i not in marker.marked])
+    marked = {plan.records[i][0].handle for i in marker.marked}
+    location.release([envelope for envelope in plan.envelopes if envelope.handle not in marked])
     result.seconds = time.monotonic() - started
     return result
