@@ -53,9 +53,9 @@ def object_key(shard_id: str) -> str:
     return f"aws/lambda/{uuid.uuid4()}/{shard_id}/2026/11/30/2026-11-30T06.00.00-{uuid.uuid4()}"
 
 
-def write_record(folder: Path, document: dict[str, Any], shard_id: str) -> str:
-    """Store ``document`` in a folder laid out like a bucket; returns its object key."""
-    key = object_key(shard_id)
+def write_record(folder: Path, document: dict[str, Any], shard_id: str, key: str | None = None) -> str:
+    """Store ``document`` in a folder laid out like a bucket (at ``key``, default a new one); returns its key."""
+    key = key or object_key(shard_id)
     path = folder / key
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document))
