@@ -62,7 +62,8 @@ def package_version() -> str:
 
 EPILOG = """\
 exit codes: 0 done (verify: tables identical), 1 incomplete (differences remain, items failed, an export or
-import failed, a redrive range is lost), 2 bad input (nothing was written), 130 interrupted (re-run the same command to resume).
+import failed, a redrive range is lost), 2 bad input (nothing was written), 130 interrupted (re-run the same
+command to resume).
 Tables: NAME, REGION:NAME (us-west-2:orders) or a table ARN. Guide: docs/cli.md.
 """
 
