@@ -27,9 +27,9 @@ def failure_record(records: list[dict[str, Any]], shard_id: str, stream_arn: str
                    batch_info_key: str = "DDBStreamBatchInfo") -> dict[str, Any]:
     """Lambda's on-failure record for the batch ``records`` (contract section 1); without payload as SQS gets it."""
     if batch_info_key == "KinesisBatchInfo":
-        sequence = [r["kinesis"]["sequenceNumber"] for r in records]
+        sequence = [r["kinesis"]["sequenceNumber"] for r in records] or [""]
     else:
-        sequence = [r["dynamodb"]["SequenceNumber"] for r in records]
+        sequence = [r["dynamodb"]["SequenceNumber"] for r in records] or [""]
     document: dict[str, Any] = {
         "requestContext": {"requestId": str(uuid.uuid4()), "condition": "RetryAttemptsExhausted",
                            "functionArn": f"arn:aws:lambda:{REGION}:{DEFAULT_ACCOUNT}:function:replicator",

@@ -8,13 +8,14 @@ import json
 import logging
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
 from .helpers import REGION, scan_all
-from .redrive_helpers import failure_record, object_key, stream_records
+from .redrive_helpers import failure_record, object_key, stream_records, write_record
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +110,34 @@ def test_an_sqs_record_that_is_not_settled_stays_in_the_queue(cli: Any, local: A
     assert run.code == 1 and run.json()["records"]["lost"] == 1
     attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "1"
+
+
+def test_kinesis_record_without_payload_rereads_the_data_stream(cli: Any, local: Any, ddb: Any, make_table: Any,
+                                                                moto_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Path) -> None:
+    """A KinesisBatchInfo record without payload: the range is read again from the data stream (moto) and its
+    change records decoded; only the keys in the range are resynced."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KINESIS", moto_url)
+    kinesis = boto3.client("kinesis", region_name=REGION, endpoint_url=moto_url)
+    source, target = make_table("rd3-src"), make_table("rd3-tgt", stream=False)
+    stream = f"changes-{source}"
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    arn = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+    sequences, shard = [], ""
+    for pk in ("a", "b", "c"):
+        ddb.put_item(TableName=source, Item=_item(pk, "1"))
+        change = {"eventName": "INSERT", "tableName": source, "eventSource": "aws:dynamodb", "eventID": pk,
+                  "dynamodb": {"ApproximateCreationDateTime": 1_700_000_000_000_000, "Keys": {"pk": {"S": pk}},
+                               "NewImage": _item(pk, "1"), "SizeBytes": 10}}
+        put = kinesis.put_record(StreamName=stream, Data=json.dumps(change).encode(), PartitionKey=pk)
+        sequences.append(put["SequenceNumber"])
+        shard = put["ShardId"]
+    document = failure_record([], shard, arn, payload=False, start=sequences[1], end=sequences[2],
+                              batch_info_key="KinesisBatchInfo")
+    write_record(tmp_path / "bucket", document, shard)
+
+    run = cli("redrive", source, target, "--from-dir", str(tmp_path / "bucket"), "--json")
+
+    assert run.code == 0, run.out
+    assert sorted(scan_all(ddb, target)) == [("b",), ("c",)]
+    kinesis.delete_stream(StreamName=stream)

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import _thread
 import base64
 import json
 import sys
+import time
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,3 +159,44 @@ def test_multi_active_failure_leaves_the_record_unmarked(
     assert run.code == 1
     assert "failed pk=S:'a'" in run.out and "conflict attribute missing" in run.out
     assert markers(folder) == []
+
+
+def test_ctrl_c_keeps_the_markers_and_the_next_run_redrives_the_rest(
+    cli: Any, local: Any, ddb: Any, make_table: Any, tmp_path: Path, multi_active: types.SimpleNamespace
+) -> None:
+    """Ctrl-C while key b is resynced (after a's record was marked): exit 130, a's marker stays; the same
+    command again skips a's record and redrives b's."""
+    source, target = make_table("rdm-src"), make_table("rdm-t", stream=False)
+    ddb.put_item(TableName=source, Item=_item("a", "1", updatedAt={"N": "1"}))
+    ddb.put_item(TableName=source, Item=_item("b", "1", updatedAt={"N": "1"}))
+    records, shard, arn = stream_records(local, ddb, source)
+    folder = tmp_path / "bucket"
+    first = write_record(folder, failure_record([records[0]], shard, arn), shard, key="aws/lambda/m/s/1")
+    write_record(folder, failure_record([records[1]], shard, arn), shard, key="aws/lambda/m/s/2")
+
+    def ctrl_c_at_b(source_: Any, target_: Any, key: Any, failed: Any, options: Any) -> Any:
+        if key["pk"]["S"] == "b":
+            for _ in range(200):  # until a's record is marked (the main thread does that)
+                if markers(folder):
+                    break
+                time.sleep(0.05)
+            _thread.interrupt_main()
+        return REPAIRED, None
+
+    monkeypatch_module = sys.modules["cdk_replication.cli.redrive.multi_active"]
+    original = monkeypatch_module.resync_multi_active  # type: ignore[attr-defined]
+    monkeypatch_module.resync_multi_active = ctrl_c_at_b  # type: ignore[attr-defined]
+    try:
+        run = cli("redrive", source, target, "--from-dir", str(folder), "--conflict-attribute", "updatedAt",
+                  "--workers", "1", "--json")
+    finally:
+        monkeypatch_module.resync_multi_active = original  # type: ignore[attr-defined]
+
+    assert run.code == 130, run.err
+    assert run.json()["interrupted"] is True and "run the same command again" in run.err
+    assert markers(folder) == [first]
+    again = cli("redrive", source, target, "--from-dir", str(folder), "--conflict-attribute", "updatedAt", "--json")
+    assert again.code == 0, again.err
+    assert again.json()["records"]["alreadyRedriven"] == 1 and again.json()["records"]["redriven"] == 1
+    assert [key["pk"]["S"] for _, _, key, _, _ in multi_active.calls] == ["b"]
+    assert len(markers(folder)) == 2

@@ -169,10 +169,11 @@ def _resync_all(plan: _Plan, resyncer: KeyResyncer, marker: _Marker, workers: in
             for future in done:
                 marker.key_done(*future.result())
     except KeyboardInterrupt:
-        pool.shutdown(wait=False, cancel_futures=True)
         result.interrupted = True
-        return
-    pool.shutdown()
+    finally:
+        # Keys not started are dropped (a marker-write error or Ctrl-C ends the run); those under way finish,
+        # so no write lands after the report. Their records stay unmarked: the next run takes them.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_redrive(location: Location, source: TableHandle, resyncer: KeyResyncer, reader: RangeReader, *,

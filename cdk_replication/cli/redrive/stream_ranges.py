@@ -139,32 +139,33 @@ class RangeReader:
         start, end = int(batch.start), int(batch.end)
         arn = self.endpoint_arn(batch.stream_arn)
         if batch.kind == DYNAMODB:
-            iterator_args: dict[str, Any] = {"StreamArn": arn}
-        else:
-            iterator_args = {"StreamARN": arn}
+            iterator_args: dict[str, Any] = {"StreamArn": arn, "SequenceNumber": batch.start}
+            records_args: dict[str, Any] = {}
+        else:  # by ARN, which also reaches a stream of another account (with a resource policy)
+            iterator_args = {"StreamARN": arn, "StartingSequenceNumber": batch.start}
+            records_args = {"StreamARN": arn}
         iterator = self.retrier.call(client.get_shard_iterator, ShardId=batch.shard_id,
-                                     ShardIteratorType="AT_SEQUENCE_NUMBER", SequenceNumber=batch.start,
-                                     **iterator_args).get("ShardIterator")
-        result, last, empty = RangeRead(), None, 0
-        while iterator and empty < MAX_EMPTY_PAGES and (last is None or last < end):
-            page = self.retrier.call(client.get_records, ShardIterator=iterator, Limit=PAGE_LIMIT)
+                                     ShardIteratorType="AT_SEQUENCE_NUMBER", **iterator_args).get("ShardIterator")
+        result, last, empty, past_end = RangeRead(), None, 0, False
+        while iterator and empty < MAX_EMPTY_PAGES and not past_end:
+            page = self.retrier.call(client.get_records, ShardIterator=iterator, Limit=PAGE_LIMIT, **records_args)
             raws = page.get("Records", [])
             empty = 0 if raws else empty + 1
             for raw in raws:
                 sequence = int(raw["dynamodb"]["SequenceNumber"] if batch.kind == DYNAMODB else raw["SequenceNumber"])
-                if sequence > end:
-                    break
                 if last is None and sequence != start:
                     result.lost = self._lost(batch, f"the stream no longer holds {batch.start}: the first record "
                                                     f"it has from there is {sequence}")
+                past_end = sequence >= end
+                if sequence > end:
+                    break
                 last = sequence
                 result.records.append(dynamodb_event_record(raw, region, batch.stream_arn) if batch.kind == DYNAMODB
                                       else kinesis_event_record(raw, region, batch.stream_arn, batch.shard_id))
-            else:
-                iterator = page.get("NextShardIterator")
-                continue
-            break
-        if result.lost is None and (last is None or last < end):
+                if past_end:
+                    break
+            iterator = page.get("NextShardIterator")
+        if result.lost is None and not past_end:
             found = "nothing" if last is None else f"records up to {last}"
             result.lost = self._lost(batch, f"the shard holds {found}, not the batch's last record {batch.end}")
         return result
