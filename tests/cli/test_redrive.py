@@ -157,6 +157,9 @@ def test_objects_that_are_not_failure_records_are_skipped_and_counted(
     write_record(folder, failure_record(records, shard, arn), shard)
     (folder / "notes.txt").write_text("not json")
     (folder / "other.json").write_text('{"hello": 1}')
+    damaged = failure_record(records, shard, arn)
+    damaged["payload"] = "{cut short"  # read from the stream instead
+    write_record(folder, damaged, shard)
     (folder / "cdk-replication").mkdir()
     (folder / "cdk-replication" / "anything.json").write_text("{}")  # the command's own: never read
 
@@ -166,6 +169,8 @@ def test_objects_that_are_not_failure_records_are_skipped_and_counted(
     doc = run.json()
     assert doc["records"]["notFailureRecords"] == 2
     assert sorted(Path(s["object"]).name for s in doc["skipped"]) == ["notes.txt", "other.json"]
+    assert doc["records"]["read"] == 2 and doc["records"]["redriven"] == 2
+    assert any("payload is not JSON" in note and "read from the stream" in note for note in doc["notes"])
     assert scan_all(ddb, target) == {("a",): _item("a", "1")}
 
 
@@ -176,5 +181,8 @@ def test_bad_locations_are_refused_before_anything_is_written(cli: Any, tables: 
     assert missing.code == 2 and "is not a folder" in missing.err
     bad_url = cli("redrive", source, target, "--from", "http://bucket")
     assert bad_url.code == 2 and "'http://bucket' is not an S3 location" in bad_url.err
+    (tmp_path / "empty").mkdir()
+    empty = cli("redrive", source, target, "--from-dir", str(tmp_path / "empty"))
+    assert empty.code == 0 and f"nothing found at {tmp_path / 'empty'}: check the location" in empty.out
     neither = cli("redrive", source, target)
     assert neither.code == 2 and "one of the arguments --from --from-dir --queue-url is required" in neither.err

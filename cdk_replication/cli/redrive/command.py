@@ -111,7 +111,7 @@ def cmd_redrive(args: argparse.Namespace, out: TextIO, err: TextIO, conflict: La
     result = run_redrive(location, source, resyncer, stream_reader(conn, source, retrier), workers=args.workers,
                          dry_run=args.dry_run, progress_stream=err, show_progress=not args.quiet)
     if args.json:
-        print_json(out, {**redrive_json(result, source.info.key), "notes": notes})
+        print_json(out, {**redrive_json(result, source.info.key), "notes": notes + result.notes})
     else:
         out.write("\n".join(redrive_text(result, source.info.key, args.source)) + "\n")
     if result.interrupted:

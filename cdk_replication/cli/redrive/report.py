@@ -49,6 +49,10 @@ def redrive_text(result: RedriveResult, key_schema: KeySchema, source_label: str
         f" ({result.already_redriven:,} already redriven, skipped), {len(result.keys):,} keys, "
         f"{len(result.targets)} target(s)"
     ]
+    if not (result.records or result.already_redriven or result.skipped):
+        lines.append(f"nothing found at {result.location}: check the location (Lambda writes its failure records "
+                     "under aws/lambda/<mapping UUID>/ in the destination bucket)")
+    lines += [f"note: {note}" for note in result.notes]
     if result.skipped:
         lines.append(f"skipped {len(result.skipped):,} objects that are not failure records:")
         lines += [f"  {name}: {why}" for name, why in result.skipped[:SHOW]]

@@ -55,6 +55,8 @@ class RedriveResult:
     outcomes: dict[tuple[KeyId, str], tuple[str, str | None]] = field(default_factory=dict)
     interrupted: bool = False
     seconds: float = 0.0
+    #: Lines for the user (e.g. a record whose payload could not be used).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def counts(self) -> Counter[str]:
@@ -88,6 +90,8 @@ def _plan(location: Location, source: TableHandle, reader: RangeReader, result: 
             result.skipped.append((envelope.name, str(exc)))
             continue
         records, lost = failure.records, None
+        if failure.payload_problem:
+            result.notes.append(f"{failure.name}: {failure.payload_problem}; its range is read from the stream")
         if records is None:
             reread = reader.read(failure.batch)
             records, lost = reread.records, reread.lost
