@@ -11,6 +11,7 @@ from cdk_replication.cli.connections import connections
 from cdk_replication.cli.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, BadInput
 from cdk_replication.cli.migrate import cmd_migrate
 from cdk_replication.cli.output import print_json, say_unchecked
+from cdk_replication.cli.redrive.command import cmd_redrive
 from cdk_replication.cli.tables import (
     TableHandle,
     TableRef,
@@ -140,4 +141,6 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return cmd_verify(args, out, err)
     if args.command == "migrate":
         return cmd_migrate(args, out, err)
+    if args.command == "redrive":
+        return cmd_redrive(args, out, err, conflict_of(args))
     raise BadInput(f"unknown command {args.command!r}")

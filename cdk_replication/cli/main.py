@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from cdk_replication.cli import commands
 from cdk_replication.cli.arguments import (
@@ -62,7 +62,8 @@ def package_version() -> str:
 
 EPILOG = """\
 exit codes: 0 done (verify: tables identical), 1 incomplete (differences remain, items failed, an export or
-import failed), 2 bad input (nothing was written), 130 interrupted (re-run the same command to resume).
+import failed, a redrive range is lost), 2 bad input (nothing was written), 130 interrupted (re-run the same
+command to resume).
 Tables: NAME, REGION:NAME (us-west-2:orders) or a table ARN. Guide: docs/cli.md.
 """
 
@@ -134,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common_parser()
     parser = OneLineParser(
         prog=PROG,
-        description="Initial load, verification and migration of replicated DynamoDB tables.",
+        description="Initial load, verification, migration and redrive of replicated DynamoDB tables.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -181,7 +182,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     add_migrate_parser(sub, common, EPILOG)
+    _add_redrive_parser(sub, common)
     return parser
+
+
+def _add_redrive_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """The ``redrive`` subcommand (docs/cli.md, "redrive")."""
+    redrive = sub.add_parser(
+        "redrive", parents=[common], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="bring the items of failed stream batches right, from the source's current state",
+        description="Read the replicator's failure records (S3 bucket, folder or SQS queue), find the keys they "
+        "name (re-reading the stream when a record has no payload), and resync each key from SOURCE's CURRENT "
+        "state into every TARGET under verify --repair's rules (or, with --conflict-attribute, the conflict "
+        "rules); never replays an old image. Marks what it redrove, so a second run does nothing.",
+    )
+    redrive.add_argument("source", metavar="SOURCE")
+    redrive.add_argument("targets", metavar="TARGET", nargs="+")
+    where = redrive.add_mutually_exclusive_group(required=True)
+    where.add_argument("--from", dest="from_s3", metavar="s3://BUCKET[/PREFIX]",
+                       help="the S3 failure destination (records with payload)")
+    where.add_argument("--from-dir", metavar="DIR", help="a folder laid out like that bucket (object key K = DIR/K)")
+    where.add_argument("--queue-url", metavar="URL", help="an SQS failure destination (records without payload; "
+                       "messages are deleted once redriven)")
+    _add_conflict_options(redrive)
+    _add_metadata_prefix(redrive)
+    redrive.add_argument("--dry-run", action="store_true", help="read and report; write no item and no marker")
+    redrive.add_argument(
+        "--workers", type=thread_count, default=DEFAULT_WORKERS,
+        help=f"keys resynced in parallel, one thread each (default {DEFAULT_WORKERS}, at most 1000)",
+    )
 
 
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:

@@ -1,0 +1,97 @@
+"""The keys a failed batch names, read from its records with the replicator's own parser.
+
+Records are parsed by ``replicator.records.parse_record`` (the code the replicator runs), so a Kinesis record's
+``data`` is decoded exactly as the replicator decodes it, and a Kinesis record of another table in a shared
+stream is left out as the replicator leaves it out. A batch of another table than SOURCE is refused: its
+keys would be resynced from the wrong table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cdk_replication._lambda.replicator import records as replicator_records
+from cdk_replication._lambda.replicator.config import KeySchema as ReplicatorKeySchema
+from cdk_replication.cli.errors import BadInput
+from cdk_replication.cli.items import Item, KeyId
+from cdk_replication.cli.redrive.failure_records import DYNAMODB, FailureRecord
+from cdk_replication.cli.tables import TableInfo
+
+#: DynamoDB Local reports this account in every ARN: an account it reports cannot be compared.
+_PLACEHOLDER_ACCOUNT = "000000000000"
+_TABLE_ARN = re.compile(r"^arn:[^:]+:dynamodb:(?P<region>[^:]*):(?P<account>[^:]*):table/(?P<name>[^/]+)")
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    """One failed record of one key.
+
+    Attributes:
+        key_id / key: the item's key (hashable, and as a ``Key`` argument).
+        order: sorts one key's records in stream order (the sequence number).
+        record: the record in the shape of Lambda's DynamoDB Streams event (a Kinesis record decoded, its
+            Kinesis sequence number as ``dynamodb.SequenceNumber``).
+    """
+
+    key_id: KeyId
+    key: Item
+    order: int
+    record: dict[str, Any]
+
+
+def check_stream_table(stream_arn: str, source: TableInfo, where: str) -> None:
+    """Refuse a DynamoDB stream ARN of another table than SOURCE (name, region and, when the endpoint
+    reports a real one, account)."""
+    match = _TABLE_ARN.match(stream_arn)
+    source_match = _TABLE_ARN.match(source.arn)
+    account = source_match["account"] if source_match else _PLACEHOLDER_ACCOUNT
+    if not match or match["name"] != source.ref.name or match["region"] != source.region or (
+        account != _PLACEHOLDER_ACCOUNT and match["account"] != account
+    ):
+        raise BadInput(
+            f"{where} is a failure record of stream {stream_arn}, not of SOURCE {source.label()}: redrive it with "
+            "that table as SOURCE (or leave it out of --from); resyncing from another table would write its items"
+        )
+
+
+def _decoded(record: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """``record`` as a DynamoDB Streams event record (a Kinesis one decoded by the replicator's code)."""
+    if record.get("eventSource") != replicator_records.KINESIS_EVENT_SOURCE:
+        return dict(record)
+    sequence, change = replicator_records._kinesis_change(index, record)  # the replicator's own decoding
+    return {**change, "dynamodb": {**change.get("dynamodb", {}), "SequenceNumber": sequence}}
+
+
+def changes_of(failure: FailureRecord, records: list[dict[str, Any]], source: TableInfo) -> list[KeyChange]:
+    """The changes of SOURCE's table among ``records`` (the failure record's, or re-read from the stream).
+
+    Raises:
+        BadInput: a record is malformed, names another table, or has other key attributes than SOURCE.
+    """
+    if failure.batch.kind == DYNAMODB:
+        check_stream_table(failure.batch.stream_arn, source, failure.name)
+    schema = ReplicatorKeySchema(source.key.partition_key, source.key.sort_key)
+    found: list[KeyChange] = []
+    other_tables = 0
+    for index, record in enumerate(records):
+        if failure.batch.kind == DYNAMODB and isinstance(record.get("eventSourceARN"), str):
+            check_stream_table(record["eventSourceARN"], source, f"{failure.name} (record {index})")
+        try:
+            parsed = replicator_records.parse_record(index, record, schema, source.ref.name)
+        except ValueError as exc:  # MalformedRecord, InvalidAttributeValue
+            raise BadInput(f"{failure.name}: {exc}; this is not a record the replicator could have received") from None
+        if parsed is None:
+            other_tables += 1
+            continue
+        if isinstance(parsed, replicator_records.KeyMismatch):
+            raise BadInput(f"{failure.name} (record {index}) has key {', '.join(parsed.found)}, SOURCE "
+                           f"{source.label()} has {source.key.describe()}: it is a record of another table")
+        key = {name: {kind: value} for name, kind, value in parsed.key}
+        found.append(KeyChange(source.key.key_id(key), key, int(parsed.sequence_number), _decoded(record, index)))
+    if records and other_tables == len(records):
+        raise BadInput(f"{failure.name}: none of its {len(records)} records is a change of SOURCE "
+                       f"{source.label()} (Kinesis records name another table): redrive it with that table as SOURCE")
+    return found

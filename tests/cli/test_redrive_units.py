@@ -1,0 +1,84 @@
+"""Pieces of ``redrive`` without a database: the failure record parser and the stream-range reader."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from cdk_replication.cli.pacing import Retrier
+from cdk_replication.cli.redrive.failure_records import (
+    DYNAMODB,
+    BatchInfo,
+    NotAFailureRecord,
+    parse_failure_record,
+)
+from cdk_replication.cli.redrive.stream_ranges import RangeReader
+
+ARN = "arn:aws:dynamodb:us-east-1:111111111111:table/orders/stream/2026-11-30T00:00:00.000"
+INFO = {"shardId": "shardId-1", "startSequenceNumber": "100", "endSequenceNumber": "200", "streamArn": ARN,
+        "batchSize": 2}
+
+
+def test_the_payload_gives_the_records_and_sns_envelopes_are_opened() -> None:
+    event = {"Records": [{"eventName": "INSERT"}]}
+    record = parse_failure_record("x", json.dumps({"DDBStreamBatchInfo": INFO, "payload": json.dumps(event)}).encode())
+    assert record.records == event["Records"] and record.batch == BatchInfo(DYNAMODB, ARN, "shardId-1", "100", "200", 2)
+    sns = {"Type": "Notification", "Message": json.dumps({"DDBStreamBatchInfo": INFO})}
+    assert parse_failure_record("y", json.dumps(sns).encode()).records is None
+
+
+def test_an_unusable_payload_falls_back_to_the_stream() -> None:
+    record = parse_failure_record("x", json.dumps({"DDBStreamBatchInfo": INFO, "payload": "{not json"}).encode())
+    assert record.records is None and record.payload_problem is not None and "not JSON" in record.payload_problem
+
+
+@pytest.mark.parametrize(("body", "why"), [
+    (b"\xff\xfe", "not JSON"), (b"[1]", "not a JSON object"), (b'{"a": 1}', "no DDBStreamBatchInfo"),
+    (json.dumps({"KinesisBatchInfo": {**INFO, "shardId": ""}}).encode(), "lacks shardId"),
+])
+def test_what_is_not_a_failure_record(body: bytes, why: str) -> None:
+    with pytest.raises(NotAFailureRecord, match=why):
+        parse_failure_record("x", body)
+
+
+class _FakeStreams:
+    """A DynamoDB stream shard holding ``sequences``; ``open`` shards keep answering empty pages."""
+
+    def __init__(self, sequences: list[int], open_shard: bool = False) -> None:
+        self.sequences = sequences
+        self.open_shard = open_shard
+
+    def get_shard_iterator(self, **kwargs: Any) -> dict[str, Any]:
+        first = next(i for i, s in enumerate(self.sequences) if s >= int(kwargs["SequenceNumber"]))
+        return {"ShardIterator": str(first)}
+
+    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:
+        at = int(ShardIterator)
+        page = self.sequences[at:at + 2]
+        records = [{"eventName": "INSERT", "dynamodb": {"SequenceNumber": str(s), "Keys": {"pk": {"S": str(s)}}}}
+                   for s in page]
+        done = at + len(page) >= len(self.sequences) and not self.open_shard
+        return {"Records": records, **({} if done else {"NextShardIterator": str(at + len(page))})}
+
+
+def _read(sequences: list[int], start: int, end: int, open_shard: bool = False) -> Any:
+    reader = RangeReader(lambda kind, region: _FakeStreams(sequences, open_shard), Retrier(1))
+    return reader.read(BatchInfo(DYNAMODB, ARN, "shardId-1", str(start), str(end)))
+
+
+def test_a_whole_range_is_read_up_to_its_last_record() -> None:
+    read = _read([100, 150, 200, 250], 100, 200)
+    assert [r["dynamodb"]["SequenceNumber"] for r in read.records] == ["100", "150", "200"] and read.lost is None
+
+
+def test_a_first_record_after_the_start_means_the_start_is_trimmed() -> None:
+    read = _read([150, 200], 100, 200)
+    assert read.lost is not None and "no longer holds 100: the first record it has from there is 150" in read.lost.reason
+    assert (read.lost.start, read.lost.end) == ("100", "200")
+
+
+def test_a_range_whose_end_never_comes_is_reported() -> None:
+    read = _read([100, 150], 100, 200, open_shard=True)
+    assert read.lost is not None and "holds records up to 150, not the batch's last record 200" in read.lost.reason
