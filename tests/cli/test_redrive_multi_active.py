@@ -320,12 +320,18 @@ def test_a_source_item_without_a_conflict_value_fails(world):
 # --- the source deleted the item ---------------------------------------------------------------------------
 
 
-def test_a_failed_delete_becomes_a_versioned_delete_in_the_target(world):
-    w = world([EAST, WEST])
-    w[EAST].put("k", 100, v={"S": "one"})
+def failed_delete(w: World, version: int) -> list[dict[str, Any]]:
+    """us-east-1 writes ``k`` at ``version`` (replicated everywhere), then deletes it three weeks ago; returns
+    the delete's record, which never reached eu-west-1."""
+    w[EAST].put("k", version, v={"S": "deleted"})
     w.pump(age=AGE)
     w[EAST].delete("k")
-    failed = w[EAST].new_records(AGE)
+    return w[EAST].new_records(AGE)
+
+
+def test_a_failed_delete_becomes_a_versioned_delete_in_the_target(world):
+    w = world([EAST, WEST])
+    failed = failed_delete(w, 100)
 
     assert w.resync(EAST, WEST, "k", failed) == (REPAIRED, None)
 
@@ -336,12 +342,30 @@ def test_a_failed_delete_becomes_a_versioned_delete_in_the_target(world):
     assert w[EAST].live("k") is None
 
 
+def test_the_sources_tombstone_of_a_third_regions_delete_is_sent(world):
+    """Sydney deleted the item (version 100) yesterday; its tombstone reached us-east-1 but not eu-west-1, which
+    holds an older write of its own: us-east-1's tombstone is sent, Sydney's delete as Sydney sent it."""
+    w = world([EAST, WEST, SYDNEY], targets={SYDNEY: [EAST]})  # Sydney -> eu-west-1 "fails"
+    w[EAST].put("k", 40, v={"S": "east"})
+    failed = w[EAST].new_records()
+    w[WEST].put("k", 50, v={"S": "west"})
+    assert w[WEST].deliver(w[WEST].new_records()) == {"batchItemFailures": []}
+    w[SYDNEY].put("k", 100, v={"S": "sydney"})
+    w[SYDNEY].delete("k")
+    w.pump()  # Sydney's write and delete reach us-east-1, which skips their echoes
+
+    outcome, reason = w.resync(EAST, WEST, "k", failed)
+
+    assert (outcome, reason) == (REPAIRED, "the source's tombstone")
+    item = w[WEST].get("k")
+    assert item[DELETED] == {"BOOL": True} and item["updatedAt"] == {"N": "100"} and item[ORIGIN] == {"S": SYDNEY}
+    assert item[MARKER] != w[EAST].get("k")[MARKER] and marker_parts(item)[5] == marker_parts(w[EAST].get("k"))[5]
+    w.assert_echo_only(WEST)
+
+
 def test_a_newer_write_in_the_target_beats_the_delete(world):
     w = world([EAST, WEST])
-    w[EAST].put("k", 100, v={"S": "one"})
-    w.pump(age=AGE)
-    w[EAST].delete("k")
-    failed = w[EAST].new_records(AGE)
+    failed = failed_delete(w, 100)
     w[WEST].put("k", 300, v={"S": "west-newer"})
 
     outcome, _ = w.resync(EAST, WEST, "k", failed)
@@ -405,10 +429,7 @@ def test_an_expired_delete_is_not_sent_over_a_target_write_of_unknown_time(world
     region at version 1 whose time nobody knows: a re-create after the tombstone expired is kept everywhere,
     so the delete must not remove it."""
     w = world([EAST, WEST])
-    w[EAST].put("k", 7, v={"S": "seven"})
-    w.pump(age=AGE)
-    w[EAST].delete("k")
-    failed = w[EAST].new_records(AGE)
+    failed = failed_delete(w, 7)
     w[WEST].put("k", 1, v={"S": "re-created"})
 
     outcome, reason = w.resync(EAST, WEST, "k", failed)
