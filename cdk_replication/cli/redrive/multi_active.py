@@ -1,0 +1,341 @@
+"""Multi-active resync of one key for ``cdk-replication redrive``: the target gets the source's CURRENT state,
+written exactly as the source region's replicator writes it.
+
+A failed record is never replayed: weeks may have passed (an S3 failure destination keeps it 30 days), and an
+old write replayed after its key's tombstones expired (2 lifetimes, 98 h by default) would bring back an item
+deleted since. Instead the key's state in the source table now decides (docs/conflicts.md has the rules):
+
+* the source holds a live item: it is sent as the replicator sends a write (:func:`put_if_newer` of the
+  replicator's own code: the same metadata and marker, the same condition and the same full order --
+  version, then delete-beats-write, then origin region, then the origin's stream order). Its place in the
+  order (origin, stream sequence, write time) comes from:
+
+  - the key's last failed record, when that record wrote exactly the item the source holds: the replicator's
+    own plan of that record (an application write, a restored backup, ...);
+  - the item's marker, when the replicator wrote it there (a write of a third region that arrived by
+    replication, or a winner the replicator put back): sent with its own origin, sequence and time, as that
+    region's replicator sent it, so the target orders it as every other region does (a target that has it
+    already answers ``AlreadyApplied``; one that missed it gets it);
+  - otherwise it is an application write made after the failed records, whose own stream record carries its
+    exact place: it is sent placed just after the last failed record (a lower bound of its stream sequence
+    and time), so its own record, if it is still to come, replaces it with the exact metadata and never
+    loses to it, and a copy the target already holds from that record is kept;
+
+* the source holds a tombstone: that delete is sent (its version, origin and logical expiry from its marker);
+* the source holds nothing: if the last failed record is a REMOVE, the replicator's versioned delete of it
+  (a tombstone with the removed item's conflict value; the removed tombstone's own delete when the REMOVE
+  was its TTL removal); if it is a write, the item was deleted after it by a delete whose version is not
+  known here and whose own stream record decides: nothing is written (``KEPT``).
+
+The write the target's replicator then reads from its stream carries a fresh marker that matches its content,
+so it is skipped as an echo and never sent back (rule 3).
+
+One more guard, for deletes only: a tombstone whose logical expiry has passed (a delete made a lifetime ago,
+49 h by default) is absent for every write made after that expiry. The target's own application writes carry
+no time of their own (only writes the replicator stamped do), so over such an item the delete cannot be
+ordered and is not sent (``KEPT``, with the reason): it may be a re-create made after the expiry.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from cdk_replication._lambda.replicator import contract
+from cdk_replication._lambda.replicator.clients import ClientFactory
+from cdk_replication._lambda.replicator.conditional_writer import CONDITION_FAILED, Outcome, put_if_newer
+from cdk_replication._lambda.replicator.config import Config, ConflictStrategy, KeySchema, Mode, TableRef
+from cdk_replication._lambda.replicator.metadata import LATEST, ConflictValueError, MetadataCodec, State, compare
+from cdk_replication._lambda.replicator.multi_active import MultiActiveReplication
+from cdk_replication._lambda.replicator.operations import PutIfNewer
+from cdk_replication._lambda.replicator.records import Change, MalformedRecord, parse_record
+from cdk_replication._lambda.replicator.retry import Deadline, is_retryable
+from cdk_replication.cli.conditions import LastWriterWins
+from cdk_replication.cli.errors import ACCESS_ERROR_CODES, error_code, error_message
+from cdk_replication.cli.items import Item, canonical_value
+from cdk_replication.cli.pacing import Retrier
+from cdk_replication.cli.repair import FAILED, KEPT, REPAIRED, SETTLED, WOULD_DELETE, WOULD_PUT
+from cdk_replication.cli.tables import TableHandle
+
+#: The tombstone lifetime the construct gives a multi-active replicator with its default maximum record age
+#: of 1 h (``defaults.MAX_RECORD_AGE``, not imported: it needs aws_cdk): 49 hours, in seconds.
+DEFAULT_TOMBSTONE_TTL_SECONDS = contract.multi_active_tombstone_ttl_seconds(3600)
+#: Seconds the replicator's writer may spend on one key's compare-and-set rounds (it starts no request after).
+WRITE_DEADLINE_S = 300.0
+
+_LOGGER = logging.getLogger("cdk_replication.redrive")
+_TTL_NAMES: dict[str, str] = {}  # "region|table ARN" -> the TTL attribute its tombstones expire on
+_TTL_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class MultiActiveResync:
+    """How to resync multi-active keys (one instance serves every key of a run).
+
+    Attributes:
+        conflict: the conflict attribute and strategy (``--conflict-attribute``/``--conflict-strategy``).
+        retrier: retries throttled and transient requests (reads and writes).
+        metadata_prefix: the replicator's metadata prefix; default ``_rep_``.
+        dry_run: decide and report ``WOULD_PUT``/``WOULD_DELETE``/``KEPT`` without writing; default off.
+        source_region: the source's region id as its replicator names it (the origin of its writes, the
+            tie-breaker); default the region the source table was reached in.
+        tombstone_ttl_seconds: the replicators' tombstone lifetime (``REPLICATION_TOMBSTONE_TTL_SECONDS``), in
+            seconds; used only for a delete known from a REMOVE record alone; default 49 h, the construct's.
+        ttl_attribute: the attribute tombstones expire on (``REPLICATION_TTL_ATTRIBUTE``); default the target
+            table's TTL attribute when TTL is on, else ``<prefix>expiresAt``.
+    """
+
+    conflict: LastWriterWins
+    retrier: Retrier
+    metadata_prefix: str = contract.DEFAULT_METADATA_PREFIX
+    dry_run: bool = False
+    source_region: str | None = None
+    tombstone_ttl_seconds: int = DEFAULT_TOMBSTONE_TTL_SECONDS
+    ttl_attribute: str | None = None
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """What the target must hold at least (``state``), or why nothing is sent (``outcome`` and ``reason``)."""
+
+    state: State | None
+    outcome: str | None = None
+    reason: str | None = None
+
+
+class _GaveUp(Exception):
+    """The retrier gave up on a transient error; kept apart from ``ClientError`` so that the replicator's writer
+    does not retry it once more on its own."""
+
+
+class _RetryingClient:
+    """The target's client as the replicator's writer sees it: ``put_item`` retried through the ``Retrier``."""
+
+    def __init__(self, client: Any, retrier: Retrier) -> None:
+        self._client = client
+        self._retrier = retrier
+
+    def put_item(self, **kwargs: Any) -> Any:
+        try:
+            return self._retrier.call(self._client.put_item, **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            if error_code(exc) != CONDITION_FAILED and is_retryable(exc):
+                raise _GaveUp(f"{error_code(exc) or type(exc).__name__}: {error_message(exc)}") from exc
+            raise
+
+
+def resync_multi_active(
+    source: TableHandle,
+    target: TableHandle,
+    key: Item,
+    failed_records: list[dict[str, Any]],
+    options: MultiActiveResync,
+) -> tuple[str, str | None]:
+    """Bring ``target``'s item at ``key`` to ``source``'s current state under the conflict rules.
+
+    Args:
+        key: the item key in DynamoDB JSON (low-level client form).
+        failed_records: the key's failed stream records in stream order, in Lambda's DynamoDB Streams
+            event-record shape; never empty.
+
+    Returns:
+        ``(outcome, reason)``: ``REPAIRED`` (written), ``SETTLED`` (the target holds exactly this state),
+        ``KEPT`` (the target holds a state that orders after it, or nothing is to be sent; the reason says
+        which), ``WOULD_PUT``/``WOULD_DELETE`` (dry run) or ``FAILED`` (the reason names the error).
+    """
+    try:
+        resync = _Resync(source, target, options)
+        last = resync.parse(failed_records)
+        decision = resync.decide(resync.read(source, key), last)
+        if decision.state is None:
+            assert decision.outcome is not None
+            return decision.outcome, decision.reason
+        return resync.send(key, last, decision)
+    except ConflictValueError as exc:
+        return FAILED, f"source item: {exc.code}: {exc}"
+    except MalformedRecord as exc:
+        return FAILED, f"failed record: {exc}"
+    except _GaveUp as exc:
+        return FAILED, str(exc)
+    except (ClientError, BotoCoreError) as exc:
+        return FAILED, f"{error_code(exc) or type(exc).__name__}: {error_message(exc)}"
+
+
+def _account_of(handle: TableHandle) -> str:
+    return handle.info.arn.split(":")[4]
+
+
+def _same_item(a: Item, b: Item | None) -> bool:
+    """Equal names and values (sets as sets, numbers by value, binary by bytes), metadata included."""
+    if b is None or set(a) != set(b):
+        return False
+    return all(canonical_value(a[name]) == canonical_value(b[name]) for name in a)
+
+
+def _ttl_attribute(target: TableHandle, options: MultiActiveResync) -> str:
+    """The attribute the target's tombstones expire on (see :attr:`MultiActiveResync.ttl_attribute`), looked up
+    once per table and run."""
+    if options.ttl_attribute:
+        return options.ttl_attribute
+    default = contract.default_ttl_attribute(options.metadata_prefix)
+    table = f"{target.info.region}|{target.info.arn}"  # emulators may report one region in every ARN
+    with _TTL_LOCK:
+        if table not in _TTL_NAMES:
+            try:
+                answer = options.retrier.call(target.client.describe_time_to_live, TableName=target.name)
+            except ClientError as exc:
+                if error_code(exc) not in ACCESS_ERROR_CODES:
+                    raise
+                answer = {}  # not allowed to look: the construct's default
+            ttl = answer.get("TimeToLiveDescription", {})
+            enabled = ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and ttl.get("AttributeName")
+            _TTL_NAMES[table] = ttl["AttributeName"] if enabled else default
+        return _TTL_NAMES[table]
+
+
+class _Resync:
+    """One key's resync: the replicator's codec and planner configured as the source region's replicator."""
+
+    def __init__(self, source: TableHandle, target: TableHandle, options: MultiActiveResync) -> None:
+        self.source, self.target, self.options = source, target, options
+        self.region = options.source_region or source.info.region
+        self.target_ref = TableRef(target.name, target.info.region, _account_of(target))
+        key = source.info.key
+        self.config = Config(
+            mode=Mode.MULTI_ACTIVE,
+            source=TableRef(source.name, self.region, _account_of(source)),
+            targets=(self.target_ref,),
+            key=KeySchema(key.partition_key, key.sort_key),
+            metadata_prefix=options.metadata_prefix,
+            conflict_attribute=options.conflict.attribute,
+            conflict_strategy=ConflictStrategy(options.conflict.strategy),
+            tombstone_ttl_seconds=options.tombstone_ttl_seconds,
+            ttl_attribute=_ttl_attribute(target, options),
+        )
+        self.codec = MetadataCodec(self.config)
+        # Plans only (its clients are never used): the source replicator's own reading of a record.
+        self.replication = MultiActiveReplication(self.config, ClientFactory(1, "cdk-replication-redrive"), _LOGGER)
+
+    def parse(self, failed_records: list[dict[str, Any]]) -> Change:
+        """The key's last failed record, as the replicator reads it."""
+        if not failed_records:
+            raise MalformedRecord("no failed record for the key")
+        parsed = parse_record(len(failed_records) - 1, failed_records[-1], self.config.key)
+        if not isinstance(parsed, Change):
+            raise MalformedRecord("the last record's keys are not the table's key")
+        return parsed
+
+    def read(self, handle: TableHandle, key: Item) -> Item | None:
+        response = self.options.retrier.call(handle.client.get_item, TableName=handle.name, Key=key,
+                                             ConsistentRead=True)
+        return response.get("Item")
+
+    # --- deciding ---------------------------------------------------------------------------------------
+
+    def decide(self, current: Item | None, last: Change) -> _Decision:
+        """The state the target must hold at least, from the source's ``current`` item (module docstring)."""
+        codec = self.codec
+        if current is not None and codec.is_tombstone(current):
+            return _Decision(codec.state_of(current, self.region), reason="the source's tombstone")
+        if current is None:
+            if last.is_remove:
+                return self._as_replicator_sends(last, None)
+            return _Decision(None, KEPT, "deleted in the source after the failed write; that delete's own stream "
+                             "record carries its version and decides (nothing is replayed)")
+        codec.version_of(current)  # ConflictValueError: the item cannot be ordered (FAILED)
+        if not last.is_remove and _same_item(current, last.new_image):
+            return self._as_replicator_sends(last, current)
+        if codec.stamped_by_replicator(current):
+            state = codec.state_of(current, self.region)
+            return _Decision(state, reason=f"the source's copy of a write made in {state.origin}")
+        return _Decision(self._later_write(current, last), reason="a write made after the failed records")
+
+    def _as_replicator_sends(self, last: Change, current: Item | None) -> _Decision:
+        """What the source's replicator sends for ``last``, which produced the source's current state."""
+        plan = self.replication.plan(last.key, [last])
+        if plan.blocked is not None:
+            return _Decision(None, FAILED, f"source item: {plan.blocked.code}: {plan.blocked.message}")
+        op = plan.writes.get(self.target_ref)
+        if isinstance(op, PutIfNewer):
+            return _Decision(op.state)
+        codec = self.codec
+        if last.is_remove and codec.is_tombstone(last.old_image):
+            # The TTL removed the source's tombstone: the delete it stood for, which may never have arrived.
+            assert last.old_image is not None
+            return _Decision(codec.state_of(last.old_image, self.region), reason="the delete of a removed tombstone")
+        if last.is_remove:
+            return _Decision(None, KEPT, "a TTL delete of an item without a conflict value: not replicated")
+        if current is not None and codec.stamped_by_replicator(current):
+            state = codec.state_of(current, self.region)  # a write of another region, replicated here
+            return _Decision(state, reason=f"the source's copy of a write made in {state.origin}")
+        return _Decision(None, KEPT, "the source's item lost to the version it replaced (its replicator puts the "
+                         "winner back in the source region): nothing to send")
+
+    def _later_write(self, current: Item, last: Change) -> State:
+        """An application write of the source region made after ``last``, placed just after it: the lower bound
+        of its stream sequence and time (its own record carries the exact ones)."""
+        written = None if last.created_at is None else int(last.created_at)
+        return State(
+            self.codec.user_attributes(current),
+            self.codec.version_of(current),
+            False,
+            self.region,
+            int(last.sequence_number) + 1,
+            written=written,
+        )
+
+    # --- writing ----------------------------------------------------------------------------------------
+
+    def _judge(self, stored: Item | None, state: State) -> tuple[str, str | None] | None:
+        """The outcome without a write when the target's ``stored`` item already decides; ``None``: write."""
+        if stored is None:
+            return None
+        held = self.codec.state_of(stored, self.target_ref.region, LATEST)
+        order = compare(held, state)
+        if order > 0:
+            return KEPT, f"the target holds a state that orders after the source's ({_describe(held)})"
+        if order == 0 and held.same_content(state):
+            return SETTLED, None
+        expired = state.deleted and state.expires is not None and state.expires <= time.time()
+        if expired and not held.deleted and held.written is None:
+            return KEPT, (
+                f"the delete expired logically at {state.expires} (epoch s) and the target holds an application "
+                "write of its own region whose time is unknown: it may be a re-create made after that expiry, "
+                "which the delete must not remove; check the item by hand"
+            )
+        return None
+
+    def send(self, key: Item, last: Change, decision: _Decision) -> tuple[str, str | None]:
+        """Write ``decision.state`` to the target as the replicator writes it (dry run: say what it would do)."""
+        state = decision.state
+        assert state is not None
+        verdict = self._judge(self.read(self.target, key), state)
+        if verdict is not None:
+            return verdict
+        if self.options.dry_run:
+            return (WOULD_DELETE if state.deleted else WOULD_PUT), decision.reason
+        op = PutIfNewer(last.key, state, self.codec.stamp(state))
+        client = _RetryingClient(self.target.client, self.options.retrier)
+        outcome = put_if_newer(client, self.target_ref, op, self.codec, Deadline(time.monotonic() + WRITE_DEADLINE_S))
+        return _result(outcome, decision.reason)
+
+
+def _describe(state: State) -> str:
+    kind = "delete" if state.deleted else "write"
+    return f"{kind} of version {state.version} from {state.origin}"
+
+
+def _result(outcome: Outcome, reason: str | None) -> tuple[str, str | None]:
+    if outcome.failure is not None:
+        return FAILED, f"{outcome.failure.code}: {outcome.failure.message}"
+    if outcome.written:
+        return REPAIRED, reason
+    if outcome.conflict == "AlreadyApplied":
+        return SETTLED, None
+    held = f" ({_describe(outcome.stored)})" if outcome.stored is not None else ""
+    return KEPT, f"the target received a state that orders after the source's during the resync{held}"
