@@ -249,8 +249,11 @@ def _destination_metric(target: AlarmTarget) -> cloudwatch.IMetric:
 
 
 def alarm_name(scope: Construct, kind: str) -> str:
-    """The alarm's name: ``<stack name>-<replicator id>-<kind>``, stable and unique in its account and region."""
-    return f"{Stack.of(scope).stack_name}-{scope.node.id}-{kind}"
+    """The alarm's name: ``<stack name>-<replicator's path in its stack>-<kind>`` (path parts joined by ``-``,
+    e.g. ``Employee-us-west-2-Replicator-IteratorAge``), stable and unique in its account and region."""
+    stack = Stack.of(scope)
+    inner = scope.node.path[len(stack.node.path) + 1 :].replace("/", "-")
+    return f"{stack.stack_name}-{inner}-{kind}"
 
 
 def create_alarms(scope: Construct, config: ReplicationAlarms, target: AlarmTarget) -> Mapping[str, cloudwatch.Alarm]:
@@ -261,7 +264,7 @@ def create_alarms(scope: Construct, config: ReplicationAlarms, target: AlarmTarg
             scope,
             f"{kind}Alarm",
             alarm_name=alarm_name(scope, kind),
-            alarm_description=spec.description + " Runbook: docs/operations.md#" + kind.lower(),
+            alarm_description=f"{spec.description} What to do: cdk-replication docs/operations.md, alarm {kind}.",
             metric=spec.metric,
             threshold=spec.threshold,
             evaluation_periods=spec.evaluation_periods,

@@ -83,7 +83,7 @@ def create_dashboard(scope: Construct, name: str, replicators: Sequence[Replicat
     )
     dashboard.add_widgets(_throughput(writers), _lag(writers), _iterator_age(writers))
     dashboard.add_widgets(_failures(writers), _failures_by_cause(writers), _destination(writers))
-    dashboard.add_widgets(_conflicts(writers), _alarm_status(scope, writers))
+    dashboard.add_widgets(_conflicts(writers), _tombstones(writers), _alarm_status(scope, writers))
     return dashboard
 
 
@@ -185,6 +185,11 @@ def _conflicts(writers: Sequence[_Writer]) -> cloudwatch.GraphWidget:
     return _graph("Conflicts by kind", metrics)
 
 
+def _tombstones(writers: Sequence[_Writer]) -> cloudwatch.GraphWidget:
+    """Delete tombstones written (multi-active, and the replicas of a Kinesis source); they expire by TTL."""
+    return _graph("Tombstones written", [w.emf(telemetry.TOMBSTONES_WRITTEN, "Sum") for w in writers])
+
+
 def _alarm_status(scope: Construct, writers: Sequence[_Writer]) -> cloudwatch.AlarmStatusWidget:
     """Every replicator's alarms; another stack's by ARN, built from their deterministic names."""
     alarms: list[cloudwatch.IAlarm] = []
@@ -198,4 +203,4 @@ def _alarm_status(scope: Construct, writers: Sequence[_Writer]) -> cloudwatch.Al
                 f"{alarm_name(w.replicator, kind)}"
             )
             alarms.append(cloudwatch.Alarm.from_alarm_arn(scope, f"Alarm{index}{kind}", arn))
-    return cloudwatch.AlarmStatusWidget(alarms=alarms, title="Alarms", width=16, height=_HEIGHT)
+    return cloudwatch.AlarmStatusWidget(alarms=alarms, title="Alarms", width=_WIDTH, height=_HEIGHT)

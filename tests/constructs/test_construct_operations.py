@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+import constructs
 import pytest
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_s3 as s3
@@ -217,6 +218,13 @@ def test_alarm_actions_are_added_to_every_alarm_and_alarms_can_be_tuned_or_turne
         assert alarm["AlarmActions"] == [topic] and alarm["OKActions"] == [topic]
 
 
+def test_alarm_names_follow_the_replicators_path_in_its_stack() -> None:
+    stack = cdk.Stack(cdk.App(), "Ops", env=cdk.Environment(account=SOURCE_ACCOUNT, region="us-west-2"))
+    construct = replicator(constructs.Construct(stack, "Orders"))
+    names = [stack.resolve(alarm.node.default_child.alarm_name) for alarm in construct.alarms.values()]
+    assert sorted(names) == sorted(f"Ops-Orders-Replicator-{kind}" for kind in DEFAULT_ALARMS)
+
+
 @pytest.mark.parametrize(
     ("alarms", "match"),
     [
@@ -251,10 +259,13 @@ def test_dashboard_is_in_the_source_stack_with_every_widget(one_way: Synthesized
     body = _dashboard_body(template)
     for title in (
         "Replicated records/s", "Replication lag (ms)", "Iterator age (ms)", "Records failed", "Write failures by cause",
-        "Failure destination deliveries", "Conflicts by kind", "Alarms",
+        "Failure destination deliveries", "Conflicts by kind", "Tombstones written", "Alarms",
     ):
         assert title in body, title
-    for metric in ("RecordsApplied", "ReplicationLagMs", "IteratorAge", "WriteFailures", "OnFailureDestinationDeliveredEventCount"):
+    for metric in (
+        "RecordsApplied", "ReplicationLagMs", "IteratorAge", "WriteFailures", "OnFailureDestinationDeliveredEventCount",
+        "Conflicts", "TombstonesWritten",
+    ):
         assert metric in body, metric
     assert resources_of_type(one_way.template_json("Employee-us-east-1"), "AWS::CloudWatch::Dashboard") == {}
     assert one_way.subject.dashboard is not None
