@@ -11,6 +11,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .alarms import ReplicationAlarms
+    from .failure_destination import FailureDestination, FailureDestinationKind
     from .change_stream import KinesisOptions
     from .errors import ReplicationConfigError
     from .model import (
@@ -31,6 +33,9 @@ if TYPE_CHECKING:
     from .tables import ReplicaTable, TableOptions
 
 _EXPORTS = {
+    "FailureDestination": "failure_destination",
+    "FailureDestinationKind": "failure_destination",
+    "ReplicationAlarms": "alarms",
     "ReplicationConfigError": "errors",
     "KinesisOptions": "change_stream",
     "ChangeSource": "model",

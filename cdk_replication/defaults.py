@@ -65,10 +65,10 @@ STARTING_POSITION = lambda_.StartingPosition.TRIM_HORIZON
 BATCH_SIZE = 1000
 #: How long Lambda gathers records before invoking; zero keeps replication lag minimal.
 MAX_BATCHING_WINDOW = Duration.seconds(0)
-#: Retries of a failing batch before its records go to the failure queue. Bounded so a poison record
+#: Retries of a failing batch before its records go to the failure destination. Bounded so a poison record
 #: cannot hold its shard until the stream drops it.
 RETRY_ATTEMPTS = 10
-#: Records older than this are sent to the failure queue instead of being retried (rule 6: a poison record
+#: Records older than this are sent to the failure destination instead of being retried (rule 6: a poison record
 #: must not hold its shard for a day). Tombstones must live stream retention (24 h) plus this value.
 MAX_RECORD_AGE = Duration.hours(1)
 #: The maximum record age, unless given, of a mapping that starts with a backlog older than MAX_RECORD_AGE:
@@ -101,10 +101,50 @@ KINESIS_ENCRYPTION = kinesis.StreamEncryption.MANAGED
 #: Microseconds: the change time orders one item's changes (Kinesis may reorder and duplicate them).
 KINESIS_TIMESTAMP_PRECISION = dynamodb.ApproximateCreationDateTimePrecision.MICROSECOND
 
-# --- failure queue -----------------------------------------------------------------------------------------
+# --- failure destination -----------------------------------------------------------------------------------
 
-#: How long the on-failure records (shard + sequence range) are kept: SQS's maximum.
+#: How long failure objects (Lambda's failure record with the whole invocation payload) stay in the default
+#: S3 failure destination: long enough for a weekend incident, its redrive and an audit afterwards, short
+#: enough that copies of table data do not accumulate. ``FailureDestination.s3(expiration=...)`` changes it.
+FAILURE_BUCKET_EXPIRATION = Duration.days(30)
+#: SSE-S3: Lambda writes with the replicator role and needs no key permission; no key policy to manage.
+FAILURE_BUCKET_ENCRYPTION = s3.BucketEncryption.S3_MANAGED
+#: Versioning off: every failure record is a new key (a random UUID in it), nothing is overwritten, and
+#: a versioned bucket would keep expired copies of table data as noncurrent versions.
+FAILURE_BUCKET_VERSIONED = False
+#: The bucket holds the only copy of records the stream has forgotten: kept when it leaves the stack. Its
+#: lifecycle rule stays on the retained bucket and empties it within FAILURE_BUCKET_EXPIRATION.
+FAILURE_BUCKET_REMOVAL_POLICY = RemovalPolicy.RETAIN
+#: How long the on-failure records (shard + sequence range) are kept in an SQS destination
+#: (``FailureDestination.sqs()``): SQS's maximum.
 FAILURE_QUEUE_RETENTION = Duration.days(14)
+#: The event source mapping's own metrics (``MetricsConfig``): ``EventCount`` gives PolledEventCount,
+#: OnFailureDestinationDeliveredEventCount and DroppedEventCount, which the alarms and dashboard read.
+MAPPING_METRICS = (lambda_.MetricType.EVENT_COUNT,)
+
+# --- alarms (ReplicationAlarms; the reasons for each default are in its docstring and docs/operations.md) ----
+
+#: IteratorAge (Maximum) at or above this for 5 minutes: far below MAX_RECORD_AGE (1 h), far above normal.
+ALARM_ITERATOR_AGE = Duration.minutes(5)
+#: RecordsFailed per 5 minutes, in 2 of 3 periods.
+ALARM_FAILED_RECORDS = 1
+#: Function Errors per 5 minutes.
+ALARM_FUNCTION_ERRORS = 1
+#: Function Throttles per 5 minutes, 3 periods in a row.
+ALARM_THROTTLES = 1
+#: Records delivered to the failure destination per 5 minutes (messages visible, with SQS).
+ALARM_FAILURE_DESTINATION = 1
+#: Records the mapping dropped (not even delivered to the failure destination) per 5 minutes.
+ALARM_DROPPED_RECORDS = 1
+#: p99 of ReplicationLagMs at or above this for 3 five-minute periods in a row.
+ALARM_REPLICATION_LAG_P99 = Duration.minutes(1)
+
+# --- dashboard ---------------------------------------------------------------------------------------------
+
+#: A ReplicatedTable creates a CloudWatch dashboard in its source (first writer's) stack.
+DASHBOARD = True
+#: Suffix of the dashboard's default name, ``<stack name prefix>-replication``.
+DASHBOARD_SUFFIX = "-replication"
 
 # --- replicator behaviour (environment) -------------------------------------------------------------------
 

@@ -148,9 +148,8 @@ class ExistingSource:
     The key (here or on the construct) must be the table's exact key, sort key included: it cannot be read
     at synth time, the replicas are created with it, and the replicator keys items by it. A record whose key
     attributes differ is never written (distinct items would merge); it is reported as failed with
-    ``ErrorCode`` ``KeySchemaMismatch``, logged with both key sets, and its shard and sequence range end in
-    the failure queue, which does not hold the record (the stream forgets it after 24 h; nothing redrives
-    it). To recover: declare the exact key, replace the replica tables created with the wrong key (a table's
+    ``ErrorCode`` ``KeySchemaMismatch``, logged with both key sets, and its batch ends in the failure
+    destination; replaying it cannot help, since the key is wrong, not the record. To recover: declare the exact key, replace the replica tables created with the wrong key (a table's
     key cannot change), then copy the source into them with ``cdk-replication backfill``.
     """
 

@@ -10,9 +10,12 @@ tests/constructs/test_construct_iam.py pin them).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
-from aws_cdk import Acknowledgment, Aws, Validations
+from typing import Any
+
+from aws_cdk import Acknowledgment, Aws, Stack, Validations
 from aws_cdk import aws_iam as iam
 from constructs import IConstruct
 
@@ -50,6 +53,13 @@ KINESIS_READ_ACTIONS: tuple[str, ...] = (
     "kinesis:GetShardIterator",
     "kinesis:ListShards",
 )
+#: What Lambda's event source mapping does with the function's role to deliver a failure record to an S3
+#: on-failure destination (AWS Lambda developer guide, "Retain discarded records for a DynamoDB event
+#: source": s3:PutObject and s3:ListBucket): PutObject on the bucket's objects, ListBucket on the bucket.
+FAILURE_BUCKET_OBJECT_ACTIONS: tuple[str, ...] = ("s3:PutObject",)
+FAILURE_BUCKET_ACTIONS: tuple[str, ...] = ("s3:ListBucket",)
+#: ... and to an SQS destination (FailureDestination.sqs()).
+FAILURE_QUEUE_ACTIONS: tuple[str, ...] = ("sqs:SendMessage",)
 #: KMS actions for writing items of a table encrypted with a customer-managed key.
 TARGET_KMS_ACTIONS: tuple[str, ...] = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*")
 
@@ -69,6 +79,26 @@ def acknowledge_nag(construct: IConstruct, rule_id: str, reason: str) -> None:
     """Record why a cdk-nag finding does not apply, through CDK's native acknowledgement (cdk-nag v3 reads
     it; no runtime dependency on cdk-nag)."""
     Validations.of(construct).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+
+
+def nag_reference(value: Any) -> str:
+    """A resolved CloudFormation value in cdk-nag's flattened form (``<Logical.Arn>/*``), the form its
+    finding ids (``AwsSolutions-IAM5[Resource::...]``) name a resource by."""
+    if isinstance(value, str):
+        return value.replace("${", "<").replace("}", ">")
+    if isinstance(value, dict) and "Fn::Join" in value:
+        delimiter, items = value["Fn::Join"]
+        return delimiter.join(nag_reference(item) for item in items)
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        return nag_reference(value["Fn::Sub"])
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        resource, attribute = value["Fn::GetAtt"]
+        return f"<{nag_reference(resource)}.{nag_reference(attribute)}>"
+    if isinstance(value, dict) and "Fn::ImportValue" in value:
+        return nag_reference(value["Fn::ImportValue"])
+    if isinstance(value, dict) and "Ref" in value:
+        return f"<{nag_reference(value['Ref'])}>"
+    return json.dumps(value, separators=(",", ":"))
 
 
 def only_role(account: str, role_arn_value: str) -> iam.IPrincipal:
@@ -100,9 +130,10 @@ def replicator_statements(
     stream_key_arn: str | None,
     source_key_arn: str | None,
     log_group_arn: str,
-    failure_queue_arn: str,
+    failure_statements: Sequence[iam.PolicyStatement],
 ) -> list[iam.PolicyStatement]:
-    """The replicator role's inline policy: read the changes, write its log group and failure queue, write
+    """The replicator role's inline policy: read the changes, write its log group and failure destination
+    (``failure_statements``, from ``failure_bucket_statements`` or ``failure_queue_statements``), write
     (or assume the writer roles of) its targets, and use the keys of the tables it reads and writes.
 
     ``source_key_arn`` is the source table's key for the item reads of a Kinesis change source;
@@ -115,11 +146,27 @@ def replicator_statements(
         iam.PolicyStatement(
             sid="WriteOwnLogGroup", actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group_arn]
         ),
-        iam.PolicyStatement(sid="SendToFailureQueue", actions=["sqs:SendMessage"], resources=[failure_queue_arn]),
+        *failure_statements,
     ]
     statements += _target_statements(source, mode, change_source, targets)
     statements += _key_statements(mode, targets, stream_key_arn)
     return statements
+
+
+def failure_bucket_statements(bucket_arn: str, objects_arn: str) -> list[iam.PolicyStatement]:
+    """Exactly what Lambda needs to write failure records to the bucket ``bucket_arn`` (``objects_arn``: the
+    ARN of its objects, ``<bucket ARN>/*``): no read, no delete, no ACL."""
+    return [
+        iam.PolicyStatement(
+            sid="WriteFailureRecords", actions=list(FAILURE_BUCKET_OBJECT_ACTIONS), resources=[objects_arn]
+        ),
+        iam.PolicyStatement(sid="ListFailureBucket", actions=list(FAILURE_BUCKET_ACTIONS), resources=[bucket_arn]),
+    ]
+
+
+def failure_queue_statements(queue_arn: str) -> list[iam.PolicyStatement]:
+    """What Lambda needs to send failure records to the queue ``queue_arn`` (SendMessage only)."""
+    return [iam.PolicyStatement(sid="SendToFailureQueue", actions=list(FAILURE_QUEUE_ACTIONS), resources=[queue_arn])]
 
 
 def _kinesis_read_statements(
@@ -215,6 +262,16 @@ def acknowledge_replicator_role(role: IConstruct, statements: Sequence[iam.Polic
             "DynamoDB generates data keys of a customer-managed table key on the caller's behalf; the "
             "statement is limited to the key ARNs of the tables this replicator writes.",
         )
+    for statement in statements:
+        if statement.sid != "WriteFailureRecords":
+            continue
+        for resource in statement.resources:
+            acknowledge_nag(
+                role,
+                f"AwsSolutions-IAM5[Resource::{nag_reference(Stack.of(role).resolve(resource))}]",
+                "Lambda writes each failure record under a key it chooses (aws/lambda/<mapping UUID>/<shard>/...): "
+                "PutObject on the failure bucket's objects, nothing else.",
+            )
 
 
 # --- cross-account access to a target ------------------------------------------------------------------------

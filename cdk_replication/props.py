@@ -37,6 +37,18 @@ _CONSTRUCT_PARAMETERS = frozenset({"self", "scope", "id", "return"})
 _V2_ONLY_GSI_FIELDS = ("read_capacity", "write_capacity")
 
 
+def implements(value: Any, interface: type) -> bool:
+    """Whether ``value`` implements the jsii interface ``interface`` (``s3.IBucket``, ``cloudwatch.IAlarmAction``):
+    ``isinstance`` cannot tell (jsii interfaces are protocols without runtime checks), the ``@jsii.implements``
+    record of its class can."""
+    for cls in type(value).__mro__:
+        for declared in cls.__dict__.get("__jsii_ifaces__", ()):
+            # A declared interface may extend the one asked for (protocols refuse issubclass; their MRO tells).
+            if interface in getattr(declared, "__mro__", (declared,)):
+                return True
+    return False
+
+
 def check_arguments(path: str, function: Callable[..., Any], arguments: Mapping[str, Any]) -> dict[str, Any]:
     """Check each of ``arguments`` against ``function``'s type hint for the parameter of that name.
 

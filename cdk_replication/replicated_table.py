@@ -9,13 +9,18 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from . import defaults
+from .alarms import ReplicationAlarms
 from .change_stream import KinesisOptions, change_stream
+from .dashboard import create_dashboard
 from .errors import ReplicationConfigError
+from .failure_destination import FailureDestination
 from .migration import ExportImportSource, MigrationBucket
 from .model import (
     ChangeSource,
@@ -116,6 +121,15 @@ class ReplicatedTable(Construct):
         stack_name_prefix: Default: ``id``.
         change_source: where the replicator reads changes. Default: ``DYNAMODB_STREAMS``.
         kinesis: the data stream of ``change_source=KINESIS``. Default: ``KinesisOptions()`` then.
+        failure_destination: every replicator's on-failure destination. Default: ``FailureDestination.s3()``
+            (a bucket per replicator, in its stack, objects kept 30 days); ``FailureDestination.sqs()``;
+            ``FailureDestination.existing_bucket(bucket)`` (one-way only).
+        alarms: every replicator's alarms (``ReplicationAlarms``: actions and thresholds). Default: every alarm
+            with its documented threshold, no actions.
+        dashboard: create a CloudWatch dashboard in the source's stack showing every replicator. Default:
+            ``True``.
+        dashboard_name: Default: ``<stack name prefix>-replication`` (the ``Stage`` name in front inside a
+            ``Stage``).
     """
 
     def __init__(
@@ -146,6 +160,10 @@ class ReplicatedTable(Construct):
         stack_name_prefix: str | None = None,
         change_source: ChangeSource = ChangeSource.DYNAMODB_STREAMS,
         kinesis: KinesisOptions | None = None,
+        failure_destination: FailureDestination | None = None,
+        alarms: ReplicationAlarms | None = None,
+        dashboard: bool = defaults.DASHBOARD,
+        dashboard_name: str | None = None,
     ) -> None:
         super().__init__(scope, id)
         path = self.node.path
@@ -171,6 +189,7 @@ class ReplicatedTable(Construct):
         }
         self._output_disabled_mappings()
         self._order_stacks()
+        self.dashboard: cloudwatch.Dashboard | None = self._dashboard()
 
     # --- public surface ----------------------------------------------------------------------------------
 
@@ -225,8 +244,15 @@ class ReplicatedTable(Construct):
         return self.replicator.function
 
     @property
-    def failure_queue(self) -> sqs.IQueue:
-        """The source replicator's on-failure queue (shard and sequence ranges of unapplied records)."""
+    def failure_bucket(self) -> s3.IBucket | None:
+        """The source replicator's S3 failure destination (failed batches, records included); ``None`` with
+        ``FailureDestination.sqs()``."""
+        return self.replicator.failure_bucket
+
+    @property
+    def failure_queue(self) -> sqs.IQueue | None:
+        """The source replicator's SQS failure destination (shard and sequence ranges of unapplied records);
+        ``None`` with an S3 destination (the default)."""
         return self.replicator.failure_queue
 
     def stack_for(self, region: str, account: str | None = None) -> Stack:
@@ -279,13 +305,27 @@ class ReplicatedTable(Construct):
             if stack is not self.source_stack:
                 self.source_stack.add_stack_dependency(stack, "replica tables must exist before the replicator starts reading")
 
-    def _build_stacks(self) -> dict[tuple[str, str], Stack]:
-        """One stack per (account, region), named ``<prefix>-<region>`` (``<prefix>-<account>-<region>`` in
-        another account than the source's), the ``Stage`` name in front of the prefix inside a ``Stage``."""
+    def _prefix(self) -> str:
+        """The stack name prefix, the ``Stage`` name in front of it inside a ``Stage``."""
         prefix = self.topology.stack_name_prefix
         stage = Stage.of(self)
         if stage is not None and not App.is_app(stage) and stage.stage_name:
             prefix = f"{stage.stage_name}-{prefix}"
+        return prefix
+
+    def _dashboard(self) -> cloudwatch.Dashboard | None:
+        """The dashboard over every replicator, in the source's stack (unless turned off)."""
+        operations = self.topology.operations
+        if not operations.dashboard:
+            return None
+        name = operations.dashboard_name or f"{self._prefix()}{defaults.DASHBOARD_SUFFIX}"
+        ordered = [self.replicators[writer] for writer in self.topology.writers]
+        return create_dashboard(self.source_stack, name, ordered)
+
+    def _build_stacks(self) -> dict[tuple[str, str], Stack]:
+        """One stack per (account, region), named ``<prefix>-<region>`` (``<prefix>-<account>-<region>`` in
+        another account than the source's), the ``Stage`` name in front of the prefix inside a ``Stage``."""
+        prefix = self._prefix()
         stacks: dict[tuple[str, str], Stack] = {}
         for location in self.topology.locations:
             if location.env_key not in stacks:
@@ -508,4 +548,6 @@ class ReplicatedTable(Construct):
             options=self.topology.replicator,
             change_source=self.change_source,
             change_retention=self.kinesis_options.retention if self.kinesis_options is not None else None,
+            failure_destination=self.topology.operations.failure_destination,
+            alarms=self.topology.operations.alarms,
         )

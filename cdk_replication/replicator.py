@@ -1,4 +1,4 @@
-"""The replicator: function, its own role and log group, the stream mapping and the failure queue."""
+"""The replicator: function, its own role and log group, the stream mapping, its failure destination and alarms."""
 
 from __future__ import annotations
 
@@ -10,19 +10,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jsii
 from aws_cdk import Duration, Stack, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
 from . import _lambda, defaults
 from ._lambda.replicator import contract
+from .alarms import AlarmTarget, ReplicationAlarms, create_alarms
 from .errors import ReplicationConfigError
+from .failure_destination import FailureDestination
+from .failure_destination import build as build_failure_destination
 from .model import ChangeSource, ConflictStrategy, KeySchema, ReplicationMode, ReplicationTarget, ResolvedTable
-from .permissions import acknowledge_nag, acknowledge_replicator_role, replicator_statements
+from .permissions import (
+    acknowledge_nag,
+    acknowledge_replicator_role,
+    failure_bucket_statements,
+    failure_queue_statements,
+    replicator_statements,
+)
 from .props import check_arguments
 
 #: Lambda limits (AWS::Lambda::EventSourceMapping / AWS::Lambda::Function) the options are checked against.
@@ -74,7 +83,7 @@ class ReplicatorOptions:
         batch_size: records per invocation (1-10000). Default: 1000.
         max_batching_window: wait for a fuller batch (0-300 s). Default: 0 s.
         retry_attempts: retries of a failed batch (-1 = until the record expires, 0-10000). Default: 10.
-        max_record_age: records older than this go to the failure queue (60 s-7 days; ``None`` = never,
+        max_record_age: records older than this go to the failure destination (60 s-7 days; ``None`` = never,
             Lambda's -1). Default: 1 hour, or ``None`` where the mapping starts with a backlog older than an
             hour: a Kinesis change source, or a mapping created disabled for a migration in a
             ``ReplicatedTable`` (``defaults.BACKLOG_MAX_RECORD_AGE``). A value
@@ -193,6 +202,27 @@ class ReplicatorOptions:
             )
 
 
+def _check_change_retention(path: str, change_source: ChangeSource, change_retention: Duration | None) -> None:
+    """``change_retention`` only with a Kinesis change source (a DynamoDB stream keeps 24 h, fixed)."""
+    if change_source != ChangeSource.KINESIS and change_retention is not None:
+        raise ReplicationConfigError(
+            path, "change_retention is set but change_source is DYNAMODB_STREAMS (24 h, fixed)",
+            "drop change_retention, or use change_source=ChangeSource.KINESIS",
+        )
+
+
+def _operations(
+    path: str, failure_destination: FailureDestination | None, alarms: ReplicationAlarms | None
+) -> tuple[FailureDestination, ReplicationAlarms]:
+    """The failure destination and alarms, defaulted (``FailureDestination.s3()``, ``ReplicationAlarms()``)
+    and checked."""
+    failure_destination = failure_destination or FailureDestination.s3()
+    failure_destination.validate(path)
+    alarms = alarms or ReplicationAlarms()
+    alarms.validate(path)
+    return failure_destination, alarms
+
+
 def _seconds(path: str, name: str, value: Duration) -> int:
     if Token.is_unresolved(value.to_seconds()):
         raise ReplicationConfigError(path, f"{name} is a token", f"pass a literal Duration for {name}")
@@ -207,28 +237,13 @@ def _in_range(path: str, name: str, value: int, low: int, high: int, extra: str 
         )
 
 
-@jsii.implements(lambda_.IEventSourceDlq)
-class _FailureQueueDestination:
-    """On-failure destination that only names the queue.
-
-    ``aws_lambda_event_sources.SqsDlq`` would also grant the function's role GetQueueAttributes and
-    GetQueueUrl; the role is written by hand instead (SendMessage only).
-    """
-
-    def __init__(self, queue: sqs.IQueue) -> None:
-        self._queue = queue
-
-    def bind(self, target: lambda_.IEventSourceMapping, target_handler: lambda_.IFunction) -> lambda_.DlqDestinationConfig:
-        return lambda_.DlqDestinationConfig(destination=self._queue.queue_arn)
-
-
 class Replicator(Construct):
     """Reads one table's stream and writes every change to its targets.
 
     Holds the function, a role written for exactly this function, the function's log group, the event
-    source mapping, and an SQS failure queue that receives the shard and sequence range of records that
-    could not be applied. Usable on its own in any stack with an explicit account and region equal to the
-    source's.
+    source mapping (with its ``EventCount`` metrics on), its failure destination (by default an S3 bucket that
+    receives every batch the replicator could not apply, records included) and its alarms. Usable on its own
+    in any stack with an explicit account and region equal to the source's.
 
     Args:
         scope: parent construct.
@@ -258,6 +273,16 @@ class Replicator(Construct):
             the delete tombstones).
         change_retention: with ``KINESIS``, the data stream's retention; delete tombstones outlive it by
             ``defaults.TOMBSTONE_MARGIN``. Default: ``defaults.KINESIS_RETENTION``.
+        failure_destination: where the mapping sends what it could not apply. Default:
+            ``FailureDestination.s3()`` (a bucket of its own, objects kept 30 days); ``FailureDestination.sqs()``
+            for the shard and sequence range only; ``FailureDestination.existing_bucket(bucket)``.
+        alarms: the alarms' thresholds and actions. Default: ``ReplicationAlarms()`` (every alarm, no
+            actions).
+
+    Attributes:
+        failure_bucket: the S3 failure destination, or ``None`` with ``FailureDestination.sqs()``.
+        failure_queue: the SQS failure destination, or ``None`` with an S3 one (the default).
+        alarms: the alarms by kind (``alarms.ITERATOR_AGE``, ...).
     """
 
     def __init__(
@@ -279,6 +304,8 @@ class Replicator(Construct):
         options: ReplicatorOptions | None = None,
         change_source: ChangeSource = ChangeSource.DYNAMODB_STREAMS,
         change_retention: Duration | None = None,
+        failure_destination: FailureDestination | None = None,
+        alarms: ReplicationAlarms | None = None,
     ) -> None:
         super().__init__(scope, id)
         path = self.node.path
@@ -287,15 +314,12 @@ class Replicator(Construct):
         targets = check_arguments(path, Replicator.__init__, locals())["targets"]
         options = (options or ReplicatorOptions()).resolve(path, backlog=change_source == ChangeSource.KINESIS)
         require_supported_change_source(path, mode, change_source)
-        if change_source != ChangeSource.KINESIS and change_retention is not None:
-            raise ReplicationConfigError(
-                path, "change_retention is set but change_source is DYNAMODB_STREAMS (24 h, fixed)",
-                "drop change_retention, or use change_source=ChangeSource.KINESIS",
-            )
+        _check_change_retention(path, change_source, change_retention)
         self._require_stack_of(source)
         _check_targets(path, targets, mode, conflict_attribute, conflict_strategy)
         _check_attribute_names(path, key, mode, conflict_attribute, options.metadata_prefix)
         _require_distinct_regions(path, source, targets, mode)
+        failure_destination, alarms = _operations(path, failure_destination, alarms)
 
         self.change_source = change_source
         self._change_retention = change_retention or defaults.KINESIS_RETENTION
@@ -308,12 +332,16 @@ class Replicator(Construct):
         self.key = key
         self._require_keys_of_known_tables()
 
-        self.failure_queue = self._failure_queue()
+        self._destination = build_failure_destination(self, failure_destination)
+        self.failure_bucket: s3.IBucket | None = self._destination.bucket
+        self.failure_queue: sqs.IQueue | None = self._destination.queue
         self.log_group = logs.LogGroup(self, "LogGroup", retention=options.log_retention)
         self.role = self._role(stream_arn, stream_key_arn)
         self.environment = self._environment(key, mode, conflict_attribute, conflict_strategy, ttl_attribute, options)
         self.function = self._function()
         self.event_source_mapping = self._mapping(stream_arn)
+        target = AlarmTarget(self.function, self.event_source_mapping_uuid, source.table_name, self.failure_queue)
+        self.alarms = create_alarms(self, alarms, target)
         # Last, so that a Replicator refused above (and caught by the caller) is never compared with.
         known_copies(self).add_replicator(self)
 
@@ -337,22 +365,6 @@ class Replicator(Construct):
                 "(event source mappings cannot read a stream in another region or account)",
             )
 
-    def _failure_queue(self) -> sqs.Queue:
-        """The on-failure destination: SQS-managed encryption, TLS only, the longest retention."""
-        queue = sqs.Queue(
-            self,
-            "FailureQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=defaults.FAILURE_QUEUE_RETENTION,
-        )
-        acknowledge_nag(
-            queue,
-            "AwsSolutions-SQS3",
-            "This queue is itself the on-failure destination (dead-letter target) of the stream mapping.",
-        )
-        return queue
-
     def _role(self, stream_arn: str, stream_key_arn: str | None) -> iam.Role:
         """The function's own role, written for exactly this function (``permissions.replicator_statements``)."""
         statements = replicator_statements(
@@ -364,7 +376,7 @@ class Replicator(Construct):
             stream_key_arn=stream_key_arn,
             source_key_arn=self._source_key_arn,
             log_group_arn=self.log_group.log_group_arn,
-            failure_queue_arn=self.failure_queue.queue_arn,
+            failure_statements=self._failure_statements(),
         )
         role = iam.Role(
             self,
@@ -376,6 +388,13 @@ class Replicator(Construct):
         )
         acknowledge_replicator_role(role, statements)
         return role
+
+    def _failure_statements(self) -> list[iam.PolicyStatement]:
+        """Exactly what Lambda needs to deliver failure records to this replicator's destination."""
+        if self.failure_bucket is not None:
+            return failure_bucket_statements(self.failure_bucket.bucket_arn, self.failure_bucket.arn_for_objects("*"))
+        assert self.failure_queue is not None
+        return failure_queue_statements(self.failure_queue.queue_arn)
 
     def _function(self) -> lambda_.Function:
         """The replicator function: the ``lambda_src`` asset, ``self.environment``, its own role and log group."""
@@ -407,7 +426,8 @@ class Replicator(Construct):
         return function
 
     def _mapping(self, stream_arn: str) -> lambda_.EventSourceMapping:
-        """The event source mapping from ``stream_arn`` to the function, failures to the failure queue."""
+        """The event source mapping from ``stream_arn`` to the function, failures to the failure destination,
+        with its own ``EventCount`` metrics on (the alarms and the dashboard read them)."""
         options = self._options
         return lambda_.EventSourceMapping(
             self,
@@ -423,7 +443,8 @@ class Replicator(Construct):
             report_batch_item_failures=options.report_batch_item_failures,
             parallelization_factor=options.parallelization_factor,
             enabled=self.enabled,
-            on_failure=_FailureQueueDestination(self.failure_queue),
+            on_failure=self._destination.on_failure(),
+            metrics_config=lambda_.MetricsConfig(metrics=list(defaults.MAPPING_METRICS)),
         )
 
     @property

@@ -13,6 +13,7 @@ construct.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -20,8 +21,10 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 
 from . import defaults
+from .alarms import ReplicationAlarms
 from .change_stream import KinesisOptions
 from .errors import ReplicationConfigError
+from .failure_destination import FailureDestination, FailureDestinationKind
 from .migration import parse_export_arn, require_export_prefix
 from .model import (
     ChangeSource,
@@ -74,6 +77,60 @@ class ReplicatedTableProps:
     stack_name_prefix: str | None = None
     change_source: ChangeSource = ChangeSource.DYNAMODB_STREAMS
     kinesis: KinesisOptions | None = None
+    failure_destination: FailureDestination | None = None
+    alarms: ReplicationAlarms | None = None
+    dashboard: bool = defaults.DASHBOARD
+    dashboard_name: str | None = None
+
+
+#: CloudWatch dashboard names: letters, digits, '-' and '_', at most 255 characters.
+_DASHBOARD_NAME_RE = re.compile(r"^[A-Za-z0-9_\-]{1,255}$")
+
+
+@dataclass(frozen=True)
+class Operations:
+    """How a ``ReplicatedTable``'s replicators are operated.
+
+    Attributes:
+        failure_destination: every replicator's on-failure destination (``FailureDestination.s3()`` unless
+            given).
+        alarms: every replicator's alarms (``ReplicationAlarms()`` unless given).
+        dashboard: whether the source (first writer's) stack holds a dashboard.
+        dashboard_name: its name as given; ``None``: ``<stack name prefix>-replication``.
+    """
+
+    failure_destination: FailureDestination
+    alarms: ReplicationAlarms
+    dashboard: bool
+    dashboard_name: str | None
+
+
+def resolve_operations(path: str, props: ReplicatedTableProps) -> Operations:
+    """The operations props, defaulted and checked. An existing bucket is refused with several writers: each
+    writer is in its own region, and one bucket cannot be every region's destination."""
+    destination = props.failure_destination or FailureDestination.s3()
+    destination.validate(path)
+    if destination.kind == FailureDestinationKind.EXISTING_BUCKET and props.mode == ReplicationMode.MULTI_ACTIVE:
+        raise ReplicationConfigError(
+            path,
+            "failure_destination is FailureDestination.existing_bucket(...) in MULTI_ACTIVE mode, where every "
+            "location has a replicator in its own region that needs a destination there",
+            "use FailureDestination.s3() (a bucket per replicator) or .sqs(), or compose Replicators yourself",
+        )
+    alarms = props.alarms or ReplicationAlarms()
+    alarms.validate(path)
+    name = props.dashboard_name
+    if name is not None and (not isinstance(name, str) or not _DASHBOARD_NAME_RE.match(name)):
+        raise ReplicationConfigError(
+            path,
+            f"dashboard_name {name!r} is not a CloudWatch dashboard name",
+            "use 1-255 characters from A-Z a-z 0-9 - _, or leave it unset for '<stack name prefix>-replication'",
+        )
+    if name is not None and not props.dashboard:
+        raise ReplicationConfigError(
+            path, f"dashboard_name {name!r} is given but dashboard=False", "drop dashboard_name, or dashboard=True"
+        )
+    return Operations(destination, alarms, props.dashboard, name)
 
 
 @dataclass(frozen=True)
@@ -98,6 +155,7 @@ class Topology:
         migrations: replica location -> its initial load from an export.
         kinesis: the data stream options with ``KINESIS``, else ``None``.
         stack_name_prefix: the prefix of the stack names (before a ``Stage`` name is added). Default: the id.
+        operations: failure destination, alarms and dashboard.
     """
 
     mode: ReplicationMode
@@ -116,6 +174,9 @@ class Topology:
     migrations: Mapping[ResolvedTable, MigrationOptions] = field(default_factory=dict)
     kinesis: KinesisOptions | None = None
     stack_name_prefix: str = ""
+    operations: Operations = field(
+        default_factory=lambda: Operations(FailureDestination.s3(), ReplicationAlarms(), defaults.DASHBOARD, None)
+    )
 
     @property
     def locations(self) -> tuple[ResolvedTable, ...]:
@@ -150,6 +211,7 @@ def resolve(path: str, default_name: str, props: ReplicatedTableProps) -> Topolo
     tombstones = props.mode == ReplicationMode.MULTI_ACTIVE or props.change_source == ChangeSource.KINESIS
     replica_table_options = _with_tombstone_ttl(table_options, options.metadata_prefix) if tombstones else table_options
     multi_active = props.mode == ReplicationMode.MULTI_ACTIVE
+    operations = resolve_operations(path, props)
     return Topology(
         mode=props.mode,
         change_source=props.change_source,
@@ -167,6 +229,7 @@ def resolve(path: str, default_name: str, props: ReplicatedTableProps) -> Topolo
         migrations=migrations,
         kinesis=kinesis,
         stack_name_prefix=props.stack_name_prefix or default_name,
+        operations=operations,
     )
 
 

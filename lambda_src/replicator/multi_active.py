@@ -264,6 +264,8 @@ class MultiActiveReplication:
             "key": key_for_log(plan.key),
             "sequenceNumber": plan.changes[-1].sequence_number,
         }
+        if outcome.conflict is None and op.state.deleted:
+            metrics.tombstones += 1
         if outcome.conflict == "TargetNewer":
             metrics.conflicts["TargetNewer"] += 1
             log(

@@ -153,6 +153,11 @@ class SettleFromSource:
 OrderedWrite = PutIfLater | SettleFromSource
 
 
+def _is_tombstone(op: object, deleted_attr: str) -> bool:
+    """A write of a delete tombstone as planned (a write settled from the source is counted as settled)."""
+    return isinstance(op, PutIfLater) and deleted_attr in op.item
+
+
 @dataclass(frozen=True)
 class _Outcome:
     """How one item's write to one target ended: ``conflict`` is ``None`` (written as planned),
@@ -312,6 +317,8 @@ class OrderedOneWayReplication:
             outcome = future.result()
             if outcome.failure is not None:
                 failures.setdefault(plan.key, []).append(TargetFailure(target, outcome.failure))
+            elif outcome.conflict is None and _is_tombstone(plan.writes[target], self.deleted_attr):
+                metrics.tombstones += 1
             elif outcome.conflict is not None:
                 metrics.conflicts[outcome.conflict] += 1
                 if outcome.conflict == SETTLED_FROM_SOURCE:

@@ -27,6 +27,8 @@ BATCH_DURATION = "BatchDurationMs"
 REPLICATION_LAG = "ReplicationLagMs"
 WRITE_FAILURES = "WriteFailures"
 CONFLICTS = "Conflicts"
+#: Delete tombstones written (multi-active, and a one-way copy fed by Kinesis); emitted only when some were.
+TOMBSTONES_WRITTEN = "TombstonesWritten"
 
 #: ``ErrorCode`` of a record whose ``Keys`` name other attributes than the configured key (REPLICATION_KEY):
 #: a configuration error (e.g. an existing source declared without its sort key); the record is not written.
@@ -126,6 +128,7 @@ class InvocationMetrics:
         self.applied = 0
         self.skipped = 0
         self.failed = 0
+        self.tombstones = 0
         self.max_lag_ms: float | None = None
         self.failures: Counter[str] = Counter()
         self.conflicts: Counter[str] = Counter()
@@ -151,6 +154,8 @@ class InvocationMetrics:
         }
         if self.max_lag_ms is not None:
             totals[REPLICATION_LAG] = (self.max_lag_ms, "Milliseconds")
+        if self.tombstones:
+            totals[TOMBSTONES_WRITTEN] = (self.tombstones, "Count")
         lines = [emf_line({"SourceTable": self._source}, totals, now_ms)]
         for code, count in sorted(self.failures.items()):
             lines.append(

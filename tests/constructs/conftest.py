@@ -17,6 +17,7 @@ from cdk_replication import (
     ChangeSource,
     CrossAccountAccess,
     ExistingSource,
+    FailureDestination,
     KinesisOptions,
     MigrationOptions,
     ReplicatedTable,
@@ -172,6 +173,16 @@ SHAPES: dict[str, tuple[str, str, Callable[[], dict[str, Any]]]] = {
             time_to_live_attribute="expiresAt",
             change_source=ChangeSource.KINESIS,
             kinesis=lambda: KinesisOptions(stream_arn=DATA_STREAM_ARN, retention=cdk.Duration.days(30)),
+        ),
+    ),
+    "sqs_destination": (
+        "The one-way shape with the SQS failure destination instead of the default S3 bucket.",
+        "Employee",
+        _props(
+            source=_source(),
+            replicas=[TableLocation(region="us-east-1")],
+            partition_key=PK,
+            failure_destination=FailureDestination.sqs,
         ),
     ),
 }

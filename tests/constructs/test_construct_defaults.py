@@ -96,7 +96,7 @@ def test_event_source_mapping_defaults(one_way: Synthesized) -> None:
     template = one_way.template_json("Employee-us-west-2")
     mapping = only_resource(template, "AWS::Lambda::EventSourceMapping")
     (table_id,) = resources_of_type(template, "AWS::DynamoDB::Table")
-    (queue_id,) = resources_of_type(template, "AWS::SQS::Queue")
+    (bucket_id,) = resources_of_type(template, "AWS::S3::Bucket")
     (function_id,) = resources_of_type(template, "AWS::Lambda::Function")
     assert mapping["Properties"] == {
         "EventSourceArn": {"Fn::GetAtt": [table_id, "StreamArn"]},
@@ -110,24 +110,50 @@ def test_event_source_mapping_defaults(one_way: Synthesized) -> None:
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
         "ParallelizationFactor": 1,
         "Enabled": True,
-        "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [queue_id, "Arn"]}}},
+        # The bucket's GetAtt Arn is arn:<partition>:s3:::<bucket>, the form Lambda takes for an S3 destination.
+        "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [bucket_id, "Arn"]}}},
+        # EventCount: PolledEventCount, OnFailureDestinationDeliveredEventCount, DroppedEventCount (alarms).
+        "MetricsConfig": {"Metrics": ["EventCount"]},
     }
 
 
-def test_failure_queue_is_encrypted_tls_only_and_keeps_messages_14_days(one_way: Synthesized) -> None:
+def test_failure_bucket_is_encrypted_private_tls_only_retained_and_expires_after_30_days(one_way: Synthesized) -> None:
     template = one_way.template_json("Employee-us-west-2")
-    queue = only_resource(template, "AWS::SQS::Queue")
-    (queue_id,) = resources_of_type(template, "AWS::SQS::Queue")
-    assert queue["Properties"] == {"SqsManagedSseEnabled": True, "MessageRetentionPeriod": 14 * 24 * 3600}
-    policy = only_resource(template, "AWS::SQS::QueuePolicy")
-    assert policy["Properties"]["Queues"] == [{"Ref": queue_id}]
+    assert resources_of_type(template, "AWS::SQS::Queue") == {}
+    bucket = only_resource(template, "AWS::S3::Bucket")
+    (bucket_id,) = resources_of_type(template, "AWS::S3::Bucket")
+    assert bucket["DeletionPolicy"] == "Retain"
+    assert bucket["UpdateReplacePolicy"] == "Retain"
+    assert bucket["Properties"] == {
+        "BucketEncryption": {"ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+        "LifecycleConfiguration": {
+            "Rules": [
+                {
+                    "Id": "ExpireFailureRecords",
+                    "Status": "Enabled",
+                    "ExpirationInDays": 30,
+                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                }
+            ]
+        },
+        "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+        "PublicAccessBlockConfiguration": {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        },
+    }
+    policy = only_resource(template, "AWS::S3::BucketPolicy")
+    assert policy["Properties"]["Bucket"] == {"Ref": bucket_id}
+    arn = {"Fn::GetAtt": [bucket_id, "Arn"]}
     assert policy["Properties"]["PolicyDocument"]["Statement"] == [
         {
-            "Action": "sqs:*",
+            "Action": "s3:*",
             "Condition": {"Bool": {"aws:SecureTransport": "false"}},
             "Effect": "Deny",
             "Principal": {"AWS": "*"},
-            "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+            "Resource": [arn, {"Fn::Join": ["", [arn, "/*"]]}],
         }
     ]
 
@@ -173,5 +199,6 @@ def test_surface(one_way: Synthesized) -> None:
     assert construct.source_table.table_name is not None
     assert [(loc.table_name, loc.region) for loc in construct.replica_tables] == [("Employee", "us-east-1")]
     assert construct.replicator_function is construct.replicator.function
-    assert construct.failure_queue is construct.replicator.failure_queue
+    assert construct.failure_bucket is construct.replicator.failure_bucket is not None
+    assert construct.failure_queue is construct.replicator.failure_queue is None
     assert construct.source_stack.stack_name == "Employee-us-west-2"

@@ -46,8 +46,23 @@ def _ids(template: dict[str, Any], resource_type: str, prefix: str) -> str:
     return logical_id
 
 
+def _failure_bucket_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    """Exactly what Lambda needs to write to the replicator's S3 failure destination (AWS Lambda developer
+    guide: s3:PutObject and s3:ListBucket): PutObject on its objects, ListBucket on the bucket."""
+    bucket = {"Fn::GetAtt": [_ids(template, "AWS::S3::Bucket", "ReplicatorFailureBucket"), "Arn"]}
+    return [
+        {
+            "Sid": "WriteFailureRecords",
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": {"Fn::Join": ["", [bucket, "/*"]]},
+        },
+        {"Sid": "ListFailureBucket", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket},
+    ]
+
+
 def _base_statements(template: dict[str, Any], stream: Any) -> list[dict[str, Any]]:
-    """The statements every replicator role has: its stream, ListStreams, its log group, its queue."""
+    """The statements every replicator role has: its stream, ListStreams, its log group, its failure bucket."""
     return [
         {"Sid": "ReadSourceStream", "Effect": "Allow", "Action": STREAM_ACTIONS, "Resource": stream},
         {"Sid": "ListStreams", "Effect": "Allow", "Action": "dynamodb:ListStreams", "Resource": "*"},
@@ -57,12 +72,7 @@ def _base_statements(template: dict[str, Any], stream: Any) -> list[dict[str, An
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
             "Resource": {"Fn::GetAtt": [_ids(template, "AWS::Logs::LogGroup", "Replicator"), "Arn"]},
         },
-        {
-            "Sid": "SendToFailureQueue",
-            "Effect": "Allow",
-            "Action": "sqs:SendMessage",
-            "Resource": {"Fn::GetAtt": [_ids(template, "AWS::SQS::Queue", "Replicator"), "Arn"]},
-        },
+        *_failure_bucket_statements(template),
     ]
 
 

@@ -109,8 +109,8 @@ def test_replicator_role_reads_exactly_the_data_stream_and_only_puts_items(kines
         },
     }
     assert set(statements) == {
-        "ReadSourceDataStream", "ReadSourceItems", "WriteOwnLogGroup", "SendToFailureQueue", "WriteTargetTables",
-        "AssumeWriterRoles",
+        "ReadSourceDataStream", "ReadSourceItems", "WriteOwnLogGroup", "WriteFailureRecords", "ListFailureBucket",
+        "WriteTargetTables", "AssumeWriterRoles",
     }
     assert as_list(statements["AssumeWriterRoles"]["Resource"]) == [
         f"arn:aws:iam::{OTHER_ACCOUNT}:role/Events-eu-west-1-writer-{SOURCE_ACCOUNT}-us-west-2"

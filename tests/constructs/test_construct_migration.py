@@ -368,12 +368,25 @@ def test_target_account_grants_only_the_source_account_and_exact_resources(
     )
 
 
-def test_source_account_stack_gets_no_s3_permissions(migration_import: Synthesized) -> None:
-    """The export runs with the caller's credentials, never with the replicator's role."""
+def test_source_account_stack_gets_no_s3_permissions_on_the_migration_bucket(migration_import: Synthesized) -> None:
+    """The export runs with the caller's credentials, never with the replicator's role: the only S3 statements
+    in the source stack are the replicator's own failure bucket's (issue 12: write failure records there, and
+    its TLS-only bucket policy); none names the migration bucket."""
     template = migration_import.template_json(SOURCE_STACK)
-    actions = {a for _, _, st in policy_statements(template) for a in as_list(st["Action"])}
-    assert not {a for a in actions if a.startswith("s3:")}
-    assert resources_of_type(template, "AWS::S3::Bucket") == {}
+    (failure_bucket,) = resources_of_type(template, "AWS::S3::Bucket")
+    assert failure_bucket.startswith("ReplicatorFailureBucket")
+    bucket_arn = {"Fn::GetAtt": [failure_bucket, "Arn"]}
+    s3_statements = [
+        (where, statement.get("Sid"), tuple(as_list(statement["Action"])), statement["Resource"])
+        for _, where, statement in policy_statements(template)
+        if any(a.startswith("s3:") for a in as_list(statement["Action"]))
+    ]
+    objects_arn = {"Fn::Join": ["", [bucket_arn, "/*"]]}
+    assert s3_statements == [
+        ("bucket policy", None, ("s3:*",), [bucket_arn, objects_arn]),
+        ("policy Replication", "WriteFailureRecords", ("s3:PutObject",), objects_arn),
+        ("policy Replication", "ListFailureBucket", ("s3:ListBucket",), bucket_arn),
+    ]
 
 
 # --- building blocks on their own ------------------------------------------------------------------------

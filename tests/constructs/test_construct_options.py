@@ -121,6 +121,8 @@ def test_mapping_options(customized: Synthesized) -> None:
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
         "MaximumBatchingWindowInSeconds": 2,
         "MaximumRetryAttempts": 3,
+        # Not an option: the alarms and the dashboard read the mapping's own EventCount metrics.
+        "MetricsConfig": {"Metrics": ["EventCount"]},
         "ParallelizationFactor": 2,
         "StartingPosition": "LATEST",
     }

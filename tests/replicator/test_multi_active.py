@@ -175,6 +175,17 @@ def test_tombstones_expire_and_carry_the_delete_version(mesh):
         assert set(tombstone) == {"pk", "updatedAt", DELETED, PREFIX + "origin", PREFIX + "marker", PREFIX + "expiresAt"}
 
 
+def test_tombstones_written_are_counted_in_the_emf_totals(mesh, capsys):
+    """The dashboard's tombstone widget reads TombstonesWritten (issue 12): one per copy the delete reached."""
+    put(mesh, EAST, "k", 100)
+    mesh.pump()
+    capsys.readouterr()
+    delete(mesh, EAST, "k")
+    mesh.pump()
+    totals = [l for l in json_lines(capsys.readouterr().out) if "RecordsReceived" in l]
+    assert sum(l.get("TombstonesWritten", 0) for l in totals) == len(mesh.tables)
+
+
 def test_application_write_onto_a_tombstone_revives_the_item_everywhere(mesh):
     put(mesh, EAST, "k", 100, v={"S": "x"})
     mesh.pump()

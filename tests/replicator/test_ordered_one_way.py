@@ -109,6 +109,23 @@ def test_late_duplicate_of_a_write_does_not_bring_a_deleted_item_back(pair):
     assert replica.items()[0][PREFIX + "deleted"] == {"BOOL": True}
 
 
+def test_a_tombstone_written_is_counted_and_a_superseded_one_is_not(pair, capsys):
+    """TombstonesWritten (issue 12's dashboard) counts the tombstones the replicator wrote, nothing else."""
+    source, replica, processor = pair
+    c = source.client
+    c.put_item(TableName=source.name, Item={"pk": {"S": "gone"}, "v": {"N": "1"}})
+    c.delete_item(TableName=source.name, Key={"pk": {"S": "gone"}})
+    put, delete = kinesis_events(source, source.new_records())
+    capsys.readouterr()
+
+    assert run(processor, [put, delete]) == {"batchItemFailures": []}
+    assert run(processor, [delete]) == {"batchItemFailures": []}  # a duplicate: superseded, not written again
+
+    first, second = [l for l in json_lines(capsys.readouterr().out) if "RecordsReceived" in l]
+    assert first["TombstonesWritten"] == 1
+    assert "TombstonesWritten" not in second
+
+
 def test_item_loaded_without_a_change_time_is_replaced_by_its_first_change(pair):
     source, replica, processor = pair
     replica.client.put_item(TableName=replica.name, Item={"pk": {"S": "k"}, "v": {"S": "from-the-export"}})
