@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+#: Where Lambda writes the failure objects of every event source mapping in a bucket.
+FAILURE_PREFIX = "aws/lambda/"
+
 #: Decides whether ``principal_arn`` may do ``action`` (``s3:PutObject``) on ``resource`` (an object ARN):
 #: returns ``None`` when it may, else AWS's ``AccessDenied`` message.
 Authorizer = Callable[[str | None, str, str], str | None]
@@ -48,7 +51,7 @@ def failure_object_key(mapping_uuid: str, shard_id: str, when: float, random_id:
     """The key Lambda gives the object of a discarded batch: ``aws/lambda/<mapping UUID>/<shard id>/YYYY/MM/DD/
     YYYY-MM-DDTHH.MM.SS-<random UUID>``, the time in UTC (``when``: epoch seconds)."""
     moment = dt.datetime.fromtimestamp(when, dt.timezone.utc)
-    return (f"aws/lambda/{mapping_uuid}/{shard_id}/{moment:%Y/%m/%d}/{moment:%Y-%m-%dT%H.%M.%S}-"
+    return (f"{FAILURE_PREFIX}{mapping_uuid}/{shard_id}/{moment:%Y/%m/%d}/{moment:%Y-%m-%dT%H.%M.%S}-"
             f"{random_id or uuid.uuid4()}")
 
 
@@ -103,6 +106,12 @@ class LocalBucket:
     def objects(self, prefix: str = "") -> list[BucketObject]:
         """Every object (optionally under ``prefix``), in key order."""
         return [BucketObject(key, self.get(key), self.path(key)) for key in self.keys(prefix)]
+
+    def failure_records(self) -> list[dict[str, Any]]:
+        """The on-failure records stored here (Lambda's ``aws/lambda/`` objects, parsed, with ``payload``), in key
+        order, which for one mapping and shard is time order. Other objects (e.g. the ``cdk-replication/`` markers
+        of ``redrive``) are not failure records."""
+        return [o.json() for o in self.objects(FAILURE_PREFIX)]
 
     def path(self, key: str) -> Path:
         """The file that holds (or would hold) object ``key``."""

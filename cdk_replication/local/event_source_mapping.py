@@ -89,6 +89,8 @@ class FailureDestination(Protocol):
     def deliver_on_failure(self, record: dict[str, Any], *, event: dict[str, Any], mapping_uuid: str,
                            shard_id: str, when: float, principal_arn: str | None = None) -> str: ...
 
+    def failure_records(self) -> list[Any]: ...
+
 
 class ShardInfo(NamedTuple):
     """One shard as an :class:`EventSource` lists it."""

@@ -71,6 +71,10 @@ class LocalQueue:
         """Every message body parsed as JSON, oldest first."""
         return [m.json() for m in self.messages]
 
+    def failure_records(self) -> list[Any]:
+        """The on-failure records sent here (metadata only, no ``payload``), oldest first: :meth:`bodies`."""
+        return self.bodies()
+
     def receive(self, max_messages: int = 10) -> list[QueueMessage]:
         """Remove and return up to ``max_messages`` of the oldest messages (no visibility timeout)."""
         with self._lock:

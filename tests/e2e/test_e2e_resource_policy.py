@@ -73,7 +73,7 @@ def test_one_way_replica_in_another_account_through_its_resource_policy(ledger):
     errors = [line for line in topology.function.logs() if "Exception" in line][:3]
     assert result.equal, (result.missing[:5], result.different, result.unexpected[:5], errors)
     assert 0 < result.source_items < 300  # inserts, updates and deletes
-    assert topology.mapping.stats.function_errors == 0 and len(topology.failure_queue) == 0
+    assert topology.mapping.stats.function_errors == 0 and len(topology.failures()) == 0
     assert topology.deployment.gateway.stats.denials == []
     # The function signed as its own role: no AssumeRole, and nothing reached the source account's database
     # under the replica's name.
@@ -127,7 +127,7 @@ def _assert_refused(topology, reason: str) -> None:
     assert any("AccessDenied" in line for line in topology.function.logs()), topology.function.logs()[-5:]
     stats = topology.mapping.stats
     # Reported as failed (never as applied), retried, then discarded to the on-failure destination.
-    assert stats.records_discarded == 5 and stats.on_failure_records >= 1 and len(topology.failure_queue) >= 1
+    assert stats.records_discarded == 5 and stats.on_failure_records >= 1 and len(topology.failures()) >= 1
     assert topology.replica.client().scan(TableName=topology.replica.name)["Count"] == 0
 
 
@@ -175,7 +175,7 @@ def test_a_writer_role_trusting_another_role_refuses_the_assume_role(example_app
     topology.settle()
     denials = topology.deployment.gateway.stats.denials
     assert denials and all("sts:AssumeRole" in d and ":222222222222:role/" in d for d in denials), denials[:3]
-    assert topology.mapping.stats.records_discarded == 5 and len(topology.failure_queue) >= 1
+    assert topology.mapping.stats.records_discarded == 5 and len(topology.failures()) >= 1
     assert topology.replica.client().scan(TableName=topology.replica.name)["Count"] == 0
 
 

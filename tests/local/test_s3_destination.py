@@ -150,5 +150,8 @@ def test_bucket_reads_back_what_it_stores(tmp_path):
     assert bucket.keys() == ["cdk-replication/redriven/x/y/z.json", "x/y/z.json"]
     assert bucket.keys("x/") == ["x/y/z.json"]
     assert bucket.objects("x/")[0].json() == {"a": 1}
+    assert bucket.failure_records() == []  # only Lambda's aws/lambda/ objects are failure records
+    bucket.put_object("aws/lambda/u/shardId-1/2026/01/01/2026-01-01T00.00.00-x", '{"version": "1.0"}')
+    assert bucket.failure_records() == [{"version": "1.0"}]
     with pytest.raises(KeyError):
         bucket.get("nope")
