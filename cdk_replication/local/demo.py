@@ -221,6 +221,7 @@ def run(args: argparse.Namespace, ui: Console) -> int:
 
         starter = threading.Thread(target=start_ddb, name="start-dynamodb-local", daemon=True)
         starter.start()
+        failures_dir = Path(args.failures_dir or tempfile.mkdtemp(prefix="cdk-replication-demo-failures-"))
         try:
             t = time.monotonic()
             out = synthesize(args.app, Path(tmp) / "cdk.out", context=dict(args.context))
@@ -231,7 +232,6 @@ def run(args: argparse.Namespace, ui: Console) -> int:
                 raise ddb_error[0]
             ui.step("Started", f"DynamoDB Local on {ddb.endpoint_url}", ddb_started[0])
             t = time.monotonic()
-            failures_dir = Path(args.failures_dir or tempfile.mkdtemp(prefix="cdk-replication-demo-failures-"))
             with deploy(out, ddb, bucket_root=failures_dir) as deployment:
                 replications = find_replications(deployment)
                 for rep in replications:
