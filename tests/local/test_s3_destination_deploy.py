@@ -40,7 +40,8 @@ class _BucketDestination:
         return lambda_.DlqDestinationConfig(destination=self.bucket.bucket_arn)
 
 
-def _assembly(tmp: Path, name: str, *, put_object: bool = True, deny_in_bucket_policy: bool = False) -> Path:
+def _assembly(tmp: Path, name: str, *, put_object: bool = True, list_bucket: bool = True,
+              deny_in_bucket_policy: bool = False) -> Path:
     app = cdk.App(outdir=str(tmp))
     stack = cdk.Stack(app, "S3Dlq", env=ENV, stack_name=name)
     table = dynamodb.Table(stack, "Table", table_name=name, billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
@@ -50,7 +51,8 @@ def _assembly(tmp: Path, name: str, *, put_object: bool = True, deny_in_bucket_p
     role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
     if put_object:
         role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[bucket.arn_for_objects("*")]))
-    role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]))
+    if list_bucket:
+        role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]))
     if deny_in_bucket_policy:
         bucket.add_to_resource_policy(iam.PolicyStatement(
             effect=iam.Effect.DENY, principals=[iam.ArnPrincipal(role.role_arn)], actions=["s3:PutObject"],
@@ -104,6 +106,12 @@ def test_a_role_without_put_object_is_refused_at_deploy(tmp_path, ddb_local):
     with pytest.raises(TemplateError, match="does not have permissions to call PutObject on S3") as info:
         deploy(_assembly(tmp_path, "s3dlq-noput", put_object=False), ddb_local)
     assert "s3:PutObject" in str(info.value)
+
+
+def test_a_role_without_list_bucket_is_refused_at_deploy(tmp_path, ddb_local):
+    with pytest.raises(TemplateError, match="does not have permissions to call ListBucket on S3") as info:
+        deploy(_assembly(tmp_path, "s3dlq-nolist", list_bucket=False), ddb_local)
+    assert "s3:ListBucket on arn:aws:s3:::" in str(info.value)
 
 
 def test_a_bucket_policy_deny_makes_the_write_a_delivery_failure(tmp_path, ddb_local):
