@@ -74,7 +74,8 @@ def run_poison(ui: _Ui, deployment: LocalDeployment, rep: _Replication, key_name
                                 f"{len(new)} failure record(s))")
         return outcome
     ((location, record),) = new.items()
-    outcome.stored_at = _report_record(ui, rep.mapping.destination, location, record)
+    outcome.stored_at = _report_record(ui, rep.mapping.destination, location, record,
+                                       _table_specs(rep.source, target))
     outcome.problems += _check_only_poison_differs(rep, target, key_names, tombstone, key)
     return outcome
 
@@ -119,22 +120,29 @@ def _failure_locations(destination: Any) -> dict[str, dict[str, Any]]:
     return {str(i): record for i, record in enumerate(destination.failure_records())}
 
 
-def _report_record(ui: _Ui, destination: Any, location: str, record: dict[str, Any]) -> str:
-    """Print where the failure record is and how to bring the item right; returns its location."""
+def _table_specs(source: LocalTable, target: LocalTable) -> str:
+    """SOURCE and TARGET as the command line names them: ``region:name`` in one account, else ARNs."""
+    if source.account == target.account:
+        return f"{source.region}:{source.name} {target.region}:{target.name}"
+    return f"{source.arn} {target.arn}"
+
+
+def _report_record(ui: _Ui, destination: Any, location: str, record: dict[str, Any], tables: str) -> str:
+    """Print where the failure record is and how to bring the item right (``tables``: the command's SOURCE
+    and TARGET); returns its location."""
     info = record.get("DDBStreamBatchInfo") or record.get("KinesisBatchInfo") or {}
     attempts = record.get("requestContext", {}).get("approximateInvokeCount")
     if isinstance(destination, LocalBucket):
-        where = str(destination.path(location))
         ui.step("Held back", f"1 record, {attempts} attempts -> S3 failure bucket, with the record itself")
-        ui.print(ui.dim(f"      file: {where}"))
+        ui.print(ui.dim(f"      file: {destination.path(location)}"))
         ui.print(ui.dim(f"      fix the cause (drop {INDEX}), then bring the item over from the source:"))
-        ui.print(ui.dim(f"        cdk-replication redrive <source> <replica> --from-dir {destination.directory}"))
-        return where
+        ui.print(ui.dim(f"        cdk-replication redrive {tables} --from-dir {destination.directory}"))
+        return "the file above"
     ui.step("Held back", f"1 record, {attempts} attempts -> failure queue (metadata only, no record)")
     ui.print(ui.dim(f"      queue {destination.name}: shard {info.get('shardId')}, "
                     f"sequence {info.get('startSequenceNumber')}"))
     ui.print(ui.dim(f"      fix the cause (drop {INDEX}), then, while the stream still holds the record (24 h):"))
-    ui.print(ui.dim("        cdk-replication redrive <source> <replica> --queue-url <queue url>"))
+    ui.print(ui.dim(f"        cdk-replication redrive {tables} --queue-url <queue url>"))
     return f"queue {destination.name}"
 
 
