@@ -20,6 +20,7 @@ from cdk_replication.local.dynamodb_local import (
     find_installation,
 )
 from cdk_replication.local.assembly import StackArtifact, read_assembly
+from cdk_replication.local.bucket import BucketAccessDenied, BucketObject, LocalBucket, failure_object_key
 from cdk_replication.local.compare import TableComparison, compare_tables
 from cdk_replication.local.deploy import DeployedStack, LocalDeployment, LocalTable, deploy
 from cdk_replication.local.event_source_mapping import (
@@ -41,6 +42,10 @@ from cdk_replication.local.synth import SynthError, synthesize
 
 __all__ = [
     "BridgeStats",
+    "BucketAccessDenied",
+    "BucketObject",
+    "LocalBucket",
+    "failure_object_key",
     "DynamoDBStreamSource",
     "EventSource",
     "EventSourceMapping",

@@ -3,7 +3,10 @@
 Synthesizes the example app, deploys it onto DynamoDB Local (no AWS account or credentials), writes a
 workload of Employee items to each replicated source table while the replicator runs behind Lambda's event
 source mapping emulation, shows the replica catching up, and compares source and replicas item by item.
-Exit code 0 when every replica is identical to its source, 1 otherwise.
+Then (unless ``--no-poison``) it writes one item the replica cannot accept and shows it land in the
+replicator's on-failure destination (see :mod:`cdk_replication.local.demo_poison`).
+Exit code 0 when every replica is identical to its source (except the poison item, which must be missing from
+the replica and held in the failure destination), 1 otherwise.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import argparse
 import base64
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -23,6 +27,7 @@ from typing import Any, TextIO
 
 from cdk_replication._lambda.replicator import contract
 from cdk_replication.local.compare import DEFAULT_METADATA_PREFIX, TableComparison, compare_tables
+from cdk_replication.local.demo_poison import PoisonOutcome, run_poison
 from cdk_replication.local.deploy import LocalDeployment, LocalTable, deploy
 from cdk_replication.local.dynamodb_local import DynamoDBLocal, DynamoDBLocalError
 from cdk_replication.local.event_source_mapping import StreamEventSourceMapping
@@ -216,6 +221,7 @@ def run(args: argparse.Namespace, ui: Console) -> int:
 
         starter = threading.Thread(target=start_ddb, name="start-dynamodb-local", daemon=True)
         starter.start()
+        failures_dir = Path(args.failures_dir or tempfile.mkdtemp(prefix="cdk-replication-demo-failures-"))
         try:
             t = time.monotonic()
             out = synthesize(args.app, Path(tmp) / "cdk.out", context=dict(args.context))
@@ -226,7 +232,7 @@ def run(args: argparse.Namespace, ui: Console) -> int:
                 raise ddb_error[0]
             ui.step("Started", f"DynamoDB Local on {ddb.endpoint_url}", ddb_started[0])
             t = time.monotonic()
-            with deploy(out, ddb) as deployment:
+            with deploy(out, ddb, bucket_root=failures_dir) as deployment:
                 replications = find_replications(deployment)
                 for rep in replications:
                     rep.function.start()  # a broken replicator fails here, with its init error
@@ -235,7 +241,7 @@ def run(args: argparse.Namespace, ui: Console) -> int:
                 ui.step("Deployed", f"{_plural(len(deployment.tables), 'table')}, {kinesis}"
                         f"{_plural(len(deployment.functions), 'function')}, "
                         f"{_plural(len(deployment.mappings), 'stream mapping')}, "
-                        f"{_plural(len(deployment.queues), 'queue')}", time.monotonic() - t)
+                        f"{_destinations(deployment)}", time.monotonic() - t)
                 for rep in replications:
                     for target in rep.targets:
                         ui.print(ui.dim(f"      {_where(rep.source)}  →  {_where(target)}"))
@@ -243,6 +249,16 @@ def run(args: argparse.Namespace, ui: Console) -> int:
         finally:
             starter.join()
             ddb.stop()
+            if not args.failures_dir and not any(p.is_file() for p in failures_dir.rglob("*")):
+                shutil.rmtree(failures_dir, ignore_errors=True)  # nothing failed: leave no empty folder behind
+
+
+def _destinations(deployment: LocalDeployment) -> str:
+    """The on-failure destinations deployed: failure buckets (S3) and queues (SQS/SNS)."""
+    parts = [_plural(len(deployment.buckets), "failure bucket")] if deployment.buckets else []
+    if deployment.queues or not parts:
+        parts.append(_plural(len(deployment.queues), "queue"))
+    return ", ".join(parts)
 
 
 def _plural(n: int, noun: str) -> str:
@@ -296,7 +312,11 @@ def _replicate_and_verify(args: argparse.Namespace, ui: Console, deployment: Loc
     if not ok_repl:
         failures.insert(0, f"only {tracker.replicated:,} of {writers.expected:,} stream records were replicated "
                            f"(no progress for {STALL_TIMEOUT_S:.0f} s)")
-    return _verdict(args, ui, deployment, replications, failures, total_items, writers.expected, started)
+    poison = None
+    if not failures and not args.no_poison and main.targets:
+        poison = run_poison(ui, deployment, main, key_names, _tombstone(main))
+        failures += poison.problems
+    return _verdict(args, ui, deployment, replications, failures, total_items, writers.expected, started, poison)
 
 
 def _workload_for(args: argparse.Namespace, source: LocalTable) -> tuple[tuple[str, ...], list[workload.Operation]]:
@@ -381,11 +401,7 @@ def _compare_replicas(ui: Console, rep: Replication, key_names: tuple[str, ...])
     t = time.monotonic()
     failures: list[str] = []
     total_items = 0
-    env = rep.function.environment
-    # Multi-active copies and replicas fed by Kinesis keep deletes as tombstones.
-    tombstone = (f"{rep.metadata_prefix}deleted"
-                 if env.get(contract.MODE) == "MULTI_ACTIVE" or env.get(contract.CHANGE_SOURCE) == "KINESIS"
-                 else None)
+    tombstone = _tombstone(rep)
     for target in rep.targets:
         result = compare_tables(rep.source.client(), rep.source.name, target.client(), target.name,
                                 list(key_names), rep.metadata_prefix, tombstone_attribute=tombstone)
@@ -398,13 +414,24 @@ def _compare_replicas(ui: Console, rep: Replication, key_names: tuple[str, ...])
     return failures, total_items
 
 
+def _tombstone(rep: Replication) -> str | None:
+    """The tombstone attribute of ``rep``'s targets: multi-active copies and replicas fed by Kinesis keep
+    deletes as tombstones; ``None`` otherwise."""
+    env = rep.function.environment
+    if env.get(contract.MODE) == "MULTI_ACTIVE" or env.get(contract.CHANGE_SOURCE) == "KINESIS":
+        return f"{rep.metadata_prefix}deleted"
+    return None
+
+
 def _delivery_failures(replications: list[Replication]) -> list[str]:
-    """One text per replicator whose failure queue holds batches, and per replicator whose invocations failed."""
+    """One text per replicator whose failure destination holds batches, and per replicator whose invocations
+    failed."""
     failures: list[str] = []
     for rep in replications:
-        for queue in ([rep.mapping.destination] if rep.mapping.destination else []):
-            if len(queue):
-                failures.append(f"{len(queue)} batch(es) sent to the failure queue {queue.name}")
+        destination = rep.mapping.destination
+        held = len(destination.failure_records()) if destination is not None else 0
+        if held:
+            failures.append(f"{held} batch(es) sent to the failure destination {destination.arn}")
         if rep.mapping.stats.function_errors:
             failures.append(f"{rep.mapping.stats.function_errors} failed invocation(s) of {rep.function.name} "
                             f"(last: {rep.mapping.stats.last_error})")
@@ -412,7 +439,8 @@ def _delivery_failures(replications: list[Replication]) -> list[str]:
 
 
 def _verdict(args: argparse.Namespace, ui: Console, deployment: LocalDeployment, replications: list[Replication],
-             failures: list[str], total_items: int, expected: int, started: float) -> int:
+             failures: list[str], total_items: int, expected: int, started: float,
+             poison: PoisonOutcome | None = None) -> int:
     """Print PASS (and keep running if ``args.keep_running``) or FAIL with each failure and the last error
     log lines; returns the exit code."""
     ui.print()
@@ -428,6 +456,9 @@ def _verdict(args: argparse.Namespace, ui: Console, deployment: LocalDeployment,
         return 1
     ui.print(f"  {ui.green(ui.bold('PASS'))}  every replica is identical to its source: {total_items:,} items, "
              f"{expected:,} changes replicated {ui.dim(f'({total:.1f} s)')}")
+    if poison is not None:
+        ui.print(f"        except the poison item {poison.key_text}, as expected: the replica refused it and it "
+                 f"is held in the failure destination ({poison.stored_at})")
     if args.keep_running:
         _keep_running(ui, deployment, replications)
     return 0
@@ -481,6 +512,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--app", default=_default_app(), help="the CDK app to synthesize (default: app.py)")
     parser.add_argument("-c", "--context", action="append", type=_context_pair, default=[], metavar="KEY=VALUE",
                         help="CDK context for the app, e.g. -c replicaAccount=222222222222 (repeatable)")
+    parser.add_argument("--no-poison", action="store_true",
+                        help="skip the poison record (by default one item the replica refuses goes to the failure "
+                             "destination after the workload)")
+    parser.add_argument("--failures-dir", metavar="DIR",
+                        help="folder for the local S3 buckets (failure objects), kept after the demo (default: a "
+                             "temporary folder, kept only when a failure object was written)")
     parser.add_argument("--keep-running", action="store_true",
                         help="after the verdict, keep replicating until Ctrl-C")
     parser.add_argument("--no-color", action="store_true", help="plain output (also: NO_COLOR=1)")

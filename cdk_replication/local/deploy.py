@@ -3,7 +3,8 @@
 Everything comes from the templates: each stack's explicit environment picks the region and account
 database, ``AWS::DynamoDB::Table``/``GlobalTable`` resources become tables, ``AWS::Lambda::Function``
 resources with a local code asset become :class:`LocalFunction` containers, ``AWS::SQS::Queue`` (and SNS
-topics used as destinations) become :class:`LocalQueue` objects, and every ``AWS::Lambda::EventSourceMapping``
+topics used as destinations) become :class:`LocalQueue` objects, ``AWS::S3::Bucket`` resources become
+folder-backed :class:`LocalBucket` objects (with their ``AWS::S3::BucketPolicy``), and every ``AWS::Lambda::EventSourceMapping``
 on a DynamoDB stream becomes a :class:`StreamEventSourceMapping` with the template's settings. Kinesis Data
 Streams (``AWS::Kinesis::Stream``) are created in a :class:`LocalKinesis` (moto, started only when the assembly
 has Kinesis resources), a table's ``KinesisStreamSpecification`` becomes a
@@ -22,6 +23,7 @@ import hashlib
 import re
 import tempfile
 import time
+import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from cdk_replication.local.assembly import StackArtifact, read_assembly
+from cdk_replication.local.bucket import LocalBucket
 from cdk_replication.local.dynamodb_local import DynamoDBLocal, LocalCredentials, credentials_for_account
 from cdk_replication.local.event_source_mapping import (
     EventSourceMapping,
@@ -51,6 +54,7 @@ from cdk_replication.local.gateway import KNOWN_MANAGED_POLICIES, SESSION_SECOND
 from cdk_replication.local.iam import PolicyError, Principal, evaluate, service_may_assume
 
 _TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable")
+_BUCKET, _BUCKET_POLICY = "AWS::S3::Bucket", "AWS::S3::BucketPolicy"
 _KINESIS_STREAM = "AWS::Kinesis::Stream"
 _AWS_MANAGED_POLICY = re.compile(r"^arn:[^:]+:iam::aws:policy/(?P<name>.+)$")
 _POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy")
@@ -115,6 +119,7 @@ class DeployedStack:
     functions: list[LocalFunction] = field(default_factory=list)
     mappings: list[EventSourceMapping] = field(default_factory=list)
     queues: list[LocalQueue] = field(default_factory=list)
+    buckets: list[LocalBucket] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     #: ARNs of the Kinesis streams the stack declares.
     kinesis_streams: list[str] = field(default_factory=list)
@@ -127,7 +132,8 @@ class LocalDeployment:
     Use it as a context manager, or call :meth:`close` to stop every background thread and container.
     """
 
-    def __init__(self, ddb: DynamoDBLocal, gateway: Gateway, kinesis: LocalKinesis | None = None) -> None:
+    def __init__(self, ddb: DynamoDBLocal, gateway: Gateway, kinesis: LocalKinesis | None = None,
+                 bucket_root: Path | str | None = None) -> None:
         self.ddb = ddb
         #: The endpoint every function talks to (DynamoDB, DynamoDB Streams, STS), with IAM enforced.
         self.gateway = gateway
@@ -142,6 +148,8 @@ class LocalDeployment:
         self.imported_tables: list[LocalTable] = []
         self._exports: dict[str, Any] = {}
         self._temp_dirs: list[tempfile.TemporaryDirectory[str]] = []
+        self._given_bucket_root = Path(bucket_root) if bucket_root is not None else None
+        self._bucket_root: Path | None = None
         self._closed = False
 
     # --- lookups --------------------------------------------------------------------------------------
@@ -193,6 +201,30 @@ class LocalDeployment:
     @property
     def queues(self) -> list[LocalQueue]:
         return [q for s in self.stacks for q in s.queues]
+
+    @property
+    def buckets(self) -> list[LocalBucket]:
+        """Every S3 bucket: those the stacks declare and those a mapping names as destination (outside the app)."""
+        return [b for s in self.stacks for b in s.buckets]
+
+    @property
+    def bucket_root(self) -> Path:
+        """The folder that holds the bucket folders (``<bucket_root>/<bucket>/<key>``): the ``bucket_root`` given
+        to :func:`deploy`, else a temporary folder removed by :meth:`close`."""
+        if self._bucket_root is None:
+            if self._given_bucket_root is not None:
+                self._bucket_root = self._given_bucket_root
+                self._bucket_root.mkdir(parents=True, exist_ok=True)
+            else:
+                tmp = tempfile.TemporaryDirectory(prefix="cdk-replication-buckets-")
+                self._temp_dirs.append(tmp)
+                self._bucket_root = Path(tmp.name)
+        return self._bucket_root
+
+    def bucket(self, name: str) -> LocalBucket:
+        """The bucket with this name (or ARN)."""
+        return _one([b for b in self.buckets if name in (b.name, b.arn)], f"bucket {name!r}",
+                    [b.name for b in self.buckets])
 
     def table(self, name: str, region: str | None = None, account: str | None = None) -> LocalTable:
         """The deployed table called ``name`` (narrowed by region/account when several share the name)."""
@@ -285,6 +317,7 @@ def deploy(
     settings_override: Callable[[MappingSettings], MappingSettings] | None = None,
     kinesis: LocalKinesis | None = None,
     enforce_iam: bool = True,
+    bucket_root: Path | str | None = None,
 ) -> LocalDeployment:
     """Deploy the assembly in ``cdk_out`` onto ``ddb`` and return the running deployment.
 
@@ -306,6 +339,9 @@ def deploy(
         enforce_iam: evaluate every call a function makes against its role's policies and the resource's
             policy from the templates, and check at deploy that each mapping's role can read its stream and
             send to its on-failure destination (default ``True``). Account boundaries hold either way.
+        bucket_root: the folder for the S3 buckets' objects (``<bucket_root>/<bucket>/<key>``), created if
+            missing and kept after :meth:`LocalDeployment.close`. Default: a temporary folder the deployment
+            removes on close.
     """
     artifacts = read_assembly(cdk_out)
     if stacks is not None:
@@ -314,7 +350,7 @@ def deploy(
             raise TemplateError(f"no stack named {sorted(unknown)} in {cdk_out}; "
                                 f"stacks: {[a.stack_name for a in artifacts]}")
         artifacts = [a for a in artifacts if a.stack_name in stacks]
-    deployment = LocalDeployment(ddb, Gateway(ddb, enforce_iam=enforce_iam), kinesis)
+    deployment = LocalDeployment(ddb, Gateway(ddb, enforce_iam=enforce_iam), kinesis, bucket_root)
     try:
         deployers = [_StackDeployer(deployment, artifact, log_sink, settings_override) for artifact in artifacts]
         for deployer in deployers:
@@ -343,6 +379,30 @@ def _one(found: list[Any], what: str, available: list[str]) -> Any:
     raise KeyError(f"{what} is ambiguous ({len(found)} match); narrow it down")
 
 
+def _bucket_authorizer(gateway: Gateway, bucket: LocalBucket) -> Callable[[str | None, str, str], str | None]:
+    """Evaluates a write to ``bucket`` as S3 would: the writer's role policies and the bucket policy (read when
+    the write happens), with the condition keys of a signed HTTPS call. ``None`` means allowed."""
+    def authorize(principal_arn: str | None, action: str, resource: str) -> str | None:
+        role = gateway.role(principal_arn) if principal_arn else None
+        if role is None:
+            return None  # no known writer (a mapping built by hand): nothing to evaluate
+        try:
+            decision = evaluate(Principal(arn=role.arn, account=role.account), action, resource,
+                                identity_policies=role.policies, resource_policy=bucket.policy,
+                                resource_account=bucket.account, context=request_context(bucket.region))
+        except PolicyError as error:
+            return f"{action} on {resource} cannot be evaluated exactly locally: {error}"
+        if decision.allowed:
+            return None
+        return f"User: {role.arn} is not authorized to perform: {action} on resource: \"{resource}\" {decision.reason}"
+    return authorize
+
+
+def _mapping_uuid(stack_name: str, logical_id: str) -> str:
+    """An event source mapping's UUID (Lambda's ids are random UUIDs; this one is deterministic per mapping)."""
+    return str(uuid.UUID(hashlib.sha256(f"{stack_name}/{logical_id}".encode()).hexdigest()[:32], version=4))
+
+
 def _generated_name(stack_name: str, logical_id: str, limit: int) -> str:
     """A physical name in CloudFormation's style (stack, logical id, random suffix), but deterministic."""
     suffix = hashlib.sha256(f"{stack_name}/{logical_id}".encode()).hexdigest()[:12].upper()
@@ -368,10 +428,11 @@ class _StackDeployer:
         self.tables: dict[str, LocalTable] = {}
         self.functions: dict[str, LocalFunction] = {}
         self.queues: dict[str, LocalQueue] = {}
+        self.buckets: dict[str, LocalBucket] = {}  # logical id -> bucket
         self.kinesis_streams: dict[str, str] = {}  # logical id -> ARN
         self.preexisting_tables: set[tuple[str, str]] = set()  # (region, name) of tables found, not created
-        #: (mapping logical id, function role ARN, event source ARN, on-failure destination ARN or None).
-        self.mapping_roles: list[tuple[str, str | None, str, str | None]] = []
+        #: (mapping logical id, function role ARN, event source ARN, on-failure destination ARN or None, uuid).
+        self.mapping_roles: list[tuple[str, str | None, str, str | None, str]] = []
         self.resolver = Resolver(
             artifact.stack_name,
             artifact.region,
@@ -431,6 +492,8 @@ class _StackDeployer:
             return self._name(logical_id, "RoleName", 64)
         if kind == _KINESIS_STREAM:
             return self._name(logical_id, "Name", 128)
+        if kind == _BUCKET:
+            return self._bucket_name(logical_id)
         return _generated_name(self.artifact.stack_name, logical_id, 128)
 
     def _get_att(self, logical_id: str, attribute: str) -> Any:
@@ -462,6 +525,8 @@ class _StackDeployer:
                 return self._ref(logical_id)
         if kind == "AWS::SNS::Topic" and attribute in ("TopicArn", "Arn"):
             return self._ref(logical_id)
+        if kind == _BUCKET:
+            return self._bucket_attribute(logical_id, attribute)
         if kind == "AWS::IAM::Role":
             if attribute == "Arn":
                 return f"arn:{self.partition}:iam::{self.artifact.account}:role/{self._ref(logical_id)}"
@@ -476,8 +541,8 @@ class _StackDeployer:
     # --- deploy ---------------------------------------------------------------------------------------
 
     def deploy(self) -> DeployedStack:
-        order = [(_KINESIS_STREAM,), _TABLE_TYPES, ("AWS::SQS::Queue", "AWS::SNS::Topic"), ("AWS::IAM::Role",),
-                 _POLICY_TYPES, ("AWS::Lambda::Function",), ("AWS::Lambda::EventSourceMapping",)]
+        order = [(_KINESIS_STREAM,), _TABLE_TYPES, ("AWS::SQS::Queue", "AWS::SNS::Topic"), (_BUCKET,), (_BUCKET_POLICY,),
+                 ("AWS::IAM::Role",), _POLICY_TYPES, ("AWS::Lambda::Function",), ("AWS::Lambda::EventSourceMapping",)]
         for kinds in order:
             for logical_id, resource in self.resources.items():
                 if resource.get("Type") not in kinds or not self._included(resource):
@@ -495,6 +560,10 @@ class _StackDeployer:
                     self._create_function(logical_id)
                 elif resource["Type"] == "AWS::Lambda::EventSourceMapping":
                     self._create_mapping(logical_id)
+                elif resource["Type"] == _BUCKET:
+                    self._create_bucket(logical_id)
+                elif resource["Type"] == _BUCKET_POLICY:
+                    self._attach_bucket_policy(logical_id)
                 else:
                     self._create_queue(logical_id)
         for name, output in self.artifact.template.get("Outputs", {}).items():
@@ -615,7 +684,7 @@ class _StackDeployer:
         """Refuse a mapping whose function's role cannot read its stream or send to its on-failure destination,
         with the error Lambda's CreateEventSourceMapping gives."""
         gateway = self.deployment.gateway
-        for logical_id, role_arn, source_arn, destination_arn in self.mapping_roles:
+        for logical_id, role_arn, source_arn, destination_arn, mapping_uuid in self.mapping_roles:
             role = gateway.role(role_arn) if role_arn else None
             if role is None:
                 continue  # the function's deploy refused an unknown role already
@@ -629,14 +698,30 @@ class _StackDeployer:
                                                  "Error Code: InvalidParameterValueException) [local runtime: "
                                                  f"role {role.arn} is not allowed {action}]")
             if destination_arn:
-                service = destination_arn.split(":")[2]
-                action, api, name = ("sns:Publish", "Publish", "SNS") if service == "sns" else (
-                    "sqs:SendMessage", "SendMessage", "SQS")
-                if not self._role_allows(logical_id, role, action, destination_arn, destination_arn.split(":")[4]):
-                    raise self._fail(logical_id, f"The provided execution role does not have permissions to call "
-                                                 f"{api} on {name} (Service: AWSLambda; Error Code: "
-                                                 f"InvalidParameterValueException) [local runtime: role {role.arn}, "
-                                                 f"destination {destination_arn}]")
+                self._check_destination_permissions(logical_id, role, destination_arn, mapping_uuid)
+
+    def _check_destination_permissions(self, logical_id: str, role: Role, destination_arn: str,
+                                       mapping_uuid: str) -> None:
+        """Lambda's CreateEventSourceMapping refuses a destination the role cannot write to: ``sqs:SendMessage``,
+        ``sns:Publish``, or for S3 ``s3:PutObject`` on the objects and ``s3:ListBucket`` on the bucket (AWS's
+        documented permissions; the objects are checked under the mapping's ``aws/lambda/<uuid>/`` prefix)."""
+        service = destination_arn.split(":")[2]
+        if service == "s3":
+            bucket = self._destination_bucket(destination_arn)
+            checks = [("s3:PutObject", bucket.object_arn(f"aws/lambda/{mapping_uuid}/"), "PutObject", "S3"),
+                      ("s3:ListBucket", bucket.arn, "ListBucket", "S3")]
+            account = bucket.account
+        else:
+            checks = [("sns:Publish", destination_arn, "Publish", "SNS") if service == "sns" else
+                      ("sqs:SendMessage", destination_arn, "SendMessage", "SQS")]
+            account = destination_arn.split(":")[4]
+        for action, resource, api, name in checks:
+            if not self._role_allows(logical_id, role, action, resource, account):
+                # AWS's wording for SQS/SNS; for S3 the same pattern (not verified against AWS).
+                raise self._fail(logical_id, f"The provided execution role does not have permissions to call "
+                                             f"{api} on {name} (Service: AWSLambda; Error Code: "
+                                             f"InvalidParameterValueException) [local runtime: role {role.arn} is "
+                                             f"not allowed {action} on {resource}]")
 
     def _role_allows(self, logical_id: str, role: Role, action: str, resource: str, resource_account: str) -> bool:
         """Whether ``role`` may do ``action`` on ``resource`` when Lambda calls with it (the keys of
@@ -801,7 +886,9 @@ class _StackDeployer:
         self.stack.queues.append(queue)
         return queue
 
-    def _destination(self, arn: str) -> LocalQueue:
+    def _destination(self, arn: str) -> LocalQueue | LocalBucket:
+        if arn.split(":")[2:3] == ["s3"]:
+            return self._destination_bucket(arn)
         for queue in self.deployment.queues + self.stack.queues:
             if queue.arn == arn:
                 return queue
@@ -809,6 +896,58 @@ class _StackDeployer:
         queue = LocalQueue(arn.rsplit(":", 1)[-1], arn=arn)
         self.stack.queues.append(queue)
         return queue
+
+    # --- buckets --------------------------------------------------------------------------------------
+
+    def _bucket_name(self, logical_id: str) -> str:
+        """``BucketName``, else a name in CloudFormation's style (lower case, at most 63 characters)."""
+        if self.resources[logical_id].get("Properties", {}).get("BucketName") is not None:
+            return self._name(logical_id, "BucketName", 63)
+        return _generated_name(self.artifact.stack_name, logical_id, 63).lower()
+
+    def _bucket_attribute(self, logical_id: str, attribute: str) -> str:
+        name, region = self._bucket_name(logical_id), self.artifact.region
+        suffix = partition_of(region)[1]
+        values = {
+            "Arn": f"arn:{self.partition}:s3:::{name}",
+            "DomainName": f"{name}.s3.{suffix}",
+            "RegionalDomainName": f"{name}.s3.{region}.{suffix}",
+            "DualStackDomainName": f"{name}.s3.dualstack.{region}.{suffix}",
+            "WebsiteURL": f"http://{name}.s3-website-{region}.{suffix}",
+        }
+        if attribute not in values:
+            raise self._fail(logical_id, f"Fn::GetAtt {attribute} of an S3 bucket is not emulated locally")
+        return values[attribute]
+
+    def _create_bucket(self, logical_id: str) -> LocalBucket:
+        bucket = self._new_bucket(self._bucket_name(logical_id), self.artifact.account)
+        self.buckets[logical_id] = bucket
+        return bucket
+
+    def _new_bucket(self, name: str, account: str) -> LocalBucket:
+        bucket = LocalBucket(name, self.deployment.bucket_root, region=self.artifact.region, account=account,
+                             partition=self.partition)
+        if self.deployment.gateway.enforce_iam:
+            bucket.authorizer = _bucket_authorizer(self.deployment.gateway, bucket)
+        self.stack.buckets.append(bucket)
+        return bucket
+
+    def _attach_bucket_policy(self, logical_id: str) -> None:
+        """Record an ``AWS::S3::BucketPolicy`` on its bucket; writes to the bucket are evaluated against it."""
+        props = self._props(logical_id)
+        name = str(props.get("Bucket"))
+        found = [b for b in self.deployment.buckets + self.stack.buckets if b.name == name]
+        if not found:
+            raise self._fail(logical_id, f"the policy is for bucket {name!r}, which is not an AWS::S3::Bucket of the "
+                                         "deployed stacks; deploy the stack that declares it (or fix the name)")
+        found[0].policy = props.get("PolicyDocument")
+
+    def _destination_bucket(self, arn: str) -> LocalBucket:
+        for bucket in self.deployment.buckets + self.stack.buckets:
+            if bucket.arn == arn:
+                return bucket
+        # A bucket outside the app (S3 ARNs carry no account: assume the stack's): still give the test a folder.
+        return self._new_bucket(arn.split(":", 5)[5], self.artifact.account)
 
     # --- functions ------------------------------------------------------------------------------------
 
@@ -924,9 +1063,9 @@ class _StackDeployer:
             settings = self.settings_override(settings)
         destination_arn = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
         destination = self._destination(destination_arn) if destination_arn else None
-        self.mapping_roles.append((logical_id, self.deployment._function_roles.get(function.arn), stream_arn,
-                                   destination_arn))
-        mapping_uuid = _generated_name(self.artifact.stack_name, logical_id, 64)
+        mapping_uuid = _mapping_uuid(self.artifact.stack_name, logical_id)
+        role_arn = self.deployment._function_roles.get(function.arn)
+        self.mapping_roles.append((logical_id, role_arn, stream_arn, destination_arn, mapping_uuid))
         mapping: EventSourceMapping
         if parse_kinesis_stream_arn(stream_arn) is not None:
             kinesis = self._existing_kinesis_stream(logical_id, stream_arn, "EventSourceArn")
@@ -934,6 +1073,7 @@ class _StackDeployer:
                 function, stream_arn, kinesis_client=kinesis,
                 invoke_identity_arn=self.deployment._function_roles.get(function.arn),
                 settings=settings, destination=destination, uuid=mapping_uuid)
+            mapping.role_arn = role_arn
             self.stack.mappings.append(mapping)
             return mapping
         table = next((t for t in self.tables.values() if t.stream_arn == stream_arn), None) or \
@@ -949,5 +1089,6 @@ class _StackDeployer:
             destination=destination,
             uuid=mapping_uuid,
         )
+        mapping.role_arn = role_arn
         self.stack.mappings.append(mapping)
         return mapping

@@ -22,7 +22,9 @@ What it does, following Lambda's documented behaviour:
   is retried until ``maximum_retry_attempts`` retries have failed (-1: no limit) or its records are older
   than ``maximum_record_age_s`` (-1: no limit); then it is discarded and, if the mapping has an on-failure
   destination, an invocation record of Lambda's shape (shard id, sequence number range, batch size, stream
-  ARN; never the records themselves) is sent there.
+  ARN) is sent there: a :class:`~cdk_replication.local.queue.LocalQueue` (SQS or SNS) gets that metadata only,
+  a :class:`~cdk_replication.local.bucket.LocalBucket` (S3) gets an object with the record plus ``payload``,
+  the invocation event as a JSON string, under Lambda's key ``aws/lambda/<uuid>/<shard id>/YYYY/MM/DD/...``.
 * **ReportBatchItemFailures.** A response ``{"batchItemFailures": [{"itemIdentifier": seq}, ...]}``
   checkpoints the records before the lowest reported sequence number and retries the rest. An empty or
   absent list (or a null/empty response) is success; a malformed list (empty/null identifier, wrong key, a
@@ -44,9 +46,9 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
+from cdk_replication.local.bucket import BucketAccessDenied
 from cdk_replication.local.lambda_runtime import InvocationResult
 from cdk_replication.local.poller import BackgroundPoller
-from cdk_replication.local.queue import LocalQueue
 from cdk_replication.local.stream_records import (
     aws_stream_arn,
     list_shards,
@@ -76,6 +78,18 @@ class Invokable(Protocol):
     arn: str
 
     def invoke(self, event: Any) -> InvocationResult: ...
+
+
+class FailureDestination(Protocol):
+    """An on-failure destination: a :class:`~cdk_replication.local.queue.LocalQueue` (SQS, SNS) or a
+    :class:`~cdk_replication.local.bucket.LocalBucket` (S3)."""
+
+    arn: str
+
+    def deliver_on_failure(self, record: dict[str, Any], *, event: dict[str, Any], mapping_uuid: str,
+                           shard_id: str, when: float, principal_arn: str | None = None) -> str: ...
+
+    def failure_records(self) -> list[Any]: ...
 
 
 class ShardInfo(NamedTuple):
@@ -275,6 +289,9 @@ class MappingStats:
         bisections: failed batches split in two.
         records_discarded: records given up on (retries exhausted or too old).
         on_failure_records: invocation records sent to the on-failure destination.
+        destination_delivery_failures: invocation records the destination refused (Lambda's
+            ``DestinationDeliveryFailures``; e.g. the role may not ``s3:PutObject`` that key, or the bucket
+            policy denies it); those records are discarded all the same.
         duplicates: extra deliveries made by the duplicate-delivery fault.
         iterator_age_ms: age of the last record of the last invocation when it finished, in ms (Lambda's
             ``IteratorAge`` metric); the replication lag.
@@ -292,6 +309,7 @@ class MappingStats:
     bisections: int = 0
     records_discarded: int = 0
     on_failure_records: int = 0
+    destination_delivery_failures: int = 0
     duplicates: int = 0
     iterator_age_ms: float = 0.0
     last_error: str | None = None
@@ -349,7 +367,8 @@ class EventSourceMapping(BackgroundPoller):
         region: the stream's region.
         account: the stream's account.
         settings: the mapping's settings. Default: Lambda's defaults.
-        destination: the on-failure destination. Default: none (discarded records are only counted).
+        destination: the on-failure destination (a LocalQueue or a LocalBucket). Default: none (discarded records
+            are only counted).
         uuid: the mapping's id. Default: a random UUID.
         clock: the wall clock in epoch seconds, for record ages and the batching window. Default:
             ``time.time``; tests pass a controllable clock.
@@ -363,7 +382,7 @@ class EventSourceMapping(BackgroundPoller):
         region: str,
         account: str,
         settings: MappingSettings | None = None,
-        destination: LocalQueue | None = None,
+        destination: FailureDestination | None = None,
         uuid: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -375,6 +394,8 @@ class EventSourceMapping(BackgroundPoller):
         self.settings = settings or MappingSettings()
         self.destination = destination
         self.uuid = uuid or str(_uuid4())
+        #: The execution role Lambda uses to write to the destination (the deploy sets it); ``None``: unchecked.
+        self.role_arn: str | None = None
         self.stats = MappingStats()
         self._clock = clock
         self._enabled = self.settings.enabled
@@ -715,10 +736,19 @@ class EventSourceMapping(BackgroundPoller):
         self.stats.records_discarded += len(records)
         if self.destination is None:
             return
-        self.destination.send_message(self._on_failure_record(shard.shard_id, batch, condition))
+        when = self._clock()
+        try:
+            self.destination.deliver_on_failure(
+                self._on_failure_record(shard.shard_id, batch, condition, when),
+                event={"Records": [r.event_record for r in records]}, mapping_uuid=self.uuid,
+                shard_id=shard.shard_id, when=when, principal_arn=self.role_arn)
+        except BucketAccessDenied as error:
+            self.stats.destination_delivery_failures += 1
+            self.stats.last_error = f"AccessDenied: {error}"
+            return
         self.stats.on_failure_records += 1
 
-    def _on_failure_record(self, shard_id: str, batch: _Batch, condition: str) -> dict[str, Any]:
+    def _on_failure_record(self, shard_id: str, batch: _Batch, condition: str, when: float) -> dict[str, Any]:
         """The invocation record Lambda sends to an on-failure destination for discarded records."""
         result = batch.last_result
         response: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
@@ -734,7 +764,7 @@ class EventSourceMapping(BackgroundPoller):
             },
             "responseContext": response,
             "version": "1.0",
-            "timestamp": _iso(self._clock(), millis=True),
+            "timestamp": _iso(when, millis=True),
             self.source.batch_info_key: self.source.batch_info(
                 shard_id, records[0].source_record, records[-1].source_record, len(records)),
         }
@@ -761,7 +791,7 @@ class StreamEventSourceMapping(EventSourceMapping):
         region: str,
         account: str,
         settings: MappingSettings | None = None,
-        destination: LocalQueue | None = None,
+        destination: FailureDestination | None = None,
         uuid: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:

@@ -30,6 +30,7 @@ import boto3
 from cdk_replication import physical_names
 from cdk_replication.local.event_source_mapping import (
     EventSourceMapping,
+    FailureDestination,
     Invokable,
     IteratorExpired,
     MappingSettings,
@@ -38,7 +39,6 @@ from cdk_replication.local.event_source_mapping import (
     batch_info,
 )
 from cdk_replication.local.intrinsics import partition_of
-from cdk_replication.local.queue import LocalQueue
 
 
 def kinesis_stream_arn(name: str, region: str, account: str) -> str:
@@ -264,7 +264,7 @@ class KinesisEventSourceMapping(EventSourceMapping):
         kinesis_client: Any,
         invoke_identity_arn: str | None = None,
         settings: MappingSettings | None = None,
-        destination: LocalQueue | None = None,
+        destination: FailureDestination | None = None,
         uuid: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -280,3 +280,4 @@ class KinesisEventSourceMapping(EventSourceMapping):
         super().__init__(function, KinesisStreamSource(name, kinesis_client, region, account, invoke_identity_arn),
                          region=region, account=account, settings=settings, destination=destination,
                          uuid=uuid, clock=clock)
+        self.role_arn = invoke_identity_arn

@@ -54,6 +54,13 @@ class LocalQueue:
             self._messages.append(message)
         return message.message_id
 
+    def deliver_on_failure(self, record: dict[str, Any], *, event: dict[str, Any], mapping_uuid: str,
+                           shard_id: str, when: float, principal_arn: str | None = None) -> str:
+        """Send an event source mapping's invocation record; like SQS and SNS destinations on AWS, it carries
+        the metadata only, never ``event`` (the records). Returns the message id."""
+        del event, mapping_uuid, shard_id, when, principal_arn  # an S3 destination's business
+        return self.send_message(record)
+
     @property
     def messages(self) -> list[QueueMessage]:
         """Every message still in the queue, oldest first (reading does not remove them)."""
@@ -63,6 +70,10 @@ class LocalQueue:
     def bodies(self) -> list[Any]:
         """Every message body parsed as JSON, oldest first."""
         return [m.json() for m in self.messages]
+
+    def failure_records(self) -> list[Any]:
+        """The on-failure records sent here (metadata only, no ``payload``), oldest first: :meth:`bodies`."""
+        return self.bodies()
 
     def receive(self, max_messages: int = 10) -> list[QueueMessage]:
         """Remove and return up to ``max_messages`` of the oldest messages (no visibility timeout)."""

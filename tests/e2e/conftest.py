@@ -158,7 +158,14 @@ class Topology:
         # A replica fed by Kinesis keeps deletes as tombstones, which count as absent items.
         self.tombstone = self.prefix + "deleted" if env.get("REPLICATION_CHANGE_SOURCE") == "KINESIS" else None
         assert self.mapping.destination is not None
-        self.failure_queue = self.mapping.destination
+        #: The mapping's on-failure destination: a LocalBucket (S3) or a LocalQueue (SQS/SNS).
+        self.failure_destination = self.mapping.destination
+
+    def failures(self) -> list[dict[str, Any]]:
+        """The on-failure records of the replicator's mapping, whichever the destination: S3 objects (with
+        ``payload``) or SQS messages (metadata only); both carry ``requestContext`` and ``DDBStreamBatchInfo``
+        (``KinesisBatchInfo`` for a Kinesis source)."""
+        return self.failure_destination.failure_records()
 
     def compare(self) -> TableComparison:
         return compare_tables(self.source.client(), self.source.name, self.replica.client(), self.replica.name,

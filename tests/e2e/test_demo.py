@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from cdk_replication.local import demo
 
 
@@ -12,8 +14,27 @@ def test_demo_passes_and_prints_a_verdict(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "PASS" in out and "Traceback" not in out
-    for step in ("Synthesized", "Started", "Deployed", "Wrote", "Replicated", "Compared"):
+    for step in ("Synthesized", "Started", "Deployed", "Wrote", "Replicated", "Compared", "Poisoned", "Held back"):
         assert f"✓ {step}" in out
+    # The poison item is not hidden: the verdict names it as the one expected difference.
+    assert "except the poison item Id=990001, as expected" in out
+    assert "cdk-replication redrive" in out
+
+
+def test_demo_writes_the_poison_record_where_it_says(capsys, monkeypatch, tmp_path):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    code = demo.main(["--items", "20", "--writers", "1", "--no-color", "--failures-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    stored = [p for p in tmp_path.rglob("*") if p.is_file()]
+    if stored:  # an S3 failure destination: the file the demo printed holds the record itself
+        (path,) = stored
+        assert f"file: {path}" in out
+        record = json.loads(path.read_text())
+        assert '"990001"' in record["payload"] and record["DDBStreamBatchInfo"]["batchSize"] == 1
+    else:  # an SQS destination keeps no record, only its range
+        assert "failure queue (metadata only" in out
 
 
 def test_demo_reports_a_broken_app_in_one_line(capsys, tmp_path):

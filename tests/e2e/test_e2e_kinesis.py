@@ -47,7 +47,7 @@ def test_cross_account_copy_through_a_data_stream_converges(example_app, topolog
     assert tombstones and all(set(t) == {"Id", "_rep_deleted", "_rep_changedAt", "_rep_state", "_rep_expiresAt"} for t in tombstones)
     stats = topology.mapping.stats
     assert stats.records_processed == len(ops) and stats.function_errors == 0
-    assert len(topology.failure_queue) == 0
+    assert len(topology.failures()) == 0
 
 
 def test_reordered_and_duplicated_changes_converge(example_app, topology_of):
@@ -64,7 +64,7 @@ def test_reordered_and_duplicated_changes_converge(example_app, topology_of):
     _assert_converged(topology)
     assert bridge.stats.duplicates > 0 and bridge.stats.reorders > 0
     assert topology.mapping.stats.duplicates == 2
-    assert len(topology.failure_queue) == 0
+    assert len(topology.failures()) == 0
 
 
 def test_writes_within_one_millisecond_are_ordered_by_their_images(kinesis_millis_app, topology_of):
@@ -120,7 +120,7 @@ def test_writes_that_return_to_earlier_states_within_a_millisecond_converge(kine
 
     _assert_converged(topology)
     assert bridge.stats.reorders > 0 and bridge.stats.duplicates > 0
-    assert topology.mapping.stats.function_errors == 0 and len(topology.failure_queue) == 0
+    assert topology.mapping.stats.function_errors == 0 and len(topology.failures()) == 0
     # Settled from the source at least once: the GetItem on the source (and its permission in the template,
     # which the local gateway enforces) is proven end to end, not only in the unit tests.
     metrics = [json.loads(line) for line in topology.function.logs() if line.startswith("{")]

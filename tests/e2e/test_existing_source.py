@@ -53,7 +53,7 @@ def test_existing_source_declared_without_its_sort_key_writes_nothing_and_fails_
     assert replica == []  # before the fix: 3 items, each customer's last order standing for all four
     stats = topology.mapping.stats
     assert stats.records_discarded == 12
-    infos = [body["DDBStreamBatchInfo"] for body in topology.failure_queue.bodies()]
+    infos = [body["DDBStreamBatchInfo"] for body in topology.failures()]
     assert sum(info["batchSize"] for info in infos) == 12
     lines = [json.loads(line) for line in topology.function.logs() if line.startswith("{")]
     refused = [line for line in lines if line.get("errorCode") == "KeySchemaMismatch" and "configuredKey" in line]
