@@ -3,7 +3,7 @@
 
 Three writer regions, a string partition key ``pk`` and every other setting at the library's default (the
 conflict attribute ``updatedAt`` with the TIMESTAMP strategy, batch size, retries, bisection, record age,
-failure queues), so the suite exercises what a user gets. Synthesized once per test session by
+failure buckets), so the suite exercises what a user gets. Synthesized once per test session by
 ``tests/chaos/conftest.py`` (``cdk_replication.local.synthesize`` runs this file).
 """
 

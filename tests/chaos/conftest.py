@@ -51,7 +51,7 @@ def install_shim(functions: list[LocalFunction], assembly: Path, log_dir: Path, 
 
 @pytest.fixture(scope="session")
 def chaos_topology(ddb_local: DynamoDBLocal, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    """The deployed topology: three regions, each with its table, replicator, mapping and failure queue."""
+    """The deployed topology: three regions, each with its table, replicator, mapping and failure destination (an S3 bucket)."""
     work = tmp_path_factory.mktemp("chaos")
     given = os.environ.get("CHAOS_ASSEMBLY")
     if given:

@@ -338,7 +338,7 @@ class Run:
             run.log_offsets[region.name] = region.write_log.stat().st_size if region.write_log.exists() else 0
             run.discarded[region.name] = region.mapping.stats.records_discarded
             run.log_starts[region.name] = len(topology.logs.setdefault(region.name, []))
-        run.queue_sizes = {q.name: len(q) for q in topology.deployment.queues}
+        run.queue_sizes = {d.name: len(d.failure_records()) for d in _failure_destinations(topology)}
         run.started_at = time.monotonic()
         run.invocations_at_start = sum(m.stats.invocations for m in topology.mappings())
         return run
@@ -531,16 +531,19 @@ class Run:
         return held
 
     def check(self) -> None:
-        """Rules 1, 4 and 5 against the model, rule 3 against the write logs, rule 6's queues stay empty."""
+        """Rules 1, 4 and 5 against the model, rule 3 against the write logs, rule 6's failure destinations
+        (buckets by default, queues where chosen) stay empty."""
         self._account()
         problems: list[str] = []
         held = self.snapshot()
         problems += self._check_convergence(held)
         problems += self._check_echoes()
         lost: list[str] = []
-        for queue in self.topology.deployment.queues:
-            if len(queue) != self.queue_sizes.get(queue.name, 0):
-                lost.append(f"failure queue {queue.name} received {queue.bodies()[self.queue_sizes.get(queue.name, 0):]}")
+        for destination in _failure_destinations(self.topology):
+            records = destination.failure_records()
+            if len(records) != self.queue_sizes.get(destination.name, 0):
+                new = records[self.queue_sizes.get(destination.name, 0):]
+                lost.append(f"failure destination {destination.name} received {new}")
         for region in self.topology.regions:
             discarded = region.mapping.stats.records_discarded - self.discarded[region.name]
             if discarded:
@@ -659,3 +662,9 @@ def _show(item: dict[str, Any] | None) -> str:
 
 def _expected(winner: ItemState | None) -> str:
     return "nothing" if winner is None else winner.describe()
+
+
+def _failure_destinations(topology: Topology) -> list[Any]:
+    """Every on-failure destination of the deployment: its buckets and its queues (both have
+    ``failure_records()``)."""
+    return [*topology.deployment.buckets, *topology.deployment.queues]

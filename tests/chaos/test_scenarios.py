@@ -74,7 +74,7 @@ def test_the_checks_report_records_lost_to_a_permanent_fault(chaos_topology: Top
     chaos_topology.regions[WEST].function.faults.fail_writes(None, "AccessDeniedException", fraction=1.0)
     try:
         execution.execute()
-        with pytest.raises(ChaosFailure, match="failure queue"):
+        with pytest.raises(ChaosFailure, match="failure destination"):
             execution.check()
     finally:
         chaos_topology.regions[WEST].function.faults.clear()
