@@ -25,10 +25,13 @@ older data back for good. The repair takes a replica for Kinesis-fed when the it
 ``<prefix>changedAt``, or else when any item among the first :data:`DETECTION_PAGES` pages of a scan of the
 target does.
 
-Multi-active (``--conflict-attribute``): the source item is written only if the target lacks it or holds
-an older conflict value (ties keep the target), the same rule as the replicator, so a repair can never
-undo a newer write. Items only in the target are reported, never deleted: they may be new writes in the
-target's region that have not reached the source yet.
+Multi-active (``--conflict-attribute``): the source's current state is sent as the source region's
+replicator sends it (:func:`~cdk_replication.cli.redrive.multi_active.send_current_state`): the replicator's
+metadata and marker (so the target's replicator skips the write as an echo), its conditional write and its
+full order (version, delete-beats-write, greater origin region id, the origin's stream order), so the repair
+keeps the same winner as every region and never undoes a newer write. A tombstone in the source is sent as
+that delete. Items only in the target are reported, never deleted: they may be new writes in the target's
+region that have not reached the source yet.
 """
 
 from __future__ import annotations
@@ -38,14 +41,12 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from cdk_replication.cli.conditions import Condition, MissingConflictValue, unchanged
+from cdk_replication.cli.conditions import Condition, unchanged
 from cdk_replication.cli.errors import error_code, error_message
 from cdk_replication.cli.items import (
-    AttributeValue,
     Item,
     KeyId,
     canonical_value,
@@ -55,7 +56,20 @@ from cdk_replication.cli.items import (
     to_json_item,
 )
 from cdk_replication.cli.options import VerifyOptions
+# The outcomes of one key's repair live in cli.outcomes (shared with the multi-active resync, which this module
+# calls); callers keep importing them from here.
+from cdk_replication.cli.outcomes import (
+    FAILED,
+    KEPT,
+    REMAINING,
+    REPAIRED,
+    SETTLED,
+    UNSETTLED,
+    WOULD_DELETE,
+    WOULD_PUT,
+)
 from cdk_replication.cli.pacing import Retrier, TokenBucket
+from cdk_replication.cli.redrive.multi_active import MultiActiveResync, send_current_state
 from cdk_replication.cli.tables import TableHandle
 
 #: Name (after the metadata prefix) of the source change time on items of a replica fed by Kinesis.
@@ -74,19 +88,6 @@ CLOCK_SKEW_MARGIN_US = 1_000_000
 #: How long a repair's tombstone lives, in seconds: the replicator's default for a Kinesis-fed replica
 #: (8 days, above the data stream's retention of up to 7 days plus the maximum record age).
 TOMBSTONE_TTL_SECONDS = 8 * 24 * 3600
-
-# Outcomes of one key's repair.
-REPAIRED = "repaired"  # written (or deleted) and confirmed against the source
-SETTLED = "settled"  # equal by the time it was re-read: nothing to write
-WOULD_PUT = "would-put"  # dry run
-WOULD_DELETE = "would-delete"  # dry run
-KEPT = "kept"  # multi-active: the target's item is newer/tied, or exists only in the target
-UNSETTLED = "unsettled"  # kept changing during the repair
-FAILED = "failed"  # an error; the reason is kept
-
-#: Outcomes after which the tables may still differ at this key.
-REMAINING = frozenset({WOULD_PUT, WOULD_DELETE, KEPT, UNSETTLED, FAILED})
-
 
 @dataclass
 class RepairReport:
@@ -131,14 +132,6 @@ class RepairReport:
         return lines
 
 
-def _compare_conflict(a: AttributeValue, b: AttributeValue) -> int | None:
-    """-1/0/1 comparing two numeric conflict values; ``None`` when either is not a number."""
-    if "N" not in a or "N" not in b:
-        return None
-    x, y = Decimal(a["N"]), Decimal(b["N"])
-    return (x > y) - (x < y)
-
-
 class Repairer:
     """Consistent re-reads and repairs of single keys (threads may share one instance).
 
@@ -159,6 +152,7 @@ class Repairer:
         self._detect_lock = threading.Lock()
         self._kinesis_fed: bool | None = None  # found out at most once, when first needed
         self._ttl_lookup: tuple[str | None] | None = None  # (the target's TTL attribute,), once looked up
+        self._multi_active: MultiActiveResync | None = None  # the resync's settings, made when first needed
 
     def _get_timed(self, handle: TableHandle, key: Item) -> tuple[Item | None, int]:
         """A consistent read and the latest change time it surely reflects, in epoch microseconds: the
@@ -234,7 +228,7 @@ class Repairer:
             if self._digest(s) == self._digest(t):
                 return (REPAIRED if wrote else SETTLED), None
             if self.options.conflict is not None:
-                return self._repair_last_writer_wins(key, s, t)
+                return self._repair_last_writer_wins(key)
             if self.options.dry_run:
                 return (WOULD_DELETE if s is None else WOULD_PUT), None
             if self._is_kinesis_fed(t):
@@ -345,30 +339,14 @@ class Repairer:
         )
         return item, condition
 
-    def _repair_last_writer_wins(self, key: Item, s: Item | None, t: Item | None) -> tuple[str, str | None]:
-        conflict = self.options.conflict
-        assert conflict is not None
-        if s is None or is_tombstone(s, self.options.metadata_prefix):
-            return KEPT, "only in the target (multi-active: may be a newer write there; not deleted)"
-        try:
-            source_value = conflict.value_of(s)
-        except MissingConflictValue as exc:
-            return FAILED, f"source item: {exc}"
-        if t is not None:
-            target_value = t.get(conflict.attribute)
-            order = None if target_value is None else _compare_conflict(source_value, target_value)
-            if target_value is not None and (order is None or order <= 0):
-                return KEPT, f"target's {conflict.attribute} is newer, equal or not comparable"
-        if self.options.dry_run:
-            return WOULD_PUT, None
-        condition = conflict.newer_than_target(self.key.partition_key, s)
-        self.bucket.acquire()
-        try:
-            self.retrier.call(
-                self.target.client.put_item, TableName=self.target.name, Item=s, **condition.request_args()
-            )
-        except Exception as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return KEPT, f"the target received a newer {conflict.attribute} during the repair"
-            raise
-        return REPAIRED, None
+    def _repair_last_writer_wins(self, key: Item) -> tuple[str, str | None]:
+        """Send SOURCE's current state of ``key`` as SOURCE's replicator would (module docstring)."""
+        with self._detect_lock:
+            if self._multi_active is None:
+                conflict = self.options.conflict
+                assert conflict is not None
+                self._multi_active = MultiActiveResync(
+                    conflict, self.retrier, self.options.metadata_prefix, dry_run=self.options.dry_run,
+                    bucket=self.bucket,
+                )
+        return send_current_state(self.source, self.target, key, self._multi_active)

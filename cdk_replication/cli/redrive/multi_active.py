@@ -1,5 +1,5 @@
-"""Multi-active resync of one key for ``cdk-replication redrive``: the target gets the source's CURRENT state,
-written exactly as the source region's replicator writes it.
+"""Multi-active resync of one key for ``cdk-replication redrive`` and ``verify --repair``: the target gets the
+source's CURRENT state, written exactly as the source region's replicator writes it.
 
 A failed record is never replayed: weeks may have passed (an S3 failure destination keeps it 30 days), and an
 old write replayed after its key's tombstones expired (2 lifetimes, 98 h by default) would bring back an item
@@ -30,6 +30,23 @@ deleted since. Instead the key's state in the source table now decides (docs/con
 The write the target's replicator then reads from its stream carries a fresh marker that matches its content,
 so it is skipped as an echo and never sent back (rule 3).
 
+Without failed records (:func:`send_current_state`, for ``verify --repair --conflict-attribute``) the same
+rules apply, except where only a record could tell:
+
+* an application write of the source region that the replicator never stamped: its own stream record (in
+  flight, or lost) would place it by its sequence and time, neither known here. Its sequence has a lower
+  bound: every state of the source region the target holds came from an earlier write of the source (the
+  target is read before the source), so it is placed just after that state, and at 0 when the target holds
+  none (there the origin region decides first). It then beats the target's older copy as its record would,
+  while every later write of the source, and the record itself, order after it. No write time is sent (the
+  source region sees its own item the same way): a tombstone whose logical expiry has passed is compared by
+  version, never taken as absent, so the repair may keep it where the record would not (the record, if it
+  comes, decides);
+* the source holds nothing: nothing is sent (``KEPT`` if the target holds an item): the target's item may be
+  a newer write of its region not replicated yet, and a delete of the source whose tombstone is gone cannot
+  be versioned without its record (``redrive`` of that record does it). A tombstone in the source is sent
+  as above.
+
 One more guard, for deletes only: a tombstone whose logical expiry has passed (a delete made a lifetime ago,
 49 h by default) is absent for every write made after that expiry. The target's own application writes carry
 no time of their own (only writes the replicator stamped do), so over such an item the delete cannot be
@@ -42,6 +59,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -50,6 +68,7 @@ from cdk_replication._lambda.replicator import contract
 from cdk_replication._lambda.replicator.clients import ClientFactory
 from cdk_replication._lambda.replicator.conditional_writer import CONDITION_FAILED, Outcome, put_if_newer
 from cdk_replication._lambda.replicator.config import Config, ConflictStrategy, KeySchema, Mode, TableRef
+from cdk_replication._lambda.replicator.attributes import item_key
 from cdk_replication._lambda.replicator.metadata import LATEST, ConflictValueError, MetadataCodec, State, compare
 from cdk_replication._lambda.replicator.multi_active import MultiActiveReplication
 from cdk_replication._lambda.replicator.operations import PutIfNewer
@@ -58,8 +77,8 @@ from cdk_replication._lambda.replicator.retry import Deadline, is_retryable
 from cdk_replication.cli.conditions import LastWriterWins
 from cdk_replication.cli.errors import ACCESS_ERROR_CODES, error_code, error_message
 from cdk_replication.cli.items import Item, canonical_value
-from cdk_replication.cli.pacing import Retrier
-from cdk_replication.cli.repair import FAILED, KEPT, REPAIRED, SETTLED, WOULD_DELETE, WOULD_PUT
+from cdk_replication.cli.pacing import Retrier, TokenBucket
+from cdk_replication.cli.outcomes import FAILED, KEPT, REPAIRED, SETTLED, WOULD_DELETE, WOULD_PUT
 from cdk_replication.cli.tables import TableHandle
 
 #: The tombstone lifetime the construct gives a multi-active replicator with its default maximum record age
@@ -88,6 +107,8 @@ class MultiActiveResync:
             seconds; used only for a delete known from a REMOVE record alone; default 49 h, the construct's.
         ttl_attribute: the attribute tombstones expire on (``REPLICATION_TTL_ATTRIBUTE``); default the target
             table's TTL attribute when TTL is on, else ``<prefix>expiresAt``.
+        bucket: the rate limit every write request takes a token from (``verify --repair --rate``); default
+            none (unlimited).
     """
 
     conflict: LastWriterWins
@@ -97,6 +118,7 @@ class MultiActiveResync:
     source_region: str | None = None
     tombstone_ttl_seconds: int = DEFAULT_TOMBSTONE_TTL_SECONDS
     ttl_attribute: str | None = None
+    bucket: TokenBucket | None = None
 
 
 @dataclass(frozen=True)
@@ -116,11 +138,14 @@ class _GaveUp(Exception):
 class _RetryingClient:
     """The target's client as the replicator's writer sees it: ``put_item`` retried through the ``Retrier``."""
 
-    def __init__(self, client: Any, retrier: Retrier) -> None:
+    def __init__(self, client: Any, retrier: Retrier, bucket: TokenBucket | None = None) -> None:
         self._client = client
         self._retrier = retrier
+        self._bucket = bucket
 
     def put_item(self, **kwargs: Any) -> Any:
+        if self._bucket is not None:
+            self._bucket.acquire()
         try:
             return self._retrier.call(self._client.put_item, **kwargs)
         except (ClientError, BotoCoreError) as exc:
@@ -148,14 +173,35 @@ def resync_multi_active(
         ``KEPT`` (the target holds a state that orders after it, or nothing is to be sent; the reason says
         which), ``WOULD_PUT``/``WOULD_DELETE`` (dry run) or ``FAILED`` (the reason names the error).
     """
+    def resync() -> tuple[str, str | None]:
+        one = _Resync(source, target, options)
+        return one.run(key, one.parse(failed_records))
+
+    return _guarded(resync)
+
+
+def send_current_state(
+    source: TableHandle, target: TableHandle, key: Item, options: MultiActiveResync
+) -> tuple[str, str | None]:
+    """Send ``source``'s current state of ``key`` to ``target`` as ``source``'s replicator would, with no stream
+    record at hand (``verify --repair --conflict-attribute``).
+
+    As :func:`resync_multi_active`, except where only a record could tell (module docstring): an application
+    write of the source region that the replicator never stamped is placed just after the target's copy of
+    the source region's previous write (the greatest known lower bound of its stream sequence), with no write
+    time; and a source without the item sends nothing (``KEPT``: the target's item may be a newer write of
+    its own region, not yet replicated; only a tombstone held by the source deletes).
+
+    Returns:
+        ``(outcome, reason)`` as :func:`resync_multi_active`.
+    """
+    return _guarded(lambda: _Resync(source, target, options).run(key, None))
+
+
+def _guarded(resync: Callable[[], tuple[str, str | None]]) -> tuple[str, str | None]:
+    """``resync()``, with the errors one key can meet turned into ``FAILED`` and the reason."""
     try:
-        resync = _Resync(source, target, options)
-        last = resync.parse(failed_records)
-        decision = resync.decide(resync.read(source, key), last)
-        if decision.state is None:
-            assert decision.outcome is not None
-            return decision.outcome, decision.reason
-        return resync.send(key, last, decision)
+        return resync()
     except ConflictValueError as exc:
         return FAILED, f"source item: {exc.code}: {exc}"
     except MalformedRecord as exc:
@@ -235,25 +281,49 @@ class _Resync:
                                              ConsistentRead=True)
         return response.get("Item")
 
+    def run(self, key: Item, last: Change | None) -> tuple[str, str | None]:
+        """Decide from both tables' items and send (``last``: the key's last failed record, if any).
+
+        The target is read first: every state of the source region it holds then came from a write at or
+        before the source item read next, which :meth:`_unordered_write` relies on."""
+        held = self.read(self.target, key)
+        decision = self.decide(self.read(self.source, key), last, held)
+        if decision.state is None:
+            assert decision.outcome is not None
+            return decision.outcome, decision.reason
+        return self.send(key, held, decision)
+
     # --- deciding ---------------------------------------------------------------------------------------
 
-    def decide(self, current: Item | None, last: Change) -> _Decision:
-        """The state the target must hold at least, from the source's ``current`` item (module docstring)."""
+    def decide(self, current: Item | None, last: Change | None, held: Item | None) -> _Decision:
+        """The state the target must hold at least, from the source's ``current`` item (module docstring);
+        ``held`` is the target's item."""
         codec = self.codec
         if current is not None and codec.is_tombstone(current):
             return _Decision(codec.state_of(current, self.region), reason="the source's tombstone")
         if current is None:
+            if last is None:
+                return self._only_in_target(held)
             if last.is_remove:
                 return self._as_replicator_sends(last, None)
             return _Decision(None, KEPT, "deleted in the source after the failed write; that delete's own stream "
                              "record carries its version and decides (nothing is replayed)")
         codec.version_of(current)  # ConflictValueError: the item cannot be ordered (FAILED)
-        if not last.is_remove and _same_item(current, last.new_image):
+        if last is not None and not last.is_remove and _same_item(current, last.new_image):
             return self._as_replicator_sends(last, current)
         if codec.stamped_by_replicator(current):
             state = codec.state_of(current, self.region)
             return _Decision(state, reason=f"the source's copy of a write made in {state.origin}")
+        if last is None:
+            return _Decision(self._unordered_write(current, held), reason="a write made in the source region")
         return _Decision(self._later_write(current, last), reason="a write made after the failed records")
+
+    def _only_in_target(self, held: Item | None) -> _Decision:
+        """The source holds nothing and no record says why: whatever the target holds stays."""
+        if held is None or self.codec.is_tombstone(held):
+            return _Decision(None, SETTLED)
+        return _Decision(None, KEPT, "only in the target (multi-active: may be a newer write there, or a delete "
+                         "in the source whose tombstone is gone; not deleted)")
 
     def _as_replicator_sends(self, last: Change, current: Item | None) -> _Decision:
         """What the source's replicator sends for ``last``, which produced the source's current state."""
@@ -289,6 +359,22 @@ class _Resync:
             written=written,
         )
 
+    def _unordered_write(self, current: Item, held: Item | None) -> State:
+        """An application write of the source region with no stream record at hand: its own record (in flight,
+        or lost) carries its sequence, which only has a lower bound here. Every other state of the source
+        region that the target holds came from an earlier write of the source (the target was read first),
+        so the write is placed just after it: it beats that state as its record would, and any later write of
+        the source (a greater sequence) still beats it. Write time: unknown (``None``), as the source region
+        itself sees the item; an expired tombstone is then compared by version, never taken as absent."""
+        sequence = 0
+        if held is not None and self.codec.stamped_by_replicator(held):
+            previous = self.codec.state_of(held, self.target_ref.region)
+            if previous.origin == self.region:
+                same = previous.same_content(self.codec.state_of(current, self.region))
+                sequence = previous.sequence if same and not previous.deleted else previous.sequence + 1
+        return State(self.codec.user_attributes(current), self.codec.version_of(current), False, self.region,
+                     sequence)
+
     # --- writing ----------------------------------------------------------------------------------------
 
     def _judge(self, stored: Item | None, state: State) -> tuple[str, str | None] | None:
@@ -310,17 +396,18 @@ class _Resync:
             )
         return None
 
-    def send(self, key: Item, last: Change, decision: _Decision) -> tuple[str, str | None]:
-        """Write ``decision.state`` to the target as the replicator writes it (dry run: say what it would do)."""
+    def send(self, key: Item, held: Item | None, decision: _Decision) -> tuple[str, str | None]:
+        """Write ``decision.state`` to the target as the replicator writes it (dry run: say what it would do);
+        ``held``: the target's item as read before the decision (the write itself is a compare-and-set)."""
         state = decision.state
         assert state is not None
-        verdict = self._judge(self.read(self.target, key), state)
+        verdict = self._judge(held, state)
         if verdict is not None:
             return verdict
         if self.options.dry_run:
             return (WOULD_DELETE if state.deleted else WOULD_PUT), decision.reason
-        op = PutIfNewer(last.key, state, self.codec.stamp(state))
-        client = _RetryingClient(self.target.client, self.options.retrier)
+        op = PutIfNewer(item_key(key, self.config.key.names), state, self.codec.stamp(state))
+        client = _RetryingClient(self.target.client, self.options.retrier, self.options.bucket)
         outcome = put_if_newer(client, self.target_ref, op, self.codec, Deadline(time.monotonic() + WRITE_DEADLINE_S))
         return _result(outcome, decision.reason)
 
