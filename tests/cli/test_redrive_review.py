@@ -127,3 +127,32 @@ def test_one_failing_target_of_two_leaves_the_record_unmarked(
         assert sorted(i["outcome"] for i in run.json()["items"]) == ["failed", "repaired"]
     finally:
         ddb.delete_table(TableName=bad)
+
+
+def test_progress_counts_can_be_read_while_workers_record_outcomes() -> None:
+    """run.py's progress renderer (its own thread) calls ``RedriveResult.counts``, which iterates
+    ``outcomes`` without the lock the workers hold while they add to it (run.py:163-165): 'dictionary changed
+    size during iteration' kills the progress thread mid-run (a traceback on stderr, progress stops)."""
+    import threading
+
+    from cdk_replication.cli.redrive.run import RedriveResult
+
+    result = RedriveResult("x", False, ["t"])
+    stop = threading.Event()
+
+    def worker() -> None:
+        for i in range(300_000):
+            result.outcomes[((str(i),), "t")] = ("repaired", None)
+        stop.set()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    errors = []
+    while not stop.is_set():
+        try:
+            result.counts  # what render() does every 0.25 s on a terminal
+        except RuntimeError as exc:
+            errors.append(str(exc))
+            break
+    thread.join()
+    assert errors == []
