@@ -156,3 +156,44 @@ def test_progress_counts_can_be_read_while_workers_record_outcomes() -> None:
             break
     thread.join()
     assert errors == []
+
+
+def test_a_batch_the_replicator_refused_as_malformed_is_still_redriven_by_key(
+    cli: Any, local: Any, ddb: Any, make_table: Any, tmp_path: Path
+) -> None:
+    """A stream switched to KEYS_ONLY by mistake: the replicator raises MalformedRecord ("no NewImage") on every
+    batch, so exactly these records land in the failure destination. Once the view type is fixed, redrive only
+    needs their KEYS (it resyncs from SOURCE's current state), yet it refuses the whole run (exit 2, "not a
+    record the replicator could have received") and nothing can be redriven from that location."""
+    source, target = make_table("rdx-src"), make_table("rdx-tgt", stream=False)
+    ddb.put_item(TableName=source, Item=_item("a", "1"))
+    records, shard, arn = stream_records(local, ddb, source)
+    for record in records:
+        record["dynamodb"].pop("NewImage", None)
+        record["dynamodb"].pop("OldImage", None)
+        record["dynamodb"]["StreamViewType"] = "KEYS_ONLY"
+    folder = tmp_path / "bucket"
+    write_record(folder, failure_record(records, shard, arn), shard)
+
+    run = cli("redrive", source, target, "--from-dir", str(folder))
+
+    assert run.code == 0, run.err
+    assert scan_all(ddb, target) == {("a",): _item("a", "1")}
+
+
+def test_a_payload_with_fewer_records_than_the_batch_is_not_marked_without_a_reread(
+    cli: Any, local: Any, ddb: Any, make_table: Any, tmp_path: Path
+) -> None:
+    """Defensive: a payload whose Records list is shorter than batchSize (empty here) names no key, so the
+    record is marked redriven at once although the batch's records were never looked at."""
+    source, target = make_table("rde-src"), make_table("rde-tgt", stream=False)
+    ddb.put_item(TableName=source, Item=_item("a", "1"))
+    records, shard, arn = stream_records(local, ddb, source)
+    document = failure_record(records, shard, arn)
+    document["payload"] = json.dumps({"Records": []})
+    folder = tmp_path / "bucket"
+    write_record(folder, document, shard)
+
+    cli("redrive", source, target, "--from-dir", str(folder))
+
+    assert markers(folder) == [] or scan_all(ddb, target) == {("a",): _item("a", "1")}
