@@ -34,12 +34,14 @@ class KeyChange:
         order: sorts one key's records in stream order (the sequence number).
         record: the record in the shape of Lambda's DynamoDB Streams event (a Kinesis record decoded, its
             Kinesis sequence number as ``dynamodb.SequenceNumber``).
+        kinesis: the record came from a Kinesis batch (``KinesisBatchInfo``): the replica is Kinesis-fed.
     """
 
     key_id: KeyId
     key: Item
     order: int
     record: dict[str, Any]
+    kinesis: bool = False
 
 
 def check_stream_table(stream_arn: str, source: TableInfo, where: str) -> None:
@@ -90,7 +92,8 @@ def changes_of(failure: FailureRecord, records: list[dict[str, Any]], source: Ta
             raise BadInput(f"{failure.name} (record {index}) has key {', '.join(parsed.found)}, SOURCE "
                            f"{source.label()} has {source.key.describe()}: it is a record of another table")
         key = {name: {kind: value} for name, kind, value in parsed.key}
-        found.append(KeyChange(source.key.key_id(key), key, int(parsed.sequence_number), _decoded(record, index)))
+        found.append(KeyChange(source.key.key_id(key), key, int(parsed.sequence_number), _decoded(record, index),
+                               kinesis=failure.batch.kind != DYNAMODB))
     if records and other_tables == len(records):
         raise BadInput(f"{failure.name}: none of its {len(records)} records is a change of SOURCE "
                        f"{source.label()} (Kinesis records name another table): redrive it with that table as SOURCE")

@@ -159,7 +159,8 @@ def _resync_all(plan: _Plan, resyncer: KeyResyncer, marker: _Marker, workers: in
 
     def one(key_id: KeyId) -> tuple[KeyId, list[tuple[str, str | None]]]:
         changes = plan.changes[key_id]
-        outcomes = resyncer.resync(key_id, changes[0].key, [c.record for c in changes])
+        outcomes = resyncer.resync(key_id, changes[0].key, [c.record for c in changes],
+                                   kinesis=any(c.kinesis for c in changes))
         with lock:
             for target, outcome in zip(result.targets, outcomes):
                 result.outcomes[(key_id, target)] = outcome
