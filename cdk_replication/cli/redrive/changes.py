@@ -48,8 +48,7 @@ def check_stream_table(stream_arn: str, source: TableInfo, where: str) -> None:
     """Refuse a DynamoDB stream ARN of another table than SOURCE (name, region and, when the endpoint
     reports a real one, account)."""
     match = _TABLE_ARN.match(stream_arn)
-    source_match = _TABLE_ARN.match(source.arn)
-    account = source_match["account"] if source_match else _PLACEHOLDER_ACCOUNT
+    account = _source_account(source)
     if not match or match["name"] != source.ref.name or match["region"] != source.region or (
         account != _PLACEHOLDER_ACCOUNT and match["account"] != account
     ):
@@ -57,6 +56,40 @@ def check_stream_table(stream_arn: str, source: TableInfo, where: str) -> None:
             f"{where} is a failure record of stream {stream_arn}, not of SOURCE {source.label()}: redrive it with "
             "that table as SOURCE (or leave it out of --from); resyncing from another table would write its items"
         )
+
+
+_KINESIS_ARN = re.compile(r"^arn:[^:]+:kinesis:(?P<region>[^:]*):(?P<account>[^:]*):stream/(?P<name>[^/]+)$")
+
+
+def _source_account(source: TableInfo) -> str:
+    match = _TABLE_ARN.match(source.arn)
+    return match["account"] if match else _PLACEHOLDER_ACCOUNT
+
+
+def check_kinesis_stream(stream_arn: str, source: TableInfo, where: str) -> None:
+    """Refuse a Kinesis data stream of another region than SOURCE's (or, when the endpoint reports a real
+    one, another account): a table streams its changes only to a data stream of its own region and account,
+    and replicated tables share one name in every region, so the table name alone does not tell them apart."""
+    match = _KINESIS_ARN.match(stream_arn)
+    account = _source_account(source)
+    if not match or match["region"] != source.region or (
+        account != _PLACEHOLDER_ACCOUNT and match["account"] != account
+    ):
+        raise BadInput(
+            f"{where} is a failure record of Kinesis data stream {stream_arn}, which SOURCE {source.label()} "
+            "cannot stream to (another region or account): redrive it with that stream's table as SOURCE (or "
+            "leave it out of --from); resyncing from another table would write its items"
+        )
+
+
+def _check_kinesis_region(record: Mapping[str, Any], decoded: Mapping[str, Any], source: TableInfo,
+                          where: str) -> None:
+    """Refuse a Kinesis record whose stream or change is of another region than SOURCE (same table name)."""
+    for what, region in (("record", record.get("awsRegion")), ("change it carries", decoded.get("awsRegion"))):
+        if isinstance(region, str) and region != source.region:
+            raise BadInput(f"{where}: the {what} is of region {region}, SOURCE {source.label()} is of "
+                           f"{source.region}: it is a change of the table of that name there; redrive it with that "
+                           "table as SOURCE")
 
 
 def _decoded(record: Mapping[str, Any], index: int) -> dict[str, Any]:
@@ -75,12 +108,16 @@ def changes_of(failure: FailureRecord, records: list[dict[str, Any]], source: Ta
     """
     if failure.batch.kind == DYNAMODB:
         check_stream_table(failure.batch.stream_arn, source, failure.name)
+    else:
+        check_kinesis_stream(failure.batch.stream_arn, source, failure.name)
     schema = ReplicatorKeySchema(source.key.partition_key, source.key.sort_key)
     found: list[KeyChange] = []
     other_tables = 0
     for index, record in enumerate(records):
-        if failure.batch.kind == DYNAMODB and isinstance(record.get("eventSourceARN"), str):
-            check_stream_table(record["eventSourceARN"], source, f"{failure.name} (record {index})")
+        where = f"{failure.name} (record {index})"
+        if isinstance(record.get("eventSourceARN"), str):
+            (check_stream_table if failure.batch.kind == DYNAMODB else check_kinesis_stream)(
+                record["eventSourceARN"], source, where)
         try:
             parsed = replicator_records.parse_record(index, record, schema, source.ref.name)
         except ValueError as exc:  # MalformedRecord, InvalidAttributeValue
@@ -91,8 +128,11 @@ def changes_of(failure: FailureRecord, records: list[dict[str, Any]], source: Ta
         if isinstance(parsed, replicator_records.KeyMismatch):
             raise BadInput(f"{failure.name} (record {index}) has key {', '.join(parsed.found)}, SOURCE "
                            f"{source.label()} has {source.key.describe()}: it is a record of another table")
+        decoded = _decoded(record, index)
+        if failure.batch.kind != DYNAMODB:
+            _check_kinesis_region(record, decoded, source, where)
         key = {name: {kind: value} for name, kind, value in parsed.key}
-        found.append(KeyChange(source.key.key_id(key), key, int(parsed.sequence_number), _decoded(record, index),
+        found.append(KeyChange(source.key.key_id(key), key, int(parsed.sequence_number), decoded,
                                kinesis=failure.batch.kind != DYNAMODB))
     if records and other_tables == len(records):
         raise BadInput(f"{failure.name}: none of its {len(records)} records is a change of SOURCE "
