@@ -58,9 +58,16 @@ class RedriveResult:
     #: Lines for the user (e.g. a record whose payload could not be used).
     notes: list[str] = field(default_factory=list)
 
+    #: Held by whoever writes ``outcomes`` while others may read it (the workers, the progress thread).
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
     @property
     def counts(self) -> Counter[str]:
-        return Counter(outcome for outcome, _ in self.outcomes.values())
+        """Outcome -> key-and-target pairs; safe while workers record outcomes (read from a snapshot taken
+        under :attr:`lock`: copying a dict is one step, iterating it is not)."""
+        with self.lock:
+            outcomes = list(self.outcomes.values())
+        return Counter(outcome for outcome, _ in outcomes)
 
     @property
     def complete(self) -> bool:
@@ -155,13 +162,12 @@ class _Marker:
 
 def _resync_all(plan: _Plan, resyncer: KeyResyncer, marker: _Marker, workers: int, result: RedriveResult) -> None:
     """Resync every key in ``workers`` threads; records are marked as their keys finish."""
-    lock = threading.Lock()
 
     def one(key_id: KeyId) -> tuple[KeyId, list[tuple[str, str | None]]]:
         changes = plan.changes[key_id]
         outcomes = resyncer.resync(key_id, changes[0].key, [c.record for c in changes],
                                    kinesis=any(c.kinesis for c in changes))
-        with lock:
+        with result.lock:
             for target, outcome in zip(result.targets, outcomes):
                 result.outcomes[(key_id, target)] = outcome
         return key_id, outcomes
