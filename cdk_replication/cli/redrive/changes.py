@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cdk_replication._lambda.replicator import attributes as replicator_attributes
 from cdk_replication._lambda.replicator import records as replicator_records
 from cdk_replication._lambda.replicator.config import KeySchema as ReplicatorKeySchema
 from cdk_replication.cli.errors import BadInput
@@ -100,41 +101,86 @@ def _decoded(record: Mapping[str, Any], index: int) -> dict[str, Any]:
     return {**change, "dynamodb": {**change.get("dynamodb", {}), "SequenceNumber": sequence}}
 
 
-def changes_of(failure: FailureRecord, records: list[dict[str, Any]], source: TableInfo) -> list[KeyChange]:
-    """The changes of SOURCE's table among ``records`` (the failure record's, or re-read from the stream).
+def keys_only(index: int, record: Mapping[str, Any], schema: ReplicatorKeySchema,
+              table: str) -> replicator_records.KeyMismatch | tuple[Any, str] | None:
+    """``(key, sequence number)`` of a record the replicator refused as malformed, from ``dynamodb.Keys`` alone
+    (redrive needs only the key: e.g. a record of a KEYS_ONLY stream, which has no NewImage).
+
+    Returns ``None`` for a Kinesis change record of another table, a ``KeyMismatch`` for other key names.
 
     Raises:
-        BadInput: a record is malformed, names another table, or has other key attributes than SOURCE.
+        ValueError: not even the keys and the sequence number can be read.
     """
-    if failure.batch.kind == DYNAMODB:
-        check_stream_table(failure.batch.stream_arn, source, failure.name)
-    else:
-        check_kinesis_stream(failure.batch.stream_arn, source, failure.name)
+    body = record.get("dynamodb")
+    sequence = body.get("SequenceNumber") if isinstance(body, Mapping) else None
+    if record.get("eventSource") == replicator_records.KINESIS_EVENT_SOURCE:
+        sequence, change = replicator_records._kinesis_change(index, record)  # the replicator's own decoding
+        if change.get("tableName") not in (None, table):
+            return None
+        body = change.get("dynamodb")
+    keys = body.get("Keys") if isinstance(body, Mapping) else None
+    if not isinstance(keys, Mapping) or not isinstance(sequence, str) or not sequence.isdigit():
+        raise replicator_records.MalformedRecord(f"record {index} has no dynamodb.Keys or SequenceNumber")
+    key_item = replicator_attributes.from_event_image(keys)
+    if set(key_item) != set(schema.names):
+        names = sorted(key_item)
+        return replicator_records.KeyMismatch(index, sequence, str(record.get("eventName")),
+                                              replicator_attributes.item_key(key_item, names), schema.names)
+    return replicator_attributes.item_key(key_item, schema.names), sequence
+
+
+def _parse(index: int, record: Mapping[str, Any], schema: ReplicatorKeySchema,
+           table: str) -> replicator_records.KeyMismatch | tuple[Any, str] | None:
+    """The replicator's parse of ``record`` as ``(key, sequence number)``; a record it refuses as malformed
+    falls back to :func:`keys_only` (raises ``ValueError`` when that cannot read it either)."""
+    try:
+        parsed = replicator_records.parse_record(index, record, schema, table)
+    except ValueError:  # MalformedRecord, InvalidAttributeValue
+        return keys_only(index, record, schema, table)
+    if parsed is None or isinstance(parsed, replicator_records.KeyMismatch):
+        return parsed
+    return parsed.key, parsed.sequence_number
+
+
+def _check_stream(failure: FailureRecord, stream_arn: Any, source: TableInfo, where: str) -> None:
+    if isinstance(stream_arn, str):
+        (check_stream_table if failure.batch.kind == DYNAMODB else check_kinesis_stream)(stream_arn, source, where)
+
+
+def changes_of(failure: FailureRecord, records: list[dict[str, Any]],
+               source: TableInfo) -> tuple[list[KeyChange], list[str]]:
+    """The changes of SOURCE's table among ``records`` (the failure record's, or re-read from the stream), and
+    why each record whose keys cannot be read was left out (its failure record must stay unmarked).
+
+    Raises:
+        BadInput: a record names another table, or has other key attributes than SOURCE.
+    """
+    _check_stream(failure, failure.batch.stream_arn, source, failure.name)
     schema = ReplicatorKeySchema(source.key.partition_key, source.key.sort_key)
     found: list[KeyChange] = []
+    unreadable: list[str] = []
     other_tables = 0
     for index, record in enumerate(records):
         where = f"{failure.name} (record {index})"
-        if isinstance(record.get("eventSourceARN"), str):
-            (check_stream_table if failure.batch.kind == DYNAMODB else check_kinesis_stream)(
-                record["eventSourceARN"], source, where)
+        _check_stream(failure, record.get("eventSourceARN"), source, where)
         try:
-            parsed = replicator_records.parse_record(index, record, schema, source.ref.name)
-        except ValueError as exc:  # MalformedRecord, InvalidAttributeValue
-            raise BadInput(f"{failure.name}: {exc}; this is not a record the replicator could have received") from None
+            parsed = _parse(index, record, schema, source.ref.name)
+            decoded = _decoded(record, index)
+        except ValueError as exc:
+            unreadable.append(f"record {index}: {exc}")
+            continue
         if parsed is None:
             other_tables += 1
             continue
         if isinstance(parsed, replicator_records.KeyMismatch):
-            raise BadInput(f"{failure.name} (record {index}) has key {', '.join(parsed.found)}, SOURCE "
+            raise BadInput(f"{where} has key {', '.join(parsed.found)}, SOURCE "
                            f"{source.label()} has {source.key.describe()}: it is a record of another table")
-        decoded = _decoded(record, index)
         if failure.batch.kind != DYNAMODB:
             _check_kinesis_region(record, decoded, source, where)
-        key = {name: {kind: value} for name, kind, value in parsed.key}
-        found.append(KeyChange(source.key.key_id(key), key, int(parsed.sequence_number), decoded,
+        key = {name: {kind: value} for name, kind, value in parsed[0]}
+        found.append(KeyChange(source.key.key_id(key), key, int(parsed[1]), decoded,
                                kinesis=failure.batch.kind != DYNAMODB))
     if records and other_tables == len(records):
         raise BadInput(f"{failure.name}: none of its {len(records)} records is a change of SOURCE "
                        f"{source.label()} (Kinesis records name another table): redrive it with that table as SOURCE")
-    return found
+    return found, unreadable

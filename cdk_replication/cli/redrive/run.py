@@ -37,6 +37,8 @@ class RedriveResult:
         skipped: objects that are not failure records, ``(name, why)``.
         records: failure records read (not marked before this run).
         lost: ranges of records without payload that the stream no longer holds.
+        unreadable: ``(record name, why)`` for each stream record whose keys could not be read; its failure
+            record stays unmarked (the run goes on with the others).
         redriven: records marked redriven by this run (0 in a dry run).
         settled_records: records whose keys all ended settled (in a dry run: were already in sync).
         outcomes: ``(key, target label) -> (outcome, reason)``.
@@ -49,6 +51,7 @@ class RedriveResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     records: int = 0
     lost: list[tuple[str, LostRange]] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
     redriven: int = 0
     settled_records: int = 0
     keys: dict[KeyId, Item] = field(default_factory=dict)
@@ -71,8 +74,9 @@ class RedriveResult:
 
     @property
     def complete(self) -> bool:
-        """Every record read is settled and nothing is lost."""
-        return not self.interrupted and not self.lost and self.settled_records == self.records
+        """Every record read is settled and nothing is lost or unreadable."""
+        return (not self.interrupted and not self.lost and not self.unreadable
+                and self.settled_records == self.records)
 
 
 @dataclass
@@ -83,6 +87,8 @@ class _Plan:
     records: list[tuple[Envelope, FailureRecord, LostRange | None]] = field(default_factory=list)
     changes: dict[KeyId, list[KeyChange]] = field(default_factory=dict)
     records_of_key: dict[KeyId, list[int]] = field(default_factory=dict)
+    #: Records (indexes into ``records``) with a stream record whose keys could not be read: never marked.
+    unreadable: set[int] = field(default_factory=set)
 
 
 def _plan(location: Location, source: TableHandle, reader: RangeReader, result: RedriveResult) -> _Plan:
@@ -104,7 +110,11 @@ def _plan(location: Location, source: TableHandle, reader: RangeReader, result: 
             records, lost = reread.records, reread.lost
         index = len(plan.records)
         plan.records.append((envelope, failure, lost))
-        for change in changes_of(failure, records, source.info):
+        changes, unreadable = changes_of(failure, records, source.info)
+        if unreadable:
+            plan.unreadable.add(index)
+            result.unreadable += [(failure.name, why) for why in unreadable]
+        for change in changes:
             plan.changes.setdefault(change.key_id, []).append(change)
             if index not in plan.records_of_key.setdefault(change.key_id, []):
                 plan.records_of_key[change.key_id].append(index)
@@ -128,6 +138,7 @@ class _Marker:
         for indexes in plan.records_of_key.values():
             self.pending.update(indexes)
         self.unsettled: set[int] = {i for i, (_, _, lost) in enumerate(plan.records) if lost is not None}
+        self.unsettled |= plan.unreadable
         self.outcomes: dict[int, Counter[str]] = {i: Counter() for i in range(len(plan.records))}
         self.marked: set[int] = set()
 
