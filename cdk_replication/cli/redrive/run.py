@@ -91,6 +91,25 @@ class _Plan:
     unreadable: set[int] = field(default_factory=set)
 
 
+def _records_of(failure: FailureRecord, reader: RangeReader,
+                result: RedriveResult) -> tuple[list[dict[str, Any]], LostRange | None]:
+    """The batch's records: its payload's, or re-read from the stream when it has none (or an unusable one),
+    or when it holds fewer records than the batch had (``batchSize``): a payload is not trusted to name every
+    key then. If that range is gone, the payload's records are still used, and the range is reported lost."""
+    records, size = failure.records, failure.batch.batch_size
+    if failure.payload_problem:
+        result.notes.append(f"{failure.name}: {failure.payload_problem}; its range is read from the stream")
+    if records is not None and (size is None or len(records) >= size):
+        return records, None
+    if records is not None:
+        result.notes.append(f"{failure.name}: its payload holds {len(records)} of the batch's {size} records; "
+                            "its range is read from the stream")
+    reread = reader.read(failure.batch)
+    if reread.lost is not None and records is not None:
+        return records, reread.lost
+    return reread.records, reread.lost
+
+
 def _plan(location: Location, source: TableHandle, reader: RangeReader, result: RedriveResult) -> _Plan:
     """Read and check every record (raises :class:`BadInput` before anything is written)."""
     listing = location.read()
@@ -102,12 +121,7 @@ def _plan(location: Location, source: TableHandle, reader: RangeReader, result: 
         except NotAFailureRecord as exc:
             result.skipped.append((envelope.name, str(exc)))
             continue
-        records, lost = failure.records, None
-        if failure.payload_problem:
-            result.notes.append(f"{failure.name}: {failure.payload_problem}; its range is read from the stream")
-        if records is None:
-            reread = reader.read(failure.batch)
-            records, lost = reread.records, reread.lost
+        records, lost = _records_of(failure, reader, result)
         index = len(plan.records)
         plan.records.append((envelope, failure, lost))
         changes, unreadable = changes_of(failure, records, source.info)
