@@ -76,7 +76,9 @@ def test_a_whole_range_is_read_up_to_its_last_record() -> None:
 def test_a_first_record_after_the_start_means_the_start_is_trimmed() -> None:
     read = _read([150, 200], 100, 200)
     assert read.lost is not None and "no longer holds 100: the first record it has from there is 150" in read.lost.reason
-    assert (read.lost.start, read.lost.end) == ("100", "200")
+    # Only 100..149 is gone: 150 and 200 were read (and their keys are resynced).
+    assert (read.lost.start, read.lost.end) == ("100", "149")
+    assert [r["dynamodb"]["SequenceNumber"] for r in read.records] == ["150", "200"]
 
 
 def test_a_range_whose_end_never_comes_is_reported() -> None:

@@ -152,10 +152,14 @@ class RangeReader:
             raws = page.get("Records", [])
             empty = 0 if raws else empty + 1
             for raw in raws:
-                sequence = int(raw["dynamodb"]["SequenceNumber"] if batch.kind == DYNAMODB else raw["SequenceNumber"])
+                text = str(raw["dynamodb"]["SequenceNumber"] if batch.kind == DYNAMODB else raw["SequenceNumber"])
+                sequence = int(text)
                 if last is None and sequence != start:
-                    result.lost = self._lost(batch, f"the stream no longer holds {batch.start}: the first record "
-                                                    f"it has from there is {sequence}")
+                    # Only what lies before the first record found is gone: start..(that record - 1).
+                    result.lost = LostRange(batch.stream_arn, batch.shard_id, batch.start,
+                                            str(sequence - 1).zfill(len(text)),
+                                            f"the stream no longer holds {batch.start}: the first record it has "
+                                            f"from there is {text}")
                 past_end = sequence >= end
                 if sequence > end:
                     break
