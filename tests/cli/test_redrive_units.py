@@ -84,3 +84,44 @@ def test_a_first_record_after_the_start_means_the_start_is_trimmed() -> None:
 def test_a_range_whose_end_never_comes_is_reported() -> None:
     read = _read([100, 150], 100, 200, open_shard=True)
     assert read.lost is not None and "holds records up to 150, not the batch's last record 200" in read.lost.reason
+
+
+class _Refusing:
+    """A stream client whose GetShardIterator answers ``code: message``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code, self.message = code, message
+
+    def get_shard_iterator(self, **kwargs: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        raise ClientError({"Error": {"Code": self.code, "Message": self.message}}, "GetShardIterator")
+
+
+def _refused(code: str, message: str, start: str = "100") -> Any:
+    reader = RangeReader(lambda kind, region: _Refusing(code, message), Retrier(1))
+    return reader.read(BatchInfo(DYNAMODB, ARN, "shardId-1", start, "200"))
+
+
+def test_dynamodb_locals_answer_for_a_sequence_number_no_longer_held_is_a_lost_range() -> None:
+    read = _refused("ValidationException", "Invalid SequenceNumber for the shard")
+    assert read.lost is not None and "Invalid SequenceNumber" in read.lost.reason
+
+
+@pytest.mark.parametrize("code, message", [
+    ("ValidationException", "1 validation error detected: Value at 'shardId' failed to satisfy constraint"),
+    ("InvalidArgumentException", "StartingSequenceNumber 100 used in GetShardIterator on shard shardId-1 is "
+                                 "invalid because it did not come from this stream"),
+])
+def test_a_range_the_stream_refuses_as_invalid_is_bad_input_naming_the_stream(code: str, message: str) -> None:
+    from cdk_replication.cli.errors import BadInput
+
+    with pytest.raises(BadInput, match=f"{ARN}.*{code}"):
+        _refused(code, message)
+
+
+def test_sequence_numbers_that_are_not_decimal_are_bad_input() -> None:
+    from cdk_replication.cli.errors import BadInput
+
+    with pytest.raises(BadInput, match="decimal sequence numbers"):
+        _refused("TrimmedDataAccessException", "unused", start="abc")
