@@ -125,3 +125,42 @@ def test_sequence_numbers_that_are_not_decimal_are_bad_input() -> None:
 
     with pytest.raises(BadInput, match="decimal sequence numbers"):
         _refused("TrimmedDataAccessException", "unused", start="abc")
+
+
+class _FakeQueue:
+    """An SQS client holding ``bodies``; records which receipt handles were made visible again."""
+
+    def __init__(self, bodies: list[str]) -> None:
+        self.messages = [{"MessageId": f"m{i}", "ReceiptHandle": f"h{i}", "Body": b} for i, b in enumerate(bodies)]
+        self.received = False
+        self.visible_again: list[str] = []
+
+    def receive_message(self, **kwargs: Any) -> dict[str, Any]:
+        first, self.received = not self.received, True
+        return {"Messages": self.messages if first else []}
+
+    def change_message_visibility(self, QueueUrl: str, ReceiptHandle: str, VisibilityTimeout: int) -> None:
+        assert VisibilityTimeout == 0
+        self.visible_again.append(ReceiptHandle)
+
+
+class _InterruptedReader:
+    def read(self, batch: BatchInfo) -> Any:
+        raise KeyboardInterrupt  # Ctrl-C while a range is read again, before any key is resynced
+
+
+def test_sqs_messages_are_visible_again_when_the_run_is_interrupted_while_reading() -> None:
+    """Messages received are hidden for 15 minutes; an error or Ctrl-C anywhere in the run must hand them
+    back at once, not only a run that reaches its end."""
+    from types import SimpleNamespace
+
+    from cdk_replication.cli.redrive.locations import QueueLocation
+    from cdk_replication.cli.redrive.run import run_redrive
+
+    body = json.dumps({"DDBStreamBatchInfo": {**INFO}})  # no payload: the range is read again
+    queue = _FakeQueue([body, body])
+    location = QueueLocation(queue, "https://sqs.us-east-1.amazonaws.com/111111111111/q")
+    with pytest.raises(KeyboardInterrupt):
+        run_redrive(location, SimpleNamespace(), SimpleNamespace(targets=[]), _InterruptedReader(),  # type: ignore[arg-type]
+                    workers=1, dry_run=False, show_progress=False)
+    assert sorted(queue.visible_again) == ["h0", "h1"]

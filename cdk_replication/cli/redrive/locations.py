@@ -88,8 +88,9 @@ class Location(Protocol):
     def mark(self, envelope: Envelope, summary: dict[str, Any]) -> None:
         """Mark ``envelope`` redriven (a marker object, or delete the message)."""
 
-    def release(self, envelopes: list[Envelope]) -> None:
-        """Hand back records that were not redriven (SQS: visible again at once)."""
+    def release(self) -> None:
+        """Hand back every record read and not marked (SQS: visible again at once); called on every way out
+        of a run, errors and Ctrl-C included."""
 
 
 def marker_body(summary: dict[str, Any]) -> bytes:
@@ -144,7 +145,7 @@ class S3Location:
         self.client.put_object(Bucket=self.bucket, Key=MARKER_PREFIX + envelope.handle, Body=marker_body(summary),
                                ContentType="application/json")
 
-    def release(self, envelopes: list[Envelope]) -> None:
+    def release(self) -> None:
         """Nothing to hand back: objects stay where they are."""
 
 
@@ -180,7 +181,7 @@ class FolderLocation:
         partial.write_bytes(marker_body(summary))
         os.replace(partial, marker)  # a marker is whole or absent, even after a crash
 
-    def release(self, envelopes: list[Envelope]) -> None:
+    def release(self) -> None:
         """Nothing to hand back: files stay where they are."""
 
 
@@ -191,6 +192,8 @@ class QueueLocation:
         self.client = client
         self.queue_url = queue_url
         self.description = queue_url
+        #: Receipt handles received and not yet deleted: what :meth:`release` makes visible again.
+        self._held: dict[str, None] = {}
 
     def read(self) -> Listing:
         listing = Listing()
@@ -206,6 +209,7 @@ class QueueLocation:
                     return listing
                 for message in fresh:
                     seen.add(message["MessageId"])
+                    self._held[message["ReceiptHandle"]] = None
                     listing.envelopes.append(Envelope(f"sqs message {message['MessageId']}",
                                                       message["ReceiptHandle"], message["Body"].encode("utf-8")))
         except Exception as exc:
@@ -223,11 +227,14 @@ class QueueLocation:
 
     def mark(self, envelope: Envelope, summary: dict[str, Any]) -> None:
         self.client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=envelope.handle)
+        self._held.pop(envelope.handle, None)
 
-    def release(self, envelopes: list[Envelope]) -> None:
-        for envelope in envelopes:
+    def release(self) -> None:
+        while self._held:
+            handle = next(iter(self._held))
+            self._held.pop(handle)
             try:
-                self.client.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=envelope.handle,
+                self.client.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=handle,
                                                       VisibilityTimeout=0)
             except Exception:  # best effort: the message becomes visible on its own after the timeout
                 pass

@@ -83,7 +83,6 @@ class RedriveResult:
 class _Plan:
     """The records read, and for each key its failed records in stream order and the records naming it."""
 
-    envelopes: list[Envelope] = field(default_factory=list)
     records: list[tuple[Envelope, FailureRecord, LostRange | None]] = field(default_factory=list)
     changes: dict[KeyId, list[KeyChange]] = field(default_factory=dict)
     records_of_key: dict[KeyId, list[int]] = field(default_factory=dict)
@@ -114,7 +113,7 @@ def _plan(location: Location, source: TableHandle, reader: RangeReader, result: 
     """Read and check every record (raises :class:`BadInput` before anything is written)."""
     listing = location.read()
     result.already_redriven = listing.already_redriven
-    plan = _Plan(envelopes=listing.envelopes)
+    plan = _Plan()
     for envelope in listing.envelopes:
         try:
             failure = parse_failure_record(envelope.name, envelope.body)
@@ -222,6 +221,16 @@ def run_redrive(location: Location, source: TableHandle, resyncer: KeyResyncer, 
     """
     started = time.monotonic()
     result = RedriveResult(location.description, dry_run, [t.info.label() for t in resyncer.targets])
+    try:
+        _run(location, source, resyncer, reader, result, workers, progress_stream, show_progress)
+    finally:  # on any way out (an error, Ctrl-C while reading): SQS messages not deleted are visible again
+        location.release()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _run(location: Location, source: TableHandle, resyncer: KeyResyncer, reader: RangeReader, result: RedriveResult,
+         workers: int, progress_stream: TextIO | None, show_progress: bool) -> None:
     plan = _plan(location, source, reader, result)
     marker = _Marker(location, plan, result)
 
@@ -234,7 +243,3 @@ def run_redrive(location: Location, source: TableHandle, resyncer: KeyResyncer, 
     with Progress(render, progress_stream, enabled=show_progress):
         marker.start()
         _resync_all(plan, resyncer, marker, workers, result)
-    marked = {plan.records[i][0].handle for i in marker.marked}
-    location.release([envelope for envelope in plan.envelopes if envelope.handle not in marked])
-    result.seconds = time.monotonic() - started
-    return result
