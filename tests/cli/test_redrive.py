@@ -155,6 +155,26 @@ def test_a_record_whose_keys_cannot_be_read_stays_unmarked_and_the_run_goes_on(
     assert "Keys" in doc["unreadable"][0]["reason"]
 
 
+def test_a_folder_where_markers_cannot_be_written_is_refused_before_any_item_write(
+    cli: Any, local: Any, ddb: Any, tables: tuple[str, str], tmp_path: Path
+) -> None:
+    """Markers go to DIR/cdk-replication/redriven/; when they cannot be written (here a file is in the way)
+    the run stops with exit 2 before it writes an item, rather than resync everything and mark nothing."""
+    source, target = tables
+    ddb.put_item(TableName=source, Item=_item("a", "1"))
+    records, shard, arn = stream_records(local, ddb, source)
+    folder = tmp_path / "bucket"
+    write_record(folder, failure_record(records, shard, arn), shard)
+    (folder / "cdk-replication").write_text("in the way")
+
+    run = cli("redrive", source, target, "--from-dir", str(folder))
+
+    assert run.code == 2, run.out + run.err
+    assert "markers" in run.err and "cdk-replication/redriven" in run.err
+    assert scan_all(ddb, target) == {}
+    assert cli("redrive", source, target, "--from-dir", str(folder), "--dry-run").code == 1  # a dry run marks nothing
+
+
 def test_record_of_another_table_is_refused(cli: Any, local: Any, ddb: Any, make_table: Any,
                                             tables: tuple[str, str], tmp_path: Path) -> None:
     source, target = tables

@@ -164,3 +164,18 @@ def test_sqs_messages_are_visible_again_when_the_run_is_interrupted_while_readin
         run_redrive(location, SimpleNamespace(), SimpleNamespace(targets=[]), _InterruptedReader(),  # type: ignore[arg-type]
                     workers=1, dry_run=False, show_progress=False)
     assert sorted(queue.visible_again) == ["h0", "h1"]
+
+
+def test_a_bucket_that_refuses_the_markers_write_is_refused_naming_the_permission() -> None:
+    from botocore.exceptions import ClientError
+
+    from cdk_replication.cli.errors import BadInput
+    from cdk_replication.cli.redrive.locations import S3Location
+
+    class _NoPut:
+        def put_object(self, **kwargs: Any) -> None:
+            assert kwargs["Key"].startswith("cdk-replication/redriven/")
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "PutObject")
+
+    with pytest.raises(BadInput, match=r"s3:PutObject on arn:aws:s3:::failures/cdk-replication/redriven/\*"):
+        S3Location(_NoPut(), "failures", "aws/lambda/").check_marking()

@@ -21,6 +21,8 @@ from cdk_replication.cli.errors import ACCESS_ERROR_CODES, BadInput, error_code,
 OWN_PREFIX = "cdk-replication/"
 #: A redriven record ``K`` is marked by the object ``MARKER_PREFIX + K``.
 MARKER_PREFIX = OWN_PREFIX + "redriven/"
+#: The object a run writes (and overwrites) to check it may write markers before it writes any item.
+WRITE_CHECK = MARKER_PREFIX + ".write-check"
 #: Seconds a received SQS message stays hidden from other readers while the run works on it (15 min);
 #: messages not redriven are made visible again at the end of the run.
 SQS_VISIBILITY_TIMEOUT_S = 900
@@ -88,6 +90,10 @@ class Location(Protocol):
     def mark(self, envelope: Envelope, summary: dict[str, Any]) -> None:
         """Mark ``envelope`` redriven (a marker object, or delete the message)."""
 
+    def check_marking(self) -> None:
+        """Raise :class:`BadInput` (naming the permission) if marking will fail; called before the first
+        item write, never in a dry run."""
+
     def release(self) -> None:
         """Hand back every record read and not marked (SQS: visible again at once); called on every way out
         of a run, errors and Ctrl-C included."""
@@ -145,6 +151,19 @@ class S3Location:
         self.client.put_object(Bucket=self.bucket, Key=MARKER_PREFIX + envelope.handle, Body=marker_body(summary),
                                ContentType="application/json")
 
+    def check_marking(self) -> None:
+        """Write the small :data:`WRITE_CHECK` object (the markers' permission, s3:PutObject)."""
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=WRITE_CHECK, ContentType="application/json",
+                                   Body=marker_body({"check": "redrive may write its markers here"}))
+        except Exception as exc:
+            if error_code(exc) in ACCESS_ERROR_CODES or error_code(exc) == "AllAccessDisabled":
+                raise BadInput(
+                    f"redrive may not write its markers to s3://{self.bucket}/{MARKER_PREFIX} ({error_code(exc)}: "
+                    f"{error_message(exc)}): grant s3:PutObject on arn:aws:s3:::{self.bucket}/{MARKER_PREFIX}* "
+                    "(or pass --dry-run); nothing was written") from None
+            raise self._refusal(exc) from exc
+
     def release(self) -> None:
         """Nothing to hand back: objects stay where they are."""
 
@@ -180,6 +199,17 @@ class FolderLocation:
         partial = marker.with_name(marker.name + ".partial")
         partial.write_bytes(marker_body(summary))
         os.replace(partial, marker)  # a marker is whole or absent, even after a crash
+
+    def check_marking(self) -> None:
+        """Create the markers' folder and write (and remove) a file in it."""
+        check = self.directory / WRITE_CHECK
+        try:
+            check.parent.mkdir(parents=True, exist_ok=True)
+            check.write_bytes(b"{}\n")
+            check.unlink()
+        except OSError as exc:
+            raise BadInput(f"redrive may not write its markers under {self.directory / MARKER_PREFIX} ({exc}): "
+                           "make that folder writable (or pass --dry-run); nothing was written") from None
 
     def release(self) -> None:
         """Nothing to hand back: files stay where they are."""
@@ -228,6 +258,10 @@ class QueueLocation:
     def mark(self, envelope: Envelope, summary: dict[str, Any]) -> None:
         self.client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=envelope.handle)
         self._held.pop(envelope.handle, None)
+
+    def check_marking(self) -> None:
+        """Not checked: a message can only be deleted once received and redriven (sqs:DeleteMessage); a
+        refused delete leaves the message in the queue, to be redriven again (which is idempotent)."""
 
     def release(self) -> None:
         while self._held:
