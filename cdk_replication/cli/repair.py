@@ -142,7 +142,7 @@ class Repairer:
     """
 
     def __init__(self, source: TableHandle, target: TableHandle, options: VerifyOptions, retrier: Retrier,
-                 bucket: TokenBucket | None = None) -> None:
+                 bucket: TokenBucket | None = None, *, kinesis_fed: bool | None = None) -> None:
         self.source = source
         self.target = target
         self.options = options
@@ -150,7 +150,7 @@ class Repairer:
         self.key = source.info.key
         self.bucket = bucket if bucket is not None else TokenBucket(options.rate)
         self._detect_lock = threading.Lock()
-        self._kinesis_fed: bool | None = None  # found out at most once, when first needed
+        self._kinesis_fed: bool | None = kinesis_fed  # None: found out at most once, when first needed
         self._ttl_lookup: tuple[str | None] | None = None  # (the target's TTL attribute,), once looked up
         self._multi_active: MultiActiveResync | None = None  # the resync's settings, made when first needed
 

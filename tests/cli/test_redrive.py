@@ -41,7 +41,7 @@ def test_never_resurrects_older_data(cli: Any, local: Any, ddb: Any, tables: tup
     assert scan_all(ddb, target) == {("a",): _item("a", "new")}
     doc = run.json()
     assert doc["records"] == {"read": 1, "alreadyRedriven": 0, "notFailureRecords": 0, "settled": 1,
-                              "redriven": 1, "lost": 0}
+                              "redriven": 1, "lost": 0, "unreadable": 0}
     assert doc["keys"] == 2 and doc["counts"] == {"repaired": 2} and doc["complete"] is True
     assert markers(folder) == [key]
 
@@ -128,6 +128,51 @@ def test_a_range_the_stream_no_longer_holds_is_reported_exactly(
     assert markers(folder) == []
     text = cli("redrive", source, target, "--from-dir", str(folder))
     assert f"lost: {arn} shard {shard} {start}..{end}" in text.out and "verify --repair" in text.out
+
+
+def test_a_record_whose_keys_cannot_be_read_stays_unmarked_and_the_run_goes_on(
+    cli: Any, local: Any, ddb: Any, tables: tuple[str, str], tmp_path: Path
+) -> None:
+    """One failure record holds a stream record without Keys (not even redrive can name its item): that record
+    stays unmarked and is reported, exit 1; the other failure record is still resynced and marked."""
+    source, target = tables
+    ddb.put_item(TableName=source, Item=_item("a", "1"))
+    ddb.put_item(TableName=source, Item=_item("b", "1"))
+    records, shard, arn = stream_records(local, ddb, source)
+    broken = [dict(records[1], dynamodb={k: v for k, v in records[1]["dynamodb"].items() if k != "Keys"})]
+    folder = tmp_path / "bucket"
+    good = write_record(folder, failure_record(records[:1], shard, arn), shard)
+    bad = write_record(folder, failure_record(broken, shard, arn), shard)
+
+    run = cli("redrive", source, target, "--from-dir", str(folder), "--json")
+
+    assert run.code == 1, run.out + run.err
+    assert markers(folder) == [good]
+    assert scan_all(ddb, target) == {("a",): _item("a", "1")}
+    doc = run.json()
+    assert doc["records"]["unreadable"] == 1 and doc["complete"] is False
+    assert [u["record"] for u in doc["unreadable"]] == [str(folder / bad)]
+    assert "Keys" in doc["unreadable"][0]["reason"]
+
+
+def test_a_folder_where_markers_cannot_be_written_is_refused_before_any_item_write(
+    cli: Any, local: Any, ddb: Any, tables: tuple[str, str], tmp_path: Path
+) -> None:
+    """Markers go to DIR/cdk-replication/redriven/; when they cannot be written (here a file is in the way)
+    the run stops with exit 2 before it writes an item, rather than resync everything and mark nothing."""
+    source, target = tables
+    ddb.put_item(TableName=source, Item=_item("a", "1"))
+    records, shard, arn = stream_records(local, ddb, source)
+    folder = tmp_path / "bucket"
+    write_record(folder, failure_record(records, shard, arn), shard)
+    (folder / "cdk-replication").write_text("in the way")
+
+    run = cli("redrive", source, target, "--from-dir", str(folder))
+
+    assert run.code == 2, run.out + run.err
+    assert "markers" in run.err and "cdk-replication/redriven" in run.err
+    assert scan_all(ddb, target) == {}
+    assert cli("redrive", source, target, "--from-dir", str(folder), "--dry-run").code == 1  # a dry run marks nothing
 
 
 def test_record_of_another_table_is_refused(cli: Any, local: Any, ddb: Any, make_table: Any,

@@ -108,6 +108,8 @@ def cmd_redrive(args: argparse.Namespace, out: TextIO, err: TextIO, conflict: La
     options = ResyncOptions(args.metadata_prefix, conflict, args.dry_run, source.info.region)
     resyncer = KeyResyncer(source, targets, options, retrier)
     location = open_location(args, conn)
+    if not args.dry_run:
+        location.check_marking()  # before the first item write: a run that cannot mark would redo it all
     result = run_redrive(location, source, resyncer, stream_reader(conn, source, retrier), workers=args.workers,
                          dry_run=args.dry_run, progress_stream=err, show_progress=not args.quiet)
     if args.json:

@@ -21,6 +21,8 @@ from cdk_replication.cli.errors import ACCESS_ERROR_CODES, BadInput, error_code,
 OWN_PREFIX = "cdk-replication/"
 #: A redriven record ``K`` is marked by the object ``MARKER_PREFIX + K``.
 MARKER_PREFIX = OWN_PREFIX + "redriven/"
+#: The object a run writes (and overwrites) to check it may write markers before it writes any item.
+WRITE_CHECK = MARKER_PREFIX + ".write-check"
 #: Seconds a received SQS message stays hidden from other readers while the run works on it (15 min);
 #: messages not redriven are made visible again at the end of the run.
 SQS_VISIBILITY_TIMEOUT_S = 900
@@ -88,8 +90,13 @@ class Location(Protocol):
     def mark(self, envelope: Envelope, summary: dict[str, Any]) -> None:
         """Mark ``envelope`` redriven (a marker object, or delete the message)."""
 
-    def release(self, envelopes: list[Envelope]) -> None:
-        """Hand back records that were not redriven (SQS: visible again at once)."""
+    def check_marking(self) -> None:
+        """Raise :class:`BadInput` (naming the permission) if marking will fail; called before the first
+        item write, never in a dry run."""
+
+    def release(self) -> None:
+        """Hand back every record read and not marked (SQS: visible again at once); called on every way out
+        of a run, errors and Ctrl-C included."""
 
 
 def marker_body(summary: dict[str, Any]) -> bytes:
@@ -144,7 +151,20 @@ class S3Location:
         self.client.put_object(Bucket=self.bucket, Key=MARKER_PREFIX + envelope.handle, Body=marker_body(summary),
                                ContentType="application/json")
 
-    def release(self, envelopes: list[Envelope]) -> None:
+    def check_marking(self) -> None:
+        """Write the small :data:`WRITE_CHECK` object (the markers' permission, s3:PutObject)."""
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=WRITE_CHECK, ContentType="application/json",
+                                   Body=marker_body({"check": "redrive may write its markers here"}))
+        except Exception as exc:
+            if error_code(exc) in ACCESS_ERROR_CODES or error_code(exc) == "AllAccessDisabled":
+                raise BadInput(
+                    f"redrive may not write its markers to s3://{self.bucket}/{MARKER_PREFIX} ({error_code(exc)}: "
+                    f"{error_message(exc)}): grant s3:PutObject on arn:aws:s3:::{self.bucket}/{MARKER_PREFIX}* "
+                    "(or pass --dry-run); nothing was written") from None
+            raise self._refusal(exc) from exc
+
+    def release(self) -> None:
         """Nothing to hand back: objects stay where they are."""
 
 
@@ -180,7 +200,18 @@ class FolderLocation:
         partial.write_bytes(marker_body(summary))
         os.replace(partial, marker)  # a marker is whole or absent, even after a crash
 
-    def release(self, envelopes: list[Envelope]) -> None:
+    def check_marking(self) -> None:
+        """Create the markers' folder and write (and remove) a file in it."""
+        check = self.directory / WRITE_CHECK
+        try:
+            check.parent.mkdir(parents=True, exist_ok=True)
+            check.write_bytes(b"{}\n")
+            check.unlink()
+        except OSError as exc:
+            raise BadInput(f"redrive may not write its markers under {self.directory / MARKER_PREFIX} ({exc}): "
+                           "make that folder writable (or pass --dry-run); nothing was written") from None
+
+    def release(self) -> None:
         """Nothing to hand back: files stay where they are."""
 
 
@@ -191,6 +222,8 @@ class QueueLocation:
         self.client = client
         self.queue_url = queue_url
         self.description = queue_url
+        #: Receipt handles received and not yet deleted: what :meth:`release` makes visible again.
+        self._held: dict[str, None] = {}
 
     def read(self) -> Listing:
         listing = Listing()
@@ -206,6 +239,7 @@ class QueueLocation:
                     return listing
                 for message in fresh:
                     seen.add(message["MessageId"])
+                    self._held[message["ReceiptHandle"]] = None
                     listing.envelopes.append(Envelope(f"sqs message {message['MessageId']}",
                                                       message["ReceiptHandle"], message["Body"].encode("utf-8")))
         except Exception as exc:
@@ -223,11 +257,18 @@ class QueueLocation:
 
     def mark(self, envelope: Envelope, summary: dict[str, Any]) -> None:
         self.client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=envelope.handle)
+        self._held.pop(envelope.handle, None)
 
-    def release(self, envelopes: list[Envelope]) -> None:
-        for envelope in envelopes:
+    def check_marking(self) -> None:
+        """Not checked: a message can only be deleted once received and redriven (sqs:DeleteMessage); a
+        refused delete leaves the message in the queue, to be redriven again (which is idempotent)."""
+
+    def release(self) -> None:
+        while self._held:
+            handle = next(iter(self._held))
+            self._held.pop(handle)
             try:
-                self.client.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=envelope.handle,
+                self.client.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=handle,
                                                       VisibilityTimeout=0)
             except Exception:  # best effort: the message becomes visible on its own after the timeout
                 pass

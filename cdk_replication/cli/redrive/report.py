@@ -29,6 +29,7 @@ def redrive_json(result: RedriveResult, key_schema: KeySchema) -> dict[str, Any]
             "settled": result.settled_records,
             "redriven": result.redriven,
             "lost": len(result.lost),
+            "unreadable": len({name for name, _ in result.unreadable}),
         },
         "keys": len(result.keys),
         "counts": dict(result.counts),
@@ -37,6 +38,7 @@ def redrive_json(result: RedriveResult, key_schema: KeySchema) -> dict[str, Any]
             for (key_id, target), (outcome, reason) in result.outcomes.items()
         ],
         "lostRanges": [{"record": name, **lost.as_json()} for name, lost in result.lost],
+        "unreadable": [{"record": name, "reason": why} for name, why in result.unreadable],
         "skipped": [{"object": name, "reason": why} for name, why in result.skipped],
         "seconds": round(result.seconds, 3),
     }
@@ -66,6 +68,11 @@ def redrive_text(result: RedriveResult, key_schema: KeySchema, source_label: str
     for name, lost in result.lost:
         lines.append(f"lost: {lost.describe()} (record {name}); its keys are unknown: run "
                      f"`cdk-replication verify --repair {source_label} TARGET` to find and fix them")
+    for name, why in result.unreadable[:SHOW]:
+        lines.append(f"unreadable: {name}: {why}; the record is left unmarked: find its key another way "
+                     f"(`cdk-replication verify --repair {source_label} TARGET`)")
+    if len(result.unreadable) > SHOW:
+        lines.append(f"  ... and {len(result.unreadable) - SHOW:,} more unreadable (--json for all)")
     if result.dry_run:
         lines.append(f"dry run: nothing written, no record marked ({result.settled_records:,} of "
                      f"{result.records:,} records already in sync)")

@@ -67,6 +67,12 @@ class KeyResyncer:
         verify_options = VerifyOptions(metadata_prefix=options.metadata_prefix, repair=True,
                                        dry_run=options.dry_run, max_attempts=retrier.max_attempts)
         self._repairers = [Repairer(source, target, verify_options, retrier) for target in targets]
+        # A key named by a Kinesis batch is repaired as the replicator writes a Kinesis-fed replica (stamped with
+        # a change time, a delete as a tombstone) whatever the target holds: an empty or backfilled replica
+        # carries no change time to detect, and an unstamped item lets a late duplicate record bring older data
+        # back (rule 6).
+        self._kinesis_repairers = [Repairer(source, target, verify_options, retrier, kinesis_fed=True)
+                                   for target in targets]
         self._multi_active: Any = None
         self._multi_active_options: Any = None
         if options.conflict is not None:
@@ -76,14 +82,17 @@ class KeyResyncer:
                 retrier=retrier, source_region=options.source_region,
             )
 
-    def resync(self, key_id: KeyId, key: Item, records: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
-        """``(outcome, reason)`` per target, in the order of ``targets``; an error is a ``failed`` outcome."""
-        return [self._one(index, key_id, key, records) for index in range(len(self.targets))]
+    def resync(self, key_id: KeyId, key: Item, records: list[dict[str, Any]],
+               kinesis: bool = False) -> list[tuple[str, str | None]]:
+        """``(outcome, reason)`` per target, in the order of ``targets``; an error is a ``failed`` outcome.
+        ``kinesis``: the key was named by a Kinesis batch, so the targets are Kinesis-fed (default: detect)."""
+        return [self._one(index, key_id, key, records, kinesis) for index in range(len(self.targets))]
 
-    def _one(self, index: int, key_id: KeyId, key: Item, records: list[dict[str, Any]]) -> tuple[str, str | None]:
+    def _one(self, index: int, key_id: KeyId, key: Item, records: list[dict[str, Any]],
+             kinesis: bool) -> tuple[str, str | None]:
         try:
             if self._multi_active is None:
-                return self._repairers[index].repair_one(key_id)
+                return (self._kinesis_repairers if kinesis else self._repairers)[index].repair_one(key_id)
             return self._multi_active.resync_multi_active(
                 self.source, self.targets[index], key, records, self._multi_active_options
             )

@@ -37,6 +37,8 @@ class RedriveResult:
         skipped: objects that are not failure records, ``(name, why)``.
         records: failure records read (not marked before this run).
         lost: ranges of records without payload that the stream no longer holds.
+        unreadable: ``(record name, why)`` for each stream record whose keys could not be read; its failure
+            record stays unmarked (the run goes on with the others).
         redriven: records marked redriven by this run (0 in a dry run).
         settled_records: records whose keys all ended settled (in a dry run: were already in sync).
         outcomes: ``(key, target label) -> (outcome, reason)``.
@@ -49,6 +51,7 @@ class RedriveResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     records: int = 0
     lost: list[tuple[str, LostRange]] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
     redriven: int = 0
     settled_records: int = 0
     keys: dict[KeyId, Item] = field(default_factory=dict)
@@ -58,46 +61,73 @@ class RedriveResult:
     #: Lines for the user (e.g. a record whose payload could not be used).
     notes: list[str] = field(default_factory=list)
 
+    #: Held by whoever writes ``outcomes`` while others may read it (the workers, the progress thread).
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
     @property
     def counts(self) -> Counter[str]:
-        return Counter(outcome for outcome, _ in self.outcomes.values())
+        """Outcome -> key-and-target pairs; safe while workers record outcomes (read from a snapshot taken
+        under :attr:`lock`: copying a dict is one step, iterating it is not)."""
+        with self.lock:
+            outcomes = list(self.outcomes.values())
+        return Counter(outcome for outcome, _ in outcomes)
 
     @property
     def complete(self) -> bool:
-        """Every record read is settled and nothing is lost."""
-        return not self.interrupted and not self.lost and self.settled_records == self.records
+        """Every record read is settled and nothing is lost or unreadable."""
+        return (not self.interrupted and not self.lost and not self.unreadable
+                and self.settled_records == self.records)
 
 
 @dataclass
 class _Plan:
     """The records read, and for each key its failed records in stream order and the records naming it."""
 
-    envelopes: list[Envelope] = field(default_factory=list)
     records: list[tuple[Envelope, FailureRecord, LostRange | None]] = field(default_factory=list)
     changes: dict[KeyId, list[KeyChange]] = field(default_factory=dict)
     records_of_key: dict[KeyId, list[int]] = field(default_factory=dict)
+    #: Records (indexes into ``records``) with a stream record whose keys could not be read: never marked.
+    unreadable: set[int] = field(default_factory=set)
+
+
+def _records_of(failure: FailureRecord, reader: RangeReader,
+                result: RedriveResult) -> tuple[list[dict[str, Any]], LostRange | None]:
+    """The batch's records: its payload's, or re-read from the stream when it has none (or an unusable one),
+    or when it holds fewer records than the batch had (``batchSize``): a payload is not trusted to name every
+    key then. If that range is gone, the payload's records are still used, and the range is reported lost."""
+    records, size = failure.records, failure.batch.batch_size
+    if failure.payload_problem:
+        result.notes.append(f"{failure.name}: {failure.payload_problem}; its range is read from the stream")
+    if records is not None and (size is None or len(records) >= size):
+        return records, None
+    if records is not None:
+        result.notes.append(f"{failure.name}: its payload holds {len(records)} of the batch's {size} records; "
+                            "its range is read from the stream")
+    reread = reader.read(failure.batch)
+    if reread.lost is not None and records is not None:
+        return records, reread.lost
+    return reread.records, reread.lost
 
 
 def _plan(location: Location, source: TableHandle, reader: RangeReader, result: RedriveResult) -> _Plan:
     """Read and check every record (raises :class:`BadInput` before anything is written)."""
     listing = location.read()
     result.already_redriven = listing.already_redriven
-    plan = _Plan(envelopes=listing.envelopes)
+    plan = _Plan()
     for envelope in listing.envelopes:
         try:
             failure = parse_failure_record(envelope.name, envelope.body)
         except NotAFailureRecord as exc:
             result.skipped.append((envelope.name, str(exc)))
             continue
-        records, lost = failure.records, None
-        if failure.payload_problem:
-            result.notes.append(f"{failure.name}: {failure.payload_problem}; its range is read from the stream")
-        if records is None:
-            reread = reader.read(failure.batch)
-            records, lost = reread.records, reread.lost
+        records, lost = _records_of(failure, reader, result)
         index = len(plan.records)
         plan.records.append((envelope, failure, lost))
-        for change in changes_of(failure, records, source.info):
+        changes, unreadable = changes_of(failure, records, source.info)
+        if unreadable:
+            plan.unreadable.add(index)
+            result.unreadable += [(failure.name, why) for why in unreadable]
+        for change in changes:
             plan.changes.setdefault(change.key_id, []).append(change)
             if index not in plan.records_of_key.setdefault(change.key_id, []):
                 plan.records_of_key[change.key_id].append(index)
@@ -121,6 +151,7 @@ class _Marker:
         for indexes in plan.records_of_key.values():
             self.pending.update(indexes)
         self.unsettled: set[int] = {i for i, (_, _, lost) in enumerate(plan.records) if lost is not None}
+        self.unsettled |= plan.unreadable
         self.outcomes: dict[int, Counter[str]] = {i: Counter() for i in range(len(plan.records))}
         self.marked: set[int] = set()
 
@@ -155,12 +186,12 @@ class _Marker:
 
 def _resync_all(plan: _Plan, resyncer: KeyResyncer, marker: _Marker, workers: int, result: RedriveResult) -> None:
     """Resync every key in ``workers`` threads; records are marked as their keys finish."""
-    lock = threading.Lock()
 
     def one(key_id: KeyId) -> tuple[KeyId, list[tuple[str, str | None]]]:
         changes = plan.changes[key_id]
-        outcomes = resyncer.resync(key_id, changes[0].key, [c.record for c in changes])
-        with lock:
+        outcomes = resyncer.resync(key_id, changes[0].key, [c.record for c in changes],
+                                   kinesis=any(c.kinesis for c in changes))
+        with result.lock:
             for target, outcome in zip(result.targets, outcomes):
                 result.outcomes[(key_id, target)] = outcome
         return key_id, outcomes
@@ -190,6 +221,16 @@ def run_redrive(location: Location, source: TableHandle, resyncer: KeyResyncer, 
     """
     started = time.monotonic()
     result = RedriveResult(location.description, dry_run, [t.info.label() for t in resyncer.targets])
+    try:
+        _run(location, source, resyncer, reader, result, workers, progress_stream, show_progress)
+    finally:  # on any way out (an error, Ctrl-C while reading): SQS messages not deleted are visible again
+        location.release()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _run(location: Location, source: TableHandle, resyncer: KeyResyncer, reader: RangeReader, result: RedriveResult,
+         workers: int, progress_stream: TextIO | None, show_progress: bool) -> None:
     plan = _plan(location, source, reader, result)
     marker = _Marker(location, plan, result)
 
@@ -202,7 +243,3 @@ def run_redrive(location: Location, source: TableHandle, resyncer: KeyResyncer, 
     with Progress(render, progress_stream, enabled=show_progress):
         marker.start()
         _resync_all(plan, resyncer, marker, workers, result)
-    marked = {plan.records[i][0].handle for i in marker.marked}
-    location.release([envelope for envelope in plan.envelopes if envelope.handle not in marked])
-    result.seconds = time.monotonic() - started
-    return result

@@ -24,10 +24,13 @@ PAGE_LIMIT = 1000
 #: Empty pages in a row after which an open shard is taken to hold nothing more (GetRecords of an open
 #: shard keeps answering, possibly empty, until records arrive).
 MAX_EMPTY_PAGES = 5
-#: Error codes that mean "this range is no longer in the stream": trimmed, the stream or shard gone, or (the
-#: answer of DynamoDB Local, and of Kinesis) a sequence number the shard does not hold.
-GONE_CODES = frozenset({"TrimmedDataAccessException", "ResourceNotFoundException", "ExpiredIteratorException",
-                        "InvalidArgumentException", "ValidationException"})
+#: Error codes that mean "this range is no longer in the stream": trimmed, the stream or shard gone.
+GONE_CODES = frozenset({"TrimmedDataAccessException", "ResourceNotFoundException", "ExpiredIteratorException"})
+#: Error codes of a request the stream refuses as invalid: bad input (exit 2), except for :data:`GONE_MESSAGE`.
+INVALID_CODES = frozenset({"ValidationException", "InvalidArgumentException"})
+#: DynamoDB Local answers ``ValidationException: Invalid SequenceNumber for the shard`` (not
+#: TrimmedDataAccessException) for a sequence number its shard no longer holds: such an answer is a lost range.
+GONE_MESSAGE = "invalid sequencenumber for the shard"
 
 
 @dataclass(frozen=True)
@@ -114,16 +117,25 @@ class RangeReader:
         """
         from botocore.exceptions import ClientError, ParamValidationError
 
+        if not (batch.start.isdigit() and batch.end.isdigit()) or batch.stream_arn.count(":") < 5:
+            raise BadInput(f"the failure record of {batch.describe()} does not name a stream ARN and decimal "
+                           "sequence numbers: it is not a record Lambda wrote; leave it out of the location")
         region = batch.stream_arn.split(":")[3]
         client = self.client_for(batch.kind, region)
         try:
             return self._read(client, batch, region)
         except ParamValidationError as exc:
-            return RangeRead(lost=self._lost(batch, f"the record's shard or sequence numbers are not valid: {exc}"))
+            raise BadInput(f"the stream refuses the shard or sequence numbers of the failure record of "
+                           f"{batch.describe()}: {exc}") from None
         except ClientError as exc:
             code = error_code(exc)
-            if code in GONE_CODES:
+            if code in GONE_CODES or (code in INVALID_CODES and GONE_MESSAGE in error_message(exc).lower()):
                 return RangeRead(lost=self._lost(batch, f"{code}: {error_message(exc)}"))
+            if code in INVALID_CODES:
+                raise BadInput(f"{batch.stream_arn} refuses the range of a failure record ({code}: "
+                               f"{error_message(exc)}) — shard {batch.shard_id} {batch.start}..{batch.end}: check "
+                               "that the record is of this stream (a stream deleted and created again under the "
+                               "same name is another stream); nothing was written") from None
             if code in ACCESS_ERROR_CODES:
                 service = "dynamodb:GetShardIterator and dynamodb:GetRecords" if batch.kind == DYNAMODB else \
                     "kinesis:GetShardIterator and kinesis:GetRecords"
@@ -152,10 +164,14 @@ class RangeReader:
             raws = page.get("Records", [])
             empty = 0 if raws else empty + 1
             for raw in raws:
-                sequence = int(raw["dynamodb"]["SequenceNumber"] if batch.kind == DYNAMODB else raw["SequenceNumber"])
+                text = str(raw["dynamodb"]["SequenceNumber"] if batch.kind == DYNAMODB else raw["SequenceNumber"])
+                sequence = int(text)
                 if last is None and sequence != start:
-                    result.lost = self._lost(batch, f"the stream no longer holds {batch.start}: the first record "
-                                                    f"it has from there is {sequence}")
+                    # Only what lies before the first record found is gone: start..(that record - 1).
+                    result.lost = LostRange(batch.stream_arn, batch.shard_id, batch.start,
+                                            str(sequence - 1).zfill(len(text)),
+                                            f"the stream no longer holds {batch.start}: the first record it has "
+                                            f"from there is {text}")
                 past_end = sequence >= end
                 if sequence > end:
                     break
