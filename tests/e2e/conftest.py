@@ -38,6 +38,11 @@ VARIANTS: dict[str, dict[str, str]] = {
     "E2eWrongTrust": {"replicaAccount": "222222222222"},
     "E2eKinesis": {"changeSource": "KINESIS", "replicaAccount": "222222222222"},
     "E2eKinesisFaults": {"changeSource": "KINESIS", "batchSize": "3"},
+    # test_e2e_redrive.py and test_teardown.py
+    "E2eRedrive": {},
+    "E2eRedriveOld": {},
+    "E2eRedriveKinesis": {"changeSource": "KINESIS"},
+    "E2eTeardown": {},
 }
 # Batches of 100 records (the library's default is 1,000): these workloads of a few hundred records must
 # span several batches, so that bisection, replays and a crash mid-shard have something to act on.
@@ -47,7 +52,7 @@ for _context in VARIANTS.values():
 #: The test apps under apps/ (each a module with ``build(app)``).
 TEST_APPS = (
     "exotic_app", "multi_active_app", "existing_source_app", "kinesis_millis_app", "existing_sort_key_app",
-    "resource_policy_app",
+    "resource_policy_app", "redrive_multi_active_app",
 )
 
 # Every assembly in one process, so jsii and aws-cdk-lib load once: the example app through its

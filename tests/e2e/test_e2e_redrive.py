@@ -1,0 +1,269 @@
+"""Issue 12, item 5: a record fails at the replica for a real cause, lands in the S3 failure destination, the
+cause is fixed, ``cdk-replication redrive`` brings the affected keys to the source's CURRENT state and ``verify``
+then finds no difference — one-way (DynamoDB Streams), multi-active and Kinesis-fed, with the application
+writing throughout. The cause is the demo's: a replica-only GSI keyed by a number while the source writes the
+attribute as a string ("Type mismatch for Index Key").
+
+Every run of the command line goes through the deployment's IAM-enforcing gateway as a registered operator.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cdk_replication.cli import main
+from cdk_replication.local import workload
+from cdk_replication.local.bucket import FAILURE_PREFIX, LocalBucket, failure_object_key
+from cdk_replication.local.compare import compare_tables
+from cdk_replication.local.demo_poison import ATTRIBUTE, INDEX, _add_number_index
+from cdk_replication.local.deploy import LocalDeployment, LocalTable
+
+ADMIN = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"}]}
+#: Every DynamoDB Streams read refused: the stream is as good as gone (its 24 hours are over) for the CLI.
+NO_STREAM_READS = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"},
+    {"Effect": "Deny", "Action": ["dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:DescribeStream",
+                                  "dynamodb:ListStreams"], "Resource": "*"}]}
+
+#: Poison keys of the one-way and Kinesis tests (``Id``, a number), far beyond the workload's keys:
+#: STALE is changed again after the fix (its failed image is older than the source), GONE is deleted after
+#: the fix (a blind replay would bring it back), UNTOUCHED is only ever in the failed record.
+STALE, GONE, UNTOUCHED = 990_101, 990_102, 990_103
+
+_KEY_LAYOUT = re.compile(r"^aws/lambda/(?P<uuid>[0-9a-f-]{36})/(?P<shard>[^/]+)/(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})/"
+                         r"(?P=y)-(?P=m)-(?P=d)T\d{2}\.\d{2}\.\d{2}-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$")
+
+
+# --- the operator and the command line ----------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One run of the command line: exit code, stdout, stderr."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+class Operator:
+    """A principal registered in the deployment's gateway whose credentials the command line uses: every
+    request the CLI makes is checked against ``policies``."""
+
+    def __init__(self, deployment: LocalDeployment, account: str, monkeypatch: pytest.MonkeyPatch,
+                 policies: list[dict[str, Any]] | None = None, name: str = "operator") -> None:
+        self.deployment = deployment
+        self.arn = f"arn:aws:iam::{account}:user/{name}"
+        self.credentials = deployment.gateway.register_principal(self.arn, policies or [ADMIN])
+        for key, value in self.credentials.as_env().items():
+            monkeypatch.setenv(key, value)
+        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB",
+                    "AWS_ENDPOINT_URL_DYNAMODB_STREAMS", "AWS_ENDPOINT_URL_S3"):
+            monkeypatch.delenv(key, raising=False)
+
+    def cli(self, command: str, *args: str) -> Run:
+        out, err = io.StringIO(), io.StringIO()
+        code = main([command, "--endpoint-url", self.deployment.gateway.endpoint_url, "--quiet", *args],
+                    stdout=out, stderr=err)
+        return Run(code, out.getvalue(), err.getvalue())
+
+
+def _spec(table: LocalTable) -> str:
+    return f"{table.region}:{table.name}"
+
+
+# --- failure records -----------------------------------------------------------------------------------------
+
+
+def _changes(failure: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``dynamodb`` part (Keys, NewImage, ...) of every record in a failure object's ``payload``: a stream
+    record's own, or the change record a Kinesis record's base64 ``data`` holds."""
+    records = json.loads(failure["payload"])["Records"]
+    return [json.loads(base64.b64decode(r["kinesis"]["data"]))["dynamodb"] if "kinesis" in r else r["dynamodb"]
+            for r in records]
+
+
+def _assert_failure_objects(bucket: LocalBucket, mapping_uuid: str, batch_info: str, stream_arn: str,
+                            poisons: dict[str, dict[str, Any]]) -> list[str]:
+    """Lambda's object key layout and body, and every poison key's failed image in some payload (``poisons``:
+    a key's JSON text -> the image the source was given); returns the object keys."""
+    keys = bucket.keys(FAILURE_PREFIX)
+    assert keys, "nothing reached the S3 failure destination"
+    failed: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        match = _KEY_LAYOUT.match(key)
+        assert match and match["uuid"] == mapping_uuid, key
+        body = json.loads(bucket.get(key))
+        info = body[batch_info]
+        assert info["shardId"] == match["shard"] and info["streamArn"] == stream_arn, (key, info)
+        assert body["timestamp"][:10] == f"{match['y']}-{match['m']}-{match['d']}", (key, body["timestamp"])
+        assert body["requestContext"]["condition"] == "RetryAttemptsExhausted"
+        assert isinstance(body["payload"], str) and info["batchSize"] == len(_changes(body))
+        failed.update({json.dumps(c["Keys"], sort_keys=True): c.get("NewImage", {}) for c in _changes(body)})
+    for key, image in poisons.items():
+        assert key in failed, f"{key} is in no failure object's payload"
+        assert failed[key][ATTRIBUTE] == image[ATTRIBUTE], (key, failed[key])
+    return keys
+
+
+def _key_text(key: dict[str, Any]) -> str:
+    return json.dumps(key, sort_keys=True)
+
+
+def _drop_number_index(table: LocalTable) -> None:
+    """The fix at the cause: drop the replica-only index (and wait until it is gone)."""
+    client = table.client()
+    client.update_table(TableName=table.name, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": INDEX}}])
+    deadline = time.monotonic() + 30
+    while any(i["IndexName"] == INDEX for i in
+              client.describe_table(TableName=table.name)["Table"].get("GlobalSecondaryIndexes", [])):
+        assert time.monotonic() < deadline, f"{INDEX} of {table.name} is still there"
+        time.sleep(0.1)
+
+
+def _get(table: LocalTable, key: dict[str, Any]) -> dict[str, Any] | None:
+    return table.client().get_item(TableName=table.name, Key=key, ConsistentRead=True).get("Item")
+
+
+def _visible(item: dict[str, Any] | None, prefix: str = "_rep_") -> dict[str, Any] | None:
+    """``item`` without metadata attributes; a tombstone (``<prefix>deleted``) counts as no item."""
+    if item is None or f"{prefix}deleted" in item:
+        return None
+    return {k: v for k, v in item.items() if not k.startswith(prefix)}
+
+
+def _scan(table: LocalTable) -> dict[str, dict[str, Any]]:
+    """Every item of ``table`` (metadata included) by its key's JSON text."""
+    pages = table.client().get_paginator("scan").paginate(TableName=table.name, ConsistentRead=True)
+    key_names = [k["AttributeName"] for k in table.client().describe_table(TableName=table.name)["Table"]["KeySchema"]]
+    return {_key_text({n: item[n] for n in key_names}): item for page in pages for item in page["Items"]}
+
+
+# --- one-way: DynamoDB Streams and Kinesis ---------------------------------------------------------------------
+
+
+def _employee_key(index: int) -> dict[str, Any]:
+    return {"Id": {"N": str(index)}}
+
+
+def _poison_item(index: int) -> dict[str, Any]:
+    """An item the broken replica refuses: ``CostCenter`` is a string, its index wants a number."""
+    return {**_employee_key(index), "Name": {"S": f"Poison {index}"}, ATTRIBUTE: {"S": f"CC-{index}"}}
+
+
+def _write(topology: Any, ops: list[workload.Operation]) -> None:
+    client = topology.source.client()
+    for op in ops:
+        workload.apply(client, topology.source.name, op)
+
+
+def _break_replica_and_write(topology: Any, ops: list[workload.Operation]) -> dict[int, dict[str, Any]]:
+    """Give the replica the wrong-type index, write the poison items among ``ops`` and deliver everything;
+    returns the poison items by key index."""
+    _add_number_index(topology.replica)
+    poisons = {index: _poison_item(index) for index in (STALE, GONE, UNTOUCHED)}
+    half = len(ops) // 2
+    _write(topology, ops[:half])
+    for item in poisons.values():
+        topology.source.client().put_item(TableName=topology.source.name, Item=item)
+    _write(topology, ops[half:])
+    topology.settle()
+    for index in poisons:  # refused by the replica, discarded by the mapping
+        assert _visible(_get(topology.replica, _employee_key(index)), topology.prefix) is None, index
+    return poisons
+
+
+def _fail_and_fix(topology: Any, seed: int) -> tuple[list[str], dict[int, dict[str, Any]], dict[str, Any]]:
+    """Application writes flow, poison items fail at the replica and land in S3, the cause is fixed and the
+    application goes on (STALE changed, GONE deleted). Returns the failure object keys, the poison items and
+    STALE's current source item."""
+    ops = workload.generate(30, seed=seed)
+    thirds = len(ops) // 3
+    _write(topology, ops[:thirds])
+    topology.settle()
+    assert topology.compare().equal
+    poisons = _break_replica_and_write(topology, ops[thirds:2 * thirds])
+    mapping, bucket = topology.mapping, topology.failure_destination
+    assert isinstance(bucket, LocalBucket)
+    batch_info = "KinesisBatchInfo" if topology.tombstone else "DDBStreamBatchInfo"
+    objects = _assert_failure_objects(bucket, mapping.uuid, batch_info, mapping.event_source_arn,
+                                      {_key_text(_employee_key(i)): item for i, item in poisons.items()})
+
+    _drop_number_index(topology.replica)
+    source = topology.source.client()
+    source.update_item(TableName=topology.source.name, Key=_employee_key(STALE),
+                       UpdateExpression="SET #n = :n, #c = :c",
+                       ExpressionAttributeNames={"#n": "Name", "#c": ATTRIBUTE},
+                       ExpressionAttributeValues={":n": {"S": "Current"}, ":c": {"S": "CC-now"}})
+    source.delete_item(TableName=topology.source.name, Key=_employee_key(GONE))
+    _write(topology, ops[2 * thirds:])
+    topology.settle()
+    assert bucket.keys(FAILURE_PREFIX) == objects  # nothing else failed once the index was gone
+    stale_now = _get(topology.source, _employee_key(STALE))
+    assert stale_now is not None and stale_now[ATTRIBUTE] != poisons[STALE][ATTRIBUTE]  # the failed image is older
+    assert not topology.compare().equal  # UNTOUCHED (at least) is still missing
+    return objects, poisons, stale_now
+
+
+def _assert_redriven_to_current_state(topology: Any, operator: Operator, objects: list[str],
+                                      poisons: dict[int, dict[str, Any]], stale_now: dict[str, Any]) -> None:
+    """``redrive`` settles every record, the replica holds the CURRENT state, ``verify`` is clean, a second
+    run does nothing."""
+    bucket = topology.failure_destination
+    tables = (_spec(topology.source), _spec(topology.replica))
+    run = operator.cli("redrive", *tables, "--from-dir", str(bucket.directory), "--json")
+    assert run.code == 0, run.err + run.out
+    report = run.json()
+    assert report["complete"] and report["records"]["redriven"] == len(objects), report["records"]
+    outcomes = {_key_text(i["key"]): i["outcome"] for i in report["items"]}
+    assert outcomes[_key_text(_employee_key(UNTOUCHED))] == "repaired", outcomes
+    assert set(report["counts"]) <= {"repaired", "settled"}, report["counts"]
+
+    replica = topology.replica
+    assert _visible(_get(replica, _employee_key(STALE)), topology.prefix) == stale_now  # not the failed image
+    assert _visible(_get(replica, _employee_key(GONE)), topology.prefix) is None  # not resurrected
+    assert _visible(_get(replica, _employee_key(UNTOUCHED)), topology.prefix) == poisons[UNTOUCHED]
+    result = topology.compare()
+    assert result.equal, (result.missing[:5], result.different, result.unexpected[:5])
+    verify = operator.cli("verify", *tables, "--json")
+    assert verify.code == 0 and verify.json()["inSync"], verify.err + verify.out
+    assert bucket.keys("cdk-replication/redriven/") == [f"cdk-replication/redriven/{k}" for k in objects]
+
+    before = _scan(replica)
+    again = operator.cli("redrive", *tables, "--from-dir", str(bucket.directory), "--json")
+    assert again.code == 0, again.err + again.out
+    second = again.json()
+    assert second["records"]["read"] == 0 and second["records"]["alreadyRedriven"] == len(objects), second
+    assert second["items"] == [] and _scan(replica) == before
+
+
+def test_one_way_failed_records_are_redriven_from_s3_to_the_current_state(example_app, topology_of, monkeypatch,
+                                                                          tmp_path):
+    topology = topology_of(example_app["E2eRedrive"], bucket_root=tmp_path / "buckets")
+    operator = Operator(topology.deployment, topology.source.account, monkeypatch)
+    objects, poisons, stale_now = _fail_and_fix(topology, seed=31)
+    _assert_redriven_to_current_state(topology, operator, objects, poisons, stale_now)
+    assert topology.deployment.gateway.stats.denials == []
+
+
+def test_kinesis_fed_failed_records_are_redriven_from_s3_to_the_current_state(example_app, topology_of,
+                                                                              monkeypatch, tmp_path):
+    topology = topology_of(example_app["E2eRedriveKinesis"], bucket_root=tmp_path / "buckets")
+    assert topology.tombstone and topology.mapping.event_source_arn.startswith("arn:aws:kinesis:")
+    operator = Operator(topology.deployment, topology.source.account, monkeypatch)
+    objects, poisons, stale_now = _fail_and_fix(topology, seed=32)
+    _assert_redriven_to_current_state(topology, operator, objects, poisons, stale_now)
