@@ -267,3 +267,64 @@ def test_kinesis_fed_failed_records_are_redriven_from_s3_to_the_current_state(ex
     operator = Operator(topology.deployment, topology.source.account, monkeypatch)
     objects, poisons, stale_now = _fail_and_fix(topology, seed=32)
     _assert_redriven_to_current_state(topology, operator, objects, poisons, stale_now)
+
+
+def _aged(bucket: LocalBucket, keys: list[str], hours: float) -> list[str]:
+    """Move every failure object ``hours`` into the past, as if the batch had failed then: its times, and its key
+    (which holds the date and time of the failure). Returns the new keys."""
+    moved = []
+    for key in keys:
+        match = _KEY_LAYOUT.match(key)
+        assert match is not None, key
+        body = json.loads(bucket.get(key))
+        body["timestamp"] = _earlier(body["timestamp"], hours)
+        info = body["DDBStreamBatchInfo"]
+        for name in ("approximateArrivalOfFirstRecord", "approximateArrivalOfLastRecord"):
+            info[name] = _earlier(info[name], hours)
+        when = dt.datetime.fromisoformat(body["timestamp"].replace("Z", "+00:00")).timestamp()
+        new_key = failure_object_key(match["uuid"], match["shard"], when)
+        bucket.put_object(new_key, json.dumps(body, separators=(",", ":")))
+        bucket.path(key).unlink()
+        moved.append(new_key)
+    assert not set(keys) & set(bucket.keys(FAILURE_PREFIX))
+    return sorted(moved)
+
+
+def _earlier(iso: str, hours: float) -> str:
+    moment = dt.datetime.fromisoformat(iso.replace("Z", "+00:00")) - dt.timedelta(hours=hours)
+    return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _assert_stream_refused(topology: Any) -> None:
+    """The operator's credentials cannot read the source's stream at all (as if its records were trimmed)."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    arn = topology.mapping.event_source_arn  # as AWS (and the gateway) name it
+    assert ":dynamodb:" in arn and "/stream/" in arn, arn
+    streams = boto3.client("dynamodbstreams", region_name=topology.source.region,
+                           endpoint_url=topology.deployment.gateway.endpoint_url)
+    with pytest.raises(ClientError, match="AccessDenied"):
+        streams.describe_stream(StreamArn=arn)
+
+
+def test_a_failed_record_older_than_24_hours_is_redriven_from_its_s3_payload(example_app, topology_of, monkeypatch,
+                                                                               tmp_path):
+    """DynamoDB Streams keep a record 24 hours; the S3 object keeps the record itself. With the object 30 h old
+    and every stream read refused to the operator, redrive still brings the replica to the source's state,
+    from the payload alone (the gateway refuses nothing it was asked)."""
+    topology = topology_of(example_app["E2eRedriveOld"], bucket_root=tmp_path / "buckets")
+    objects, poisons, stale_now = _fail_and_fix(topology, seed=33)
+    objects = _aged(topology.failure_destination, objects, hours=30)
+    for key in objects:
+        stamp = json.loads(topology.failure_destination.get(key))["timestamp"]
+        age = dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        assert age > dt.timedelta(hours=24), (key, stamp)
+    operator = Operator(topology.deployment, topology.source.account, monkeypatch, [NO_STREAM_READS],
+                        name="operator-without-stream-access")
+    gateway = topology.deployment.gateway
+    _assert_stream_refused(topology)
+    refused = gateway.stats.denied
+
+    _assert_redriven_to_current_state(topology, operator, objects, poisons, stale_now)
+    assert gateway.stats.denied == refused, gateway.stats.denials[-3:]  # no stream read was even tried
