@@ -328,3 +328,125 @@ def test_a_failed_record_older_than_24_hours_is_redriven_from_its_s3_payload(exa
 
     _assert_redriven_to_current_state(topology, operator, objects, poisons, stale_now)
     assert gateway.stats.denied == refused, gateway.stats.denials[-3:]  # no stream read was even tried
+
+
+# --- multi-active ------------------------------------------------------------------------------------------
+
+
+class _Writers:
+    """The application in both regions of a multi-active table: every write carries a newer ``updatedAt``
+    (ms) than the one before, and ``by`` (the region written in)."""
+
+    def __init__(self, tables: dict[str, LocalTable]) -> None:
+        self.tables = tables
+        self.clock = 1_760_000_000_000
+
+    def put(self, region: str, pk: str, **attributes: Any) -> dict[str, Any]:
+        self.clock += 3
+        item = {"pk": {"S": pk}, "updatedAt": {"N": str(self.clock)}, "by": {"S": region}, **attributes}
+        table = self.tables[region]
+        table.client().put_item(TableName=table.name, Item=item)
+        return item
+
+    def delete(self, region: str, pk: str) -> None:
+        table = self.tables[region]
+        table.client().delete_item(TableName=table.name, Key={"pk": {"S": pk}})
+
+
+def _multi_active_failure_window(app: _Writers, home: str, away: str) -> dict[str, dict[str, Any]]:
+    """Both regions write while ``away`` refuses the poison items written in ``home``; returns them by pk."""
+    poisons = {pk: app.put(home, pk, Name={"S": pk}, **{ATTRIBUTE: {"S": f"CC-{pk}"}})
+               for pk in ("poison-stale", "poison-gone", "poison-untouched")}
+    for i in range(5):
+        app.put(home, f"order-{i:02d}", round={"N": "2"})
+        app.put(away, f"order-{i + 5:02d}", round={"N": "2"})
+    app.put(away, "order-03", round={"N": "3"})  # both regions wrote order-03: the later (away) wins
+    app.delete(home, "order-02")
+    app.delete(away, "order-07")
+    return poisons
+
+
+def _multi_active_after_fix(app: _Writers, home: str, away: str) -> None:
+    """The application goes on in both regions once the cause is fixed, also on two of the failed keys."""
+    app.put(away, "poison-stale", Name={"S": "Current"}, **{ATTRIBUTE: {"S": "CC-now"}})  # newer than the failed image
+    app.delete(home, "poison-gone")
+    app.put(home, "order-10", round={"N": "4"})
+    app.put(away, "order-11", round={"N": "4"})
+    app.put(away, "order-01", round={"N": "4"})
+
+
+def test_multi_active_failed_records_are_redriven_under_the_conflict_rules(assemblies, e2e_ddb, monkeypatch,
+                                                                            tmp_path):
+    from cdk_replication.local import deploy
+
+    with deploy(assemblies["redrive_multi_active_app"], e2e_ddb, bucket_root=tmp_path / "buckets") as dep:
+        home, away = "us-west-2", "eu-west-1"
+        tables = {r: dep.table("RedriveOrders", region=r) for r in (home, away)}
+        prefix = dep.functions[0].environment.get("REPLICATION_METADATA_PREFIX", "_rep_")
+        (mapping,) = [m for m in dep.mappings if m.region == home]
+        (back,) = [m for m in dep.mappings if m.region == away]
+        bucket = mapping.destination
+        assert isinstance(bucket, LocalBucket)
+        app = _Writers(tables)
+
+        def compare() -> Any:
+            return compare_tables(tables[home].client(), tables[home].name, tables[away].client(),
+                                  tables[away].name, ["pk"], prefix, tombstone_attribute=f"{prefix}deleted")
+
+        for i in range(10):
+            app.put(home if i < 5 else away, f"order-{i:02d}", round={"N": "1"})
+        dep.run_until_idle(timeout_s=120)
+        assert compare().equal
+
+        _add_number_index(tables[away])
+        poisons = _multi_active_failure_window(app, home, away)
+        dep.run_until_idle(timeout_s=120)
+        objects = _assert_failure_objects(bucket, mapping.uuid, "DDBStreamBatchInfo", mapping.event_source_arn,
+                                          {_key_text({"pk": p["pk"]}): p for p in poisons.values()})
+        assert back.destination.failure_records() == []  # the other direction never failed
+        assert _visible(_get(tables[away], {"pk": {"S": "poison-untouched"}}), prefix) is None
+
+        _drop_number_index(tables[away])
+        _multi_active_after_fix(app, home, away)
+        dep.run_until_idle(timeout_s=120)
+        assert bucket.keys(FAILURE_PREFIX) == objects
+        assert not compare().equal  # poison-untouched (at least) is missing in the away region
+
+        operator = Operator(dep, tables[home].account, monkeypatch)
+        specs = (_spec(tables[home]), _spec(tables[away]), "--conflict-attribute", "updatedAt")
+        _redrive_multi_active(dep, operator, specs, bucket, objects, tables, prefix)
+        result = compare()
+        assert result.equal, (result.missing[:5], result.different, result.unexpected[:5])
+        stale = _visible(_get(tables[away], {"pk": {"S": "poison-stale"}}), prefix)
+        assert stale is not None and stale[ATTRIBUTE] == {"S": "CC-now"}  # the newer write, not the failed image
+        assert _visible(_get(tables[away], {"pk": {"S": "poison-gone"}}), prefix) is None
+        assert _visible(_get(tables[away], {"pk": {"S": "poison-untouched"}}), prefix) == \
+            _visible(poisons["poison-untouched"])
+        verify = operator.cli("verify", *specs[:2], "--json")
+        assert verify.code == 0 and verify.json()["inSync"], verify.err + verify.out
+
+        again = operator.cli("redrive", *specs, "--from-dir", str(bucket.directory), "--json")
+        assert again.code == 0, again.err + again.out
+        assert again.json()["records"]["read"] == 0 and again.json()["items"] == [], again.json()
+
+
+def _redrive_multi_active(dep: LocalDeployment, operator: Operator, specs: tuple[str, ...], bucket: LocalBucket,
+                          objects: list[str], tables: dict[str, LocalTable], prefix: str) -> None:
+    """Redrive ``home`` -> ``away``, then let both replicators run: the resync's writes are echoes, so the
+    home table is not written again and both mappings go idle (no echo storm)."""
+    home, away = list(tables.values())
+    home_before = _scan(home)
+    run = operator.cli("redrive", *specs, "--from-dir", str(bucket.directory), "--json")
+    assert run.code == 0, run.err + run.out
+    report = run.json()
+    assert report["complete"] and report["records"]["redriven"] == len(objects), report["records"]
+    outcomes = {i["key"]["pk"]["S"]: i["outcome"] for i in report["items"]}
+    assert outcomes["poison-untouched"] == "repaired", outcomes
+    assert set(report["counts"]) <= {"repaired", "settled", "kept"}, report["counts"]
+
+    dep.run_until_idle(timeout_s=60)
+    assert _scan(home) == home_before, "the redrive's writes came back to the source region"
+    invocations = sum(m.stats.invocations for m in dep.mappings)
+    dep.run_until_idle(timeout_s=60)
+    assert sum(m.stats.invocations for m in dep.mappings) == invocations  # idle
+    assert all(m.stats.function_errors == 0 for m in dep.mappings)
