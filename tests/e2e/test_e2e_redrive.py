@@ -11,25 +11,20 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import io
 import json
 import re
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cdk_replication.cli import main
 from cdk_replication.local import workload
 from cdk_replication.local.bucket import FAILURE_PREFIX, LocalBucket, failure_object_key
 from cdk_replication.local.compare import compare_tables
 from cdk_replication.local.demo_poison import ATTRIBUTE, INDEX, _add_number_index
 from cdk_replication.local.deploy import LocalDeployment, LocalTable
 
-ADMIN = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"}]}
 #: Every DynamoDB Streams read refused: the stream is as good as gone (its 24 hours are over) for the CLI.
 NO_STREAM_READS = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"},
@@ -43,43 +38,6 @@ STALE, GONE, UNTOUCHED = 990_101, 990_102, 990_103
 
 _KEY_LAYOUT = re.compile(r"^aws/lambda/(?P<uuid>[0-9a-f-]{36})/(?P<shard>[^/]+)/(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})/"
                          r"(?P=y)-(?P=m)-(?P=d)T\d{2}\.\d{2}\.\d{2}-[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$")
-
-
-# --- the operator and the command line ----------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    """One run of the command line: exit code, stdout, stderr."""
-
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-class Operator:
-    """A principal registered in the deployment's gateway whose credentials the command line uses: every
-    request the CLI makes is checked against ``policies``."""
-
-    def __init__(self, deployment: LocalDeployment, account: str, monkeypatch: pytest.MonkeyPatch,
-                 policies: list[dict[str, Any]] | None = None, name: str = "operator") -> None:
-        self.deployment = deployment
-        self.arn = f"arn:aws:iam::{account}:user/{name}"
-        self.credentials = deployment.gateway.register_principal(self.arn, policies or [ADMIN])
-        for key, value in self.credentials.as_env().items():
-            monkeypatch.setenv(key, value)
-        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB",
-                    "AWS_ENDPOINT_URL_DYNAMODB_STREAMS", "AWS_ENDPOINT_URL_S3"):
-            monkeypatch.delenv(key, raising=False)
-
-    def cli(self, command: str, *args: str) -> Run:
-        out, err = io.StringIO(), io.StringIO()
-        code = main([command, "--endpoint-url", self.deployment.gateway.endpoint_url, "--quiet", *args],
-                    stdout=out, stderr=err)
-        return Run(code, out.getvalue(), err.getvalue())
 
 
 def _spec(table: LocalTable) -> str:
@@ -219,7 +177,7 @@ def _fail_and_fix(topology: Any, seed: int) -> tuple[list[str], dict[int, dict[s
     return objects, poisons, stale_now
 
 
-def _assert_redriven_to_current_state(topology: Any, operator: Operator, objects: list[str],
+def _assert_redriven_to_current_state(topology: Any, operator: Any, objects: list[str],
                                       poisons: dict[int, dict[str, Any]], stale_now: dict[str, Any]) -> None:
     """``redrive`` settles every record, the replica holds the CURRENT state, ``verify`` is clean, a second
     run does nothing."""
@@ -251,20 +209,20 @@ def _assert_redriven_to_current_state(topology: Any, operator: Operator, objects
     assert second["items"] == [] and _scan(replica) == before
 
 
-def test_one_way_failed_records_are_redriven_from_s3_to_the_current_state(example_app, topology_of, monkeypatch,
+def test_one_way_failed_records_are_redriven_from_s3_to_the_current_state(example_app, topology_of, operator_of,
                                                                           tmp_path):
     topology = topology_of(example_app["E2eRedrive"], bucket_root=tmp_path / "buckets")
-    operator = Operator(topology.deployment, topology.source.account, monkeypatch)
+    operator = operator_of(topology.deployment, topology.source.account)
     objects, poisons, stale_now = _fail_and_fix(topology, seed=31)
     _assert_redriven_to_current_state(topology, operator, objects, poisons, stale_now)
     assert topology.deployment.gateway.stats.denials == []
 
 
 def test_kinesis_fed_failed_records_are_redriven_from_s3_to_the_current_state(example_app, topology_of,
-                                                                              monkeypatch, tmp_path):
+                                                                              operator_of, tmp_path):
     topology = topology_of(example_app["E2eRedriveKinesis"], bucket_root=tmp_path / "buckets")
     assert topology.tombstone and topology.mapping.event_source_arn.startswith("arn:aws:kinesis:")
-    operator = Operator(topology.deployment, topology.source.account, monkeypatch)
+    operator = operator_of(topology.deployment, topology.source.account)
     objects, poisons, stale_now = _fail_and_fix(topology, seed=32)
     _assert_redriven_to_current_state(topology, operator, objects, poisons, stale_now)
 
@@ -308,7 +266,7 @@ def _assert_stream_refused(topology: Any) -> None:
         streams.describe_stream(StreamArn=arn)
 
 
-def test_a_failed_record_older_than_24_hours_is_redriven_from_its_s3_payload(example_app, topology_of, monkeypatch,
+def test_a_failed_record_older_than_24_hours_is_redriven_from_its_s3_payload(example_app, topology_of, operator_of,
                                                                                tmp_path):
     """DynamoDB Streams keep a record 24 hours; the S3 object keeps the record itself. With the object 30 h old
     and every stream read refused to the operator, redrive still brings the replica to the source's state,
@@ -320,8 +278,8 @@ def test_a_failed_record_older_than_24_hours_is_redriven_from_its_s3_payload(exa
         stamp = json.loads(topology.failure_destination.get(key))["timestamp"]
         age = dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
         assert age > dt.timedelta(hours=24), (key, stamp)
-    operator = Operator(topology.deployment, topology.source.account, monkeypatch, [NO_STREAM_READS],
-                        name="operator-without-stream-access")
+    operator = operator_of(topology.deployment, topology.source.account, [NO_STREAM_READS],
+                           name="operator-without-stream-access")
     gateway = topology.deployment.gateway
     _assert_stream_refused(topology)
     refused = gateway.stats.denied
@@ -375,7 +333,7 @@ def _multi_active_after_fix(app: _Writers, home: str, away: str) -> None:
     app.put(away, "order-01", round={"N": "4"})
 
 
-def test_multi_active_failed_records_are_redriven_under_the_conflict_rules(assemblies, e2e_ddb, monkeypatch,
+def test_multi_active_failed_records_are_redriven_under_the_conflict_rules(assemblies, e2e_ddb, operator_of,
                                                                             tmp_path):
     from cdk_replication.local import deploy
 
@@ -412,7 +370,7 @@ def test_multi_active_failed_records_are_redriven_under_the_conflict_rules(assem
         assert bucket.keys(FAILURE_PREFIX) == objects
         assert not compare().equal  # poison-untouched (at least) is missing in the away region
 
-        operator = Operator(dep, tables[home].account, monkeypatch)
+        operator = operator_of(dep, tables[home].account)
         specs = (_spec(tables[home]), _spec(tables[away]), "--conflict-attribute", "updatedAt")
         _redrive_multi_active(dep, operator, specs, bucket, objects, tables, prefix)
         result = compare()
@@ -430,7 +388,7 @@ def test_multi_active_failed_records_are_redriven_under_the_conflict_rules(assem
         assert again.json()["records"]["read"] == 0 and again.json()["items"] == [], again.json()
 
 
-def _redrive_multi_active(dep: LocalDeployment, operator: Operator, specs: tuple[str, ...], bucket: LocalBucket,
+def _redrive_multi_active(dep: LocalDeployment, operator: Any, specs: tuple[str, ...], bucket: LocalBucket,
                           objects: list[str], tables: dict[str, LocalTable], prefix: str) -> None:
     """Redrive ``home`` -> ``away``, then let both replicators run: the resync's writes are echoes, so the
     home table is not written again and both mappings go idle (no echo storm)."""
