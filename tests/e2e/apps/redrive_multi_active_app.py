@@ -1,4 +1,5 @@
-"""A multi-active ReplicatedTable in two regions (every region is a writer), for the redrive end-to-end test (its own table: the session's DynamoDB Local keeps every table)."""
+"""A multi-active ReplicatedTable in two regions (every region is a writer), for the redrive end-to-end test:
+multi_active_app.py with a table of its own, since the session's DynamoDB Local keeps every table."""
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
