@@ -3,8 +3,10 @@ with the real replicator, driven by the event source mapping emulation."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,11 @@ VARIANTS: dict[str, dict[str, str]] = {
     "E2eWrongTrust": {"replicaAccount": "222222222222"},
     "E2eKinesis": {"changeSource": "KINESIS", "replicaAccount": "222222222222"},
     "E2eKinesisFaults": {"changeSource": "KINESIS", "batchSize": "3"},
+    # test_e2e_redrive.py and test_teardown.py
+    "E2eRedrive": {},
+    "E2eRedriveOld": {},
+    "E2eRedriveKinesis": {"changeSource": "KINESIS"},
+    "E2eTeardown": {},
 }
 # Batches of 100 records (the library's default is 1,000): these workloads of a few hundred records must
 # span several batches, so that bisection, replays and a crash mid-shard have something to act on.
@@ -47,7 +54,7 @@ for _context in VARIANTS.values():
 #: The test apps under apps/ (each a module with ``build(app)``).
 TEST_APPS = (
     "exotic_app", "multi_active_app", "existing_source_app", "kinesis_millis_app", "existing_sort_key_app",
-    "resource_policy_app",
+    "resource_policy_app", "redrive_multi_active_app",
 )
 
 # Every assembly in one process, so jsii and aws-cdk-lib load once: the example app through its
@@ -189,3 +196,56 @@ def topology_of(e2e_ddb: DynamoDBLocal) -> Iterator[Callable[[Path], Topology]]:
     yield make
     for deployment in made:
         deployment.close()
+
+
+#: An operator allowed every DynamoDB action (the default policy of :func:`operator_of`).
+ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"}]}
+
+
+@dataclass
+class CliRun:
+    """One run of the command line: exit code, stdout, stderr."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+class Operator:
+    """A principal registered in a deployment's gateway whose credentials the command line uses, so every
+    request the CLI makes is checked against ``policies`` (default: :data:`ADMIN_POLICY`)."""
+
+    def __init__(self, deployment: LocalDeployment, account: str, monkeypatch: pytest.MonkeyPatch,
+                 policies: list[dict[str, Any]] | None = None, name: str = "operator") -> None:
+        self.deployment = deployment
+        self.arn = f"arn:aws:iam::{account}:user/{name}"
+        credentials = deployment.gateway.register_principal(self.arn, policies or [ADMIN_POLICY])
+        for key, value in credentials.as_env().items():
+            monkeypatch.setenv(key, value)
+        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB",
+                    "AWS_ENDPOINT_URL_DYNAMODB_STREAMS", "AWS_ENDPOINT_URL_S3"):
+            monkeypatch.delenv(key, raising=False)
+
+    def cli(self, command: str, *args: str) -> CliRun:
+        """``cdk-replication COMMAND --endpoint-url <gateway> --quiet ARGS...``, in this process."""
+        from cdk_replication.cli import main
+
+        out, err = io.StringIO(), io.StringIO()
+        code = main([command, "--endpoint-url", self.deployment.gateway.endpoint_url, "--quiet", *args],
+                    stdout=out, stderr=err)
+        return CliRun(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def operator_of(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Operator]:
+    """``operator_of(deployment, account, policies=None, name="operator") -> Operator``: the CLI's credentials
+    (in the environment for this test) are those of a principal registered in the deployment's gateway."""
+
+    def make(deployment: LocalDeployment, account: str, policies: list[dict[str, Any]] | None = None,
+             name: str = "operator") -> Operator:
+        return Operator(deployment, account, monkeypatch, policies, name)
+
+    return make
