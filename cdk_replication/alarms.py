@@ -135,13 +135,26 @@ def _require_count(path: str, name: str, value: object) -> None:
 def _require_duration(path: str, name: str, value: object, minimum_seconds: int) -> None:
     if value is None:
         return
-    seconds = value.to_seconds() if isinstance(value, Duration) else None
-    if seconds is None or Token.is_unresolved(seconds) or seconds < minimum_seconds:
+    fix = f"pass whole seconds, e.g. Duration.minutes(5), or {name}=None to turn that alarm off"
+    if not isinstance(value, Duration) or Token.is_unresolved(value.to_milliseconds(integral=False)):
+        raise ReplicationConfigError(path, f"alarms.{name} is {value!r}, not a literal Duration", fix)
+    milliseconds = value.to_milliseconds(integral=False)
+    if milliseconds % 1000 or milliseconds < minimum_seconds * 1000:
         raise ReplicationConfigError(
             path,
-            f"alarms.{name} is {value!r}, not a literal Duration of at least {minimum_seconds} s",
-            f"pass e.g. Duration.minutes(5), or {name}=None to turn that alarm off",
+            f"alarms.{name} is {describe_duration(value)}, not a literal Duration of at least {minimum_seconds} s "
+            "in whole seconds",
+            fix,
         )
+
+
+def describe_duration(value: Duration) -> str:
+    """A literal ``value`` as a person reads it, with its exact milliseconds: ``to_human_string`` drops the
+    sub-second part of longer durations (90.5 s reads "1 minute 30 seconds"), and ``to_seconds`` raises a raw
+    jsii error for a fraction of a second, so validation must not call it first."""
+    milliseconds = value.to_milliseconds(integral=False)
+    exact = int(milliseconds) if milliseconds == int(milliseconds) else milliseconds
+    return f"{value.to_human_string()} ({exact} ms)"
 
 
 @dataclass(frozen=True)

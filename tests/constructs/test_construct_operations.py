@@ -135,9 +135,12 @@ def test_s3_expiration_is_configurable(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("expiration", "match"),
     [
-        (cdk.Duration.hours(12), r"expiration is 43200 s; S3 expires objects after whole days, at least 1"),
-        (cdk.Duration.hours(36), r"expiration is 129600 s; S3 expires objects after whole days"),
-        (cdk.Duration.days(0), r"expiration is 0 s"),
+        (cdk.Duration.hours(12), r"expiration is 12 hours \(43200000 ms\); S3 expires objects after whole days, at least 1"),
+        (cdk.Duration.hours(36), r"expiration is 1 day 12 hours \(129600000 ms\); S3 expires objects after whole days"),
+        (cdk.Duration.days(0), r"expiration is 0 days? \(0 ms\)"),
+        # to_seconds() would raise a raw jsii error for these: the message names the value instead.
+        (cdk.Duration.millis(1_500), r"expiration is 1 second 500 millis \(1500 ms\); S3 expires"),
+        (cdk.Duration.millis(86_400_500), r"expiration is .*\(86400500 ms\); S3 expires"),
     ],
 )
 def test_expiration_below_a_day_or_not_whole_days_is_refused(expiration: cdk.Duration, match: str) -> None:
@@ -240,7 +243,10 @@ def test_alarm_names_follow_the_replicators_path_in_its_stack() -> None:
         (ReplicationAlarms(failed_records=0), r"alarms.failed_records is 0; .*ALARM always.*Fix: use a whole number >= 1, or failed_records=None"),
         (ReplicationAlarms(throttles=-3), r"alarms.throttles is -3"),
         (ReplicationAlarms(function_errors=1.5), r"alarms.function_errors is a float \(1.5\), not an int or None"),  # type: ignore[arg-type]
-        (ReplicationAlarms(iterator_age=cdk.Duration.seconds(30)), r"alarms.iterator_age is .*not a literal Duration of at least 60 s"),
+        (ReplicationAlarms(iterator_age=cdk.Duration.seconds(30)), r"alarms.iterator_age is 30 seconds \(30000 ms\), not a literal Duration of at least 60 s"),
+        # Sub-second parts: to_seconds() raised a raw jsii RuntimeError; to_human_string() alone drops the 500 ms.
+        (ReplicationAlarms(iterator_age=cdk.Duration.millis(90_500)), r"alarms.iterator_age is 1 minute 30 seconds \(90500 ms\), not a literal Duration of at least 60 s in whole seconds.*Fix: pass whole seconds"),
+        (ReplicationAlarms(replication_lag_p99=cdk.Duration.millis(500)), r"alarms.replication_lag_p99 is 500 millis \(500 ms\)"),
         (ReplicationAlarms(replication_lag_p99=300), r"alarms.replication_lag_p99 is an int \(300\), not a Duration or None"),  # type: ignore[arg-type]
         (ReplicationAlarms(not_polling=None), r"alarms.not_polling is a NoneType \(None\), not a bool"),  # type: ignore[arg-type]
     ],
