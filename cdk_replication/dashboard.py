@@ -22,7 +22,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
 from ._lambda.replicator import telemetry
-from .alarms import LAMBDA_NAMESPACE, ON_FAILURE_DELIVERED, DROPPED, SOURCE_TABLE_DIMENSION, alarm_name, mapping_metric
+from .alarms import DELIVERY_FAILURES, DROPPED, LAMBDA_NAMESPACE, ON_FAILURE_DELIVERED, SOURCE_TABLE_DIMENSION, alarm_name, mapping_metric
 from .naming import partition_for_region
 from .replicator import Replicator
 
@@ -169,7 +169,12 @@ def _destination(writers: Sequence[_Writer]) -> cloudwatch.GraphWidget:
         uuid = w.replicator.event_source_mapping_uuid
         metrics.append(mapping_metric(ON_FAILURE_DELIVERED, uuid, period=_PERIOD, label=f"{w.label} to destination"))
         metrics.append(mapping_metric(DROPPED, uuid, period=_PERIOD, label=f"{w.label} dropped"))
-    return _graph("Failure destination deliveries / dropped records", metrics)
+        metrics.append(
+            w.replicator.function.metric(
+                DELIVERY_FAILURES, statistic="Sum", period=_PERIOD, label=f"{w.label} delivery failed"
+            )
+        )
+    return _graph("Failure destination deliveries / delivery failures / dropped", metrics)
 
 
 def _conflicts(writers: Sequence[_Writer]) -> cloudwatch.GraphWidget:

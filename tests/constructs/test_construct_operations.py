@@ -174,6 +174,10 @@ DEFAULT_ALARMS = {
         "notBreaching",
     ),
     "DroppedRecords": ("AWS/Lambda", "DroppedEventCount", "Sum", 1, "GreaterThanOrEqualToThreshold", 1, 1, 300, "notBreaching"),
+    # A function metric (FunctionName), not one of the mapping's: failed sends to the failure destination.
+    "DestinationDeliveryFailures": (
+        "AWS/Lambda", "DestinationDeliveryFailures", "Sum", 1, "GreaterThanOrEqualToThreshold", 1, 1, 300, "notBreaching",
+    ),
     "ReplicationLagP99": ("CdkReplication", "ReplicationLagMs", None, 60000, "GreaterThanOrEqualToThreshold", 3, 3, 300, "notBreaching"),
     # The one alarm where missing data is breaching: a mapping that stopped polling emits nothing.
     "NotPolling": ("AWS/Lambda", "PolledEventCount", "SampleCount", 1, "LessThanThreshold", 3, 3, 300, "breaching"),
@@ -278,6 +282,7 @@ def test_dashboard_is_in_the_source_stack_with_every_widget(one_way: Synthesized
         assert title in body, title
     for metric in (
         "RecordsApplied", "ReplicationLagMs", "IteratorAge", "WriteFailures", "OnFailureDestinationDeliveredEventCount",
+        "DestinationDeliveryFailures", "DroppedEventCount",
         "Conflicts", "TombstonesWritten",
     ):
         assert metric in body, metric
