@@ -106,6 +106,9 @@ def _throughput(writers: Sequence[_Writer]) -> cloudwatch.GraphWidget:
             using_metrics={f"applied{index}": w.emf(telemetry.RECORDS_APPLIED, "Sum")},
             label=w.label,
             period=_PERIOD,
+            # Metric math runs in one region (GetMetricData is regional): the expression goes where its metric is.
+            search_region=w.region,
+            search_account=w.account,
         )
         for index, w in enumerate(writers)
     ]
