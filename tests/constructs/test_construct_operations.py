@@ -4,6 +4,7 @@ their props."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from cdk_replication import (
     ReplicationMode,
     TableLocation,
 )
+from cdk_replication.naming import replicator_function_name
 
 SOURCE_STACK = "Employee-us-west-2"
 ROLE_SIDS_BEFORE_TARGETS = ["ReadSourceStream", "ListStreams", "WriteOwnLogGroup"]
@@ -301,6 +303,64 @@ def test_multi_active_dashboard_shows_every_region_and_every_alarm(multi_active:
     for stack in ("Profiles-us-east-1", f"Profiles-{OTHER_ACCOUNT}-eu-west-1"):
         assert resources_of_type(multi_active.template_json(stack), "AWS::CloudWatch::Dashboard") == {}
         assert len(resources_of_type(multi_active.template_json(stack), "AWS::CloudWatch::Alarm")) == len(DEFAULT_ALARMS)
+
+
+def test_replicated_table_functions_have_deterministic_names(multi_active: Synthesized) -> None:
+    """Every writer's function is named ``<table>-<region>-replicator`` (the dashboard in another region names
+    it literally; a SEARCH on words of a generated name broke once CloudFormation truncated it)."""
+    for stack, region in (
+        ("Profiles-us-west-2", "us-west-2"), ("Profiles-us-east-1", "us-east-1"),
+        (f"Profiles-{OTHER_ACCOUNT}-eu-west-1", "eu-west-1"),
+    ):
+        function = only_resource(multi_active.template_json(stack), "AWS::Lambda::Function")
+        assert function["Properties"]["FunctionName"] == f"Profiles-{region}-replicator", stack
+    assert "SEARCH('{AWS/Lambda" not in _dashboard_body(multi_active.template_json("Profiles-us-west-2"))
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ("Orders", "Orders-eu-west-1-replicator"),
+        ("Orders_2024", "Orders_2024-eu-west-1-replicator"),
+        # Lambda refuses "."; the hash of the real name keeps "a.b" apart from "a-b".
+        ("a.b", "a-b-eu-west-1-replicator-" + hashlib.sha256(b"a.b-eu-west-1-replicator").hexdigest()[:8]),
+        ("a-b", "a-b-eu-west-1-replicator"),
+    ],
+)
+def test_replicator_function_name(table: str, expected: str) -> None:
+    assert replicator_function_name(table, "eu-west-1") == expected
+
+
+def test_a_long_table_name_gives_a_function_name_of_at_most_64_characters() -> None:
+    names = {replicator_function_name("T" * 200 + suffix, "ap-southeast-2") for suffix in ("a", "b", ".c")}
+    assert len(names) == 3 and all(len(name) <= 64 for name in names), names
+
+
+def test_a_standalone_replicators_function_name_is_generated_unless_given() -> None:
+    generated = replicator()
+    assert generated.function_name is None
+    assert "FunctionName" not in Template.from_stack(cdk.Stack.of(generated)).find_resources(
+        "AWS::Lambda::Function"
+    ).popitem()[1]["Properties"]
+    named = replicator(function_name="orders-replicator")
+    Template.from_stack(cdk.Stack.of(named)).has_resource_properties(
+        "AWS::Lambda::Function", {"FunctionName": "orders-replicator"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [
+        ("orders.replicator", r"function_name 'orders.replicator' is not a Lambda function name.*Fix: use 1-64"),
+        ("x" * 65, r"function_name .x{65}. is not a Lambda function name"),
+        ("", r"function_name '' is not a Lambda function name"),
+        (cdk.Aws.STACK_NAME, r"function_name is .*not a literal function name"),
+    ],
+    ids=["dot", "too-long", "empty", "token"],
+)
+def test_a_bad_function_name_is_refused(name: str, match: str) -> None:
+    with pytest.raises(ReplicationConfigError, match=rf"^Mine/Replicator: {match}"):
+        replicator(function_name=name)
 
 
 def test_dashboard_can_be_named_or_turned_off() -> None:
