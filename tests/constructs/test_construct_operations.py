@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -295,14 +296,43 @@ def test_dashboard_is_in_the_source_stack_with_every_widget(one_way: Synthesized
 def test_multi_active_dashboard_shows_every_region_and_every_alarm(multi_active: Synthesized) -> None:
     template = multi_active.template_json("Profiles-us-west-2")
     body = _dashboard_body(template)
-    for region in ("us-west-2", "us-east-1", "eu-west-1"):
-        assert f'\\"region\\":\\"{region}\\"' in body or f"Profiles ({region})" in body, region
     # Another stack's alarms are named by ARN (CloudFormation cannot reference another region's stack).
     assert f"arn:aws:cloudwatch:eu-west-1:{OTHER_ACCOUNT}:alarm:Profiles-{OTHER_ACCOUNT}-eu-west-1-Replicator-Profiles-IteratorAge" in body
     assert "arn:aws:cloudwatch:us-east-1:111111111111:alarm:Profiles-us-east-1-Replicator-Profiles-NotPolling" in body
     for stack in ("Profiles-us-east-1", f"Profiles-{OTHER_ACCOUNT}-eu-west-1"):
         assert resources_of_type(multi_active.template_json(stack), "AWS::CloudWatch::Dashboard") == {}
         assert len(resources_of_type(multi_active.template_json(stack), "AWS::CloudWatch::Alarm")) == len(DEFAULT_ALARMS)
+
+
+def _metric_widgets(template: dict[str, Any]) -> list[dict[str, Any]]:
+    """The dashboard's metric widgets, parsed: the stack's region token read as us-west-2, other tokens as "ref"."""
+    body = only_resource(template, "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"]
+    text = "".join(part if isinstance(part, str) else json.dumps(part) for part in body["Fn::Join"][1])
+    text = re.sub(r'"\{"Ref": "AWS::Region"\}"', '"us-west-2"', text)
+    text = re.sub(r'"\{"(Ref|Fn::GetAtt)": [^}]*\}"', '"ref"', text)
+    return [w["properties"] for w in json.loads(text)["widgets"] if w["type"] == "metric"]
+
+
+def test_every_remote_writers_row_is_fetched_in_its_region_and_account(multi_active: Synthesized) -> None:
+    """Every row (metric or expression) of another writer carries that writer's region and account: without
+    them CloudWatch reads the row in the dashboard's own region and account, where that writer has no
+    metrics. The label only tells which writer a row is for; the assertion is on ``region``/``accountId``
+    (absent ``accountId`` means the dashboard's account). Every widget shows every writer."""
+    remote = {"us-east-1": SOURCE_ACCOUNT, "eu-west-1": OTHER_ACCOUNT}
+    for widget in _metric_widgets(multi_active.template_json("Profiles-us-west-2")):
+        assert widget["region"] == "us-west-2", widget["title"]
+        seen = set()
+        for row in widget["metrics"]:
+            options = row[-1]
+            (region,) = [r for r in ("us-west-2", *remote) if r in options["label"]] or [None]
+            assert region is not None, (widget["title"], options)
+            seen.add(region)
+            if region in remote:
+                fetched = (options.get("region"), options.get("accountId", SOURCE_ACCOUNT))
+                assert fetched == (region, remote[region]), (widget["title"], row)
+                if "FunctionName" in row:  # another stack's function, by its literal physical name
+                    assert row[row.index("FunctionName") + 1] == f"Profiles-{region}-replicator", row
+        assert seen == {"us-west-2", *remote}, widget["title"]
 
 
 def test_replicated_table_functions_have_deterministic_names(multi_active: Synthesized) -> None:
