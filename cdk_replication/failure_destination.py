@@ -72,7 +72,7 @@ class FailureDestination:
     @classmethod
     def existing_bucket(cls, bucket: s3.IBucket) -> "FailureDestination":
         """A bucket of your own (``s3.Bucket.from_bucket_name(...)`` or one in another stack). The role gets
-        ``s3:PutObject`` on its objects and ``s3:ListBucket`` on it, nothing else; its encryption, lifecycle
+        ``s3:PutObject`` on the keys Lambda writes (``aws/lambda/*``) and ``s3:ListBucket`` on it, nothing else; its encryption, lifecycle
         and access are yours to set (it holds copies of table data). With a customer-managed bucket key, also
         let the replicator role use it (``kms:GenerateDataKey``)."""
         return cls(kind=FailureDestinationKind.EXISTING_BUCKET, bucket=bucket)

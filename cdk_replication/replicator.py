@@ -28,6 +28,7 @@ from .failure_destination import build as build_failure_destination
 from .model import ChangeSource, ConflictStrategy, KeySchema, ReplicationMode, ReplicationTarget, ResolvedTable
 from .naming import require_function_name
 from .permissions import (
+    FAILURE_RECORD_KEY_PREFIX,
     acknowledge_nag,
     acknowledge_replicator_role,
     failure_bucket_statements,
@@ -406,7 +407,8 @@ class Replicator(Construct):
     def _failure_statements(self) -> list[iam.PolicyStatement]:
         """Exactly what Lambda needs to deliver failure records to this replicator's destination."""
         if self.failure_bucket is not None:
-            return failure_bucket_statements(self.failure_bucket.bucket_arn, self.failure_bucket.arn_for_objects("*"))
+            objects = self.failure_bucket.arn_for_objects(f"{FAILURE_RECORD_KEY_PREFIX}*")
+            return failure_bucket_statements(self.failure_bucket.bucket_arn, objects)
         assert self.failure_queue is not None
         return failure_queue_statements(self.failure_queue.queue_arn)
 

@@ -108,7 +108,7 @@ def test_sqs_failure_destination_alarm_watches_visible_messages(with_sqs: Synthe
     assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
 
 
-def test_existing_bucket_gets_exactly_put_object_and_list_bucket(with_existing_bucket: Synthesized) -> None:
+def test_existing_bucket_gets_exactly_put_object_under_aws_lambda_and_list_bucket(with_existing_bucket: Synthesized) -> None:
     template = with_existing_bucket.template_json(SOURCE_STACK)
     assert resources_of_type(template, "AWS::S3::Bucket") == {}
     assert resources_of_type(template, "AWS::S3::BucketPolicy") == {}, "a bucket of yours is never changed"
@@ -119,7 +119,7 @@ def test_existing_bucket_gets_exactly_put_object_and_list_bucket(with_existing_b
             "Sid": "WriteFailureRecords",
             "Effect": "Allow",
             "Action": "s3:PutObject",
-            "Resource": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::org-replication-failures/*"]]},
+            "Resource": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::org-replication-failures/aws/lambda/*"]]},
         },
         {"Sid": "ListFailureBucket", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": arn},
     ]
