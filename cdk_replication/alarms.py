@@ -39,11 +39,14 @@ MAPPING_DIMENSION = "EventSourceMappingUUID"
 #: The dimension of every replicator EMF metric (``telemetry.InvocationMetrics``).
 SOURCE_TABLE_DIMENSION = "SourceTable"
 #: Event source mapping metrics of the ``EventCount`` group (AWS Lambda developer guide, "Event source mapping
-#: metrics"): records sent to the on-failure destination, records dropped (expired or retries exhausted and
-#: not delivered to a destination), and records read per poll (0 on an empty poll).
+#: metrics"): records sent to the on-failure destination, records dropped (past MaximumRecordAge or
+#: MaximumRetryAttempts and not sent to a destination), and records read per poll (0 on an empty poll).
 ON_FAILURE_DELIVERED = "OnFailureDestinationDeliveredEventCount"
 DROPPED = "DroppedEventCount"
 POLLED = "PolledEventCount"
+#: A function metric (``FunctionName``): attempts to send to a destination that failed. AWS documents it for
+#: asynchronous invocation and for the destinations of stream event source mappings (DynamoDB, Kinesis).
+DELIVERY_FAILURES = "DestinationDeliveryFailures"
 
 #: Alarm kinds, in the order they are created; each is the suffix of the alarm's name and construct id.
 ITERATOR_AGE = "IteratorAge"
@@ -52,6 +55,7 @@ FUNCTION_ERRORS = "FunctionErrors"
 THROTTLES = "Throttles"
 FAILURE_DESTINATION = "FailureDestination"
 DROPPED_RECORDS = "DroppedRecords"
+DESTINATION_DELIVERY_FAILURES = "DestinationDeliveryFailures"
 REPLICATION_LAG = "ReplicationLagP99"
 NOT_POLLING = "NotPolling"
 
@@ -82,8 +86,13 @@ class ReplicationAlarms:
             ``ApproximateNumberOfMessagesVisible`` (Maximum), which stays in ALARM until the queue is redriven.
             Default: 1: every record there is a change no replica has; redrive it.
         dropped_records: records the mapping dropped (``DroppedEventCount``, Sum per 5 minutes) at or above
-            this. Default: 1: a dropped record was not even written to the failure destination (delivery
-            failed); it is lost to redrive and only ``verify --repair`` finds the keys.
+            this. AWS defines it as records past ``max_record_age`` or the retries that were not sent to a
+            destination. Default: 1: such a record is in no destination, so redrive cannot see it and only
+            ``verify --repair`` finds the keys.
+        destination_delivery_failures: failed attempts to send a failure record to the failure destination
+            (AWS/Lambda ``DestinationDeliveryFailures``, ``FunctionName``, Sum per 5 minutes) at or above this.
+            Default: 1: the bucket or queue refused Lambda's write (deleted, its policy or key refuses the
+            role), so the records of that batch are in no destination.
         replication_lag_p99: alarm when the p99 of the replicator's ``ReplicationLagMs`` (time from the change to
             its replication, per batch) stays at or above this for 3 consecutive 5-minute periods. Default: 1
             minute: replication across regions normally takes about a second; a minute for 15 minutes is a
@@ -100,6 +109,7 @@ class ReplicationAlarms:
     throttles: int | None = defaults.ALARM_THROTTLES
     failure_destination: int | None = defaults.ALARM_FAILURE_DESTINATION
     dropped_records: int | None = defaults.ALARM_DROPPED_RECORDS
+    destination_delivery_failures: int | None = defaults.ALARM_DESTINATION_DELIVERY_FAILURES
     replication_lag_p99: Duration | None = defaults.ALARM_REPLICATION_LAG_P99
     not_polling: bool = True
 
@@ -115,7 +125,11 @@ class ReplicationAlarms:
                     "pass alarm actions, e.g. aws_cloudwatch_actions.SnsAction(topic) (from aws_cdk import "
                     "aws_cloudwatch_actions)",
                 )
-        for name in ("failed_records", "function_errors", "throttles", "failure_destination", "dropped_records"):
+        counts = (
+            "failed_records", "function_errors", "throttles", "failure_destination", "dropped_records",
+            "destination_delivery_failures",
+        )
+        for name in counts:
             _require_count(path, name, getattr(self, name))
         for name, minimum in (("iterator_age", 60), ("replication_lag_p99", 1)):
             _require_duration(path, name, getattr(self, name), minimum)
@@ -135,13 +149,26 @@ def _require_count(path: str, name: str, value: object) -> None:
 def _require_duration(path: str, name: str, value: object, minimum_seconds: int) -> None:
     if value is None:
         return
-    seconds = value.to_seconds() if isinstance(value, Duration) else None
-    if seconds is None or Token.is_unresolved(seconds) or seconds < minimum_seconds:
+    fix = f"pass whole seconds, e.g. Duration.minutes(5), or {name}=None to turn that alarm off"
+    if not isinstance(value, Duration) or Token.is_unresolved(value.to_milliseconds(integral=False)):
+        raise ReplicationConfigError(path, f"alarms.{name} is {value!r}, not a literal Duration", fix)
+    milliseconds = value.to_milliseconds(integral=False)
+    if milliseconds % 1000 or milliseconds < minimum_seconds * 1000:
         raise ReplicationConfigError(
             path,
-            f"alarms.{name} is {value!r}, not a literal Duration of at least {minimum_seconds} s",
-            f"pass e.g. Duration.minutes(5), or {name}=None to turn that alarm off",
+            f"alarms.{name} is {describe_duration(value)}, not a literal Duration of at least {minimum_seconds} s "
+            "in whole seconds",
+            fix,
         )
+
+
+def describe_duration(value: Duration) -> str:
+    """A literal ``value`` as a person reads it, with its exact milliseconds: ``to_human_string`` drops the
+    sub-second part of longer durations (90.5 s reads "1 minute 30 seconds"), and ``to_seconds`` raises a raw
+    jsii error for a fraction of a second, so validation must not call it first."""
+    milliseconds = value.to_milliseconds(integral=False)
+    exact = int(milliseconds) if milliseconds == int(milliseconds) else milliseconds
+    return f"{value.to_human_string()} ({exact} ms)"
 
 
 @dataclass(frozen=True)
@@ -223,7 +250,14 @@ def _specs(config: ReplicationAlarms, target: AlarmTarget) -> dict[str, _Spec]:
         ),
         DROPPED_RECORDS: None if config.dropped_records is None else _Spec(
             mapping_metric(DROPPED, target.mapping_uuid), config.dropped_records, 1, 1,
-            "The mapping dropped records without delivering them to the failure destination: run verify --repair.",
+            "The mapping dropped records (past max age or retries) without sending them to a destination: "
+            "run verify --repair.",
+        ),
+        DESTINATION_DELIVERY_FAILURES: None if config.destination_delivery_failures is None else _Spec(
+            target.function.metric(DELIVERY_FAILURES, statistic="Sum", period=five),
+            config.destination_delivery_failures, 1, 1,
+            "Lambda could not write a failed batch to the failure destination (deleted, or its policy or key "
+            "refuses the role): fix the destination, then run verify --repair.",
         ),
         REPLICATION_LAG: None if config.replication_lag_p99 is None else _Spec(
             replicator_metric(telemetry.REPLICATION_LAG, target.source_table, statistic="p99"),

@@ -8,12 +8,12 @@ region is referenced here by metric names and dimensions only, never by a token 
 cannot reference another region's stack).
 
 A replicator in another stack is reached through literal values: the ``SourceTable`` dimension of its EMF
-metrics, its function by a ``SEARCH`` over that stack's function names, its alarms by their deterministic names.
+metrics, its function by its deterministic physical name (``naming.replicator_function_name``), its alarms by
+their deterministic names.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,7 +22,8 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
 from ._lambda.replicator import telemetry
-from .alarms import LAMBDA_NAMESPACE, ON_FAILURE_DELIVERED, DROPPED, SOURCE_TABLE_DIMENSION, alarm_name, mapping_metric
+from .alarms import DELIVERY_FAILURES, DROPPED, LAMBDA_NAMESPACE, ON_FAILURE_DELIVERED, SOURCE_TABLE_DIMENSION, alarm_name, mapping_metric
+from .errors import ReplicationConfigError
 from .naming import partition_for_region
 from .replicator import Replicator
 
@@ -67,6 +68,28 @@ class _Writer:
             label=label or self.label,
         )
 
+    def function_metric(self, name: str, statistic: str, label: str) -> cloudwatch.IMetric:
+        """One of the replicator function's AWS/Lambda metrics: through the function in this stack; in
+        another stack by its literal physical name (``Replicator(function_name=...)``), in its region."""
+        if self.local:
+            return self.replicator.function.metric(name, statistic=statistic, period=_PERIOD, label=label)
+        if self.replicator.function_name is None:
+            raise ReplicationConfigError(
+                self.replicator.node.path,
+                "the dashboard shows a replicator of another stack whose function has a generated name",
+                "give that Replicator function_name= (ReplicatedTable does)",
+            )
+        return cloudwatch.Metric(
+            namespace=LAMBDA_NAMESPACE,
+            metric_name=name,
+            dimensions_map={"FunctionName": self.replicator.function_name},
+            statistic=statistic,
+            period=_PERIOD,
+            region=self.region,
+            account=self.account,
+            label=label,
+        )
+
     def search(self, expression: str, label: str) -> cloudwatch.MathExpression:
         return cloudwatch.MathExpression(
             expression=expression, label=label, period=_PERIOD, search_region=self.region, search_account=self.account
@@ -106,6 +129,9 @@ def _throughput(writers: Sequence[_Writer]) -> cloudwatch.GraphWidget:
             using_metrics={f"applied{index}": w.emf(telemetry.RECORDS_APPLIED, "Sum")},
             label=w.label,
             period=_PERIOD,
+            # Metric math runs in one region (GetMetricData is regional): the expression goes where its metric is.
+            search_region=w.region,
+            search_account=w.account,
         )
         for index, w in enumerate(writers)
     ]
@@ -121,25 +147,10 @@ def _lag(writers: Sequence[_Writer]) -> cloudwatch.GraphWidget:
 
 
 def _iterator_age(writers: Sequence[_Writer]) -> cloudwatch.GraphWidget:
-    """IteratorAge per replicator: the function's own metric in this stack; elsewhere a SEARCH for the function
-    whose generated name holds every word of its stack's name and of its construct id (CloudFormation names
-    it ``<stack name>-<logical id>-<suffix>``; unquoted terms match words, quoted ones whole values)."""
-    metrics: list[cloudwatch.IMetric] = []
-    for w in writers:
-        if w.local:
-            metrics.append(
-                w.replicator.function.metric("IteratorAge", statistic="Maximum", period=_PERIOD, label=w.label)
-            )
-        else:
-            words = re.findall(r"[A-Za-z0-9]+", f"{Stack.of(w.replicator).stack_name} {w.replicator.node.id}")
-            terms = " ".join(f"FunctionName={word}" for word in words)
-            metrics.append(
-                w.search(
-                    f"SEARCH('{{{LAMBDA_NAMESPACE},FunctionName}} MetricName=\"IteratorAge\" {terms}', 'Maximum', 60)",
-                    w.label,
-                )
-            )
-    return _graph("Iterator age (ms)", metrics)
+    """IteratorAge per replicator: the age of the newest record each mapping read."""
+    return _graph(
+        "Iterator age (ms)", [w.function_metric("IteratorAge", "Maximum", w.label) for w in writers]
+    )
 
 
 def _failures(writers: Sequence[_Writer]) -> cloudwatch.GraphWidget:
@@ -160,16 +171,17 @@ def _failures_by_cause(writers: Sequence[_Writer]) -> cloudwatch.GraphWidget:
 
 
 def _destination(writers: Sequence[_Writer]) -> cloudwatch.GraphWidget:
-    """Records sent to the failure destination and dropped, from the mapping's own metrics; a mapping in
-    another stack is found by its function's metrics there (its UUID is a token of that stack)."""
+    """Records sent to the failure destination and dropped, from the mapping's own metrics (this stack's
+    mapping only: another stack's mapping UUID is a token of that stack, known to no other), and every
+    writer's failed sends to its destination (a function metric, named literally)."""
     metrics: list[cloudwatch.IMetric] = []
     for w in writers:
-        if not w.local:
-            continue
-        uuid = w.replicator.event_source_mapping_uuid
-        metrics.append(mapping_metric(ON_FAILURE_DELIVERED, uuid, period=_PERIOD, label=f"{w.label} to destination"))
-        metrics.append(mapping_metric(DROPPED, uuid, period=_PERIOD, label=f"{w.label} dropped"))
-    return _graph("Failure destination deliveries / dropped records", metrics)
+        if w.local:
+            uuid = w.replicator.event_source_mapping_uuid
+            metrics.append(mapping_metric(ON_FAILURE_DELIVERED, uuid, period=_PERIOD, label=f"{w.label} to destination"))
+            metrics.append(mapping_metric(DROPPED, uuid, period=_PERIOD, label=f"{w.label} dropped"))
+        metrics.append(w.function_metric(DELIVERY_FAILURES, "Sum", f"{w.label} delivery failed"))
+    return _graph("Failure destination deliveries / delivery failures / dropped", metrics)
 
 
 def _conflicts(writers: Sequence[_Writer]) -> cloudwatch.GraphWidget:

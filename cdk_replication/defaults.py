@@ -134,8 +134,10 @@ ALARM_FUNCTION_ERRORS = 1
 ALARM_THROTTLES = 1
 #: Records delivered to the failure destination per 5 minutes (messages visible, with SQS).
 ALARM_FAILURE_DESTINATION = 1
-#: Records the mapping dropped (not even delivered to the failure destination) per 5 minutes.
+#: Records the mapping dropped (past max age or retries and not sent to a destination) per 5 minutes.
 ALARM_DROPPED_RECORDS = 1
+#: Failed attempts to send a failure record to the failure destination (DestinationDeliveryFailures) per 5 minutes.
+ALARM_DESTINATION_DELIVERY_FAILURES = 1
 #: p99 of ReplicationLagMs at or above this for 3 five-minute periods in a row.
 ALARM_REPLICATION_LAG_P99 = Duration.minutes(1)
 

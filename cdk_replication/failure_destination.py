@@ -23,6 +23,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from . import defaults
+from .alarms import describe_duration
 from .errors import ReplicationConfigError
 from .permissions import acknowledge_nag
 from .props import implements
@@ -71,7 +72,7 @@ class FailureDestination:
     @classmethod
     def existing_bucket(cls, bucket: s3.IBucket) -> "FailureDestination":
         """A bucket of your own (``s3.Bucket.from_bucket_name(...)`` or one in another stack). The role gets
-        ``s3:PutObject`` on its objects and ``s3:ListBucket`` on it, nothing else; its encryption, lifecycle
+        ``s3:PutObject`` on the keys Lambda writes (``aws/lambda/*``) and ``s3:ListBucket`` on it, nothing else; its encryption, lifecycle
         and access are yours to set (it holds copies of table data). With a customer-managed bucket key, also
         let the replicator role use it (``kms:GenerateDataKey``)."""
         return cls(kind=FailureDestinationKind.EXISTING_BUCKET, bucket=bucket)
@@ -97,15 +98,15 @@ class FailureDestination:
                 path, f"failure_destination expiration is {self.expiration!r}, not a Duration",
                 "pass e.g. FailureDestination.s3(expiration=Duration.days(30))",
             )
-        seconds = self.expiration.to_seconds()
-        if Token.is_unresolved(seconds):
+        milliseconds = self.expiration.to_milliseconds(integral=False)
+        if Token.is_unresolved(milliseconds):
             raise ReplicationConfigError(path, "failure_destination expiration is a token", "pass a literal Duration")
-        days = seconds / 86400
+        days = milliseconds / 86_400_000
         if days < _MIN_EXPIRATION_DAYS or days != int(days):
             raise ReplicationConfigError(
                 path,
-                f"failure_destination expiration is {seconds:g} s; S3 expires objects after whole days, at least "
-                f"{_MIN_EXPIRATION_DAYS}",
+                f"failure_destination expiration is {describe_duration(self.expiration)}; S3 expires objects after "
+                f"whole days, at least {_MIN_EXPIRATION_DAYS}",
                 "use Duration.days(n) with n >= 1 (default 30: long enough for a weekend incident and an audit)",
             )
 

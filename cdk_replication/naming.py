@@ -16,6 +16,7 @@ from .physical_names import (  # noqa: F401 - re-exported: the constructs import
     migration_bucket_name,
     migration_export_prefix,
     partition_for_region,
+    replicator_function_name,
     replicator_role_name,
     role_arn,
     stack_name,
@@ -104,6 +105,25 @@ def parse_stream_arn(path: str, value: object) -> dict[str, str]:
             "use the table's LatestStreamArn, arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>",
         )
     return match.groupdict()
+
+
+#: Lambda function names: 1-64 characters of A-Z a-z 0-9 - _ (the name, not an ARN).
+_FUNCTION_NAME_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+
+
+def require_function_name(path: str, value: object, what: str) -> str:
+    """Return ``value`` if it is a literal Lambda function name, else raise naming ``what``."""
+    value = require_literal(
+        path,
+        value,
+        f"{what} is {value!r}, not a literal function name (alarms and dashboards in other stacks name it)",
+        "pass the function name as a string, or leave it unset for a generated name",
+    )
+    if not _FUNCTION_NAME_RE.match(value):
+        raise ReplicationConfigError(
+            path, f"{what} {value!r} is not a Lambda function name", "use 1-64 characters from A-Z a-z 0-9 - _"
+        )
+    return value
 
 
 def require_kms_key_arn(path: str, value: str, what: str, region: str, account: str) -> str:

@@ -57,6 +57,10 @@ KINESIS_READ_ACTIONS: tuple[str, ...] = (
 #: on-failure destination (AWS Lambda developer guide, "Retain discarded records for a DynamoDB event
 #: source": s3:PutObject and s3:ListBucket): PutObject on the bucket's objects, ListBucket on the bucket.
 FAILURE_BUCKET_OBJECT_ACTIONS: tuple[str, ...] = ("s3:PutObject",)
+#: ... under the key prefix Lambda writes failure records to (``aws/lambda/<mapping UUID>/<shard>/YYYY/MM/DD/...``),
+#: not on the whole bucket: ``cdk-replication redrive`` keeps its markers under ``cdk-replication/redriven/``
+#: in the same bucket, and the replicator's role must not be able to forge them.
+FAILURE_RECORD_KEY_PREFIX = "aws/lambda/"
 FAILURE_BUCKET_ACTIONS: tuple[str, ...] = ("s3:ListBucket",)
 #: ... and to an SQS destination (FailureDestination.sqs()).
 FAILURE_QUEUE_ACTIONS: tuple[str, ...] = ("sqs:SendMessage",)
@@ -155,7 +159,8 @@ def replicator_statements(
 
 def failure_bucket_statements(bucket_arn: str, objects_arn: str) -> list[iam.PolicyStatement]:
     """Exactly what Lambda needs to write failure records to the bucket ``bucket_arn`` (``objects_arn``: the
-    ARN of its objects, ``<bucket ARN>/*``): no read, no delete, no ACL."""
+    ARN of the keys Lambda writes, ``<bucket ARN>/aws/lambda/*``, see ``FAILURE_RECORD_KEY_PREFIX``): no
+    read, no delete, no ACL, no other key."""
     return [
         iam.PolicyStatement(
             sid="WriteFailureRecords", actions=list(FAILURE_BUCKET_OBJECT_ACTIONS), resources=[objects_arn]
@@ -270,7 +275,7 @@ def acknowledge_replicator_role(role: IConstruct, statements: Sequence[iam.Polic
                 role,
                 f"AwsSolutions-IAM5[Resource::{nag_reference(Stack.of(role).resolve(resource))}]",
                 "Lambda writes each failure record under a key it chooses (aws/lambda/<mapping UUID>/<shard>/...): "
-                "PutObject on the failure bucket's objects, nothing else.",
+                "PutObject under the failure bucket's aws/lambda/ prefix, nothing else.",
             )
 
 

@@ -16,6 +16,8 @@ _MAX_ROLE_NAME = 64
 _MAX_STACK_NAME = 128
 #: S3 bucket names are at most 63 characters.
 _MAX_BUCKET_NAME = 63
+#: Lambda function names are at most 64 characters of A-Z a-z 0-9 - _.
+_MAX_FUNCTION_NAME = 64
 
 
 def partition_for_region(region: str) -> str:
@@ -35,8 +37,11 @@ def _bounded(name: str, limit: int) -> str:
     """``name`` if it fits ``limit``; otherwise a truncated prefix plus a stable hash of the full name."""
     if len(name) <= limit:
         return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: limit - 9]}-{digest}"
+    return f"{name[: limit - 9]}-{_digest(name)}"
+
+
+def _digest(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:8]
 
 
 def _sanitize(text: str) -> str:
@@ -56,6 +61,22 @@ def replicator_role_name(table_name: str, region: str) -> str:
     Deterministic so that a writer role or resource policy in another account can name exactly this role.
     """
     return _bounded(_sanitize(f"{table_name}-{region}-replicator"), _MAX_ROLE_NAME)
+
+
+def replicator_function_name(table_name: str, region: str) -> str:
+    """Physical name of the function of the replicator reading ``table_name`` in ``region``:
+    ``<table>-<region>-replicator``, at most 64 characters.
+
+    Unique per account and region because a table name is; deterministic so that a dashboard in another
+    region names the function literally (CloudFormation cannot reference another region's stack). A table
+    name's ``.`` (which Lambda refuses) becomes ``-`` with a hash of the real name appended, so tables
+    ``a.b`` and ``a-b`` keep distinct functions; a name too long is shortened with a hash, like role names.
+    """
+    name = f"{table_name}-{region}-replicator"
+    safe = re.sub(r"[^A-Za-z0-9_\-]", "-", name)
+    if safe != name:
+        safe = f"{safe[: _MAX_FUNCTION_NAME - 9]}-{_digest(name)}"
+    return _bounded(safe, _MAX_FUNCTION_NAME)
 
 
 def writer_role_name(table_name: str, region: str, source_account: str, source_region: str) -> str:

@@ -38,6 +38,7 @@ from .naming import (
     migration_bucket_name,
     migration_export_prefix,
     partition_for_region,
+    replicator_function_name,
     replicator_role_name,
     require_bucket_name,
     role_arn,
@@ -541,6 +542,8 @@ class ReplicatedTable(Construct):
             key=self.key,
             targets=[self._target(writer, other) for other in others],
             role_name=self._role_name(writer),
+            # Literal, so the dashboard in the source's stack can name another region's function.
+            function_name=replicator_function_name(writer.table_name, writer.region),
             mode=self.mode,
             conflict_attribute=self.topology.conflict_attribute,
             conflict_strategy=self.topology.conflict_strategy,

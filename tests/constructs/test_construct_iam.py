@@ -48,14 +48,16 @@ def _ids(template: dict[str, Any], resource_type: str, prefix: str) -> str:
 
 def _failure_bucket_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
     """Exactly what Lambda needs to write to the replicator's S3 failure destination (AWS Lambda developer
-    guide: s3:PutObject and s3:ListBucket): PutObject on its objects, ListBucket on the bucket."""
+    guide: s3:PutObject and s3:ListBucket): PutObject under the key prefix Lambda writes (aws/lambda/<mapping
+    UUID>/...), not on the whole bucket, where redrive keeps its markers (cdk-replication/redriven/...);
+    ListBucket on the bucket."""
     bucket = {"Fn::GetAtt": [_ids(template, "AWS::S3::Bucket", "ReplicatorFailureBucket"), "Arn"]}
     return [
         {
             "Sid": "WriteFailureRecords",
             "Effect": "Allow",
             "Action": "s3:PutObject",
-            "Resource": {"Fn::Join": ["", [bucket, "/*"]]},
+            "Resource": {"Fn::Join": ["", [bucket, "/aws/lambda/*"]]},
         },
         {"Sid": "ListFailureBucket", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket},
     ]

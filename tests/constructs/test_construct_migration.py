@@ -382,9 +382,10 @@ def test_source_account_stack_gets_no_s3_permissions_on_the_migration_bucket(mig
         if any(a.startswith("s3:") for a in as_list(statement["Action"]))
     ]
     objects_arn = {"Fn::Join": ["", [bucket_arn, "/*"]]}
+    lambda_objects_arn = {"Fn::Join": ["", [bucket_arn, "/aws/lambda/*"]]}
     assert s3_statements == [
         ("bucket policy", None, ("s3:*",), [bucket_arn, objects_arn]),
-        ("policy Replication", "WriteFailureRecords", ("s3:PutObject",), objects_arn),
+        ("policy Replication", "WriteFailureRecords", ("s3:PutObject",), lambda_objects_arn),
         ("policy Replication", "ListFailureBucket", ("s3:ListBucket",), bucket_arn),
     ]
 

@@ -4,7 +4,9 @@ their props."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from cdk_replication import (
     ReplicationMode,
     TableLocation,
 )
+from cdk_replication.naming import replicator_function_name
 
 SOURCE_STACK = "Employee-us-west-2"
 ROLE_SIDS_BEFORE_TARGETS = ["ReadSourceStream", "ListStreams", "WriteOwnLogGroup"]
@@ -105,7 +108,7 @@ def test_sqs_failure_destination_alarm_watches_visible_messages(with_sqs: Synthe
     assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}]
 
 
-def test_existing_bucket_gets_exactly_put_object_and_list_bucket(with_existing_bucket: Synthesized) -> None:
+def test_existing_bucket_gets_exactly_put_object_under_aws_lambda_and_list_bucket(with_existing_bucket: Synthesized) -> None:
     template = with_existing_bucket.template_json(SOURCE_STACK)
     assert resources_of_type(template, "AWS::S3::Bucket") == {}
     assert resources_of_type(template, "AWS::S3::BucketPolicy") == {}, "a bucket of yours is never changed"
@@ -116,7 +119,7 @@ def test_existing_bucket_gets_exactly_put_object_and_list_bucket(with_existing_b
             "Sid": "WriteFailureRecords",
             "Effect": "Allow",
             "Action": "s3:PutObject",
-            "Resource": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::org-replication-failures/*"]]},
+            "Resource": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::org-replication-failures/aws/lambda/*"]]},
         },
         {"Sid": "ListFailureBucket", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": arn},
     ]
@@ -135,9 +138,12 @@ def test_s3_expiration_is_configurable(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("expiration", "match"),
     [
-        (cdk.Duration.hours(12), r"expiration is 43200 s; S3 expires objects after whole days, at least 1"),
-        (cdk.Duration.hours(36), r"expiration is 129600 s; S3 expires objects after whole days"),
-        (cdk.Duration.days(0), r"expiration is 0 s"),
+        (cdk.Duration.hours(12), r"expiration is 12 hours \(43200000 ms\); S3 expires objects after whole days, at least 1"),
+        (cdk.Duration.hours(36), r"expiration is 1 day 12 hours \(129600000 ms\); S3 expires objects after whole days"),
+        (cdk.Duration.days(0), r"expiration is 0 days? \(0 ms\)"),
+        # to_seconds() would raise a raw jsii error for these: the message names the value instead.
+        (cdk.Duration.millis(1_500), r"expiration is 1 second 500 millis \(1500 ms\); S3 expires"),
+        (cdk.Duration.millis(86_400_500), r"expiration is .*\(86400500 ms\); S3 expires"),
     ],
 )
 def test_expiration_below_a_day_or_not_whole_days_is_refused(expiration: cdk.Duration, match: str) -> None:
@@ -171,6 +177,10 @@ DEFAULT_ALARMS = {
         "notBreaching",
     ),
     "DroppedRecords": ("AWS/Lambda", "DroppedEventCount", "Sum", 1, "GreaterThanOrEqualToThreshold", 1, 1, 300, "notBreaching"),
+    # A function metric (FunctionName), not one of the mapping's: failed sends to the failure destination.
+    "DestinationDeliveryFailures": (
+        "AWS/Lambda", "DestinationDeliveryFailures", "Sum", 1, "GreaterThanOrEqualToThreshold", 1, 1, 300, "notBreaching",
+    ),
     "ReplicationLagP99": ("CdkReplication", "ReplicationLagMs", None, 60000, "GreaterThanOrEqualToThreshold", 3, 3, 300, "notBreaching"),
     # The one alarm where missing data is breaching: a mapping that stopped polling emits nothing.
     "NotPolling": ("AWS/Lambda", "PolledEventCount", "SampleCount", 1, "LessThanThreshold", 3, 3, 300, "breaching"),
@@ -240,7 +250,10 @@ def test_alarm_names_follow_the_replicators_path_in_its_stack() -> None:
         (ReplicationAlarms(failed_records=0), r"alarms.failed_records is 0; .*ALARM always.*Fix: use a whole number >= 1, or failed_records=None"),
         (ReplicationAlarms(throttles=-3), r"alarms.throttles is -3"),
         (ReplicationAlarms(function_errors=1.5), r"alarms.function_errors is a float \(1.5\), not an int or None"),  # type: ignore[arg-type]
-        (ReplicationAlarms(iterator_age=cdk.Duration.seconds(30)), r"alarms.iterator_age is .*not a literal Duration of at least 60 s"),
+        (ReplicationAlarms(iterator_age=cdk.Duration.seconds(30)), r"alarms.iterator_age is 30 seconds \(30000 ms\), not a literal Duration of at least 60 s"),
+        # Sub-second parts: to_seconds() raised a raw jsii RuntimeError; to_human_string() alone drops the 500 ms.
+        (ReplicationAlarms(iterator_age=cdk.Duration.millis(90_500)), r"alarms.iterator_age is 1 minute 30 seconds \(90500 ms\), not a literal Duration of at least 60 s in whole seconds.*Fix: pass whole seconds"),
+        (ReplicationAlarms(replication_lag_p99=cdk.Duration.millis(500)), r"alarms.replication_lag_p99 is 500 millis \(500 ms\)"),
         (ReplicationAlarms(replication_lag_p99=300), r"alarms.replication_lag_p99 is an int \(300\), not a Duration or None"),  # type: ignore[arg-type]
         (ReplicationAlarms(not_polling=None), r"alarms.not_polling is a NoneType \(None\), not a bool"),  # type: ignore[arg-type]
     ],
@@ -272,6 +285,7 @@ def test_dashboard_is_in_the_source_stack_with_every_widget(one_way: Synthesized
         assert title in body, title
     for metric in (
         "RecordsApplied", "ReplicationLagMs", "IteratorAge", "WriteFailures", "OnFailureDestinationDeliveredEventCount",
+        "DestinationDeliveryFailures", "DroppedEventCount",
         "Conflicts", "TombstonesWritten",
     ):
         assert metric in body, metric
@@ -282,14 +296,101 @@ def test_dashboard_is_in_the_source_stack_with_every_widget(one_way: Synthesized
 def test_multi_active_dashboard_shows_every_region_and_every_alarm(multi_active: Synthesized) -> None:
     template = multi_active.template_json("Profiles-us-west-2")
     body = _dashboard_body(template)
-    for region in ("us-west-2", "us-east-1", "eu-west-1"):
-        assert f'\\"region\\":\\"{region}\\"' in body or f"Profiles ({region})" in body, region
     # Another stack's alarms are named by ARN (CloudFormation cannot reference another region's stack).
     assert f"arn:aws:cloudwatch:eu-west-1:{OTHER_ACCOUNT}:alarm:Profiles-{OTHER_ACCOUNT}-eu-west-1-Replicator-Profiles-IteratorAge" in body
     assert "arn:aws:cloudwatch:us-east-1:111111111111:alarm:Profiles-us-east-1-Replicator-Profiles-NotPolling" in body
     for stack in ("Profiles-us-east-1", f"Profiles-{OTHER_ACCOUNT}-eu-west-1"):
         assert resources_of_type(multi_active.template_json(stack), "AWS::CloudWatch::Dashboard") == {}
         assert len(resources_of_type(multi_active.template_json(stack), "AWS::CloudWatch::Alarm")) == len(DEFAULT_ALARMS)
+
+
+def _metric_widgets(template: dict[str, Any]) -> list[dict[str, Any]]:
+    """The dashboard's metric widgets, parsed: the stack's region token read as us-west-2, other tokens as "ref"."""
+    body = only_resource(template, "AWS::CloudWatch::Dashboard")["Properties"]["DashboardBody"]
+    text = "".join(part if isinstance(part, str) else json.dumps(part) for part in body["Fn::Join"][1])
+    text = re.sub(r'"\{"Ref": "AWS::Region"\}"', '"us-west-2"', text)
+    text = re.sub(r'"\{"(Ref|Fn::GetAtt)": [^}]*\}"', '"ref"', text)
+    return [w["properties"] for w in json.loads(text)["widgets"] if w["type"] == "metric"]
+
+
+def test_every_remote_writers_row_is_fetched_in_its_region_and_account(multi_active: Synthesized) -> None:
+    """Every row (metric or expression) of another writer carries that writer's region and account: without
+    them CloudWatch reads the row in the dashboard's own region and account, where that writer has no
+    metrics. The label only tells which writer a row is for; the assertion is on ``region``/``accountId``
+    (absent ``accountId`` means the dashboard's account). Every widget shows every writer."""
+    remote = {"us-east-1": SOURCE_ACCOUNT, "eu-west-1": OTHER_ACCOUNT}
+    for widget in _metric_widgets(multi_active.template_json("Profiles-us-west-2")):
+        assert widget["region"] == "us-west-2", widget["title"]
+        seen = set()
+        for row in widget["metrics"]:
+            options = row[-1]
+            (region,) = [r for r in ("us-west-2", *remote) if r in options["label"]] or [None]
+            assert region is not None, (widget["title"], options)
+            seen.add(region)
+            if region in remote:
+                fetched = (options.get("region"), options.get("accountId", SOURCE_ACCOUNT))
+                assert fetched == (region, remote[region]), (widget["title"], row)
+                if "FunctionName" in row:  # another stack's function, by its literal physical name
+                    assert row[row.index("FunctionName") + 1] == f"Profiles-{region}-replicator", row
+        assert seen == {"us-west-2", *remote}, widget["title"]
+
+
+def test_replicated_table_functions_have_deterministic_names(multi_active: Synthesized) -> None:
+    """Every writer's function is named ``<table>-<region>-replicator`` (the dashboard in another region names
+    it literally; a SEARCH on words of a generated name broke once CloudFormation truncated it)."""
+    for stack, region in (
+        ("Profiles-us-west-2", "us-west-2"), ("Profiles-us-east-1", "us-east-1"),
+        (f"Profiles-{OTHER_ACCOUNT}-eu-west-1", "eu-west-1"),
+    ):
+        function = only_resource(multi_active.template_json(stack), "AWS::Lambda::Function")
+        assert function["Properties"]["FunctionName"] == f"Profiles-{region}-replicator", stack
+    assert "SEARCH('{AWS/Lambda" not in _dashboard_body(multi_active.template_json("Profiles-us-west-2"))
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ("Orders", "Orders-eu-west-1-replicator"),
+        ("Orders_2024", "Orders_2024-eu-west-1-replicator"),
+        # Lambda refuses "."; the hash of the real name keeps "a.b" apart from "a-b".
+        ("a.b", "a-b-eu-west-1-replicator-" + hashlib.sha256(b"a.b-eu-west-1-replicator").hexdigest()[:8]),
+        ("a-b", "a-b-eu-west-1-replicator"),
+    ],
+)
+def test_replicator_function_name(table: str, expected: str) -> None:
+    assert replicator_function_name(table, "eu-west-1") == expected
+
+
+def test_a_long_table_name_gives_a_function_name_of_at_most_64_characters() -> None:
+    names = {replicator_function_name("T" * 200 + suffix, "ap-southeast-2") for suffix in ("a", "b", ".c")}
+    assert len(names) == 3 and all(len(name) <= 64 for name in names), names
+
+
+def test_a_standalone_replicators_function_name_is_generated_unless_given() -> None:
+    generated = replicator()
+    assert generated.function_name is None
+    assert "FunctionName" not in Template.from_stack(cdk.Stack.of(generated)).find_resources(
+        "AWS::Lambda::Function"
+    ).popitem()[1]["Properties"]
+    named = replicator(function_name="orders-replicator")
+    Template.from_stack(cdk.Stack.of(named)).has_resource_properties(
+        "AWS::Lambda::Function", {"FunctionName": "orders-replicator"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [
+        ("orders.replicator", r"function_name 'orders.replicator' is not a Lambda function name.*Fix: use 1-64"),
+        ("x" * 65, r"function_name .x{65}. is not a Lambda function name"),
+        ("", r"function_name '' is not a Lambda function name"),
+        (cdk.Aws.STACK_NAME, r"function_name is .*not a literal function name"),
+    ],
+    ids=["dot", "too-long", "empty", "token"],
+)
+def test_a_bad_function_name_is_refused(name: str, match: str) -> None:
+    with pytest.raises(ReplicationConfigError, match=rf"^Mine/Replicator: {match}"):
+        replicator(function_name=name)
 
 
 def test_dashboard_can_be_named_or_turned_off() -> None:
