@@ -58,3 +58,35 @@ def test_an_expired_delete_never_overwrites_a_re_create_that_lands_during_the_re
 
     assert w[EAST].live("k") == w[WEST].live("k"), (outcome, reason, w[EAST].get("k"), w[WEST].get("k"))
     assert w[WEST].live("k") == {"pk": {"S": "k"}, "updatedAt": {"N": "1"}, "v": {"S": "re-created"}}
+
+
+def test_an_update_back_to_the_markers_content_is_repaired_as_the_application_write_it_is(world):
+    """Sydney wrote version 100 "a" (everywhere); us-east-1's application updated it to "b" at the same version
+    (replicated as us-east-1's write, which wins the tie), then back to "a" without touching the marker. The
+    replicator sends that last write as us-east-1's (docs/conflicts.md: a write back to the marker's content
+    is the application's); its record was lost. ``verify --repair`` takes the item for Sydney's stamped write:
+    us-east-1 -> eu-west-1 keeps "b" (KEPT: us-east-1's "b" beats Sydney's "a" on the tie), so the regions
+    differ; the reverse direction (not run here, by reading) would overwrite the application's latest write "a"
+    with "b". The replicator would have made "a" win everywhere."""
+    from .test_redrive_multi_active import SYDNEY
+    from .test_repair_multi_active import repair
+
+    w = world([EAST, WEST, SYDNEY])
+    w[SYDNEY].put("k", 100, v={"S": "a"})
+    w.pump()
+
+    def update(value: str) -> None:
+        w[EAST].client.update_item(TableName=w[EAST].name, Key={"pk": {"S": "k"}},
+                                   UpdateExpression="SET v = :v", ExpressionAttributeValues={":v": {"S": value}})
+
+    update("b")
+    w.pump()
+    assert {w[r].live("k")["v"]["S"] for r in (EAST, WEST, SYDNEY)} == {"b"}
+    update("a")
+    w[EAST].new_records()  # its record is lost
+
+    repair(w, EAST, WEST)
+    repair(w, EAST, SYDNEY)
+    w.pump()
+    assert w[EAST].live("k")["v"] == {"S": "a"}, "the application's latest write was overwritten"
+    assert w[WEST].live("k") == w[EAST].live("k"), (w[EAST].get("k"), w[WEST].get("k"))
