@@ -462,3 +462,21 @@ def test_a_dry_run_decides_without_writing(world):
     assert w.resync(EAST, WEST, "kept", of("kept"), dry_run=True)[0] == KEPT
     assert {pk: w[WEST].get(pk) for pk in before} == before
     assert w[WEST].new_records() == []
+
+
+def test_the_condition_of_an_expired_delete_names_every_attribute_of_the_item_it_replaces():
+    """The compare-and-set of an expired delete (``_still_holds``): nothing there, every attribute of the item
+    read, or, for an item too large to name every attribute, its conflict value, marker and origin."""
+    from cdk_replication.cli.redrive.multi_active import MAX_CONDITION_CHARS, _still_holds
+
+    codec = type("Codec", (), {"conflict_attr": "updatedAt", "marker_attr": MARKER, "origin_attr": ORIGIN})()
+    assert _still_holds("pk", None, codec) == ("attribute_not_exists(#k)", {"#k": "pk"}, {})  # type: ignore[arg-type]
+    item = {"pk": {"S": "k"}, "updatedAt": {"N": "1"}, "v": {"S": "x"}}
+    expression, names, values = _still_holds("pk", item, codec)  # type: ignore[arg-type]
+    assert sorted(names.values()) == sorted(["pk", *item]) and sorted(map(str, values.values())) == sorted(
+        map(str, item.values()))
+    assert expression.count(" = ") == 3
+    wide = {**item, MARKER: {"S": "m"}, ORIGIN: {"S": EAST}, **{f"a{i}": {"N": str(i)} for i in range(300)}}
+    expression, names, _ = _still_holds("pk", wide, codec)  # type: ignore[arg-type]
+    assert len(expression) <= MAX_CONDITION_CHARS
+    assert sorted(names.values()) == sorted(["pk", "updatedAt", MARKER, ORIGIN])

@@ -66,7 +66,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cdk_replication._lambda.replicator import contract
 from cdk_replication._lambda.replicator.clients import ClientFactory
-from cdk_replication._lambda.replicator.conditional_writer import CONDITION_FAILED, Outcome, put_if_newer
+from cdk_replication._lambda.replicator.conditional_writer import (
+    CONDITION_FAILED,
+    MAX_CAS_ROUNDS,
+    Outcome,
+    conditional_put,
+    put_if_newer,
+)
 from cdk_replication._lambda.replicator.config import Config, ConflictStrategy, KeySchema, Mode, TableRef
 from cdk_replication._lambda.replicator.attributes import item_key
 from cdk_replication._lambda.replicator.metadata import LATEST, ConflictValueError, MetadataCodec, State, compare
@@ -86,6 +92,8 @@ from cdk_replication.cli.tables import TableHandle
 DEFAULT_TOMBSTONE_TTL_SECONDS = contract.multi_active_tombstone_ttl_seconds(3600)
 #: Seconds the replicator's writer may spend on one key's compare-and-set rounds (it starts no request after).
 WRITE_DEADLINE_S = 300.0
+#: Longest expression (in characters) a condition on every attribute of an item may take; DynamoDB allows 4 KB.
+MAX_CONDITION_CHARS = 4000
 
 _LOGGER = logging.getLogger("cdk_replication.redrive")
 _TTL_NAMES: dict[str, str] = {}  # "region|table ARN" -> the TTL attribute its tombstones expire on
@@ -387,8 +395,7 @@ class _Resync:
             return KEPT, f"the target holds a state that orders after the source's ({_describe(held)})"
         if order == 0 and held.same_content(state):
             return SETTLED, None
-        expired = state.deleted and state.expires is not None and state.expires <= time.time()
-        if expired and not held.deleted and held.written is None:
+        if _expired(state) and not held.deleted and held.written is None:
             return KEPT, (
                 f"the delete expired logically at {state.expires} (epoch s) and the target holds an application "
                 "write of its own region whose time is unknown: it may be a re-create made after that expiry, "
@@ -408,8 +415,60 @@ class _Resync:
             return (WOULD_DELETE if state.deleted else WOULD_PUT), decision.reason
         op = PutIfNewer(item_key(key, self.config.key.names), state, self.codec.stamp(state))
         client = _RetryingClient(self.target.client, self.options.retrier, self.options.bucket)
-        outcome = put_if_newer(client, self.target_ref, op, self.codec, Deadline(time.monotonic() + WRITE_DEADLINE_S))
-        return _result(outcome, decision.reason)
+        deadline = Deadline(time.monotonic() + WRITE_DEADLINE_S)
+        if _expired(state):
+            return self._put_over_judged(client, op, held, deadline, decision.reason)
+        return _result(put_if_newer(client, self.target_ref, op, self.codec, deadline), decision.reason)
+
+    def _put_over_judged(
+        self, client: _RetryingClient, op: PutIfNewer, held: Item | None, deadline: Deadline, reason: str | None
+    ) -> tuple[str, str | None]:
+        """Write an expired delete only while the target still holds ``held``, the item :meth:`_judge` let it
+        replace. :func:`put_if_newer` would not do: its condition (``#c < :v``, then the full order) takes an
+        application write the target's region makes meanwhile, whose time is unknown, for older than the delete,
+        yet it may be a re-create made after the expiry, which every region keeps (rule 5). Whatever landed
+        instead is judged again (``KEPT`` with the reason, for such a write)."""
+        for _ in range(MAX_CAS_ROUNDS):
+            condition = _still_holds(self.config.key.names[0], held, self.codec)
+            written, stored, failure = conditional_put(client, self.target_ref, op.item, condition, deadline)
+            if written:
+                return REPAIRED, reason
+            if failure is not None:
+                return FAILED, f"{failure.code}: {failure.message}"
+            verdict = self._judge(stored, op.state)
+            if verdict is not None:
+                return verdict
+            held = stored
+        return FAILED, f"ConcurrentUpdates: the item changed during {MAX_CAS_ROUNDS} compare-and-set rounds"
+
+
+def _expired(state: State) -> bool:
+    """``state`` is a delete whose logical expiry has passed, or passes before a write started now can land
+    (within :data:`WRITE_DEADLINE_S`): a write made after it finds the tombstone absent."""
+    return state.deleted and state.expires is not None and state.expires <= time.time() + WRITE_DEADLINE_S
+
+
+def _still_holds(
+    key_name: str, stored: Item | None, codec: MetadataCodec
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """A condition that holds only while the table holds exactly ``stored`` (``None``: nothing), as
+    :func:`conditional_put` takes it: every attribute equal (an attribute added meanwhile goes unseen; every
+    application write changes or drops one: its conflict value, its marker or a user attribute). An item too
+    large to name every attribute within :data:`MAX_CONDITION_CHARS` is checked as the replicator checks it:
+    its conflict attribute, marker and origin."""
+    names = {"#k": key_name}
+    if stored is None:
+        return "attribute_not_exists(#k)", names, {}
+    attributes = sorted(stored)
+    if len(attributes) * len(" AND #a000 = :a000") > MAX_CONDITION_CHARS:
+        attributes = [a for a in (codec.conflict_attr, codec.marker_attr, codec.origin_attr) if a in stored]
+    parts = ["attribute_exists(#k)"]
+    values: dict[str, Any] = {}
+    for index, name in enumerate(attributes):
+        names[f"#a{index}"] = name
+        values[f":a{index}"] = stored[name]
+        parts.append(f"#a{index} = :a{index}")
+    return " AND ".join(parts), names, values
 
 
 def _describe(state: State) -> str:
