@@ -47,6 +47,11 @@ rules apply, except where only a record could tell:
   be versioned without its record (``redrive`` of that record does it). A tombstone in the source is sent
   as above.
 
+An item whose marker matches its content may also be an application write of the source region that set it
+back to that content (the source's replicator sends it as its own region's); no record tells. Against a
+different live state of the same version in the target, where the two readings decide differently, nothing is
+sent (``KEPT``, check by hand).
+
 One more guard, for deletes only: a tombstone whose logical expiry has passed (a delete made a lifetime ago,
 49 h by default) is absent for every write made after that expiry. The target's own application writes carry
 no time of their own (only writes the replicator stamped do), so over such an item the delete cannot be
@@ -55,6 +60,7 @@ ordered and is not sent (``KEPT``, with the reason): it may be a re-create made 
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -74,7 +80,7 @@ from cdk_replication._lambda.replicator.conditional_writer import (
     put_if_newer,
 )
 from cdk_replication._lambda.replicator.config import Config, ConflictStrategy, KeySchema, Mode, TableRef
-from cdk_replication._lambda.replicator.attributes import item_key
+from cdk_replication._lambda.replicator.attributes import item_key, key_for_log
 from cdk_replication._lambda.replicator.metadata import LATEST, ConflictValueError, MetadataCodec, State, compare
 from cdk_replication._lambda.replicator.multi_active import MultiActiveReplication
 from cdk_replication._lambda.replicator.operations import PutIfNewer
@@ -321,10 +327,35 @@ class _Resync:
             return self._as_replicator_sends(last, current)
         if codec.stamped_by_replicator(current):
             state = codec.state_of(current, self.region)
-            return _Decision(state, reason=f"the source's copy of a write made in {state.origin}")
+            return self._stamped_write(current, state, held)
         if last is None:
             return _Decision(self._unordered_write(current, held), reason="a write made in the source region")
         return _Decision(self._later_write(current, last), reason="a write made after the failed records")
+
+    def _stamped_write(self, current: Item, state: State, held: Item | None) -> _Decision:
+        """The source's item matches the marker of a write made in ``state.origin``: that write, arrived by
+        replication -- or an application write of the source region that set the item back to that content
+        without touching the marker, which the source's replicator sends as its own region's (docs/conflicts.md,
+        "How the replicator avoids sending its own writes back"). Only the stream record tells them apart. The
+        two differ in origin (and stream place) alone, which matters only against a different state of the same
+        version: there no choice is safe, and nothing is sent (``KEPT``, check by hand)."""
+        other = None if held is None else self.codec.state_of(held, self.target_ref.region, LATEST)
+        if (
+            state.origin == self.region
+            or other is None
+            or other.deleted
+            or other.version != state.version
+            or other.same_content(state)
+        ):
+            return _Decision(state, reason=f"the source's copy of a write made in {state.origin}")
+        key = json.dumps(key_for_log(item_key(current, self.config.key.names)), sort_keys=True)
+        return _Decision(None, KEPT, (
+            f"key {key}: the source's item carries the marker of a write made in {state.origin}, but may be an "
+            f"application write of {self.region} that set it back to that content (no stream record tells them "
+            f"apart), and the target holds another state of the same version ({_describe(other)}), which one of "
+            "the two beats and the other does not: check the item by hand (docs/conflicts.md, Repairs without a "
+            "stream record)"
+        ))
 
     def _only_in_target(self, held: Item | None) -> _Decision:
         """The source holds nothing and no record says why: whatever the target holds stays."""
