@@ -182,11 +182,12 @@ def _create(ddb: DynamoDBLocal, region: str) -> Region:
     return Region(ddb, region, name, arn)
 
 
-def _processor(region: Region, targets: list[Region]) -> Processor:
+def _processor(region: Region, targets: list[Region], **extra_env: str) -> Processor:
+    """``region``'s replicator to ``targets``; ``extra_env``: more of its environment variables."""
     def ref(r: Region) -> dict[str, str]:
         return {"tableName": r.name, "region": r.region, "account": ACCOUNT}
 
-    env = {
+    env = {**extra_env,
         "REPLICATION_MODE": "MULTI_ACTIVE",
         "REPLICATION_SOURCE": json.dumps(ref(region)),
         "REPLICATION_TARGETS": json.dumps([ref(t) for t in targets]),

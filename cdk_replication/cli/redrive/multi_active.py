@@ -64,7 +64,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from collections.abc import Callable
 from typing import Any
 
@@ -119,8 +119,9 @@ class MultiActiveResync:
             tie-breaker); default the region the source table was reached in.
         tombstone_ttl_seconds: the replicators' tombstone lifetime (``REPLICATION_TOMBSTONE_TTL_SECONDS``), in
             seconds; used only for a delete known from a REMOVE record alone; default 49 h, the construct's.
-        ttl_attribute: the attribute tombstones expire on (``REPLICATION_TTL_ATTRIBUTE``); default the target
-            table's TTL attribute when TTL is on, else ``<prefix>expiresAt``.
+        ttl_attribute: the attribute tombstones expire on (``REPLICATION_TTL_ATTRIBUTE``), in both tables;
+            default each table's own TTL attribute when its TTL is on, else ``<prefix>expiresAt`` (the source's
+            to read its items, the target's to read and write the target's).
         bucket: the rate limit every write request takes a token from (``verify --repair --rate``); default
             none (unlimited).
     """
@@ -238,8 +239,8 @@ def _same_item(a: Item, b: Item | None) -> bool:
 
 
 def _ttl_attribute(target: TableHandle, options: MultiActiveResync) -> str:
-    """The attribute the target's tombstones expire on (see :attr:`MultiActiveResync.ttl_attribute`), looked up
-    once per table and run."""
+    """The attribute the tombstones of table ``target`` expire on (see :attr:`MultiActiveResync.ttl_attribute`),
+    looked up once per table and run."""
     if options.ttl_attribute:
         return options.ttl_attribute
     default = contract.default_ttl_attribute(options.metadata_prefix)
@@ -275,9 +276,14 @@ class _Resync:
             conflict_attribute=options.conflict.attribute,
             conflict_strategy=ConflictStrategy(options.conflict.strategy),
             tombstone_ttl_seconds=options.tombstone_ttl_seconds,
-            ttl_attribute=_ttl_attribute(target, options),
+            ttl_attribute=_ttl_attribute(source, options),
         )
+        # Two readings of the same metadata, each with its own table's TTL attribute (a tombstone's user
+        # attributes leave it out, so read with the other table's, a source tombstone no longer matches its
+        # marker and would be sent as a live write): ``codec`` for the source's items and records, as its
+        # replicator reads them; ``target_codec`` for the target's items and the item written there.
         self.codec = MetadataCodec(self.config)
+        self.target_codec = MetadataCodec(replace(self.config, ttl_attribute=_ttl_attribute(target, options)))
         # Plans only (its clients are never used): the source replicator's own reading of a record.
         self.replication = MultiActiveReplication(self.config, ClientFactory(1, "cdk-replication-redrive"), _LOGGER)
 
@@ -339,7 +345,7 @@ class _Resync:
         "How the replicator avoids sending its own writes back"). Only the stream record tells them apart. The
         two differ in origin (and stream place) alone, which matters only against a different state of the same
         version: there no choice is safe, and nothing is sent (``KEPT``, check by hand)."""
-        other = None if held is None else self.codec.state_of(held, self.target_ref.region, LATEST)
+        other = None if held is None else self.target_codec.state_of(held, self.target_ref.region, LATEST)
         if (
             state.origin == self.region
             or other is None
@@ -359,7 +365,7 @@ class _Resync:
 
     def _only_in_target(self, held: Item | None) -> _Decision:
         """The source holds nothing and no record says why: whatever the target holds stays."""
-        if held is None or self.codec.is_tombstone(held):
+        if held is None or self.target_codec.is_tombstone(held):
             return _Decision(None, SETTLED)
         return _Decision(None, KEPT, "only in the target (multi-active: may be a newer write there, or a delete "
                          "in the source whose tombstone is gone; not deleted)")
@@ -406,8 +412,8 @@ class _Resync:
         the source (a greater sequence) still beats it. Write time: unknown (``None``), as the source region
         itself sees the item; an expired tombstone is then compared by version, never taken as absent."""
         sequence = 0
-        if held is not None and self.codec.stamped_by_replicator(held):
-            previous = self.codec.state_of(held, self.target_ref.region)
+        if held is not None and self.target_codec.stamped_by_replicator(held):
+            previous = self.target_codec.state_of(held, self.target_ref.region)
             if previous.origin == self.region:
                 same = previous.same_content(self.codec.state_of(current, self.region))
                 sequence = previous.sequence if same and not previous.deleted else previous.sequence + 1
@@ -420,7 +426,7 @@ class _Resync:
         """The outcome without a write when the target's ``stored`` item already decides; ``None``: write."""
         if stored is None:
             return None
-        held = self.codec.state_of(stored, self.target_ref.region, LATEST)
+        held = self.target_codec.state_of(stored, self.target_ref.region, LATEST)
         order = compare(held, state)
         if order > 0:
             return KEPT, f"the target holds a state that orders after the source's ({_describe(held)})"
@@ -444,12 +450,12 @@ class _Resync:
             return verdict
         if self.options.dry_run:
             return (WOULD_DELETE if state.deleted else WOULD_PUT), decision.reason
-        op = PutIfNewer(item_key(key, self.config.key.names), state, self.codec.stamp(state))
+        op = PutIfNewer(item_key(key, self.config.key.names), state, self.target_codec.stamp(state))
         client = _RetryingClient(self.target.client, self.options.retrier, self.options.bucket)
         deadline = Deadline(time.monotonic() + WRITE_DEADLINE_S)
         if _expired(state):
             return self._put_over_judged(client, op, held, deadline, decision.reason)
-        return _result(put_if_newer(client, self.target_ref, op, self.codec, deadline), decision.reason)
+        return _result(put_if_newer(client, self.target_ref, op, self.target_codec, deadline), decision.reason)
 
     def _put_over_judged(
         self, client: _RetryingClient, op: PutIfNewer, held: Item | None, deadline: Deadline, reason: str | None
@@ -460,7 +466,7 @@ class _Resync:
         yet it may be a re-create made after the expiry, which every region keeps (rule 5). Whatever landed
         instead is judged again (``KEPT`` with the reason, for such a write)."""
         for _ in range(MAX_CAS_ROUNDS):
-            condition = _still_holds(self.config.key.names[0], held, self.codec)
+            condition = _still_holds(self.config.key.names[0], held, self.target_codec)
             written, stored, failure = conditional_put(client, self.target_ref, op.item, condition, deadline)
             if written:
                 return REPAIRED, reason
