@@ -425,6 +425,26 @@ def test_a_delete_known_only_from_a_removed_tombstone_is_still_sent(world):
     w.assert_echo_only(WEST)
 
 
+def test_a_failed_write_that_lost_in_its_own_region_says_how_to_put_the_winner_back(world):
+    """us-east-1's application wrote version 100 over version 200 (a clock behind); its replicator's put-back
+    of 200 failed with the record. Nothing is sent (the write lost), and the reason says what does put the
+    winner back: ``verify --repair`` from the target to the source, which then makes the regions agree."""
+    from .test_repair_multi_active import repair
+
+    w = world([EAST, WEST])
+    w[EAST].put("k", 200, v={"S": "winner"})
+    w.pump()
+    w[EAST].put("k", 100, v={"S": "late"})
+    failed = w[EAST].new_records(AGE)
+
+    outcome, reason = w.resync(EAST, WEST, "k", failed)
+
+    assert outcome == KEPT and f"verify --repair from {WEST} to {EAST}" in reason, reason
+    assert repair(w, WEST, EAST)["k"][0] == REPAIRED
+    w.pump()
+    assert w[EAST].live("k") == w[WEST].live("k") and w[WEST].live("k")["v"] == {"S": "winner"}
+
+
 def test_an_expired_delete_is_not_sent_over_a_target_write_of_unknown_time(world):
     """VERSION strategy: the item deleted at version 7 three weeks ago; the target holds a write of its own
     region at version 1 whose time nobody knows: a re-create after the tombstone expired is kept everywhere,

@@ -388,8 +388,14 @@ class _Resync:
         if current is not None and codec.stamped_by_replicator(current):
             state = codec.state_of(current, self.region)  # a write of another region, replicated here
             return _Decision(state, reason=f"the source's copy of a write made in {state.origin}")
-        return _Decision(None, KEPT, "the source's item lost to the version it replaced (its replicator puts the "
-                         "winner back in the source region): nothing to send")
+        # Its replicator's put-back of the winner went with the failed record, so it may never have happened.
+        target, source = self.target.info, self.source.info
+        return _Decision(None, KEPT, (
+            "the source's item lost to the version it replaced: nothing to send. If the source still holds it "
+            f"(its replicator's put-back of the winner failed with the record), run verify --repair from "
+            f"{self.target_ref.region} to {self.region} (cdk-replication verify {target.arn} {source.arn} --repair "
+            f"--conflict-attribute {self.options.conflict.attribute}) to put the winner back"
+        ))
 
     def _later_write(self, current: Item, last: Change) -> State:
         """An application write of the source region made after ``last``, placed just after it: the lower bound
