@@ -182,11 +182,12 @@ def _create(ddb: DynamoDBLocal, region: str) -> Region:
     return Region(ddb, region, name, arn)
 
 
-def _processor(region: Region, targets: list[Region]) -> Processor:
+def _processor(region: Region, targets: list[Region], **extra_env: str) -> Processor:
+    """``region``'s replicator to ``targets``; ``extra_env``: more of its environment variables."""
     def ref(r: Region) -> dict[str, str]:
         return {"tableName": r.name, "region": r.region, "account": ACCOUNT}
 
-    env = {
+    env = {**extra_env,
         "REPLICATION_MODE": "MULTI_ACTIVE",
         "REPLICATION_SOURCE": json.dumps(ref(region)),
         "REPLICATION_TARGETS": json.dumps([ref(t) for t in targets]),
@@ -424,6 +425,26 @@ def test_a_delete_known_only_from_a_removed_tombstone_is_still_sent(world):
     w.assert_echo_only(WEST)
 
 
+def test_a_failed_write_that_lost_in_its_own_region_says_how_to_put_the_winner_back(world):
+    """us-east-1's application wrote version 100 over version 200 (a clock behind); its replicator's put-back
+    of 200 failed with the record. Nothing is sent (the write lost), and the reason says what does put the
+    winner back: ``verify --repair`` from the target to the source, which then makes the regions agree."""
+    from .test_repair_multi_active import repair
+
+    w = world([EAST, WEST])
+    w[EAST].put("k", 200, v={"S": "winner"})
+    w.pump()
+    w[EAST].put("k", 100, v={"S": "late"})
+    failed = w[EAST].new_records(AGE)
+
+    outcome, reason = w.resync(EAST, WEST, "k", failed)
+
+    assert outcome == KEPT and f"verify --repair from {WEST} to {EAST}" in reason, reason
+    assert repair(w, WEST, EAST)["k"][0] == REPAIRED
+    w.pump()
+    assert w[EAST].live("k") == w[WEST].live("k") and w[WEST].live("k")["v"] == {"S": "winner"}
+
+
 def test_an_expired_delete_is_not_sent_over_a_target_write_of_unknown_time(world):
     """VERSION strategy: the item deleted at version 7 three weeks ago; the target holds a write of its own
     region at version 1 whose time nobody knows: a re-create after the tombstone expired is kept everywhere,
@@ -462,3 +483,21 @@ def test_a_dry_run_decides_without_writing(world):
     assert w.resync(EAST, WEST, "kept", of("kept"), dry_run=True)[0] == KEPT
     assert {pk: w[WEST].get(pk) for pk in before} == before
     assert w[WEST].new_records() == []
+
+
+def test_the_condition_of_an_expired_delete_names_every_attribute_of_the_item_it_replaces():
+    """The compare-and-set of an expired delete (``_still_holds``): nothing there, every attribute of the item
+    read, or, for an item too large to name every attribute, its conflict value, marker and origin."""
+    from cdk_replication.cli.redrive.multi_active import MAX_CONDITION_CHARS, _still_holds
+
+    codec = type("Codec", (), {"conflict_attr": "updatedAt", "marker_attr": MARKER, "origin_attr": ORIGIN})()
+    assert _still_holds("pk", None, codec) == ("attribute_not_exists(#k)", {"#k": "pk"}, {})  # type: ignore[arg-type]
+    item = {"pk": {"S": "k"}, "updatedAt": {"N": "1"}, "v": {"S": "x"}}
+    expression, names, values = _still_holds("pk", item, codec)  # type: ignore[arg-type]
+    assert sorted(names.values()) == sorted(["pk", *item]) and sorted(map(str, values.values())) == sorted(
+        map(str, item.values()))
+    assert expression.count(" = ") == 3
+    wide = {**item, MARKER: {"S": "m"}, ORIGIN: {"S": EAST}, **{f"a{i}": {"N": str(i)} for i in range(300)}}
+    expression, names, _ = _still_holds("pk", wide, codec)  # type: ignore[arg-type]
+    assert len(expression) <= MAX_CONDITION_CHARS
+    assert sorted(names.values()) == sorted(["pk", "updatedAt", MARKER, ORIGIN])

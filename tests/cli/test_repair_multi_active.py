@@ -204,6 +204,34 @@ def test_the_sources_tombstone_never_deletes_a_newer_target_write(world):
     agree(w, EAST, WEST, SYDNEY)
 
 
+def test_the_sources_tombstone_is_read_with_the_sources_ttl_attribute(world):
+    """us-east-1's tombstones expire on its own TTL attribute ``expiresAt``; eu-west-1 has none (the default
+    ``_rep_expiresAt``). Read with the target's attribute, the source's tombstone would not match its marker and
+    be sent as a live write of version 100 (a resurrection); it is sent as the delete, expiring on eu-west-1's
+    attribute."""
+    w = world([EAST, WEST, SYDNEY])
+    w[EAST].client.update_time_to_live(TableName=w[EAST].name, TimeToLiveSpecification={
+        "Enabled": True, "AttributeName": "expiresAt"})
+    w[EAST].put("k", 100, v={"S": "deleted"})
+    w.pump()
+    w[EAST].delete("k")
+    east = _processor(w[EAST], [w[SYDNEY]], REPLICATION_TTL_ATTRIBUTE="expiresAt")
+    try:  # us-east-1's replicator writes its tombstone; eu-west-1 never gets the delete
+        assert east.process({"Records": lose(w, EAST)}, FakeContext()) == {"batchItemFailures": []}
+    finally:
+        east.close()
+    lose(w, EAST), lose(w, SYDNEY)
+    assert DELETED in w[EAST].get("k") and "expiresAt" in w[EAST].get("k")
+
+    outcome, reason = repair(w, EAST, WEST)["k"]
+
+    assert outcome == REPAIRED, reason
+    item = w[WEST].get("k")
+    assert item[DELETED] == {"BOOL": True} and item["updatedAt"] == {"N": "100"} and "v" not in item
+    assert "expiresAt" not in item and "_rep_expiresAt" in item
+    w.assert_echo_only(WEST)
+
+
 def test_an_item_only_in_the_target_is_kept_and_a_dry_run_writes_nothing(world):
     w = world([EAST, WEST])
     w[WEST].put("k", 100, v={"S": "west only"})

@@ -47,6 +47,11 @@ rules apply, except where only a record could tell:
   be versioned without its record (``redrive`` of that record does it). A tombstone in the source is sent
   as above.
 
+An item whose marker matches its content may also be an application write of the source region that set it
+back to that content (the source's replicator sends it as its own region's); no record tells. Against a
+different live state of the same version in the target, where the two readings decide differently, nothing is
+sent (``KEPT``, check by hand).
+
 One more guard, for deletes only: a tombstone whose logical expiry has passed (a delete made a lifetime ago,
 49 h by default) is absent for every write made after that expiry. The target's own application writes carry
 no time of their own (only writes the replicator stamped do), so over such an item the delete cannot be
@@ -55,10 +60,11 @@ ordered and is not sent (``KEPT``, with the reason): it may be a re-create made 
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from collections.abc import Callable
 from typing import Any
 
@@ -66,9 +72,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cdk_replication._lambda.replicator import contract
 from cdk_replication._lambda.replicator.clients import ClientFactory
-from cdk_replication._lambda.replicator.conditional_writer import CONDITION_FAILED, Outcome, put_if_newer
+from cdk_replication._lambda.replicator.conditional_writer import (
+    CONDITION_FAILED,
+    MAX_CAS_ROUNDS,
+    Outcome,
+    conditional_put,
+    put_if_newer,
+)
 from cdk_replication._lambda.replicator.config import Config, ConflictStrategy, KeySchema, Mode, TableRef
-from cdk_replication._lambda.replicator.attributes import item_key
+from cdk_replication._lambda.replicator.attributes import item_key, key_for_log
 from cdk_replication._lambda.replicator.metadata import LATEST, ConflictValueError, MetadataCodec, State, compare
 from cdk_replication._lambda.replicator.multi_active import MultiActiveReplication
 from cdk_replication._lambda.replicator.operations import PutIfNewer
@@ -86,6 +98,8 @@ from cdk_replication.cli.tables import TableHandle
 DEFAULT_TOMBSTONE_TTL_SECONDS = contract.multi_active_tombstone_ttl_seconds(3600)
 #: Seconds the replicator's writer may spend on one key's compare-and-set rounds (it starts no request after).
 WRITE_DEADLINE_S = 300.0
+#: Longest expression (in characters) a condition on every attribute of an item may take; DynamoDB allows 4 KB.
+MAX_CONDITION_CHARS = 4000
 
 _LOGGER = logging.getLogger("cdk_replication.redrive")
 _TTL_NAMES: dict[str, str] = {}  # "region|table ARN" -> the TTL attribute its tombstones expire on
@@ -105,8 +119,9 @@ class MultiActiveResync:
             tie-breaker); default the region the source table was reached in.
         tombstone_ttl_seconds: the replicators' tombstone lifetime (``REPLICATION_TOMBSTONE_TTL_SECONDS``), in
             seconds; used only for a delete known from a REMOVE record alone; default 49 h, the construct's.
-        ttl_attribute: the attribute tombstones expire on (``REPLICATION_TTL_ATTRIBUTE``); default the target
-            table's TTL attribute when TTL is on, else ``<prefix>expiresAt``.
+        ttl_attribute: the attribute tombstones expire on (``REPLICATION_TTL_ATTRIBUTE``), in both tables;
+            default each table's own TTL attribute when its TTL is on, else ``<prefix>expiresAt`` (the source's
+            to read its items, the target's to read and write the target's).
         bucket: the rate limit every write request takes a token from (``verify --repair --rate``); default
             none (unlimited).
     """
@@ -224,8 +239,8 @@ def _same_item(a: Item, b: Item | None) -> bool:
 
 
 def _ttl_attribute(target: TableHandle, options: MultiActiveResync) -> str:
-    """The attribute the target's tombstones expire on (see :attr:`MultiActiveResync.ttl_attribute`), looked up
-    once per table and run."""
+    """The attribute the tombstones of table ``target`` expire on (see :attr:`MultiActiveResync.ttl_attribute`),
+    looked up once per table and run."""
     if options.ttl_attribute:
         return options.ttl_attribute
     default = contract.default_ttl_attribute(options.metadata_prefix)
@@ -261,9 +276,14 @@ class _Resync:
             conflict_attribute=options.conflict.attribute,
             conflict_strategy=ConflictStrategy(options.conflict.strategy),
             tombstone_ttl_seconds=options.tombstone_ttl_seconds,
-            ttl_attribute=_ttl_attribute(target, options),
+            ttl_attribute=_ttl_attribute(source, options),
         )
+        # Two readings of the same metadata, each with its own table's TTL attribute (a tombstone's user
+        # attributes leave it out, so read with the other table's, a source tombstone no longer matches its
+        # marker and would be sent as a live write): ``codec`` for the source's items and records, as its
+        # replicator reads them; ``target_codec`` for the target's items and the item written there.
         self.codec = MetadataCodec(self.config)
+        self.target_codec = MetadataCodec(replace(self.config, ttl_attribute=_ttl_attribute(target, options)))
         # Plans only (its clients are never used): the source replicator's own reading of a record.
         self.replication = MultiActiveReplication(self.config, ClientFactory(1, "cdk-replication-redrive"), _LOGGER)
 
@@ -313,14 +333,39 @@ class _Resync:
             return self._as_replicator_sends(last, current)
         if codec.stamped_by_replicator(current):
             state = codec.state_of(current, self.region)
-            return _Decision(state, reason=f"the source's copy of a write made in {state.origin}")
+            return self._stamped_write(current, state, held)
         if last is None:
             return _Decision(self._unordered_write(current, held), reason="a write made in the source region")
         return _Decision(self._later_write(current, last), reason="a write made after the failed records")
 
+    def _stamped_write(self, current: Item, state: State, held: Item | None) -> _Decision:
+        """The source's item matches the marker of a write made in ``state.origin``: that write, arrived by
+        replication -- or an application write of the source region that set the item back to that content
+        without touching the marker, which the source's replicator sends as its own region's (docs/conflicts.md,
+        "How the replicator avoids sending its own writes back"). Only the stream record tells them apart. The
+        two differ in origin (and stream place) alone, which matters only against a different state of the same
+        version: there no choice is safe, and nothing is sent (``KEPT``, check by hand)."""
+        other = None if held is None else self.target_codec.state_of(held, self.target_ref.region, LATEST)
+        if (
+            state.origin == self.region
+            or other is None
+            or other.deleted
+            or other.version != state.version
+            or other.same_content(state)
+        ):
+            return _Decision(state, reason=f"the source's copy of a write made in {state.origin}")
+        key = json.dumps(key_for_log(item_key(current, self.config.key.names)), sort_keys=True)
+        return _Decision(None, KEPT, (
+            f"key {key}: the source's item carries the marker of a write made in {state.origin}, but may be an "
+            f"application write of {self.region} that set it back to that content (no stream record tells them "
+            f"apart), and the target holds another state of the same version ({_describe(other)}), which one of "
+            "the two beats and the other does not: check the item by hand (docs/conflicts.md, Repairs without a "
+            "stream record)"
+        ))
+
     def _only_in_target(self, held: Item | None) -> _Decision:
         """The source holds nothing and no record says why: whatever the target holds stays."""
-        if held is None or self.codec.is_tombstone(held):
+        if held is None or self.target_codec.is_tombstone(held):
             return _Decision(None, SETTLED)
         return _Decision(None, KEPT, "only in the target (multi-active: may be a newer write there, or a delete "
                          "in the source whose tombstone is gone; not deleted)")
@@ -343,8 +388,14 @@ class _Resync:
         if current is not None and codec.stamped_by_replicator(current):
             state = codec.state_of(current, self.region)  # a write of another region, replicated here
             return _Decision(state, reason=f"the source's copy of a write made in {state.origin}")
-        return _Decision(None, KEPT, "the source's item lost to the version it replaced (its replicator puts the "
-                         "winner back in the source region): nothing to send")
+        # Its replicator's put-back of the winner went with the failed record, so it may never have happened.
+        target, source = self.target.info, self.source.info
+        return _Decision(None, KEPT, (
+            "the source's item lost to the version it replaced: nothing to send. If the source still holds it "
+            f"(its replicator's put-back of the winner failed with the record), run verify --repair from "
+            f"{self.target_ref.region} to {self.region} (cdk-replication verify {target.arn} {source.arn} --repair "
+            f"--conflict-attribute {self.options.conflict.attribute}) to put the winner back"
+        ))
 
     def _later_write(self, current: Item, last: Change) -> State:
         """An application write of the source region made after ``last``, placed just after it: the lower bound
@@ -367,8 +418,8 @@ class _Resync:
         the source (a greater sequence) still beats it. Write time: unknown (``None``), as the source region
         itself sees the item; an expired tombstone is then compared by version, never taken as absent."""
         sequence = 0
-        if held is not None and self.codec.stamped_by_replicator(held):
-            previous = self.codec.state_of(held, self.target_ref.region)
+        if held is not None and self.target_codec.stamped_by_replicator(held):
+            previous = self.target_codec.state_of(held, self.target_ref.region)
             if previous.origin == self.region:
                 same = previous.same_content(self.codec.state_of(current, self.region))
                 sequence = previous.sequence if same and not previous.deleted else previous.sequence + 1
@@ -381,14 +432,13 @@ class _Resync:
         """The outcome without a write when the target's ``stored`` item already decides; ``None``: write."""
         if stored is None:
             return None
-        held = self.codec.state_of(stored, self.target_ref.region, LATEST)
+        held = self.target_codec.state_of(stored, self.target_ref.region, LATEST)
         order = compare(held, state)
         if order > 0:
             return KEPT, f"the target holds a state that orders after the source's ({_describe(held)})"
         if order == 0 and held.same_content(state):
             return SETTLED, None
-        expired = state.deleted and state.expires is not None and state.expires <= time.time()
-        if expired and not held.deleted and held.written is None:
+        if _expired(state) and not held.deleted and held.written is None:
             return KEPT, (
                 f"the delete expired logically at {state.expires} (epoch s) and the target holds an application "
                 "write of its own region whose time is unknown: it may be a re-create made after that expiry, "
@@ -406,10 +456,62 @@ class _Resync:
             return verdict
         if self.options.dry_run:
             return (WOULD_DELETE if state.deleted else WOULD_PUT), decision.reason
-        op = PutIfNewer(item_key(key, self.config.key.names), state, self.codec.stamp(state))
+        op = PutIfNewer(item_key(key, self.config.key.names), state, self.target_codec.stamp(state))
         client = _RetryingClient(self.target.client, self.options.retrier, self.options.bucket)
-        outcome = put_if_newer(client, self.target_ref, op, self.codec, Deadline(time.monotonic() + WRITE_DEADLINE_S))
-        return _result(outcome, decision.reason)
+        deadline = Deadline(time.monotonic() + WRITE_DEADLINE_S)
+        if _expired(state):
+            return self._put_over_judged(client, op, held, deadline, decision.reason)
+        return _result(put_if_newer(client, self.target_ref, op, self.target_codec, deadline), decision.reason)
+
+    def _put_over_judged(
+        self, client: _RetryingClient, op: PutIfNewer, held: Item | None, deadline: Deadline, reason: str | None
+    ) -> tuple[str, str | None]:
+        """Write an expired delete only while the target still holds ``held``, the item :meth:`_judge` let it
+        replace. :func:`put_if_newer` would not do: its condition (``#c < :v``, then the full order) takes an
+        application write the target's region makes meanwhile, whose time is unknown, for older than the delete,
+        yet it may be a re-create made after the expiry, which every region keeps (rule 5). Whatever landed
+        instead is judged again (``KEPT`` with the reason, for such a write)."""
+        for _ in range(MAX_CAS_ROUNDS):
+            condition = _still_holds(self.config.key.names[0], held, self.target_codec)
+            written, stored, failure = conditional_put(client, self.target_ref, op.item, condition, deadline)
+            if written:
+                return REPAIRED, reason
+            if failure is not None:
+                return FAILED, f"{failure.code}: {failure.message}"
+            verdict = self._judge(stored, op.state)
+            if verdict is not None:
+                return verdict
+            held = stored
+        return FAILED, f"ConcurrentUpdates: the item changed during {MAX_CAS_ROUNDS} compare-and-set rounds"
+
+
+def _expired(state: State) -> bool:
+    """``state`` is a delete whose logical expiry has passed, or passes before a write started now can land
+    (within :data:`WRITE_DEADLINE_S`): a write made after it finds the tombstone absent."""
+    return state.deleted and state.expires is not None and state.expires <= time.time() + WRITE_DEADLINE_S
+
+
+def _still_holds(
+    key_name: str, stored: Item | None, codec: MetadataCodec
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """A condition that holds only while the table holds exactly ``stored`` (``None``: nothing), as
+    :func:`conditional_put` takes it: every attribute equal (an attribute added meanwhile goes unseen; every
+    application write changes or drops one: its conflict value, its marker or a user attribute). An item too
+    large to name every attribute within :data:`MAX_CONDITION_CHARS` is checked as the replicator checks it:
+    its conflict attribute, marker and origin."""
+    names = {"#k": key_name}
+    if stored is None:
+        return "attribute_not_exists(#k)", names, {}
+    attributes = sorted(stored)
+    if len(attributes) * len(" AND #a000 = :a000") > MAX_CONDITION_CHARS:
+        attributes = [a for a in (codec.conflict_attr, codec.marker_attr, codec.origin_attr) if a in stored]
+    parts = ["attribute_exists(#k)"]
+    values: dict[str, Any] = {}
+    for index, name in enumerate(attributes):
+        names[f"#a{index}"] = name
+        values[f":a{index}"] = stored[name]
+        parts.append(f"#a{index} = :a{index}")
+    return " AND ".join(parts), names, values
 
 
 def _describe(state: State) -> str:
