@@ -260,8 +260,10 @@ def _assert_stream_refused(topology: Any) -> None:
 
     arn = topology.mapping.event_source_arn  # as AWS (and the gateway) name it
     assert ":dynamodb:" in arn and "/stream/" in arn, arn
-    streams = boto3.client("dynamodbstreams", region_name=topology.source.region,
-                           endpoint_url=topology.deployment.gateway.endpoint_url)
+    # A session of its own: boto3's default session keeps the credentials it first resolved, which may be an
+    # earlier test's, while the operator's are in the environment now.
+    streams = boto3.session.Session().client("dynamodbstreams", region_name=topology.source.region,
+                                             endpoint_url=topology.deployment.gateway.endpoint_url)
     with pytest.raises(ClientError, match="AccessDenied"):
         streams.describe_stream(StreamArn=arn)
 
