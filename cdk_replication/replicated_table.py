@@ -106,7 +106,8 @@ class ReplicatedTable(Construct):
         scope: an ``App`` or ``Stage``.
         id: construct id; also the default stack-name prefix and table name.
         source: the writer location (one-way) or the first location (multi-active). ``account`` and
-            ``region`` are required literals; ``table_name`` defaults to ``id`` (or to the name in
+            ``region`` are required literals, except with an ``existing_source``, whose stream ARN gives them
+            (``source=TableLocation()``); ``table_name`` defaults to ``id`` (or to the name in
             ``existing_source.stream_arn``). Required.
         replicas: the other copies; at least one. A replica's ``migration`` loads it from an export. Required.
         partition_key: the table's partition key. Required, unless ``existing_source.partition_key`` gives
