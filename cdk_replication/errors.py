@@ -8,6 +8,11 @@ class ReplicationConfigError(ValueError):
 
     Raised at synth time (while the construct is being built), before anything reaches CloudFormation. The
     message names the construct path, the offending value and how to fix it.
+
+    Args:
+        construct_path: the path of the construct that refused its props (``node.path``). Required.
+        problem: what is wrong, naming the offending value. Required.
+        fix: how to fix it. Required.
     """
 
     def __init__(self, construct_path: str, problem: str, fix: str) -> None:

@@ -35,8 +35,11 @@ _MIN_EXPIRATION_DAYS = 1
 class FailureDestinationKind(enum.Enum):
     """The kinds of on-failure destination (``FailureDestination.kind``)."""
 
+    #: A bucket created for the replicator (``FailureDestination.s3()``); failed batches with their records.
     S3 = "S3"
+    #: A bucket of your own (``FailureDestination.existing_bucket(bucket)``).
     EXISTING_BUCKET = "EXISTING_BUCKET"
+    #: A queue created for the replicator (``FailureDestination.sqs()``); shard and sequence range only.
     SQS = "SQS"
 
 
@@ -46,9 +49,9 @@ class FailureDestination:
     methods; the default of ``Replicator`` and ``ReplicatedTable`` is ``FailureDestination.s3()``.
 
     Attributes:
-        kind: ``FailureDestinationKind.S3``, ``EXISTING_BUCKET`` or ``SQS``.
-        expiration: S3 only: how long failure objects are kept.
-        bucket: ``EXISTING_BUCKET`` only: the bucket given.
+        kind: ``FailureDestinationKind.S3``, ``EXISTING_BUCKET`` or ``SQS``. Required (set by the class method).
+        expiration: S3 only: how long failure objects are kept. Default: ``None`` (``s3()`` sets 30 days).
+        bucket: ``EXISTING_BUCKET`` only: the bucket given. Default: ``None``.
     """
 
     kind: FailureDestinationKind
@@ -58,8 +61,12 @@ class FailureDestination:
     @classmethod
     def s3(cls, expiration: Duration = defaults.FAILURE_BUCKET_EXPIRATION) -> "FailureDestination":
         """A bucket created for this replicator: SSE-S3, TLS only, public access blocked, owner-enforced, not
-        versioned, retained when the stack goes; objects expire after ``expiration`` (whole days, at least
-        one). Default: ``defaults.FAILURE_BUCKET_EXPIRATION`` (30 days)."""
+        versioned, retained when the stack goes.
+
+        Args:
+            expiration: failure objects are deleted this long after they were written (whole days, at least
+                one). Default: 30 days (``defaults.FAILURE_BUCKET_EXPIRATION``).
+        """
         return cls(kind=FailureDestinationKind.S3, expiration=expiration)
 
     @classmethod
@@ -74,7 +81,11 @@ class FailureDestination:
         """A bucket of your own (``s3.Bucket.from_bucket_name(...)`` or one in another stack). The role gets
         ``s3:PutObject`` on the keys Lambda writes (``aws/lambda/*``) and ``s3:ListBucket`` on it, nothing else; its encryption, lifecycle
         and access are yours to set (it holds copies of table data). With a customer-managed bucket key, also
-        let the replicator role use it (``kms:GenerateDataKey``)."""
+        let the replicator role use it (``kms:GenerateDataKey``).
+
+        Args:
+            bucket: the bucket that receives the failed batches. Required.
+        """
         return cls(kind=FailureDestinationKind.EXISTING_BUCKET, bucket=bucket)
 
     def validate(self, path: str) -> None:

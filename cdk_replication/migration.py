@@ -101,11 +101,11 @@ class ExportImportSource:
     """Where a completed DynamoDB JSON export lies, for ``ReplicaTable(import_source=...)``.
 
     Attributes:
-        bucket_name: the bucket the export was written to.
+        bucket_name: the bucket the export was written to. Required.
         bucket_account: that bucket's owner; must be the replica table's account (CloudFormation imports
-            with the deploying account's credentials).
-        export_prefix: the ``S3Prefix`` the export was requested with.
-        export_arn: the export's ARN; its id names the export's folder.
+            with the deploying account's credentials). Required.
+        export_prefix: the ``S3Prefix`` the export was requested with. Required.
+        export_arn: the export's ARN; its id names the export's folder. Required.
         compression: Default: ``GZIP``.
     """
 
@@ -164,9 +164,9 @@ class MigrationBucket(Construct):
     Args:
         scope: parent construct, in a stack with an explicit account and region (the replica table's).
         id: construct id.
-        bucket_name: physical bucket name (deterministic, so the exporting side can address it).
-        exporter_account: the source table's account.
-        export_prefix: the only key prefix the exporter may write under.
+        bucket_name: physical bucket name (deterministic, so the exporting side can address it). Required.
+        exporter_account: the source table's account. Required.
+        export_prefix: the only key prefix the exporter may write under. Required.
         exporter_role_arn: the exporting role in ``exporter_account``. Default: the account, which delegates
             to that account's IAM.
         encryption_key_arn: KMS key ARN in this stack's account and region. Default: SSE-S3.

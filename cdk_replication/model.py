@@ -87,7 +87,7 @@ class MigrationOptions:
             let the exporting principal use ``kms:GenerateDataKey`` and ``kms:Decrypt`` (this library does
             not edit existing keys). Default: SSE-S3.
         expiration: export objects are deleted this long after they were written (whole days). Default: 30 days.
-        removal_policy: ``RETAIN`` (default) or ``DESTROY``. A retained bucket keeps its lifecycle rule and so
+        removal_policy: ``RETAIN`` or ``DESTROY``. Default: ``RETAIN``. A retained bucket keeps its lifecycle rule and so
             empties itself; ``DESTROY`` deletes only an empty bucket (CloudFormation cannot delete objects).
         compression: compression of the export's files. Default: ``GZIP`` (what exports write).
         keep_bucket: ``False`` takes the bucket (and the source account's write access) out of the stack once
@@ -110,8 +110,11 @@ class TableLocation:
     """Where one copy of a table lives.
 
     Attributes:
-        region: AWS region, e.g. ``"us-east-1"``. Must be a literal string (no tokens).
-        account: 12-digit AWS account id. Default: the source location's account.
+        region: AWS region, e.g. ``"us-east-1"``. Must be a literal string (no tokens). Required, except for the
+            source of a ``ReplicatedTable`` with an ``existing_source``. Default: none; for that source, the
+            region in ``existing_source.stream_arn``.
+        account: 12-digit AWS account id. Default: the source location's account; for the source itself
+            (where it is required), the account in ``existing_source.stream_arn`` when there is one.
         table_name: physical table name. Default: the source table's name (allowed only in a different
             region or account than the source, since names are unique per account and region).
         encryption_key_arn: ARN of the customer-managed KMS key of this copy, when the table uses
@@ -123,7 +126,7 @@ class TableLocation:
             ``ReplicatorOptions(enabled=True)``. Default: none (an empty replica, replicated at once).
     """
 
-    region: str
+    region: str | None = None
     account: str | None = None
     table_name: str | None = None
     encryption_key_arn: str | None = None
@@ -134,16 +137,19 @@ class TableLocation:
 class ExistingSource:
     """A source table created outside this CDK app (most users start here).
 
-    We cannot read the table at synth time, so its stream is declared here.
+    We cannot read the table at synth time, so its stream is declared here. The ``ReplicatedTable``'s
+    ``source`` may then leave ``region``, ``account`` and ``table_name`` unset: they are read from
+    ``stream_arn`` (a value given there must agree with the ARN).
 
     Attributes:
         stream_arn: the table's latest stream ARN
-            (``arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>``).
+            (``arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>``), as a literal string. Required.
         stream_view_type: the stream's view; must be ``NEW_AND_OLD_IMAGES``. Default: ``None`` (no stream),
             which is rejected with the fix.
-        partition_key: the existing table's partition key, if not given to the construct itself.
+        partition_key: the existing table's partition key, if not given to the construct itself. Default:
+            none (then the construct's ``partition_key`` is required).
         sort_key: the existing table's sort key, if any. Must agree with the construct's ``sort_key``
-            when both are given.
+            when both are given. Default: none (the construct's ``sort_key``, if any).
 
     The key (here or on the construct) must be the table's exact key, sort key included: it cannot be read
     at synth time, the replicas are created with it, and the replicator keys items by it. A record whose key
@@ -161,7 +167,12 @@ class ExistingSource:
 
 @dataclass(frozen=True)
 class KeySchema:
-    """Attribute names of a table's primary key, as the replicator needs them (``REPLICATION_KEY``)."""
+    """Attribute names of a table's primary key, as the replicator needs them (``REPLICATION_KEY``).
+
+    Attributes:
+        partition_key: the partition key attribute's name. Required.
+        sort_key: the sort key attribute's name. Default: ``None`` (the table has no sort key).
+    """
 
     partition_key: str
     sort_key: str | None = None
@@ -176,10 +187,10 @@ class ResolvedTable:
     """A table copy with every location field filled in (what the replicator's environment names).
 
     Attributes:
-        table_name: physical table name.
-        region: AWS region.
-        account: 12-digit account id.
-        encryption_key_arn: customer-managed key ARN, when known as a literal.
+        table_name: physical table name. Required.
+        region: AWS region. Required.
+        account: 12-digit account id. Required.
+        encryption_key_arn: customer-managed key ARN, when known as a literal. Default: ``None``.
     """
 
     table_name: str
@@ -202,7 +213,7 @@ class ReplicationTarget:
     """One table a replicator writes to.
 
     Attributes:
-        table: where the target lives.
+        table: where the target lives. Required.
         writer_role_arn: role in the target account that the replicator assumes for this target (written
             to ``REPLICATION_TARGETS`` as ``roleArn``); ``None`` writes with the replicator's own role.
             Default: ``None``.

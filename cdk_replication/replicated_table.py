@@ -106,13 +106,34 @@ class ReplicatedTable(Construct):
         scope: an ``App`` or ``Stage``.
         id: construct id; also the default stack-name prefix and table name.
         source: the writer location (one-way) or the first location (multi-active). ``account`` and
-            ``region`` are required literals; ``table_name`` defaults to ``id`` (or to the name in
-            ``existing_source.stream_arn``).
-        replicas: the other copies; at least one. A replica's ``migration`` loads it from an export.
-        partition_key / sort_key: the table key (also taken from ``existing_source`` when given there).
-        billing_mode, read_capacity, write_capacity, global_secondary_indexes, local_secondary_indexes,
-            time_to_live_attribute, encryption, point_in_time_recovery, deletion_protection,
-            removal_policy: see ``TableOptions``; applied to every table this construct creates.
+            ``region`` are required literals, except with an ``existing_source``, whose stream ARN gives them
+            (``source=TableLocation()``); ``table_name`` defaults to ``id`` (or to the name in
+            ``existing_source.stream_arn``). Required.
+        replicas: the other copies; at least one. A replica's ``migration`` loads it from an export. Required.
+        partition_key: the table's partition key. Required, unless ``existing_source.partition_key`` gives
+            it. Default: ``existing_source.partition_key``.
+        sort_key: the table's sort key. Default: ``existing_source.sort_key``, else none.
+        billing_mode: ``PAY_PER_REQUEST`` or ``PROVISIONED`` (then with both capacities). This and the table
+            options below (``TableOptions``) apply to every table this construct creates. Default:
+            ``PAY_PER_REQUEST`` (on-demand).
+        read_capacity: read capacity units of every copy; required with ``PROVISIONED``, refused otherwise.
+            Default: none.
+        write_capacity: write capacity units of every copy; required with ``PROVISIONED``, refused
+            otherwise. Default: none.
+        global_secondary_indexes: ``dynamodb.GlobalSecondaryIndexProps`` of the GSIs every copy gets (a
+            replica may refuse an item the source took when an index key's type differs: see Operations).
+            Default: none.
+        local_secondary_indexes: ``dynamodb.LocalSecondaryIndexProps`` of the LSIs every copy gets (needs a
+            ``sort_key``; not with a replica ``migration``). Default: none.
+        time_to_live_attribute: the TTL attribute of every copy (a number, epoch seconds). Items your TTL
+            removes from the source are deleted from the replicas by replication. Default: TTL off
+            (multi-active and Kinesis: ``<metadata prefix>expiresAt``, for the delete tombstones).
+        encryption: ``TableEncryption.DEFAULT`` (AWS-owned key), ``AWS_MANAGED`` or ``CUSTOMER_MANAGED``
+            (each location's ``encryption_key_arn``; a key is created for a new source table without one).
+            Default: ``TableEncryption.DEFAULT``.
+        point_in_time_recovery: point-in-time recovery on every copy created here. Default: ``True``.
+        deletion_protection: DynamoDB deletion protection on every copy created here. Default: ``False``.
+        removal_policy: what happens to a table when it leaves its stack. Default: ``RETAIN``.
         existing_source: import the source table instead of creating it. Default: create it.
         mode: Default: ``ONE_WAY``.
         conflict_attribute: multi-active timestamp/version attribute. Default: ``"updatedAt"``.

@@ -93,14 +93,15 @@ class ReplicatorOptions:
             given is kept. Unlimited retries with an unlimited age are refused (a poison record would hold
             its shard).
         bisect_batch_on_error: split a failing batch and retry the halves. Default: ``True``.
-        report_batch_item_failures: must stay ``True`` (the default; the mapping's ``ReportBatchItemFailures``).
+        report_batch_item_failures: must stay ``True`` (the mapping's ``ReportBatchItemFailures``). Default:
+            ``True``.
             The replicator always answers with a partial batch response naming the first record it could not
             apply; with ``False`` Lambda would ignore that answer, take the batch as done and lose those
             records silently (rule 6), so ``False`` is refused at synth time. Kept only so that code passing
             ``True`` keeps working.
         parallelization_factor: concurrent batches per shard (1-10); above 1 items are still ordered per
             key by Lambda, but the replicator is tested with 1. Default: 1.
-        enabled: create the mapping enabled. ``None`` (default) means enabled, except in a ``ReplicatedTable``
+        enabled: create the mapping enabled. Default: ``None``, which means enabled, except in a ``ReplicatedTable``
             with a replica ``migration``, where the mapping starts disabled so the copy is loaded before the
             stream is applied; set ``True`` explicitly once the load is done. ``False`` for a scan-based
             backfill (enable after it).
@@ -251,13 +252,13 @@ class Replicator(Construct):
     Args:
         scope: parent construct.
         id: construct id.
-        source: the table whose stream feeds this function (``REPLICATION_SOURCE``).
+        source: the table whose stream feeds this function (``REPLICATION_SOURCE``). Required.
         stream_arn: that table's stream ARN, or with ``change_source=KINESIS`` the ARN of the Kinesis data
-            stream the table streams to (a token for a resource in the same stack is fine).
+            stream the table streams to (a token for a resource in the same stack is fine). Required.
         key: the table's key attribute names (``REPLICATION_KEY``): the exact key of the source and of every
             target, sort key included. A ``ReplicaTable`` of the same app that this replicator reads or writes
-            is compared with it at synth time; a record whose key attributes differ is never written.
-        targets: the tables written to (``REPLICATION_TARGETS``); at least one.
+            is compared with it at synth time; a record whose key attributes differ is never written. Required.
+        targets: the tables written to (``REPLICATION_TARGETS``); at least one. Required.
         stream_key_arn: customer-managed key of the source table (stream reads need ``kms:Decrypt``).
             Default: none.
         source_key_arn: customer-managed key of the source table, for the item reads of a ``KINESIS`` change
@@ -275,9 +276,9 @@ class Replicator(Construct):
             (``REPLICATION_TTL_ATTRIBUTE``). Default: not written (the replicator's default,
             ``<metadata prefix>expiresAt``).
         options: function and mapping tunables. Default: ``ReplicatorOptions()``.
-        change_source: ``DYNAMODB_STREAMS`` (default) or ``KINESIS`` (``ONE_WAY`` only; ``stream_arn`` is then a
+        change_source: ``DYNAMODB_STREAMS`` or ``KINESIS`` (``ONE_WAY`` only; ``stream_arn`` is then a
             Kinesis stream, read with ``kinesis:`` actions, and the targets need TTL on ``ttl_attribute`` for
-            the delete tombstones).
+            the delete tombstones). Default: ``DYNAMODB_STREAMS``.
         change_retention: with ``KINESIS``, the data stream's retention; delete tombstones outlive it by
             ``defaults.TOMBSTONE_MARGIN``. Default: ``defaults.KINESIS_RETENTION``.
         failure_destination: where the mapping sends what it could not apply. Default:

@@ -29,8 +29,8 @@ class TableOptions:
         partition_key: partition key attribute. Required.
         sort_key: sort key attribute. Default: none.
         billing_mode: Default: ``PAY_PER_REQUEST``.
-        read_capacity: read capacity units; required with ``PROVISIONED``, rejected otherwise.
-        write_capacity: write capacity units; required with ``PROVISIONED``, rejected otherwise.
+        read_capacity: read capacity units; required with ``PROVISIONED``, rejected otherwise. Default: none.
+        write_capacity: write capacity units; required with ``PROVISIONED``, rejected otherwise. Default: none.
         global_secondary_indexes: GSIs created on every copy. Default: none.
         local_secondary_indexes: LSIs created on every copy (need a sort key). Default: none.
         time_to_live_attribute: TTL attribute name. Default: TTL off.
@@ -97,10 +97,10 @@ class ReplicaTable(Construct):
         scope: parent construct (inside a stack with an explicit account and region).
         id: construct id.
         table_name: physical name. Required, because replicators in other stacks address it by name.
-        options: schema and protection settings shared by every copy.
+        options: schema and protection settings shared by every copy. Required.
         stream: stream view. Default: none (a one-way replica is written only by the replicator).
         encryption_key_arn: customer-managed key ARN, required when ``options.encryption`` is
-            ``CUSTOMER_MANAGED`` unless ``create_key`` is set.
+            ``CUSTOMER_MANAGED`` unless ``create_key`` is set. Default: none.
         create_key: with ``CUSTOMER_MANAGED`` and no key ARN, create a key (rotation on) in this stack.
             Default: ``False``.
         resource_policy: table resource policy. Default: none.

@@ -250,25 +250,40 @@ def _check_mode(path: str, props: ReplicatedTableProps) -> None:
 def resolve_source(
     path: str, source: TableLocation, existing: ExistingSource | None, default_name: str
 ) -> ResolvedTable:
-    """The source location: its table name from ``existing.stream_arn``, the props, or ``default_name``."""
-    region = require_region(path, source.region, "source region")
-    account = require_account(path, source.account, "source account")
-    name = source.table_name
+    """The source location: region, account and table name from the props, or (those not given) from
+    ``existing.stream_arn``; the table name otherwise defaults to ``default_name``."""
+    region, account, name = source.region, source.account, source.table_name
     if existing is not None:
-        arn = parse_stream_arn(path, existing.stream_arn)
-        if name is not None and name != arn["table"]:
-            raise ReplicationConfigError(
-                path,
-                f"source table_name {name!r} differs from the table in existing_source.stream_arn "
-                f"({arn['table']!r})",
-                "use the stream ARN of that table, or leave table_name unset",
-            )
-        name = arn["table"]
+        region, account, name = _located_by_stream_arn(path, source, existing)
+    region = require_region(path, region, "source region")
+    account = require_account(path, account, "source account")
     table_name = require_table_name(path, name if name is not None else default_name, "source table_name")
     key_arn = source.encryption_key_arn
     if key_arn is not None:
         require_kms_key_arn(path, key_arn, "source encryption_key_arn", region, account)
     return ResolvedTable(table_name=table_name, region=region, account=account, encryption_key_arn=key_arn)
+
+
+def _located_by_stream_arn(path: str, source: TableLocation, existing: ExistingSource) -> tuple[str, str, str]:
+    """Region, account and table name of an existing source: its stream ARN's, which ``source`` may repeat but
+    not contradict. A token ARN is refused by ``parse_stream_arn`` (the stack layout needs the region)."""
+    arn = parse_stream_arn(path, existing.stream_arn)
+    if source.table_name is not None and source.table_name != arn["table"]:
+        raise ReplicationConfigError(
+            path,
+            f"source table_name {source.table_name!r} differs from the table in existing_source.stream_arn "
+            f"({arn['table']!r})",
+            "use the stream ARN of that table, or leave table_name unset",
+        )
+    for field, given in (("region", source.region), ("account", source.account)):
+        if given is not None and given != arn[field]:
+            raise ReplicationConfigError(
+                path,
+                f"source {field} {given!r} differs from the {field} of existing_source.stream_arn ({arn[field]!r})",
+                f"leave source {field} unset (it is taken from the stream ARN), or use the stream ARN of the "
+                f"table in {given!r}",
+            )
+    return arn["region"], arn["account"], arn["table"]
 
 
 def resolve_replicas(path: str, replicas: Sequence[TableLocation], src: ResolvedTable) -> tuple[ResolvedTable, ...]:
@@ -293,6 +308,8 @@ def resolve_replicas(path: str, replicas: Sequence[TableLocation], src: Resolved
 
 
 def _resolve_replica(path: str, what: str, replica: TableLocation, src: ResolvedTable) -> ResolvedTable:
+    if replica.region is None:
+        raise ReplicationConfigError(path, f"{what} has no region", 'set region="<region>" on that TableLocation')
     region = require_region(path, replica.region, f"{what} region")
     account = require_account(path, replica.account if replica.account is not None else src.account, f"{what} account")
     table_name = require_table_name(
@@ -449,14 +466,8 @@ def check_existing_source(path: str, existing: ExistingSource, source: ResolvedT
             "StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES) and declare stream_view_type="
             "StreamViewType.NEW_AND_OLD_IMAGES with the new stream ARN",
         )
+    # The region and account agree with the source's: resolve_source took them from the ARN or compared them.
     arn = parse_stream_arn(path, existing.stream_arn)
-    if (arn["account"], arn["region"]) != (source.account, source.region):
-        raise ReplicationConfigError(
-            path,
-            f"existing_source.stream_arn is in {arn['account']}/{arn['region']} but source is "
-            f"{source.account}/{source.region}",
-            "set source region and account to the stream's",
-        )
     if arn["partition"] != partition_for_region(source.region):
         raise ReplicationConfigError(
             path,

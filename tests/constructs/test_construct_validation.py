@@ -197,7 +197,7 @@ def test_existing_source_needs_new_and_old_images(view: dynamodb.StreamViewType 
                     "stream_arn": "arn:aws:dynamodb:us-east-1:111111111111:table/Orders/stream/2026-01-01T00:00:00.000"
                 },
             },
-            r"existing_source.stream_arn is in 111111111111/us-east-1 but source is 111111111111/us-west-2",
+            r"source region 'us-west-2' differs from the region of existing_source.stream_arn \('us-east-1'\)",
         ),
         (
             {"partition_key": PK, "source_table_name": "Other", "existing": {}},
