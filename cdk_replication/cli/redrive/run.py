@@ -1,9 +1,18 @@
-"""A whole redrive: read the failure records, find their keys, resync each key once, mark what is settled.
+"""A whole redrive, page by page: read a page of failure records, find their keys, resync each key once,
+mark what is settled, then read the next page (memory holds one page of bodies; work starts at once).
 
-Everything is read and checked before the first write (a bad record ends the run with nothing written).
-Then each key named by any record is resynced once (however many records name it), and a record is marked
-redriven as soon as every one of its keys is settled in every target, so an interrupted run loses nothing:
-the next run skips what is marked and resyncs the rest.
+A page is read and checked before its first write (a bad record ends the run with nothing of its page
+written; pages before it are redriven and marked). Each key named by a page's records is resynced once per
+page (however many of them name it), and a record is marked redriven as soon as every one of its keys is
+settled in every target, so an interrupted run loses nothing: the next run skips what is marked.
+
+A key named by records of several pages is resynced once in each: harmless, as every resync reads SOURCE's
+current state (the second finds the first's write and settles). Multi-active needs no look across pages:
+:func:`~cdk_replication.cli.redrive.multi_active.resync_multi_active` decides from the LAST record it is
+given, so the page holding the key's last failed record decides exactly as a run that saw them all, and a
+page with only earlier records sends at most what the replicator sent for one of them, or SOURCE's current
+state placed at a lower bound of its stream place -- each written only if it orders after what the target
+holds (compare-and-set on the full order), so whatever order the pages come in, nothing older wins.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ import datetime as dt
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -22,6 +32,7 @@ from cdk_replication.cli.redrive.changes import KeyChange, changes_of
 from cdk_replication.cli.redrive.failure_records import FailureRecord, NotAFailureRecord, parse_failure_record
 from cdk_replication.cli.redrive.locations import Envelope, Location
 from cdk_replication.cli.redrive.resync import SETTLED_OUTCOMES, KeyResyncer
+from cdk_replication.cli.repair import KEPT, REPAIRED, SETTLED
 from cdk_replication.cli.redrive.stream_ranges import LostRange, RangeReader
 from cdk_replication.cli.tables import TableHandle
 
@@ -57,6 +68,8 @@ class RedriveResult:
     keys: dict[KeyId, Item] = field(default_factory=dict)
     outcomes: dict[tuple[KeyId, str], tuple[str, str | None]] = field(default_factory=dict)
     interrupted: bool = False
+    #: Records may remain that this run never read (an SQS run that stopped at its limit of held messages).
+    stopped_early: bool = False
     seconds: float = 0.0
     #: Lines for the user (e.g. a record whose payload could not be used).
     notes: list[str] = field(default_factory=list)
@@ -75,8 +88,12 @@ class RedriveResult:
     @property
     def complete(self) -> bool:
         """Every record read is settled and nothing is lost or unreadable."""
-        return (not self.interrupted and not self.lost and not self.unreadable
+        return (not self.interrupted and not self.stopped_early and not self.lost and not self.unreadable
                 and self.settled_records == self.records)
+
+
+#: Seconds between two calls of the location's ``keep_alive`` while a page is resynced.
+KEEP_ALIVE_S = 30.0
 
 
 @dataclass
@@ -109,12 +126,34 @@ def _records_of(failure: FailureRecord, reader: RangeReader,
     return reread.records, reread.lost
 
 
-def _plan(location: Location, source: TableHandle, reader: RangeReader, result: RedriveResult) -> _Plan:
-    """Read and check every record (raises :class:`BadInput` before anything is written)."""
-    listing = location.read()
-    result.already_redriven = listing.already_redriven
+#: How telling an outcome is, for a key resynced in several pages: a failure shows over a success, a write
+#: over a key found settled (the outcome a run that resynced the key once would have shown).
+_RANK = {SETTLED: 0, KEPT: 1, REPAIRED: 2}
+
+
+def _merge(old: tuple[str, str | None] | None, new: tuple[str, str | None]) -> tuple[str, str | None]:
+    """The outcome a key and target show after ``new``, when an earlier page gave ``old``."""
+    if old is None:
+        return new
+    return old if _RANK.get(old[0], len(_RANK)) > _RANK.get(new[0], len(_RANK)) else new
+
+
+def _pages(location: Location) -> Iterator[list[Envelope]]:
+    """The location's records, ``location.page_size`` at a time (read lazily: one page in memory)."""
+    page: list[Envelope] = []
+    for envelope in location.envelopes():
+        page.append(envelope)
+        if len(page) >= location.page_size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+def _plan(envelopes: list[Envelope], source: TableHandle, reader: RangeReader, result: RedriveResult) -> _Plan:
+    """Read and check one page of records (raises :class:`BadInput` before any of its keys is written)."""
     plan = _Plan()
-    for envelope in listing.envelopes:
+    for envelope in envelopes:
         try:
             failure = parse_failure_record(envelope.name, envelope.body)
         except NotAFailureRecord as exc:
@@ -135,8 +174,9 @@ def _plan(location: Location, source: TableHandle, reader: RangeReader, result: 
             result.lost.append((failure.name, lost))
     for changes in plan.changes.values():
         changes.sort(key=lambda change: change.order)
-    result.records = len(plan.records)
-    result.keys = {key_id: changes[0].key for key_id, changes in plan.changes.items()}
+    result.records += len(plan.records)
+    with result.lock:
+        result.keys.update((key_id, changes[0].key) for key_id, changes in plan.changes.items())
     return plan
 
 
@@ -184,8 +224,10 @@ class _Marker:
         self.result.redriven += 1
 
 
-def _resync_all(plan: _Plan, resyncer: KeyResyncer, marker: _Marker, workers: int, result: RedriveResult) -> None:
-    """Resync every key in ``workers`` threads; records are marked as their keys finish."""
+def _resync_all(plan: _Plan, resyncer: KeyResyncer, marker: _Marker, workers: int, result: RedriveResult,
+                keep_alive: Any) -> None:
+    """Resync every key of a page in ``workers`` threads; records are marked as their keys finish;
+    ``keep_alive()`` is called every :data:`KEEP_ALIVE_S` seconds meanwhile."""
 
     def one(key_id: KeyId) -> tuple[KeyId, list[tuple[str, str | None]]]:
         changes = plan.changes[key_id]
@@ -193,14 +235,15 @@ def _resync_all(plan: _Plan, resyncer: KeyResyncer, marker: _Marker, workers: in
                                    kinesis=any(c.kinesis for c in changes))
         with result.lock:
             for target, outcome in zip(result.targets, outcomes):
-                result.outcomes[(key_id, target)] = outcome
+                result.outcomes[(key_id, target)] = _merge(result.outcomes.get((key_id, target)), outcome)
         return key_id, outcomes
 
     pool = ThreadPoolExecutor(workers, thread_name_prefix="redrive")
     try:
         pending: set[Future[Any]] = {pool.submit(one, key_id) for key_id in plan.changes}
         while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done, pending = wait(pending, timeout=KEEP_ALIVE_S, return_when=FIRST_COMPLETED)
+            keep_alive()
             for future in done:
                 marker.key_done(*future.result())
     except KeyboardInterrupt:
@@ -231,15 +274,24 @@ def run_redrive(location: Location, source: TableHandle, resyncer: KeyResyncer, 
 
 def _run(location: Location, source: TableHandle, resyncer: KeyResyncer, reader: RangeReader, result: RedriveResult,
          workers: int, progress_stream: TextIO | None, show_progress: bool) -> None:
-    plan = _plan(location, source, reader, result)
-    marker = _Marker(location, plan, result)
-
     def render() -> str:
         counts = result.counts
         settled = sum(n for outcome, n in counts.items() if outcome in SETTLED_OUTCOMES)
-        return (f"redrive {source.info.label()}: {result.records:,} records read, {len(result.keys):,} keys; "
-                f"resynced {settled:,}/{len(result.keys) * len(result.targets):,}, failed {counts['failed']:,}")
+        read = result.records + len(result.skipped)
+        return (f"redrive {source.info.label()}: {read:,}/{location.listed:,} records read (listed so far), "
+                f"{len(result.keys):,} keys; resynced {settled:,}/{len(result.keys) * len(result.targets):,}, "
+                f"failed {counts['failed']:,}, marked {result.redriven:,}")
 
     with Progress(render, progress_stream, enabled=show_progress):
-        marker.start()
-        _resync_all(plan, resyncer, marker, workers, result)
+        try:
+            for envelopes in _pages(location):
+                plan = _plan(envelopes, source, reader, result)
+                marker = _Marker(location, plan, result)
+                marker.start()
+                _resync_all(plan, resyncer, marker, workers, result, location.keep_alive)
+                if result.interrupted:
+                    break
+        finally:
+            result.already_redriven = location.already_redriven
+            result.stopped_early = getattr(location, "stopped_early", False)
+            result.notes += getattr(location, "notes", [])
