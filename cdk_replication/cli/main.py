@@ -64,7 +64,10 @@ EPILOG = """\
 exit codes: 0 done (verify: tables identical), 1 incomplete (differences remain, items failed, an export or
 import failed, a redrive range is lost), 2 bad input (nothing was written), 130 interrupted (re-run the same
 command to resume).
-Tables: NAME, REGION:NAME (us-west-2:orders) or a table ARN. Guide: docs/cli.md.
+Tables: NAME, REGION:NAME (us-west-2:orders) or a table ARN.
+More: `cdk-replication COMMAND --help` lists each command's options with their defaults. The full guide
+(walkthroughs, permissions, --repair's rules, the --json keys) is docs/cli.md in the cdk-replication source
+repository; pip does not install it.
 """
 
 
@@ -168,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare two tables item by item; --repair fixes the differences",
         description="Report items missing from TARGET, extra in TARGET and different, ignoring metadata "
         "attributes. With --repair, bring TARGET to SOURCE's state without clobbering concurrent "
-        "replication (see docs/cli.md).",
+        "replication (the guide below has the rules).",
     )
     verify.add_argument("source", metavar="SOURCE")
     verify.add_argument("target", metavar="TARGET")
