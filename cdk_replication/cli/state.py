@@ -18,10 +18,30 @@ DEFAULT_STATE_DIR = Path(".cdk-replication")
 STATE_VERSION = 1
 
 
+def _state_file_name(command: str, parts: tuple[str, ...]) -> str:
+    return f"{command}-{'-'.join(parts)}.json"
+
+
+def _pair_parts(source_region: str, source: str, target_region: str, target: str) -> tuple[str, ...]:
+    return (source_region, source, "to", target_region, target)
+
+
 def default_state_path(command: str, *parts: str) -> Path:
     """``.cdk-replication/<command>-<part>-<part>.json`` with characters unsafe in file names replaced."""
-    slug = "-".join(re.sub(r"[^A-Za-z0-9_.-]+", "_", p) for p in parts)
-    return DEFAULT_STATE_DIR / f"{command}-{slug}.json"
+    return DEFAULT_STATE_DIR / _state_file_name(command, tuple(re.sub(r"[^A-Za-z0-9_.-]+", "_", p) for p in parts))
+
+
+def pair_state_path(command: str, source_region: str, source: str, target_region: str, target: str) -> Path:
+    """The default state file of ``command`` run from table ``source`` to table ``target`` (names, not ARNs):
+    ``.cdk-replication/<command>-<source region>-<source>-to-<target region>-<target>.json``."""
+    return default_state_path(command, *_pair_parts(source_region, source, target_region, target))
+
+
+def pair_state_pattern(command: str) -> str:
+    """:func:`pair_state_path`'s name with placeholders, for ``--state-file``'s help (built by the same code, so
+    the help cannot drift from the file the command writes)."""
+    parts = _pair_parts("<source-region>", "<source>", "<target-region>", "<target>")
+    return str(DEFAULT_STATE_DIR / _state_file_name(command, parts))
 
 
 class StateFile:

@@ -4,12 +4,15 @@ state-file refusals that say how to start over."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
+import re
+from types import SimpleNamespace
 
 import pytest
 
-from cdk_replication.cli import main
+from cdk_replication.cli import build_parser, main
 
 COMMANDS = ("backfill", "verify", "migrate", "redrive")
 
@@ -29,3 +32,38 @@ def test_help_points_to_what_a_pip_install_has(argv) -> None:
     assert "cdk-replication COMMAND --help" in text
     assert text.count("docs/cli.md") == 1
     assert "docs/cli.md in the cdk-replication source repository" in text
+
+
+def _help_default_state_file(command: str) -> str:
+    """The default named in ``--state-file``'s help (read from the parser: argparse wraps at hyphens)."""
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    option = next(a for a in subparsers.choices[command]._actions if "--state-file" in a.option_strings)
+    match = re.search(r"default (\.cdk-replication/\S+\.json)", option.help or "")
+    assert match, option.help
+    return match.group(1)
+
+
+def _handle(region: str, name: str) -> SimpleNamespace:
+    return SimpleNamespace(info=SimpleNamespace(region=region, ref=SimpleNamespace(name=name),
+                                                arn=f"arn:aws:dynamodb:{region}:111111111111:table/{name}"))
+
+
+@pytest.mark.parametrize("command", ["backfill", "migrate"])
+def test_the_default_state_file_in_help_is_the_one_the_command_writes(command, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    source, target = _handle("us-east-1", "orders"), _handle("eu-west-1", "orders-copy")
+    if command == "backfill":
+        from cdk_replication.cli.backfill import BackfillOptions, state_path_for
+
+        real = state_path_for(source, target, BackfillOptions())
+    else:
+        from cdk_replication.cli.migrate.command import _open_state
+
+        args = SimpleNamespace(state_file=None, restart=False)
+        real = _open_state(args, source, SimpleNamespace(name="orders-copy"), "eu-west-1").path
+    shown = _help_default_state_file(command)
+    placeholders = re.findall(r"<[^>]+>", shown)
+    assert len(placeholders) == 4, shown  # source region and name, target region and name
+    for placeholder, value in zip(placeholders, ["us-east-1", "orders", "eu-west-1", "orders-copy"]):
+        shown = shown.replace(placeholder, value, 1)
+    assert shown == str(real)
