@@ -59,6 +59,8 @@ class StateFile:
         self.resumed = False
         #: Guards :attr:`data` for threads that update it; :meth:`save` takes it too (re-entrant).
         self.lock = threading.RLock()
+        #: Folders the first :meth:`save` created, deepest first: :meth:`delete` removes them when empty.
+        self._created_dirs: list[Path] = []
 
     def read(self) -> dict[str, Any] | None:
         """The existing file's document (its version checked, its identity not), or ``None`` when there is none.
@@ -111,7 +113,9 @@ class StateFile:
     def save(self) -> None:
         """Write :attr:`data` atomically (a temporary file in the same folder, then ``os.replace``)."""
         with self.lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.parent.is_dir():
+                self._created_dirs = [p for p in self.path.parents if not p.exists()]
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             text = json.dumps(self.data, indent=1, sort_keys=True)
             fd, tmp = tempfile.mkstemp(prefix=self.path.name, suffix=".tmp", dir=self.path.parent)
             try:
@@ -125,5 +129,14 @@ class StateFile:
                 raise
 
     def delete(self) -> None:
-        """Remove the file (the work it tracked is finished)."""
+        """Remove the file (the work it tracked is finished), and its folder when that is left empty and is
+        either one this object created or the default :data:`DEFAULT_STATE_DIR` (only this tool makes it, e.g.
+        in the run a resumed one continues): a finished run leaves nothing behind, and never removes a folder
+        of the user's."""
         self.path.unlink(missing_ok=True)
+        folders = self._created_dirs or ([self.path.parent] if self.path.parent == DEFAULT_STATE_DIR else [])
+        for folder in folders:
+            try:
+                folder.rmdir()  # refuses a folder that holds anything (another run's state file)
+            except OSError:
+                break

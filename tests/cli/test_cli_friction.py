@@ -13,6 +13,9 @@ from types import SimpleNamespace
 import pytest
 
 from cdk_replication.cli import build_parser, main
+from cdk_replication.cli.state import DEFAULT_STATE_DIR, StateFile
+
+from .helpers import put_many
 
 COMMANDS = ("backfill", "verify", "migrate", "redrive")
 
@@ -67,3 +70,36 @@ def test_the_default_state_file_in_help_is_the_one_the_command_writes(command, t
     for placeholder, value in zip(placeholders, ["us-east-1", "orders", "eu-west-1", "orders-copy"]):
         shown = shown.replace(placeholder, value, 1)
     assert shown == str(real)
+
+
+def test_a_finished_backfill_leaves_no_empty_state_folder(cli, ddb, make_table, tmp_path) -> None:
+    source, target = make_table("src"), make_table("tgt")
+    put_many(ddb, source, [{"pk": {"S": f"k{i}"}} for i in range(5)])
+
+    assert cli("backfill", source, target).code == 0  # default state file, in the working directory tmp_path
+
+    assert not (tmp_path / ".cdk-replication").exists()
+
+
+def test_the_state_folder_goes_only_when_empty_and_never_a_folder_of_the_users(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    ours = StateFile(tmp_path / "made" / "by" / "us.json", {"source": "a"})
+    ours.start()
+    ours.save()
+    ours.delete()
+    assert not (tmp_path / "made").exists()  # both folders it made, and only those
+    assert tmp_path.is_dir()
+    users = tmp_path / "users"
+    users.mkdir()
+    theirs = StateFile(users / "s.json", {"source": "a"})
+    theirs.start()
+    theirs.save()
+    theirs.delete()
+    assert users.is_dir()  # existed before the run: kept, though empty
+    crowded = StateFile(DEFAULT_STATE_DIR / "b.json", {"source": "b"})
+    crowded.start()
+    crowded.save()
+    other = DEFAULT_STATE_DIR / "other-run.json"
+    other.write_text("{}")
+    crowded.delete()
+    assert other.exists()  # another run's file: the folder stays
