@@ -103,3 +103,18 @@ def test_the_state_folder_goes_only_when_empty_and_never_a_folder_of_the_users(t
     other.write_text("{}")
     crowded.delete()
     assert other.exists()  # another run's file: the folder stays
+
+
+def test_verify_progress_ends_on_done_not_on_a_re_read_that_never_ran(local, ddb, make_table) -> None:
+    source, target = make_table("src"), make_table("tgt")
+    items = [{"pk": {"S": f"k{i}"}} for i in range(5)]
+    put_many(ddb, source, items)
+    put_many(ddb, target, items)
+    err = io.StringIO()
+
+    code = main(["verify", source, target, "--endpoint-url", local.endpoint_url], stdout=io.StringIO(), stderr=err)
+
+    assert code == 0, err.getvalue()
+    final = [line for line in err.getvalue().splitlines() if line.startswith("verify ")][-1]
+    assert "re-reading" not in final
+    assert ": done; read 10" in final, final
