@@ -261,7 +261,7 @@ class _Backfill:
         other options is refused with the way to go on that keeps them (``--restart``).
         """
         path = self.state.path
-        previous = self.state.read()
+        previous = self._read_previous()
         if previous is None:
             return self.state.start()
         leftovers = _unchecked_keys(previous)
@@ -301,6 +301,17 @@ class _Backfill:
             return self.state.start(unchecked=leftovers)
         previous.setdefault("mode", self.state.identity["mode"])
         return self.state.adopt(previous)
+
+    def _read_previous(self) -> dict[str, Any] | None:
+        """The existing state file's document; ``None`` when there is none, or when ``--restart`` abandons one
+        that cannot be read or has another version. Keys such a file held unchecked are not recoverable from it;
+        ``verify`` after the backfill finds any difference they left."""
+        try:
+            return self.state.read()
+        except BadInput:
+            if not self.options.restart:
+                raise
+            return None
 
     def batch_get(self, handle: TableHandle, keys: list[Item], *, names: list[str] | None = None,
                   consistent: bool = False) -> tuple[dict[KeyId, Item], list[Item]]:

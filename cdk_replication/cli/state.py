@@ -73,12 +73,14 @@ class StateFile:
         try:
             data = json.loads(self.path.read_text())
         except (OSError, ValueError) as exc:
-            raise BadInput(f"state file {self.path} is unreadable ({exc}); delete it to start over") from None
+            raise BadInput(
+                f"state file {self.path} is unreadable ({exc}): add --restart to start over (or delete it)"
+            ) from None
         if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
             version = data.get("version") if isinstance(data, dict) else None
             raise BadInput(
-                f"state file {self.path} has version {version!r}, expected {STATE_VERSION}; "
-                "delete it to start over"
+                f"state file {self.path} has version {version!r}, expected {STATE_VERSION}: resume it with the "
+                "cdk-replication that wrote it, or add --restart to start over (or delete it)"
             )
         return data
 

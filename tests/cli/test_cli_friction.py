@@ -118,3 +118,19 @@ def test_verify_progress_ends_on_done_not_on_a_re_read_that_never_ran(local, ddb
     final = [line for line in err.getvalue().splitlines() if line.startswith("verify ")][-1]
     assert "re-reading" not in final
     assert ": done; read 10" in final, final
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"version": 99}'])
+def test_a_state_file_it_cannot_resume_is_refused_with_the_way_to_start_over(cli, ddb, make_table, tmp_path,
+                                                                            content) -> None:
+    source, target = make_table("src"), make_table("tgt")
+    put_many(ddb, source, [{"pk": {"S": f"k{i}"}} for i in range(5)])
+    state = tmp_path / "s.json"
+    state.write_text(content)
+
+    refused = cli("backfill", source, target, "--state-file", str(state))
+    assert refused.code == 2 and "--restart" in refused.err, refused.err
+
+    restarted = cli("backfill", source, target, "--state-file", str(state), "--restart", "--json")
+    assert restarted.code == 0, restarted.err  # the way the message names works
+    assert restarted.json()["counts"]["copied"] == 5 and not state.exists()
