@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import textwrap
 from urllib.parse import urlsplit
 
 #: Thread-backed options (``--segments``, ``--workers``) at most: each unit is one thread.
@@ -27,6 +28,14 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs as written; option help wrapped at spaces only, so a path such as
+    ``.cdk-replication/backfill-<source>...`` is never split (a long one overflows the line instead)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
 
 
 def positive_int(text: str) -> int:

@@ -46,7 +46,7 @@ from cdk_replication.cli.pacing import BACKOFF_BASE_S, BACKOFF_CAP_S, DEFAULT_MA
 from cdk_replication.cli.progress import Progress, Rate
 from cdk_replication.cli.repair import FAILED as REPAIR_FAILED
 from cdk_replication.cli.repair import REPAIRED, UNSETTLED, Repairer
-from cdk_replication.cli.state import StateFile, default_state_path
+from cdk_replication.cli.state import StateFile, pair_state_path
 from cdk_replication.cli.tables import TableHandle
 
 #: Failed items kept (with key and reason) for the report; all are counted, and the report says when the list
@@ -81,7 +81,8 @@ class BackfillOptions:
         conflict: last-writer-wins ordering for multi-active tables; ``None`` (default) writes only items
             the target does not have.
         max_attempts: attempts per request before a throttling error counts as a failure, default 10.
-        state_path: the state file; default ``.cdk-replication/backfill-<source>-<target>.json``.
+        state_path: the state file; default
+            ``.cdk-replication/backfill-<source-region>-<source>-to-<target-region>-<target>.json``.
         restart: ignore (delete) an existing state file instead of resuming from it; default ``False``.
         metadata_prefix: the replicator's metadata prefix, default ``_rep_``: the one-way check's repair
             ignores these attributes when it compares, keeps a Kinesis-fed replica's change time and takes
@@ -191,9 +192,9 @@ class BackfillResult:
 
 
 def state_path_for(source: TableHandle, target: TableHandle, options: BackfillOptions) -> Path:
-    """``options.state_path``, or ``.cdk-replication/backfill-<region>-<source>-to-<region>-<target>.json``."""
-    return options.state_path or default_state_path(
-        "backfill", source.info.region, source.info.ref.name, "to", target.info.region, target.info.ref.name
+    """``options.state_path``, or :func:`~cdk_replication.cli.state.pair_state_path`'s file of both tables."""
+    return options.state_path or pair_state_path(
+        "backfill", source.info.region, source.info.ref.name, target.info.region, target.info.ref.name
     )
 
 
@@ -260,7 +261,7 @@ class _Backfill:
         other options is refused with the way to go on that keeps them (``--restart``).
         """
         path = self.state.path
-        previous = self.state.read()
+        previous = self._read_previous()
         if previous is None:
             return self.state.start()
         leftovers = _unchecked_keys(previous)
@@ -300,6 +301,17 @@ class _Backfill:
             return self.state.start(unchecked=leftovers)
         previous.setdefault("mode", self.state.identity["mode"])
         return self.state.adopt(previous)
+
+    def _read_previous(self) -> dict[str, Any] | None:
+        """The existing state file's document; ``None`` when there is none, or when ``--restart`` abandons one
+        that cannot be read or has another version. Keys such a file held unchecked are not recoverable from it;
+        ``verify`` after the backfill finds any difference they left."""
+        try:
+            return self.state.read()
+        except BadInput:
+            if not self.options.restart:
+                raise
+            return None
 
     def batch_get(self, handle: TableHandle, keys: list[Item], *, names: list[str] | None = None,
                   consistent: bool = False) -> tuple[dict[KeyId, Item], list[Item]]:

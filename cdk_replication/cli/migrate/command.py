@@ -13,7 +13,7 @@ from cdk_replication.cli.migrate.context import Context
 from cdk_replication.cli.migrate.report import report
 from cdk_replication.cli.migrate.steps import run_steps
 from cdk_replication.cli.output import say_unchecked
-from cdk_replication.cli.state import StateFile, default_state_path
+from cdk_replication.cli.state import StateFile, pair_state_path
 from cdk_replication.cli.tables import TableHandle, TableRef, describe_table
 
 
@@ -53,9 +53,7 @@ def _open_state(args: argparse.Namespace, source: TableHandle, target_ref: Table
     deletes it first."""
     state = StateFile(
         args.state_file
-        or default_state_path(
-            "migrate", source.info.region, source.info.ref.name, "to", target_region, target_ref.name
-        ),
+        or pair_state_path("migrate", source.info.region, source.info.ref.name, target_region, target_ref.name),
         {"command": "migrate", "source": source.info.arn, "target": target_ref.name, "targetRegion": target_region},
     )
     if args.restart:

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from cdk_replication.cli.arguments import positive_float, region
+from cdk_replication.cli.arguments import HelpFormatter, positive_float, region
+from cdk_replication.cli.state import pair_state_pattern
 
 #: Seconds between status polls of the export, the import and table updates (``--poll-interval``).
 DEFAULT_POLL_INTERVAL_S = 15.0
@@ -17,7 +18,7 @@ CHANGE_SOURCES = ("DYNAMODB_STREAMS", "KINESIS")
 def add_migrate_parser(sub: Any, common: argparse.ArgumentParser, epilog: str) -> None:
     """Add the ``migrate`` subcommand to the subparsers ``sub`` (options in the order ``--help`` lists them)."""
     parser = sub.add_parser(
-        "migrate", parents=[common], epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "migrate", parents=[common], epilog=epilog, formatter_class=HelpFormatter,
         help="new replica via export to S3 + import, then enable the replicator's mapping",
         description="Turn on the source's stream and PITR, export it to S3, import the export into the new "
         "table TARGET (which must not exist), copy TTL, and optionally enable the replicator's disabled event "
@@ -51,7 +52,7 @@ def _add_bucket_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_mode_options(parser: argparse.ArgumentParser) -> None:
     """``--export-only`` and ``--after-import``: the two runs around the construct's import."""
-    mode = parser.add_argument_group("with the ReplicatedTable construct's import (two deploys, docs/cli.md)")
+    mode = parser.add_argument_group("with the ReplicatedTable construct's import (two deploys, see the guide below)")
     mode.add_argument(
         "--export-only", action="store_true",
         help="stop after the export: the replica stack then creates TARGET from it (MigrationOptions(export_arn=...)); "
@@ -93,7 +94,9 @@ def _add_replication_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     """The run itself: its state file and how often it polls."""
-    parser.add_argument("--state-file", type=Path, help="default .cdk-replication/migrate-<source>-to-<target>.json")
+    parser.add_argument(
+        "--state-file", type=Path, help=f"resume file (default {pair_state_pattern('migrate')}); kept when done"
+    )
     parser.add_argument("--restart", action="store_true", help="ignore an existing state file and start over")
     parser.add_argument(
         "--poll-interval", type=positive_float, default=DEFAULT_POLL_INTERVAL_S, metavar="SECONDS",
