@@ -8,6 +8,7 @@ package (``cdk_replication.local``, ``cdk_replication.cli``) can be imported wit
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -58,6 +59,13 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
+
+try:
+    #: The installed distribution's version (written once, in pyproject.toml); ``unknown`` when the package is
+    #: imported from a checkout that was never installed.
+    __version__: str = version("cdk-replication")
+except PackageNotFoundError:  # pragma: no cover - a checkout on sys.path without `pip install`
+    __version__ = "unknown"
 
 
 def __getattr__(name: str) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,36 @@ def find_node() -> str | None:
             if node.exists():
                 return str(node)
     return None
+
+
+def _node_major(node: str) -> str | None:
+    """The major version of the Node binary ``node`` (``"20"`` for ``v20.20.2``), or None if it cannot run."""
+    try:
+        proc = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    major = proc.stdout.strip().lstrip("v").split(".")[0]
+    return major if proc.returncode == 0 and major.isdigit() else None
+
+
+def jsii_quiet_env() -> dict[str, str]:
+    """Environment for a child process that runs a CDK app for us: jsii's Node banners turned off.
+
+    jsii prints an 11-line banner on every start when its Node is end of life, deprecated or untested (the
+    variables below are jsii's own). In a synth that this library runs and whose output it captures (the demo,
+    the local runtime) the banner is only noise in an error message, so it is silenced there; a user's own app
+    is not touched (README, "Node.js"). ``JSII_NODE`` is set to :func:`find_node`'s Node when there is one.
+    A variable the caller already set wins.
+    """
+    env = {"JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1", "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1"}
+    node = find_node()
+    if node:
+        env["JSII_NODE"] = node
+    # The end-of-life banner is silenced per major version: the variable lists the majors to accept.
+    major = _node_major(node or shutil.which("node") or "node")
+    if major:
+        env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = major
+    return {name: value for name, value in env.items() if name not in os.environ}
 
 
 def synthesize(
@@ -58,14 +89,7 @@ def synthesize(
     if cdk_json.is_file():
         merged.update(json.loads(cdk_json.read_text()).get("context", {}))
     merged.update(context or {})
-    env = dict(os.environ)
-    env.update({"CDK_OUTDIR": str(out), "CDK_CONTEXT_JSON": json.dumps(merged),
-                # jsii's banners about Node versions are noise for a person running a demo.
-                "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1",
-                "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1"})
-    node = find_node()
-    if node:
-        env["JSII_NODE"] = node
+    env = {**os.environ, **jsii_quiet_env(), "CDK_OUTDIR": str(out), "CDK_CONTEXT_JSON": json.dumps(merged)}
     try:
         proc = subprocess.run([python or sys.executable, str(app_path)], cwd=app_path.parent, env=env,
                               capture_output=True, text=True, timeout=timeout_s)
