@@ -20,11 +20,13 @@ APPS = Path(__file__).resolve().parent / "apps"
 
 
 @pytest.fixture(scope="session")
-def e2e_ddb() -> Iterator[DynamoDBLocal]:
-    """A DynamoDB Local of the end-to-end tests alone: the app's table names are fixed, so no other suite
-    may have created them."""
-    with DynamoDBLocal() as ddb:
-        yield ddb
+def e2e_ddb(ddb_local: DynamoDBLocal) -> DynamoDBLocal:
+    """The session's (xdist worker's) DynamoDB Local, shared with the other suites: a second JVM per worker
+    cost seconds of CPU to start and warm up. The apps' table names are fixed, but no other suite uses them
+    (the others make unique names, or fixed ones such as ``Chaos`` and ``deploy-test``), and each end-to-end
+    test deploys a variant or app whose tables are its own. Keep it so: :func:`deploy` reuses an existing
+    table of the same schema, so a name used by another suite would share its data."""
+    return ddb_local
 
 
 #: One variant of the example app per test that needs a table of its own: the name is its ``tableName``
