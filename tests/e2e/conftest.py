@@ -78,24 +78,24 @@ for outdir, path, function, context in json.loads(sys.argv[1]):
 """
 
 
-@pytest.fixture(scope="session")
-def assemblies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Every assembly the end-to-end tests use, synthesized once per session: name -> cdk.out folder.
+def _assembly_dirs(root: Path) -> dict[str, Path]:
+    """Where :func:`_synthesize_all` puts each assembly under ``root``: name -> cdk.out folder."""
+    return {name: root / f"cdk.out-{name}" for name in (*VARIANTS, *TEST_APPS)}
 
-    Names are those of :data:`VARIANTS` (the example app, ``app.py``) and of :data:`TEST_APPS`.
-    """
+
+def _synthesize_all(root: Path) -> dict[str, Path]:
+    """Synthesize every assembly of :data:`VARIANTS` and :data:`TEST_APPS` into ``root/<name>``, in one
+    process; returns name -> cdk.out folder."""
     import os
     import subprocess
     import sys
 
     from cdk_replication.local.synth import find_node
 
-    jobs, outs = [], {}
+    jobs, outs = [], _assembly_dirs(root)
     for name, context in VARIANTS.items():
-        outs[name] = tmp_path_factory.mktemp(f"cdk.out-{name}")
         jobs.append((str(outs[name]), str(ROOT / "app.py"), "build_app", {"tableName": name, **context}))
     for name in TEST_APPS:
-        outs[name] = tmp_path_factory.mktemp(f"cdk.out-{name}")
         jobs.append((str(outs[name]), str(APPS / f"{name}.py"), "build", {}))
     env = dict(os.environ, JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION="1")
     node = find_node()
@@ -105,6 +105,35 @@ def assemblies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return outs
+
+
+@pytest.fixture(scope="session")
+def assemblies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every assembly the end-to-end tests use, synthesized once per test run: name -> cdk.out folder.
+
+    Names are those of :data:`VARIANTS` (the example app, ``app.py``) and of :data:`TEST_APPS`. Under
+    pytest-xdist the workers share one synthesis (~11 s of CPU) through the run's common temporary folder:
+    the first worker to need it synthesizes under a file lock, the others wait and reuse it. Tests must not
+    change these folders (copy one first, as test_e2e_resource_policy.py does).
+    """
+    import fcntl
+    import os
+    import shutil
+
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return _synthesize_all(tmp_path_factory.mktemp("assemblies"))
+    # The parent of a worker's base temporary folder is this run's, shared by every worker (and no other run).
+    shared = tmp_path_factory.getbasetemp().parent
+    root, done = shared / "e2e-assemblies", shared / "e2e-assemblies.done"
+    with open(shared / "e2e-assemblies.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():
+            shutil.rmtree(root, ignore_errors=True)  # a worker whose synthesis failed may have left a part
+            root.mkdir()
+            outs = _synthesize_all(root)
+            done.touch()
+            return outs
+    return _assembly_dirs(root)
 
 
 @pytest.fixture(scope="session")
