@@ -108,32 +108,14 @@ def _synthesize_all(root: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def assemblies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Every assembly the end-to-end tests use, synthesized once per test run: name -> cdk.out folder.
+def assemblies(once_per_run: Callable[[str, Callable[[Path], object]], Path]) -> dict[str, Path]:
+    """Every assembly the end-to-end tests use, synthesized once per test run (not per xdist worker; ~11 s
+    of CPU): name -> cdk.out folder. Tests must not change these folders (copy one first, as
+    test_e2e_resource_policy.py does).
 
-    Names are those of :data:`VARIANTS` (the example app, ``app.py``) and of :data:`TEST_APPS`. Under
-    pytest-xdist the workers share one synthesis (~11 s of CPU) through the run's common temporary folder:
-    the first worker to need it synthesizes under a file lock, the others wait and reuse it. Tests must not
-    change these folders (copy one first, as test_e2e_resource_policy.py does).
+    Names are those of :data:`VARIANTS` (the example app, ``app.py``) and of :data:`TEST_APPS`.
     """
-    import fcntl
-    import os
-    import shutil
-
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        return _synthesize_all(tmp_path_factory.mktemp("assemblies"))
-    # The parent of a worker's base temporary folder is this run's, shared by every worker (and no other run).
-    shared = tmp_path_factory.getbasetemp().parent
-    root, done = shared / "e2e-assemblies", shared / "e2e-assemblies.done"
-    with open(shared / "e2e-assemblies.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if not done.exists():
-            shutil.rmtree(root, ignore_errors=True)  # a worker whose synthesis failed may have left a part
-            root.mkdir()
-            outs = _synthesize_all(root)
-            done.touch()
-            return outs
-    return _assembly_dirs(root)
+    return _assembly_dirs(once_per_run("e2e-assemblies", _synthesize_all))
 
 
 @pytest.fixture(scope="session")
