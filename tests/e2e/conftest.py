@@ -20,11 +20,13 @@ APPS = Path(__file__).resolve().parent / "apps"
 
 
 @pytest.fixture(scope="session")
-def e2e_ddb() -> Iterator[DynamoDBLocal]:
-    """A DynamoDB Local of the end-to-end tests alone: the app's table names are fixed, so no other suite
-    may have created them."""
-    with DynamoDBLocal() as ddb:
-        yield ddb
+def e2e_ddb(ddb_local: DynamoDBLocal) -> DynamoDBLocal:
+    """The session's (xdist worker's) DynamoDB Local, shared with the other suites: a second JVM per worker
+    cost seconds of CPU to start and warm up. The apps' table names are fixed, but no other suite uses them
+    (the others make unique names, or fixed ones such as ``Chaos`` and ``deploy-test``), and each end-to-end
+    test deploys a variant or app whose tables are its own. Keep it so: :func:`deploy` reuses an existing
+    table of the same schema, so a name used by another suite would share its data."""
+    return ddb_local
 
 
 #: One variant of the example app per test that needs a table of its own: the name is its ``tableName``
@@ -76,24 +78,24 @@ for outdir, path, function, context in json.loads(sys.argv[1]):
 """
 
 
-@pytest.fixture(scope="session")
-def assemblies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Every assembly the end-to-end tests use, synthesized once per session: name -> cdk.out folder.
+def _assembly_dirs(root: Path) -> dict[str, Path]:
+    """Where :func:`_synthesize_all` puts each assembly under ``root``: name -> cdk.out folder."""
+    return {name: root / f"cdk.out-{name}" for name in (*VARIANTS, *TEST_APPS)}
 
-    Names are those of :data:`VARIANTS` (the example app, ``app.py``) and of :data:`TEST_APPS`.
-    """
+
+def _synthesize_all(root: Path) -> dict[str, Path]:
+    """Synthesize every assembly of :data:`VARIANTS` and :data:`TEST_APPS` into ``root/<name>``, in one
+    process; returns name -> cdk.out folder."""
     import os
     import subprocess
     import sys
 
     from cdk_replication.local.synth import find_node
 
-    jobs, outs = [], {}
+    jobs, outs = [], _assembly_dirs(root)
     for name, context in VARIANTS.items():
-        outs[name] = tmp_path_factory.mktemp(f"cdk.out-{name}")
         jobs.append((str(outs[name]), str(ROOT / "app.py"), "build_app", {"tableName": name, **context}))
     for name in TEST_APPS:
-        outs[name] = tmp_path_factory.mktemp(f"cdk.out-{name}")
         jobs.append((str(outs[name]), str(APPS / f"{name}.py"), "build", {}))
     env = dict(os.environ, JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION="1")
     node = find_node()
@@ -103,6 +105,17 @@ def assemblies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return outs
+
+
+@pytest.fixture(scope="session")
+def assemblies(once_per_run: Callable[[str, Callable[[Path], object]], Path]) -> dict[str, Path]:
+    """Every assembly the end-to-end tests use, synthesized once per test run (not per xdist worker; ~11 s
+    of CPU): name -> cdk.out folder. Tests must not change these folders (copy one first, as
+    test_e2e_resource_policy.py does).
+
+    Names are those of :data:`VARIANTS` (the example app, ``app.py``) and of :data:`TEST_APPS`.
+    """
+    return _assembly_dirs(once_per_run("e2e-assemblies", _synthesize_all))
 
 
 @pytest.fixture(scope="session")

@@ -2,16 +2,46 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
 
 from cdk_replication.local import demo
 
 
-def test_demo_passes_and_prints_a_verdict(capsys, monkeypatch):
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    code = demo.main(["--items", "60", "--writers", "2", "--no-color"])
-    out = capsys.readouterr().out
+@dataclass
+class DemoRun:
+    """One run of the demo: exit code, what it printed, and the ``--failures-dir`` it was given."""
+
+    code: int
+    out: str
+    failures_dir: Path
+
+
+def _run_demo(args: list[str], failures_dir: Path) -> DemoRun:
+    """``demo.main(args + ["--failures-dir", failures_dir])`` without AWS credentials in the environment."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_REGION"):
+            mp.delenv(name, raising=False)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = demo.main([*args, "--failures-dir", str(failures_dir)])
+    return DemoRun(code, out.getvalue(), failures_dir)
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """The demo with the default (DynamoDB Streams) app, run once for every test that reads its output: each
+    run synthesizes, starts DynamoDB Local and replicates (~15 s of CPU)."""
+    return _run_demo(["--items", "60", "--writers", "2", "--no-color"], tmp_path_factory.mktemp("demo-failures"))
+
+
+def test_demo_passes_and_prints_a_verdict(default_run):
+    code, out = default_run.code, default_run.out
     assert code == 0, out
     assert "PASS" in out and "Traceback" not in out
     for step in ("Synthesized", "Started", "Deployed", "Wrote", "Replicated", "Compared", "Poisoned", "Held back"):
@@ -21,13 +51,10 @@ def test_demo_passes_and_prints_a_verdict(capsys, monkeypatch):
     assert "cdk-replication redrive" in out
 
 
-def test_demo_writes_the_poison_record_where_it_says(capsys, monkeypatch, tmp_path):
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    code = demo.main(["--items", "20", "--writers", "1", "--no-color", "--failures-dir", str(tmp_path)])
-    out = capsys.readouterr().out
+def test_demo_writes_the_poison_record_where_it_says(default_run):
+    code, out = default_run.code, default_run.out
     assert code == 0, out
-    stored = [p for p in tmp_path.rglob("*") if p.is_file()]
+    stored = [p for p in default_run.failures_dir.rglob("*") if p.is_file()]
     if stored:  # an S3 failure destination: the file the demo printed holds the record itself
         (path,) = stored
         assert f"file: {path}" in out

@@ -4,6 +4,7 @@ with AWS's errors (DESIGN.md rule 9)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -79,8 +80,15 @@ def gateway(ddb_local: DynamoDBLocal) -> Iterator[Gateway]:
         yield gw
 
 
+@functools.cache
+def _session() -> Any:
+    """One boto3 session for this file's clients: a new session per client re-parses botocore's service models
+    (~70 ms of CPU each). Every client is given its credentials, region and endpoint explicitly."""
+    return boto3.session.Session()
+
+
 def _client(gateway: Gateway, creds: LocalCredentials, service: str = "dynamodb", region: str = REGION) -> Any:
-    return boto3.session.Session().client(
+    return _session().client(
         service, region_name=region, endpoint_url=gateway.endpoint_url, aws_access_key_id=creds.access_key_id,
         aws_secret_access_key=creds.secret_access_key, config=Config(retries={"max_attempts": 1}))
 
@@ -332,7 +340,7 @@ def test_assume_role_refuses_parameters_it_does_not_model(gateway, extra):
 def _loose_sts(gateway: Gateway, role: str = WRITER) -> Any:
     """An STS client without botocore's own parameter checks, so the gateway's are what answers."""
     creds = gateway.credentials_for_role(role, "test")
-    return boto3.session.Session().client(
+    return _session().client(
         "sts", region_name=REGION, endpoint_url=gateway.endpoint_url, aws_access_key_id=creds.access_key_id,
         aws_secret_access_key=creds.secret_access_key,
         config=Config(retries={"max_attempts": 1}, parameter_validation=False))
