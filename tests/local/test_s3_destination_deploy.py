@@ -16,6 +16,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 
 from cdk_replication.local import TemplateError, deploy
 
@@ -38,6 +39,17 @@ class _BucketDestination:
 
     def bind(self, target, target_handler) -> lambda_.DlqDestinationConfig:  # noqa: ARG002 - jsii signature
         return lambda_.DlqDestinationConfig(destination=self.bucket.bucket_arn)
+
+
+@jsii.implements(lambda_.IEventSourceDlq)
+class _QueueDestination:
+    """An SQS on-failure destination that grants nothing itself (``SqsDlq`` would grant SendMessage)."""
+
+    def __init__(self, queue: sqs.IQueue) -> None:
+        self.queue = queue
+
+    def bind(self, target, target_handler) -> lambda_.DlqDestinationConfig:  # noqa: ARG002 - jsii signature
+        return lambda_.DlqDestinationConfig(destination=self.queue.queue_arn)
 
 
 def _assembly(tmp: Path, name: str, *, put_object: bool = True, list_bucket: bool = True,
@@ -124,3 +136,21 @@ def test_a_bucket_policy_deny_makes_the_write_a_delivery_failure(tmp_path, ddb_l
         assert stats.records_discarded == 1 and stats.destination_delivery_failures == 1
         assert stats.on_failure_records == 0 and dep.buckets[0].keys() == []
         assert "explicit deny in a resource-based policy" in stats.last_error
+
+
+def test_a_role_without_send_message_to_its_failure_queue_is_refused_at_deploy(tmp_path, ddb_local):
+    """The SQS destination (``FailureDestination.sqs()``) is checked as AWS checks it when the mapping is made."""
+    app = cdk.App(outdir=str(tmp_path))
+    stack = cdk.Stack(app, "SqsDlq", env=ENV, stack_name="sqsdlq-nosend")
+    table = dynamodb.Table(stack, "Table", table_name="sqsdlq-nosend", billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+                           partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+                           stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES)
+    queue = sqs.Queue(stack, "Failures")
+    role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    fn = lambda_.Function(stack, "Fn", function_name="sqsdlq-nosend-fn", runtime=lambda_.Runtime.PYTHON_3_12,
+                          handler="index.handler", code=lambda_.Code.from_inline(HANDLER), role=role)
+    fn.add_event_source(sources.DynamoEventSource(
+        table, starting_position=lambda_.StartingPosition.TRIM_HORIZON, retry_attempts=0,
+        on_failure=_QueueDestination(queue)))
+    with pytest.raises(TemplateError, match="does not have permissions to call SendMessage on SQS"):
+        deploy(Path(app.synth().directory), ddb_local)
