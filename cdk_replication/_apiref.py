@@ -299,6 +299,10 @@ def problems() -> list[str]:
 
 def main(argv: list[str]) -> int:
     """Write docs/api.md (or with ``--check`` only compare it) under the current directory."""
+    if "-h" in argv or "--help" in argv or not API_DOC.parent.is_dir():
+        print(f"usage: {REGENERATE} [--check]  (from the root of a cdk-replication checkout: writes or checks "
+              f"{API_DOC})", file=sys.stderr)
+        return 0 if ("-h" in argv or "--help" in argv) else 2
     missing = problems()
     for problem in missing:
         print(problem, file=sys.stderr)

@@ -64,3 +64,11 @@ def error_message(exc: BaseException) -> str:
         if message:
             return str(message)
     return str(exc)
+
+
+#: Appended to a credentials or table-not-found error when ``--endpoint-url`` is given: DynamoDB Local keeps
+#: one database per access key, so the key decides which tables exist there.
+LOCAL_CREDENTIALS_HINT = (
+    "; against DynamoDB Local the access key selects the database: the local runtime's tables of account N "
+    "are under AWS_ACCESS_KEY_ID=LOCAL<N> (e.g. LOCAL111111111111) with any secret key"
+)

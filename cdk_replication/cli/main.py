@@ -25,6 +25,7 @@ from cdk_replication.cli.errors import (
     EXIT_BAD_INPUT,
     EXIT_INCOMPLETE,
     EXIT_INTERRUPTED,
+    LOCAL_CREDENTIALS_HINT,
     BadInput,
     WorkFailed,
     error_code,
@@ -173,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare two tables item by item; --repair fixes the differences",
         description="Report items missing from TARGET, extra in TARGET and different, ignoring metadata "
         "attributes. With --repair, bring TARGET to SOURCE's state without clobbering concurrent "
-        "replication (the guide below has the rules).",
+        "replication: each key is re-read and written only on the condition that TARGET still holds what was "
+        "read, and multi-active keys follow the replicator's conflict rules.",
     )
     verify.add_argument("source", metavar="SOURCE")
     verify.add_argument("target", metavar="TARGET")
@@ -266,7 +268,8 @@ def _run_and_classify(args: argparse.Namespace, out: TextIO, err: TextIO) -> tup
         return (
             EXIT_BAD_INPUT,
             "error",
-            "no AWS credentials found: pass --profile, set AWS_PROFILE, or configure credentials",
+            "no AWS credentials found: pass --profile, set AWS_PROFILE, or configure credentials"
+            + (LOCAL_CREDENTIALS_HINT if getattr(args, "endpoint_url", None) else ""),
         )
     except EndpointConnectionError as exc:
         return (

@@ -7,7 +7,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdk_replication.cli.errors import ACCESS_ERROR_CODES, BadInput, error_code, error_message
+from cdk_replication.cli.errors import (
+    ACCESS_ERROR_CODES,
+    LOCAL_CREDENTIALS_HINT,
+    BadInput,
+    error_code,
+    error_message,
+)
 from cdk_replication.cli.items import KeySchema
 
 _NAME = r"[A-Za-z0-9_.-]{3,255}"
@@ -194,6 +200,7 @@ def describe_table(conn: Connection, ref: TableRef, role: str, *, pool: int = 10
     except NoCredentialsError:
         raise BadInput(
             "no AWS credentials found: pass --profile, set AWS_PROFILE, or configure credentials"
+            + (LOCAL_CREDENTIALS_HINT if conn.endpoint_url else "")
         ) from None
     except ClientError as exc:
         code = error_code(exc)
@@ -207,6 +214,7 @@ def describe_table(conn: Connection, ref: TableRef, role: str, *, pool: int = 10
             raise BadInput(
                 f"{where} does not exist (or not in this account): check the name, the region (--region or "
                 "REGION:NAME) and the credentials' account (`aws sts get-caller-identity`)"
+                + (LOCAL_CREDENTIALS_HINT if conn.endpoint_url else "")
             ) from None
         if code in ACCESS_ERROR_CODES:
             raise _denied("DescribeTable", where, exc) from None

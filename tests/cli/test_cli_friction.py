@@ -134,3 +134,22 @@ def test_a_state_file_it_cannot_resume_is_refused_with_the_way_to_start_over(cli
     restarted = cli("backfill", source, target, "--state-file", str(state), "--restart", "--json")
     assert restarted.code == 0, restarted.err  # the way the message names works
     assert restarted.json()["counts"]["copied"] == 5 and not state.exists()
+
+
+def test_missing_credentials_against_an_endpoint_name_dynamodb_locals_access_keys(monkeypatch) -> None:
+    """DynamoDB Local keeps one database per access key; without that hint a new user meets "no credentials",
+    then "table does not exist", before finding the key the local runtime uses."""
+    import io
+
+    from cdk_replication.cli import main
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    err = io.StringIO()
+    code = main(["verify", "us-west-2:orders", "us-east-1:orders", "--endpoint-url", "http://127.0.0.1:9", "--quiet"],
+                stdout=io.StringIO(), stderr=err)
+    assert code == 2
+    assert "no AWS credentials found" in err.getvalue() and "AWS_ACCESS_KEY_ID=LOCAL<N>" in err.getvalue()

@@ -52,7 +52,7 @@ def _add_bucket_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_mode_options(parser: argparse.ArgumentParser) -> None:
     """``--export-only`` and ``--after-import``: the two runs around the construct's import."""
-    mode = parser.add_argument_group("with the ReplicatedTable construct's import (two deploys, see the guide below)")
+    mode = parser.add_argument_group("with the ReplicatedTable construct's import (two deploys: README's 'Cross-account migration, step by step')")
     mode.add_argument(
         "--export-only", action="store_true",
         help="stop after the export: the replica stack then creates TARGET from it (MigrationOptions(export_arn=...)); "

@@ -77,6 +77,7 @@ def redrive_text(result: RedriveResult, key_schema: KeySchema, source_label: str
         lines.append(f"dry run: nothing written, no record marked ({result.settled_records:,} of "
                      f"{result.records:,} records already in sync)")
     else:
+        left = "; run the same command again to retry the rest" if result.redriven < result.records else ""
         lines.append(f"marked {result.redriven:,} of {result.records:,} records redriven ({MARKER_PREFIX}<key> "
-                     "or deleted from the queue); run the same command again to retry the rest")
+                     f"or deleted from the queue){left}")
     return lines
