@@ -198,7 +198,7 @@ def _intro(doc: str | None) -> str:
 
 def params_table(params: list[Param], heading: str = "Parameter") -> list[str]:
     """A Markdown table of ``params``: name, type, default in the code, and the docstring's entry."""
-    rows = [f"| {heading} | Type | Default | Description |", "|---|---|---|---|"]
+    rows = [f"| {heading} | Type | In the signature | Description (with its default) |", "|---|---|---|---|"]
     for param in params:
         default = _code(param.default) if param.default is not None else "required"
         described = param.description.replace("Default:", "**Default:**").replace("Required", "**Required**")
@@ -256,8 +256,8 @@ def render() -> str:
         "",
         f"Generated from the docstrings by `{REGENERATE}`; do not edit by hand (tests/test_api_reference.py",
         "fails when this file is out of date). Every name below is importable from `cdk_replication`. A",
-        "parameter without a default is required; **Default:** is the default as the docstring states it, next",
-        "to the value in the code.",
+        "parameter without a default is required. **Default:** is the default as the docstring states it, the one",
+        "in effect; *In the signature* is the Python default, often `None` for \"derived\" (see the description).",
         "",
     ]
     for kind, members in grouped.items():
