@@ -157,17 +157,22 @@ def _failures(writers: Sequence[_Writer]) -> cloudwatch.GraphWidget:
     return _graph("Records failed (retried by Lambda)", [w.emf(telemetry.RECORDS_FAILED, "Sum") for w in writers])
 
 
-def _failures_by_cause(writers: Sequence[_Writer]) -> cloudwatch.GraphWidget:
-    """WriteFailures by ErrorCode, one line per (replicator, error code) found."""
+def _by_dimension(title: str, writers: Sequence[_Writer], metric: str, dimension: str) -> cloudwatch.GraphWidget:
+    """``metric`` summed per value of ``dimension``, one line per (replicator, value) found by a SEARCH."""
     metrics = [
         w.search(
-            f"SEARCH('{{{telemetry.NAMESPACE},{SOURCE_TABLE_DIMENSION},ErrorCode}} "
-            f"MetricName=\"{telemetry.WRITE_FAILURES}\" {SOURCE_TABLE_DIMENSION}=\"{w.table}\"', 'Sum', 60)",
+            f"SEARCH('{{{telemetry.NAMESPACE},{SOURCE_TABLE_DIMENSION},{dimension}}} "
+            f"MetricName=\"{metric}\" {SOURCE_TABLE_DIMENSION}=\"{w.table}\"', 'Sum', 60)",
             f"{w.region} ",
         )
         for w in writers
     ]
-    return _graph("Write failures by cause (ErrorCode)", metrics)
+    return _graph(title, metrics)
+
+
+def _failures_by_cause(writers: Sequence[_Writer]) -> cloudwatch.GraphWidget:
+    """WriteFailures by ErrorCode, one line per (replicator, error code) found."""
+    return _by_dimension("Write failures by cause (ErrorCode)", writers, telemetry.WRITE_FAILURES, "ErrorCode")
 
 
 def _destination(writers: Sequence[_Writer]) -> cloudwatch.GraphWidget:
@@ -186,15 +191,7 @@ def _destination(writers: Sequence[_Writer]) -> cloudwatch.GraphWidget:
 
 def _conflicts(writers: Sequence[_Writer]) -> cloudwatch.GraphWidget:
     """Conflicts by Kind (multi-active, and the change-time ordering of a Kinesis source)."""
-    metrics = [
-        w.search(
-            f"SEARCH('{{{telemetry.NAMESPACE},{SOURCE_TABLE_DIMENSION},Kind}} "
-            f"MetricName=\"{telemetry.CONFLICTS}\" {SOURCE_TABLE_DIMENSION}=\"{w.table}\"', 'Sum', 60)",
-            f"{w.region} ",
-        )
-        for w in writers
-    ]
-    return _graph("Conflicts by kind", metrics)
+    return _by_dimension("Conflicts by kind", writers, telemetry.CONFLICTS, "Kind")
 
 
 def _tombstones(writers: Sequence[_Writer]) -> cloudwatch.GraphWidget:

@@ -53,11 +53,15 @@ VARIANTS: dict[str, dict[str, str]] = {
 for _context in VARIANTS.values():
     _context.setdefault("batchSize", "100")
 
-#: The test apps under apps/ (each a module with ``build(app)``).
-TEST_APPS = (
-    "exotic_app", "multi_active_app", "existing_source_app", "kinesis_millis_app", "existing_sort_key_app",
-    "resource_policy_app", "redrive_multi_active_app",
-)
+#: The test apps: assembly name -> (module under apps/ with ``build(app)``, its context).
+TEST_APPS: dict[str, tuple[str, dict[str, str]]] = {
+    name: (name, {}) for name in (
+        "exotic_app", "multi_active_app", "existing_source_app", "kinesis_millis_app", "existing_sort_key_app",
+        "resource_policy_app",
+    )
+}
+# The redrive test's multi-active table has a name of its own: the session's DynamoDB Local keeps every table.
+TEST_APPS["redrive_multi_active_app"] = ("multi_active_app", {"tableName": "RedriveOrders"})
 
 # Every assembly in one process, so jsii and aws-cdk-lib load once: the example app through its
 # build_app(), the test apps through their build().
@@ -95,8 +99,8 @@ def _synthesize_all(root: Path) -> dict[str, Path]:
     jobs, outs = [], _assembly_dirs(root)
     for name, context in VARIANTS.items():
         jobs.append((str(outs[name]), str(ROOT / "app.py"), "build_app", {"tableName": name, **context}))
-    for name in TEST_APPS:
-        jobs.append((str(outs[name]), str(APPS / f"{name}.py"), "build", {}))
+    for name, (module, context) in TEST_APPS.items():
+        jobs.append((str(outs[name]), str(APPS / f"{module}.py"), "build", context))
     env = dict(os.environ, JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION="1")
     node = find_node()
     if node:
