@@ -784,6 +784,10 @@ class _StackDeployer:
         """An updated table resource: the same table(s), items and stream; its bridge keeps running. Only the
         resource policy of its settings is applied again (key, indexes, stream are not changed locally)."""
         assert self.previous is not None
+        if props.get("KeySchema") != self.previous._props(logical_id).get("KeySchema"):
+            raise self._fail(logical_id, f"the key schema of table {kept.name!r} changed, which replaces the table; "
+                                         "CloudFormation cannot replace a table with a custom name (remove it, "
+                                         "deploy, then add it back)")
         tables = [t for t in self.previous.stack.tables if t.logical_id == logical_id]
         self._set_resource_policies(self.resources[logical_id]["Type"], props, tables)
         self.tables[logical_id] = kept
