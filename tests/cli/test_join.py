@@ -204,3 +204,10 @@ def test_leave_refuses_unless_leaving_then_checks_the_drain(cli, tables, params)
     drained = cli("leave", *specs, "--json")
     assert drained.code == 0 and drained.json()["drained"], drained.out
     assert "remove the location from the app and deploy" in drained.json()["nextStep"]
+
+
+def test_leave_of_a_one_way_replica_has_nothing_to_drain(cli, tables, params):
+    name, _, _ = _one_way(tables, params)
+    params.replicator(WEST, name, [(EU, name)])
+    run = cli("leave", f"{WEST}:{name}", f"{EU}:{name}", "--json")
+    assert run.code == 0 and run.json()["drained"] and "nothing to drain" in run.json()["nextStep"], run.out

@@ -7,7 +7,7 @@ import argparse
 import json
 from typing import Any, TextIO
 
-from cdk_replication.cli.errors import EXIT_INCOMPLETE, EXIT_OK, BadInput
+from cdk_replication.cli.errors import EXIT_INCOMPLETE, EXIT_OK
 from cdk_replication.cli.options import VerifyOptions
 from cdk_replication.cli.output import print_json, say_unchecked
 from cdk_replication.cli.tables import TableRef, describe_table, probe_read
@@ -100,13 +100,14 @@ def cmd_leave(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     differences re-read with consistent reads); exit 0 when it may be removed, 1 when not yet."""
     topology = open_topology(args, pool=2 * args.segments + args.workers, role="leaving")
     notes = say_unchecked(err, *topology.others, topology.table)
-    require_status(topology, "LEAVING", SET_LEAVING)
     plan = published_plan(topology)
     report: dict[str, Any] = {"command": "leave", "table": location_id(topology.table.info), "mode": plan.mode,
                               "verify": {}, "notes": notes}
     if plan.mode == ONE_WAY:
-        raise BadInput("a one-way replica takes no application writes, so there is nothing to drain: "
-                       + REMOVE)
+        # Nothing but the replicator writes a one-way replica: nothing of the application's can be stranded there.
+        return _leave_report(args, out, {**report, "drained": True, "nextStep": "nothing to drain (one-way "
+                                         "replica): " + REMOVE})
+    require_status(topology, "LEAVING", SET_LEAVING)
     probe_read(topology.table, "leaving")
     options = VerifyOptions(segments=args.segments, workers=args.workers, rate=args.rate,
                             metadata_prefix=plan.metadata_prefix, max_attempts=args.max_retries)
@@ -120,6 +121,11 @@ def cmd_leave(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     report["nextStep"] = REMOVE if report["drained"] else (
         "wait until every replicator has caught up (IteratorAge near zero; check the failure destinations, "
         "redrive), then run the same command again")
+    return _leave_report(args, out, report)
+
+
+def _leave_report(args: argparse.Namespace, out: TextIO, report: dict[str, Any]) -> int:
+    """Print ``leave``'s report; exit 0 when drained, 1 when not yet."""
     if args.json:
         print_json(out, report)
     else:
