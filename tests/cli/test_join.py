@@ -211,3 +211,27 @@ def test_leave_of_a_one_way_replica_has_nothing_to_drain(cli, tables, params):
     params.replicator(WEST, name, [(EU, name)])
     run = cli("leave", f"{WEST}:{name}", f"{EU}:{name}", "--json")
     assert run.code == 0 and run.json()["drained"] and "nothing to drain" in run.json()["nextStep"], run.out
+
+
+def test_multi_active_join_interrupted_resumes_where_it_stopped(cli, tables, params, monkeypatch):
+    from cdk_replication.cli.topology import copy
+
+    name, clients = _multi_active(tables, params)
+    clients[EAST].put_item(TableName=name, Item=_items(clients[WEST], name)["gone"])  # converged regions
+    clients[WEST].put_item(TableName=name, Item=_items(clients[EAST], name)["late"])
+    real, calls = copy.send_current_state, []
+
+    def interrupted(*args: Any) -> Any:
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the first region's page
+        return real(*args)
+
+    monkeypatch.setattr(copy, "send_current_state", interrupted)
+    specs = (f"{WEST}:{name}", f"{EAST}:{name}", f"{EU}:{name}")
+    stopped = cli("join", *specs, "--segments", "1")
+    assert stopped.code == 130 and "re-run the same command" in stopped.err, stopped.err
+    monkeypatch.setattr(copy, "send_current_state", real)
+    resumed = cli("join", *specs, "--json")
+    assert resumed.code == 0 and resumed.json()["inSync"], resumed.out
+    assert set(_visible(_items(clients[EU], name))) == {"both", "late"}

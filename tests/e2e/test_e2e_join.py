@@ -18,6 +18,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import random
+import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -205,7 +207,7 @@ OPERATOR = {"Version": "2012-10-17", "Statement": [
 
 
 def _join_under_writes(dep: LocalDeployment, app: Application, operator: Any, specs: list[str],
-                       seed: int) -> None:
+                       seed: int, status: list[str] | None = None) -> None:
     """``join`` while the application writes and the replicators run with faults; then, once delivered, a
     re-run that verifies (exit 0)."""
     _arm_faults(dep, specs[-1].split(":")[1], seed)
@@ -218,7 +220,7 @@ def _join_under_writes(dep: LocalDeployment, app: Application, operator: Any, sp
     again = operator.cli("join", *specs, "--json")
     assert again.code == 0 and again.json()["inSync"], again.err + again.out
     assert all(c.get("resumed") for c in again.json()["copy"].values())  # not copied twice
-    status = operator.cli("status", *specs, "--json")
+    status = operator.cli("status", *(status or specs), "--json")
     assert status.code == 0, status.err
     assert "status=LocationStatus.ACTIVE" in status.json()["locations"][-1]["nextStep"], status.out
 
@@ -251,43 +253,76 @@ def test_one_way_replica_joins_and_another_is_removed_under_writes_and_faults(st
         assert eu.client().describe_table(TableName=eu.name)["Table"]["TableStatus"] == "ACTIVE"  # retained
 
 
-def test_multi_active_region_joins_and_another_leaves_under_writes_and_faults(steps, e2e_ddb, operator_of):
+README = Path(__file__).resolve().parents[2] / "README.md"
+#: The README walkthrough's steps, in order: what this test does at each (a change here is a change there).
+WALKTHROUGH = ["Declare the new location JOINING and deploy.", "Copy and verify.", "Check where it stands.",
+               "Open the region.", "To remove a region, set it LEAVING.", "Wait until it has drained.",
+               "Remove the location and deploy."]
+
+
+def _walkthrough(table: str) -> dict[str, list[str]]:
+    """README's "Adding or removing a region, step by step": checks its steps are :data:`WALKTHROUGH` and returns
+    the ``cdk-replication`` command of each fenced block by subcommand, with the table ``Orders`` renamed to
+    ``table`` (the session's DynamoDB Local keeps every test's tables)."""
+    section = README.read_text().split("## Adding or removing a region, step by step\n", 1)[1].split("\n## ", 1)[0]
+    assert re.findall(r"^\d+\. \*\*(.+?)\*\*", section, flags=re.M) == WALKTHROUGH
+    commands: dict[str, list[str]] = {}
+    for block in re.findall(r"```\n(.*?)```", section, flags=re.S):
+        argv = shlex.split(block.strip().replace(":Orders", f":{table}"))
+        assert argv[0] == "cdk-replication", block
+        commands[argv[1]] = argv[1:]
+    assert list(commands) == ["join", "status", "leave"], commands
+    return commands
+
+
+def test_multi_active_region_joins_and_leaves_following_the_readme_under_writes_and_faults(steps, e2e_ddb,
+                                                                                         operator_of):
+    """The README walkthrough as written, with the application writing in every ACTIVE region throughout and
+    faults on every replicator; afterwards one winner per key, everywhere (the chaos oracle)."""
+    name = "JoinMulti"
+    readme = _walkthrough(name)
     with deploy(steps["multi-before"], e2e_ddb) as dep:
-        name = "JoinMulti"
-        tables = _tables(dep, name, [WEST, EU])
-        app = Application(dict(tables), seed=142)
+        west, eu = _tables(dep, name, [WEST, EU]).values()
+        app = Application({WEST: west, EU: eu}, seed=142)
         app.run(80)
         dep.run_until_idle(timeout_s=120)
         operator = operator_of(dep, ACCOUNT, [OPERATOR])
         dep.start()
         app.start()
+        # 1. Declare the new location JOINING and deploy.
         dep.update(steps["multi-joining"])
         new = dep.table(name, AP, ACCOUNT)
-        _join_under_writes(dep, app, operator, [_spec(tables[WEST]), _spec(tables[EU]), _spec(new)], seed=15)
-        _assert_oracle(app, [tables[WEST], tables[EU], new])
-
-        dep.update(steps["multi-joined"])  # ACTIVE: the application writes there too
+        assert dep.parameter(f"/cdk-replication/{name}/status", AP, ACCOUNT) == "JOINING"
+        # 2. Copy and verify (again once caught up); 3. check where it stands.
+        assert readme["join"][1:] == [_spec(west), _spec(eu), _spec(new)]
+        _join_under_writes(dep, app, operator, readme["join"][1:], seed=15, status=readme["status"][1:])
+        _assert_oracle(app, [west, eu, new])
+        # 4. Open the region: the application writes there too.
+        dep.update(steps["multi-joined"])
         app.tables[AP] = new
         app.active = [WEST, EU, AP]
         dep.start()
         app.start()
+        # 5. To remove a region, set it LEAVING (the application stops writing there).
         dep.update(steps["multi-leaving"])
-        app.active = [WEST, AP]  # the application reads EU's status and stops writing there
-        specs = [_spec(tables[WEST]), _spec(new), _spec(tables[EU])]
-        early = operator.cli("leave", *specs, "--json")
+        app.active = [WEST, AP]
+        # 6. Wait until it has drained.
+        early = operator.cli(*readme["leave"], "--json")
         assert early.code in (0, 1), early.err + early.out
         app.stop()
         _settle(dep)
-        drained = operator.cli("leave", *specs, "--json")
+        drained = operator.cli(*readme["leave"], "--json")
         assert drained.code == 0 and drained.json()["drained"], drained.err + drained.out
+        # 7. Remove the location and deploy; the application goes on in the others.
         dep.update(steps["multi-removed"])
         dep.start()
         app.start()
         time.sleep(0.5)
         app.stop()
         _settle(dep)
-        _assert_oracle(app, [tables[WEST], new])
-        _assert_equal(tables[WEST], new, tombstones=True)
+        _assert_oracle(app, [west, new])
+        _assert_equal(west, new, tombstones=True)
+        assert eu.client().describe_table(TableName=eu.name)["Table"]["TableStatus"] == "ACTIVE"  # retained
 
 
 def test_a_copy_made_before_the_replicator_sends_to_the_new_table_loses_changes(steps, e2e_ddb, operator_of,
@@ -324,3 +359,8 @@ def test_a_copy_made_before_the_replicator_sends_to_the_new_table_loses_changes(
         result = compare_tables(source.client(), name, new.client(), name, ["pk"], "_rep_")
         assert not result.equal  # lost for good: no record of those changes will ever reach it
         assert not operator.cli("verify", *specs).code == 0
+
+
+def test_the_readme_walkthrough_has_the_steps_and_commands_the_end_to_end_test_follows():
+    commands = _walkthrough("JoinMulti")
+    assert commands["leave"][-1] == f"{EU}:JoinMulti" and commands["status"][1:] == commands["join"][1:]

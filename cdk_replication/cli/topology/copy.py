@@ -68,8 +68,8 @@ def copy_region(source: TableHandle, target: TableHandle, resync: MultiActiveRes
     with state.lock:
         copies = state.data.setdefault("copy", {})
         entry = copies.setdefault(location_id(source.info), {"segments": {}, "done": False})
-        if entry["segments"] and len(entry["segments"]) != segments:
-            segments = len(entry["segments"])  # a resumed copy keeps its segment count
+        # A resumed copy keeps the segment count its saved positions belong to, whatever --segments says now.
+        segments = entry.setdefault("totalSegments", segments)
     with ThreadPoolExecutor(workers, thread_name_prefix="join-write") as writers, \
             ThreadPoolExecutor(segments, thread_name_prefix="join-scan") as scans:
         futures = [scans.submit(_segment, source, target, resync, state, entry, s, segments, writers, stop, progress)
