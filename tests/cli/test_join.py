@@ -203,7 +203,7 @@ def test_leave_refuses_unless_leaving_then_checks_the_drain(cli, tables, params)
             clients[region].put_item(TableName=name, Item=item)
     drained = cli("leave", *specs, "--json")
     assert drained.code == 0 and drained.json()["drained"], drained.out
-    assert "remove the location from the app and deploy" in drained.json()["nextStep"]
+    assert "remove the location from the app, deploy, then `cdk destroy`" in drained.json()["nextStep"]
 
 
 def test_leave_of_a_one_way_replica_has_nothing_to_drain(cli, tables, params):

@@ -245,7 +245,7 @@ def test_one_way_replica_joins_and_another_is_removed_under_writes_and_faults(st
         dep.update(steps["one-way-joined"])  # ACTIVE; then the old replica is removed while the source is written
         dep.start()
         app.start()
-        dep.update(steps["one-way-removed"])
+        dep.update(steps["one-way-removed"], destroy_missing=True)
         time.sleep(0.5)
         app.stop()
         _settle(dep)
@@ -314,7 +314,7 @@ def test_multi_active_region_joins_and_leaves_following_the_readme_under_writes_
         drained = operator.cli(*readme["leave"], "--json")
         assert drained.code == 0 and drained.json()["drained"], drained.err + drained.out
         # 7. Remove the location and deploy; the application goes on in the others.
-        dep.update(steps["multi-removed"])
+        dep.update(steps["multi-removed"], destroy_missing=True)
         dep.start()
         app.start()
         time.sleep(0.5)

@@ -19,8 +19,8 @@ from cdk_replication.cli.verify import run_verify
 
 SET_LEAVING = ("set status=LocationStatus.LEAVING on the location, deploy, and stop the application's writes "
                "there")
-REMOVE = ("remove the location from the app and deploy (its table is retained, with its metadata attributes and "
-          "tombstones: delete it yourself once it is no longer needed)")
+REMOVE = ("remove the location from the app, deploy, then `cdk destroy` its stack (its table is retained, with its "
+          "metadata attributes and tombstones: delete it yourself once it is no longer needed)")
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
