@@ -47,7 +47,7 @@ from cdk_replication.local.kinesis import (
     parse_kinesis_stream_arn,
 )
 from cdk_replication.local.kinesis_bridge import KinesisStreamingDestination
-from cdk_replication.local.lambda_runtime import LocalFunction
+from cdk_replication.local.lambda_runtime import FunctionConfiguration, LocalFunction
 from cdk_replication.local.parameters import ParameterError, ParameterService, ParameterStore
 from cdk_replication.local.queue import LocalQueue
 from cdk_replication.local.stream_records import aws_stream_arn
@@ -156,6 +156,14 @@ class LocalDeployment:
         self._given_bucket_root = Path(bucket_root) if bucket_root is not None else None
         self._bucket_root: Path | None = None
         self._closed = False
+        #: What deployed each stack (by name): an update compares the new template with its resources.
+        self._deployers: dict[str, _StackDeployer] = {}
+        self._log_sink: Callable[[str, str], None] | None = None
+        self._settings_override: Callable[[MappingSettings], MappingSettings] | None = None
+        self._running = False
+        #: IAM documents by role ARN (inline policies) and by (stack, logical id) of the policy attaching them.
+        self._role_policies: dict[str, tuple[Any, ...]] = {}
+        self._attachments: dict[tuple[str, str], tuple[tuple[str, ...], Any]] = {}
 
     # --- lookups --------------------------------------------------------------------------------------
 
@@ -283,12 +291,15 @@ class LocalDeployment:
                 return {m.uuid: m.stats for m in self.mappings}
 
     def start(self) -> None:
-        """Run every bridge and every mapping in its own background thread (as Lambda's pollers do)."""
+        """Run every bridge and every mapping in its own background thread (as Lambda's pollers do); mappings
+        and bridges an :meth:`update` creates start too, until :meth:`stop`."""
+        self._running = True
         for runner in [*self.bridges, *self.mappings]:
             runner.start()
 
     def stop(self) -> None:
         """Stop the background threads (containers stay warm)."""
+        self._running = False
         errors = []
         for runner in [*self.bridges, *self.mappings]:
             try:
@@ -297,6 +308,65 @@ class LocalDeployment:
                 errors.append(exc)
         if errors:
             raise errors[0]
+
+    def update(self, cdk_out: Path | str, *, stacks: list[str] | None = None, destroy_missing: bool = False) -> None:
+        """Deploy a changed assembly over this running deployment, as ``cdk deploy`` (CloudFormation and Lambda)
+        would: the same resource (same stack, logical id and type, and the same physical name) is updated in
+        place, a new one created, a removed one deleted.
+
+        * Tables, queues, buckets and Kinesis streams are kept (with their items); a table's changed settings
+          are not applied (only its resource policy). A removed table is retained when its ``DeletionPolicy``
+          is ``Retain``/``RetainExceptOnCreate``/``Snapshot`` (the constructs' default) and deleted otherwise;
+          either way it leaves ``.tables``.
+        * A changed function (environment, code, handler, timeout, memory, role) applies to invocations that
+          start after this call; one in progress finishes with the old configuration.
+        * A kept event source mapping is the same resource: it keeps its checkpoints, takes the new settings
+          (``Enabled``, batch size, ...; the starting position only matters at creation) and function. A
+          removed mapping stops after its in-flight batch, then a removed function stops.
+        * Roles and policies are replaced; SSM parameters are written after the stack's functions and mappings
+          (what their ``DependsOn`` says), only when their value changed; a removed one is deleted.
+
+        Args:
+            cdk_out: the new assembly folder.
+            stacks: the stacks of the new assembly to deploy (``cdk deploy STACK...``). Default: every stack.
+            destroy_missing: also destroy the deployed stacks the new assembly no longer has (``cdk destroy``);
+                by default they stay as deployed, as with ``cdk deploy`` (it never deletes a stack).
+        """
+        artifacts = _selected(read_assembly(cdk_out), stacks, cdk_out)
+        deployers = []
+        for artifact in artifacts:
+            previous = self._deployers.get(artifact.stack_name)
+            deployer = _StackDeployer(self, artifact, self._log_sink, self._settings_override, previous)
+            stack = deployer.deploy()
+            if previous is not None:
+                self.stacks[self.stacks.index(previous.stack)] = stack
+                deployer.retire_removed(previous)
+            else:
+                self.stacks.append(stack)
+            self._deployers[artifact.stack_name] = deployer
+            deployers.append(deployer)
+        if destroy_missing:
+            names = {a.stack_name for a in read_assembly(cdk_out)}
+            for name in [n for n in self._deployers if n not in names]:
+                self._destroy(name)
+        if self.gateway.enforce_iam:
+            for deployer in deployers:
+                deployer.check_mapping_permissions()
+
+    def _destroy(self, stack_name: str) -> None:
+        """``cdk destroy`` of one deployed stack: everything retired as if removed from its template."""
+        deployer = self._deployers.pop(stack_name)
+        empty = dataclasses.replace(deployer.artifact, template={"Resources": {}})
+        _StackDeployer(self, empty, None, None, None).retire_removed(deployer)
+        self.stacks.remove(deployer.stack)
+
+    def _rebuild_role(self, arn: str) -> None:
+        """Give the gateway ``arn``'s policies: its own inline ones and every policy attached to it."""
+        role = self.gateway.role(arn)
+        if role is None or arn not in self._role_policies:
+            return
+        attached = [document for arns, document in self._attachments.values() if arn in arns]
+        self.gateway.add_role(dataclasses.replace(role, policies=(*self._role_policies[arn], *attached)))
 
     def close(self) -> None:
         """Stop threads and containers and the gateway; tables stay in DynamoDB Local."""
@@ -356,18 +426,14 @@ def deploy(
             missing and kept after :meth:`LocalDeployment.close`. Default: a temporary folder the deployment
             removes on close.
     """
-    artifacts = read_assembly(cdk_out)
-    if stacks is not None:
-        unknown = set(stacks) - {a.stack_name for a in artifacts}
-        if unknown:
-            raise TemplateError(f"no stack named {sorted(unknown)} in {cdk_out}; "
-                                f"stacks: {[a.stack_name for a in artifacts]}")
-        artifacts = [a for a in artifacts if a.stack_name in stacks]
+    artifacts = _selected(read_assembly(cdk_out), stacks, cdk_out)
     deployment = LocalDeployment(ddb, Gateway(ddb, enforce_iam=enforce_iam), kinesis, bucket_root)
+    deployment._log_sink, deployment._settings_override = log_sink, settings_override
     try:
         deployers = [_StackDeployer(deployment, artifact, log_sink, settings_override) for artifact in artifacts]
         for deployer in deployers:
             deployment.stacks.append(deployer.deploy())
+            deployment._deployers[deployer.artifact.stack_name] = deployer
         if enforce_iam:
             # After every stack: a role's policies may come from another stack's AWS::IAM::Policy.
             for deployer in deployers:
@@ -376,6 +442,17 @@ def deploy(
         deployment.close()
         raise
     return deployment
+
+
+def _selected(artifacts: list[StackArtifact], stacks: list[str] | None, cdk_out: Path | str) -> list[StackArtifact]:
+    """The artifacts named in ``stacks`` (all of them when ``None``)."""
+    if stacks is None:
+        return artifacts
+    unknown = set(stacks) - {a.stack_name for a in artifacts}
+    if unknown:
+        raise TemplateError(f"no stack named {sorted(unknown)} in {cdk_out}; "
+                            f"stacks: {[a.stack_name for a in artifacts]}")
+    return [a for a in artifacts if a.stack_name in stacks]
 
 
 def _progress(runner: KinesisStreamingDestination | EventSourceMapping) -> int:
@@ -411,6 +488,21 @@ def _bucket_authorizer(gateway: Gateway, bucket: LocalBucket) -> Callable[[str |
     return authorize
 
 
+def _update_mapping(mapping: EventSourceMapping, function: LocalFunction, settings: MappingSettings,
+                    destination: LocalQueue | LocalBucket | None, role_arn: str | None) -> EventSourceMapping:
+    """UpdateEventSourceMapping: the same mapping (its checkpoints kept) with the new function, settings and
+    destination, from its next batch on (the batch in progress finishes first: the mapping's lock)."""
+    with mapping._lock:
+        # The starting position applies only when a mapping is created.
+        mapping.settings = dataclasses.replace(settings, starting_position=mapping.settings.starting_position)
+        mapping.function, mapping.destination, mapping.role_arn = function, destination, role_arn
+        if settings.enabled:
+            mapping.enable()
+        else:
+            mapping.disable()
+    return mapping
+
+
 def _mapping_uuid(stack_name: str, logical_id: str) -> str:
     """An event source mapping's UUID (Lambda's ids are random UUIDs; this one is deterministic per mapping)."""
     return str(uuid.UUID(hashlib.sha256(f"{stack_name}/{logical_id}".encode()).hexdigest()[:32], version=4))
@@ -430,7 +522,10 @@ class _StackDeployer:
         artifact: StackArtifact,
         log_sink: Callable[[str, str], None] | None,
         settings_override: Callable[[MappingSettings], MappingSettings] | None,
+        previous: "_StackDeployer | None" = None,
     ) -> None:
+        #: The deploy of this stack being updated (``LocalDeployment.update``), or ``None``.
+        self.previous = previous
         self.deployment = deployment
         self.artifact = artifact
         self.log_sink = log_sink
@@ -443,6 +538,11 @@ class _StackDeployer:
         self.queues: dict[str, LocalQueue] = {}
         self.buckets: dict[str, LocalBucket] = {}  # logical id -> bucket
         self.kinesis_streams: dict[str, str] = {}  # logical id -> ARN
+        self.mappings: dict[str, EventSourceMapping] = {}
+        self.mapping_sources: dict[str, str] = {}  # logical id -> EventSourceArn
+        self.mapping_props: dict[str, Any] = {}  # logical id -> resolved properties
+        self.parameters: dict[str, tuple[str, str]] = {}  # logical id -> (name, value)
+        self.code_ids: dict[str, str] = {}  # function logical id -> what identifies its code
         self.preexisting_tables: set[tuple[str, str]] = set()  # (region, name) of tables found, not created
         #: (mapping logical id, function role ARN, event source ARN, on-failure destination ARN or None, uuid).
         self.mapping_roles: list[tuple[str, str | None, str, str | None, str]] = []
@@ -561,38 +661,74 @@ class _StackDeployer:
         order = [(_KINESIS_STREAM,), _TABLE_TYPES, ("AWS::SQS::Queue", "AWS::SNS::Topic"), (_BUCKET,), (_BUCKET_POLICY,),
                  ("AWS::IAM::Role",), _POLICY_TYPES, ("AWS::Lambda::Function",), ("AWS::Lambda::EventSourceMapping",),
                  (_SSM_PARAMETER,)]
+        create: dict[str, Callable[[str], Any]] = {
+            _KINESIS_STREAM: self._create_kinesis_stream, "AWS::IAM::Role": self._register_role,
+            "AWS::Lambda::Function": self._create_function, "AWS::Lambda::EventSourceMapping": self._create_mapping,
+            _BUCKET: self._create_bucket, _BUCKET_POLICY: self._attach_bucket_policy,
+            _SSM_PARAMETER: self._put_parameter, "AWS::SQS::Queue": self._create_queue,
+            "AWS::SNS::Topic": self._create_queue,
+            **{kind: self._attach_policy for kind in _POLICY_TYPES},
+        }
         for kinds in order:
             for logical_id, resource in self.resources.items():
                 if resource.get("Type") not in kinds or not self._included(resource):
                     continue
-                if resource["Type"] == _KINESIS_STREAM:
-                    self._create_kinesis_stream(logical_id)
-                elif resource["Type"] in _TABLE_TYPES:
+                if resource["Type"] in _TABLE_TYPES:
                     if logical_id not in self.tables:
                         self._create_table(logical_id)
-                elif resource["Type"] == "AWS::IAM::Role":
-                    self._register_role(logical_id)
-                elif resource["Type"] in _POLICY_TYPES:
-                    self._attach_policy(logical_id)
-                elif resource["Type"] == "AWS::Lambda::Function":
-                    self._create_function(logical_id)
-                elif resource["Type"] == "AWS::Lambda::EventSourceMapping":
-                    self._create_mapping(logical_id)
-                elif resource["Type"] == _BUCKET:
-                    self._create_bucket(logical_id)
-                elif resource["Type"] == _BUCKET_POLICY:
-                    self._attach_bucket_policy(logical_id)
-                elif resource["Type"] == _SSM_PARAMETER:
-                    self._put_parameter(logical_id)
                 else:
-                    self._create_queue(logical_id)
+                    create[resource["Type"]](logical_id)
         for name, output in self.artifact.template.get("Outputs", {}).items():
             value = self.resolver.resolve(output.get("Value"), f"Outputs.{name}")
             self.stack.outputs[name] = value
             export = output.get("Export", {}).get("Name")
             if export is not None:
                 self.deployment._exports[self.resolver.resolve(export, f"Outputs.{name}.Export")] = value
+        if self.deployment._running:  # an update of a running deployment: what it created runs too
+            for runner in [*self.stack.bridges, *self.stack.mappings]:
+                runner.start()
         return self.stack
+
+    def _kept(self, logical_id: str, collection: str) -> Any:
+        """What the previous deploy of this stack made for ``logical_id`` (from its ``collection``, e.g.
+        ``"functions"``) when it is the same resource: same logical id and type. ``None`` otherwise."""
+        if self.previous is None:
+            return None
+        before = self.previous.resources.get(logical_id)
+        if before is None or before.get("Type") != self.resources[logical_id].get("Type"):
+            return None
+        return getattr(self.previous, collection).get(logical_id)
+
+    def retire_removed(self, previous: "_StackDeployer") -> None:
+        """Delete what ``previous`` (the deploy this one updates) made that this one no longer has: mappings
+        stop after their in-flight batch, then functions and bridges; parameters are deleted; tables are
+        retained or deleted by their ``DeletionPolicy``."""
+        for mapping in previous.stack.mappings:
+            if mapping not in self.stack.mappings:
+                with mapping._lock:  # waits for the batch in progress
+                    mapping.disable()
+                mapping.stop()
+        for bridge in previous.stack.bridges:
+            if bridge not in self.stack.bridges:
+                bridge.stop()
+        for function in previous.stack.functions:
+            if function not in self.stack.functions:
+                function.stop()
+        kept_names = {name for name, _ in self.parameters.values()}
+        for name, _ in previous.parameters.values():
+            if name not in kept_names:
+                self.deployment.parameters.delete(name, region=self.artifact.region, account=self.artifact.account)
+        for table in previous.stack.tables:
+            if table not in self.stack.tables and table.logical_id is not None:
+                policy = previous.resources.get(table.logical_id, {}).get("DeletionPolicy", "Delete")
+                if policy not in ("Retain", "RetainExceptOnCreate", "Snapshot"):
+                    table.client().delete_table(TableName=table.name)
+        for logical_id in previous.resources:
+            if (self.artifact.stack_name, logical_id) in self.deployment._attachments and \
+                    logical_id not in self.resources:
+                arns, _ = self.deployment._attachments.pop((self.artifact.stack_name, logical_id))
+                for arn in arns:
+                    self.deployment._rebuild_role(arn)
 
     # --- tables ---------------------------------------------------------------------------------------
 
@@ -600,6 +736,9 @@ class _StackDeployer:
         resource = self.resources[logical_id]
         props = self._props(logical_id)
         name = self._name(logical_id, "TableName", 255)
+        kept = self._kept(logical_id, "tables")
+        if kept is not None and kept.name == name:
+            return self._keep_table(logical_id, kept, props)
         regions = [self.artifact.region]
         if resource["Type"] == "AWS::DynamoDB::GlobalTable":
             regions = [r["Region"] for r in props.get("Replicas", [])] or regions
@@ -641,6 +780,22 @@ class _StackDeployer:
             self._create_bridge(logical_id, mine, props["KinesisStreamSpecification"])
         return mine
 
+    def _keep_table(self, logical_id: str, kept: LocalTable, props: dict[str, Any]) -> LocalTable:
+        """An updated table resource: the same table(s), items and stream; its bridge keeps running. Only the
+        resource policy of its settings is applied again (key, indexes, stream are not changed locally)."""
+        assert self.previous is not None
+        if props.get("KeySchema") != self.previous._props(logical_id).get("KeySchema"):
+            raise self._fail(logical_id, f"the key schema of table {kept.name!r} changed, which replaces the table; "
+                                         "CloudFormation cannot replace a table with a custom name (remove it, "
+                                         "deploy, then add it back)")
+        tables = [t for t in self.previous.stack.tables if t.logical_id == logical_id]
+        self._set_resource_policies(self.resources[logical_id]["Type"], props, tables)
+        self.tables[logical_id] = kept
+        self.stack.tables.extend(tables)
+        self.stack.bridges.extend(b for b in self.previous.stack.bridges
+                                  if (b.table_name, b.region) == (kept.name, kept.region))
+        return kept
+
     def _set_resource_policies(self, kind: str, props: dict[str, Any], tables: list[LocalTable]) -> None:
         """Give the gateway each table's ``ResourcePolicy`` (a global table's: per replica)."""
         if kind == "AWS::DynamoDB::Table":
@@ -675,6 +830,9 @@ class _StackDeployer:
             unsupported = f"role {arn} has a permissions boundary, which the local runtime does not evaluate"
         self.deployment.gateway.add_role(Role(arn, tuple(policies), props.get("AssumeRolePolicyDocument"),
                                               unsupported, int(props.get("MaxSessionDuration", SESSION_SECONDS))))
+        # Policies of other stacks (and of this one, until it attaches them again) stay attached on an update.
+        self.deployment._role_policies[arn] = tuple(policies)
+        self.deployment._rebuild_role(arn)
 
     def _attach_policy(self, logical_id: str) -> None:
         """Add an ``AWS::IAM::Policy``/``ManagedPolicy`` document to the roles it names in ``Roles`` (an
@@ -691,14 +849,19 @@ class _StackDeployer:
             role_names = [props.get("RoleName")]
         else:
             role_names = props.get("Roles", []) or []
+        arns = []
         for role_name in role_names:
             arn = f"arn:{self.partition}:iam::{self.artifact.account}:role/{role_name}"
-            role = gateway.role(arn)
-            if role is None:
+            if gateway.role(arn) is None:
                 raise self._fail(logical_id, f"the policy is attached to role {role_name!r} ({arn}), which is not an "
                                              "AWS::IAM::Role of the deployed stacks; deploy the stack that declares "
                                              "it (or fix the name)")
-            gateway.add_role(dataclasses.replace(role, policies=(*role.policies, document)))
+            arns.append(arn)
+        key = (self.artifact.stack_name, logical_id)
+        before, _ = self.deployment._attachments.get(key, ((), None))
+        self.deployment._attachments[key] = (tuple(arns), document)
+        for arn in {*before, *arns}:  # an updated policy may have left a role
+            self.deployment._rebuild_role(arn)
 
     def check_mapping_permissions(self) -> None:
         """Refuse a mapping whose function's role cannot read its stream or send to its on-failure destination,
@@ -806,6 +969,11 @@ class _StackDeployer:
     def _create_kinesis_stream(self, logical_id: str) -> str:
         if logical_id in self.kinesis_streams:
             return self.kinesis_streams[logical_id]
+        kept = self._kept(logical_id, "kinesis_streams")
+        if kept is not None:
+            self.kinesis_streams[logical_id] = kept
+            self.stack.kinesis_streams.append(kept)
+            return kept
         props = self._props(logical_id)
         on_demand = props.get("StreamModeDetails", {}).get("StreamMode") == "ON_DEMAND"
         name = str(self._ref(logical_id))
@@ -894,6 +1062,11 @@ class _StackDeployer:
     # --- queues ---------------------------------------------------------------------------------------
 
     def _create_queue(self, logical_id: str) -> LocalQueue:
+        kept = self._kept(logical_id, "queues")
+        if kept is not None:
+            self.queues[logical_id] = kept
+            self.stack.queues.append(kept)
+            return kept
         kind = self.resources[logical_id]["Type"]
         if kind == "AWS::SQS::Queue":
             name = self._name(logical_id, "QueueName", 80)
@@ -940,6 +1113,11 @@ class _StackDeployer:
         return values[attribute]
 
     def _create_bucket(self, logical_id: str) -> LocalBucket:
+        kept = self._kept(logical_id, "buckets")
+        if kept is not None and kept.name == self._bucket_name(logical_id):
+            self.buckets[logical_id] = kept
+            self.stack.buckets.append(kept)
+            return kept
         bucket = self._new_bucket(self._bucket_name(logical_id), self.artifact.account)
         self.buckets[logical_id] = bucket
         return bucket
@@ -979,62 +1157,95 @@ class _StackDeployer:
                 raise self._fail(logical_id, f"{unsupported} of an SSM parameter is not emulated locally")
         if props.get("Tier", "Standard") != "Standard":
             raise self._fail(logical_id, f"Tier {props['Tier']!r}: only standard parameters are emulated locally")
+        name, value = str(self._ref(logical_id)), str(props.get("Value", ""))
+        self.parameters[logical_id] = (name, value)
+        before = self.deployment.parameters.get(name, region=self.artifact.region, account=self.artifact.account)
+        if before is not None and before.value == value and self._kept(logical_id, "parameters") is not None:
+            return  # CloudFormation does not update a resource whose properties did not change
         try:
-            self.deployment.parameters.put(str(self._ref(logical_id)), str(props.get("Value", "")),
-                                           region=self.artifact.region, account=self.artifact.account,
+            self.deployment.parameters.put(name, value, region=self.artifact.region, account=self.artifact.account,
                                            type=str(props.get("Type", "String")))
         except ParameterError as error:
             raise self._fail(logical_id, f"{error.code}: {error.message}") from None
 
     # --- functions ------------------------------------------------------------------------------------
 
-    def _create_function(self, logical_id: str) -> LocalFunction | None:
-        resource = self.resources[logical_id]
+    def _create_function(self, logical_id: str) -> LocalFunction:
         props = self._props(logical_id)
-        runtime = str(props.get("Runtime", ""))
-        if not runtime.startswith("python"):
-            raise self._fail(logical_id, f"runtime {runtime or '(container image)'!r} cannot run locally; "
-                                         "only Python functions with a code asset are emulated")
-        code = props.get("Code", {})
-        if "ZipFile" in code:
-            folder = self._temp_dir()
-            (folder / "index.py").write_text(code["ZipFile"])
-        else:
-            asset = self.artifact.asset_for(logical_id, resource, code.get("S3Key"))
-            folder = asset.path
-            if asset.path.is_file() and asset.path.suffix == ".zip":
-                folder = self._temp_dir()
-                with zipfile.ZipFile(asset.path) as archive:
-                    archive.extractall(folder)
-            elif not asset.path.is_dir():
-                raise self._fail(logical_id, f"code asset {str(asset.path)!r} is neither a folder nor a .zip")
         name = str(self._ref(logical_id))
-        environment = props.get("Environment", {}).get("Variables", {})
-        bad = {k: v for k, v in environment.items() if not isinstance(v, (str, int, float, bool))}
-        if bad:
-            raise self._fail(logical_id, f"environment variables must resolve to strings, got {bad!r}")
-        credentials = self._function_credentials(logical_id, props.get("Role"), name)
-        sink = self.log_sink
-        function = LocalFunction(
-            name,
-            folder,
-            props["Handler"],
-            {k: v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
-             for k, v in environment.items()},
-            region=self.artifact.region,
-            account=self.artifact.account,
-            credentials_env=credentials.as_env(),
-            endpoint_env=self.deployment.gateway.endpoint_env(),
-            timeout_s=float(props.get("Timeout", 3)),
-            memory_mb=int(props.get("MemorySize", 128)),
-            arn=self._get_att(logical_id, "Arn"),
-            log_sink=(lambda line, _name=name: sink(_name, line)) if sink else None,
-        )
+        configuration = self._function_configuration(logical_id, props, name)
+        kept = self._kept(logical_id, "functions")
+        if kept is not None and kept.name == name:
+            if kept.configuration() != configuration:
+                kept.update_configuration(configuration)  # for the invocations that start from now on
+            function = kept
+        else:
+            sink = self.log_sink
+            function = LocalFunction(
+                name,
+                configuration.code_dir,
+                configuration.handler,
+                configuration.environment,
+                region=self.artifact.region,
+                account=self.artifact.account,
+                credentials_env=configuration.credentials_env,
+                endpoint_env=self.deployment.gateway.endpoint_env(),
+                timeout_s=configuration.timeout_s,
+                memory_mb=configuration.memory_mb,
+                arn=self._get_att(logical_id, "Arn"),
+                log_sink=(lambda line, _name=name: sink(_name, line)) if sink else None,
+            )
         if isinstance(props.get("Role"), str):
             self.deployment._function_roles[function.arn] = props["Role"]
         self.functions[logical_id] = function
         self.stack.functions.append(function)
         return function
+
+    def _function_configuration(self, logical_id: str, props: dict[str, Any], name: str) -> FunctionConfiguration:
+        """The function's configuration from the template (its code unpacked, its role's credentials)."""
+        runtime = str(props.get("Runtime", ""))
+        if not runtime.startswith("python"):
+            raise self._fail(logical_id, f"runtime {runtime or '(container image)'!r} cannot run locally; "
+                                         "only Python functions with a code asset are emulated")
+        environment = props.get("Environment", {}).get("Variables", {})
+        bad = {k: v for k, v in environment.items() if not isinstance(v, (str, int, float, bool))}
+        if bad:
+            raise self._fail(logical_id, f"environment variables must resolve to strings, got {bad!r}")
+        credentials = self._function_credentials(logical_id, props.get("Role"), name)
+        return FunctionConfiguration(
+            code_dir=self._function_code(logical_id, props.get("Code", {})).resolve(),
+            handler=props["Handler"],
+            environment={k: v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
+                         for k, v in environment.items()},
+            timeout_s=float(props.get("Timeout", 3)),
+            memory_mb=int(props.get("MemorySize", 128)),
+            credentials_env=credentials.as_env(),
+        )
+
+    def _function_code(self, logical_id: str, code: dict[str, Any]) -> Path:
+        """The folder holding the function's code: inline code written out, a zip asset unpacked. Unchanged code
+        of an updated function keeps its folder (so the update does not count as a code change)."""
+        if "ZipFile" in code:
+            identity = "zip:" + hashlib.sha256(code["ZipFile"].encode()).hexdigest()
+        else:
+            asset = self.artifact.asset_for(logical_id, self.resources[logical_id], code.get("S3Key"))
+            identity = "asset:" + asset.path.name  # the asset hash names its folder
+        self.code_ids[logical_id] = identity
+        kept = self._kept(logical_id, "functions")
+        if kept is not None and self.previous is not None and self.previous.code_ids.get(logical_id) == identity:
+            return kept.configuration().code_dir
+        if "ZipFile" in code:
+            folder = self._temp_dir()
+            (folder / "index.py").write_text(code["ZipFile"])
+            return folder
+        if asset.path.is_file() and asset.path.suffix == ".zip":
+            folder = self._temp_dir()
+            with zipfile.ZipFile(asset.path) as archive:
+                archive.extractall(folder)
+            return folder
+        if not asset.path.is_dir():
+            raise self._fail(logical_id, f"code asset {str(asset.path)!r} is neither a folder nor a .zip")
+        return asset.path
 
     def _function_credentials(self, logical_id: str, role_arn: Any, function_name: str) -> LocalCredentials:
         """What Lambda gives the function: a session of its execution role (named after the function)."""
@@ -1103,6 +1314,21 @@ class _StackDeployer:
         mapping_uuid = _mapping_uuid(self.artifact.stack_name, logical_id)
         role_arn = self.deployment._function_roles.get(function.arn)
         self.mapping_roles.append((logical_id, role_arn, stream_arn, destination_arn, mapping_uuid))
+        kept = self._kept(logical_id, "mappings")
+        self.mapping_props[logical_id] = props
+        if kept is not None and self.previous is not None and self.previous.mapping_props[logical_id] == props:
+            mapping = kept  # unchanged: CloudFormation leaves it (and what was changed through the API) alone
+        elif kept is not None and self.previous is not None and self.previous.mapping_sources[logical_id] == stream_arn:
+            mapping = _update_mapping(kept, function, settings, destination, role_arn)
+        else:  # new, or a new EventSourceArn (which CloudFormation replaces the mapping for)
+            mapping = self._new_mapping(logical_id, function, stream_arn, settings, destination, mapping_uuid)
+        self.mappings[logical_id], self.mapping_sources[logical_id] = mapping, stream_arn
+        self.stack.mappings.append(mapping)
+        return mapping
+
+    def _new_mapping(self, logical_id: str, function: LocalFunction, stream_arn: str, settings: MappingSettings,
+                     destination: LocalQueue | LocalBucket | None, mapping_uuid: str) -> EventSourceMapping:
+        role_arn = self.deployment._function_roles.get(function.arn)
         mapping: EventSourceMapping
         if parse_kinesis_stream_arn(stream_arn) is not None:
             kinesis = self._existing_kinesis_stream(logical_id, stream_arn, "EventSourceArn")
@@ -1111,7 +1337,6 @@ class _StackDeployer:
                 invoke_identity_arn=self.deployment._function_roles.get(function.arn),
                 settings=settings, destination=destination, uuid=mapping_uuid)
             mapping.role_arn = role_arn
-            self.stack.mappings.append(mapping)
             return mapping
         table = next((t for t in self.tables.values() if t.stream_arn == stream_arn), None) or \
             self._imported_table(logical_id, stream_arn)
@@ -1127,5 +1352,4 @@ class _StackDeployer:
             uuid=mapping_uuid,
         )
         mapping.role_arn = role_arn
-        self.stack.mappings.append(mapping)
         return mapping

@@ -83,6 +83,27 @@ class InvocationResult:
         return self.error_type is not None
 
 
+@dataclass(frozen=True)
+class FunctionConfiguration:
+    """What an update may change of a :class:`LocalFunction` (Lambda's function configuration and code).
+
+    Attributes:
+        code_dir: the unpacked code folder.
+        handler: ``<module path>.<function>``.
+        environment: the function's environment variables.
+        timeout_s: the timeout in seconds.
+        memory_mb: the memory size in MiB.
+        credentials_env: the access key variables of the function's role.
+    """
+
+    code_dir: Path
+    handler: str
+    environment: dict[str, str]
+    timeout_s: float
+    memory_mb: int
+    credentials_env: dict[str, str]
+
+
 @dataclass
 class FunctionStats:
     """Counters of one local function."""
@@ -158,6 +179,8 @@ class LocalFunction:
         self._from_worker: Any = None
         self._log_thread: threading.Thread | None = None
         self._worker_gone = False
+        #: A configuration set by update_configuration, taken up by the next invocation that starts.
+        self._pending: FunctionConfiguration | None = None
 
     def __repr__(self) -> str:
         return f"LocalFunction({self.name!r}, {self.region}/{self.account}, handler={self.handler!r})"
@@ -192,6 +215,31 @@ class LocalFunction:
         # The function's own configuration wins over everything but the reserved names Lambda sets itself.
         env.update({k: v for k, v in self.environment.items() if k not in _RESERVED})
         return env
+
+    def configuration(self) -> "FunctionConfiguration":
+        """The configuration invocations start with now (a pending update included)."""
+        pending = self._pending
+        if pending is not None:
+            return pending
+        return FunctionConfiguration(self.code_dir, self.handler, dict(self.environment), self.timeout_s,
+                                     self.memory_mb, dict(self._credentials_env))
+
+    def update_configuration(self, configuration: "FunctionConfiguration") -> None:
+        """Lambda's UpdateFunctionConfiguration/UpdateFunctionCode: invocations that start after this call run
+        with ``configuration`` (in a new container); one in progress finishes with the old one. Returns at
+        once, as Lambda does."""
+        self._pending = configuration
+
+    def _take_pending(self) -> None:
+        """Apply a pending configuration before an invocation starts (called with the lock held): the old
+        container stops, so the next one starts with the new environment and code."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        self._kill(graceful=True)
+        self.code_dir, self.handler = pending.code_dir.resolve(), pending.handler
+        self.environment, self.timeout_s, self.memory_mb = dict(pending.environment), pending.timeout_s, pending.memory_mb
+        self._credentials_env = dict(pending.credentials_env)
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
@@ -314,6 +362,7 @@ class LocalFunction:
         body = json.dumps(event, separators=(",", ":"))
         with self._lock:
             started = time.monotonic()
+            self._take_pending()
             try:
                 cold = self._ensure_started()
             except FunctionInitError as exc:

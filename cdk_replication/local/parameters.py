@@ -126,6 +126,11 @@ class ParameterStore:
         """The current version of a parameter, or ``None`` when there is none."""
         return self._parameters.get((account, region, name))
 
+    def delete(self, name: str, *, region: str, account: str) -> None:
+        """Delete a parameter (what CloudFormation does with a removed one); no error when there is none."""
+        with self._lock:
+            self._parameters.pop((account, region, name), None)
+
     def names(self, *, region: str | None = None, account: str | None = None) -> list[str]:
         """The stored parameter names (narrowed by region and account when given), sorted."""
         return sorted(n for a, r, n in self._parameters if region in (None, r) and account in (None, a))
