@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -235,3 +236,20 @@ def test_multi_active_join_interrupted_resumes_where_it_stopped(cli, tables, par
     resumed = cli("join", *specs, "--json")
     assert resumed.code == 0 and resumed.json()["inSync"], resumed.out
     assert set(_visible(_items(clients[EU], name))) == {"both", "late"}
+
+
+def test_a_join_state_file_of_an_earlier_table_of_the_same_name_is_refused(cli, tables, params, local):
+    name, source, replica = _one_way(tables, params)
+    params.status(EU, name, "JOINING")
+    params.replicator(WEST, name, [(EU, name)])
+    assert cli("join", f"{WEST}:{name}", f"{EU}:{name}").code == 0
+    replica.delete_table(TableName=name)  # the replica table is deleted and created again: empty
+    replica.get_waiter("table_not_exists").wait(TableName=name)
+    time.sleep(1.1)  # DynamoDB Local's creation times have a resolution of a second
+    replica.create_table(TableName=name, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                         BillingMode="PAY_PER_REQUEST")
+    refused = cli("join", f"{WEST}:{name}", f"{EU}:{name}")
+    assert refused.code == 2 and "belongs to another run (tableCreated" in refused.err, refused.err
+    again = cli("join", f"{WEST}:{name}", f"{EU}:{name}", "--restart")
+    assert again.code == 0 and _visible(_items(replica, name)) == _visible(_items(source, name))

@@ -85,7 +85,11 @@ def cmd_join(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _join_state(args: argparse.Namespace, topology: Topology) -> StateFile:
     """The join state file (``--state-file`` or :func:`join_state_path`), resumed unless ``--restart``."""
+    created = topology.table.info.description.get("CreationDateTime")
+    # The new table's creation time: a state file left by a join into an earlier table of the same name (deleted
+    # and created again) is refused, not taken for this one's finished copy.
     identity = {"command": "join", "table": location_id(topology.table.info),
+                "tableCreated": str(created) if created is not None else None,
                 "writers": sorted(location_id(w.info) for w in topology.others)}
     state = StateFile(args.state_file or join_state_path(topology.table.info), identity)
     if args.restart:
