@@ -364,7 +364,8 @@ def test_a_copy_made_before_the_replicator_sends_to_the_new_table_loses_changes(
 
         monkeypatch.setattr(join, "require_senders", lambda topology, plan: None)
         assert operator.cli("join", *specs).code == 0  # copied and equal, for now
-        app.run(30)  # the source changes before its replicator sends to the new table ...
+        app.run(30)  # the source changes, and its replicator delivers them, before it sends to the new table ...
+        dep.run_until_idle(timeout_s=120)
         dep.update(steps["loss-joining"])
         app.run(30)  # ... and after
         dep.run_until_idle(timeout_s=120)
