@@ -218,6 +218,19 @@ OPERATOR = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "arn:aws:ssm:*:*:parameter/cdk-replication/*"}]}
 
 
+def _deploy_joining_under_writes(dep: LocalDeployment, app: Application, joining: Path, name: str) -> LocalTable:
+    """80 application operations replicated, then the replicators and the application running while the
+    ``joining`` assembly is deployed; returns the new table (in :data:`AP`)."""
+    app.run(80)
+    dep.run_until_idle(timeout_s=120)
+    dep.start()
+    written = len(app.model.states)
+    app.start()
+    dep.update(joining)
+    assert len(app.model.states) > written  # the application wrote during the deploy
+    return dep.table(name, AP, ACCOUNT)
+
+
 def _join_under_writes(dep: LocalDeployment, app: Application, operator: Any, specs: list[str],
                        seed: int, status: list[str] | None = None) -> None:
     """``join`` while the application writes and the replicators run with faults; then, once delivered, a
@@ -242,15 +255,8 @@ def test_one_way_replica_joins_and_another_is_removed_under_writes_and_faults(st
         name = "JoinOneWay"
         west, eu = _tables(dep, name, [WEST, EU]).values()
         app = Application({WEST: west}, seed=141)
-        app.run(60)
-        dep.run_until_idle(timeout_s=120)
+        new = _deploy_joining_under_writes(dep, app, steps["one-way-joining"], name)
         operator = operator_of(dep, ACCOUNT, [OPERATOR])
-        dep.start()
-        written = len(app.model.states)
-        app.start()
-        dep.update(steps["one-way-joining"])
-        new = dep.table(name, AP, ACCOUNT)
-        assert len(app.model.states) > written  # the application wrote during the deploy
         _join_under_writes(dep, app, operator, [_spec(west), _spec(new)], seed=14)
         for replica in (eu, new):
             _assert_equal(west, replica, tombstones=False)
@@ -297,14 +303,9 @@ def test_multi_active_region_joins_and_leaves_following_the_readme_under_writes_
     with deploy(steps["multi-before"], e2e_ddb) as dep:
         west, eu = _tables(dep, name, [WEST, EU]).values()
         app = Application({WEST: west, EU: eu}, seed=142)
-        app.run(80)
-        dep.run_until_idle(timeout_s=120)
-        operator = operator_of(dep, ACCOUNT, [OPERATOR])
-        dep.start()
-        app.start()
         # 1. Declare the new location JOINING and deploy.
-        dep.update(steps["multi-joining"])
-        new = dep.table(name, AP, ACCOUNT)
+        new = _deploy_joining_under_writes(dep, app, steps["multi-joining"], name)
+        operator = operator_of(dep, ACCOUNT, [OPERATOR])
         assert dep.parameter(f"/cdk-replication/{name}/status", AP, ACCOUNT) == "JOINING"
         # 2. Copy and verify (again once caught up); 3. check where it stands.
         assert readme["join"][1:] == [_spec(west), _spec(eu), _spec(new)]
