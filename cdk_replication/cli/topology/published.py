@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from cdk_replication._lambda.replicator import contract
 from cdk_replication.cli.errors import ACCESS_ERROR_CODES, BadInput, error_code, error_message
 from cdk_replication.cli.tables import Connection, TableInfo
 
@@ -79,7 +80,7 @@ class PublishedReplicator:
         except (ValueError, KeyError, TypeError) as exc:
             raise BadInput(f"parameter {parameter} in {region} is not the construct's replicator document "
                            f"({type(exc).__name__}: {exc}): deploy the app with this cdk-replication") from None
-        return cls(parameter, region, mode, str(doc.get("metadataPrefix") or "_rep_"),
+        return cls(parameter, region, mode, str(doc.get("metadataPrefix") or contract.DEFAULT_METADATA_PREFIX),
                    doc.get("conflictAttribute"), doc.get("conflictStrategy") or None, targets)
 
     def sends_to(self, info: TableInfo) -> bool:
