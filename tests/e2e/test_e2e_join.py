@@ -218,14 +218,28 @@ OPERATOR = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "arn:aws:ssm:*:*:parameter/cdk-replication/*"}]}
 
 
-def _deploy_joining_under_writes(dep: LocalDeployment, app: Application, joining: Path, name: str) -> LocalTable:
+def _stack(cdk_out: Path, region: str) -> str:
+    """The name of the stack of ``region`` in the assembly (the construct names it after the region)."""
+    manifest = json.loads((cdk_out / "manifest.json").read_text())
+    (name,) = [a["properties"]["stackName"] for a in manifest["artifacts"].values()
+               if a["type"] == "aws:cloudformation:stack" and a["properties"]["stackName"].endswith(region)]
+    return name
+
+
+def _deploy_joining_under_writes(dep: LocalDeployment, app: Application, joining: Path, name: str,
+                                 midway: tuple[list[str], Callable[[], None]] | None = None) -> LocalTable:
     """80 application operations replicated, then the replicators and the application running while the
-    ``joining`` assembly is deployed; returns the new table (in :data:`AP`)."""
+    ``joining`` assembly is deployed; returns the new table (in :data:`AP`). ``midway``: the regions whose
+    stacks are deployed first (``cdk deploy --all`` deploys one stack after another), and what to do before
+    the others are."""
     app.run(80)
     dep.run_until_idle(timeout_s=120)
     dep.start()
     written = len(app.model.states)
     app.start()
+    if midway is not None:
+        dep.update(joining, stacks=[_stack(joining, region) for region in midway[0]])
+        midway[1]()
     dep.update(joining)
     assert len(app.model.states) > written  # the application wrote during the deploy
     return dep.table(name, AP, ACCOUNT)
@@ -303,9 +317,18 @@ def test_multi_active_region_joins_and_leaves_following_the_readme_under_writes_
     with deploy(steps["multi-before"], e2e_ddb) as dep:
         west, eu = _tables(dep, name, [WEST, EU]).values()
         app = Application({WEST: west, EU: eu}, seed=142)
-        # 1. Declare the new location JOINING and deploy.
-        new = _deploy_joining_under_writes(dep, app, steps["multi-joining"], name)
         operator = operator_of(dep, ACCOUNT, [OPERATOR])
+
+        def too_early() -> None:
+            """EU's stack is not deployed yet: its replicator does not send to the new region."""
+            refused = operator.cli(*readme["join"])
+            assert refused.code == 2 and f"the replicator of {name} ({EU}) does not send to" in refused.err, \
+                refused.err
+            assert refused.out == ""  # nothing done
+
+        # 1. Declare the new location JOINING and deploy.
+        new = _deploy_joining_under_writes(dep, app, steps["multi-joining"], name, midway=([AP, WEST], too_early))
+        assert new.client().scan(TableName=name, Select="COUNT")["Count"] > 0  # ... by the replicators alone
         assert dep.parameter(f"/cdk-replication/{name}/status", AP, ACCOUNT) == "JOINING"
         # 2. Copy and verify (again once caught up); 3. check where it stands.
         assert readme["join"][1:] == [_spec(west), _spec(eu), _spec(new)]
