@@ -1159,8 +1159,7 @@ class _StackDeployer:
             raise self._fail(logical_id, f"Tier {props['Tier']!r}: only standard parameters are emulated locally")
         name, value = str(self._ref(logical_id)), str(props.get("Value", ""))
         self.parameters[logical_id] = (name, value)
-        before = self.deployment.parameters.get(name, region=self.artifact.region, account=self.artifact.account)
-        if before is not None and before.value == value and self._kept(logical_id, "parameters") is not None:
+        if self._kept(logical_id, "parameters") == (name, value):
             return  # CloudFormation does not update a resource whose properties did not change
         try:
             self.deployment.parameters.put(name, value, region=self.artifact.region, account=self.artifact.account,
