@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from cdk_replication.local import DynamoDBLocal, LocalDeployment, LocalTable, deploy
+from cdk_replication.local import LocalDeployment, LocalTable, deploy
 from cdk_replication.local.compare import compare_tables
 from cdk_replication.local.synth import find_node, jsii_quiet_env
 
