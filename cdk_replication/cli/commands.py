@@ -12,6 +12,7 @@ from cdk_replication.cli.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_O
 from cdk_replication.cli.migrate import cmd_migrate
 from cdk_replication.cli.output import print_json, say_unchecked
 from cdk_replication.cli.redrive.command import cmd_redrive
+from cdk_replication.cli.topology import COMMANDS as TOPOLOGY_COMMANDS, run_topology
 from cdk_replication.cli.tables import (
     TableHandle,
     TableRef,
@@ -143,4 +144,6 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return cmd_migrate(args, out, err)
     if args.command == "redrive":
         return cmd_redrive(args, out, err, conflict_of(args))
+    if args.command in TOPOLOGY_COMMANDS:
+        return run_topology(args, out, err)
     raise BadInput(f"unknown command {args.command!r}")

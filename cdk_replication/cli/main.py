@@ -36,6 +36,7 @@ from cdk_replication.cli.options import DEFAULT_METADATA_PREFIX, DEFAULT_SEGMENT
 from cdk_replication.cli.output import print_error_json
 from cdk_replication.cli.pacing import DEFAULT_MAX_ATTEMPTS
 from cdk_replication.cli.state import pair_state_pattern
+from cdk_replication.cli.topology import add_topology_parsers
 
 PROG = "cdk-replication"
 
@@ -190,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_migrate_parser(sub, common, EPILOG)
     _add_redrive_parser(sub, common)
+    add_topology_parsers(sub, common, EPILOG, _add_scan_options)
     return parser
 
 

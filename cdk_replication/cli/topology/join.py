@@ -1,0 +1,203 @@
+"""``cdk-replication join WRITER... NEW``: copy the data of a running topology into a location that joins it,
+after checking the earlier steps are done, then verify (docs/cli.md, "join").
+
+Steps, in order; ``join`` refuses to run one whose predecessor is not done and names it:
+
+1. the new location is deployed with ``status=JOINING`` (its published status parameter says ``JOINING``);
+2. every writer's deployed replicator sends to it (its published ``replicator`` parameter lists it);
+3. copy: one-way, ``backfill`` (safe against the running replicator); multi-active, every item and tombstone
+   of EVERY existing region, as that region's replicator sends it (:mod:`cdk_replication.cli.topology.copy`);
+4. verify: the new table equals each writer's (consistent re-reads of every difference);
+5. (the user) set ``status=ACTIVE`` and deploy.
+
+Resumable: the join state file records each finished copy (and the copy's own positions); a re-run skips what is
+done, so after a verification that found the replica still catching up, running ``join`` again verifies again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from cdk_replication.cli.backfill import BackfillOptions, run_backfill
+from cdk_replication.cli.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK
+from cdk_replication.cli.items import to_json_item
+from cdk_replication.cli.options import VerifyOptions
+from cdk_replication.cli.output import print_json, say_unchecked
+from cdk_replication.cli.pacing import Retrier
+from cdk_replication.cli.progress import Progress
+from cdk_replication.cli.redrive.multi_active import MultiActiveResync
+from cdk_replication.cli.state import StateFile, default_state_path
+from cdk_replication.cli.tables import TableHandle, probe_batch_get, probe_read, probe_write
+from cdk_replication.cli.topology.copy import RegionCopy, copy_region
+from cdk_replication.cli.topology.published import MULTI_ACTIVE, identity_of, location_id
+from cdk_replication.cli.topology.steps import (
+    DEPLOY_JOINING,
+    Plan,
+    Topology,
+    open_topology,
+    published_plan,
+    require_senders,
+    require_status,
+)
+from cdk_replication.cli.verify import run_verify
+
+NEXT_ACTIVE = "set status=LocationStatus.ACTIVE on the location in the app and deploy"
+
+
+def join_state_path(info: Any) -> Path:
+    """The default join state file of the table ``info``: ``.cdk-replication/join-<region>-<table>.json``."""
+    region, name = identity_of(info)
+    return default_state_path("join", region, name)
+
+
+def cmd_join(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``join``: check steps 1-2, copy (step 3), verify (step 4), report; returns the exit code."""
+    topology = open_topology(args, pool=args.segments + args.workers, role="new")
+    notes = say_unchecked(err, *topology.others, topology.table)
+    require_status(topology, "JOINING", DEPLOY_JOINING)
+    plan = published_plan(topology)
+    require_senders(topology, plan)
+    for writer in topology.others:
+        probe_read(writer, "writer")
+    probe_batch_get(topology.table, "new")
+    probe_write(topology.table, "new", delete=plan.mode != MULTI_ACTIVE)
+    state = _join_state(args, topology)
+    report: dict[str, Any] = {"command": "join", "table": location_id(topology.table.info), "mode": plan.mode,
+                              "writers": [location_id(w.info) for w in topology.others], "notes": notes,
+                              "stateFile": str(state.path), "copy": {}, "verify": {}}
+    copied, interrupted = _copy_all(args, topology, plan, state, report, err)
+    if copied:
+        _verify_all(args, topology, plan, state, report, err)
+    report["inSync"] = bool(copied and all(v["inSync"] for v in report["verify"].values()))
+    report["nextStep"] = _next_step(report, copied, interrupted)
+    if args.json:
+        print_json(out, report)
+    else:
+        out.write(join_text(report))
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if report["inSync"] else EXIT_INCOMPLETE
+
+
+def _join_state(args: argparse.Namespace, topology: Topology) -> StateFile:
+    """The join state file (``--state-file`` or :func:`join_state_path`), resumed unless ``--restart``."""
+    created = topology.table.info.description.get("CreationDateTime")
+    # The new table's creation time: a state file left by a join into an earlier table of the same name (deleted
+    # and created again) is refused, not taken for this one's finished copy.
+    identity = {"command": "join", "table": location_id(topology.table.info),
+                "tableCreated": str(created) if created is not None else None,
+                "writers": sorted(location_id(w.info) for w in topology.others)}
+    state = StateFile(args.state_file or join_state_path(topology.table.info), identity)
+    if args.restart:
+        state.start()
+    else:
+        state.load()
+    state.data.setdefault("copy", {})
+    state.save()
+    return state
+
+
+def _copy_all(args: argparse.Namespace, topology: Topology, plan: Plan, state: StateFile,
+              report: dict[str, Any], err: TextIO) -> tuple[bool, bool]:
+    """Step 3 for every writer not copied yet; returns ``(every copy done, interrupted)``."""
+    for writer in topology.others:
+        entry = state.data["copy"].get(location_id(writer.info)) or {}
+        if entry.get("done"):
+            report["copy"][location_id(writer.info)] = {"done": True, "counts": entry.get("counts", {}), "resumed": True}
+            continue
+        if plan.mode == MULTI_ACTIVE:
+            done, interrupted, result = _copy_multi_active(args, writer, topology.table, plan, state, err)
+        else:
+            done, interrupted, result = _copy_one_way(args, writer, topology.table, plan, err)
+        with state.lock:
+            entry = state.data["copy"].setdefault(location_id(writer.info), {})
+            entry.update(done=done, counts=result["counts"])
+            state.save()
+        report["copy"][location_id(writer.info)] = {"done": done, **result}
+        if not done:
+            return False, interrupted
+    return True, False
+
+
+def _copy_one_way(args: argparse.Namespace, source: TableHandle, new: TableHandle,
+                  plan: Plan, err: TextIO) -> tuple[bool, bool, dict[str, Any]]:
+    """The one-way copy: ``backfill``, with its own state file (resumed by a re-run)."""
+    options = BackfillOptions(segments=args.segments, workers=args.workers, rate=args.rate,
+                              max_attempts=args.max_retries, restart=args.restart,
+                              metadata_prefix=plan.metadata_prefix)
+    result = run_backfill(source, new, options, progress_stream=err, show_progress=not args.quiet)
+    failures = [{"key": to_json_item(key), "reason": reason} for key, reason in result.failures[:100]]
+    done = result.complete and not result.counts["failed"]
+    return done, result.interrupted, {"counts": result.totals, "listed": failures}
+
+
+def _copy_multi_active(args: argparse.Namespace, writer: TableHandle, new: TableHandle, plan: Plan,
+                       state: StateFile, err: TextIO) -> tuple[bool, bool, dict[str, Any]]:
+    """The multi-active copy of one region (:func:`copy_region`)."""
+    assert plan.conflict is not None
+    resync = MultiActiveResync(plan.conflict, Retrier(args.max_retries), plan.metadata_prefix,
+                               source_region=writer.info.region)
+    progress = RegionCopy()
+    started = time.monotonic()
+
+    def render() -> str:
+        c = progress.counts
+        return (f"join: copying {writer.info.label()} -> {new.info.label()}: {c['scanned']:,} items, "
+                f"{c['repaired']:,} written, {c['settled']:,} already there, {c['kept']:,} kept, "
+                f"{c['failed']:,} failed | {time.monotonic() - started:.0f} s")
+
+    stop = threading.Event()
+    with Progress(render, err, enabled=not args.quiet):
+        done = copy_region(writer, new, resync, state, segments=args.segments, workers=args.workers, stop=stop,
+                           progress=progress)
+    done = done and not progress.counts["failed"]
+    listed = [{"key": to_json_item(k), "outcome": o, "reason": r} for k, o, r in progress.listed]
+    return done, False, {"counts": dict(progress.counts), "listed": listed}
+
+
+def _verify_all(args: argparse.Namespace, topology: Topology, plan: Plan, state: StateFile,
+                report: dict[str, Any], err: TextIO) -> None:
+    """Step 4: the new table against each writer (metadata ignored, tombstones as absent)."""
+    options = VerifyOptions(segments=args.segments, workers=args.workers, rate=args.rate,
+                            metadata_prefix=plan.metadata_prefix, max_attempts=args.max_retries)
+    for writer in topology.others:
+        result = run_verify(writer, topology.table, options, progress_stream=err, show_progress=not args.quiet)
+        report["verify"][location_id(writer.info)] = {
+            "inSync": not result.differences_remain, "sourceItems": result.source_items,
+            "missing": len(result.missing), "extra": len(result.extra), "different": len(result.different)}
+    with state.lock:
+        state.data["verified"] = {"at": int(time.time()), "results": report["verify"]}
+        state.save()
+
+
+def _next_step(report: dict[str, Any], copied: bool, interrupted: bool) -> str:
+    """What the user does next, in one line."""
+    if interrupted:
+        return "run the same command again to resume the copy"
+    if not copied:
+        return "fix what failed (listed), then run the same command again: it resumes"
+    if not report["inSync"]:
+        return ("wait until the replicators have caught up (IteratorAge near zero), then run the same command "
+                "again: the copy is done, it verifies again")
+    return NEXT_ACTIVE
+
+
+def join_text(report: dict[str, Any]) -> str:
+    """The human-readable report of ``join``."""
+    lines = [f"join {report['table']} ({report['mode']}):",
+             "  1. status JOINING: yes", "  2. every writer's replicator sends to it: yes"]
+    for arn, copy in report["copy"].items():
+        counts = ", ".join(f"{v:,} {k}" for k, v in sorted(copy.get("counts", {}).items()))
+        state = "done" if copy["done"] else "NOT done"
+        lines.append(f"  3. copy from {arn}: {state}{' (earlier run)' if copy.get('resumed') else ''}: {counts}")
+        lines += [f"       {e['key']}: {e.get('outcome', 'failed')}: {e['reason']}" for e in copy.get("listed", [])]
+    for arn, found in report["verify"].items():
+        verdict = "in sync" if found["inSync"] else (
+            f"{found['missing']:,} missing, {found['extra']:,} extra, {found['different']:,} different")
+        lines.append(f"  4. verify against {arn}: {verdict}")
+    lines.append(f"next step: {report['nextStep']}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,143 @@
+"""Opening a topology on the command line and checking, from the published parameters, which steps of a join
+or a removal are done (docs/cli.md, "join"; README, "Adding or removing a region, step by step")."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from cdk_replication.cli.conditions import LastWriterWins
+from cdk_replication.cli.connections import connections
+from cdk_replication.cli.errors import BadInput
+from cdk_replication.cli.tables import Connection, TableHandle, TableRef, check_distinct, check_same_key, describe_table
+from cdk_replication.cli.topology.published import (
+    MULTI_ACTIVE,
+    ONE_WAY,
+    REPLICATOR_PARAMETER,
+    STATUS_PARAMETER,
+    PublishedReplicator,
+    identity_of,
+    read_replicator,
+    read_status,
+)
+
+DEPLOY_JOINING = "add the location to the app with status=LocationStatus.JOINING and deploy every stack"
+
+
+@dataclass
+class Topology:
+    """The tables a topology command was given: the writers (or the others) and the one it is about.
+
+    Attributes:
+        others: the writer tables (one-way: the source; multi-active: every other region), in the given order.
+        table: the table joining (``join``), leaving (``leave``).
+        others_conn: how to reach ``others`` (``--source-profile``/``--profile``).
+        table_conn: how to reach ``table`` (``--target-profile``/``--profile``).
+    """
+
+    others: list[TableHandle]
+    table: TableHandle
+    others_conn: Connection
+    table_conn: Connection
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the published replicator parameters say about the topology.
+
+    Attributes:
+        mode: ``ONE_WAY`` or ``MULTI_ACTIVE``.
+        metadata_prefix: the replicators' metadata prefix.
+        conflict: multi-active: the conflict attribute and strategy; ``None`` one-way.
+        published: each writer's parameter, in the order of :attr:`Topology.others`.
+    """
+
+    mode: str
+    metadata_prefix: str
+    conflict: LastWriterWins | None
+    published: list[PublishedReplicator]
+
+
+def open_topology(args: argparse.Namespace, pool: int, role: str) -> Topology:
+    """Describe ``args.tables`` (every other table first, the one the command is about last) and check they can
+    be copied between (same key schema, no table twice); ``role`` (``new``, ``leaving``) names the last one."""
+    if len(args.tables) < 2:
+        raise BadInput(f"{args.command} needs the writer tables, then the {role} table (e.g. us-west-2:orders "
+                       f"eu-west-1:orders): got {len(args.tables)} table")
+    others_conn, table_conn = connections(args)
+    others = [describe_table(others_conn, TableRef.parse(t, "writer"), "writer", pool=pool) for t in args.tables[:-1]]
+    table = describe_table(table_conn, TableRef.parse(args.tables[-1], role), role, pool=pool)
+    seen: set[tuple[str, str]] = set()
+    for other in others:
+        check_distinct(other.info, table.info, others_conn.profile == table_conn.profile)
+        check_same_key(other.info, table.info)
+        if identity_of(other.info) in seen or identity_of(other.info) == identity_of(table.info):
+            raise BadInput(f"table {other.info.label()} is named twice: name each table once")
+        seen.add(identity_of(other.info))
+    return Topology(others, table, others_conn, table_conn)
+
+
+def published_plan(topology: Topology) -> Plan:
+    """Read every writer's ``replicator`` parameter; refuse tables that are not writers of one topology."""
+    published: list[PublishedReplicator] = []
+    for writer in topology.others:
+        found = read_replicator(topology.others_conn, writer.info)
+        if found is None:
+            name = REPLICATOR_PARAMETER.format(table=identity_of(writer.info)[1])
+            raise BadInput(
+                f"{writer.info.label()} publishes no replicator parameter ({name} in {writer.info.region}): name "
+                "only the writers of a deployed ReplicatedTable (one-way: its source; multi-active: every region), "
+                "deployed with this cdk-replication version"
+            )
+        published.append(found)
+    modes = {p.mode for p in published}
+    if len(modes) != 1 or not modes <= {ONE_WAY, MULTI_ACTIVE}:
+        raise BadInput(f"the writers' replicators are of different or unknown modes ({sorted(modes)}): "
+                       "name the writers of one ReplicatedTable")
+    first = published[0]
+    mode = modes.pop()
+    if mode == ONE_WAY and len(published) > 1:
+        raise BadInput("a one-way table has one writer, its source: name the source, then the new replica")
+    conflict = None
+    if mode == MULTI_ACTIVE:
+        if not first.conflict_attribute:
+            raise BadInput(f"{first.parameter} names no conflictAttribute: redeploy with this cdk-replication")
+        conflict = LastWriterWins(first.conflict_attribute, first.conflict_strategy or "TIMESTAMP")
+    return Plan(mode, first.metadata_prefix, conflict, published)
+
+
+def require_status(topology: Topology, wanted: str, step: str) -> str:
+    """The table's published status, refused unless it is ``wanted`` (``step``: how to get there)."""
+    table = topology.table.info
+    status = read_status(topology.table_conn, table)
+    if status == wanted:
+        return status
+    name = STATUS_PARAMETER.format(table=identity_of(table)[1])
+    found = "is not published" if status is None else f"is {status}"
+    raise BadInput(f"{table.label()}'s status ({name} in {table.region}) {found}, not {wanted}: {step} first")
+
+
+def require_senders(topology: Topology, plan: Plan) -> None:
+    """Refuse unless every writer's deployed replicator sends to the new table and (multi-active) every writer
+    of the topology is named: a copy made before a writer sends to the new table loses the changes made in
+    that writer between the copy's scan and the moment it starts sending."""
+    new = topology.table.info
+    late = [w.info.label() for w, p in zip(topology.others, plan.published) if not p.sends_to(new)]
+    if late:
+        raise BadInput(
+            f"the replicator of {', '.join(late)} does not send to {new.label()} yet (its published replicator "
+            f"parameter does not list it): {DEPLOY_JOINING}, and wait until the deployment has finished. "
+            "Copying before then would lose the changes made in between"
+        )
+    if plan.mode != MULTI_ACTIVE:
+        return
+    named = {identity_of(w.info) for w in topology.others} | {identity_of(new)}
+    for published in plan.published:
+        unnamed = sorted(set(published.targets) - named)
+        if unnamed:
+            regions = ", ".join(f"{region}:{name}" for region, name in unnamed)
+            raise BadInput(
+                f"{regions} is a writer region of this table too ({published.parameter} in {published.region} "
+                "sends to it): name every existing region, since a write made there may not have reached the "
+                "others yet"
+            )
