@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cdk_replication.cli.arguments import positive_float, positive_int
+from cdk_replication.cli.connections import connections
 from cdk_replication.cli.errors import BadInput, WorkFailed
 from cdk_replication.cli.items import from_json_item
 from cdk_replication.cli.options import DEFAULT_RECHECK_PAUSE, DEFAULT_RECHECK_ROUNDS, VerifyOptions
 from cdk_replication.cli.pacing import Retrier
 from cdk_replication.cli.progress import Progress, format_duration
 from cdk_replication.cli.repair import Repairer
-from cdk_replication.cli.tables import TableHandle
+from cdk_replication.cli.tables import Connection, TableHandle
 from cdk_replication.cli.verify import VerifyResult, settle_and_repair
 
 #: Seconds between two polls of a Glue job run, when ``--poll-interval`` is not given.
@@ -156,7 +157,8 @@ def _run_locally(args: argparse.Namespace, key_names: str, prefix: str, status: 
     output = args.report or str(Path(LOCAL_REPORT_ROOT) / f"verify-exports-{stamp}")
     with tempfile.TemporaryDirectory(prefix="cdk-replication-exports-") as scratch:
         status[0] = "reading the exports"
-        exports = [_local_copy(loc, Path(scratch) / side) for loc, side in zip(args.from_exports, ("s", "t"))]
+        exports = [_local_copy(loc, Path(scratch) / side, conn)
+                   for loc, side, conn in zip(args.from_exports, ("s", "t"), connections(args))]
         status[0] = "starting Spark"
         spark = local_session()
         tracker = spark.sparkContext.statusTracker()
@@ -200,15 +202,14 @@ class _Ticker:
         self._thread.join()
 
 
-def _local_copy(location: str, dest: Path) -> str:
-    """``location`` itself when local; an ``s3://`` export is copied (manifests and data) below ``dest``."""
+def _local_copy(location: str, dest: Path, conn: Connection) -> str:
+    """``location`` itself when local; an ``s3://`` export is copied (manifests and data) below ``dest``, with
+    that side's credentials (``--source-profile``/``--target-profile``)."""
     if not location.startswith("s3://"):
         return location
-    import boto3
-
     from cdk_replication.spark.layout import FILES, SUMMARY, resolve_export
 
-    s3 = boto3.client("s3")
+    s3 = conn.client("s3", None)
     export = resolve_export(location, s3)
     (dest / "data").mkdir(parents=True)
     for uri in (f"{export.folder}/{SUMMARY}", f"{export.folder}/{FILES}", *export.data_files):
@@ -222,9 +223,8 @@ def _run_on_glue(args: argparse.Namespace, key_names: str, prefix: str, status: 
     """Start the Glue job run, wait for it with ``--poll-interval``, then read its report from S3."""
     import json
 
-    import boto3
-
-    glue = boto3.client("glue", region_name=args.region) if args.region else boto3.client("glue")
+    conn = connections(args)[0]  # the job is deployed with the source side's credentials (docs/cli.md)
+    glue = conn.client("glue", None)
     arguments = _job_arguments(*args.from_exports, key_names, args.report, prefix)
     run_id = glue.start_job_run(JobName=args.glue_job, Arguments=dict(zip(arguments[::2], arguments[1::2])))["JobRunId"]
     while True:
@@ -240,5 +240,5 @@ def _run_on_glue(args: argparse.Namespace, key_names: str, prefix: str, status: 
 
     bucket, _, prefix_path = args.report[len("s3://"):].partition("/")
     key = f"{prefix_path.strip('/')}/{REPORT_NAME}".lstrip("/")
-    body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    body = conn.client("s3", None).get_object(Bucket=bucket, Key=key)["Body"].read()
     return json.loads(body), f"s3://{bucket}/{key}"

@@ -29,7 +29,8 @@ def key_json(item: Mapping[str, Any], key_names: Sequence[str]) -> str:
     try:
         return json.dumps({name: item[name] for name in key_names}, separators=(",", ":"))
     except KeyError as exc:
-        raise BadExportLine(f"an item without key attribute {exc.args[0]!r}: {json.dumps(item)[:200]}") from None
+        # Names only: the message may reach Glue's logs, which must not hold item data.
+        raise BadExportLine(f"an item without key attribute {exc.args[0]!r}") from None
 
 
 def parse_line(line: str, key_names: Sequence[str], metadata_prefix: str) -> tuple[str, bytes | None, bool] | None:
@@ -42,7 +43,7 @@ def parse_line(line: str, key_names: Sequence[str], metadata_prefix: str) -> tup
     try:
         wire = json.loads(line)["Item"]
     except (ValueError, KeyError, TypeError):
-        raise BadExportLine(f"not an export line ({{\"Item\": ...}}): {line[:200]}") from None
+        raise BadExportLine(f"a line of {len(line)} characters that is not {{\"Item\": ...}} JSON") from None
     key = key_json(wire, key_names)
     item = from_json_item(wire)
     if is_tombstone(item, metadata_prefix):

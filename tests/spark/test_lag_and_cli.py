@@ -126,3 +126,52 @@ def test_from_exports_options_are_checked_before_anything_runs(cli, table) -> No
     code, _, err = cli("verify", source, target, "--from-exports", "s3://b/a", "/local/b", "--glue-job", "j",
                        "--report", "s3://b/r")
     assert code == 2 and "give s3:// URIs" in err
+
+
+class _FakeGlue:
+    """Glue and S3 as ``--glue-job`` uses them: a run that is RUNNING once, then SUCCEEDED, and its report."""
+
+    def __init__(self, report: dict[str, Any]) -> None:
+        self.report, self.started, self.polls, self.read = report, [], 0, []
+
+    def client(self, service: str, region: Any) -> Any:
+        return self
+
+    def start_job_run(self, JobName: str, Arguments: dict[str, str]) -> dict[str, str]:
+        self.started.append((JobName, Arguments))
+        return {"JobRunId": "jr_1"}
+
+    def get_job_run(self, JobName: str, RunId: str) -> dict[str, Any]:
+        self.polls += 1
+        return {"JobRun": {"JobRunState": "RUNNING" if self.polls == 1 else "SUCCEEDED"}}
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        self.read.append(f"s3://{Bucket}/{Key}")
+        return {"Body": io.BytesIO(json.dumps(self.report).encode())}
+
+
+def test_glue_job_is_started_with_the_exports_and_its_report_is_rechecked(cli, ddb, table, monkeypatch) -> None:
+    """Starting the job on AWS cannot run here (docs/local-runtime.md): Glue and S3 are stand-ins; what is
+    checked is what the CLI asks Glue for and what it does with the report."""
+    from cdk_replication.cli import verify_exports
+
+    source, target = table("gsrc"), table("gtgt")
+    ddb.put_item(TableName=source, Item={"pk": {"S": "gone"}, "v": {"N": "1"}})
+    ddb.put_item(TableName=source, Item={"pk": {"S": "late"}, "v": {"N": "1"}})
+    ddb.put_item(TableName=target, Item={"pk": {"S": "late"}, "v": {"N": "1"}})
+    report = {"command": "verify", "inSync": False, "sourceItems": 2, "targetItems": 0, "matching": 0,
+              "sourceTombstones": 0, "targetTombstones": 0, "settledOnReread": 0, "reread": False,
+              "missing": [{"pk": {"S": "gone"}}, {"pk": {"S": "late"}}], "extra": [], "different": [],
+              "differentAttributes": [], "seconds": 1.0}
+    fake = _FakeGlue(report)
+    monkeypatch.setattr(verify_exports, "connections", lambda args: (fake, fake))
+    code, doc, err = cli("verify", source, target, "--from-exports", "s3://ex/a/AWSDynamoDB/1", "s3://ex/b",
+                         "--glue-job", "orders-verify", "--report", "s3://res/orders/run1", "--poll-interval", "0.01",
+                         "--recheck-pause", "0", "--json", "--quiet")
+    assert code == 1, err
+    assert fake.started == [("orders-verify", {
+        "--source-export": "s3://ex/a/AWSDynamoDB/1", "--target-export": "s3://ex/b", "--key": "pk",
+        "--output": "s3://res/orders/run1", "--metadata-prefix": "_rep_"})]
+    assert fake.read == ["s3://res/orders/run1/report.json"]
+    assert doc["missing"] == [{"pk": {"S": "gone"}}] and doc["settledOnReread"] == 1
+    assert err.rstrip().endswith("s3://res/orders/run1/report.json")
