@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,14 @@ import pytest
 
 from cdk_replication.cli import main
 from cdk_replication.cli.items import to_json_item
-from cdk_replication.local import DEFAULT_ACCOUNT, DynamoDBLocal, credentials_for_account
+from cdk_replication.local import DEFAULT_ACCOUNT, DynamoDBLocal
 from cdk_replication.local.compare import scan_items
 from cdk_replication.spark.layout import write_export
 from cdk_replication.spark.session import local_session
 
-REGION = "us-east-1"
+# The command-line tests' DynamoDB Local fixtures (tests/ is on sys.path, as for every test folder here).
+from cli.conftest import ddb, local, make_table  # noqa: F401 - fixtures, used by name
+from cli.helpers import REGION
 
 
 @pytest.fixture(scope="session")
@@ -38,40 +39,9 @@ def spark() -> Iterator[Any]:
 
 
 @pytest.fixture()
-def local(ddb_local: DynamoDBLocal, monkeypatch: pytest.MonkeyPatch) -> DynamoDBLocal:
-    """DynamoDB Local with the default account's credentials and region in the environment."""
-    for name, value in {**credentials_for_account(DEFAULT_ACCOUNT).as_env(), "AWS_DEFAULT_REGION": REGION,
-                        "AWS_REGION": REGION}.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
-        monkeypatch.delenv(name, raising=False)
-    return ddb_local
-
-
-@pytest.fixture()
-def ddb(local: DynamoDBLocal) -> Any:
-    return local.client("dynamodb", region=REGION)
-
-
-@pytest.fixture()
-def table(ddb: Any) -> Iterator[Callable[..., str]]:
-    """``table(prefix, ("pk", "S"), ("sk", "N") | None)`` creates an on-demand table; deleted afterwards."""
-    created: list[str] = []
-
-    def make(prefix: str, pk: tuple[str, str] = ("pk", "S"), sk: tuple[str, str] | None = None) -> str:
-        name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-        keys = [{"AttributeName": pk[0], "KeyType": "HASH"}]
-        attrs = [{"AttributeName": pk[0], "AttributeType": pk[1]}]
-        if sk:
-            keys.append({"AttributeName": sk[0], "KeyType": "RANGE"})
-            attrs.append({"AttributeName": sk[0], "AttributeType": sk[1]})
-        ddb.create_table(TableName=name, KeySchema=keys, AttributeDefinitions=attrs, BillingMode="PAY_PER_REQUEST")
-        created.append(name)
-        return name
-
-    yield make
-    for name in created:
-        ddb.delete_table(TableName=name)
+def table(make_table: Callable[..., str]) -> Callable[..., str]:
+    """``table(prefix, ("pk", "S"), ("sk", "N") | None)``: an on-demand table without a stream, deleted afterwards."""
+    return lambda prefix, pk=("pk", "S"), sk=None: make_table(prefix, sort=sk, pk=pk, stream=False)
 
 
 @pytest.fixture()
