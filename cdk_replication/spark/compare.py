@@ -49,7 +49,9 @@ def digests(spark: SparkSession, export: ExportFiles, key_names: Sequence[str], 
     names, meta = list(key_names), prefix
     # textFile reads the gzip files (by their .gz name) and splits them across tasks, one file per task.
     lines = spark.sparkContext.textFile(",".join(export.data_files))
-    return spark.createDataFrame(lines.mapPartitions(lambda part: _parse_partition(part, names, meta)), _DIGESTS)
+    # verifySchema off: the rows are built by _parse_partition to the schema; checking each costs time per item.
+    return spark.createDataFrame(lines.mapPartitions(lambda part: _parse_partition(part, names, meta)), _DIGESTS,
+                                 verifySchema=False)
 
 
 def _classified(source: DataFrame, target: DataFrame) -> DataFrame:
