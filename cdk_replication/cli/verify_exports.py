@@ -56,7 +56,7 @@ def add_recheck_options(parser: argparse.ArgumentParser) -> None:
         "--recheck-pause", type=non_negative_float, default=DEFAULT_RECHECK_PAUSE, metavar="SECONDS",
         help=f"pause between two re-read rounds (default {DEFAULT_RECHECK_PAUSE:g})",
     )
-    exports = parser.add_argument_group("from exports (docs/cli.md, verify --from-exports)")
+    exports = parser.add_argument_group("from exports (compare native exports on Spark, then the live tables)")
     exports.add_argument(
         "--from-exports", nargs=2, metavar=("SRC_EXPORT", "TGT_EXPORT"),
         help="compare these native exports (folders or s3:// URIs) on Spark instead of scanning the tables",
