@@ -4,8 +4,9 @@ Work per item is one Python call (:func:`cdk_replication.spark.lines.parse_line`
 BLAKE2b digest of verify's canonical encoding); the join, the counts and the collection of the differing keys
 run in the JVM on (key, digest) pairs only, so the shuffle moves about 60 bytes per item, never whole items.
 The differing attributes are then named from the two exports' lines of the differing keys only (a second,
-filtered read). Differing keys are collected on the driver, as ``verify --json`` lists them all: a comparison
-against an empty or unrelated table lists every key (use the counts first: :data:`MAX_LISTED`).
+filtered read). Differing keys are gathered by that aggregation and collected on the driver, as ``verify --json``
+lists them all; above :data:`MAX_LISTED` the job stops, before any work when the manifests' item counts
+already differ by more (an empty or unrelated target).
 """
 
 from __future__ import annotations
@@ -121,6 +122,14 @@ def compare_exports(spark: SparkSession, source: ExportFiles, target: ExportFile
         TooManyDifferences: more than :data:`MAX_LISTED` differing keys.
     """
     started = time.monotonic()
+    gap = abs(source.item_count - target.item_count)
+    if gap > MAX_LISTED:
+        # Known from the manifests before any work: at least this many keys would be listed, and the one
+        # aggregation that gathers them would not fit one executor.
+        raise TooManyDifferences(
+            f"the exports hold {source.item_count:,} and {target.item_count:,} items (tombstones included): at least "
+            f"{gap:,} differing keys, more than {MAX_LISTED:,}; the tables are not copies of each other"
+        )
     summary = _summarise(_classified(digests(spark, source, key_names, metadata_prefix),
                                      digests(spark, target, key_names, metadata_prefix)))
     if summary["differences"] > MAX_LISTED:

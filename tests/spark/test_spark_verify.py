@@ -163,3 +163,16 @@ def test_an_incomplete_or_ambiguous_export_is_refused(tmp_path):
 
 def test_the_job_ships_the_replicators_default_metadata_prefix():
     assert job.DEFAULT_METADATA_PREFIX == contract.DEFAULT_METADATA_PREFIX
+
+
+def test_too_many_differences_stop_the_job_with_the_counts(spark, tmp_path, monkeypatch):
+    from cdk_replication.spark import compare
+
+    monkeypatch.setattr(compare, "MAX_LISTED", 1)
+    three = resolve_export(str(write_export(tmp_path / "a", [{"pk": {"S": c}} for c in "abc"])))
+    none = resolve_export(str(write_export(tmp_path / "b", [])))
+    with pytest.raises(compare.TooManyDifferences, match="at least 3 differing keys"):  # from the manifests
+        compare_exports(None, three, none, ["pk"], "_rep_")  # type: ignore[arg-type] - no Spark work at all
+    other = resolve_export(str(write_export(tmp_path / "c", [{"pk": {"S": c}} for c in "xbc"])))
+    with pytest.raises(compare.TooManyDifferences, match="2 differing keys"):
+        compare_exports(spark, three, other, ["pk"], "_rep_")
