@@ -5,10 +5,8 @@ from __future__ import annotations
 import io
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-from cdk_replication.cli.pacing import Retrier
 from cdk_replication.cli.tables import Connection, TableRef, describe_table
 from cdk_replication.cli.verify import VerifyOptions, recheck, run_verify
 
