@@ -160,7 +160,11 @@ def _run_locally(args: argparse.Namespace, key_names: str, prefix: str, status: 
         exports = [_local_copy(loc, Path(scratch) / side, conn)
                    for loc, side, conn in zip(args.from_exports, ("s", "t"), connections(args))]
         status[0] = "starting Spark"
-        spark = local_session()
+        try:
+            spark = local_session()
+        except Exception as exc:  # most often no Java: PySpark's own error says "Java gateway process exited"
+            raise BadInput(f"Spark did not start ({type(exc).__name__}: {str(exc)[:300]}): pyspark 3.5 needs Java 17 "
+                           "(java on PATH or JAVA_HOME)") from exc
         tracker = spark.sparkContext.statusTracker()
 
         def tasks() -> str:
