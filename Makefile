@@ -30,7 +30,7 @@ $(STAMP_PY): pyproject.toml constraints.txt
 	@command -v python3 >/dev/null || { echo "error: python3 (>= 3.11) is required" >&2; exit 1; }
 	@echo "==> Installing Python dependencies into $(VENV) (log: $(VENV)/install.log)"
 	@python3 -m venv $(VENV)
-	@$(PY) -m pip install -c constraints.txt -e '.[test]' > $(VENV)/install.log 2>&1 \
+	@$(PY) -m pip install -c constraints.txt -e '.[test,spark]' > $(VENV)/install.log 2>&1 \
 	  || { tail -n 30 $(VENV)/install.log >&2; echo "error: pip install failed, see $(VENV)/install.log" >&2; exit 1; }
 	@touch $@
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .alarms import ReplicationAlarms
     from .failure_destination import FailureDestination, FailureDestinationKind
     from .change_stream import KinesisOptions
+    from .verify_job import ExportVerifyJob
     from .errors import ReplicationConfigError
     from .model import (
         ChangeSource,
@@ -41,6 +42,7 @@ _EXPORTS = {
     "ReplicationAlarms": "alarms",
     "ReplicationConfigError": "errors",
     "KinesisOptions": "change_stream",
+    "ExportVerifyJob": "verify_job",
     "ChangeSource": "model",
     "ConflictStrategy": "model",
     "CrossAccountAccess": "model",

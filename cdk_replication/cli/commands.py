@@ -24,6 +24,7 @@ from cdk_replication.cli.tables import (
     probe_write,
 )
 from cdk_replication.cli.verify import VerifyOptions, run_verify, verify_json, verify_text
+from cdk_replication.cli.verify_exports import check_export_args, run_verify_from_exports
 
 
 def open_pair(args: argparse.Namespace, pool: int) -> tuple[TableHandle, TableHandle]:
@@ -108,6 +109,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise BadInput("--dry-run only applies to --repair: add --repair (nothing is written with --dry-run)")
     if args.show < 0:
         raise BadInput(f"--show must be 0 or more, got {args.show}")
+    check_export_args(args)
     conflict = conflict_of(args)
     source, target = open_pair(args, pool=2 * args.segments + args.workers)
     notes = say_unchecked(err, source, target)
@@ -125,12 +127,20 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         repair=args.repair,
         dry_run=args.dry_run,
         max_attempts=args.max_retries,
+        recheck_rounds=args.recheck_rounds,
+        recheck_pause=args.recheck_pause,
     )
-    result = run_verify(source, target, options, progress_stream=err, show_progress=not args.quiet)
+    report = None
+    if args.from_exports:
+        result, report = run_verify_from_exports(source, target, options, args, err, not args.quiet)
+    else:
+        result = run_verify(source, target, options, progress_stream=err, show_progress=not args.quiet)
     if args.json:
         print_json(out, {**verify_json(result, source.info.key), "notes": notes})
     else:
         out.write("\n".join(verify_text(result, source.info.key, args.show)) + "\n")
+    if report is not None:
+        err.write(f"the exports' comparison (before the re-reads): {report}\n")
     return EXIT_INCOMPLETE if result.differences_remain else EXIT_OK
 
 

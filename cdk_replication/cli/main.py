@@ -37,6 +37,7 @@ from cdk_replication.cli.output import print_error_json
 from cdk_replication.cli.pacing import DEFAULT_MAX_ATTEMPTS
 from cdk_replication.cli.state import pair_state_pattern
 from cdk_replication.cli.topology import add_topology_parsers
+from cdk_replication.cli.verify_exports import add_recheck_options
 
 PROG = "cdk-replication"
 
@@ -188,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument(
         "--show", type=int, default=20, metavar="N", help="keys listed per kind of difference (default 20)"
     )
+    add_recheck_options(verify)
 
     add_migrate_parser(sub, common, EPILOG)
     _add_redrive_parser(sub, common)

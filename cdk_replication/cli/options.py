@@ -19,6 +19,10 @@ DEFAULT_SEGMENTS = 4
 DEFAULT_WORKERS = 16
 #: Metadata prefix (``--metadata-prefix``) when not given: the replicator's default.
 DEFAULT_METADATA_PREFIX = contract.DEFAULT_METADATA_PREFIX
+#: Rounds of consistent re-reads of each difference before it is reported (``--recheck-rounds``).
+DEFAULT_RECHECK_ROUNDS = 3
+#: Pause between two re-read rounds, in seconds (``--recheck-pause``).
+DEFAULT_RECHECK_PAUSE = 1.0
 
 
 @dataclass
@@ -34,6 +38,9 @@ class VerifyOptions:
         repair: write the fixes; default ``False`` (report only).
         dry_run: with ``repair``, only say what would be written.
         max_attempts: attempts per request before a throttling error is final, default 10.
+        recheck_rounds: rounds of consistent re-reads of each difference, default 3; a difference is reported
+            only if every round still sees it (replication lag settles in between).
+        recheck_pause: seconds between two rounds, default 1.0.
     """
 
     segments: int = DEFAULT_SEGMENTS
@@ -44,3 +51,5 @@ class VerifyOptions:
     repair: bool = False
     dry_run: bool = False
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    recheck_rounds: int = DEFAULT_RECHECK_ROUNDS
+    recheck_pause: float = DEFAULT_RECHECK_PAUSE

@@ -4,8 +4,9 @@ Memory: the source is scanned first into a map from key to a 16-byte digest (who
 the target scan then takes matching keys out of that map, so what remains is missing from the target.
 Roughly 200 bytes per source item (10 million items: about 2 GB).
 
-Scans are not snapshots: with replication running, an item changed during the scans may look different.
-Every difference is therefore re-read with strongly consistent reads of both tables before it is reported.
+Scans are not snapshots, and replication is never at zero lag: an item changed during the scans may look
+different. Every difference is therefore re-read with strongly consistent reads of both tables, in up to
+3 rounds 1 s apart (``--recheck-rounds``, ``--recheck-pause``), and reported only if every round sees it.
 
 Multi-active tombstones (items with ``<metadata prefix>deleted``) stand for deleted items: they are
 counted apart and compared as absent.
@@ -16,12 +17,18 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from cdk_replication.cli.errors import WorkFailed, error_code, error_message
 from cdk_replication.cli.items import KeyId, is_tombstone, item_digest, key_text, to_json_item
-from cdk_replication.cli.options import DEFAULT_METADATA_PREFIX, VerifyOptions
+from cdk_replication.cli.options import (
+    DEFAULT_METADATA_PREFIX,
+    DEFAULT_RECHECK_PAUSE,
+    DEFAULT_RECHECK_ROUNDS,
+    VerifyOptions,
+)
 from cdk_replication.cli.pacing import Retrier, TokenBucket
 from cdk_replication.cli.progress import Progress, Rate
 from cdk_replication.cli.repair import RepairReport, Repairer
@@ -146,13 +153,7 @@ def run_verify(
 
     with Progress(render, progress_stream, enabled=show_progress):
         found = _compare_scans(source, target, scanner, phase)
-        if found.difference_count:
-            phase[0] = f"re-reading {found.difference_count:,} differences"
-        repairer = Repairer(source, target, options, retrier)
-        _reread(found, repairer, options.workers)
-        if options.repair and found.difference_count:
-            phase[0] = "dry run" if options.dry_run else "repairing"
-            found.repair = repairer.repair_all(found.missing + found.extra + found.different, options.workers)
+        settle_and_repair(found, Repairer(source, target, options, retrier), options, phase)
         # The line left on screen is drawn when the block ends: it says the work is over, not its last phase.
         phase[0] = "done"
     found.seconds = time.monotonic() - started
@@ -197,8 +198,22 @@ def _compare_scans(source: TableHandle, target: TableHandle, scanner: _Scanner, 
     )
 
 
-def _reread(found: VerifyResult, repairer: Repairer, workers: int) -> None:
-    """Re-classify every difference from consistent reads of both tables (in-flight changes settle).
+def settle_and_repair(found: VerifyResult, repairer: Repairer, options: VerifyOptions, phase: list[str]) -> None:
+    """Re-read what the comparison found until it persists (:func:`reread_differences`), then repair it when
+    ``options.repair``. ``phase[0]`` names the step under way, for the progress line. Shared by the scan
+    comparison and the comparison of exports (cli/verify_exports.py)."""
+    if found.difference_count:
+        phase[0] = f"re-reading {found.difference_count:,} differences"
+    reread_differences(found, repairer, options)
+    if options.repair and found.difference_count:
+        phase[0] = "dry run" if options.dry_run else "repairing"
+        found.repair = repairer.repair_all(found.missing + found.extra + found.different, options.workers)
+
+
+def reread_differences(found: VerifyResult, repairer: Repairer, options: VerifyOptions) -> None:
+    """Re-classify every difference from consistent reads of both tables, in up to ``options.recheck_rounds``
+    rounds ``options.recheck_pause`` seconds apart (:func:`recheck`): in-flight changes and replication lag
+    settle, only what persists is reported.
 
     Skipped above :data:`MAX_REREAD` differences (for example an empty target): two reads per key would
     cost more than they could clarify.
@@ -207,18 +222,49 @@ def _reread(found: VerifyResult, repairer: Repairer, workers: int) -> None:
     if len(suspects) > MAX_REREAD:
         found.reread = False
         return
+    found.reread = True  # a comparison of exports arrives unread
+    verdicts = recheck(suspects, repairer.classify, options.workers, options.recheck_rounds, options.recheck_pause)
     found.missing, found.extra, found.different = [], [], []
-    with ThreadPoolExecutor(workers, thread_name_prefix="reread") as pool:
-        for key_id, (status, attributes) in zip(suspects, pool.map(repairer.classify, suspects)):
-            if status == "missing":
-                found.missing.append(key_id)
-            elif status == "extra":
-                found.extra.append(key_id)
-            elif status == "different":
-                found.different.append(key_id)
-                found.different_attributes[key_id] = attributes
-            else:
-                found.settled_on_reread += 1
+    for key_id in suspects:
+        status, attributes = verdicts.get(key_id, ("same", []))
+        if status == "missing":
+            found.missing.append(key_id)
+        elif status == "extra":
+            found.extra.append(key_id)
+        elif status == "different":
+            found.different.append(key_id)
+            found.different_attributes[key_id] = attributes
+        else:
+            found.settled_on_reread += 1
+
+
+def recheck(
+    suspects: list[KeyId],
+    classify: Callable[[KeyId], tuple[str, list[str]]],
+    workers: int,
+    rounds: int = DEFAULT_RECHECK_ROUNDS,
+    pause: float = DEFAULT_RECHECK_PAUSE,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[KeyId, tuple[str, list[str]]]:
+    """The keys of ``suspects`` that still differ after ``rounds`` rounds of ``classify`` (consistent reads),
+    with their last verdict (``missing``/``extra``/``different`` and the differing attributes).
+
+    A key that reads equal in any round has settled and is dropped: the replica caught up with it. Only the
+    keys still differing are read again, after ``pause`` seconds (default 1.0; 3 rounds by default, so a lag
+    of up to about 2 s settles). ``rounds`` below 1 counts as 1.
+    """
+    pending = list(suspects)
+    verdicts: dict[KeyId, tuple[str, list[str]]] = {}
+    for round_number in range(max(1, rounds)):
+        if round_number and pending:
+            sleep(pause)
+        with ThreadPoolExecutor(workers, thread_name_prefix="reread") as pool:
+            results = list(pool.map(classify, pending))
+        verdicts = {k: v for k, v in zip(pending, results) if v[0] != "same"}
+        pending = list(verdicts)
+        if not pending:
+            break
+    return verdicts
 
 
 def verify_json(result: VerifyResult, key_schema: Any) -> dict[str, Any]:
