@@ -22,6 +22,7 @@ from cdk_replication.cli.tables import (
     probe_read,
     probe_write,
 )
+from cdk_replication.cli.transforms import ReplicaView, refuse_multi_active, replica_view
 from cdk_replication.cli.verify import VerifyOptions, run_verify, verify_json, verify_text
 
 
@@ -35,6 +36,16 @@ def open_pair(args: argparse.Namespace, pool: int) -> tuple[TableHandle, TableHa
     check_distinct(source.info, target.info, source_conn.profile == target_conn.profile)
     check_same_key(source.info, target.info)
     return source, target
+
+
+def view_of(args: argparse.Namespace, source: TableHandle, target: TableHandle, notes: list[str],
+            conflict: LastWriterWins | None) -> ReplicaView:
+    """How TARGET holds SOURCE's items (its replica transform, found and checked before anything is written:
+    :mod:`cdk_replication.cli.transforms`); notes for the user go to ``notes``."""
+    source_conn, _ = connections(args)
+    view = replica_view(source_conn, source, target, spec_file=getattr(args, "transform_spec", None), notes=notes)
+    refuse_multi_active(view, conflict, target)
+    return view
 
 
 def conflict_of(args: argparse.Namespace) -> LastWriterWins | None:
@@ -65,6 +76,7 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     conflict = conflict_of(args)
     source, target = open_pair(args, pool=args.segments + args.workers)
     notes = say_unchecked(err, source, target)
+    view = view_of(args, source, target, notes, conflict)
     probe_read(source, "source")
     probe_batch_get(target, "target")
     if conflict is None:
@@ -88,6 +100,7 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         state_path=args.state_file,
         restart=args.restart,
         metadata_prefix=args.metadata_prefix,
+        view=view,
     )
     result = run_backfill(source, target, options, progress_stream=err, show_progress=not args.quiet)
     if args.json:
@@ -110,6 +123,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     conflict = conflict_of(args)
     source, target = open_pair(args, pool=2 * args.segments + args.workers)
     notes = say_unchecked(err, source, target)
+    view = view_of(args, source, target, notes, conflict)
     probe_read(source, "source")
     probe_read(target, "target")
     if args.repair and not args.dry_run:
@@ -125,7 +139,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         dry_run=args.dry_run,
         max_attempts=args.max_retries,
     )
-    result = run_verify(source, target, options, progress_stream=err, show_progress=not args.quiet)
+    result = run_verify(source, target, options, progress_stream=err, show_progress=not args.quiet, view=view)
     if args.json:
         print_json(out, {**verify_json(result, source.info.key), "notes": notes})
     else:

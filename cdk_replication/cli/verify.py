@@ -9,6 +9,12 @@ Every difference is therefore re-read with strongly consistent reads of both tab
 
 Multi-active tombstones (items with ``<metadata prefix>deleted``) stand for deleted items: they are
 counted apart and compared as absent.
+
+A transformed replica (:mod:`cdk_replication.cli.transforms`) is compared with the TRANSFORMED source: each
+source item is transformed as the replicator does before its digest is taken, under TARGET's key for it
+(hashed where a key attribute is masked); items the filter leaves out are counted apart (``filteredOut``) and
+expected absent from TARGET, so a correct masked copy verifies clean and an item that should not be there is
+``extra``. Keys are reported in TARGET's key space.
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ from cdk_replication.cli.items import KeyId, is_tombstone, item_digest, key_text
 from cdk_replication.cli.options import DEFAULT_METADATA_PREFIX, VerifyOptions
 from cdk_replication.cli.pacing import Retrier, TokenBucket
 from cdk_replication.cli.progress import Progress, Rate
-from cdk_replication.cli.repair import RepairReport, Repairer
+from cdk_replication.cli.repair import REPAIRED, SETTLED, RepairReport, Repairer
 from cdk_replication.cli.tables import TableHandle
+from cdk_replication.cli.transforms import IDENTITY, ReplicaView
 
 #: Differences re-read with consistent reads at most; above it they are reported as scanned.
 MAX_REREAD = 100_000
@@ -51,6 +58,8 @@ class VerifyResult:
     different_attributes: dict[KeyId, list[str]] = field(default_factory=dict)
     repair: RepairReport | None = None
     seconds: float = 0.0
+    #: Source items the replica's filter leaves out (expected absent from TARGET); 0 without a transform.
+    filtered_out: int = 0
 
     @property
     def difference_count(self) -> int:
@@ -65,7 +74,13 @@ class VerifyResult:
 
 
 class _Scanner:
-    def __init__(self, options: VerifyOptions, retrier: Retrier, stop: threading.Event) -> None:
+    def __init__(self, options: VerifyOptions, retrier: Retrier, stop: threading.Event,
+                 view: ReplicaView = IDENTITY) -> None:
+        self.view = view
+        #: TARGET key -> SOURCE key of every transformed source item, kept only when the transform hashes a
+        #: key attribute (TARGET's key then cannot be mapped back otherwise).
+        self.origin: dict[KeyId, KeyId] = {}
+        self.filtered_out = 0
         self.options = options
         self.retrier = retrier
         self.stop = stop
@@ -73,8 +88,9 @@ class _Scanner:
         self.tombstones = {"source": 0, "target": 0}
         self._lock = threading.Lock()
 
-    def scan(self, handle: TableHandle, side: str, visit: Any) -> None:
-        """Parallel-scan ``handle``, calling ``visit(segment, key_id, digest)`` for every item."""
+    def scan(self, handle: TableHandle, side: str, visit: Any, *, transformed: bool = False) -> None:
+        """Parallel-scan ``handle``, calling ``visit(segment, key_id, digest)`` for every item; with
+        ``transformed`` (the source side), for every item as the replica holds it, under TARGET's key."""
         bucket = TokenBucket(self.options.rate)
 
         def segment(seg: int) -> None:
@@ -90,13 +106,7 @@ class _Scanner:
                 page = self.retrier.call(handle.client.scan, **request)
                 items = page.get("Items", [])
                 bucket.acquire(len(items))
-                prefix = self.options.metadata_prefix
-                tombstones = 0
-                for item in items:
-                    if is_tombstone(item, prefix):
-                        tombstones += 1  # a multi-active delete: compared as "no item"
-                        continue
-                    visit(seg, handle.info.key.key_id(item), item_digest(item, prefix))
+                tombstones = self._visit_page(handle, items, seg, visit, transformed)
                 with self._lock:
                     self.scanned[side] += len(items)
                     self.tombstones[side] += tombstones
@@ -104,6 +114,31 @@ class _Scanner:
                 if not start:
                     return
 
+        self._run_segments(handle, side, segment)
+
+    def _visit_page(self, handle: TableHandle, items: list[Any], seg: int, visit: Any, transformed: bool) -> int:
+        """Visit one page's items (transformed when asked); returns how many were tombstones."""
+        prefix, key, view = self.options.metadata_prefix, handle.info.key, self.view
+        tombstones = filtered = 0
+        for item in items:
+            if is_tombstone(item, prefix):
+                tombstones += 1  # a multi-active delete: compared as "no item"
+                continue
+            if transformed and not view.identity:
+                shaped = view.item(item)
+                if shaped is None:
+                    filtered += 1  # the replica does not hold it
+                    continue
+                if view.rekeys:
+                    self.origin[key.key_id(shaped)] = key.key_id(item)  # dict assignment is atomic in CPython
+                item = shaped
+            visit(seg, key.key_id(item), item_digest(item, prefix))
+        if filtered:
+            with self._lock:
+                self.filtered_out += filtered
+        return tombstones
+
+    def _run_segments(self, handle: TableHandle, side: str, segment: Any) -> None:
         with ThreadPoolExecutor(self.options.segments, thread_name_prefix=f"scan-{side}") as pool:
             futures = [pool.submit(segment, s) for s in range(self.options.segments)]
             for f in futures:
@@ -123,15 +158,20 @@ def run_verify(
     *,
     progress_stream: TextIO | None = None,
     show_progress: bool = True,
+    view: ReplicaView = IDENTITY,
 ) -> VerifyResult:
     """Compare ``source`` and ``target`` (both already checked) and repair when ``options.repair``.
+
+    Args:
+        view: how TARGET holds SOURCE's items; default as they are. With a transform, TARGET is compared with
+            (and repaired to) the transformed source (module docstring).
 
     Raises:
         WorkFailed: a scan failed for a reason other than throttling.
     """
     started = time.monotonic()
     retrier = Retrier(options.max_attempts)
-    scanner = _Scanner(options, retrier, threading.Event())
+    scanner = _Scanner(options, retrier, threading.Event(), view)
     phase = ["scanning source"]
     expected = source.info.item_count + target.info.item_count
     rate = Rate(expected)
@@ -148,11 +188,16 @@ def run_verify(
         found = _compare_scans(source, target, scanner, phase)
         if found.difference_count:
             phase[0] = f"re-reading {found.difference_count:,} differences"
-        repairer = Repairer(source, target, options, retrier)
+        # A hashed key maps back only through the scan; an unknown one (None) is an orphan of TARGET.
+        source_of = scanner.origin.get if view.rekeys else None
+        repairer = Repairer(source, target, options, retrier, view=view, source_of=source_of)
         _reread(found, repairer, options.workers)
         if options.repair and found.difference_count:
             phase[0] = "dry run" if options.dry_run else "repairing"
             found.repair = repairer.repair_all(found.missing + found.extra + found.different, options.workers)
+            if repairer.orphans_removed:
+                phase[0] = "re-scanning source for the deleted orphans"
+                _restore_orphans(source, scanner, repairer, found.repair, options.workers)
         # The line left on screen is drawn when the block ends: it says the work is over, not its last phase.
         phase[0] = "done"
     found.seconds = time.monotonic() - started
@@ -167,7 +212,7 @@ def _compare_scans(source: TableHandle, target: TableHandle, scanner: _Scanner, 
     extra: list[list[KeyId]] = [[] for _ in range(segments)]
     different: list[list[KeyId]] = [[] for _ in range(segments)]
     # One shared map (a dict assignment is atomic in CPython), so memory never holds two copies.
-    scanner.scan(source, "source", lambda seg, k, d: digests.__setitem__(k, d))
+    scanner.scan(source, "source", lambda seg, k, d: digests.__setitem__(k, d), transformed=True)
     source_items = len(digests)
     matching = [0] * segments
     phase[0] = "scanning target"
@@ -191,10 +236,30 @@ def _compare_scans(source: TableHandle, target: TableHandle, scanner: _Scanner, 
         source_tombstones=scanner.tombstones["source"],
         target_tombstones=scanner.tombstones["target"],
         matching=sum(matching),
+        filtered_out=scanner.filtered_out,
         missing=missing,
         extra=[k for part in extra for k in part],
         different=[k for part in different for k in part],
     )
+
+
+def _restore_orphans(source: TableHandle, scanner: _Scanner, repairer: Repairer, report: RepairReport,
+                     workers: int) -> None:
+    """Scan SOURCE again and repair every deleted orphan that a source item now produces.
+
+    An orphan (a TARGET item under a hashed key no source item produced at the first scan) may be the copy of
+    an item created after that scan. Such an item either stays unchanged from the delete to this scan (it is
+    seen here and written again) or changes after the delete (its later stream record is applied after the
+    delete): either way TARGET ends right. Reported under the orphan's key, with the repair's outcome."""
+    removed = set(repairer.orphans_removed)
+    scanner.origin.clear()
+    scanner.scan(source, "source", lambda seg, k, d: None, transformed=True)
+    again = {k: scanner.origin[k] for k in removed if k in scanner.origin}
+    with ThreadPoolExecutor(workers, thread_name_prefix="restore") as pool:
+        for target_id, (outcome, reason) in zip(again, pool.map(repairer.repair_one, again.values())):
+            report.outcomes[target_id] = REPAIRED if outcome == SETTLED else outcome
+            if reason:
+                report.reasons[target_id] = reason
 
 
 def _reread(found: VerifyResult, repairer: Repairer, workers: int) -> None:
@@ -236,6 +301,7 @@ def verify_json(result: VerifyResult, key_schema: Any) -> dict[str, Any]:
         "sourceTombstones": result.source_tombstones,
         "targetTombstones": result.target_tombstones,
         "settledOnReread": result.settled_on_reread,
+        "filteredOut": result.filtered_out,
         "reread": result.reread,
         "missing": keys(result.missing),
         "extra": keys(result.extra),
@@ -255,6 +321,7 @@ def verify_text(result: VerifyResult, key_schema: Any, show: int) -> list[str]:
         f"{result.matching:,} identical; missing {len(result.missing):,}, extra {len(result.extra):,}, "
         f"different {len(result.different):,}"
         + (f" ({result.settled_on_reread:,} more settled on re-read)" if result.settled_on_reread else "")
+        + (f"; {result.filtered_out:,} source items left out by the replica's filter" if result.filtered_out else "")
     ]
     if not result.reread:
         lines.append(f"(more than {MAX_REREAD:,} differences: reported as scanned, without consistent re-reads)")
