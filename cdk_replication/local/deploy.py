@@ -48,6 +48,7 @@ from cdk_replication.local.kinesis import (
 )
 from cdk_replication.local.kinesis_bridge import KinesisStreamingDestination
 from cdk_replication.local.lambda_runtime import LocalFunction
+from cdk_replication.local.parameters import ParameterError, ParameterService, ParameterStore
 from cdk_replication.local.queue import LocalQueue
 from cdk_replication.local.stream_records import aws_stream_arn
 from cdk_replication.local.gateway import KNOWN_MANAGED_POLICIES, SESSION_SECONDS, Gateway, Role, request_context
@@ -56,6 +57,7 @@ from cdk_replication.local.iam import PolicyError, Principal, evaluate, service_
 _TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable")
 _BUCKET, _BUCKET_POLICY = "AWS::S3::Bucket", "AWS::S3::BucketPolicy"
 _KINESIS_STREAM = "AWS::Kinesis::Stream"
+_SSM_PARAMETER = "AWS::SSM::Parameter"
 _AWS_MANAGED_POLICY = re.compile(r"^arn:[^:]+:iam::aws:policy/(?P<name>.+)$")
 _POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy")
 #: Lambda's event source mapping reads a DynamoDB stream with the function's role (AWS's documented minimum).
@@ -148,6 +150,9 @@ class LocalDeployment:
         self.imported_tables: list[LocalTable] = []
         self._exports: dict[str, Any] = {}
         self._temp_dirs: list[tempfile.TemporaryDirectory[str]] = []
+        #: The SSM parameters (``AWS::SSM::Parameter``), served by the gateway on SSM's API.
+        self.parameters = ParameterStore()
+        gateway.add_service(ParameterService(self.parameters))
         self._given_bucket_root = Path(bucket_root) if bucket_root is not None else None
         self._bucket_root: Path | None = None
         self._closed = False
@@ -233,6 +238,14 @@ class LocalDeployment:
         return _one(found, f"table {name!r}" + (f" in {region}" if region else "") +
                     (f" of account {account}" if account else ""), [f"{t.name} ({t.account}/{t.region})"
                                                                    for t in self.tables])
+
+    def parameter(self, name: str, region: str, account: str) -> str:
+        """The value of SSM parameter ``name`` in ``region`` and ``account`` (as deployed or put since)."""
+        found = self.parameters.get(name, region=region, account=account)
+        if found is None:
+            raise KeyError(f"no SSM parameter {name!r} in {account}/{region}; there are: "
+                           f"{', '.join(self.parameters.names(region=region, account=account)) or 'none'}")
+        return found.value
 
     def function(self, name: str) -> LocalFunction:
         """The function with this name (or ARN)."""
@@ -494,6 +507,8 @@ class _StackDeployer:
             return self._name(logical_id, "Name", 128)
         if kind == _BUCKET:
             return self._bucket_name(logical_id)
+        if kind == _SSM_PARAMETER:
+            return self._name(logical_id, "Name", 2048)
         return _generated_name(self.artifact.stack_name, logical_id, 128)
 
     def _get_att(self, logical_id: str, attribute: str) -> Any:
@@ -527,6 +542,8 @@ class _StackDeployer:
             return self._ref(logical_id)
         if kind == _BUCKET:
             return self._bucket_attribute(logical_id, attribute)
+        if kind == _SSM_PARAMETER and attribute in ("Type", "Value"):
+            return self._props(logical_id).get(attribute, "String" if attribute == "Type" else "")
         if kind == "AWS::IAM::Role":
             if attribute == "Arn":
                 return f"arn:{self.partition}:iam::{self.artifact.account}:role/{self._ref(logical_id)}"
@@ -542,7 +559,8 @@ class _StackDeployer:
 
     def deploy(self) -> DeployedStack:
         order = [(_KINESIS_STREAM,), _TABLE_TYPES, ("AWS::SQS::Queue", "AWS::SNS::Topic"), (_BUCKET,), (_BUCKET_POLICY,),
-                 ("AWS::IAM::Role",), _POLICY_TYPES, ("AWS::Lambda::Function",), ("AWS::Lambda::EventSourceMapping",)]
+                 ("AWS::IAM::Role",), _POLICY_TYPES, ("AWS::Lambda::Function",), ("AWS::Lambda::EventSourceMapping",),
+                 (_SSM_PARAMETER,)]
         for kinds in order:
             for logical_id, resource in self.resources.items():
                 if resource.get("Type") not in kinds or not self._included(resource):
@@ -564,6 +582,8 @@ class _StackDeployer:
                     self._create_bucket(logical_id)
                 elif resource["Type"] == _BUCKET_POLICY:
                     self._attach_bucket_policy(logical_id)
+                elif resource["Type"] == _SSM_PARAMETER:
+                    self._put_parameter(logical_id)
                 else:
                     self._create_queue(logical_id)
         for name, output in self.artifact.template.get("Outputs", {}).items():
@@ -948,6 +968,23 @@ class _StackDeployer:
                 return bucket
         # A bucket outside the app (S3 ARNs carry no account: assume the stack's): still give the test a folder.
         return self._new_bucket(arn.split(":", 5)[5], self.artifact.account)
+
+    # --- SSM parameters -------------------------------------------------------------------------------
+
+    def _put_parameter(self, logical_id: str) -> None:
+        """An ``AWS::SSM::Parameter``: its value (intrinsics resolved) stored in the stack's account and region."""
+        props = self._props(logical_id)
+        for unsupported in ("Policies", "AllowedPattern"):
+            if props.get(unsupported):
+                raise self._fail(logical_id, f"{unsupported} of an SSM parameter is not emulated locally")
+        if props.get("Tier", "Standard") != "Standard":
+            raise self._fail(logical_id, f"Tier {props['Tier']!r}: only standard parameters are emulated locally")
+        try:
+            self.deployment.parameters.put(str(self._ref(logical_id)), str(props.get("Value", "")),
+                                           region=self.artifact.region, account=self.artifact.account,
+                                           type=str(props.get("Type", "String")))
+        except ParameterError as error:
+            raise self._fail(logical_id, f"{error.code}: {error.message}") from None
 
     # --- functions ------------------------------------------------------------------------------------
 

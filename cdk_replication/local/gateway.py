@@ -37,10 +37,10 @@ import threading
 import uuid
 import zlib
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
@@ -112,6 +112,23 @@ KNOWN_MANAGED_POLICIES: dict[str, dict[str, Any]] = {
                                        "kinesis:ListStreams", "kinesis:SubscribeToShard", "logs:CreateLogGroup",
                                        "logs:CreateLogStream", "logs:PutLogEvents"], "Resource": "*"}]},
 }
+
+class JsonService(Protocol):
+    """Another AWS service on a JSON protocol the gateway serves (SSM's parameters, ...), added with
+    :meth:`Gateway.add_service`: the gateway checks the signature's scope and the caller, the service answers."""
+
+    #: The ``X-Amz-Target`` prefix of its operations, e.g. ``AmazonSSM.``.
+    target_prefix: str
+    #: Its name in a credential scope and in ``AWS_ENDPOINT_URL_<NAME>``, e.g. ``ssm``.
+    signing_name: str
+
+    def serve(self, operation: str, request: Mapping[str, Any], *, region: str, account: str,
+              authorize: Callable[[str, str], None]) -> dict[str, Any]:
+        """The answer to one call by a caller of ``account`` in ``region``; ``authorize(action, resource)``
+        raises the gateway's AccessDenied unless the caller may. An error is an exception with ``code`` and
+        ``message`` attributes."""
+        ...
+
 
 class GatewayError(Exception):
     """A request the gateway answers with an AWS error instead of forwarding it.
@@ -240,6 +257,7 @@ class Gateway:
         self._generation = 0
         self._lock = threading.Lock()
         self._upstream = threading.local()
+        self._services: dict[str, JsonService] = {}  # by X-Amz-Target prefix
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -277,7 +295,12 @@ class Gateway:
     def endpoint_env(self) -> dict[str, str]:
         """``AWS_ENDPOINT_URL_DYNAMODB``/``..._DYNAMODBSTREAMS``/``..._STS``, all pointing at the gateway."""
         return {"AWS_ENDPOINT_URL_DYNAMODB": self.endpoint_url, "AWS_ENDPOINT_URL_DYNAMODBSTREAMS": self.endpoint_url,
-                "AWS_ENDPOINT_URL_STS": self.endpoint_url}
+                "AWS_ENDPOINT_URL_STS": self.endpoint_url,
+                **{f"AWS_ENDPOINT_URL_{s.signing_name.upper()}": self.endpoint_url for s in self._services.values()}}
+
+    def add_service(self, service: JsonService) -> None:
+        """Serve ``service`` too (its calls evaluated by this gateway's IAM); ``endpoint_env()`` then names it."""
+        self._services[service.target_prefix] = service
 
     def add_role(self, role: Role) -> None:
         """Make ``role`` known: it can be a function's role and the target of ``sts:AssumeRole``."""
@@ -371,6 +394,9 @@ class Gateway:
             if identity is None:
                 raise GatewayError("UnrecognizedClientException", "The security token included in the request is "
                                    "invalid.", type_prefix="com.amazon.coral.service")
+            service = next((s for p, s in self._services.items() if target.startswith(p)), None)
+            if service is not None:
+                return self._serve(service, identity, credential["service"], credential["region"], target, body)
             _check_signing_service(credential["service"], is_sts)
             if is_sts:
                 return self._sts(identity, credential["region"], body)
@@ -387,7 +413,8 @@ class Gateway:
             if is_sts:
                 status = 403 if error.code in ("AccessDenied", "SignatureDoesNotMatch") else error.status
                 return status, [("content-type", "text/xml")], _sts_error(error.code, error.message).encode()
-            answer = json.dumps({"__type": f"{error.type_prefix}#{error.code}", "Message": error.message}).encode()
+            kind = f"{error.type_prefix}#{error.code}" if error.type_prefix else error.code
+            answer = json.dumps({"__type": kind, "Message": error.message}).encode()
             return error.status, [("content-type", "application/x-amz-json-1.0"),
                                   ("x-amzn-RequestId", str(uuid.uuid4()))], answer
 
@@ -524,6 +551,33 @@ class Gateway:
         with self._lock:
             self._identities[key] = Identity(principal, role_arn=role.arn)
         return LocalCredentials(access_key_id=key)
+
+    # --- other JSON services --------------------------------------------------------------------------
+
+    def _serve(self, service: JsonService, identity: Identity, signed_for: str, region: str, target: str,
+               body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        """One call of an added service: the signature's scope checked, IAM by :meth:`_authorize` (resources
+        of the caller's own account: these services' resources have no resource policies here)."""
+        if signed_for != service.signing_name:
+            raise GatewayError("InvalidSignatureException", f"Credential should be scoped to correct service: "
+                                                            f"'{service.signing_name}'. ", type_prefix="")
+        account = identity.principal.account
+
+        def authorize(action: str, resource: str) -> None:
+            self._authorize(identity, action, resource, account, None, region)
+
+        try:
+            answer = service.serve(target[len(service.target_prefix):], json.loads(body or b"{}"), region=region,
+                                   account=account, authorize=authorize)
+        except GatewayError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the service's own AWS error (code + message)
+            if not hasattr(error, "code"):
+                raise
+            raise GatewayError(str(getattr(error, "code")), str(getattr(error, "message", error)),
+                               type_prefix="") from None
+        return 200, [("content-type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", str(uuid.uuid4()))], \
+            json.dumps(answer).encode()
 
     # --- DynamoDB and DynamoDB Streams ----------------------------------------------------------------
 
