@@ -126,6 +126,10 @@ def target_tag(target: TableHandle) -> str | None:
             request["NextToken"] = page["NextToken"]
     except ClientError as exc:
         code = error_code(exc)
+        if code == "UnknownOperationException":
+            # DynamoDB Local has no tags ("Tagging is not currently supported"): there, only the published
+            # parameter tells whether TARGET is transformed (an untagged TARGET still gets its transform).
+            return None
         permission = "grant dynamodb:ListTagsOfResource on it" if code in ACCESS_ERROR_CODES else "retry"
         raise BadInput(
             f"cannot read the tags of target table {target.info.label()} ({code}: {error_message(exc)}), so it "
@@ -302,7 +306,7 @@ def build_view(source_conn: Connection, found: _Published, key: KeySchema) -> Re
                            "redeploy the app (the construct always sets it); nothing was written")
         secret = hmac_key(source_conn, str(secret_arn))
     try:
-        transform = engine.Transform.from_spec(spec, secret)
+        transform = engine.Transform.from_spec(spec, secret, key.names)
     except (ValueError, KeyError, TypeError) as exc:
         raise BadInput(f"the transform of the {found.origin} is not a valid spec ({exc}); nothing was written") \
             from None
