@@ -338,3 +338,29 @@ def test_multi_active_options_are_refused_for_a_transformed_replica(
     run = cli("verify", source, target, "--repair", "--conflict-attribute", "updatedAt")
 
     assert run.code == 2 and "one-way only" in run.err
+
+
+def test_the_leak_check_fails_against_a_repair_that_writes_the_raw_item(
+        cli: Any, ddb: Any, pair: tuple[str, str], published: Published, requests: Requests,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mutant: ``verify --repair`` forgets the transform (writes SOURCE's item as it is). The leak check
+    must catch it, or it proves nothing."""
+    from cdk_replication.cli import repair
+    from cdk_replication.cli.transforms import IDENTITY
+
+    source, target = pair
+    spec = spec_for(published.secret_arn)
+    published.publish(source, target, spec)
+    tag(ddb, target, spec["digest"])
+    put_many(ddb, source, customers(3))
+    real_init = repair.Repairer.__init__
+
+    def raw_repairer(self: Any, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        self.view = IDENTITY  # the mutation
+
+    monkeypatch.setattr(repair.Repairer, "__init__", raw_repairer)
+    requests.sent.clear()
+    assert cli("verify", source, target, "--repair").code in (0, 1)
+    with pytest.raises(AssertionError, match="reached the target"):
+        assert_no_leak(requests, target)
