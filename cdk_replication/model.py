@@ -41,6 +41,21 @@ class ConflictStrategy(str, Enum):
     VERSION = "VERSION"
 
 
+class LocationStatus(str, Enum):
+    """Where one copy stands in a topology that grows or shrinks; published verbatim in the SSM parameter
+    ``/cdk-replication/<table>/status`` of the copy's stack (and its ``ReplicationStatus`` output), so that an
+    application can refuse to write to a copy that is not ``ACTIVE``."""
+
+    #: A full member: replicated to (and, multi-active, written by the application and replicated from).
+    ACTIVE = "ACTIVE"
+    #: Being added: its table and replication are deployed, its existing data is being copied
+    #: (``cdk-replication join``). The application must not use it (multi-active: must not write there) yet.
+    JOINING = "JOINING"
+    #: Multi-active only: being removed. The application stops writing there while replication still runs in
+    #: both directions, until ``cdk-replication leave`` finds it drained; then the location is removed.
+    LEAVING = "LEAVING"
+
+
 class CrossAccountAccess(str, Enum):
     """How a replicator in one account is allowed to write a replica table in another account."""
 
@@ -123,7 +138,14 @@ class TableLocation:
         migration: load this replica from a native export of the source before replicating (one-way
             replicas only): a migration bucket in this location's stack, the replica table created from the
             export once ``migration.export_arn`` is set, and the replicator's mapping created disabled until
-            ``ReplicatorOptions(enabled=True)``. Default: none (an empty replica, replicated at once).
+            ``ReplicatorOptions(enabled=True)``. A ``JOINING`` replica of a topology with other ``ACTIVE``
+            replicas is instead left out of the replicator's targets until ``export_arn`` is set, and the
+            mapping keeps running for the others. Default: none (an empty replica, replicated at once).
+        status: where this copy stands while the topology grows or shrinks (``LocationStatus``), published in
+            the SSM parameter ``/cdk-replication/<table name>/status`` of its stack. ``JOINING``: a new copy
+            whose data ``cdk-replication join`` copies; ``LEAVING`` (multi-active only): a region being
+            drained before its removal (a one-way replica is simply removed). The one-way source is always
+            ``ACTIVE``. Default: ``ACTIVE``.
     """
 
     region: str | None = None
@@ -131,6 +153,7 @@ class TableLocation:
     table_name: str | None = None
     encryption_key_arn: str | None = None
     migration: MigrationOptions | None = None
+    status: LocationStatus = LocationStatus.ACTIVE
 
 
 @dataclass(frozen=True)

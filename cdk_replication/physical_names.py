@@ -127,3 +127,28 @@ def parse_kinesis_stream_arn(arn: object) -> dict[str, str] | None:
     ``arn`` is not one."""
     match = _KINESIS_STREAM_ARN_RE.match(arn) if isinstance(arn, str) else None
     return match.groupdict() if match else None
+
+
+#: The root of every SSM parameter the constructs publish (``/cdk-replication/<table>/...``).
+PARAMETER_ROOT = "/cdk-replication"
+#: The ``version`` of the published replicator document (``replicator_parameter_name``); a reader refuses others.
+REPLICATOR_DOCUMENT_VERSION = 1
+
+
+def status_parameter_name(table_name: str) -> str:
+    """The SSM parameter holding a copy's ``LocationStatus`` (``ACTIVE``/``JOINING``/``LEAVING``), in the
+    stack (account, region) of that copy: ``/cdk-replication/<table>/status``."""
+    return f"{PARAMETER_ROOT}/{table_name}/status"
+
+
+def replicator_parameter_name(table_name: str) -> str:
+    """The SSM parameter holding the deployed configuration of the replicator that reads ``table_name`` (its
+    JSON document: mode, source, function, targets with their status), in that table's (the writer's) stack:
+    ``/cdk-replication/<table>/replicator``."""
+    return f"{PARAMETER_ROOT}/{table_name}/replicator"
+
+
+def parameter_arn(name: str, region: str, account: str) -> str:
+    """The ARN IAM evaluates for a parameter (SSM drops the name's leading slash)."""
+    return f"arn:{partition_for_region(region)}:ssm:{region}:{account}:parameter/{name.lstrip('/')}"
+

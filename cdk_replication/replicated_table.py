@@ -47,6 +47,7 @@ from .naming import (
 )
 from .permissions import acknowledge_writer_role, only_role, replica_resource_policy, writer_role_statements
 from .props import check_arguments
+from .published import publish_replicator, publish_status, replicator_document, status_output_id
 from .replicator import Replicator, ReplicatorOptions
 from .tables import ReplicaTable, TableOptions
 from .topology import ReplicatedTableProps, resolve
@@ -210,6 +211,7 @@ class ReplicatedTable(Construct):
             writer: self._replicator(writer, topology.others(writer)) for writer in topology.writers
         }
         self._output_disabled_mappings()
+        self._publish()
         self._order_stacks()
         self.dashboard: cloudwatch.Dashboard | None = self._dashboard()
 
@@ -396,6 +398,19 @@ class ReplicatedTable(Construct):
                     "the initial load (aws lambda update-event-source-mapping --uuid <this> --enabled, or "
                     "ReplicatorOptions(enabled=True))",
                 )
+
+    def _publish(self) -> None:
+        """Each copy's status in its stack, and each replicator's deployed configuration in the writer's stack
+        (``cdk_replication.published``), for the command line and the application to read."""
+        topology = self.topology
+        for location in topology.locations:
+            copies = sum(1 for other in topology.locations if other.env_key == location.env_key)
+            publish_status(self.stacks[location.env_key], location, topology.status_of(location),
+                           status_output_id(location.table_name, copies))
+        for writer_replicator in self.replicators.values():
+            document = replicator_document(writer_replicator, topology.statuses, topology.conflict_attribute,
+                                           topology.conflict_strategy)
+            publish_replicator(self.node.path, writer_replicator, document)
 
     def _source_table(self, existing: ExistingSource | None) -> dynamodb.ITable:
         loc = self.source_location

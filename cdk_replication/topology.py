@@ -32,6 +32,7 @@ from .model import (
     CrossAccountAccess,
     ExistingSource,
     KeySchema,
+    LocationStatus,
     MigrationOptions,
     ReplicationMode,
     ResolvedTable,
@@ -156,6 +157,10 @@ class Topology:
         kinesis: the data stream options with ``KINESIS``, else ``None``.
         stack_name_prefix: the prefix of the stack names (before a ``Stage`` name is added). Default: the id.
         operations: failure destination, alarms and dashboard.
+        statuses: location -> its ``LocationStatus`` (every location; ``ACTIVE`` unless given).
+        awaiting_import: ``JOINING`` replicas whose migration has no ``export_arn`` yet in a topology with other
+            ``ACTIVE`` replicas: their table does not exist, so no replicator sends to them yet (and the
+            mapping is not disabled for them).
     """
 
     mode: ReplicationMode
@@ -177,6 +182,12 @@ class Topology:
     operations: Operations = field(
         default_factory=lambda: Operations(FailureDestination.s3(), ReplicationAlarms(), defaults.DASHBOARD, None)
     )
+    statuses: Mapping[ResolvedTable, LocationStatus] = field(default_factory=dict)
+    awaiting_import: frozenset[ResolvedTable] = frozenset()
+
+    def status_of(self, location: ResolvedTable) -> LocationStatus:
+        """The status of ``location`` (``ACTIVE`` unless given)."""
+        return self.statuses.get(location, LocationStatus.ACTIVE)
 
     @property
     def locations(self) -> tuple[ResolvedTable, ...]:
@@ -189,8 +200,8 @@ class Topology:
         return (self.source,) if self.mode == ReplicationMode.ONE_WAY else self.locations
 
     def others(self, writer: ResolvedTable) -> tuple[ResolvedTable, ...]:
-        """The locations ``writer``'s replicator writes to."""
-        return tuple(location for location in self.locations if location != writer)
+        """The locations ``writer``'s replicator writes to: every other one, except those ``awaiting_import``."""
+        return tuple(loc for loc in self.locations if loc != writer and loc not in self.awaiting_import)
 
 
 def resolve(path: str, default_name: str, props: ReplicatedTableProps) -> Topology:
@@ -208,6 +219,8 @@ def resolve(path: str, default_name: str, props: ReplicatedTableProps) -> Topolo
         check_existing_source(path, props.existing_source, source)
     check_encryption(path, props, source, replicas)
     migrations = resolve_migrations(path, props, source, replicas, table_options)
+    statuses = resolve_statuses(path, props, source, replicas)
+    joining_running = _joining_running_topology(statuses, replicas, migrations)
     tombstones = props.mode == ReplicationMode.MULTI_ACTIVE or props.change_source == ChangeSource.KINESIS
     replica_table_options = _with_tombstone_ttl(table_options, options.metadata_prefix) if tombstones else table_options
     multi_active = props.mode == ReplicationMode.MULTI_ACTIVE
@@ -222,7 +235,10 @@ def resolve(path: str, default_name: str, props: ReplicatedTableProps) -> Topolo
         key=key,
         table_options=table_options,
         replica_table_options=replica_table_options,
-        replicator=resolve_replicator_options(path, options, migrations, props.change_source, replicas),
+        replicator=resolve_replicator_options(
+            path, options, {k: v for k, v in migrations.items() if k not in joining_running}, props.change_source,
+            replicas,
+        ),
         conflict_attribute=(props.conflict_attribute or defaults.CONFLICT_ATTRIBUTE) if multi_active else None,
         conflict_strategy=(props.conflict_strategy or ConflictStrategy.TIMESTAMP) if multi_active else None,
         tombstone_ttl_attribute=replica_table_options.time_to_live_attribute if tombstones else None,
@@ -230,6 +246,8 @@ def resolve(path: str, default_name: str, props: ReplicatedTableProps) -> Topolo
         kinesis=kinesis,
         stack_name_prefix=props.stack_name_prefix or default_name,
         operations=operations,
+        statuses=statuses,
+        awaiting_import=frozenset(loc for loc in joining_running if migrations[loc].export_arn is None),
     )
 
 
@@ -523,6 +541,79 @@ def _check_replica_key(
             "cross_account_access=RESOURCE_POLICY",
             "use cross_account_access=CrossAccountAccess.WRITER_ROLE",
         )
+
+
+# --- statuses ---------------------------------------------------------------------------------------------
+
+
+def resolve_statuses(
+    path: str, props: ReplicatedTableProps, source: ResolvedTable, replicas: Sequence[ResolvedTable]
+) -> dict[ResolvedTable, LocationStatus]:
+    """Every location's ``LocationStatus``, checked against the mode.
+
+    One-way: the source is ``ACTIVE`` (it is where the application writes and what every replica copies);
+    a replica may be ``JOINING`` but not ``LEAVING`` (nothing is written there but by the replicator, so
+    there is nothing to drain: it is removed directly). Multi-active: at least one location is ``ACTIVE``
+    (somewhere the application may write, and that a joining region copies from), and at least two are not
+    ``LEAVING`` (a multi-active table needs two locations once the leaving ones are removed).
+    """
+    statuses = {source: props.source.status, **{loc: given.status for loc, given in zip(replicas, props.replicas)}}
+    if props.mode == ReplicationMode.ONE_WAY:
+        _check_one_way_statuses(path, props, replicas)
+        return statuses
+    shown = ", ".join(f"{loc.region}: {status.value}" for loc, status in statuses.items())
+    if LocationStatus.ACTIVE not in statuses.values():
+        raise ReplicationConfigError(
+            path,
+            f"no location is ACTIVE ({shown}): the application may write to none of them, and a JOINING region "
+            "copies from the existing ones",
+            "keep at least one location ACTIVE; add or remove regions one step at a time",
+        )
+    staying = [loc for loc, status in statuses.items() if status != LocationStatus.LEAVING]
+    if len(staying) < 2:
+        raise ReplicationConfigError(
+            path,
+            f"only {len(staying)} location would stay once the LEAVING ones are removed ({shown}); a "
+            "MULTI_ACTIVE table needs at least two",
+            "add a JOINING region first (it may join while another leaves), or keep the location ACTIVE",
+        )
+    return statuses
+
+
+def _check_one_way_statuses(path: str, props: ReplicatedTableProps, replicas: Sequence[ResolvedTable]) -> None:
+    if props.source.status != LocationStatus.ACTIVE:
+        raise ReplicationConfigError(
+            path,
+            f"the source TableLocation has status={props.source.status.value} in ONE_WAY mode; the source is "
+            "where the application writes and what every replica is copied from",
+            "leave the source's status unset (ACTIVE); JOINING is for a new replica",
+        )
+    for index, (location, given) in enumerate(zip(replicas, props.replicas)):
+        if given.status == LocationStatus.LEAVING:
+            raise ReplicationConfigError(
+                path,
+                f"replicas[{index}] ({location.table_name!r} in {location.account}/{location.region}) has "
+                "status=LEAVING in ONE_WAY mode, where only the replicator writes a replica, so there is nothing "
+                "to drain",
+                "remove that TableLocation from replicas and deploy (its table is retained)",
+            )
+
+
+def _joining_running_topology(
+    statuses: Mapping[ResolvedTable, LocationStatus],
+    replicas: Sequence[ResolvedTable],
+    migrations: Mapping[ResolvedTable, MigrationOptions],
+) -> frozenset[ResolvedTable]:
+    """The replicas with a migration that join a running topology: ``JOINING``, while another replica is
+    ``ACTIVE`` and loaded (not itself waiting for an export). Their load does not disable the mapping: the
+    other replicas keep being replicated to."""
+    live = [
+        loc for loc in replicas
+        if statuses[loc] == LocationStatus.ACTIVE and (loc not in migrations or migrations[loc].export_arn is not None)
+    ]
+    if not live:
+        return frozenset()
+    return frozenset(loc for loc in migrations if statuses[loc] == LocationStatus.JOINING)
 
 
 # --- migrations and the replicator's options ---------------------------------------------------------------

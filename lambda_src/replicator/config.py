@@ -10,11 +10,12 @@ from __future__ import annotations
 import enum
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import contract
+from .transform import Transform, TransformError
 
 
 class ConfigError(ValueError):
@@ -75,6 +76,9 @@ class TableRef:
     caller's and is reached with the caller's own credentials (its resource policy lets the caller in). AWS
     reads a plain table name as a table of the account whose credentials signed the request, so a plain name
     would address a table of the caller's own account (ResourceNotFoundException on AWS).
+
+    ``transform`` is a one-way target's transform spec (transform.py; ``None``: an exact copy). It is not
+    part of the table's identity (equality and hash), so a target is the same dict key with or without it.
     """
 
     table_name: str
@@ -82,6 +86,7 @@ class TableRef:
     account: str
     role_arn: str | None = None
     by_arn: bool = False
+    transform: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def arn(self) -> str:
@@ -170,7 +175,7 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
 def _table_ref(value: Any, name: str, allow_role: bool) -> TableRef:
     if not isinstance(value, dict):
         raise ConfigError(f"{name} must be a JSON object with tableName, region and account")
-    unknown = set(value) - {"tableName", "region", "account", *(("roleArn",) if allow_role else ())}
+    unknown = set(value) - {"tableName", "region", "account", *(("roleArn", "transform") if allow_role else ())}
     if unknown:
         raise ConfigError(f"{name} has unknown field(s): {', '.join(sorted(unknown))}")
     fields: dict[str, str] = {}
@@ -186,7 +191,10 @@ def _table_ref(value: Any, name: str, allow_role: bool) -> TableRef:
     role = value.get("roleArn")
     if role is not None and (not isinstance(role, str) or not role.startswith("arn:")):
         raise ConfigError(f"{name}.roleArn must be an IAM role ARN")
-    return TableRef(fields["tableName"], fields["region"], fields["account"], role)
+    transform = value.get("transform")
+    if transform is not None and not isinstance(transform, dict):
+        raise ConfigError(f"{name}.transform must be a transform spec (a JSON object) or null")
+    return TableRef(fields["tableName"], fields["region"], fields["account"], role, transform=transform)
 
 
 def _reached_from(target: TableRef, caller_account: str) -> TableRef:
@@ -242,6 +250,25 @@ def _key(env: Mapping[str, str]) -> KeySchema:
     return KeySchema(raw_key["partitionKey"], sort_key)
 
 
+def _check_transforms(targets: Sequence[TableRef], mode: Mode, key: KeySchema) -> None:
+    """Refuse a transform the replicator could not apply, at cold start rather than per record."""
+    for index, target in enumerate(targets):
+        if target.transform is None:
+            continue
+        name = f"{contract.TARGETS}[{index}].transform"
+        if mode is Mode.MULTI_ACTIVE:
+            # Conflict resolution compares whole items in every region; a reduced copy cannot take part.
+            raise ConfigError(f"{name}: transforms are for {Mode.ONE_WAY.value} targets only")
+        needs_secret = Transform.needs_secret(target.transform)
+        if needs_secret and not isinstance(target.transform.get("secretArn"), str):
+            raise ConfigError(f"{name}: masks use 'hmac', so the spec must name the secret (secretArn)")
+        try:
+            # A stand-in key checks the spec's shape; the secret itself is read once the config is valid.
+            Transform.from_spec(target.transform, b"shape-check" if needs_secret else None, key.names)
+        except TransformError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+
+
 def _log_level(env: Mapping[str, str]) -> str:
     raw = env.get(contract.LOG_LEVEL) or env.get(contract.POWERTOOLS_LOG_LEVEL) or contract.DEFAULT_LOG_LEVEL
     log_level = raw.strip().upper()
@@ -292,6 +319,7 @@ def load_config(env: Mapping[str, str]) -> Config:
     source = _table_ref(_json(env, contract.SOURCE), contract.SOURCE, allow_role=False)
     targets = _targets(env, mode, source)
     key = _key(env)
+    _check_transforms(targets, mode, key)
 
     prefix = _text(env, contract.METADATA_PREFIX, contract.DEFAULT_METADATA_PREFIX)
     _refuse(contract.METADATA_PREFIX, contract.metadata_prefix_problem(prefix, key.names))

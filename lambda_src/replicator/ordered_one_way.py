@@ -87,16 +87,19 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .attributes import MAX_ITEM_BYTES, Item, ItemKey, digest, item_size, key_for_log, key_item
+from .attributes import MAX_ITEM_BYTES, Item, ItemKey, digest, item_key, item_size, key_for_log, key_item
 from .clients import ClientFactory
 from .conditional_writer import conditional_put
 from .config import Config, TableRef, TtlDeletes
 from .metadata import DELETED  # the tombstone flag (BOOL) multi-active uses too
+from .one_way import never_held
 from .operations import WriteFailure
 from .plan import Blocked, ItemPlan, TargetFailure
 from .records import Change
 from .retry import DEADLINE_EXCEEDED, Deadline, error_code, is_retryable, wait_before_retry
+from .secrets import TargetTransforms
 from .telemetry import InvocationMetrics, log
+from .transform import Transform
 
 #: Metadata attribute (after the prefix) holding the source change time in epoch microseconds (N).
 CHANGED_AT = "changedAt"
@@ -232,10 +235,13 @@ def _tail_of_chain(transitions: dict[tuple[str, str], Change]) -> Change | None:
 class OrderedOneWayReplication:
     """Plans and applies a batch of Kinesis change records for ONE_WAY mode with conditional PutItem."""
 
-    def __init__(self, config: Config, clients: ClientFactory, logger: logging.Logger) -> None:
+    def __init__(
+        self, config: Config, clients: ClientFactory, logger: logging.Logger, transforms: TargetTransforms | None = None
+    ) -> None:
         self._config = config
         self._clients = clients
         self._logger = logger
+        self._transforms = transforms or TargetTransforms(config)
         prefix = config.metadata_prefix
         self.changed_at_attr = prefix + CHANGED_AT
         self.state_attr = prefix + STATE
@@ -258,27 +264,57 @@ class OrderedOneWayReplication:
         # time and state "-"): its refusal by another state of the same time is what settles such an item
         # when "-->A->B" was written first. The cost: one conditional write per TTL delete.
         last = latest_change(changes, self.digests)
-        op: OrderedWrite
         if last is None:
             change_time = max(c.change_time_us or 0 for c in changes)
-            op = SettleFromSource(key, change_time, "changes of the batch with equal times cannot be ordered")
-        else:
-            assert last.change_time_us is not None, "Kinesis change records always carry a change time"
-            item = self._stamped(self._replica_image(last, skip_ttl), key, last.change_time_us,
-                                 self.digests.after(last))
-            size = item_size(item)
-            if size > MAX_ITEM_BYTES:
+            settle = SettleFromSource(key, change_time, "changes of the batch with equal times cannot be ordered")
+            plan.writes = {target: settle for target in self._config.targets}
+            return plan
+        assert last.change_time_us is not None, "Kinesis change records always carry a change time"
+        for target in self._config.targets:
+            op = self._put_if_later(key, last, changes, self._transforms.get(target))
+            if isinstance(op, int):
                 # Reported from the item's first record, so that a re-delivery brings every record of it.
                 plan.blocked = Blocked(
                     changes[0],
                     ITEM_TOO_LARGE,
-                    f"{size} bytes with replication metadata (record {last.sequence_number}); "
+                    f"{op} bytes with replication metadata (record {last.sequence_number}); "
                     f"DynamoDB allows {MAX_ITEM_BYTES}",
                 )
+                plan.writes = {}
                 return plan
-            op = PutIfLater(key, last.change_time_us, self.digests.after(last), item)
-        plan.writes = {target: op for target in self._config.targets}
+            if op is not None:
+                plan.writes[target] = op
         return plan
+
+    def _put_if_later(
+        self, key: ItemKey, last: Change, changes: Sequence[Change], transform: Transform | None
+    ) -> PutIfLater | int | None:
+        """The write of ``last``'s state to one target; its size in bytes when it is too large; ``None`` when
+        the target's transform shows that the replica never held the item (one_way.never_held: safe here too,
+        because every change that leaves a matching state has a matching old image and is written, with a
+        later change time than that state's).
+
+        A transformed target is stamped with the digest of what it holds (the transformed state), never of the
+        source's state: an unkeyed digest of the source item would let the target check guesses of masked or
+        dropped values. Its ties are judged by those digests (same replica state: a harmless duplicate)."""
+        assert last.change_time_us is not None
+        image = self._replica_image(last, self._config.ttl_deletes is TtlDeletes.SKIP)
+        state, replica_key = self.digests.after(last), key
+        if transform is not None:
+            image = transform.apply(image) if image is not None else None
+            if image is None and never_held(changes, transform):
+                return None
+            replica_key = self._replica_key(key, transform)
+            state = ABSENT if image is None or state == ABSENT else self.digests.of(image)
+        item = self._stamped(image, replica_key, last.change_time_us, state)
+        size = item_size(item)
+        if size > MAX_ITEM_BYTES:
+            return size
+        return PutIfLater(key, last.change_time_us, state, item)
+
+    def _replica_key(self, key: ItemKey, transform: Transform) -> ItemKey:
+        """The target's key for a source ``key``."""
+        return item_key(transform.key(key_item(key)), self._config.key.names)
 
     @staticmethod
     def _replica_image(last: Change, skip_ttl: bool) -> Item | None:
@@ -389,7 +425,14 @@ class OrderedOneWayReplication:
                     "repair the item (cdk-replication verify --repair)",
                 )
             )
-        item = self._stamped(source_item, key, change_time_us, SETTLED)
+        transform = self._transforms.get(target)
+        replica_key = key
+        if transform is not None:
+            # A tombstone is written even for an item the replica never held: it must refuse the other
+            # records of this time. It holds the replica's key only.
+            source_item = transform.apply(source_item) if source_item is not None else None
+            replica_key = self._replica_key(key, transform)
+        item = self._stamped(source_item, replica_key, change_time_us, SETTLED)
         size = item_size(item)
         if size > MAX_ITEM_BYTES:
             return _Outcome(

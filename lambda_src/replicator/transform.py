@@ -12,7 +12,8 @@ The spec (JSON, written by the construct into ``REPLICATION_TARGETS[i]["transfor
      "keep": null | ["attr", ...], "drop": null | ["attr", ...],
      "masks": {"email": {"kind": "hmac"}, "name": {"kind": "redact", "value": {"S": "REDACTED"}},
                "address": {"kind": "remove"}},
-     "secretArn": null | "arn:aws:secretsmanager:...", "digest": "<sha256 hex of the spec without digest>"}
+     "secretArn": null | "arn:aws:secretsmanager:...",
+     "digest": "<sha256 hex of the spec without digest and secretArn (DIGEST_EXCLUDES)>"}
 
 A ``<condition>`` is ``{"op": "eq"|"ne"|"lt"|"le"|"gt"|"ge"|"begins_with", "attr": name, "value": value}``,
 ``{"op": "in", "attr": name, "values": [value, ...]}``, ``{"op": "exists"|"not_exists", "attr": name}``,
@@ -89,10 +90,17 @@ class TransformError(ValueError):
     """A transform spec that this engine cannot apply (the message names the field)."""
 
 
+#: Fields the digest leaves out: itself, and the secret's ARN, which is only known once the secret is
+#: deployed (a generated secret's ARN ends in a random suffix, a token at synth time, where the construct
+#: computes the digest for the replica's tag). The key's identity is not part of the digest either way: a
+#: rotation changes the key under the same ARN.
+DIGEST_EXCLUDES = frozenset({"digest", "secretArn"})
+
+
 def spec_digest(spec: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of the canonical JSON of ``spec`` without its ``digest`` field (keys sorted, compact,
-    UTF-8): the value of the replica table's ``cdk-replication:transform`` tag."""
-    body = {k: v for k, v in spec.items() if k != "digest"}
+    """SHA-256 (hex) of the canonical JSON of ``spec`` without ``digest`` and ``secretArn`` (keys sorted,
+    compact, UTF-8): the value of the replica table's ``cdk-replication:transform`` tag."""
+    body = {k: v for k, v in spec.items() if k not in DIGEST_EXCLUDES}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

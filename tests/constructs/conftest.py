@@ -19,6 +19,7 @@ from cdk_replication import (
     ExistingSource,
     FailureDestination,
     KinesisOptions,
+    LocationStatus,
     MigrationOptions,
     ReplicatedTable,
     ReplicationMode,
@@ -173,6 +174,31 @@ SHAPES: dict[str, tuple[str, str, Callable[[], dict[str, Any]]]] = {
             time_to_live_attribute="expiresAt",
             change_source=ChangeSource.KINESIS,
             kinesis=lambda: KinesisOptions(stream_arn=DATA_STREAM_ARN, retention=cdk.Duration.days(30)),
+        ),
+    ),
+    "joining_replica": (
+        "Growing a running one-way topology (issue 14): an ACTIVE replica, a JOINING one in another account and a "
+        "JOINING one waiting for its export (not yet a target; the mapping keeps running).",
+        "Employee",
+        _props(
+            source=_source(),
+            replicas=[
+                TableLocation(region="us-east-1"),
+                TableLocation(region="eu-west-1", account=OTHER_ACCOUNT, status=LocationStatus.JOINING),
+                TableLocation(region="eu-central-1", status=LocationStatus.JOINING, migration=MigrationOptions()),
+            ],
+            partition_key=PK,
+        ),
+    ),
+    "multi_active_changing": (
+        "A multi-active topology mid-change: one region LEAVING while another is JOINING.",
+        "Profiles",
+        _props(
+            source=_source(),
+            replicas=[TableLocation(region="us-east-1", status=LocationStatus.LEAVING),
+                      TableLocation(region="eu-west-1", status=LocationStatus.JOINING)],
+            partition_key=PK,
+            mode=ReplicationMode.MULTI_ACTIVE,
         ),
     ),
     "sqs_destination": (

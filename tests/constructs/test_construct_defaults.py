@@ -55,7 +55,8 @@ def test_replica_table_defaults_have_no_stream(one_way: Synthesized) -> None:
 
 def test_replica_stack_holds_only_the_table(one_way: Synthesized) -> None:
     types = sorted(r["Type"] for r in one_way.template_json("Employee-us-east-1")["Resources"].values())
-    assert types == ["AWS::DynamoDB::Table"]
+    # ... and its published status (issue 14: /cdk-replication/<table>/status).
+    assert types == ["AWS::DynamoDB::Table", "AWS::SSM::Parameter"]
 
 
 def test_function_defaults(one_way: Synthesized) -> None:

@@ -265,7 +265,7 @@ def test_dropping_the_bucket_leaves_the_table_definition_unchanged(migration_imp
     template = Template.from_stack(construct.stack_for("eu-west-1", OTHER_ACCOUNT)).to_json()
     assert resources_of_type(template, "AWS::S3::Bucket") == {}
     assert resources_of_type(template, "AWS::S3::BucketPolicy") == {}
-    assert "Outputs" not in template
+    assert list(template["Outputs"]) == ["ReplicationStatus"]  # the published status only (issue 14)
     assert resources_of_type(template, "AWS::DynamoDB::Table") == resources_of_type(
         migration_import.template_json(TARGET_STACK), "AWS::DynamoDB::Table"
     )
@@ -310,13 +310,13 @@ def test_mapping_is_enabled_when_the_user_says_so_after_the_import() -> None:
     )
     template = Template.from_stack(construct.source_stack).to_json()
     assert _mapping(template)["Enabled"] is True
-    assert "Outputs" not in template
+    assert list(template["Outputs"]) == ["ReplicationStatus"]  # the published status only (issue 14)
 
 
 def test_without_a_migration_the_mapping_is_enabled_and_has_no_output(one_way: Synthesized) -> None:
     template = one_way.template_json("Employee-us-west-2")
     assert _mapping(template)["Enabled"] is True
-    assert "Outputs" not in template
+    assert list(template["Outputs"]) == ["ReplicationStatus"]  # the published status only (issue 14)
 
 
 def test_a_disabled_mapping_without_migration_also_gets_the_uuid_output() -> None:
@@ -330,7 +330,7 @@ def test_a_disabled_mapping_without_migration_also_gets_the_uuid_output() -> Non
         replicator=ReplicatorOptions(enabled=False),
     )
     outputs = Template.from_stack(construct.source_stack).to_json()["Outputs"]
-    assert list(outputs) == ["ReplicatorEventSourceMappingUuid"]
+    assert sorted(outputs) == ["ReplicationStatus", "ReplicatorEventSourceMappingUuid"]
 
 
 # --- cross-account least privilege ---------------------------------------------------------------------
@@ -679,6 +679,7 @@ def test_the_docs_walkthrough_names_what_the_stacks_output() -> None:
     assert {k: v["Value"] for k, v in outputs.items()} == {
         "ordersMigrationBucketName": BUCKET_NAME,
         "ordersMigrationExportPrefix": "cdk-replication/orders/orders",
+        "ReplicationStatus": "ACTIVE",
     }
     assert "ReplicatorEventSourceMappingUuid" in Template.from_stack(construct.source_stack).to_json()["Outputs"]
     docs = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")

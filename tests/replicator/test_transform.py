@@ -355,6 +355,8 @@ def test_digest_covers_the_spec_and_an_edit_is_refused() -> None:
     with pytest.raises(TransformError, match="digest does not match"):
         Transform.from_spec(edited, None)
     assert Transform.from_spec(good, None).digest == good["digest"]
+    # The secret's ARN is a token at synth time, where the construct tags the replica with the digest.
+    assert spec_digest({**good, "secretArn": "arn:aws:secretsmanager:us-east-1:1:secret:x"}) == good["digest"]
 
 
 def test_compile_refuses_a_value_that_is_not_an_attribute_value() -> None:
