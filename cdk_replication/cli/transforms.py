@@ -235,7 +235,7 @@ def hmac_key(source_conn: Connection, secret_arn: str) -> bytes:
     client = service_client(source_conn, "secretsmanager", region or "")
     try:
         return bytes(load_engine_key(client, secret_arn))
-    except (ClientError, BotoCoreError) as exc:
+    except (ClientError, BotoCoreError, ValueError) as exc:  # ValueError: an empty secret
         code = error_code(exc)
         fix = (f"grant secretsmanager:GetSecretValue on {secret_arn} to the source credentials (--source-profile)"
                if code in ACCESS_ERROR_CODES else "check that the secret exists in the source account")
@@ -246,16 +246,11 @@ def hmac_key(source_conn: Connection, secret_arn: str) -> bytes:
 
 
 def load_engine_key(client: Any, secret_arn: str) -> bytes:
-    """The key bytes exactly as the replicator derives them (its ``load_hmac_key``), so both hash alike."""
-    from cdk_replication._lambda.replicator import transform
+    """The key bytes exactly as the replicator derives them (``replicator.secrets.load_hmac_key``), so both
+    hash alike; read afresh (no cache), since a rebuild after a rotation must use the current version."""
+    from cdk_replication._lambda.replicator import secrets
 
-    loader = getattr(transform, "load_hmac_key", None)
-    if loader is not None:
-        return bytes(loader(client, secret_arn))
-    answer = client.get_secret_value(SecretId=secret_arn)
-    if answer.get("SecretBinary") is not None:
-        return bytes(answer["SecretBinary"])
-    return str(answer["SecretString"]).encode("utf-8")
+    return bytes(secrets.load_hmac_key(client, secret_arn, refresh_seconds=0))
 
 
 def replica_view(source_conn: Connection, source: TableHandle, target: TableHandle, *,
