@@ -11,7 +11,6 @@ value, a dropped attribute's value, or a dropped attribute's name.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,31 +24,14 @@ from cdk_replication.cli.transforms import TRANSFORM_TAG, replicator_parameter
 
 from .helpers import REGION, put_many, scan_all
 from .redrive_helpers import failure_record, stream_records, write_record
+from .test_migrate import moto_url
+
+__all__ = ["moto_url"]  # a fixture (a moto server per module), imported for pytest
 
 #: What the source holds that must never reach TARGET: emails (hashed), street addresses (removed).
 EMAILS = [f"person{i}@example.com" for i in range(12)]
 ADDRESSES = [f"{i} Secret Street, Springfield" for i in range(12)]
 SECRET_VALUE = "rotate-me-0123456789abcdef"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    """A moto server for SSM and Secrets Manager (the source account's parameter and secret)."""
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
 
 
 @dataclass
@@ -187,14 +169,22 @@ def tag(ddb: Any, table: str, digest: str) -> None:
     TAGS[table] = [{"Key": TRANSFORM_TAG, "Value": digest}]
 
 
-def test_backfill_writes_transformed_items_and_verify_is_clean(
-        cli: Any, ddb: Any, pair: tuple[str, str], published: Published, requests: Requests) -> None:
+def transformed_pair(ddb: Any, pair: tuple[str, str], published: Published, count: int, *,
+                     hash_key: bool = False) -> tuple[str, str, dict[str, Any], list[dict[str, Any]]]:
+    """What the construct deploys for a masked replica (the spec published, TARGET tagged with its digest),
+    with ``count`` customers in SOURCE; returns source, target, spec and the items."""
     source, target = pair
-    spec = spec_for(published.secret_arn)
+    spec = spec_for(published.secret_arn, hash_key=hash_key)
     published.publish(source, target, spec)
     tag(ddb, target, spec["digest"])
-    items = customers()
+    items = customers(count)
     put_many(ddb, source, items)
+    return source, target, spec, items
+
+
+def test_backfill_writes_transformed_items_and_verify_is_clean(
+        cli: Any, ddb: Any, pair: tuple[str, str], published: Published, requests: Requests) -> None:
+    source, target, spec, items = transformed_pair(ddb, pair, published, 12)
 
     run = cli("backfill", source, target, "--json")
 
@@ -212,12 +202,7 @@ def test_repair_writes_transformed_state_and_deletes_filtered_items(
         cli: Any, ddb: Any, pair: tuple[str, str], published: Published, requests: Requests) -> None:
     """TARGET holds a raw copy (a leak to be fixed), a filtered-out item and misses one: verify lists them
     against the TRANSFORMED source; --repair brings each to the transformed state."""
-    source, target = pair
-    spec = spec_for(published.secret_arn)
-    published.publish(source, target, spec)
-    tag(ddb, target, spec["digest"])
-    items = customers(6)
-    put_many(ddb, source, items)
+    source, target, spec, items = transformed_pair(ddb, pair, published, 6)
     want = expected(items, spec)
     put_many(ddb, target, [want[("c000",)], items[1], items[2]])  # c001 raw, c002 is filtered out, c003.. missing
     requests.sent.clear()
@@ -244,12 +229,7 @@ def test_repair_writes_transformed_state_and_deletes_filtered_items(
 def test_redrive_resyncs_with_the_transform(cli: Any, local: Any, ddb: Any, pair: tuple[str, str],
                                            published: Published, requests: Requests, tmp_path: Any) -> None:
     """The failure record (source account's bucket) holds raw images; redrive writes only transformed items."""
-    source, target = pair
-    spec = spec_for(published.secret_arn)
-    published.publish(source, target, spec)
-    tag(ddb, target, spec["digest"])
-    items = customers(3)
-    put_many(ddb, source, items)
+    source, target, spec, items = transformed_pair(ddb, pair, published, 3)
     records, shard, arn = stream_records(local, ddb, source)
     folder = tmp_path / "bucket"
     write_record(folder, failure_record(records, shard, arn), shard)

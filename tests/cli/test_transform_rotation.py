@@ -18,20 +18,18 @@ import pytest
 from cdk_replication._lambda.replicator.transform import Transform
 from cdk_replication.cli import verify as verify_module
 
-from .helpers import put_many, scan_all
+from .helpers import scan_all
 from .test_transform import (
     Published,
     Requests,
     assert_no_leak,
-    customers,
     expected,
     moto_url,
     pair,
     published,
     requests,
-    spec_for,
-    tag,
     tag_store,
+    transformed_pair,
 )
 
 __all__ = ["moto_url", "pair", "published", "requests", "tag_store"]  # fixtures, imported for pytest
@@ -58,12 +56,7 @@ class Replicator:
 
 def test_rotation_rebuild_under_live_writes(cli: Any, ddb: Any, pair: tuple[str, str], published: Published,
                                             requests: Requests, monkeypatch: pytest.MonkeyPatch) -> None:
-    source, target = pair
-    spec = spec_for(published.secret_arn, hash_key=True)
-    published.publish(source, target, spec)
-    tag(ddb, target, spec["digest"])
-    items = customers(12)
-    put_many(ddb, source, items)
+    source, target, spec, items = transformed_pair(ddb, pair, published, 12, hash_key=True)
     assert cli("backfill", source, target).code == 0
     old = expected(items, spec)
     assert scan_all(ddb, target) == old
