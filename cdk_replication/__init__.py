@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .replicated_table import ReplicatedTable
     from .replicator import Replicator, ReplicatorOptions
     from .tables import ReplicaTable, TableOptions
+    from .transform import Filter, Mask, ReplicaTransform
 
 _EXPORTS = {
     "FailureDestination": "failure_destination",
@@ -58,6 +59,9 @@ _EXPORTS = {
     "ReplicatorOptions": "replicator",
     "ReplicaTable": "tables",
     "TableOptions": "tables",
+    "Filter": "transform",
+    "Mask": "transform",
+    "ReplicaTransform": "transform",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 from enum import Enum
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 
 from . import defaults
+from .transform import ReplicaTransform
 
 
 class ReplicationMode(str, Enum):
@@ -146,6 +149,9 @@ class TableLocation:
             whose data ``cdk-replication join`` copies; ``LEAVING`` (multi-active only): a region being
             drained before its removal (a one-way replica is simply removed). The one-way source is always
             ``ACTIVE``. Default: ``ACTIVE``.
+        transform: what this one-way replica receives (``ReplicaTransform``: filter, keep/drop, masks; the
+            replica table is tagged ``cdk-replication:transform`` with the spec's digest). Refused on the
+            source, in multi-active mode and with ``migration``. Default: none (every item, whole).
     """
 
     region: str | None = None
@@ -154,6 +160,7 @@ class TableLocation:
     encryption_key_arn: str | None = None
     migration: MigrationOptions | None = None
     status: LocationStatus = LocationStatus.ACTIVE
+    transform: ReplicaTransform | None = None
 
 
 @dataclass(frozen=True)
@@ -240,14 +247,19 @@ class ReplicationTarget:
         writer_role_arn: role in the target account that the replicator assumes for this target (written
             to ``REPLICATION_TARGETS`` as ``roleArn``); ``None`` writes with the replicator's own role.
             Default: ``None``.
+        transform: the transform spec applied on the way (``ReplicaTransform.to_spec``; written to
+            ``REPLICATION_TARGETS`` as ``transform``). Default: ``None`` (an exact copy).
     """
 
     table: ResolvedTable
     writer_role_arn: str | None = None
+    transform: Mapping[str, Any] | None = field(default=None, compare=False)
 
-    def to_env(self) -> dict[str, str]:
+    def to_env(self) -> dict[str, Any]:
         """One element of ``REPLICATION_TARGETS``."""
-        entry = self.table.to_env()
+        entry: dict[str, Any] = dict(self.table.to_env())
         if self.writer_role_arn is not None:
             entry["roleArn"] = self.writer_role_arn
+        if self.transform is not None:
+            entry["transform"] = dict(self.transform)
         return entry

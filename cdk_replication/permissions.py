@@ -11,6 +11,7 @@ tests/constructs/test_construct_iam.py pin them).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 
 from typing import Any
@@ -154,7 +155,34 @@ def replicator_statements(
     ]
     statements += _target_statements(source, mode, change_source, targets)
     statements += _key_statements(mode, targets, stream_key_arn)
+    statements += _secret_statements(targets)
     return statements
+
+
+#: The one action the replicator needs on the HMAC secret of masked replicas.
+SECRET_READ_ACTIONS = ("secretsmanager:GetSecretValue",)
+
+
+def _secret_statements(targets: Sequence[ReplicationTarget]) -> list[iam.PolicyStatement]:
+    """Read the secrets whose value keys the targets' ``hmac`` masks (exactly those secrets; none without).
+
+    A secret encrypted with a customer-managed KMS key also needs ``kms:Decrypt`` for the role in that key's
+    policy (a user-given secret; the generated one uses ``aws/secretsmanager``)."""
+    arns: list[str] = []
+    for target in targets:
+        arn = (target.transform or {}).get("secretArn")
+        if isinstance(arn, str) and arn not in arns:
+            arns.append(arn)
+    if not arns:
+        return []
+    resources = [arn if _COMPLETE_SECRET_ARN.search(arn) else f"{arn}-??????" for arn in arns]
+    return [iam.PolicyStatement(sid="ReadTransformSecret", actions=list(SECRET_READ_ACTIONS), resources=resources)]
+
+
+#: A complete secret ARN ends in ``-`` and the six random characters Secrets Manager appends to the name; an
+#: ARN without them (the generated secret's, whose suffix is unknown at synth) is granted with ``-??????``,
+#: which matches exactly one suffix (AWS's documented pattern for granting a secret by name).
+_COMPLETE_SECRET_ARN = re.compile(r":secret:.+-[A-Za-z0-9]{6}$")
 
 
 def failure_bucket_statements(bucket_arn: str, objects_arn: str) -> list[iam.PolicyStatement]:

@@ -64,7 +64,7 @@ def target_entry(target: ReplicationTarget, status: LocationStatus) -> dict[str,
     the transform applied on the way (``None``: the replica receives every item whole)."""
     table = target.table
     return {"table": table_arn(_partition(table), table.region, table.account, table.table_name),
-            "status": status.value, "transform": None}
+            "status": status.value, "transform": None if target.transform is None else dict(target.transform)}
 
 
 def replicator_document(

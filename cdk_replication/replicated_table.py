@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-from aws_cdk import App, Aws, CfnOutput, Environment, RemovalPolicy, Stack, Stage
+from aws_cdk import App, Aws, CfnOutput, Environment, RemovalPolicy, Stack, Stage, Tags
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
@@ -12,6 +13,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -45,12 +47,19 @@ from .naming import (
     stack_name,
     writer_role_name,
 )
-from .permissions import acknowledge_writer_role, only_role, replica_resource_policy, writer_role_statements
+from .permissions import (
+    acknowledge_nag,
+    acknowledge_writer_role,
+    only_role,
+    replica_resource_policy,
+    writer_role_statements,
+)
 from .props import check_arguments
 from .published import publish_replicator, publish_status, replicator_document, status_output_id
 from .replicator import Replicator, ReplicatorOptions
 from .tables import ReplicaTable, TableOptions
 from .topology import ReplicatedTableProps, resolve
+from .transform import SECRET_LENGTH, TRANSFORM_TAG, TransformContext, check_transform, transform_secret_name
 
 
 class ReplicatedTable(Construct):
@@ -198,6 +207,7 @@ class ReplicatedTable(Construct):
         self.topology = topology = resolve(path, id, props)
         self.stacks = self._build_stacks()
         self.source_stack = self.stacks[self.source_location.env_key]
+        self.transform_specs: dict[ResolvedTable, dict[str, Any]] = self._transform_specs(props)
         self._construct_tables: dict[ResolvedTable, ReplicaTable] = {}
         self.change_stream: kinesis.IStream | None = (
             change_stream(self.source_stack, "ChangeStream", topology.kinesis) if topology.kinesis is not None else None
@@ -384,6 +394,10 @@ class ReplicatedTable(Construct):
         )
         self._construct_tables[location] = replica
         self.replica_tables[location] = replica.table
+        spec = self.transform_specs.get(location)
+        if spec is not None:
+            # What the CLI checks before it writes this table: only the published spec with this digest.
+            Tags.of(replica.table).add(TRANSFORM_TAG, spec["digest"])
 
     def _output_disabled_mappings(self) -> None:
         """Each mapping created disabled: its UUID as a stack output, for enabling it after the load."""
@@ -411,6 +425,53 @@ class ReplicatedTable(Construct):
             document = replicator_document(writer_replicator, topology.statuses, topology.conflict_attribute,
                                            topology.conflict_strategy)
             publish_replicator(self.node.path, writer_replicator, document)
+
+    def _transform_specs(self, props: ReplicatedTableProps) -> dict[ResolvedTable, dict[str, Any]]:
+        """``transform_specs``: replica location -> the transform spec its replicator applies
+        (``ReplicaTransform.to_spec``), each checked; the generated HMAC secret when a mask needs one (set as
+        ``transform_secret``, else ``None``)."""
+        path, topology = self.node.path, self.topology
+        #: The generated HMAC key of masked replicas (in the source's stack), or ``None``.
+        self.transform_secret: secretsmanager.ISecret | None = None
+        self._secret_arn: str | None = None
+        if props.source.transform is not None:
+            raise ReplicationConfigError(
+                path, "the source TableLocation has a transform, but a transform shapes what a replica receives",
+                "move transform=ReplicaTransform(...) to the replica TableLocation that is to receive less")
+        specs: dict[ResolvedTable, dict[str, Any]] = {}
+        for location, given in zip(topology.replicas, props.replicas):
+            transform = given.transform
+            if transform is None:
+                continue
+            where = f"replica {location.table_name!r} ({location.account}/{location.region})"
+            check_transform(path, where, transform, self._transform_context(props, location))
+            secret_arn = transform.secret_arn
+            if transform.needs_secret and secret_arn is None:
+                if self.transform_secret is None:
+                    self.transform_secret, self._secret_arn = hmac_secret(
+                        self.source_stack, "TransformSecret", topology.source)
+                secret_arn = self._secret_arn
+            specs[location] = transform.to_spec([n for n in (self.key.partition_key, self.key.sort_key) if n], secret_arn)
+        return specs
+
+    def _transform_context(self, props: ReplicatedTableProps, location: ResolvedTable) -> TransformContext:
+        """What ``check_transform`` needs to know of this table."""
+        existing = props.existing_source
+        key_attrs = [props.partition_key or (existing.partition_key if existing else None),
+                     props.sort_key or (existing.sort_key if existing else None)]
+        index_attrs = [a for gsi in props.global_secondary_indexes for a in (gsi.partition_key, gsi.sort_key)]
+        index_attrs += [lsi.sort_key for lsi in props.local_secondary_indexes]
+        short = {"STRING": "S", "NUMBER": "N", "BINARY": "B"}  # AttributeType's values, as attribute values name them
+        key_types = {a.name: short[a.type.value] for a in key_attrs if a is not None}
+        return TransformContext(
+            one_way=self.mode == ReplicationMode.ONE_WAY,
+            key_types=key_types,
+            index_key_types={a.name: short[a.type.value] for a in index_attrs
+                             if a is not None and a.name not in key_types},
+            ttl_attribute=self.topology.replica_table_options.time_to_live_attribute,
+            metadata_prefix=self.topology.replicator.metadata_prefix,
+            has_migration=location in self.migrations,
+        )
 
     def _source_table(self, existing: ExistingSource | None) -> dynamodb.ITable:
         loc = self.source_location
@@ -541,8 +602,9 @@ class ReplicatedTable(Construct):
         )
 
     def _target(self, writer: ResolvedTable, target: ResolvedTable) -> ReplicationTarget:
+        spec = self.transform_specs.get(target)
         if target.account == writer.account or self.topology.cross_account_access == CrossAccountAccess.RESOURCE_POLICY:
-            return ReplicationTarget(table=target)
+            return ReplicationTarget(table=target, transform=spec)
         stack = self.stacks[target.env_key]
         name = writer_role_name(target.table_name, target.region, writer.account, writer.region)
         role = iam.Role(
@@ -563,6 +625,7 @@ class ReplicatedTable(Construct):
         return ReplicationTarget(
             table=target,
             writer_role_arn=role_arn(partition_for_region(target.region), target.account, name),
+            transform=spec,
         )
 
     def _replicator(self, writer: ResolvedTable, others: Sequence[ResolvedTable]) -> Replicator:
@@ -590,3 +653,35 @@ class ReplicatedTable(Construct):
             failure_destination=self.topology.operations.failure_destination,
             alarms=self.topology.operations.alarms,
         )
+
+
+def hmac_secret(scope: Construct, id: str, location: ResolvedTable) -> tuple[secretsmanager.Secret, str]:
+    """The generated HMAC key of a ``ReplicatedTable``'s masked replicas in the source's stack, and the literal
+    (partial) ARN the replicator reads it by.
+
+    The secret is named ``cdk-replication/<source table>/hmac-key`` (unique per account and region, as the
+    table name is), holds 64 letters and digits, and is retained when removed (replicas hashed with it would
+    otherwise lose their key). Its full ARN ends in a random suffix known only after deployment, so the
+    replicator's environment names it by the ARN without the suffix, which ``GetSecretValue`` accepts; the
+    role's policy names ``<that ARN>-??????`` (``permissions._secret_statements``).
+    """
+    name = transform_secret_name(location.table_name)
+    secret = secretsmanager.Secret(
+        scope,
+        id,
+        secret_name=name,
+        description=f"HMAC key of the masked replicas of {location.table_name} (cdk-replication); rotating it "
+        "re-keys every hashed value: rebuild the replicas after a rotation (docs/architecture.md)",
+        generate_secret_string=secretsmanager.SecretStringGenerator(
+            password_length=SECRET_LENGTH, exclude_punctuation=True, include_space=False
+        ),
+        removal_policy=RemovalPolicy.RETAIN,
+    )
+    acknowledge_nag(
+        secret,
+        "AwsSolutions-SMG4",
+        "The HMAC key of masked replicas is not rotated automatically: a rotation changes every hashed value, "
+        "so it is an operator's step followed by a rebuild of the replicas (docs/architecture.md, key rotation)",
+    )
+    partition = partition_for_region(location.region)
+    return secret, f"arn:{partition}:secretsmanager:{location.region}:{location.account}:secret:{name}"
