@@ -182,15 +182,13 @@ class BackfillResult:
         return self.counts["failed"] > len(self.failures)
 
     def as_json(self) -> dict[str, Any]:
-        # `filtered` only when a transform applies: without one no item is ever filtered out.
-        shown = [name for name in COUNT_NAMES if name != "filtered" or self.transformed]
         return {
             "command": "backfill",
             "complete": self.complete,
             "interrupted": self.interrupted,
             "resumed": self.resumed,
-            "counts": {name: self.counts.get(name, 0) for name in shown},
-            "totals": {name: self.totals.get(name, 0) for name in shown},
+            "counts": self.counts,
+            "totals": self.totals,
             "retries": self.retries,
             "seconds": round(self.seconds, 3),
             "stateFile": str(self.state_path),
@@ -660,9 +658,11 @@ def run_backfill(
         ) from error
     if complete:
         job.state.delete()
+    # `filtered` only when a transform applies: without one no item is ever filtered out.
+    shown = [name for name in COUNT_NAMES if name != "filtered" or not options.view.identity]
     return BackfillResult(
-        counts=dict(job.counts),
-        totals=dict(data["totals"]),
+        counts={name: job.counts[name] for name in shown},
+        totals={name: data["totals"].get(name, 0) for name in shown},
         failures=list(job.failures.values()),
         retries=job.retrier.retries,
         seconds=time.monotonic() - started,
