@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._lambda.replicator import contract
 from ._lambda.replicator import transform as engine
 from .errors import ReplicationConfigError
 
@@ -212,7 +213,7 @@ class TransformContext:
         key_types: primary key attribute name -> type (``S``, ``N`` or ``B``). Required.
         index_key_types: every GSI and LSI key attribute (other than the primary key) -> its type. Default: none.
         ttl_attribute: the replica's TTL attribute, if any. Default: none.
-        metadata_prefix: the replicator's metadata prefix. Default: ``_rep_``.
+        metadata_prefix: the replicator's metadata prefix. Default: ``contract.DEFAULT_METADATA_PREFIX``.
         has_migration: the replica is loaded from a native export. Default: ``False``.
     """
 
@@ -220,7 +221,7 @@ class TransformContext:
     key_types: Mapping[str, str]
     index_key_types: Mapping[str, str] = field(default_factory=dict)
     ttl_attribute: str | None = None
-    metadata_prefix: str = "_rep_"
+    metadata_prefix: str = contract.DEFAULT_METADATA_PREFIX
     has_migration: bool = False
 
 

@@ -49,6 +49,7 @@ from cdk_replication.local.kinesis import (
 from cdk_replication.local.kinesis_bridge import KinesisStreamingDestination
 from cdk_replication.local.lambda_runtime import LocalFunction
 from cdk_replication.local.parameters import ParameterError, ParameterService, ParameterStore
+from cdk_replication.local.secrets import SecretError, SecretService, SecretStore, generate_value
 from cdk_replication.local.queue import LocalQueue
 from cdk_replication.local.stream_records import aws_stream_arn
 from cdk_replication.local.gateway import KNOWN_MANAGED_POLICIES, SESSION_SECONDS, Gateway, Role, request_context
@@ -58,6 +59,7 @@ _TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::DynamoDB::GlobalTable")
 _BUCKET, _BUCKET_POLICY = "AWS::S3::Bucket", "AWS::S3::BucketPolicy"
 _KINESIS_STREAM = "AWS::Kinesis::Stream"
 _SSM_PARAMETER = "AWS::SSM::Parameter"
+_SECRET = "AWS::SecretsManager::Secret"
 _AWS_MANAGED_POLICY = re.compile(r"^arn:[^:]+:iam::aws:policy/(?P<name>.+)$")
 _POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy")
 #: Lambda's event source mapping reads a DynamoDB stream with the function's role (AWS's documented minimum).
@@ -153,6 +155,9 @@ class LocalDeployment:
         #: The SSM parameters (``AWS::SSM::Parameter``), served by the gateway on SSM's API.
         self.parameters = ParameterStore()
         gateway.add_service(ParameterService(self.parameters))
+        #: The Secrets Manager secrets (``AWS::SecretsManager::Secret``), served by the gateway (GetSecretValue).
+        self.secrets = SecretStore()
+        gateway.add_service(SecretService(self.secrets))
         self._given_bucket_root = Path(bucket_root) if bucket_root is not None else None
         self._bucket_root: Path | None = None
         self._closed = False
@@ -509,6 +514,8 @@ class _StackDeployer:
             return self._bucket_name(logical_id)
         if kind == _SSM_PARAMETER:
             return self._name(logical_id, "Name", 2048)
+        if kind == _SECRET:
+            return self._secret_arn(logical_id)
         return _generated_name(self.artifact.stack_name, logical_id, 128)
 
     def _get_att(self, logical_id: str, attribute: str) -> Any:
@@ -558,7 +565,7 @@ class _StackDeployer:
     # --- deploy ---------------------------------------------------------------------------------------
 
     def deploy(self) -> DeployedStack:
-        order = [(_KINESIS_STREAM,), _TABLE_TYPES, ("AWS::SQS::Queue", "AWS::SNS::Topic"), (_BUCKET,), (_BUCKET_POLICY,),
+        order = [(_SECRET,), (_KINESIS_STREAM,), _TABLE_TYPES, ("AWS::SQS::Queue", "AWS::SNS::Topic"), (_BUCKET,), (_BUCKET_POLICY,),
                  ("AWS::IAM::Role",), _POLICY_TYPES, ("AWS::Lambda::Function",), ("AWS::Lambda::EventSourceMapping",),
                  (_SSM_PARAMETER,)]
         for kinds in order:
@@ -584,6 +591,8 @@ class _StackDeployer:
                     self._attach_bucket_policy(logical_id)
                 elif resource["Type"] == _SSM_PARAMETER:
                     self._put_parameter(logical_id)
+                elif resource["Type"] == _SECRET:
+                    self._create_secret(logical_id)
                 else:
                     self._create_queue(logical_id)
         for name, output in self.artifact.template.get("Outputs", {}).items():
@@ -985,6 +994,34 @@ class _StackDeployer:
                                            type=str(props.get("Type", "String")))
         except ParameterError as error:
             raise self._fail(logical_id, f"{error.code}: {error.message}") from None
+
+    # --- Secrets Manager --------------------------------------------------------------------------------
+
+    def _create_secret(self, logical_id: str) -> None:
+        """An ``AWS::SecretsManager::Secret``: its ``SecretString``, or a value ``GenerateSecretString`` makes.
+        A secret that exists already keeps its value (CloudFormation regenerates none on an update)."""
+        props = self._props(logical_id)
+        for unsupported in ("KmsKeyId", "ReplicaRegions"):
+            if props.get(unsupported):
+                raise self._fail(logical_id, f"{unsupported} of a secret is not emulated locally")
+        name = self._name(logical_id, "Name", 512)
+        where = {"region": self.artifact.region, "account": self.artifact.account}
+        if "SecretString" not in props and self.deployment.secrets.get(name, **where) is not None:
+            return
+        try:
+            value = str(props["SecretString"]) if "SecretString" in props else generate_value(
+                props.get("GenerateSecretString") or {})
+        except SecretError as error:
+            raise self._fail(logical_id, f"{error.code}: {error.message}") from None
+        self.deployment.secrets.put(name, value, **where)
+
+    def _secret_arn(self, logical_id: str) -> str:
+        """A secret's ``Ref``: its full ARN (created first in the stack, so it exists when referenced)."""
+        name = self._name(logical_id, "Name", 512)
+        found = self.deployment.secrets.get(name, region=self.artifact.region, account=self.artifact.account)
+        if found is None:
+            raise self._fail(logical_id, "Ref to a secret before it was created")
+        return found.arn
 
     # --- functions ------------------------------------------------------------------------------------
 

@@ -296,7 +296,8 @@ class Gateway:
         """``AWS_ENDPOINT_URL_DYNAMODB``/``..._DYNAMODBSTREAMS``/``..._STS``, all pointing at the gateway."""
         return {"AWS_ENDPOINT_URL_DYNAMODB": self.endpoint_url, "AWS_ENDPOINT_URL_DYNAMODBSTREAMS": self.endpoint_url,
                 "AWS_ENDPOINT_URL_STS": self.endpoint_url,
-                **{f"AWS_ENDPOINT_URL_{s.signing_name.upper()}": self.endpoint_url for s in self._services.values()}}
+                **{getattr(s, "endpoint_env_name", f"AWS_ENDPOINT_URL_{s.signing_name.upper()}"): self.endpoint_url
+                   for s in self._services.values()}}
 
     def add_service(self, service: JsonService) -> None:
         """Serve ``service`` too (its calls evaluated by this gateway's IAM); ``endpoint_env()`` then names it."""
