@@ -57,7 +57,7 @@ for _context in VARIANTS.values():
 TEST_APPS: dict[str, tuple[str, dict[str, str]]] = {
     name: (name, {}) for name in (
         "exotic_app", "multi_active_app", "existing_source_app", "kinesis_millis_app", "existing_sort_key_app",
-        "resource_policy_app",
+        "resource_policy_app", "masked_app",
     )
 }
 # The redrive test's multi-active table has a name of its own: the session's DynamoDB Local keeps every table.
