@@ -215,8 +215,10 @@ def topology_of(e2e_ddb: DynamoDBLocal) -> Iterator[Callable[[Path], Topology]]:
         deployment.close()
 
 
-#: An operator allowed every DynamoDB action (the default policy of :func:`operator_of`).
-ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"}]}
+#: An operator allowed every DynamoDB action and to read the published parameters, which every command reads to
+#: learn a replica's transform (docs/cli.md, "Permissions") (the default policy of :func:`operator_of`).
+ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["dynamodb:*", "ssm:GetParameter"],
+                                                        "Resource": "*"}]}
 
 
 @dataclass
