@@ -106,8 +106,13 @@ def service_client(conn: Connection, service: str, region: str) -> Any:
     return conn.client(service, region)
 
 
+#: :func:`target_tag`'s answer when the endpoint has no tags at all (DynamoDB Local).
+TAGS_UNSUPPORTED = "<tags unsupported>"
+
+
 def target_tag(target: TableHandle) -> str | None:
-    """TARGET's ``cdk-replication:transform`` tag (the digest of the transform it holds), ``None`` if untagged.
+    """TARGET's ``cdk-replication:transform`` tag (the digest of the transform it holds), ``None`` if untagged,
+    :data:`TAGS_UNSUPPORTED` when the endpoint keeps no tags.
 
     Raises:
         BadInput: the tags cannot be read; without them the command cannot tell whether TARGET must only
@@ -129,7 +134,7 @@ def target_tag(target: TableHandle) -> str | None:
         if code == "UnknownOperationException":
             # DynamoDB Local has no tags ("Tagging is not currently supported"): there, only the published
             # parameter tells whether TARGET is transformed (an untagged TARGET still gets its transform).
-            return None
+            return TAGS_UNSUPPORTED
         permission = "grant dynamodb:ListTagsOfResource on it" if code in ACCESS_ERROR_CODES else "retry"
         raise BadInput(
             f"cannot read the tags of target table {target.info.label()} ({code}: {error_message(exc)}), so it "
@@ -267,6 +272,12 @@ def replica_view(source_conn: Connection, source: TableHandle, target: TableHand
     tag = target_tag(target)
     found = (read_spec_file(spec_file) if spec_file is not None
              else published(source_conn, source, TargetId.of(target)))
+    if tag == TAGS_UNSUPPORTED:
+        if found.spec is None and found.code in ACCESS_ERROR_CODES:
+            # Neither the tag nor the parameter can tell: refuse rather than risk an untransformed copy.
+            raise BadInput(f"cannot tell whether target table {target.info.label()} may only receive transformed "
+                           f"items (this endpoint keeps no tags): {found.problem}; nothing was written")
+        tag = None
     if found.spec is None:
         if tag is None:
             return IDENTITY

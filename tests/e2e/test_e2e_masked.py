@@ -40,6 +40,10 @@ POISON = "POISON-7f3a"
 PROD_POLICY = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": ["dynamodb:*", "ssm:GetParameter", "secretsmanager:GetSecretValue"],
      "Resource": "*"}]}
+NO_PARAMETER = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": ["dynamodb:*", "secretsmanager:GetSecretValue"], "Resource": "*"}]}
+NO_SECRET = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": ["dynamodb:*", "ssm:GetParameter"], "Resource": "*"}]}
 DEV_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"}]}
 
 
@@ -101,10 +105,11 @@ def forbidden_values(items: list[dict[str, Any]]) -> list[str]:
 class Profiles:
     """Two operators registered in the gateway and named as AWS profiles: ``prod`` (source) and ``dev``."""
 
-    def __init__(self, topology: Topology, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, topology: Topology, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                 prod_policy: dict[str, Any] = PROD_POLICY) -> None:
         self.gateway = topology.deployment.gateway
         lines = []
-        for profile, account, policy in (("prod", SOURCE_ACCOUNT, PROD_POLICY), ("dev", TARGET_ACCOUNT, DEV_POLICY)):
+        for profile, account, policy in (("prod", SOURCE_ACCOUNT, prod_policy), ("dev", TARGET_ACCOUNT, DEV_POLICY)):
             creds = self.gateway.register_principal(f"arn:aws:iam::{account}:user/{profile}-operator", [policy])
             lines += [f"[{profile}]", f"aws_access_key_id = {creds.access_key_id}",
                       f"aws_secret_access_key = {creds.secret_access_key}"]
@@ -221,17 +226,22 @@ def test_masked_replica_converges_under_faults_and_nothing_raw_reaches_the_targe
 
 def test_the_leak_check_fails_against_a_raw_repair(masked_app: Path, topology_of: Any, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """The mutant: ``verify --repair`` writes SOURCE's item as it is. The recorder must catch it."""
+    """The mutant: ``verify --repair`` writes SOURCE's item as it is. The recorder must catch it. Before that,
+    the safety net: without the permission to read the transform or its key, nothing is written."""
     from cdk_replication.cli import repair
     from cdk_replication.cli.transforms import IDENTITY
 
     topology = topology_of(masked_app, bucket_root=tmp_path / "buckets", stacks=stacks_of("MaskedAccounts"))
     requests = TargetRequests(topology.deployment.gateway, TARGET_ACCOUNT)
-    profiles = Profiles(topology, tmp_path, monkeypatch)
     item = customer(1)
     topology.source.client().put_item(TableName=topology.source.name, Item=item)
     topology.settle()
     (held,) = _replica_items(topology)  # under its hashed key: this app hashes the partition key too
+    for policy, permission in ((NO_PARAMETER, "ssm:GetParameter"), (NO_SECRET, "secretsmanager:GetSecretValue")):
+        refused = Profiles(topology, tmp_path, monkeypatch, policy).cli("backfill")
+        assert refused.code == 2 and permission in refused.err and "nothing was written" in refused.err, refused.err
+        assert list(_replica_items(topology)) == [held]
+    profiles = Profiles(topology, tmp_path, monkeypatch)
 
     def lose_the_copy() -> None:
         with requests.paused():
