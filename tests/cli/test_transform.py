@@ -344,3 +344,17 @@ def test_the_leak_check_fails_against_a_repair_that_writes_the_raw_item(
     assert cli("verify", source, target, "--repair").code in (0, 1)
     with pytest.raises(AssertionError, match="reached the target"):
         assert_no_leak(requests, target)
+
+
+def test_a_spec_file_must_have_the_tagged_digest(cli: Any, ddb: Any, pair: tuple[str, str], published: Published,
+                                                tmp_path: Any) -> None:
+    """``--transform-spec`` does not get around the safety net: a tagged TARGET needs the tag's digest."""
+    source, target, spec, _ = transformed_pair(ddb, pair, published, 3)
+    other = with_digest({**spec, "masks": {"email": {"kind": "hmac"}}})  # forgets to remove the addresses
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(other))
+
+    run = cli("backfill", source, target, "--transform-spec", str(path))
+
+    assert run.code == 2 and other["digest"] in run.err and spec["digest"] in run.err
+    assert scan_all(ddb, target) == {}
