@@ -18,7 +18,6 @@ with a mutant repair that writes the source item as it is, and the same check th
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import re
 import threading
@@ -125,28 +124,19 @@ class Profiles:
         self.tables = (f"{topology.source.region}:{topology.source.name}",
                        f"arn:aws:dynamodb:{topology.replica.region}:{TARGET_ACCOUNT}:table/{topology.replica.name}")
 
-    def cli(self, command: str, *args: str) -> Run:
-        """``cdk-replication COMMAND SOURCE TARGET ARGS`` with production's and development's credentials."""
+    def cli(self, command: str, *args: str) -> Any:
+        """``cdk-replication COMMAND SOURCE TARGET ARGS`` with production's and development's credentials:
+        ``code``, ``out``, ``err`` and ``json()``."""
         import io
+        from types import SimpleNamespace
 
         from cdk_replication.cli import main
 
         out, err = io.StringIO(), io.StringIO()
         code = main([command, *self.tables, "--source-profile", "prod", "--target-profile", "dev", "--quiet",
                      "--endpoint-url", self.gateway.endpoint_url, *args], stdout=out, stderr=err)
-        return Run(code, out.getvalue(), err.getvalue())
-
-
-@dataclasses.dataclass
-class Run:
-    """Exit code and output of one command."""
-
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
+        text = out.getvalue()
+        return SimpleNamespace(code=code, out=text, err=err.getvalue(), json=lambda: json.loads(text))
 
 
 def _write_workload(topology: Topology, count: int) -> list[dict[str, Any]]:
