@@ -173,7 +173,7 @@ def test_masked_replica_converges_under_faults_and_nothing_raw_reaches_the_targe
     faults.throttle_writes(topology.replica.name, calls=5)
     faults.fail_writes(topology.replica.name, "ValidationException", fraction=1.0,
                        message="Item size has exceeded the maximum allowed size", matching=POISON)
-    written = _write_workload(topology, 60)
+    written = _write_workload(topology, 40)
     poison = {**customer(500), "name": {"S": POISON}}
     written.append(poison)
     topology.source.client().put_item(TableName=topology.source.name, Item=poison)
