@@ -29,6 +29,7 @@ from construct_helpers import (
     PK,
     SOURCE_ACCOUNT,
     Synthesized,
+    replicator_config,
     resources_of_type,
     role_statements,
     synth,
@@ -90,6 +91,16 @@ def test_the_spec_reaches_the_replicator_with_the_generated_secret(masked: Synth
     assert spec["digest"] == spec_digest(spec)
     # What the replicator will do with it (the engine accepts it for this key).
     Transform.from_spec(spec, b"k", ["Id"])
+
+
+def test_the_replicator_accepts_the_environment_at_cold_start(masked: Synthesized) -> None:
+    source = masked.template_json(SOURCE_STACK)
+    (function,) = [f for f in resources_of_type(source, "AWS::Lambda::Function").values()
+                   if "REPLICATION_TARGETS" in f["Properties"].get("Environment", {}).get("Variables", {})]
+    config = replicator_config().load_config(function["Properties"]["Environment"]["Variables"])
+    by_region = {t.region: t for t in config.targets}
+    assert by_region["eu-west-1"].transform == {t["region"]: t for t in _targets(source)}["eu-west-1"]["transform"]
+    assert by_region["us-east-1"].transform is None
 
 
 def test_the_published_parameter_carries_the_same_spec(masked: Synthesized) -> None:

@@ -77,27 +77,33 @@ def _json_value(value: dict[str, Any]) -> dict[str, Any]:
     return {kind: inner}
 
 
-conditions = st.recursive(
-    st.one_of(
-        st.builds(lambda op, a, v: {"op": op, "attr": a, "value": _json_value(v)},
-                  st.sampled_from(["eq", "ne"]), st.sampled_from(ATTRS), values),
-        st.builds(lambda op, a, v: {"op": op, "attr": a, "value": _json_value(v)},
-                  st.sampled_from(["lt", "le", "gt", "ge"]), st.sampled_from(ATTRS),
-                  scalars.filter(lambda v: next(iter(v)) in ("S", "N", "B"))),
-        st.builds(lambda a, v: {"op": "begins_with", "attr": a, "value": _json_value(v)},
-                  st.sampled_from(ATTRS), scalars.filter(lambda v: next(iter(v)) in ("S", "B"))),
-        st.builds(lambda a, vs: {"op": "in", "attr": a, "values": [_json_value(v) for v in vs]},
-                  st.sampled_from(ATTRS), st.lists(scalars, min_size=1, max_size=3)),
-        st.builds(lambda op, a: {"op": op, "attr": a}, st.sampled_from(["exists", "not_exists"]),
-                  st.sampled_from(ATTRS)),
-    ),
-    lambda inner: st.one_of(
-        st.builds(lambda op, args: {"op": op, "args": args}, st.sampled_from(["and", "or"]),
-                  st.lists(inner, min_size=1, max_size=3)),
-        st.builds(lambda arg: {"op": "not", "arg": arg}, inner),
-    ),
-    max_leaves=5,
-)
+def conditions_from(values: st.SearchStrategy[Any], scalars: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Filter conditions over :data:`ATTRS` whose operands are drawn from ``values`` (``scalars`` for the
+    ordered operators and ``in``)."""
+    return st.recursive(
+        st.one_of(
+            st.builds(lambda op, a, v: {"op": op, "attr": a, "value": _json_value(v)},
+                      st.sampled_from(["eq", "ne"]), st.sampled_from(ATTRS), values),
+            st.builds(lambda op, a, v: {"op": op, "attr": a, "value": _json_value(v)},
+                      st.sampled_from(["lt", "le", "gt", "ge"]), st.sampled_from(ATTRS),
+                      scalars.filter(lambda v: next(iter(v)) in ("S", "N", "B"))),
+            st.builds(lambda a, v: {"op": "begins_with", "attr": a, "value": _json_value(v)},
+                      st.sampled_from(ATTRS), scalars.filter(lambda v: next(iter(v)) in ("S", "B"))),
+            st.builds(lambda a, vs: {"op": "in", "attr": a, "values": [_json_value(v) for v in vs]},
+                      st.sampled_from(ATTRS), st.lists(scalars, min_size=1, max_size=3)),
+            st.builds(lambda op, a: {"op": op, "attr": a}, st.sampled_from(["exists", "not_exists"]),
+                      st.sampled_from(ATTRS)),
+        ),
+        lambda inner: st.one_of(
+            st.builds(lambda op, args: {"op": op, "args": args}, st.sampled_from(["and", "or"]),
+                      st.lists(inner, min_size=1, max_size=3)),
+            st.builds(lambda arg: {"op": "not", "arg": arg}, inner),
+        ),
+        max_leaves=5,
+    )
+
+
+conditions = conditions_from(values, scalars)
 
 
 # --- an independent reference evaluation ----------------------------------------------------------------------

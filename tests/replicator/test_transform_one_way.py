@@ -129,3 +129,26 @@ def test_transforms_are_refused_for_multi_active_and_without_a_secret(ddb_local)
     with pytest.raises(ConfigError, match=r"masks\.pk: 'pk' is a key attribute"):
         load_config(replication_env(source, [{**other.ref(), "transform": make_spec(
             masks={"pk": {"kind": "remove"}})}]))
+
+
+def test_a_kinesis_tie_settled_from_the_source_writes_the_transformed_item(ddb_local, make_processor):
+    """Changes of one millisecond that return to a state cannot be ordered: the source is read and its item
+    written -- transformed, under the replica's key, with no raw value."""
+    import time
+
+    source = create_table(ddb_local, "tksrc", SOURCE_REGION)
+    replica = create_table(ddb_local, "tkreplica", REPLICA_REGION, stream=False)
+    spec = make_spec()
+    env = replication_env(source, [{**replica.ref(), "transform": spec}], REPLICATION_CHANGE_SOURCE="KINESIS")
+    processor = make_processor(env, SOURCE_REGION)
+    c = source.client
+    c.put_item(TableName=source.name, Item=person("p", "active"))
+    c.put_item(TableName=source.name, Item={**person("p", "active"), "email": {"S": "bob@example.com"}})
+    c.put_item(TableName=source.name, Item=person("p", "active"))
+    records = source.new_records()
+    stamp = int(time.time() * 1000)
+    assert run(processor, kinesis_events(source, records, times=[stamp] * len(records))) == {"batchItemFailures": []}
+    assert user_items(replica) == expected(source, spec)
+    (stored,) = replica.items()
+    assert stored["_rep_state"] == {"S": "settled"}
+    assert not any(raw in json.dumps(stored, default=repr) for raw in (*RAW, "bob@example.com", '"p"'))
