@@ -358,3 +358,26 @@ def test_a_spec_file_must_have_the_tagged_digest(cli: Any, ddb: Any, pair: tuple
 
     assert run.code == 2 and other["digest"] in run.err and spec["digest"] in run.err
     assert scan_all(ddb, target) == {}
+
+
+def test_backfill_takes_back_a_copy_whose_source_stopped_matching_during_the_copy(
+        cli: Any, ddb: Any, pair: tuple[str, str], published: Published, monkeypatch: pytest.MonkeyPatch) -> None:
+    """c000 is scanned while active and turns inactive before its write: the write stands only if the
+    TRANSFORMED source still equals what was written, so the check deletes the copy (resynced)."""
+    from cdk_replication.cli import backfill
+
+    source, target, spec, items = transformed_pair(ddb, pair, published, 3)
+    real_copy = backfill._Backfill.copy_item
+
+    def copy_item(self: Any, item: dict[str, Any]) -> Any:
+        if item["pk"]["S"] == "c000":  # the application changes it between the scan and the write
+            ddb.put_item(TableName=source, Item={**item, "status": {"S": "inactive"}})
+        return real_copy(self, item)
+
+    monkeypatch.setattr(backfill._Backfill, "copy_item", copy_item)
+
+    run = cli("backfill", source, target, "--json")
+
+    assert run.code == 0, run.err
+    assert run.json()["counts"]["resynced"] == 1
+    assert set(scan_all(ddb, target)) == {("c001",)}  # c002 is inactive from the start
