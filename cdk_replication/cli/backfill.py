@@ -21,6 +21,11 @@ backfills need no check (tombstones and last-writer-wins guard them).
 Counts hold each item once, in this run and over the runs a resume continues: an item decided again (its
 page repeated after an interruption or an error, or its key re-checked on resume) keeps the outcome it is
 counted under unless the new one says more than "already in the target" (:func:`_merge`).
+
+A transformed replica (:mod:`cdk_replication.cli.transforms`, ``BackfillOptions.view``) receives what the
+replicator writes: each item transformed, at TARGET's key for it; items the filter leaves out are not written
+(``filtered``). The one-way check compares the transformed current source with what was written, and its
+repair writes the transformed state.
 """
 
 from __future__ import annotations

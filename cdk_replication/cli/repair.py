@@ -32,6 +32,12 @@ full order (version, delete-beats-write, greater origin region id, the origin's 
 keeps the same winner as every region and never undoes a newer write. A tombstone in the source is sent as
 that delete. Items only in the target are reported, never deleted: they may be new writes in the target's
 region that have not reached the source yet.
+
+A transformed replica (one-way only, :mod:`cdk_replication.cli.transforms`): every comparison and write uses
+the TRANSFORMED source item at TARGET's key for it (``Repairer.view``): the repair writes the transformed
+item, deletes where the source item is gone or no longer passes the filter, and its final re-read compares
+transformed states. Where a key attribute is hashed, a TARGET key no scanned source item produces is an
+orphan: deleted on the usual condition, and checked again by ``verify`` against a fresh scan of SOURCE.
 """
 
 from __future__ import annotations
@@ -39,10 +45,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from collections.abc import Callable
 from typing import Any
 
 from cdk_replication.cli.conditions import Condition, unchanged

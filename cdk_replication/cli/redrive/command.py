@@ -26,7 +26,6 @@ from cdk_replication.cli.redrive.report import redrive_json, redrive_text
 from cdk_replication.cli.redrive.resync import KeyResyncer, ResyncOptions
 from cdk_replication.cli.redrive.run import run_redrive
 from cdk_replication.cli.redrive.stream_ranges import RangeReader
-from cdk_replication.cli.transforms import refuse_multi_active, replica_view
 from cdk_replication.cli.tables import (
     Connection,
     TableHandle,
@@ -37,6 +36,7 @@ from cdk_replication.cli.tables import (
     probe_read,
     probe_write,
 )
+from cdk_replication.cli.transforms import refuse_multi_active, replica_view
 
 #: boto3's per-service endpoint variables (``AWS_ENDPOINT_URL_<SERVICE>``) that redrive honours before
 #: ``--endpoint-url``: the records' and streams' services may be elsewhere than DynamoDB (moto, a local S3).
