@@ -21,6 +21,11 @@ backfills need no check (tombstones and last-writer-wins guard them).
 Counts hold each item once, in this run and over the runs a resume continues: an item decided again (its
 page repeated after an interruption or an error, or its key re-checked on resume) keeps the outcome it is
 counted under unless the new one says more than "already in the target" (:func:`_merge`).
+
+A transformed replica (:mod:`cdk_replication.cli.transforms`, ``BackfillOptions.view``) receives what the
+replicator writes: each item transformed, at TARGET's key for it; items the filter leaves out are not written
+(``filtered``). The one-way check compares the transformed current source with what was written, and its
+repair writes the transformed state.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from cdk_replication.cli.repair import FAILED as REPAIR_FAILED
 from cdk_replication.cli.repair import REPAIRED, UNSETTLED, Repairer
 from cdk_replication.cli.state import StateFile, pair_state_path
 from cdk_replication.cli.tables import TableHandle
+from cdk_replication.cli.transforms import IDENTITY, ReplicaView
 
 #: Failed items kept (with key and reason) for the report; all are counted, and the report says when the list
 #: is cut short.
@@ -65,6 +71,8 @@ class Outcome(Enum):
     # target was brought to the source's current state (for example the copy of a deleted item removed).
     RESYNCED = "resynced"
     FAILED = "failed"
+    # The replica's transform filters the item out: the replica does not hold it, so nothing is written.
+    FILTERED = "filtered"
     NOT_TRIED = "not-tried"  # the run was stopping; the page will be repeated on resume
 
 
@@ -87,6 +95,9 @@ class BackfillOptions:
         metadata_prefix: the replicator's metadata prefix, default ``_rep_``: the one-way check's repair
             ignores these attributes when it compares, keeps a Kinesis-fed replica's change time and takes
             ``<prefix>deleted`` items for tombstones, as ``verify --repair`` does.
+        view: how TARGET holds SOURCE's items; default as they are. With a transform, each item is written
+            transformed (never as it is), items the filter leaves out are not written (``filtered``), and the
+            one-way check compares the transformed source with what was written.
     """
 
     segments: int = DEFAULT_SEGMENTS
@@ -98,10 +109,11 @@ class BackfillOptions:
     state_path: Path | None = None
     restart: bool = False
     metadata_prefix: str = DEFAULT_METADATA_PREFIX
+    view: ReplicaView = IDENTITY
 
 
 #: Names of the counts, in report order (``scanned`` counts every item once, the rest split it by outcome).
-COUNT_NAMES = ("scanned", "copied", "skipped", "resynced", "failed")
+COUNT_NAMES = ("scanned", "copied", "skipped", "resynced", "failed", "filtered")
 
 
 #: State-file fields that name the tables: a file whose values differ belongs to another backfill.
@@ -166,6 +178,8 @@ class BackfillResult:
     interrupted: bool
     resumed: bool
     state_path: Path
+    #: The run applied a replica transform (``filtered`` is then reported).
+    transformed: bool = False
 
     @property
     def failures_truncated(self) -> bool:
@@ -229,6 +243,8 @@ class _Backfill:
                 "totalSegments": options.segments,
                 # A resume in the other mode would skip (or start) the one-way check: refused instead.
                 "mode": _mode(options.conflict),
+                # A resume under another transform would leave items of both in TARGET: refused instead.
+                **({} if options.view.identity else {"transform": options.view.digest}),
             },
         )
 
@@ -249,7 +265,8 @@ class _Backfill:
                 repair=True,
                 max_attempts=self.options.max_attempts,
             )
-            self._repairer = Repairer(self.source, self.target, options, self.retrier, bucket=self.bucket)
+            self._repairer = Repairer(self.source, self.target, options, self.retrier, bucket=self.bucket,
+                                      view=self.options.view)
         return self._repairer
 
     def open_state(self) -> dict[str, Any]:
@@ -360,7 +377,8 @@ class _Backfill:
         names = list(self.key.names)
         if self.options.conflict is not None:
             names.append(self.options.conflict.attribute)
-        found, _ = self.batch_get(self.target, [self.key.key_of(item) for item in items], names=names)
+        view = self.options.view
+        found, _ = self.batch_get(self.target, [view.key(self.key.key_of(item)) for item in items], names=names)
         return found
 
     def skip_without_writing(self, item: Item, held: Item | None) -> bool:
@@ -388,10 +406,12 @@ class _Backfill:
                 condition = absent(self.key.partition_key)
         except MissingConflictValue as exc:
             return Outcome.FAILED, str(exc)
+        # TARGET gets what the replicator writes: the transformed item, never the source's as it is.
+        shaped = self.options.view.item(item)
         self.bucket.acquire()
         try:
             self.retrier.call(
-                self.target.client.put_item, TableName=self.target.name, Item=item, **condition.request_args()
+                self.target.client.put_item, TableName=self.target.name, Item=shaped, **condition.request_args()
             )
         except Exception as exc:
             code = error_code(exc)
@@ -415,10 +435,12 @@ class _Backfill:
         now, unread = self.batch_get(self.source, [self.key.key_of(item) for item in tried], consistent=True)
         unread_ids = {self.key.key_id(k) for k in unread}
         prefix = self.options.metadata_prefix  # ignored here as in every comparison (docs/architecture.md)
+        view = self.options.view  # the transformed source is compared with what was written (the transformed scan)
         suspects = []
         for item in tried:
             key_id = self.key.key_id(item)
-            if key_id in unread_ids or item_digest(now.get(key_id), prefix) != item_digest(item, prefix):
+            if key_id in unread_ids or item_digest(view.item(now.get(key_id)), prefix) != item_digest(
+                    view.item(item), prefix):
                 suspects.append(key_id)
         for key_id in suspects:  # rare: only keys whose source changed since the scan
             decisions[key_id] = self.resync(key_id, decisions[key_id])
@@ -546,10 +568,13 @@ class _Backfill:
                   decisions: dict[KeyId, Decision]) -> None:
         """Write one scanned page, filling ``decisions`` as items are decided (``NOT_TRIED`` when the run is
         stopping), so that the caller can count them even when this raises."""
-        held = self.existing(items)
+        view = self.options.view
+        decisions.update({self.key.key_id(i): (Outcome.FILTERED, None) for i in items if view.item(i) is None})
+        items = [item for item in items if self.key.key_id(item) not in decisions]
+        held = self.existing(items)  # by TARGET's key (hashed where the transform masks a key attribute)
         attempted = []
         for item in items:
-            if self.skip_without_writing(item, held.get(self.key.key_id(item))):
+            if self.skip_without_writing(item, held.get(self.key.key_id(view.key(self.key.key_of(item))))):
                 decisions[self.key.key_id(item)] = (Outcome.SKIPPED, None)
             else:
                 attempted.append(item)
@@ -581,6 +606,8 @@ def _describe(name: str, value: Any) -> str:
         return f"--segments {value}"
     if name == "mode":
         return f"a {value} backfill" if value else "no recorded mode"
+    if name == "transform":
+        return f"the replica transform {value}" if value else "no replica transform"
     return f"{name} {value!r}"
 
 
@@ -636,9 +663,11 @@ def run_backfill(
         ) from error
     if complete:
         job.state.delete()
+    # `filtered` only when a transform applies: without one no item is ever filtered out.
+    shown = [name for name in COUNT_NAMES if name != "filtered" or not options.view.identity]
     return BackfillResult(
-        counts=dict(job.counts),
-        totals=dict(data["totals"]),
+        counts={name: job.counts[name] for name in shown},
+        totals={name: data["totals"].get(name, 0) for name in shown},
         failures=list(job.failures.values()),
         retries=job.retrier.retries,
         seconds=time.monotonic() - started,
@@ -646,6 +675,7 @@ def run_backfill(
         interrupted=interrupted,
         resumed=job.state.resumed,
         state_path=job.state.path,
+        transformed=not options.view.identity,
     )
 
 
@@ -746,6 +776,7 @@ def backfill_text(result: BackfillResult) -> str:
         f"{'resumed and ' if result.resumed else ''}{'finished' if result.complete else 'stopped'}: "
         f"scanned {c['scanned']:,}, copied {c['copied']:,}, skipped (target had it) {c['skipped']:,}, "
         + (f"resynced (changed at the source during the copy) {c['resynced']:,}, " if c["resynced"] else "")
+        + (f"left out by the replica's filter {c['filtered']:,}, " if result.transformed else "")
         + f"failed {c['failed']:,} in {result.seconds:.1f} s ({result.retries} throttling retries)\n"
     )
     if result.resumed:

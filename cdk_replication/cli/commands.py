@@ -23,6 +23,7 @@ from cdk_replication.cli.tables import (
     probe_read,
     probe_write,
 )
+from cdk_replication.cli.transforms import ReplicaView, refuse_multi_active, replica_view
 from cdk_replication.cli.verify import VerifyOptions, run_verify, verify_json, verify_text
 from cdk_replication.cli.verify_exports import check_export_args, run_verify_from_exports
 
@@ -37,6 +38,16 @@ def open_pair(args: argparse.Namespace, pool: int) -> tuple[TableHandle, TableHa
     check_distinct(source.info, target.info, source_conn.profile == target_conn.profile)
     check_same_key(source.info, target.info)
     return source, target
+
+
+def view_of(args: argparse.Namespace, source: TableHandle, target: TableHandle, notes: list[str],
+            conflict: LastWriterWins | None) -> ReplicaView:
+    """How TARGET holds SOURCE's items (its replica transform, found and checked before anything is written:
+    :mod:`cdk_replication.cli.transforms`); notes for the user go to ``notes``."""
+    source_conn, _ = connections(args)
+    view = replica_view(source_conn, source, target, spec_file=getattr(args, "transform_spec", None), notes=notes)
+    refuse_multi_active(view, conflict, target)
+    return view
 
 
 def conflict_of(args: argparse.Namespace) -> LastWriterWins | None:
@@ -67,6 +78,7 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     conflict = conflict_of(args)
     source, target = open_pair(args, pool=args.segments + args.workers)
     notes = say_unchecked(err, source, target)
+    view = view_of(args, source, target, notes, conflict)
     probe_read(source, "source")
     probe_batch_get(target, "target")
     if conflict is None:
@@ -90,6 +102,7 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         state_path=args.state_file,
         restart=args.restart,
         metadata_prefix=args.metadata_prefix,
+        view=view,
     )
     result = run_backfill(source, target, options, progress_stream=err, show_progress=not args.quiet)
     if args.json:
@@ -113,6 +126,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     conflict = conflict_of(args)
     source, target = open_pair(args, pool=2 * args.segments + args.workers)
     notes = say_unchecked(err, source, target)
+    view = view_of(args, source, target, notes, conflict)
     probe_read(source, "source")
     probe_read(target, "target")
     if args.repair and not args.dry_run:
@@ -132,9 +146,15 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     report = None
     if args.from_exports:
+        if not view.identity:
+            # The export comparison digests items as they are; a transformed replica would differ everywhere.
+            raise BadInput(
+                f"--from-exports compares exports as they are, and {target.info.label()} is a transformed "
+                "replica: run verify without --from-exports (it applies the transform)"
+            )
         result, report = run_verify_from_exports(source, target, options, args, err, not args.quiet)
     else:
-        result = run_verify(source, target, options, progress_stream=err, show_progress=not args.quiet)
+        result = run_verify(source, target, options, progress_stream=err, show_progress=not args.quiet, view=view)
     if args.json:
         print_json(out, {**verify_json(result, source.info.key), "notes": notes})
     else:

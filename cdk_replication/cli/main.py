@@ -138,6 +138,14 @@ def _add_metadata_prefix(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_transform_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--transform-spec", type=Path, metavar="FILE",
+        help="the replica transform's spec (JSON) for a table outside a ReplicatedTable (default: the source's "
+        "published /cdk-replication/<source>/replicator parameter)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     common = _common_parser()
@@ -170,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"resume file (default {pair_state_pattern('backfill')}); removed when done",
     )
     backfill.add_argument("--restart", action="store_true", help="ignore an existing state file and start over")
+    _add_transform_spec(backfill)
 
     verify = sub.add_parser(
         "verify", parents=[common], epilog=EPILOG, formatter_class=HelpFormatter,
@@ -186,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_conflict_options(verify)
     verify.add_argument("--repair", action="store_true", help="write the source's state for each difference")
     verify.add_argument("--dry-run", action="store_true", help="with --repair: only show what would change")
+    _add_transform_spec(verify)
     verify.add_argument(
         "--show", type=int, default=20, metavar="N", help="keys listed per kind of difference (default 20)"
     )
@@ -218,6 +228,7 @@ def _add_redrive_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     _add_conflict_options(redrive)
     _add_metadata_prefix(redrive)
     redrive.add_argument("--dry-run", action="store_true", help="read and report; write no item and no marker")
+    _add_transform_spec(redrive)
     redrive.add_argument(
         "--workers", type=thread_count, default=DEFAULT_WORKERS,
         help=f"keys resynced in parallel, one thread each (default {DEFAULT_WORKERS}, at most 1000)",

@@ -32,6 +32,12 @@ full order (version, delete-beats-write, greater origin region id, the origin's 
 keeps the same winner as every region and never undoes a newer write. A tombstone in the source is sent as
 that delete. Items only in the target are reported, never deleted: they may be new writes in the target's
 region that have not reached the source yet.
+
+A transformed replica (one-way only, :mod:`cdk_replication.cli.transforms`): every comparison and write uses
+the TRANSFORMED source item at TARGET's key for it (``Repairer.view``): the repair writes the transformed
+item, deletes where the source item is gone or no longer passes the filter, and its final re-read compares
+transformed states. Where a key attribute is hashed, a TARGET key no scanned source item produces is an
+orphan: deleted on the usual condition, and checked again by ``verify`` against a fresh scan of SOURCE.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -71,6 +78,7 @@ from cdk_replication.cli.outcomes import (
 from cdk_replication.cli.pacing import Retrier, TokenBucket
 from cdk_replication.cli.redrive.multi_active import MultiActiveResync, send_current_state
 from cdk_replication.cli.tables import TableHandle
+from cdk_replication.cli.transforms import IDENTITY, ReplicaView
 
 #: Name (after the metadata prefix) of the source change time on items of a replica fed by Kinesis.
 CHANGED_AT = "changedAt"
@@ -139,10 +147,21 @@ class Repairer:
         bucket: the rate limit each repair write (PutItem or DeleteItem) takes a token from; default a new
             bucket of ``options.rate`` writes per second. ``backfill`` passes its own, so that its copies and
             its repairs share one ``--rate``.
+        view: how TARGET holds SOURCE's items; default :data:`~cdk_replication.cli.transforms.IDENTITY` (as
+            they are). With a transform, TARGET is brought to the TRANSFORMED source state: never an
+            untransformed value, and an item that no longer passes the filter is deleted.
+        source_of: maps a TARGET key (``classify``, ``repair_target``) to SOURCE's key, ``None`` when unknown
+            (a hashed key that no scanned source item produced); default: the same key.
     """
 
     def __init__(self, source: TableHandle, target: TableHandle, options: VerifyOptions, retrier: Retrier,
-                 bucket: TokenBucket | None = None, *, kinesis_fed: bool | None = None) -> None:
+                 bucket: TokenBucket | None = None, *, kinesis_fed: bool | None = None,
+                 view: ReplicaView = IDENTITY, source_of: Callable[[KeyId], KeyId | None] | None = None) -> None:
+        self.view = view
+        self.source_of: Callable[[KeyId], KeyId | None] = source_of or (lambda key_id: key_id)
+        #: TARGET keys of orphans (no known source key) this run deleted: ``verify`` checks them against a
+        #: fresh scan of SOURCE, since a hashed key cannot be read back from SOURCE (see ``remove_orphan``).
+        self.orphans_removed: set[KeyId] = set()
         self.source = source
         self.target = target
         self.options = options
@@ -181,9 +200,12 @@ class Repairer:
 
     def classify(self, key_id: KeyId) -> tuple[str, list[str]]:
         """``missing``, ``extra``, ``different`` or ``same`` from consistent reads of both tables, with the
-        names of the top-level attributes that differ (for ``different``; metadata left out)."""
-        key = self.key.key_from_id(key_id)
-        s, t = self._get(self.source, key), self._get(self.target, key)
+        names of the top-level attributes that differ (for ``different``; metadata left out).
+
+        ``key_id`` is TARGET's key; SOURCE's item is read at ``source_of(key_id)`` and transformed (``view``)."""
+        source_id = self.source_of(key_id)
+        s = None if source_id is None else self.view.item(self._get(self.source, self.key.key_from_id(source_id)))
+        t = self._get(self.target, self.key.key_from_id(key_id))
         s_digest, t_digest = self._digest(s), self._digest(t)
         if s_digest == t_digest:
             return "same", []
@@ -201,13 +223,13 @@ class Repairer:
         return "different", differing
 
     def repair_all(self, key_ids: list[KeyId], workers: int) -> RepairReport:
-        """Repair (or, in a dry run, plan) every key; errors are recorded per key, never raised."""
+        """Repair (or, in a dry run, plan) every TARGET key; errors are recorded per key, never raised."""
         report = RepairReport(dry_run=self.options.dry_run)
         lock = threading.Lock()
 
         def one(key_id: KeyId) -> None:
             try:
-                outcome, reason = self.repair_one(key_id)
+                outcome, reason = self.repair_target(key_id)
             except Exception as exc:  # recorded per key and reported, so one bad item does not stop the rest
                 outcome, reason = FAILED, f"{error_code(exc) or type(exc).__name__}: {error_message(exc)}"
             with lock:
@@ -219,48 +241,79 @@ class Repairer:
             list(pool.map(one, key_ids))
         return report
 
+    def repair_target(self, key_id: KeyId) -> tuple[str, str | None]:
+        """Bring TARGET's key ``key_id`` to the (transformed) source state: :meth:`repair_one` at its source key,
+        or, when no source key is known (a hashed key no scanned source item produces), :meth:`remove_orphan`."""
+        source_id = self.source_of(key_id)
+        if source_id is None:
+            return self.remove_orphan(key_id)
+        return self.repair_one(source_id)
+
     def repair_one(self, key_id: KeyId) -> tuple[str, str | None]:
-        """Bring one key of the target to the source's state; returns ``(outcome, reason)``."""
+        """Bring SOURCE's key ``key_id`` in the target to the source's (transformed) state; returns
+        ``(outcome, reason)``. TARGET is read and written at ``view.key`` of the key."""
         key = self.key.key_from_id(key_id)
+        target_key = self.view.key(key)
         wrote = False
         for _ in range(MAX_ROUNDS):
-            (s, read_us), t = self._get_timed(self.source, key), self._get(self.target, key)
-            if self._digest(s) == self._digest(t):
+            (s, read_us), t = self._get_timed(self.source, key), self._get(self.target, target_key)
+            # What TARGET must hold: the source item transformed (None: absent, or filtered out).
+            want = self.view.item(s)
+            if self._digest(want) == self._digest(t):
                 return (REPAIRED if wrote else SETTLED), None
             if self.options.conflict is not None:
                 return self._repair_last_writer_wins(key)
             if self.options.dry_run:
-                return (WOULD_DELETE if s is None else WOULD_PUT), None
-            if self._is_kinesis_fed(t):
-                item, condition = self._settled_write(key, s, read_us)
-            else:
-                item, condition = None, unchanged(
-                    self.key.partition_key, t, also_absent=s, metadata_prefix=self.options.metadata_prefix
-                )
-            self.bucket.acquire()
-            try:
-                if item is not None:
-                    self.retrier.call(
-                        self.target.client.put_item, TableName=self.target.name, Item=item,
-                        **condition.request_args(),
-                    )
-                elif s is None:
-                    self.retrier.call(
-                        self.target.client.delete_item, TableName=self.target.name, Key=key,
-                        **condition.request_args(),
-                    )
-                else:
-                    self.retrier.call(
-                        self.target.client.put_item, TableName=self.target.name, Item=self._with_change_time(s, t),
-                        **condition.request_args(),
-                    )
-            except Exception as exc:
-                if error_code(exc) == "ConditionalCheckFailedException":
-                    continue  # the target changed after our read: look again
-                raise
+                return (WOULD_DELETE if want is None else WOULD_PUT), None
+            if not self._write(target_key, t, want, read_us):
+                continue  # the target changed after our read: look again
             wrote = True
-            if self._digest(self._get(self.source, key)) == self._digest(s):
+            # Compared transformed: a source change the transform hides leaves the replicator's write equal to ours.
+            if self._digest(self.view.item(self._get(self.source, key))) == self._digest(want):
                 return REPAIRED, None
+        return UNSETTLED, f"still changing after {MAX_ROUNDS} rounds; run verify again"
+
+    def _write(self, target_key: Item, seen: Item | None, want: Item | None, read_us: int) -> bool:
+        """Write ``want`` (``None``: delete) at ``target_key`` on the condition that TARGET still holds ``seen``
+        (a Kinesis-fed replica: the replicator's settled write); ``False`` when the condition failed."""
+        if self._is_kinesis_fed(seen):
+            item, condition = self._settled_write(target_key, want, read_us)
+        else:
+            item, condition = None, unchanged(
+                self.key.partition_key, seen, also_absent=want, metadata_prefix=self.options.metadata_prefix
+            )
+        self.bucket.acquire()
+        try:
+            if item is None and want is None:
+                self.retrier.call(self.target.client.delete_item, TableName=self.target.name, Key=target_key,
+                                  **condition.request_args())
+            else:
+                put = item if item is not None else self._with_change_time(want or {}, seen)
+                self.retrier.call(self.target.client.put_item, TableName=self.target.name, Item=put,
+                                  **condition.request_args())
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def remove_orphan(self, key_id: KeyId) -> tuple[str, str | None]:
+        """Delete TARGET's item at ``key_id``, which no source item produced when SOURCE was scanned.
+
+        Only reached for a transform that hashes a key attribute: TARGET's key then cannot be read back from
+        SOURCE, so the repair's re-read of SOURCE cannot run. An item created in SOURCE after its scan and
+        replicated before this delete would be deleted wrongly; ``verify`` therefore scans SOURCE again after
+        its repairs and restores any such key (:attr:`orphans_removed`)."""
+        target_key = self.key.key_from_id(key_id)
+        for _ in range(MAX_ROUNDS):
+            t = self._get(self.target, target_key)
+            if self._digest(t) is None:
+                return (REPAIRED if key_id in self.orphans_removed else SETTLED), None
+            if self.options.dry_run:
+                return WOULD_DELETE, None
+            if self._write(target_key, t, None, int(time.time() * 1e6) - CLOCK_SKEW_MARGIN_US):
+                with self._detect_lock:
+                    self.orphans_removed.add(key_id)
         return UNSETTLED, f"still changing after {MAX_ROUNDS} rounds; run verify again"
 
     def _with_change_time(self, source_item: Item, target_item: Item | None) -> Item:

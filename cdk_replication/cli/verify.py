@@ -10,6 +10,12 @@ different. Every difference is therefore re-read with strongly consistent reads 
 
 Multi-active tombstones (items with ``<metadata prefix>deleted``) stand for deleted items: they are
 counted apart and compared as absent.
+
+A transformed replica (:mod:`cdk_replication.cli.transforms`) is compared with the TRANSFORMED source: each
+source item is transformed as the replicator does before its digest is taken, under TARGET's key for it
+(hashed where a key attribute is masked); items the filter leaves out are counted apart (``filteredOut``) and
+expected absent from TARGET, so a correct masked copy verifies clean and an item that should not be there is
+``extra``. Keys are reported in TARGET's key space.
 """
 
 from __future__ import annotations
@@ -31,8 +37,9 @@ from cdk_replication.cli.options import (
 )
 from cdk_replication.cli.pacing import Retrier, TokenBucket
 from cdk_replication.cli.progress import Progress, Rate
-from cdk_replication.cli.repair import RepairReport, Repairer
+from cdk_replication.cli.repair import REPAIRED, SETTLED, RepairReport, Repairer
 from cdk_replication.cli.tables import TableHandle
+from cdk_replication.cli.transforms import IDENTITY, ReplicaView
 
 #: Differences re-read with consistent reads at most; above it they are reported as scanned.
 MAX_REREAD = 100_000
@@ -58,6 +65,8 @@ class VerifyResult:
     different_attributes: dict[KeyId, list[str]] = field(default_factory=dict)
     repair: RepairReport | None = None
     seconds: float = 0.0
+    #: Source items the replica's filter leaves out (expected absent from TARGET); 0 without a transform.
+    filtered_out: int = 0
 
     @property
     def difference_count(self) -> int:
@@ -72,7 +81,13 @@ class VerifyResult:
 
 
 class _Scanner:
-    def __init__(self, options: VerifyOptions, retrier: Retrier, stop: threading.Event) -> None:
+    def __init__(self, options: VerifyOptions, retrier: Retrier, stop: threading.Event,
+                 view: ReplicaView = IDENTITY) -> None:
+        self.view = view
+        #: TARGET key -> SOURCE key of every transformed source item, kept only when the transform hashes a
+        #: key attribute (TARGET's key then cannot be mapped back otherwise).
+        self.origin: dict[KeyId, KeyId] = {}
+        self.filtered_out = 0
         self.options = options
         self.retrier = retrier
         self.stop = stop
@@ -80,8 +95,9 @@ class _Scanner:
         self.tombstones = {"source": 0, "target": 0}
         self._lock = threading.Lock()
 
-    def scan(self, handle: TableHandle, side: str, visit: Any) -> None:
-        """Parallel-scan ``handle``, calling ``visit(segment, key_id, digest)`` for every item."""
+    def scan(self, handle: TableHandle, side: str, visit: Any, *, transformed: bool = False) -> None:
+        """Parallel-scan ``handle``, calling ``visit(segment, key_id, digest)`` for every item; with
+        ``transformed`` (the source side), for every item as the replica holds it, under TARGET's key."""
         bucket = TokenBucket(self.options.rate)
 
         def segment(seg: int) -> None:
@@ -97,13 +113,7 @@ class _Scanner:
                 page = self.retrier.call(handle.client.scan, **request)
                 items = page.get("Items", [])
                 bucket.acquire(len(items))
-                prefix = self.options.metadata_prefix
-                tombstones = 0
-                for item in items:
-                    if is_tombstone(item, prefix):
-                        tombstones += 1  # a multi-active delete: compared as "no item"
-                        continue
-                    visit(seg, handle.info.key.key_id(item), item_digest(item, prefix))
+                tombstones = self._visit_page(handle, items, seg, visit, transformed)
                 with self._lock:
                     self.scanned[side] += len(items)
                     self.tombstones[side] += tombstones
@@ -111,6 +121,31 @@ class _Scanner:
                 if not start:
                     return
 
+        self._run_segments(handle, side, segment)
+
+    def _visit_page(self, handle: TableHandle, items: list[Any], seg: int, visit: Any, transformed: bool) -> int:
+        """Visit one page's items (transformed when asked); returns how many were tombstones."""
+        prefix, key, view = self.options.metadata_prefix, handle.info.key, self.view
+        tombstones = filtered = 0
+        for item in items:
+            if is_tombstone(item, prefix):
+                tombstones += 1  # a multi-active delete: compared as "no item"
+                continue
+            if transformed and not view.identity:
+                shaped = view.item(item)
+                if shaped is None:
+                    filtered += 1  # the replica does not hold it
+                    continue
+                if view.rekeys:
+                    self.origin[key.key_id(shaped)] = key.key_id(item)  # dict assignment is atomic in CPython
+                item = shaped
+            visit(seg, key.key_id(item), item_digest(item, prefix))
+        if filtered:
+            with self._lock:
+                self.filtered_out += filtered
+        return tombstones
+
+    def _run_segments(self, handle: TableHandle, side: str, segment: Any) -> None:
         with ThreadPoolExecutor(self.options.segments, thread_name_prefix=f"scan-{side}") as pool:
             futures = [pool.submit(segment, s) for s in range(self.options.segments)]
             for f in futures:
@@ -130,15 +165,20 @@ def run_verify(
     *,
     progress_stream: TextIO | None = None,
     show_progress: bool = True,
+    view: ReplicaView = IDENTITY,
 ) -> VerifyResult:
     """Compare ``source`` and ``target`` (both already checked) and repair when ``options.repair``.
+
+    Args:
+        view: how TARGET holds SOURCE's items; default as they are. With a transform, TARGET is compared with
+            (and repaired to) the transformed source (module docstring).
 
     Raises:
         WorkFailed: a scan failed for a reason other than throttling.
     """
     started = time.monotonic()
     retrier = Retrier(options.max_attempts)
-    scanner = _Scanner(options, retrier, threading.Event())
+    scanner = _Scanner(options, retrier, threading.Event(), view)
     phase = ["scanning source"]
     expected = source.info.item_count + target.info.item_count
     rate = Rate(expected)
@@ -153,7 +193,13 @@ def run_verify(
 
     with Progress(render, progress_stream, enabled=show_progress):
         found = _compare_scans(source, target, scanner, phase)
-        settle_and_repair(found, Repairer(source, target, options, retrier), options, phase)
+        # A hashed key maps back only through the scan; an unknown one (None) is an orphan of TARGET.
+        source_of = scanner.origin.get if view.rekeys else None
+        repairer = Repairer(source, target, options, retrier, view=view, source_of=source_of)
+        settle_and_repair(found, repairer, options, phase)
+        if found.repair is not None and repairer.orphans_removed:
+            phase[0] = "re-scanning source for the deleted orphans"
+            _restore_orphans(source, scanner, repairer, found.repair, options.workers)
         # The line left on screen is drawn when the block ends: it says the work is over, not its last phase.
         phase[0] = "done"
     found.seconds = time.monotonic() - started
@@ -168,7 +214,7 @@ def _compare_scans(source: TableHandle, target: TableHandle, scanner: _Scanner, 
     extra: list[list[KeyId]] = [[] for _ in range(segments)]
     different: list[list[KeyId]] = [[] for _ in range(segments)]
     # One shared map (a dict assignment is atomic in CPython), so memory never holds two copies.
-    scanner.scan(source, "source", lambda seg, k, d: digests.__setitem__(k, d))
+    scanner.scan(source, "source", lambda seg, k, d: digests.__setitem__(k, d), transformed=True)
     source_items = len(digests)
     matching = [0] * segments
     phase[0] = "scanning target"
@@ -192,10 +238,30 @@ def _compare_scans(source: TableHandle, target: TableHandle, scanner: _Scanner, 
         source_tombstones=scanner.tombstones["source"],
         target_tombstones=scanner.tombstones["target"],
         matching=sum(matching),
+        filtered_out=scanner.filtered_out,
         missing=missing,
         extra=[k for part in extra for k in part],
         different=[k for part in different for k in part],
     )
+
+
+def _restore_orphans(source: TableHandle, scanner: _Scanner, repairer: Repairer, report: RepairReport,
+                     workers: int) -> None:
+    """Scan SOURCE again and repair every deleted orphan that a source item now produces.
+
+    An orphan (a TARGET item under a hashed key no source item produced at the first scan) may be the copy of
+    an item created after that scan. Such an item either stays unchanged from the delete to this scan (it is
+    seen here and written again) or changes after the delete (its later stream record is applied after the
+    delete): either way TARGET ends right. Reported under the orphan's key, with the repair's outcome."""
+    removed = set(repairer.orphans_removed)
+    scanner.origin.clear()
+    scanner.scan(source, "source", lambda seg, k, d: None, transformed=True)
+    again = {k: scanner.origin[k] for k in removed if k in scanner.origin}
+    with ThreadPoolExecutor(workers, thread_name_prefix="restore") as pool:
+        for target_id, (outcome, reason) in zip(again, pool.map(repairer.repair_one, again.values())):
+            report.outcomes[target_id] = REPAIRED if outcome == SETTLED else outcome
+            if reason:
+                report.reasons[target_id] = reason
 
 
 def settle_and_repair(found: VerifyResult, repairer: Repairer, options: VerifyOptions, phase: list[str]) -> None:
@@ -282,6 +348,7 @@ def verify_json(result: VerifyResult, key_schema: Any) -> dict[str, Any]:
         "sourceTombstones": result.source_tombstones,
         "targetTombstones": result.target_tombstones,
         "settledOnReread": result.settled_on_reread,
+        "filteredOut": result.filtered_out,
         "reread": result.reread,
         "missing": keys(result.missing),
         "extra": keys(result.extra),
@@ -301,6 +368,7 @@ def verify_text(result: VerifyResult, key_schema: Any, show: int) -> list[str]:
         f"{result.matching:,} identical; missing {len(result.missing):,}, extra {len(result.extra):,}, "
         f"different {len(result.different):,}"
         + (f" ({result.settled_on_reread:,} more settled on re-read)" if result.settled_on_reread else "")
+        + (f"; {result.filtered_out:,} source items left out by the replica's filter" if result.filtered_out else "")
     ]
     if not result.reread:
         lines.append(f"(more than {MAX_REREAD:,} differences: reported as scanned, without consistent re-reads)")

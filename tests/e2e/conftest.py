@@ -57,7 +57,7 @@ for _context in VARIANTS.values():
 TEST_APPS: dict[str, tuple[str, dict[str, str]]] = {
     name: (name, {}) for name in (
         "exotic_app", "multi_active_app", "existing_source_app", "kinesis_millis_app", "existing_sort_key_app",
-        "resource_policy_app",
+        "resource_policy_app", "masked_app",
     )
 }
 # The redrive test's multi-active table has a name of its own: the session's DynamoDB Local keeps every table.
@@ -215,8 +215,10 @@ def topology_of(e2e_ddb: DynamoDBLocal) -> Iterator[Callable[[Path], Topology]]:
         deployment.close()
 
 
-#: An operator allowed every DynamoDB action (the default policy of :func:`operator_of`).
-ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"}]}
+#: An operator allowed every DynamoDB action and to read the published parameters, which every command reads to
+#: learn a replica's transform (docs/cli.md, "Permissions") (the default policy of :func:`operator_of`).
+ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["dynamodb:*", "ssm:GetParameter"],
+                                                        "Resource": "*"}]}
 
 
 @dataclass

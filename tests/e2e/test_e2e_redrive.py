@@ -27,7 +27,7 @@ from cdk_replication.local.deploy import LocalDeployment, LocalTable
 
 #: Every DynamoDB Streams read refused: the stream is as good as gone (its 24 hours are over) for the CLI.
 NO_STREAM_READS = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"},
+    {"Effect": "Allow", "Action": ["dynamodb:*", "ssm:GetParameter"], "Resource": "*"},
     {"Effect": "Deny", "Action": ["dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:DescribeStream",
                                   "dynamodb:ListStreams"], "Resource": "*"}]}
 

@@ -15,12 +15,16 @@ from cdk_replication.cli.migrate.steps import run_steps
 from cdk_replication.cli.output import say_unchecked
 from cdk_replication.cli.state import StateFile, pair_state_path
 from cdk_replication.cli.tables import TableHandle, TableRef, describe_table
+from cdk_replication.cli.transforms import TargetId, refuse_transformed_migration
 
 
 def cmd_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Run (or continue) a migration; returns the exit code (0: every step of this run is done)."""
     check_options(args)
     ctx = _open(args, err)
+    # Before any step (the export too): a transformed replica cannot come from an export (cli/transforms.py).
+    refuse_transformed_migration(ctx.source_conn, ctx.source, TargetId(ctx.target_ref.name, ctx.target_region,
+                                                                          ctx.target_ref.account))
     lambda_client = None
     if args.event_source_mapping_uuid:
         lambda_client = ctx.source_conn.client("lambda", args.mapping_region or ctx.source.info.region)

@@ -36,6 +36,7 @@ from cdk_replication.cli.tables import (
     probe_read,
     probe_write,
 )
+from cdk_replication.cli.transforms import refuse_multi_active, replica_view
 
 #: boto3's per-service endpoint variables (``AWS_ENDPOINT_URL_<SERVICE>``) that redrive honours before
 #: ``--endpoint-url``: the records' and streams' services may be elsewhere than DynamoDB (moto, a local S3).
@@ -99,6 +100,10 @@ def cmd_redrive(args: argparse.Namespace, out: TextIO, err: TextIO, conflict: La
     exit code."""
     conn, source, targets = open_tables(args, pool=args.workers + 2)
     notes = say_unchecked(err, source, *targets)
+    # Each TARGET's replica transform, checked before anything is written (cli/transforms.py).
+    views = [replica_view(conn, source, target, spec_file=args.transform_spec, notes=notes) for target in targets]
+    for view, target in zip(views, targets):
+        refuse_multi_active(view, conflict, target)
     probe_read(source, "source")
     for target in targets:
         probe_read(target, "target")
@@ -106,7 +111,7 @@ def cmd_redrive(args: argparse.Namespace, out: TextIO, err: TextIO, conflict: La
             probe_write(target, "target", delete=conflict is None)
     retrier = Retrier(args.max_retries)
     options = ResyncOptions(args.metadata_prefix, conflict, args.dry_run, source.info.region)
-    resyncer = KeyResyncer(source, targets, options, retrier)
+    resyncer = KeyResyncer(source, targets, options, retrier, views)
     location = open_location(args, conn)
     if not args.dry_run:
         location.check_marking()  # before the first item write: a run that cannot mark would redo it all

@@ -18,6 +18,7 @@ from cdk_replication.cli.options import VerifyOptions
 from cdk_replication.cli.pacing import Retrier
 from cdk_replication.cli.repair import FAILED, KEPT, REPAIRED, SETTLED, Repairer
 from cdk_replication.cli.tables import TableHandle
+from cdk_replication.cli.transforms import IDENTITY, ReplicaView
 
 #: Outcomes after which a target holds what it should at the key: a record whose keys all end so, in every
 #: target, is marked redriven. ``kept`` is the multi-active verdict that the target's version is newer.
@@ -56,23 +57,30 @@ def load_multi_active() -> Any:
 
 
 class KeyResyncer:
-    """Resyncs keys of SOURCE into each TARGET (threads may share one instance)."""
+    """Resyncs keys of SOURCE into each TARGET (threads may share one instance).
+
+    Args:
+        views: per TARGET (in order), how it holds SOURCE's items; default: each as they are. A transformed
+            TARGET is resynced to the transformed source state (its key hashed where a key attribute is masked).
+    """
 
     def __init__(self, source: TableHandle, targets: list[TableHandle], options: ResyncOptions,
-                 retrier: Retrier) -> None:
+                 retrier: Retrier, views: list[ReplicaView] | None = None) -> None:
+        views = views or [IDENTITY] * len(targets)
         self.source = source
         self.targets = targets
         self.options = options
         self.retrier = retrier
         verify_options = VerifyOptions(metadata_prefix=options.metadata_prefix, repair=True,
                                        dry_run=options.dry_run, max_attempts=retrier.max_attempts)
-        self._repairers = [Repairer(source, target, verify_options, retrier) for target in targets]
+        self._repairers = [Repairer(source, target, verify_options, retrier, view=view)
+                           for target, view in zip(targets, views)]
         # A key named by a Kinesis batch is repaired as the replicator writes a Kinesis-fed replica (stamped with
         # a change time, a delete as a tombstone) whatever the target holds: an empty or backfilled replica
         # carries no change time to detect, and an unstamped item lets a late duplicate record bring older data
         # back (rule 6).
-        self._kinesis_repairers = [Repairer(source, target, verify_options, retrier, kinesis_fed=True)
-                                   for target in targets]
+        self._kinesis_repairers = [Repairer(source, target, verify_options, retrier, kinesis_fed=True, view=view)
+                                   for target, view in zip(targets, views)]
         self._multi_active: Any = None
         self._multi_active_options: Any = None
         if options.conflict is not None:
