@@ -11,8 +11,15 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_dynamodb as dynamodb
 
-from cdk_replication import ExistingSource, LocationStatus, ReplicatedTable, ReplicationMode, TableLocation
-from construct_helpers import IMPORTED_STREAM_ARN, PK, SK, SOURCE_ACCOUNT, policy_statements, resources_of_type
+from cdk_replication import (
+    ExistingSource,
+    LocationStatus,
+    MigrationOptions,
+    ReplicatedTable,
+    ReplicationMode,
+    TableLocation,
+)
+from construct_helpers import EXPORT_ARN, IMPORTED_STREAM_ARN, PK, SK, SOURCE_ACCOUNT, policy_statements, resources_of_type
 
 
 def _assembly_parameters(app: cdk.App) -> Counter[tuple[str, str]]:
@@ -90,3 +97,22 @@ def test_copies_whose_names_differ_only_in_punctuation_get_distinct_status_outpu
     outputs = app.synth().get_stack_by_name(construct.source_stack.stack_name).template["Outputs"]
     # One status output per copy (the source and its two same-region copies), whatever their ids.
     assert sorted(v["Value"] for k, v in outputs.items() if k.startswith("ReplicationStatus")) == ["ACTIVE"] * 3
+
+
+@pytest.mark.xfail(strict=True, reason="review: the last step of a joining-from-export replica (status=ACTIVE, its "
+                                       "migration kept: ImportSourceSpecification cannot be removed) disables the "
+                                       "running mapping, pausing replication to every replica")
+def test_a_replica_loaded_from_an_export_set_active_keeps_the_running_mapping_enabled():
+    app = cdk.App()
+    construct = ReplicatedTable(
+        app, "Employee", source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT), partition_key=PK,
+        dashboard=False,
+        replicas=[TableLocation(region="us-east-1"),
+                  # Was JOINING (mapping enabled, then a target once export_arn was set); join done, now ACTIVE.
+                  TableLocation(region="eu-central-1",
+                                migration=MigrationOptions(export_arn=EXPORT_ARN.replace("Orders", "Employee")))],
+    )
+    template = app.synth().get_stack_by_name(construct.source_stack.stack_name).template
+    (mapping,) = resources_of_type(template, "AWS::Lambda::EventSourceMapping").values()
+    # The previous deploy (status=JOINING) had Enabled=True: this deploy must not pause us-east-1's replication.
+    assert mapping["Properties"]["Enabled"] is True
