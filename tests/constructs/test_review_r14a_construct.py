@@ -16,6 +16,7 @@ from cdk_replication import (
     LocationStatus,
     MigrationOptions,
     ReplicatedTable,
+    ReplicationConfigError,
     ReplicationMode,
     TableLocation,
 )
@@ -116,3 +117,50 @@ def test_a_replica_loaded_from_an_export_set_active_keeps_the_running_mapping_en
     (mapping,) = resources_of_type(template, "AWS::Lambda::EventSourceMapping").values()
     # The previous deploy (status=JOINING) had Enabled=True: this deploy must not pause us-east-1's replication.
     assert mapping["Properties"]["Enabled"] is True
+
+
+def _resources_by_stack(app: cdk.App) -> dict[str, dict[str, str]]:
+    """Stack name -> {logical id: resource type} of every stack of ``app``."""
+    return {stack.stack_name: {k: v["Type"] for k, v in stack.template["Resources"].items()}
+            for stack in app.synth().stacks}
+
+
+def _profiles(source: TableLocation, replicas: list[TableLocation]) -> cdk.App:
+    app = cdk.App()
+    ReplicatedTable(app, "Profiles", source=source, replicas=replicas, partition_key=PK,
+                    mode=ReplicationMode.MULTI_ACTIVE, dashboard=False)
+    return app
+
+
+@pytest.mark.xfail(strict=True, reason="review: multi-active accepts status=LEAVING on the source location, but removing "
+                                       "it means promoting another region to source=, which renames every logical id "
+                                       "of that region's stack (table, function, role, mapping, parameter: all named, "
+                                       "so CloudFormation fails) - the removal step cannot be deployed")
+def test_a_leaving_multi_active_source_can_be_removed_without_renaming_the_other_regions_resources():
+    east, europe = (TableLocation(region=r, account=SOURCE_ACCOUNT) for r in ("us-east-1", "eu-west-1"))
+    try:
+        leaving = _profiles(TableLocation(region="us-west-2", account=SOURCE_ACCOUNT, status=LocationStatus.LEAVING),
+                            [east, europe])
+    except ReplicationConfigError:  # refusing a LEAVING source, with the reason, is a correct fix too
+        return
+    removed = _profiles(east, [europe])  # the only way to write the topology without us-west-2
+    before, after = _resources_by_stack(leaving), _resources_by_stack(removed)
+    # us-east-1's resources must be the same ones (same logical ids), or CloudFormation replaces named resources.
+    assert after["Profiles-us-east-1"] == before["Profiles-us-east-1"]
+
+
+def test_removing_a_replica_or_a_non_source_region_keeps_the_other_stacks_resources():
+    """Sound: the removal step of the procedure only removes resources (the remaining copies' logical ids are
+    kept, so nothing named is replaced), one-way and multi-active."""
+    source = TableLocation(region="us-west-2", account=SOURCE_ACCOUNT)
+    east, europe = TableLocation(region="us-east-1"), TableLocation(region="eu-west-1")
+    before, after = _resources_by_stack(_profiles(source, [east, europe])), _resources_by_stack(_profiles(source, [europe]))
+    assert set(after) == {"Profiles-us-west-2", "Profiles-eu-west-1"}
+    assert all(after[name].items() <= before[name].items() for name in after)
+    one_way = []
+    for replicas in ([east, TableLocation(region="us-west-2", table_name="OrdersAudit"), europe],
+                     [TableLocation(region="us-west-2", table_name="OrdersAudit"), europe]):
+        app = cdk.App()
+        ReplicatedTable(app, "Orders", source=source, replicas=replicas, partition_key=PK, dashboard=False)
+        one_way.append(_resources_by_stack(app))
+    assert all(one_way[1][name].items() <= one_way[0][name].items() for name in one_way[1])
