@@ -2,12 +2,11 @@
 or removes that the local runtime keeps serving (DESIGN.md rule 9). Each finding is xfail(strict) until fixed;
 the other tests here hold what was checked and found sound.
 
-The assemblies are written by hand (no functions, no synth): roles, SSM parameters and their IAM are enough.
+The assemblies are written by hand (no synth), with test_update's helpers.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,23 +17,10 @@ from botocore.exceptions import ClientError
 
 from cdk_replication.local import DynamoDBLocal, TemplateError, deploy
 from cdk_replication.local.deploy import LocalDeployment
+from test_update import ACCOUNT, LAMBDA_TRUST, REGION, _assembly, _stack, _table
 
-ACCOUNT, REGION = "888888888888", "eu-west-1"
-LAMBDA_TRUST = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 #: What a session of a role that no longer exists may get back: never an answer.
 REFUSED = {"AccessDeniedException", "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredTokenException"}
-
-
-def _assembly(folder: Path, stacks: dict[str, dict[str, Any]]) -> Path:
-    folder.mkdir(parents=True)
-    artifacts = {}
-    for stack_name, template in stacks.items():
-        (folder / f"{stack_name}.template.json").write_text(json.dumps(template))
-        artifacts[stack_name] = {"type": "aws:cloudformation:stack", "environment": f"aws://{ACCOUNT}/{REGION}",
-                                 "properties": {"templateFile": f"{stack_name}.template.json", "stackName": stack_name}}
-    (folder / "manifest.json").write_text(json.dumps({"version": "36.0.0", "artifacts": artifacts}))
-    return folder
 
 
 def _parameter(name: str, value: str) -> dict[str, Any]:
@@ -68,40 +54,35 @@ def test_creating_a_parameter_whose_name_exists_fails_the_deploy(tmp_path, ddb_l
         deploy(out, ddb_local).close()
 
 
-@pytest.mark.xfail(strict=True, reason="review: a role removed by an update keeps its permissions in the gateway "
-                                       "(its sessions are still served); on AWS the role and its policies are deleted")
-def test_a_role_removed_by_an_update_no_longer_authorizes_its_sessions(tmp_path, ddb_local: DynamoDBLocal):
+def _read_after_update(tmp_path: Path, ddb_local: DynamoDBLocal, role_in_v2: dict[str, Any] | None) -> ClientError:
+    """A role session reads a parameter (allowed), the update replaces the role with ``role_in_v2`` (``None``:
+    removes it); the same session's next read must be refused. Returns the refusal."""
     uid = uuid.uuid4().hex[:8]
     name, role_name = f"/review/{uid}/status", f"review-{uid}-role"
-    role_arn = f"arn:aws:iam::{ACCOUNT}:role/{role_name}"
-    v1 = _assembly(tmp_path / "v1", {f"review-{uid}": {"Resources": {
-        "Param": _parameter(name, "ACTIVE"), "Role": _reader_role(role_name, name)}}})
-    v2 = _assembly(tmp_path / "v2", {f"review-{uid}": {"Resources": {"Param": _parameter(name, "ACTIVE")}}})
+    resources = {"Param": _parameter(name, "ACTIVE")}
+    v1 = _assembly(tmp_path / "v1", {f"review-{uid}": {"Resources": {**resources, "Role": _reader_role(role_name, name)}}})
+    v2_role = {} if role_in_v2 is None else {"Role": {**role_in_v2, "Properties": {
+        **role_in_v2["Properties"], "RoleName": role_name}}}
+    v2 = _assembly(tmp_path / "v2", {f"review-{uid}": {"Resources": {**resources, **v2_role}}})
     with deploy(v1, ddb_local) as deployment:
-        session = deployment.gateway.credentials_for_role(role_arn, "replicator")
+        session = deployment.gateway.credentials_for_role(f"arn:aws:iam::{ACCOUNT}:role/{role_name}", "replicator")
         assert _ssm(deployment, session.access_key_id).get_parameter(Name=name)["Parameter"]["Value"] == "ACTIVE"
         deployment.update(v2)
         with pytest.raises(ClientError) as refused:
             _ssm(deployment, session.access_key_id).get_parameter(Name=name)
-        assert refused.value.response["Error"]["Code"] in REFUSED
+        return refused.value
+
+
+@pytest.mark.xfail(strict=True, reason="review: a role removed by an update keeps its permissions in the gateway "
+                                       "(its sessions are still served); on AWS the role and its policies are deleted")
+def test_a_role_removed_by_an_update_no_longer_authorizes_its_sessions(tmp_path, ddb_local: DynamoDBLocal):
+    assert _read_after_update(tmp_path, ddb_local, None).response["Error"]["Code"] in REFUSED
 
 
 def test_a_permission_removed_by_an_update_is_refused_afterwards(tmp_path, ddb_local: DynamoDBLocal):
     """Sound: a role kept by the update but losing a statement is refused at once (same session)."""
-    uid = uuid.uuid4().hex[:8]
-    name, role_name = f"/review/{uid}/status", f"review-{uid}-role"
-    role_arn = f"arn:aws:iam::{ACCOUNT}:role/{role_name}"
-    v1 = _assembly(tmp_path / "v1", {f"review-{uid}": {"Resources": {
-        "Param": _parameter(name, "ACTIVE"), "Role": _reader_role(role_name, name)}}})
-    v2 = _assembly(tmp_path / "v2", {f"review-{uid}": {"Resources": {
-        "Param": _parameter(name, "ACTIVE"), "Role": _reader_role(role_name, name, allowed=False)}}})
-    with deploy(v1, ddb_local) as deployment:
-        session = deployment.gateway.credentials_for_role(role_arn, "replicator")
-        assert _ssm(deployment, session.access_key_id).get_parameter(Name=name)["Parameter"]["Value"] == "ACTIVE"
-        deployment.update(v2)
-        with pytest.raises(ClientError) as refused:
-            _ssm(deployment, session.access_key_id).get_parameter(Name=name)
-        assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
+    without_read = _reader_role("replaced", "/unused", allowed=False)
+    assert _read_after_update(tmp_path, ddb_local, without_read).response["Error"]["Code"] == "AccessDeniedException"
 
 
 OTHER_ACCOUNT = "999999999999"
@@ -139,47 +120,12 @@ def test_a_resource_policy_removed_by_an_update_no_longer_lets_another_account_i
         assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
 
 
-#: Writes "<key>#<VERSION>" into SINK for each record.
-CODE = """
-import os, boto3
-ddb = boto3.client("dynamodb")
-def handler(event, context):
-    for record in event["Records"]:
-        key = record["dynamodb"]["Keys"]["pk"]["S"]
-        ddb.put_item(TableName=os.environ["SINK"], Item={"pk": {"S": key + "#" + os.environ["VERSION"]}})
-"""
-
-
-def _table(name: str, stream: bool = False) -> dict[str, Any]:
-    props: dict[str, Any] = {"TableName": name, "BillingMode": "PAY_PER_REQUEST",
-                             "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-                             "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}]}
-    if stream:
-        props["StreamSpecification"] = {"StreamViewType": "NEW_AND_OLD_IMAGES"}
-    return {"Type": "AWS::DynamoDB::Table", "Properties": props}
-
-
 def _replicating_stack(name: str, version: str, starting_position: str) -> dict[str, Any]:
-    """Source table with a stream, a sink table, a function writing "<key>#<version>" to the sink, its mapping."""
-    statements = [
-        {"Effect": "Allow", "Action": ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
-         "Resource": {"Fn::GetAtt": ["Source", "StreamArn"]}},
-        {"Effect": "Allow", "Action": "dynamodb:ListStreams", "Resource": "*"},
-        {"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}-sink"},
-    ]
-    return {"Resources": {
-        "Source": _table(f"{name}-source", stream=True), "Sink": _table(f"{name}-sink"),
-        "Role": {"Type": "AWS::IAM::Role", "Properties": {
-            "RoleName": f"{name}-role", "AssumeRolePolicyDocument": LAMBDA_TRUST,
-            "Policies": [{"PolicyName": "p", "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}]}},
-        "Fn": {"Type": "AWS::Lambda::Function", "Properties": {
-            "FunctionName": f"{name}-fn", "Runtime": "python3.12", "Handler": "index.handler", "Timeout": 10,
-            "Code": {"ZipFile": CODE}, "Role": {"Fn::GetAtt": ["Role", "Arn"]},
-            "Environment": {"Variables": {"VERSION": version, "SINK": f"{name}-sink"}}}},
-        "Mapping": {"Type": "AWS::Lambda::EventSourceMapping", "Properties": {
-            "FunctionName": {"Ref": "Fn"}, "EventSourceArn": {"Fn::GetAtt": ["Source", "StreamArn"]},
-            "StartingPosition": starting_position, "BatchSize": 10}},
-    }}
+    """test_update's stack (source, sink, function writing "<key>#<version>", mapping) with this starting
+    position."""
+    stack = _stack(name, version, with_extras=False)
+    stack["Resources"]["Mapping"]["Properties"]["StartingPosition"] = starting_position
+    return stack
 
 
 @pytest.mark.xfail(strict=True, reason="review: a changed StartingPosition is applied in place (checkpoints kept); "
