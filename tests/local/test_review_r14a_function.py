@@ -1,5 +1,5 @@
 """Adversarial review of ``LocalFunction.update_configuration`` (branch r14a, contract A.5): a configuration set
-by an update must reach the next invocation that starts, whatever the threads do. xfail(strict) until fixed.
+by an update must reach the next invocation that starts, whatever the threads do. (Fixed: a lock of its own guards the read and the clear.)
 
 ``_take_pending`` reads the pending configuration and then clears it (``pending, self._pending = self._pending,
 None``) without a lock that ``update_configuration`` also takes, so an update landing between the read and the
@@ -16,7 +16,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from cdk_replication.local.lambda_runtime import FunctionConfiguration, LocalFunction
 
@@ -43,8 +42,6 @@ class _RacyFunction(LocalFunction):
         self.__dict__["_pending_value"] = value
 
 
-@pytest.mark.xfail(strict=True, reason="review: update_configuration racing with an invocation's _take_pending is "
-                                       "lost (no lock): the function keeps its old configuration for good")
 def test_an_update_landing_while_an_invocation_starts_is_not_lost(tmp_path: Path):
     (tmp_path / "index.py").write_text("def handler(event, context):\n    return None\n")
     function = _RacyFunction("review-fn", tmp_path, "index.handler", {"TARGETS": "v1"}, region="eu-west-1",
