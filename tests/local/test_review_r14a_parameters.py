@@ -1,5 +1,5 @@
 """Adversarial review of the local SSM service (branch r14a): requests AWS refuses that the local runtime serves
-(DESIGN.md rule 9: never kinder than AWS). Each test is a finding, xfail(strict) until fixed.
+(DESIGN.md rule 9: never kinder than AWS). Each test was a finding (fixed: ``ParameterService`` and ``ParameterStore.put`` validate as AWS does).
 
 AWS's rules quoted from the PutParameter API reference (botocore's ssm service model, ``PutParameterRequest``):
 "You can't enter the Amazon Resource Name (ARN) for a parameter, only the parameter name itself."; "For
@@ -30,7 +30,6 @@ def _put(store: ParameterStore, **request: Any) -> dict[str, Any]:
     return ParameterService(store).serve("PutParameter", request, region=REGION, account=ACCOUNT, authorize=_allow)
 
 
-@pytest.mark.xfail(strict=True, reason="review: PutParameter accepts a parameter ARN as Name; AWS refuses ARNs there")
 def test_put_parameter_refuses_an_arn_as_name():
     store = ParameterStore()
     arn = parameter_arn("/cdk-replication/Orders/status", REGION, ACCOUNT)
@@ -39,8 +38,6 @@ def test_put_parameter_refuses_an_arn_as_name():
     assert refused.value.code == "ValidationException"
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="review: PutParameter creates 'a/b/c' (hierarchy without the leading slash); AWS refuses it")
 def test_put_parameter_refuses_a_hierarchical_name_without_the_leading_slash():
     store = ParameterStore()
     # Locally this creates a second parameter next to "/cdk-replication/Orders/status", sharing its ARN.
@@ -49,7 +46,6 @@ def test_put_parameter_refuses_a_hierarchical_name_without_the_leading_slash():
     assert refused.value.code == "ValidationException"
 
 
-@pytest.mark.xfail(strict=True, reason="review: PutParameter accepts names prefixed aws/ssm, which AWS reserves")
 @pytest.mark.parametrize("name", ["awsTestParameter", "SSM-testparameter"])
 def test_put_parameter_refuses_reserved_prefixes(name: str):
     store = ParameterStore()
@@ -58,8 +54,6 @@ def test_put_parameter_refuses_reserved_prefixes(name: str):
     assert refused.value.code == "ValidationException"
 
 
-@pytest.mark.xfail(strict=True, reason="review: PutParameter creates a parameter without Type (defaults to String); "
-                                       "AWS requires a type when creating")
 def test_put_parameter_needs_a_type_to_create():
     store = ParameterStore()
     with pytest.raises(ParameterError) as refused:
