@@ -1,5 +1,5 @@
 """Adversarial review of the local deploy and ``LocalDeployment.update`` (branch r14a): what CloudFormation refuses
-or removes that the local runtime keeps serving (DESIGN.md rule 9). Each finding is xfail(strict) until fixed;
+or removes that the local runtime keeps serving (DESIGN.md rule 9). Each finding was xfail(strict) until fixed (all fixed now);
 the other tests here hold what was checked and found sound.
 
 The assemblies are written by hand (no synth), with test_update's helpers.
@@ -16,6 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from cdk_replication.local import DynamoDBLocal, TemplateError, deploy
+from cdk_replication.local.bucket import BucketAccessDenied
 from cdk_replication.local.deploy import LocalDeployment
 from test_update import ACCOUNT, LAMBDA_TRUST, REGION, _assembly, _stack, _table
 
@@ -43,8 +44,6 @@ def _ssm(deployment: LocalDeployment, access_key: str) -> Any:
                         aws_access_key_id=access_key, aws_secret_access_key="local")
 
 
-@pytest.mark.xfail(strict=True, reason="review: a stack creating an SSM parameter whose name exists overwrites it; "
-                                       "CloudFormation fails the create (names are unique per account and region)")
 def test_creating_a_parameter_whose_name_exists_fails_the_deploy(tmp_path, ddb_local: DynamoDBLocal):
     name = f"/review/{uuid.uuid4().hex[:8]}/replicator"
     out = _assembly(tmp_path / "out", {"First": {"Resources": {"P": _parameter(name, "from First")}},
@@ -73,8 +72,6 @@ def _read_after_update(tmp_path: Path, ddb_local: DynamoDBLocal, role_in_v2: dic
         return refused.value
 
 
-@pytest.mark.xfail(strict=True, reason="review: a role removed by an update keeps its permissions in the gateway "
-                                       "(its sessions are still served); on AWS the role and its policies are deleted")
 def test_a_role_removed_by_an_update_no_longer_authorizes_its_sessions(tmp_path, ddb_local: DynamoDBLocal):
     assert _read_after_update(tmp_path, ddb_local, None).response["Error"]["Code"] in REFUSED
 
@@ -100,8 +97,6 @@ def _table_with_policy(name: str, reader_arn: str | None) -> dict[str, Any]:
     return {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain", "Properties": props}
 
 
-@pytest.mark.xfail(strict=True, reason="review: an update that removes a kept table's ResourcePolicy leaves the old "
-                                       "policy in the gateway, so another account keeps its access")
 def test_a_resource_policy_removed_by_an_update_no_longer_lets_another_account_in(tmp_path, ddb_local: DynamoDBLocal):
     uid = uuid.uuid4().hex[:8]
     table, reader = f"review-{uid}", f"arn:aws:iam::{OTHER_ACCOUNT}:user/review-{uid}-reader"
@@ -128,9 +123,6 @@ def _replicating_stack(name: str, version: str, starting_position: str) -> dict[
     return stack
 
 
-@pytest.mark.xfail(strict=True, reason="review: a changed StartingPosition is applied in place (checkpoints kept); "
-                                       "CloudFormation replaces the mapping (UpdateEventSourceMapping cannot change "
-                                       "it), so the new one reads from its new starting position")
 def test_a_changed_starting_position_replaces_the_mapping(tmp_path, ddb_local: DynamoDBLocal):
     name = f"review-{uuid.uuid4().hex[:8]}"
     v1 = _assembly(tmp_path / "v1", {name: _replicating_stack(name, "v1", "LATEST")})
@@ -145,8 +137,6 @@ def test_a_changed_starting_position_replaces_the_mapping(tmp_path, ddb_local: D
         assert {item["pk"]["S"] for item in sink} == {"a#v1", "a#v2"}
 
 
-@pytest.mark.xfail(strict=True, reason="review: an update that adds back a table retained by an earlier removal adopts "
-                                       "it with its old items; CloudFormation fails the create (the name exists)")
 def test_adding_back_a_retained_table_fails_as_on_cloudformation(tmp_path, ddb_local: DynamoDBLocal):
     uid = uuid.uuid4().hex[:8]
     table = f"review-{uid}-replica"
@@ -161,3 +151,36 @@ def test_adding_back_a_retained_table_fails_as_on_cloudformation(tmp_path, ddb_l
         # Added back (a region or replica re-joining): the retained table is in the way on AWS.
         with pytest.raises(TemplateError, match="already exists"):
             deployment.update(v3)
+
+
+def _bucket_stack(bucket: str, role_name: str, *, with_policy: bool, with_role: bool = True) -> dict[str, Any]:
+    """A bucket, a Lambda role without any s3 permission of its own and, ``with_policy``, a bucket policy letting
+    that role ``s3:PutObject``."""
+    role_arn = f"arn:aws:iam::{ACCOUNT}:role/{role_name}"
+    resources: dict[str, Any] = {"Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": bucket}}}
+    if with_role:
+        resources["Role"] = {"Type": "AWS::IAM::Role", "Properties": {
+            "RoleName": role_name, "AssumeRolePolicyDocument": LAMBDA_TRUST}}
+    if with_policy:
+        resources["Policy"] = {"Type": "AWS::S3::BucketPolicy", "Properties": {"Bucket": bucket, "PolicyDocument": {
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": role_arn},
+                                                    "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*"}]}}}
+    return {"Resources": resources}
+
+
+@pytest.mark.parametrize("removed", ["bucket policy", "role"])
+def test_a_bucket_policy_or_role_removed_by_an_update_no_longer_lets_the_role_write(
+        tmp_path, ddb_local: DynamoDBLocal, removed: str):
+    """Fixed with the finding above: a dropped ``AWS::S3::BucketPolicy`` is removed from its kept bucket, and a
+    role the update deleted is not evaluated as "no known writer" (allowed) but refused."""
+    uid = uuid.uuid4().hex[:8]
+    bucket, role_name = f"review-{uid}-failures", f"review-{uid}-role"
+    v1 = _assembly(tmp_path / "v1", {f"review-{uid}": _bucket_stack(bucket, role_name, with_policy=True)})
+    v2 = _assembly(tmp_path / "v2", {f"review-{uid}": _bucket_stack(
+        bucket, role_name, with_policy=removed == "role", with_role=removed != "role")})
+    with deploy(v1, ddb_local, bucket_root=tmp_path / "buckets") as deployment:
+        role_arn = f"arn:aws:iam::{ACCOUNT}:role/{role_name}"
+        deployment.bucket(bucket).put_object("before", b"x", principal_arn=role_arn)  # allowed by the policy
+        deployment.update(v2)
+        with pytest.raises(BucketAccessDenied):
+            deployment.bucket(bucket).put_object("after", b"x", principal_arn=role_arn)
