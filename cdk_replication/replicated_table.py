@@ -29,6 +29,7 @@ from .model import (
     ConflictStrategy,
     CrossAccountAccess,
     ExistingSource,
+    LocationStatus,
     MigrationOptions,
     ReplicationMode,
     ReplicationTarget,
@@ -58,7 +59,7 @@ from .props import check_arguments
 from .published import publish_replicator, publish_status, replicator_document, status_output_id
 from .replicator import Replicator, ReplicatorOptions
 from .tables import ReplicaTable, TableOptions
-from .topology import ReplicatedTableProps, resolve
+from .topology import ReplicatedTableProps, Topology, resolve
 from .transform import SECRET_LENGTH, TRANSFORM_TAG, TransformContext, check_transform, transform_secret_name
 
 
@@ -204,7 +205,7 @@ class ReplicatedTable(Construct):
         props = ReplicatedTableProps(**check_arguments(path, ReplicatedTable.__init__, locals()))
         self._refuse_stack_scope()
         #: Everything this construct builds, resolved and checked before anything is built.
-        self.topology = topology = resolve(path, id, props)
+        self.topology = topology = self._unshared(resolve(path, id, props))
         self.stacks = self._build_stacks()
         self.source_stack = self.stacks[self.source_location.env_key]
         self.transform_specs: dict[ResolvedTable, dict[str, Any]] = self._transform_specs(props)
@@ -330,10 +331,42 @@ class ReplicatedTable(Construct):
                 "ReplicaTable and Replicator",
             )
 
+    def _unshared(self, topology: Topology) -> Topology:
+        """``topology``, after refusing a copy (account, region, table name) that another ``ReplicatedTable`` of
+        the app has too, e.g. two reading one ``existing_source``: the table, the replicator's function and role
+        and the SSM parameters ``/cdk-replication/<table>/...`` are named after the table, unique per account
+        (and region), so the second stack could not deploy."""
+        mine = {(loc.account, loc.region, loc.table_name) for loc in topology.locations}
+        for other in self.node.root.node.find_all():
+            if other is self or not isinstance(other, ReplicatedTable) or not hasattr(other, "topology"):
+                continue
+            shared = sorted(mine & {(loc.account, loc.region, loc.table_name) for loc in other.topology.locations})
+            if shared:
+                account, region, table = shared[0]
+                raise ReplicationConfigError(
+                    self.node.path,
+                    f"table {table!r} in {account}/{region} is also a copy of ReplicatedTable {other.node.path}; "
+                    "its replicator function and role and its SSM parameters /cdk-replication/"
+                    f"{table}/status and /replicator are named after the table, so the second stack cannot deploy",
+                    "declare every replica of one source in a single ReplicatedTable (for the published "
+                    "configuration's 4 KB limit: shorter table names or fewer replicas), or compose ReplicaTable "
+                    "and Replicator yourself",
+                )
+        return topology
+
     def _order_stacks(self) -> None:
         """One-way: the source stack depends on the replica stacks, so ``cdk deploy --all`` creates the targets
-        before the replicator reads. (Multi-active has none: they would be circular.)"""
+        before the replicator reads. Multi-active: every region's stack but the ``JOINING`` ones depends on each
+        ``JOINING`` region's, so its replicator (and its published targets) starts sending to the new table only
+        once that exists; the regions already deployed depend on nothing else (the other way round would be
+        circular), nor do ``JOINING`` stacks on each other."""
         if self.mode != ReplicationMode.ONE_WAY:
+            joining = {loc.env_key for loc in self.topology.locations
+                       if self.topology.status_of(loc) == LocationStatus.JOINING}
+            for key, stack in self.stacks.items():
+                for new_key in () if key in joining else sorted(joining):
+                    stack.add_stack_dependency(self.stacks[new_key], "the joining region's table must exist before "
+                                                                     "this region's replicator sends to it")
             return
         for stack in self.stacks.values():
             if stack is not self.source_stack:

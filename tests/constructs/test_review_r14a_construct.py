@@ -1,5 +1,5 @@
 """Adversarial review of the published configuration and statuses (branch r14a, contract sections A and B).
-Each finding is xfail(strict) until fixed; the other tests hold what was checked and found sound."""
+Each finding was xfail(strict) until fixed (all fixed now); the other tests hold what was checked and found sound."""
 
 from __future__ import annotations
 
@@ -32,20 +32,26 @@ def _assembly_parameters(app: cdk.App) -> Counter[tuple[str, str]]:
     return names
 
 
-@pytest.mark.xfail(strict=True, reason="review: two ReplicatedTables reading one existing_source (the 4 KB error's "
-                                       "own advice) both create /cdk-replication/<source>/status and /replicator "
-                                       "in the source's account and region; the second stack fails to deploy")
-def test_two_replicated_tables_on_one_existing_source_publish_distinct_parameters():
+def test_two_replicated_tables_on_one_existing_source_are_refused_at_synth():
+    """Was a finding (xfail strict): two ReplicatedTables reading one existing_source (the 4 KB error's own
+    advice) both created /cdk-replication/<source>/status and /replicator in the source's account and region (and
+    the same replicator function and role names), so the second stack failed to deploy. Fixed by refusing the
+    second at synth, naming the table and the fix; distinct names would break the names the CLI derives."""
     app = cdk.App()
     source = ExistingSource(stream_arn=IMPORTED_STREAM_ARN, stream_view_type=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
                             partition_key=PK, sort_key=SK)
-    for construct_id, region in (("OrdersEast", "us-east-1"), ("OrdersWest", "eu-west-1")):
-        ReplicatedTable(app, construct_id, source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT),
-                        replicas=[TableLocation(region=region)], partition_key=PK, sort_key=SK,
-                        existing_source=source, dashboard=False)
-    duplicated = {key: count for key, count in _assembly_parameters(app).items() if count > 1}
-    # SSM names are unique per account and region: CloudFormation refuses to create the second one.
-    assert duplicated == {}
+
+    def orders(construct_id: str, region: str) -> ReplicatedTable:
+        return ReplicatedTable(app, construct_id, source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT),
+                               replicas=[TableLocation(region=region)], partition_key=PK, sort_key=SK,
+                               existing_source=source, dashboard=False)
+
+    orders("OrdersEast", "us-east-1")
+    with pytest.raises(ReplicationConfigError, match=r"'Orders' in \d{12}/us-west-2 is also a copy of "
+                                                     r"ReplicatedTable OrdersEast.*single ReplicatedTable"):
+        orders("OrdersWest", "eu-west-1")
+    # What is left synthesizes with each SSM name created once per account and region.
+    assert {key: count for key, count in _assembly_parameters(app).items() if count > 1} == {}
 
 
 def _stack_dependencies(app: cdk.App) -> dict[str, set[str]]:
@@ -55,9 +61,6 @@ def _stack_dependencies(app: cdk.App) -> dict[str, set[str]]:
     return {stack.stack_name: {names.get(d.id, d.id) for d in stack.dependencies} for stack in stacks}
 
 
-@pytest.mark.xfail(strict=True, reason="review: nothing orders a JOINING multi-active region's stack before the "
-                                       "stacks whose replicator targets it; cdk deploy --all may point them (and "
-                                       "their published targets) at a table that does not exist yet")
 def test_a_joining_multi_active_region_is_deployed_before_the_regions_that_send_to_it():
     app = cdk.App()
     ReplicatedTable(app, "Profiles", source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT), partition_key=PK,
@@ -87,8 +90,6 @@ def test_no_role_of_ours_gains_ssm_permissions():
         assert "ssm" not in json.dumps(actions).lower(), stack.stack_name
 
 
-@pytest.mark.xfail(strict=True, reason="review: two copies in one stack whose table names differ only in - _ . get the "
-                                       "same ReplicationStatus<letters> output id: synth crashes on a valid topology")
 def test_copies_whose_names_differ_only_in_punctuation_get_distinct_status_outputs():
     app = cdk.App()
     construct = ReplicatedTable(app, "Orders", source=TableLocation(region="us-west-2", account=SOURCE_ACCOUNT),
@@ -100,9 +101,6 @@ def test_copies_whose_names_differ_only_in_punctuation_get_distinct_status_outpu
     assert sorted(v["Value"] for k, v in outputs.items() if k.startswith("ReplicationStatus")) == ["ACTIVE"] * 3
 
 
-@pytest.mark.xfail(strict=True, reason="review: the last step of a joining-from-export replica (status=ACTIVE, its "
-                                       "migration kept: ImportSourceSpecification cannot be removed) disables the "
-                                       "running mapping, pausing replication to every replica")
 def test_a_replica_loaded_from_an_export_set_active_keeps_the_running_mapping_enabled():
     app = cdk.App()
     construct = ReplicatedTable(
@@ -132,21 +130,21 @@ def _profiles(source: TableLocation, replicas: list[TableLocation]) -> cdk.App:
     return app
 
 
-@pytest.mark.xfail(strict=True, reason="review: multi-active accepts status=LEAVING on the source location, but removing "
-                                       "it means promoting another region to source=, which renames every logical id "
-                                       "of that region's stack (table, function, role, mapping, parameter: all named, "
-                                       "so CloudFormation fails) - the removal step cannot be deployed")
-def test_a_leaving_multi_active_source_can_be_removed_without_renaming_the_other_regions_resources():
+def test_a_leaving_multi_active_source_is_refused_with_the_reason_and_what_to_do():
+    """Was a finding (xfail strict): multi-active accepted status=LEAVING on the source location, but removing it
+    means promoting another region to source=, which renames every logical id of that region's stack (table,
+    function, role, mapping, parameter: all named, so CloudFormation fails). Checked below that this is so; the
+    fix refuses a LEAVING source at synth, saying why and what to do instead."""
     east, europe = (TableLocation(region=r, account=SOURCE_ACCOUNT) for r in ("us-east-1", "eu-west-1"))
-    try:
-        leaving = _profiles(TableLocation(region="us-west-2", account=SOURCE_ACCOUNT, status=LocationStatus.LEAVING),
-                            [east, europe])
-    except ReplicationConfigError:  # refusing a LEAVING source, with the reason, is a correct fix too
-        return
-    removed = _profiles(east, [europe])  # the only way to write the topology without us-west-2
-    before, after = _resources_by_stack(leaving), _resources_by_stack(removed)
-    # us-east-1's resources must be the same ones (same logical ids), or CloudFormation replaces named resources.
-    assert after["Profiles-us-east-1"] == before["Profiles-us-east-1"]
+    promoted = _resources_by_stack(_profiles(east, [europe]))["Profiles-us-east-1"]
+    as_replica = _resources_by_stack(_profiles(TableLocation(region="us-west-2", account=SOURCE_ACCOUNT),
+                                               [east, europe]))["Profiles-us-east-1"]
+    assert promoted != as_replica  # why the source cannot leave: its successor's resources would be replaced
+    with pytest.raises(ReplicationConfigError, match=r"source TableLocation .*us-west-2\) has status=LEAVING in "
+                                                     r"MULTI_ACTIVE mode, but it cannot be removed.*Fix: leave the "
+                                                     r"source's status unset .*new MULTI_ACTIVE ReplicatedTable"):
+        _profiles(TableLocation(region="us-west-2", account=SOURCE_ACCOUNT, status=LocationStatus.LEAVING),
+                  [east, europe])
 
 
 def test_removing_a_replica_or_a_non_source_region_keeps_the_other_stacks_resources():
@@ -166,9 +164,6 @@ def test_removing_a_replica_or_a_non_source_region_keeps_the_other_stacks_resour
     assert all(one_way[1][name].items() <= one_way[0][name].items() for name in one_way[1])
 
 
-@pytest.mark.xfail(strict=True, reason="review: with the mapping created disabled (a replica waits for its export), the "
-                                       "published document still lists the JOINING replica as a target and says "
-                                       "nothing of the disabled mapping, so `join` would copy while nothing replicates")
 def test_the_published_document_does_not_claim_targets_while_the_mapping_is_disabled():
     app = cdk.App()
     construct = ReplicatedTable(
