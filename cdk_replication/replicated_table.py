@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,7 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from . import defaults
 from .alarms import ReplicationAlarms
@@ -59,7 +60,7 @@ from .props import check_arguments
 from .published import publish_replicator, publish_status, replicator_document, status_output_id
 from .replicator import Replicator, ReplicatorOptions
 from .tables import ReplicaTable, TableOptions
-from .topology import ReplicatedTableProps, Topology, resolve
+from .topology import ReplicatedTableProps, resolve
 from .transform import SECRET_LENGTH, TRANSFORM_TAG, TransformContext, check_transform, transform_secret_name
 
 
@@ -205,7 +206,7 @@ class ReplicatedTable(Construct):
         props = ReplicatedTableProps(**check_arguments(path, ReplicatedTable.__init__, locals()))
         self._refuse_stack_scope()
         #: Everything this construct builds, resolved and checked before anything is built.
-        self.topology = topology = self._unshared(resolve(path, id, props))
+        self.topology = topology = resolve(path, id, props)
         self.stacks = self._build_stacks()
         self.source_stack = self.stacks[self.source_location.env_key]
         self.transform_specs: dict[ResolvedTable, dict[str, Any]] = self._transform_specs(props)
@@ -331,29 +332,6 @@ class ReplicatedTable(Construct):
                 "ReplicaTable and Replicator",
             )
 
-    def _unshared(self, topology: Topology) -> Topology:
-        """``topology``, after refusing a copy (account, region, table name) that another ``ReplicatedTable`` of
-        the app has too, e.g. two reading one ``existing_source``: the table, the replicator's function and role
-        and the SSM parameters ``/cdk-replication/<table>/...`` are named after the table, unique per account
-        (and region), so the second stack could not deploy."""
-        mine = {(loc.account, loc.region, loc.table_name) for loc in topology.locations}
-        for other in self.node.root.node.find_all():
-            if other is self or not isinstance(other, ReplicatedTable) or not hasattr(other, "topology"):
-                continue
-            shared = sorted(mine & {(loc.account, loc.region, loc.table_name) for loc in other.topology.locations})
-            if shared:
-                account, region, table = shared[0]
-                raise ReplicationConfigError(
-                    self.node.path,
-                    f"table {table!r} in {account}/{region} is also a copy of ReplicatedTable {other.node.path}; "
-                    "its replicator function and role and its SSM parameters /cdk-replication/"
-                    f"{table}/status and /replicator are named after the table, so the second stack cannot deploy",
-                    "declare every replica of one source in a single ReplicatedTable (for the published "
-                    "configuration's 4 KB limit: shorter table names or fewer replicas), or compose ReplicaTable "
-                    "and Replicator yourself",
-                )
-        return topology
-
     def _order_stacks(self) -> None:
         """One-way: the source stack depends on the replica stacks, so ``cdk deploy --all`` creates the targets
         before the replicator reads. Multi-active: every region's stack but the ``JOINING`` ones depends on each
@@ -450,6 +428,7 @@ class ReplicatedTable(Construct):
         """Each copy's status in its stack, and each replicator's deployed configuration in the writer's stack
         (``cdk_replication.published``), for the command line and the application to read."""
         topology = self.topology
+        self._refuse_shared_copies()
         for location in topology.locations:
             copies = sum(1 for other in topology.locations if other.env_key == location.env_key)
             publish_status(self.stacks[location.env_key], location, topology.status_of(location),
@@ -458,6 +437,29 @@ class ReplicatedTable(Construct):
             document = replicator_document(writer_replicator, topology.statuses, topology.conflict_attribute,
                                            topology.conflict_strategy)
             publish_replicator(self.node.path, writer_replicator, document)
+
+    def _refuse_shared_copies(self) -> None:
+        """Refuse a copy (account, region, table name) that another ``ReplicatedTable`` of the same ``Stage`` (or
+        app) has too, e.g. two reading one ``existing_source``: the table, the replicator's function and role and
+        the SSM parameters ``/cdk-replication/<table>/...`` are named after the table, unique per account (and
+        region), so the second stack could not deploy. A registry per stage, not a scan of the tree (which
+        would make synth quadratic in the number of tables)."""
+        stage = Stage.of(self) or self.node.root
+        published = _PUBLISHED_COPIES.setdefault(stage, {})
+        mine = [(loc.account, loc.region, loc.table_name) for loc in self.topology.locations]
+        for account, region, table in mine:
+            other = published.get((account, region, table))
+            if other is not None:
+                raise ReplicationConfigError(
+                    self.node.path,
+                    f"table {table!r} in {account}/{region} is also a copy of ReplicatedTable {other}; its "
+                    f"replicator function and role and its SSM parameters /cdk-replication/{table}/status and "
+                    "/replicator are named after the table, so the second stack cannot deploy",
+                    "declare every replica of one source in a single ReplicatedTable (for the published "
+                    "configuration's 4 KB limit: shorter table names or fewer replicas), or compose ReplicaTable "
+                    "and Replicator yourself",
+                )
+        published.update(dict.fromkeys(mine, self.node.path))
 
     def _transform_specs(self, props: ReplicatedTableProps) -> dict[ResolvedTable, dict[str, Any]]:
         """``transform_specs``: replica location -> the transform spec its replicator applies
@@ -686,6 +688,12 @@ class ReplicatedTable(Construct):
             failure_destination=self.topology.operations.failure_destination,
             alarms=self.topology.operations.alarms,
         )
+
+
+#: Per ``Stage`` (or app): (account, region, table name) -> the path of the ``ReplicatedTable`` that publishes
+#: that copy. Weak, so that a discarded app takes its entry with it.
+_PUBLISHED_COPIES: "weakref.WeakKeyDictionary[IConstruct, dict[tuple[str, str, str], str]]" = \
+    weakref.WeakKeyDictionary()
 
 
 def hmac_secret(scope: Construct, id: str, location: ResolvedTable) -> tuple[secretsmanager.Secret, str]:
