@@ -1,0 +1,83 @@
+"""Adversarial review of the replica transform (issue 15, rules 1, 2 and 10): each test here states what the
+transform must guarantee and is marked ``xfail(strict=True)`` while the merged code does not (review r15a).
+The lead assigns the fixes; a fix turns its test into an XPASS, which fails the suite until the mark goes."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from replicator import secrets
+from replicator.transform import Transform, hmac_value, with_digest
+
+from rep_helpers import create_table, kinesis_events, replication_env
+from rep_helpers import run_batch as run
+
+SOURCE_REGION, REPLICA_REGION = "us-east-1", "eu-west-1"
+KEY = b"review-hmac-key"
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:111111111111:secret:review-hmac-AbCdEf"
+
+
+@pytest.fixture(autouse=True)
+def hmac_key(monkeypatch) -> None:
+    """The secret's value, as Secrets Manager would return it."""
+    monkeypatch.setattr(secrets, "_boto3_key_loader", lambda: (lambda arn: KEY if arn == SECRET_ARN else b""))
+
+
+def active_only(**fields: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {"version": 1, "filter": {"op": "eq", "attr": "status", "value": {"S": "active"}},
+                            "keep": None, "drop": None, "masks": {"email": {"kind": "hmac"}},
+                            "secretArn": SECRET_ARN}
+    spec.update(fields)
+    return with_digest(spec)
+
+
+@pytest.mark.xfail(strict=True, reason="review: a Kinesis tie of an item the filter never matched writes a "
+                   "tombstone with its key into the replica")
+def test_a_kinesis_tie_of_an_item_never_held_sends_nothing_to_the_replica(ddb_local, make_processor):
+    """Changes of one millisecond that return to a state are settled from the source. When neither the
+    records nor the source item match the filter, the replica never held the item and must receive nothing:
+    ``_settle`` writes a tombstone under the item's key anyway, so the target account learns that a
+    filtered-out item exists (its key, or its hashed key, and when it changed) -- the Streams path and the
+    untied Kinesis path send nothing for such an item (one_way.py's docstring: "not even its key")."""
+    source = create_table(ddb_local, "rvtsrc", SOURCE_REGION)
+    replica = create_table(ddb_local, "rvtreplica", REPLICA_REGION, stream=False)
+    env = replication_env(source, [{**replica.ref(), "transform": active_only()}],
+                          REPLICATION_CHANGE_SOURCE="KINESIS")
+    processor = make_processor(env, SOURCE_REGION)
+    c = source.client
+    hidden = {"pk": {"S": "filtered-out-customer"}, "status": {"S": "closed"}, "email": {"S": "x@example.com"}}
+    c.put_item(TableName=source.name, Item=hidden)
+    c.put_item(TableName=source.name, Item={**hidden, "email": {"S": "y@example.com"}})
+    c.put_item(TableName=source.name, Item=hidden)  # back to the first state within the tick: a cycle
+    records = source.new_records()
+    stamp = int(time.time() * 1000)
+    assert run(processor, kinesis_events(source, records, times=[stamp] * len(records))) == {"batchItemFailures": []}
+    assert replica.items() == []  # fails: [{'pk': 'filtered-out-customer', '_rep_deleted': True, ...}]
+
+
+@pytest.mark.xfail(strict=True, reason="review: the filter's number equality is not DynamoDB's: -0 does not "
+                   "equal 0 (eq, ne, in)")
+def test_negative_zero_equals_zero_in_the_filter_as_in_dynamodb() -> None:
+    """DynamoDB stores ``-0`` as ``0`` and its condition expressions find ``n = :v`` true for ``n = 0`` and
+    ``:v = -0`` (checked against DynamoDB Local: it also reads ``-0`` and ``-0.0`` back as ``0``, and a key
+    ``-0`` is the item ``0``). ``equal`` compares canonical encodings, and ``_canonical_number`` keeps the
+    sign of zero (Decimal.normalize), so a filter built with ``Filter.eq("n", -0.0)`` matches nothing."""
+    item = {"pk": {"S": "k"}, "n": {"N": "0"}}
+    for node in ({"op": "eq", "attr": "n", "value": {"N": "-0"}},
+                 {"op": "in", "attr": "n", "values": [{"N": "-0.0"}]},
+                 {"op": "not", "arg": {"op": "ne", "attr": "n", "value": {"N": "-0"}}}):
+        assert Transform.from_spec(with_digest({"version": 1, "filter": node}), None).matches(item), node
+
+
+@pytest.mark.xfail(strict=True, reason="review: hmac of the number -0 differs from hmac of 0, the same "
+                   "DynamoDB number")
+def test_hmac_of_a_number_depends_only_on_its_value() -> None:
+    """Same input, same output, always (contract C): DynamoDB numbers ``0``, ``-0`` and ``-0.00`` are one value
+    (one key), so a replica key or a join value computed by the CLI from a user-given ``-0`` must equal the
+    replicator's from the stream's ``0``. ``1``, ``1.0``, ``01`` and ``1E0`` already agree (checked here too)."""
+    assert len({json.dumps(hmac_value(KEY, {"N": n})) for n in ("1", "1.0", "01", "1E0", "1.000")}) == 1
+    assert hmac_value(KEY, {"N": "-0"}) == hmac_value(KEY, {"N": "0"})
