@@ -190,3 +190,33 @@ def test_a_kinesis_tie_of_status_flips_converges(ddb_local, make_processor):
                            for i in items if "_rep_deleted" not in i]
     assert strip(exact.items()) == [a]  # the control
     assert strip(masked.items()) == [Transform.from_spec(spec, KEY, ["pk"]).apply(a)]  # fails: []
+
+
+@pytest.mark.xfail(strict=True, reason="review: Kinesis path: with only a projection (no filter), a "
+                   "same-millisecond tie between states that differ in a dropped attribute leaves a stale item")
+def test_a_kinesis_tie_through_states_a_projection_merges_converges(ddb_local, make_processor):
+    """The tie defect does not need a filter: ties are judged by digests of the *replica's* state, and a
+    projection merges source states too. In one millisecond: A (email a, d 1) -> X (email b, d 1) -> Y (email
+    b, d 2) -> A, with ``d`` dropped, so X and Y are one replica state. Batches [A->X], [X->Y], [Y->A, A->X]:
+    X is written; Y is refused as a "duplicate" of X; the chain Y -> A -> X ends at X, refused as a duplicate
+    again. The exact copy settles from the source (A); the projected replica keeps X's email."""
+    source = create_table(ddb_local, "rvpsrc", SOURCE_REGION)
+    exact = create_table(ddb_local, "rvpexact", REPLICA_REGION, stream=False)
+    projected = create_table(ddb_local, "rvpproj", REPLICA_REGION, stream=False)
+    spec = with_digest({"version": 1, "filter": None, "keep": None, "drop": ["d"], "masks": {},
+                        "secretArn": None})
+    processor = make_processor(replication_env(source, [exact.ref(), {**projected.ref(), "transform": spec}],
+                                               REPLICATION_CHANGE_SOURCE="KINESIS"), SOURCE_REGION)
+    c = source.client
+    states = [("a@example.com", "1"), ("b@example.com", "1"), ("b@example.com", "2"), ("a@example.com", "1")]
+    for email, d in states:
+        c.put_item(TableName=source.name, Item={"pk": {"S": "p"}, "email": {"S": email}, "d": {"N": d}})
+    t = int(time.time() * 1000) - 10_000
+    insert, a_to_x, x_to_y, y_to_a = kinesis_events(source, source.new_records(), times=[t - 5, t, t, t])
+    for batch in ([insert], [a_to_x], [x_to_y], [y_to_a, a_to_x]):
+        assert run(processor, batch) == {"batchItemFailures": []}
+    strip = lambda items: [{k: v for k, v in i.items() if not k.startswith("_rep_")}  # noqa: E731
+                           for i in items if "_rep_deleted" not in i]
+    a = {"pk": {"S": "p"}, "email": {"S": "a@example.com"}, "d": {"N": "1"}}
+    assert strip(exact.items()) == [a]  # the control
+    assert strip(projected.items()) == [{"pk": {"S": "p"}, "email": {"S": "a@example.com"}}]  # fails: b@...
