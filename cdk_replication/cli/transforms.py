@@ -145,7 +145,7 @@ def target_tag(target: TableHandle) -> str | None:
 
 
 @dataclass(frozen=True)
-class _Published:
+class PublishedSpec:
     """What the published parameter says about TARGET: its spec (``None``: none), or why it says nothing."""
 
     spec: dict[str, Any] | None
@@ -191,7 +191,7 @@ def _parameter_problem(exc: BaseException, name: str, arn: str) -> str:
     return f"the parameter {name} could not be read ({code or type(exc).__name__}: {error_message(exc)})"
 
 
-def published(source_conn: Connection, source: TableHandle, target: TargetId) -> _Published:
+def published(source_conn: Connection, source: TableHandle, target: TargetId) -> PublishedSpec:
     """TARGET's entry of the source's published ``replicator`` parameter (contract A.2), never raising."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -203,21 +203,18 @@ def published(source_conn: Connection, source: TableHandle, target: TargetId) ->
         answer = service_client(source_conn, "ssm", source.info.region).get_parameter(Name=name)
         document = json.loads(answer["Parameter"]["Value"])
     except (ClientError, BotoCoreError, BadInput) as exc:
-        return _Published(None, origin, _parameter_problem(exc, name, arn), error_code(exc) or type(exc).__name__)
+        return PublishedSpec(None, origin, _parameter_problem(exc, name, arn), error_code(exc) or type(exc).__name__)
     except (ValueError, KeyError, TypeError) as exc:
-        return _Published(None, origin, f"the parameter {name} is not the published JSON ({exc})")
+        return PublishedSpec(None, origin, f"the parameter {name} is not the published JSON ({exc})")
     for entry in document.get("targets") or []:
         if _same_table(str(entry.get("table", "")), target):
-            spec = entry.get("transform")
-            problem = None if spec else (f"the parameter {name} says the deployed replicator sends this table "
-                                         "untransformed items (a deployment may be under way: wait until it ends)")
-            return _Published(spec, origin, problem)
-    return _Published(None, origin, f"the parameter {name} lists no target table {target.name} in {target.region} "
+            return published_entry(name, source.info.region, entry.get("transform"))
+    return PublishedSpec(None, origin, f"the parameter {name} lists no target table {target.name} in {target.region} "
                                     "(the deployed replicator does not send to it: deploy the app, or check the "
                                     "table's name)")
 
 
-def read_spec_file(path: Path) -> _Published:
+def read_spec_file(path: Path) -> PublishedSpec:
     """A spec given with ``--transform-spec FILE`` (the published form); unreadable files are bad input."""
     try:
         spec = json.loads(path.read_text(encoding="utf-8"))
@@ -225,7 +222,7 @@ def read_spec_file(path: Path) -> _Published:
         raise BadInput(f"--transform-spec {path}: cannot read a JSON transform spec ({exc})") from None
     if not isinstance(spec, dict):
         raise BadInput(f"--transform-spec {path}: expected a JSON object (the spec), got {type(spec).__name__}")
-    return _Published(spec, f"--transform-spec {path}")
+    return PublishedSpec(spec, f"--transform-spec {path}")
 
 
 def hmac_key(source_conn: Connection, secret_arn: str) -> bytes:
@@ -269,9 +266,28 @@ def replica_view(source_conn: Connection, source: TableHandle, target: TableHand
     Raises:
         BadInput: TARGET is tagged and the spec with the tag's digest cannot be had, or the key cannot be read.
     """
-    tag = target_tag(target)
     found = (read_spec_file(spec_file) if spec_file is not None
              else published(source_conn, source, TargetId.of(target)))
+    return view_for(source_conn, target, found, notes=notes)
+
+
+def published_entry(parameter: str, region: str, spec: Mapping[str, Any] | None) -> PublishedSpec:
+    """TARGET's entry of a ``replicator`` parameter already read (``join`` reads it to check the steps), as
+    :func:`published` would give it: the same spec, the same problem when the entry has no transform."""
+    origin = f"parameter {parameter} in {region}"
+    problem = None if spec else (f"the parameter {parameter} says the deployed replicator sends this table "
+                                 "untransformed items (a deployment may be under way: wait until it ends)")
+    return PublishedSpec(dict(spec) if spec else None, origin, problem)
+
+
+def view_for(source_conn: Connection, target: TableHandle, found: PublishedSpec, *,
+             notes: list[str] | None = None) -> ReplicaView:
+    """The safety net of :func:`replica_view` around the spec ``found`` for TARGET (published or given).
+
+    Raises:
+        BadInput: as :func:`replica_view`.
+    """
+    tag = target_tag(target)
     if tag == TAGS_UNSUPPORTED:
         if found.spec is None and found.code in ACCESS_ERROR_CODES:
             # Neither the tag nor the parameter can tell: refuse rather than risk an untransformed copy.
@@ -300,7 +316,7 @@ def replica_view(source_conn: Connection, source: TableHandle, target: TableHand
     return build_view(source_conn, found, target.info.key)
 
 
-def build_view(source_conn: Connection, found: _Published, key: KeySchema) -> ReplicaView:
+def build_view(source_conn: Connection, found: PublishedSpec, key: KeySchema) -> ReplicaView:
     """The engine's ``Transform`` for ``found.spec``, with the HMAC key read when a mask needs it."""
     engine = load_engine()
     spec: Mapping[str, Any] = found.spec or {}
