@@ -249,6 +249,7 @@ def check_transform(path: str, where: str, transform: ReplicaTransform, context:
     _check_projection(path, where, transform, context)
     for name, mask in transform.masks.items():
         _check_mask(path, where, name, mask, transform, context)
+    _check_filter_on_masks(path, where, transform)
     spec = transform.to_spec(list(context.key_types), "arn:aws:secretsmanager:us-east-1:000000000000:secret:check")
     try:
         engine.Transform.from_spec(spec, b"synth-check" if transform.needs_secret else None, list(context.key_types))
@@ -256,6 +257,36 @@ def check_transform(path: str, where: str, transform: ReplicaTransform, context:
         raise ReplicationConfigError(
             path, f"{where}: transform {exc}",
             "see docs/architecture.md, 'Replica transforms', for the filter operators and value forms") from None
+
+
+#: Filter operators that compare an attribute's value (``exists``/``not_exists`` look at its presence only,
+#: which a hashed or redacted attribute shows anyway).
+VALUE_OPERATORS = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "begins_with", "in"})
+
+
+def _compared_attributes(condition: Any) -> set[str]:
+    """Every attribute whose value the filter ``condition`` (spec form) compares, at any depth."""
+    if not isinstance(condition, Mapping):
+        return set()
+    found = {str(condition["attr"])} if condition.get("op") in VALUE_OPERATORS and "attr" in condition else set()
+    for child in [*(condition.get("args") or []), condition.get("arg")]:
+        found |= _compared_attributes(child)
+    return found
+
+
+def _check_filter_on_masks(path: str, where: str, transform: ReplicaTransform) -> None:
+    """Rule 10: a filter comparing a masked attribute's value tells the target that value (or a few candidates,
+    or a prefix, or which value it is not) for every item it holds, whatever the mask does to it."""
+    condition = transform.filter.spec if isinstance(transform.filter, Filter) else transform.filter
+    pinned = sorted(_compared_attributes(condition) & set(transform.masks))
+    if pinned:
+        names = ", ".join(repr(n) for n in pinned)
+        raise ReplicationConfigError(
+            path, f"{where}: the transform's filter compares the value of {names}, which it masks; every item "
+            "the replica holds then tells the target account the original value (one of the filter's values, "
+            "its prefix, or not that value), which the mask is meant to keep in the source account",
+            f"filter on another attribute (one the replica may know, e.g. a status or a tenant), or leave "
+            f"{names} unmasked if its value is not secret; Filter.exists/not_exists on it are allowed")
 
 
 def _check_projection(path: str, where: str, transform: ReplicaTransform, context: TransformContext) -> None:
@@ -318,3 +349,39 @@ def _check_index_key_mask(path: str, what: str, name: str, mask: Mask, key_type:
                 path, f"{what}: the constant is of type {value_type}, but {name!r} is a key attribute of a "
                 f"secondary index of type {key_type}; DynamoDB would refuse every item",
                 f"redact {name!r} to a {key_type} value, or use Mask.hmac()")
+        problem = _key_value_problem(key_type, (mask.value or {}).get(value_type))
+        if problem is not None:
+            raise ReplicationConfigError(
+                path, f"{what}: the constant {problem}, but {name!r} is a key attribute of a secondary index; "
+                "DynamoDB would refuse every item", f"redact {name!r} to a valid {key_type} key value (e.g. "
+                f"{'REDACTED' if key_type == 'S' else '0' if key_type == 'N' else 'a non-empty byte string'}), "
+                "or use Mask.hmac()")
+
+
+#: The largest key value DynamoDB takes, in bytes: a sort key's limit (a partition key's is 2,048 bytes; the
+#: check does not know which role the attribute has in each index, so it takes the smaller).
+MAX_KEY_BYTES = 1024
+
+
+def _key_value_problem(key_type: str, raw: Any) -> str | None:
+    """Why the spec value ``raw`` of type ``key_type`` (S, N or B) is no valid key value, or ``None``."""
+    if key_type == "N":
+        try:
+            number = decimal.Decimal(str(raw))
+        except (decimal.InvalidOperation, ValueError):
+            return f"{raw!r} is not a number"
+        # Significant digits without rounding (normalize() would round to the context's 28 digits).
+        significant = "".join(map(str, number.as_tuple().digits)).strip("0") if number.is_finite() else ""
+        if not number.is_finite() or len(significant) > 38 or (
+                number != 0 and not decimal.Decimal("1E-130") <= abs(number) < decimal.Decimal("1E126")):
+            return f"{raw!r} is outside DynamoDB's numbers (38 digits, magnitude 1E-130 to 1E126)"
+        return None
+    try:
+        data = base64.b64decode(str(raw), validate=True) if key_type == "B" else str(raw).encode("utf-8")
+    except (ValueError, TypeError):
+        return "is not base64"
+    if not data:
+        return "is empty (DynamoDB refuses an empty string or binary as a key)"
+    if len(data) > MAX_KEY_BYTES:
+        return f"has {len(data):,} bytes (a key value has at most {MAX_KEY_BYTES:,})"
+    return None
