@@ -4,8 +4,9 @@ the spec the replicator (and the command line) apply.
 A one-way replica declared with ``TableLocation(..., transform=ReplicaTransform(...))`` receives only the items
 that match ``filter``, only the attributes ``keep``/``drop`` leave, with ``masks`` applied. The spec is the
 engine's (``cdk_replication._lambda.replicator.transform``, docs/architecture.md "Replica transforms"); it is
-written into the replicator's ``REPLICATION_TARGETS`` entry and into the published ``replicator`` parameter,
-and its digest becomes the replica table's ``cdk-replication:transform`` tag.
+written into the replicator's ``REPLICATION_TARGETS`` entry and into the published ``replicator`` parameter
+(both in the source account). The replica table is tagged ``cdk-replication:transform`` = ``published``: a
+marker with no information about the spec, which the target account can read.
 
 No constructs here (the generated secret is ``replicated_table.hmac_secret``); the checks raise ``ReplicationConfigError`` naming the
 construct, the value and the fix.
@@ -23,9 +24,13 @@ from ._lambda.replicator import contract
 from ._lambda.replicator import transform as engine
 from .errors import ReplicationConfigError
 
-#: Tag on every transformed replica table: the spec's digest (the CLI refuses to write such a table unless it
-#: applies the published spec with that digest).
+#: Tag on every transformed replica table (the CLI refuses to write such a table unless it applies the spec its
+#: source publishes for it).
 TRANSFORM_TAG = "cdk-replication:transform"
+#: The tag's value: a fixed marker, "this table is transformed; the spec is the source's published parameter".
+#: Not the spec's digest: the target account reads the tag, and an unkeyed digest would let it confirm guesses
+#: of the spec's filter and redaction values offline.
+TRANSFORM_TAG_VALUE = "published"
 #: Length of the generated HMAC key, in characters (letters and digits: about 380 bits).
 SECRET_LENGTH = 64
 #: The generated secret's name is this with the source table's name in place of ``{table}``.

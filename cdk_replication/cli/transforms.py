@@ -8,18 +8,21 @@ transform from what is deployed, not from the app's code:
 * the published parameter ``/cdk-replication/<source table>/replicator`` in the SOURCE's account and region
   (its ``targets`` entry for TARGET carries the transform's spec, with its ``digest``);
 * the HMAC key of the ``hmac`` masks from Secrets Manager in the SOURCE's account (the spec's ``secretArn``);
-* the TARGET table's tag ``cdk-replication:transform`` (the spec's digest), set by the construct on every
-  transformed replica.
+* the TARGET table's tag ``cdk-replication:transform``, set by the construct on every transformed replica.
+  Its value is a fixed marker (``published``): it says that the table is transformed and that its spec is the
+  source's published one, and nothing about the spec (a digest would let the target account confirm guesses
+  of the spec's filter and redaction values).
 
-The safety net: a TARGET that carries the tag is never written (nor compared) unless the command applies a
-spec whose digest is the tag's. If the spec cannot be read (no parameter, no entry for TARGET, access
-denied) or its digest differs (a deployment under way), the command stops with exit 2 before anything is
-written, naming the parameter, the permission or the fix. An untagged TARGET whose source publishes a
+The safety net: a TARGET that carries the tag is never written (nor compared) unless the command applies the
+spec the published parameter gives it. If that spec cannot be read (no parameter, no entry for TARGET, an entry
+without a transform, access denied), the command stops with exit 2 before anything is written, naming the
+parameter, the permission or the fix. The parameter changes only once the replicator's new configuration is
+live, so it is the truth about what the replicator writes. An untagged TARGET whose source publishes a
 transform for it gets that transform too (safe by default); an untagged TARGET with nothing published is
 copied as it is.
 
 ``--transform-spec FILE`` gives the spec for tables outside a ``ReplicatedTable`` (a JSON document in the
-published form); a tagged TARGET still needs its digest to match.
+published form); for a tagged TARGET it must be the published spec (same digest).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +39,7 @@ from cdk_replication.cli.errors import ACCESS_ERROR_CODES, BadInput, error_code,
 from cdk_replication.cli.items import Item, KeySchema
 from cdk_replication.cli.tables import Connection, TableHandle
 
-#: The tag the construct puts on every transformed replica table: the digest of its transform's spec.
+#: The tag the construct puts on every transformed replica table (value: a fixed marker, see the module docstring).
 TRANSFORM_TAG = "cdk-replication:transform"
 #: boto3's per-service endpoint variables honoured before ``--endpoint-url`` (as ``redrive`` does for S3/SQS).
 ENDPOINT_VARIABLES = {"ssm": "AWS_ENDPOINT_URL_SSM", "secretsmanager": "AWS_ENDPOINT_URL_SECRETS_MANAGER"}
@@ -111,7 +114,7 @@ TAGS_UNSUPPORTED = "<tags unsupported>"
 
 
 def target_tag(target: TableHandle) -> str | None:
-    """TARGET's ``cdk-replication:transform`` tag (the digest of the transform it holds), ``None`` if untagged,
+    """TARGET's ``cdk-replication:transform`` tag (a marker: TARGET is transformed), ``None`` if untagged,
     :data:`TAGS_UNSUPPORTED` when the endpoint keeps no tags.
 
     Raises:
@@ -264,11 +267,15 @@ def replica_view(source_conn: Connection, source: TableHandle, target: TableHand
         notes: receives one line when an untagged TARGET gets the published transform; default: none kept.
 
     Raises:
-        BadInput: TARGET is tagged and the spec with the tag's digest cannot be had, or the key cannot be read.
+        BadInput: TARGET is tagged and the published spec cannot be had (or ``spec_file`` is not it), or the key
+            cannot be read.
     """
-    found = (read_spec_file(spec_file) if spec_file is not None
-             else published(source_conn, source, TargetId.of(target)))
-    return view_for(source_conn, target, found, notes=notes)
+    def from_parameter() -> PublishedSpec:
+        return published(source_conn, source, TargetId.of(target))
+
+    if spec_file is None:
+        return view_for(source_conn, target, from_parameter(), notes=notes)
+    return view_for(source_conn, target, read_spec_file(spec_file), notes=notes, published_spec=from_parameter)
 
 
 def published_entry(parameter: str, region: str, spec: Mapping[str, Any] | None) -> PublishedSpec:
@@ -280,40 +287,59 @@ def published_entry(parameter: str, region: str, spec: Mapping[str, Any] | None)
     return PublishedSpec(dict(spec) if spec else None, origin, problem)
 
 
-def view_for(source_conn: Connection, target: TableHandle, found: PublishedSpec, *,
-             notes: list[str] | None = None) -> ReplicaView:
-    """The safety net of :func:`replica_view` around the spec ``found`` for TARGET (published or given).
+def view_for(source_conn: Connection, target: TableHandle, found: PublishedSpec, *, notes: list[str] | None = None,
+             published_spec: Callable[[], PublishedSpec] | None = None) -> ReplicaView:
+    """The safety net of :func:`replica_view` around the spec ``found`` for TARGET.
+
+    Args:
+        published_spec: when ``found`` was given (``--transform-spec``), reads the published one, which a
+            tagged TARGET's spec must equal; default ``None``: ``found`` is the published one.
 
     Raises:
         BadInput: as :func:`replica_view`.
     """
-    tag = target_tag(target)
-    if tag == TAGS_UNSUPPORTED:
-        if found.spec is None and found.code in ACCESS_ERROR_CODES:
-            # Neither the tag nor the parameter can tell: refuse rather than risk an untransformed copy.
-            raise BadInput(f"cannot tell whether target table {target.info.label()} may only receive transformed "
-                           f"items (this endpoint keeps no tags): {found.problem}; nothing was written")
-        tag = None
+    tagged = _tagged(target, found)
+    if tagged and published_spec is not None:
+        found = _same_as_published(target, found, published_spec())
     if found.spec is None:
-        if tag is None:
+        if not tagged:
             return IDENTITY
         raise BadInput(
-            f"target table {target.info.label()} is tagged {TRANSFORM_TAG}={tag}: it may only receive items "
-            f"transformed by its replica transform, which could not be read from the {found.origin}: "
-            f"{found.problem}; nothing was written"
+            f"target table {target.info.label()} is tagged {TRANSFORM_TAG}: it may only receive items transformed "
+            f"by its replica transform, which could not be read from the {found.origin}: {found.problem}; "
+            "nothing was written"
         )
-    digest = found.spec.get("digest")
-    if tag is not None and digest != tag:
-        raise BadInput(
-            f"target table {target.info.label()} is tagged {TRANSFORM_TAG}={tag}, but the transform of the "
-            f"{found.origin} has digest {digest}: the replica and the replicator are deployed with different "
-            "transforms (a deployment under way: wait until both stacks are deployed, then run again); nothing "
-            "was written"
-        )
-    if tag is None and notes is not None:
+    if not tagged and notes is not None:
         notes.append(f"note: target {target.info.label()} is not tagged {TRANSFORM_TAG}, but the {found.origin} "
                      "gives it a transform: items are written transformed")
     return build_view(source_conn, found, target.info.key)
+
+
+def _tagged(target: TableHandle, found: PublishedSpec) -> bool:
+    """Whether TARGET carries the transform tag (any value: it says only "transformed, see the published
+    spec"). On an endpoint without tags, refuse when the parameter cannot be read either."""
+    tag = target_tag(target)
+    if tag != TAGS_UNSUPPORTED:
+        return tag is not None
+    if found.spec is None and found.code in ACCESS_ERROR_CODES:
+        # Neither the tag nor the parameter can tell: refuse rather than risk an untransformed copy.
+        raise BadInput(f"cannot tell whether target table {target.info.label()} may only receive transformed "
+                       f"items (this endpoint keeps no tags): {found.problem}; nothing was written")
+    return False
+
+
+def _same_as_published(target: TableHandle, given: PublishedSpec, deployed: PublishedSpec) -> PublishedSpec:
+    """A tagged TARGET's transform is its source's published one: ``--transform-spec`` must be that very spec
+    (same digest; both are read in the source account)."""
+    if deployed.spec is None:
+        return deployed  # refused by the caller, naming why the published spec could not be read
+    if given.spec is None or given.spec.get("digest") != deployed.spec.get("digest"):
+        raise BadInput(
+            f"target table {target.info.label()} is tagged {TRANSFORM_TAG}: its transform is the one of the "
+            f"{deployed.origin}, and the {given.origin} is another spec (digest {(given.spec or {}).get('digest')}, "
+            f"published {deployed.spec.get('digest')}): drop --transform-spec; nothing was written"
+        )
+    return given
 
 
 def build_view(source_conn: Connection, found: PublishedSpec, key: KeySchema) -> ReplicaView:

@@ -21,6 +21,7 @@ import pytest
 
 from cdk_replication._lambda.replicator.transform import Transform, with_digest
 from cdk_replication.cli.transforms import TRANSFORM_TAG, replicator_parameter
+from cdk_replication.transform import TRANSFORM_TAG_VALUE
 
 from .helpers import REGION, put_many, scan_all
 from .redrive_helpers import failure_record, stream_records, write_record
@@ -164,9 +165,9 @@ def pair(make_table: Callable[..., str], ddb: Any) -> tuple[str, str]:
     return source, target
 
 
-def tag(ddb: Any, table: str, digest: str) -> None:
-    """Tag ``table`` as the construct tags a transformed replica."""
-    TAGS[table] = [{"Key": TRANSFORM_TAG, "Value": digest}]
+def tag(ddb: Any, table: str) -> None:
+    """Tag ``table`` as the construct tags a transformed replica (a fixed marker, nothing about the spec)."""
+    TAGS[table] = [{"Key": TRANSFORM_TAG, "Value": TRANSFORM_TAG_VALUE}]
 
 
 def transformed_pair(ddb: Any, pair: tuple[str, str], published: Published, count: int, *,
@@ -176,7 +177,7 @@ def transformed_pair(ddb: Any, pair: tuple[str, str], published: Published, coun
     source, target = pair
     spec = spec_for(published.secret_arn, hash_key=hash_key)
     published.publish(source, target, spec)
-    tag(ddb, target, spec["digest"])
+    tag(ddb, target)
     items = customers(count)
     put_many(ddb, source, items)
     return source, target, spec, items
@@ -242,18 +243,16 @@ def test_redrive_resyncs_with_the_transform(cli: Any, local: Any, ddb: Any, pair
     assert_no_leak(requests, target)
 
 
-@pytest.mark.parametrize("case", ["no-parameter", "not-listed", "untransformed-entry", "other-digest"])
+@pytest.mark.parametrize("case", ["no-parameter", "not-listed", "untransformed-entry"])
 def test_tagged_target_is_never_written_without_its_transform(
         cli: Any, ddb: Any, pair: tuple[str, str], published: Published, case: str) -> None:
     source, target = pair
     spec = spec_for(published.secret_arn)
-    tag(ddb, target, spec["digest"])
+    tag(ddb, target)
     if case == "not-listed":
         published.publish(source, target, spec, listed=False)
     elif case == "untransformed-entry":
         published.publish(source, target, None)
-    elif case == "other-digest":
-        published.publish(source, target, with_digest({**spec, "masks": {"email": {"kind": "hmac"}}}))
     put_many(ddb, source, customers(3))
 
     for command in (["backfill"], ["verify", "--repair"]):
@@ -313,7 +312,7 @@ def test_multi_active_options_are_refused_for_a_transformed_replica(
     source, target = pair
     spec = spec_for(published.secret_arn)
     published.publish(source, target, spec)
-    tag(ddb, target, spec["digest"])
+    tag(ddb, target)
 
     run = cli("verify", source, target, "--repair", "--conflict-attribute", "updatedAt")
 
@@ -331,7 +330,7 @@ def test_the_leak_check_fails_against_a_repair_that_writes_the_raw_item(
     source, target = pair
     spec = spec_for(published.secret_arn)
     published.publish(source, target, spec)
-    tag(ddb, target, spec["digest"])
+    tag(ddb, target)
     put_many(ddb, source, customers(3))
     real_init = repair.Repairer.__init__
 
@@ -346,18 +345,34 @@ def test_the_leak_check_fails_against_a_repair_that_writes_the_raw_item(
         assert_no_leak(requests, target)
 
 
-def test_a_spec_file_must_have_the_tagged_digest(cli: Any, ddb: Any, pair: tuple[str, str], published: Published,
-                                                tmp_path: Any) -> None:
-    """``--transform-spec`` does not get around the safety net: a tagged TARGET needs the tag's digest."""
-    source, target, spec, _ = transformed_pair(ddb, pair, published, 3)
+def test_a_spec_file_for_a_tagged_target_must_be_the_published_spec(
+        cli: Any, ddb: Any, pair: tuple[str, str], published: Published, tmp_path: Any) -> None:
+    """``--transform-spec`` does not get around the safety net: a tagged TARGET's spec is the published one."""
+    source, target, spec, items = transformed_pair(ddb, pair, published, 3)
     other = with_digest({**spec, "masks": {"email": {"kind": "hmac"}}})  # forgets to remove the addresses
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(other))
 
     run = cli("backfill", source, target, "--transform-spec", str(path))
 
-    assert run.code == 2 and other["digest"] in run.err and spec["digest"] in run.err
+    assert run.code == 2 and "drop --transform-spec" in run.err and other["digest"] in run.err
     assert scan_all(ddb, target) == {}
+    path.write_text(json.dumps(spec))  # the published spec itself is accepted
+    assert cli("backfill", source, target, "--transform-spec", str(path)).code == 0
+    assert scan_all(ddb, target) == expected(items, spec)
+
+
+def test_a_tagged_target_gets_the_published_spec_whatever_it_is(
+        cli: Any, ddb: Any, pair: tuple[str, str], published: Published, requests: Requests) -> None:
+    """The tag names no spec: the published parameter (changed only once the replicator's new configuration is
+    live) is the truth, so a newer spec there is applied, not refused."""
+    source, target, spec, items = transformed_pair(ddb, pair, published, 6)
+    newer = with_digest({**spec, "filter": None})
+    published.publish(source, target, newer)
+
+    assert cli("backfill", source, target).code == 0
+    assert scan_all(ddb, target) == expected(items, newer)
+    assert_no_leak(requests, target)
 
 
 def test_backfill_takes_back_a_copy_whose_source_stopped_matching_during_the_copy(
