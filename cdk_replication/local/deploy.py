@@ -52,6 +52,7 @@ from cdk_replication.local.parameters import ParameterError, ParameterService, P
 from cdk_replication.local.secrets import SecretError, SecretService, SecretStore, generate_value
 from cdk_replication.local.queue import LocalQueue
 from cdk_replication.local.stream_records import aws_stream_arn
+from cdk_replication.local.table_tags import TagError, checked_tags
 from cdk_replication.local.gateway import KNOWN_MANAGED_POLICIES, SESSION_SECONDS, Gateway, Role, request_context
 from cdk_replication.local.iam import PolicyError, Principal, evaluate, service_may_assume
 
@@ -776,6 +777,7 @@ class _StackDeployer:
         tables = [self._ensure_table(logical_id, region, request, props.get("TimeToLiveSpecification"))
                   for region in regions]
         self._set_resource_policies(resource["Type"], props, tables)
+        self._apply_tags(resource["Type"], props, tables)
         # A global table's attributes (StreamArn, Arn) are those of the replica in the stack's region.
         mine = next((t for t in tables if t.region == self.artifact.region), tables[0])
         self.tables[logical_id] = mine
@@ -797,6 +799,7 @@ class _StackDeployer:
                                          "deploy, then add it back)")
         tables = [t for t in self.previous.stack.tables if t.logical_id == logical_id]
         self._set_resource_policies(self.resources[logical_id]["Type"], props, tables)
+        self._apply_tags(self.resources[logical_id]["Type"], props, tables)
         self.tables[logical_id] = kept
         self.stack.tables.extend(tables)
         self.stack.bridges.extend(b for b in self.previous.stack.bridges
@@ -813,6 +816,20 @@ class _StackDeployer:
             document = (policies.get(table.region) or {}).get("PolicyDocument")
             if document:
                 self.deployment.gateway.set_resource_policy(table.arn, document)
+
+    def _apply_tags(self, kind: str, props: dict[str, Any], tables: list[LocalTable]) -> None:
+        """Set each table's tags to its template ``Tags`` (a global table's: per replica), as CloudFormation
+        does on create and update; the gateway serves them (DynamoDB Local keeps none)."""
+        if kind == "AWS::DynamoDB::Table":
+            tags = {tables[0].region: props.get("Tags")}
+        else:
+            tags = {r.get("Region"): r.get("Tags") for r in props.get("Replicas", [])}
+        for table in tables:
+            try:
+                found = checked_tags(tags.get(table.region) or [])
+            except TagError as error:
+                raise self._fail(table.logical_id, f"Tags: {error.message}") from None
+            self.deployment.gateway.tags.replace((table.account, table.region, table.name), found)
 
     # --- IAM ------------------------------------------------------------------------------------------
 

@@ -2,14 +2,15 @@
 
 Tables are DynamoDB Local's; the published ``replicator`` parameter and the HMAC secret are served by a moto
 server (``AWS_ENDPOINT_URL_SSM`` / ``AWS_ENDPOINT_URL_SECRETS_MANAGER``), as the CLI reaches them on AWS with
-the source's credentials. DynamoDB Local has no tags: :func:`tags` serves ListTagsOfResource from a dict, as
-DynamoDB would. Every HTTP request the CLI sends is recorded at botocore's HTTP layer
+the source's credentials. DynamoDB Local has no tags: the commands reach it through the local runtime's gateway
+(:func:`tag_store`), which keeps them and serves TagResource/ListTagsOfResource as DynamoDB does. Every HTTP request the CLI sends is recorded at botocore's HTTP layer
 (:class:`Requests`); the leak check fails if a request that names TARGET carries a masked attribute's original
 value, a dropped attribute's value, or a dropped attribute's name.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -20,9 +21,13 @@ import boto3
 import pytest
 
 from cdk_replication._lambda.replicator.transform import Transform, with_digest
+from cdk_replication.cli import main
 from cdk_replication.cli.transforms import TRANSFORM_TAG, replicator_parameter
+from cdk_replication.local import DEFAULT_ACCOUNT, credentials_for_account
+from cdk_replication.local.gateway import Gateway
 from cdk_replication.transform import TRANSFORM_TAG_VALUE
 
+from .conftest import CliRun
 from .helpers import REGION, put_many, scan_all
 from .redrive_helpers import failure_record, stream_records, write_record
 from .test_migrate import moto_url
@@ -137,26 +142,42 @@ def expected(items: list[dict[str, Any]], spec: dict[str, Any], secret: str = SE
     return out
 
 
-#: Tags by table name, served to every client by :func:`tag_store` (DynamoDB Local refuses tagging).
-TAGS: dict[str, list[dict[str, str]]] = {}
+#: The running test's gateway (set by :func:`tag_store`): :func:`tag` tags tables through it.
+_GATEWAY: list[Gateway] = []
 
 
 @pytest.fixture(autouse=True)
-def tag_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """ListTagsOfResource answered from :data:`TAGS`, by the table name in the ARN."""
-    from botocore.client import BaseClient
+def tag_store(local: Any) -> Iterator[Gateway]:
+    """The local runtime's gateway in front of DynamoDB Local. It keeps table tags (DynamoDB Local has none), so
+    the CLI reads TARGET's tag with the real ListTagsOfResource, IAM-evaluated as on AWS (rule 9)."""
+    with Gateway(local) as gateway:
+        _GATEWAY[:] = [gateway]
+        yield gateway
+        _GATEWAY.clear()
 
-    original = BaseClient._make_api_call
 
-    def call(self: Any, operation: str, params: dict[str, Any]) -> Any:
-        if self.meta.service_model.service_name == "dynamodb" and operation == "ListTagsOfResource":
-            return {"Tags": list(TAGS.get(params["ResourceArn"].rpartition("/")[2], []))}
-        return original(self, operation, params)
+def _runner(endpoint: str) -> Callable[..., CliRun]:
+    def run(command: str, *args: str) -> CliRun:
+        out, err = io.StringIO(), io.StringIO()
+        code = main([command, "--endpoint-url", endpoint, "--quiet", *args], stdout=out, stderr=err)
+        return CliRun(code, out.getvalue(), err.getvalue())
 
-    monkeypatch.setattr(BaseClient, "_make_api_call", call)
-    TAGS.clear()
-    yield
-    TAGS.clear()
+    return run
+
+
+@pytest.fixture()
+def cli(tag_store: Gateway, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliRun]:
+    """The command line in-process, through the gateway (tables, tags), in a temporary working directory."""
+    monkeypatch.chdir(tmp_path)
+    return _runner(tag_store.endpoint_url)
+
+
+@pytest.fixture()
+def untagged_cli(local: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliRun]:
+    """The command line straight at DynamoDB Local, an endpoint without tags ("Tagging is not currently
+    supported")."""
+    monkeypatch.chdir(tmp_path)
+    return _runner(local.endpoint_url)
 
 
 @pytest.fixture()
@@ -166,8 +187,13 @@ def pair(make_table: Callable[..., str], ddb: Any) -> tuple[str, str]:
 
 
 def tag(ddb: Any, table: str) -> None:
-    """Tag ``table`` as the construct tags a transformed replica (a fixed marker, nothing about the spec)."""
-    TAGS[table] = [{"Key": TRANSFORM_TAG, "Value": TRANSFORM_TAG_VALUE}]
+    """Tag ``table`` as the construct tags a transformed replica (a fixed marker, nothing about the spec), with
+    TagResource through the gateway."""
+    creds = credentials_for_account(DEFAULT_ACCOUNT)
+    client = boto3.client("dynamodb", region_name=REGION, endpoint_url=_GATEWAY[0].endpoint_url,
+                          aws_access_key_id=creds.access_key_id, aws_secret_access_key=creds.secret_access_key)
+    client.tag_resource(ResourceArn=f"arn:aws:dynamodb:{REGION}:{DEFAULT_ACCOUNT}:table/{table}",
+                        Tags=[{"Key": TRANSFORM_TAG, "Value": TRANSFORM_TAG_VALUE}])
 
 
 def transformed_pair(ddb: Any, pair: tuple[str, str], published: Published, count: int, *,
@@ -278,6 +304,20 @@ def test_untagged_target_gets_the_published_transform(
     assert run.code == 0, run.err
     assert any("not tagged" in note for note in run.json()["notes"])
     assert scan_all(ddb, target) == expected(items, spec)
+
+
+def test_an_endpoint_without_tags_leaves_the_published_parameter_to_decide(
+        untagged_cli: Any, ddb: Any, pair: tuple[str, str], published: Published, requests: Requests) -> None:
+    """DynamoDB Local itself keeps no tags (UnknownOperationException): the published transform still applies."""
+    source, target = pair
+    spec = spec_for(published.secret_arn)
+    published.publish(source, target, spec)
+    items = customers(6)
+    put_many(ddb, source, items)
+
+    assert untagged_cli("backfill", source, target).code == 0
+    assert scan_all(ddb, target) == expected(items, spec)
+    assert_no_leak(requests, target)
 
 
 def test_transform_spec_file_for_a_table_outside_a_replicated_table(

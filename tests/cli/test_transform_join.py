@@ -11,6 +11,7 @@ from .test_transform import (
     Published,
     Requests,
     assert_no_leak,
+    cli,
     expected,
     moto_url,
     pair,
@@ -21,7 +22,7 @@ from .test_transform import (
     transformed_pair,
 )
 
-__all__ = ["moto_url", "pair", "published", "requests", "tag_store"]  # fixtures, imported for pytest
+__all__ = ["cli", "moto_url", "pair", "published", "requests", "tag_store"]  # fixtures, imported for pytest
 
 
 def joining(published: Published, target: str) -> None:

@@ -4,15 +4,26 @@ what AWS does and is marked ``xfail(strict=True)`` while the local runtime diffe
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import boto3
 
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_dynamodb as dynamodb
 
 from cdk_replication import Mask, ReplicatedTable, ReplicaTransform, TableLocation
-from cdk_replication.local import deploy
+from cdk_replication.local import credentials_for_account, deploy
+from cdk_replication.local.gateway import Gateway
 
 ACCOUNT, TABLE = "888888888888", "TaggedPeople"
+
+
+def _gateway_client(gateway: Gateway, region: str) -> Any:
+    """A DynamoDB client through the gateway (tags live there), as the account's root."""
+    creds = credentials_for_account(ACCOUNT)
+    return boto3.client("dynamodb", region_name=region, endpoint_url=gateway.endpoint_url,
+                        aws_access_key_id=creds.access_key_id, aws_secret_access_key=creds.secret_access_key)
 
 
 @pytest.fixture(scope="module")
@@ -30,20 +41,48 @@ def masked_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return outdir
 
 
-@pytest.mark.xfail(strict=True, reason="review: the local deploy drops the replica table's Tags, so the "
-                   "cdk-replication:transform safety net the CLI checks does not exist locally")
-def test_the_transformed_replica_carries_its_digest_tag_locally(masked_app, ddb_local):
+def test_the_transformed_replica_carries_its_transform_tag_locally(masked_app, ddb_local):
     """Contract C's safety net: the CLI refuses to write into a table tagged ``cdk-replication:transform``
-    unless it applies the published spec with that digest. On AWS, CloudFormation creates the replica with
-    its template ``Tags``; the local deploy creates tables without them, so locally every replica looks
-    untransformed: a CLI path that forgot the transform would write raw values into a masked replica and pass
-    every local test, and only AWS would refuse it (rule 9: never kinder than AWS)."""
+    unless it applies the spec its source publishes. On AWS, CloudFormation creates the replica with its
+    template ``Tags``; the local deploy must too, or locally every replica looks untransformed: a CLI path
+    that forgot the transform would write raw values into a masked replica and pass every local test, and
+    only AWS would refuse it (rule 9: never kinder than AWS)."""
     with deploy(masked_app, ddb_local) as deployment:
-        replica = deployment.table(TABLE, "eu-west-1", ACCOUNT)
-        client = replica.client()
+        client = _gateway_client(deployment.gateway, "eu-west-1")
         arn = client.describe_table(TableName=TABLE)["Table"]["TableArn"]
         tags = {t["Key"]: t["Value"] for t in client.list_tags_of_resource(ResourceArn=arn).get("Tags", [])}
-        assert "cdk-replication:transform" in tags  # fails: {}
+        assert tags.get("cdk-replication:transform") == "published"
+        source = _gateway_client(deployment.gateway, "us-east-1")
+        source_arn = source.describe_table(TableName=TABLE)["Table"]["TableArn"]
+        assert "cdk-replication:transform" not in {
+            t["Key"] for t in source.list_tags_of_resource(ResourceArn=source_arn).get("Tags", [])}
+
+
+def test_table_tags_are_served_and_evaluated_like_other_table_actions(masked_app, ddb_local):
+    """TagResource/UntagResource/ListTagsOfResource as DynamoDB serves them: on a table ARN only, on an
+    existing table, IAM-evaluated on the table ARN (the replicator's role may not read or change tags)."""
+    from botocore.exceptions import ClientError
+
+    with deploy(masked_app, ddb_local) as deployment:
+        client = _gateway_client(deployment.gateway, "eu-west-1")
+        arn = client.describe_table(TableName=TABLE)["Table"]["TableArn"]
+        client.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": "data"}])
+        client.untag_resource(ResourceArn=arn, TagKeys=["cdk-replication:transform"])
+        assert client.list_tags_of_resource(ResourceArn=arn)["Tags"] == [{"Key": "team", "Value": "data"}]
+        with pytest.raises(ClientError, match="ValidationException"):
+            client.list_tags_of_resource(ResourceArn=TABLE)  # a name is no ARN
+        with pytest.raises(ClientError, match="ResourceNotFoundException"):
+            client.list_tags_of_resource(ResourceArn=arn.replace(TABLE, "NoSuchTable"))
+        with pytest.raises(ClientError, match="aws:"):
+            client.tag_resource(ResourceArn=arn, Tags=[{"Key": "aws:reserved", "Value": "x"}])
+        (function,) = deployment.functions
+        env = function._credentials_env  # the replicator role's keys
+        role = boto3.client("dynamodb", region_name="eu-west-1", endpoint_url=deployment.gateway.endpoint_url,
+                            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                            aws_session_token=env.get("AWS_SESSION_TOKEN"))
+        with pytest.raises(ClientError, match="AccessDenied"):
+            role.tag_resource(ResourceArn=arn, Tags=[{"Key": "x", "Value": "y"}])
 
 
 def _synth(out: Path, name: str, transform: ReplicaTransform | None) -> Path:
