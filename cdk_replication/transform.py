@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import base64
 import decimal
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from aws_cdk import Token
 
 from ._lambda.replicator import contract
 from ._lambda.replicator import transform as engine
@@ -170,8 +173,11 @@ class ReplicaTransform:
         drop: attributes not copied (exclusive with ``keep``; never a key or index key). Default: ``None``.
         masks: attribute name -> ``Mask``. Default: none.
         secret_arn: the Secrets Manager secret whose value keys the ``hmac`` masks (the replicator is granted
-            ``secretsmanager:GetSecretValue`` on it). Default: ``None``: a generated secret in the source's
-            stack, one per ``ReplicatedTable``, retained when removed. Only read when a mask is ``hmac``.
+            ``secretsmanager:GetSecretValue`` on it), a literal ARN (a token is refused). Default: ``None``: a
+            generated secret ``cdk-replication/<source table>/hmac-key`` in the source's stack, one per
+            ``ReplicatedTable``, retained when removed. A retained secret cannot be created again (AWS refuses
+            the name): after its stack was destroyed or its last ``hmac`` mask removed, pass its complete ARN
+            here to reuse it (the replicas keep their hashes). Only read when a mask is ``hmac``.
     """
 
     filter: Filter | Mapping[str, Any] | None = None
@@ -251,6 +257,7 @@ def check_transform(path: str, where: str, transform: ReplicaTransform, context:
     if transform.keep is not None and transform.drop is not None:
         raise ReplicationConfigError(path, f"{where}: transform has both keep and drop",
                                      "give the attributes to keep or those to drop, not both")
+    _check_secret_arn(path, where, transform.secret_arn)
     _check_projection(path, where, transform, context)
     for name, mask in transform.masks.items():
         _check_mask(path, where, name, mask, transform, context)
@@ -292,6 +299,28 @@ def _check_filter_on_masks(path: str, where: str, transform: ReplicaTransform) -
             "its prefix, or not that value), which the mask is meant to keep in the source account",
             f"filter on another attribute (one the replica may know, e.g. a status or a tenant), or leave "
             f"{names} unmasked if its value is not secret; Filter.exists/not_exists on it are allowed")
+
+
+#: A Secrets Manager secret ARN, complete (``...:secret:<name>-AbCdEf``) or without its random suffix.
+_SECRET_ARN = re.compile(r"^arn:[a-z-]+:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+$")
+
+
+def _check_secret_arn(path: str, where: str, secret_arn: str | None) -> None:
+    """``secret_arn`` must be a literal secret ARN: it goes into the replicator's environment and the
+    published parameter, both checked (size, content) at synth, and into the role's policy."""
+    if secret_arn is None:
+        return
+    if Token.is_unresolved(secret_arn):
+        raise ReplicationConfigError(
+            path, f"{where}: transform secret_arn is a token ({secret_arn!r}); the replicator's environment "
+            "and the published parameter carry it and are checked at synth, so it must be literal",
+            "pass the secret's ARN as a literal string, e.g. the complete ARN of an existing (or retained) "
+            "secret, 'arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf'")
+    if not _SECRET_ARN.match(secret_arn):
+        raise ReplicationConfigError(
+            path, f"{where}: transform secret_arn {secret_arn!r} is not a Secrets Manager secret ARN",
+            "pass 'arn:<partition>:secretsmanager:<region>:<account>:secret:<name>-AbCdEf' (the complete ARN "
+            "`aws secretsmanager describe-secret` prints)")
 
 
 def _check_projection(path: str, where: str, transform: ReplicaTransform, context: TransformContext) -> None:

@@ -1202,14 +1202,29 @@ class _StackDeployer:
                 raise self._fail(logical_id, f"{unsupported} of a secret is not emulated locally")
         name = self._name(logical_id, "Name", 512)
         where = {"region": self.artifact.region, "account": self.artifact.account}
-        if "SecretString" not in props and self.deployment.secrets.get(name, **where) is not None:
-            return
+        if self.deployment.secrets.get(name, **where) is not None:
+            if not self._same_secret(logical_id, name):
+                # A retained secret (its resource removed, or the stack destroyed) still holds the name: AWS's
+                # CreateSecret refuses it, and the stack rolls back.
+                raise self._fail(logical_id, f"ResourceExistsException: the secret {name!r} already exists in "
+                                             "the account (retained by an earlier deploy, or made outside the "
+                                             "stack); CreateSecret cannot create it again: delete it (force, "
+                                             "without recovery), or reference it instead of creating it")
+            if "SecretString" not in props:
+                return
         try:
             value = str(props["SecretString"]) if "SecretString" in props else generate_value(
                 props.get("GenerateSecretString") or {})
         except SecretError as error:
             raise self._fail(logical_id, f"{error.code}: {error.message}") from None
         self.deployment.secrets.put(name, value, **where)
+
+    def _same_secret(self, logical_id: str, name: str) -> bool:
+        """Whether the previous deploy of this stack has ``logical_id`` as a secret of ``name``: an update of
+        that resource, not a new one."""
+        before = None if self.previous is None else self.previous.resources.get(logical_id)
+        return bool(before and before.get("Type") == "AWS::SecretsManager::Secret"
+                    and self.previous is not None and self.previous._name(logical_id, "Name", 512) == name)
 
     def _secret_arn(self, logical_id: str) -> str:
         """A secret's ``Ref``: its full ARN (created first in the stack, so it exists when referenced)."""

@@ -100,3 +100,27 @@ def test_the_replica_tag_does_not_confirm_guesses_of_the_spec(tmp_path) -> None:
                  if ReplicaTransform(filter=Filter.ne("tenant", guess), masks={"email": Mask.hmac()})
                  .to_spec(["Id"], None)["digest"] == tag]
     assert confirmed == []  # fails: ['tenant-0042']
+
+
+@pytest.mark.parametrize(("secret_arn", "problem"), [
+    (cdk.Fn.import_value("HmacSecretArn"), "secret_arn is a token"),
+    ("hmac-key", "not a Secrets Manager secret ARN"),
+])
+def test_a_secret_arn_that_is_no_literal_secret_arn_is_refused_with_its_own_reason(secret_arn: str,
+                                                                                  problem: str) -> None:
+    """A token ``secret_arn`` was refused by the replicator's environment check with "pass literal table names,
+    regions and accounts", which names neither the prop nor the fix."""
+    with pytest.raises(ReplicationConfigError, match=problem) as refused:
+        _table(cdk.App(), ReplicaTransform(masks={"email": Mask.hmac()}, secret_arn=secret_arn))
+    assert "table names" not in str(refused.value)
+
+
+def test_a_retained_secret_is_reused_by_its_literal_arn(tmp_path) -> None:
+    """The documented path after the generated secret was retained (a stack destroyed, the last hmac mask
+    removed): give its ARN, and the stack references it (no new secret, which CreateSecret would refuse)."""
+    arn = f"arn:aws:secretsmanager:us-west-2:{SOURCE_ACCOUNT}:secret:cdk-replication/Employee/hmac-key-AbCdEf"
+    app = cdk.App(outdir=str(tmp_path))
+    _table(app, ReplicaTransform(masks={"email": Mask.hmac()}, secret_arn=arn))
+    source = app.synth().get_stack_by_name(SOURCE_STACK).template
+    assert resources_of_type(source, "AWS::SecretsManager::Secret") == {}
+    assert arn in json.dumps(source)

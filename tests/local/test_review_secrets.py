@@ -30,8 +30,6 @@ def _assembly(outdir: Path, with_secret: bool) -> Path:
     return outdir
 
 
-@pytest.mark.xfail(strict=True, reason="review: re-creating a retained named secret succeeds locally; on AWS "
-                   "CreateSecret fails (ResourceExistsException), e.g. re-adding a masked replica or redeploying")
 def test_a_new_secret_resource_with_the_name_of_a_retained_secret_fails_as_on_aws(ddb_local, tmp_path):
     """The construct names the generated HMAC secret and retains it. Once it has left the stack (the last
     ``hmac`` mask removed, or ``cdk destroy``), the name still exists in the account, so a later deploy that
