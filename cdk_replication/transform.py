@@ -166,6 +166,11 @@ class Mask:
 class ReplicaTransform:
     """A filtered, projected and masked one-way replica (``TableLocation.transform``).
 
+    Adding a transform to a replica that is already deployed (or making it stricter) changes only what is
+    written from then on: items copied before keep their raw values in the target account. Rebuild the
+    replica right after the deployment with ``cdk-replication verify SOURCE TARGET --repair`` (docs/cli.md,
+    "Adding or changing a transform on a running replica"), or give a new replica table the transform.
+
     Attributes:
         filter: which items the replica holds (``Filter`` or a condition in the spec's JSON form). Default:
             ``None``, every item.

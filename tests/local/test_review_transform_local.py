@@ -3,6 +3,7 @@ what AWS does and is marked ``xfail(strict=True)`` while the local runtime diffe
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from aws_cdk import aws_dynamodb as dynamodb
 
 from cdk_replication import Mask, ReplicatedTable, ReplicaTransform, TableLocation
+from cdk_replication.cli import main
 from cdk_replication.local import credentials_for_account, deploy
 from cdk_replication.local.gateway import Gateway
 
@@ -95,19 +97,34 @@ def _synth(out: Path, name: str, transform: ReplicaTransform | None) -> Path:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason="review: adding a transform to a deployed replica leaves every raw value "
-                   "already copied there; nothing refuses, rebuilds or documents it")
-def test_adding_a_mask_to_a_running_replica_leaves_no_raw_value(tmp_path, ddb_local):
+def _cli(gateway: Gateway, *args: str) -> tuple[int, str]:
+    """``cdk-replication ARGS`` in-process through the gateway (tables, tags, parameters, secret) as the
+    account's root (the environment's keys); returns the exit code and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    code = main([*args, "--endpoint-url", gateway.endpoint_url, "--quiet"], stdout=out, stderr=err)
+    return code, err.getvalue() + out.getvalue()
+
+
+def test_adding_a_mask_to_a_running_replica_leaves_no_raw_value_after_the_mandatory_rebuild(
+        tmp_path, ddb_local, monkeypatch):
     """Rule 10 over time: a replica first deployed as an exact copy (or with a weaker transform) already
     holds raw values. Adding ``masks={"email": Mask.hmac()}`` updates the replicator and the tag, but the
     table is the same resource and only items that change afterwards are rewritten: an item nobody updates
-    keeps its raw email in the target account for ever (and with a hashed key, a new hashed twin appears
-    next to the raw item). The construct accepts the change silently and docs/architecture.md says nothing
-    about a rebuild (it does for a key rotation). Expected: refused without an explicit rebuild/replacement
-    (e.g. a new replica table), or the replica rebuilt, so that no raw value stays."""
+    keeps its raw email in the target account (with a hashed key, a new hashed twin appears next to it).
+    No automatic fix is sound at synth (the construct cannot see what was deployed before), so the rebuild is
+    a documented, mandatory step (ReplicaTransform's docstring, docs/cli.md "Adding or changing a transform"):
+    ``verify`` reports the stale items, and ``verify --repair`` rewrites every item whose transformed form
+    differs (and deletes orphans under old keys), after which no raw value stays."""
     name = "Grow" + TABLE
     v1 = _synth(tmp_path / "v1", name, None)
     v2 = _synth(tmp_path / "v2", name, ReplicaTransform(masks={"email": Mask.hmac()}))
+    creds = credentials_for_account(ACCOUNT)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", creds.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", creds.secret_access_key)
+    for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB",
+                     "AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL_SECRETS_MANAGER"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.chdir(tmp_path)
     with deploy(v1, ddb_local) as deployment:
         source = deployment.table(name, region="us-west-2")
         source.client().put_item(TableName=name, Item={"pk": {"S": "quiet"}, "email": {"S": "quiet@example.com"}})
@@ -116,6 +133,16 @@ def test_adding_a_mask_to_a_running_replica_leaves_no_raw_value(tmp_path, ddb_lo
         source.client().put_item(TableName=name, Item={"pk": {"S": "busy"}, "email": {"S": "busy@example.com"}})
         deployment.run_until_idle()
         replica = deployment.table(name, region="us-east-1")
-        emails = {i["email"]["S"] for i in replica.client().scan(TableName=name)["Items"]}
-        assert "busy@example.com" not in emails  # the change after the update is masked...
-        assert "quiet@example.com" not in emails  # fails: the raw email copied before the update stays
+
+        def emails() -> set[str]:
+            return {i["email"]["S"] for i in replica.client().scan(TableName=name)["Items"]}
+
+        assert "busy@example.com" not in emails()  # the change after the update is masked...
+        assert "quiet@example.com" in emails()  # ...the item copied before it is not: why the rebuild is mandatory
+        tables = (f"us-west-2:{name}", f"us-east-1:{name}")
+        code, output = _cli(deployment.gateway, "verify", *tables)
+        assert code == 1, output  # verify sees the stale item (it compares the TRANSFORMED source)
+        code, output = _cli(deployment.gateway, "verify", *tables, "--repair")
+        assert code == 0, output
+        assert not {"quiet@example.com", "busy@example.com"} & emails()
+        assert _cli(deployment.gateway, "verify", *tables)[0] == 0
