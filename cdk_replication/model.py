@@ -150,7 +150,8 @@ class TableLocation:
             drained before its removal (a one-way replica is simply removed). The one-way source is always
             ``ACTIVE``. Default: ``ACTIVE``.
         transform: what this one-way replica receives (``ReplicaTransform``: filter, keep/drop, masks; the
-            replica table is tagged ``cdk-replication:transform`` with the spec's digest). Refused on the
+            replica table is tagged ``cdk-replication:transform`` = ``published``, a marker that says nothing
+            about the spec; the spec is in the source's published ``replicator`` parameter). Refused on the
             source, in multi-active mode and with ``migration``. Default: none (every item, whole).
     """
 

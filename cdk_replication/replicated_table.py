@@ -61,7 +61,14 @@ from .published import publish_replicator, publish_status, replicator_document, 
 from .replicator import Replicator, ReplicatorOptions
 from .tables import ReplicaTable, TableOptions
 from .topology import ReplicatedTableProps, resolve
-from .transform import SECRET_LENGTH, TRANSFORM_TAG, TransformContext, check_transform, transform_secret_name
+from .transform import (
+    SECRET_LENGTH,
+    TRANSFORM_TAG,
+    TRANSFORM_TAG_VALUE,
+    TransformContext,
+    check_transform,
+    transform_secret_name,
+)
 
 
 class ReplicatedTable(Construct):
@@ -407,8 +414,9 @@ class ReplicatedTable(Construct):
         self.replica_tables[location] = replica.table
         spec = self.transform_specs.get(location)
         if spec is not None:
-            # What the CLI checks before it writes this table: only the published spec with this digest.
-            Tags.of(replica.table).add(TRANSFORM_TAG, spec["digest"])
+            # What the CLI checks before it writes this table: only with the spec the source publishes for it.
+            # A fixed marker: the target account reads this tag, so it must say nothing about the spec.
+            Tags.of(replica.table).add(TRANSFORM_TAG, TRANSFORM_TAG_VALUE)
 
     def _output_disabled_mappings(self) -> None:
         """Each mapping created disabled: its UUID as a stack output, for enabling it after the load."""

@@ -4,8 +4,9 @@ the spec the replicator (and the command line) apply.
 A one-way replica declared with ``TableLocation(..., transform=ReplicaTransform(...))`` receives only the items
 that match ``filter``, only the attributes ``keep``/``drop`` leave, with ``masks`` applied. The spec is the
 engine's (``cdk_replication._lambda.replicator.transform``, docs/architecture.md "Replica transforms"); it is
-written into the replicator's ``REPLICATION_TARGETS`` entry and into the published ``replicator`` parameter,
-and its digest becomes the replica table's ``cdk-replication:transform`` tag.
+written into the replicator's ``REPLICATION_TARGETS`` entry and into the published ``replicator`` parameter
+(both in the source account). The replica table is tagged ``cdk-replication:transform`` = ``published``: a
+marker with no information about the spec, which the target account can read.
 
 No constructs here (the generated secret is ``replicated_table.hmac_secret``); the checks raise ``ReplicationConfigError`` naming the
 construct, the value and the fix.
@@ -15,17 +16,24 @@ from __future__ import annotations
 
 import base64
 import decimal
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from aws_cdk import Token
 
 from ._lambda.replicator import contract
 from ._lambda.replicator import transform as engine
 from .errors import ReplicationConfigError
 
-#: Tag on every transformed replica table: the spec's digest (the CLI refuses to write such a table unless it
-#: applies the published spec with that digest).
+#: Tag on every transformed replica table (the CLI refuses to write such a table unless it applies the spec its
+#: source publishes for it).
 TRANSFORM_TAG = "cdk-replication:transform"
+#: The tag's value: a fixed marker, "this table is transformed; the spec is the source's published parameter".
+#: Not the spec's digest: the target account reads the tag, and an unkeyed digest would let it confirm guesses
+#: of the spec's filter and redaction values offline.
+TRANSFORM_TAG_VALUE = "published"
 #: Length of the generated HMAC key, in characters (letters and digits: about 380 bits).
 SECRET_LENGTH = 64
 #: The generated secret's name is this with the source table's name in place of ``{table}``.
@@ -158,6 +166,11 @@ class Mask:
 class ReplicaTransform:
     """A filtered, projected and masked one-way replica (``TableLocation.transform``).
 
+    Adding a transform to a replica that is already deployed (or making it stricter) changes only what is
+    written from then on: items copied before keep their raw values in the target account. Rebuild the
+    replica right after the deployment with ``cdk-replication verify SOURCE TARGET --repair`` (docs/cli.md,
+    "Adding or changing a transform on a running replica"), or give a new replica table the transform.
+
     Attributes:
         filter: which items the replica holds (``Filter`` or a condition in the spec's JSON form). Default:
             ``None``, every item.
@@ -165,8 +178,11 @@ class ReplicaTransform:
         drop: attributes not copied (exclusive with ``keep``; never a key or index key). Default: ``None``.
         masks: attribute name -> ``Mask``. Default: none.
         secret_arn: the Secrets Manager secret whose value keys the ``hmac`` masks (the replicator is granted
-            ``secretsmanager:GetSecretValue`` on it). Default: ``None``: a generated secret in the source's
-            stack, one per ``ReplicatedTable``, retained when removed. Only read when a mask is ``hmac``.
+            ``secretsmanager:GetSecretValue`` on it), a literal ARN (a token is refused). Default: ``None``: a
+            generated secret ``cdk-replication/<source table>/hmac-key`` in the source's stack, one per
+            ``ReplicatedTable``, retained when removed. A retained secret cannot be created again (AWS refuses
+            the name): after its stack was destroyed or its last ``hmac`` mask removed, pass its complete ARN
+            here to reuse it (the replicas keep their hashes). Only read when a mask is ``hmac``.
     """
 
     filter: Filter | Mapping[str, Any] | None = None
@@ -246,9 +262,11 @@ def check_transform(path: str, where: str, transform: ReplicaTransform, context:
     if transform.keep is not None and transform.drop is not None:
         raise ReplicationConfigError(path, f"{where}: transform has both keep and drop",
                                      "give the attributes to keep or those to drop, not both")
+    _check_secret_arn(path, where, transform.secret_arn)
     _check_projection(path, where, transform, context)
     for name, mask in transform.masks.items():
         _check_mask(path, where, name, mask, transform, context)
+    _check_filter_on_masks(path, where, transform)
     spec = transform.to_spec(list(context.key_types), "arn:aws:secretsmanager:us-east-1:000000000000:secret:check")
     try:
         engine.Transform.from_spec(spec, b"synth-check" if transform.needs_secret else None, list(context.key_types))
@@ -256,6 +274,58 @@ def check_transform(path: str, where: str, transform: ReplicaTransform, context:
         raise ReplicationConfigError(
             path, f"{where}: transform {exc}",
             "see docs/architecture.md, 'Replica transforms', for the filter operators and value forms") from None
+
+
+#: Filter operators that compare an attribute's value (``exists``/``not_exists`` look at its presence only,
+#: which a hashed or redacted attribute shows anyway).
+VALUE_OPERATORS = frozenset({"eq", "ne", "lt", "le", "gt", "ge", "begins_with", "in"})
+
+
+def _compared_attributes(condition: Any) -> set[str]:
+    """Every attribute whose value the filter ``condition`` (spec form) compares, at any depth."""
+    if not isinstance(condition, Mapping):
+        return set()
+    found = {str(condition["attr"])} if condition.get("op") in VALUE_OPERATORS and "attr" in condition else set()
+    for child in [*(condition.get("args") or []), condition.get("arg")]:
+        found |= _compared_attributes(child)
+    return found
+
+
+def _check_filter_on_masks(path: str, where: str, transform: ReplicaTransform) -> None:
+    """Rule 10: a filter comparing a masked attribute's value tells the target that value (or a few candidates,
+    or a prefix, or which value it is not) for every item it holds, whatever the mask does to it."""
+    condition = transform.filter.spec if isinstance(transform.filter, Filter) else transform.filter
+    pinned = sorted(_compared_attributes(condition) & set(transform.masks))
+    if pinned:
+        names = ", ".join(repr(n) for n in pinned)
+        raise ReplicationConfigError(
+            path, f"{where}: the transform's filter compares the value of {names}, which it masks; every item "
+            "the replica holds then tells the target account the original value (one of the filter's values, "
+            "its prefix, or not that value), which the mask is meant to keep in the source account",
+            f"filter on another attribute (one the replica may know, e.g. a status or a tenant), or leave "
+            f"{names} unmasked if its value is not secret; Filter.exists/not_exists on it are allowed")
+
+
+#: A Secrets Manager secret ARN, complete (``...:secret:<name>-AbCdEf``) or without its random suffix.
+_SECRET_ARN = re.compile(r"^arn:[a-z-]+:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+$")
+
+
+def _check_secret_arn(path: str, where: str, secret_arn: str | None) -> None:
+    """``secret_arn`` must be a literal secret ARN: it goes into the replicator's environment and the
+    published parameter, both checked (size, content) at synth, and into the role's policy."""
+    if secret_arn is None:
+        return
+    if Token.is_unresolved(secret_arn):
+        raise ReplicationConfigError(
+            path, f"{where}: transform secret_arn is a token ({secret_arn!r}); the replicator's environment "
+            "and the published parameter carry it and are checked at synth, so it must be literal",
+            "pass the secret's ARN as a literal string, e.g. the complete ARN of an existing (or retained) "
+            "secret, 'arn:aws:secretsmanager:<region>:<account>:secret:<name>-AbCdEf'")
+    if not _SECRET_ARN.match(secret_arn):
+        raise ReplicationConfigError(
+            path, f"{where}: transform secret_arn {secret_arn!r} is not a Secrets Manager secret ARN",
+            "pass 'arn:<partition>:secretsmanager:<region>:<account>:secret:<name>-AbCdEf' (the complete ARN "
+            "`aws secretsmanager describe-secret` prints)")
 
 
 def _check_projection(path: str, where: str, transform: ReplicaTransform, context: TransformContext) -> None:
@@ -318,3 +388,39 @@ def _check_index_key_mask(path: str, what: str, name: str, mask: Mask, key_type:
                 path, f"{what}: the constant is of type {value_type}, but {name!r} is a key attribute of a "
                 f"secondary index of type {key_type}; DynamoDB would refuse every item",
                 f"redact {name!r} to a {key_type} value, or use Mask.hmac()")
+        problem = _key_value_problem(key_type, (mask.value or {}).get(value_type))
+        if problem is not None:
+            raise ReplicationConfigError(
+                path, f"{what}: the constant {problem}, but {name!r} is a key attribute of a secondary index; "
+                "DynamoDB would refuse every item", f"redact {name!r} to a valid {key_type} key value (e.g. "
+                f"{'REDACTED' if key_type == 'S' else '0' if key_type == 'N' else 'a non-empty byte string'}), "
+                "or use Mask.hmac()")
+
+
+#: The largest key value DynamoDB takes, in bytes: a sort key's limit (a partition key's is 2,048 bytes; the
+#: check does not know which role the attribute has in each index, so it takes the smaller).
+MAX_KEY_BYTES = 1024
+
+
+def _key_value_problem(key_type: str, raw: Any) -> str | None:
+    """Why the spec value ``raw`` of type ``key_type`` (S, N or B) is no valid key value, or ``None``."""
+    if key_type == "N":
+        try:
+            number = decimal.Decimal(str(raw))
+        except (decimal.InvalidOperation, ValueError):
+            return f"{raw!r} is not a number"
+        # Significant digits without rounding (normalize() would round to the context's 28 digits).
+        significant = "".join(map(str, number.as_tuple().digits)).strip("0") if number.is_finite() else ""
+        if not number.is_finite() or len(significant) > 38 or (
+                number != 0 and not decimal.Decimal("1E-130") <= abs(number) < decimal.Decimal("1E126")):
+            return f"{raw!r} is outside DynamoDB's numbers (38 digits, magnitude 1E-130 to 1E126)"
+        return None
+    try:
+        data = base64.b64decode(str(raw), validate=True) if key_type == "B" else str(raw).encode("utf-8")
+    except (ValueError, TypeError):
+        return "is not base64"
+    if not data:
+        return "is empty (DynamoDB refuses an empty string or binary as a key)"
+    if len(data) > MAX_KEY_BYTES:
+        return f"has {len(data):,} bytes (a key value has at most {MAX_KEY_BYTES:,})"
+    return None

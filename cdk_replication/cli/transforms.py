@@ -8,18 +8,21 @@ transform from what is deployed, not from the app's code:
 * the published parameter ``/cdk-replication/<source table>/replicator`` in the SOURCE's account and region
   (its ``targets`` entry for TARGET carries the transform's spec, with its ``digest``);
 * the HMAC key of the ``hmac`` masks from Secrets Manager in the SOURCE's account (the spec's ``secretArn``);
-* the TARGET table's tag ``cdk-replication:transform`` (the spec's digest), set by the construct on every
-  transformed replica.
+* the TARGET table's tag ``cdk-replication:transform``, set by the construct on every transformed replica.
+  Its value is a fixed marker (``published``): it says that the table is transformed and that its spec is the
+  source's published one, and nothing about the spec (a digest would let the target account confirm guesses
+  of the spec's filter and redaction values).
 
-The safety net: a TARGET that carries the tag is never written (nor compared) unless the command applies a
-spec whose digest is the tag's. If the spec cannot be read (no parameter, no entry for TARGET, access
-denied) or its digest differs (a deployment under way), the command stops with exit 2 before anything is
-written, naming the parameter, the permission or the fix. An untagged TARGET whose source publishes a
+The safety net: a TARGET that carries the tag is never written (nor compared) unless the command applies the
+spec the published parameter gives it. If that spec cannot be read (no parameter, no entry for TARGET, an entry
+without a transform, access denied), the command stops with exit 2 before anything is written, naming the
+parameter, the permission or the fix. The parameter changes only once the replicator's new configuration is
+live, so it is the truth about what the replicator writes. An untagged TARGET whose source publishes a
 transform for it gets that transform too (safe by default); an untagged TARGET with nothing published is
 copied as it is.
 
 ``--transform-spec FILE`` gives the spec for tables outside a ``ReplicatedTable`` (a JSON document in the
-published form); a tagged TARGET still needs its digest to match.
+published form); for a tagged TARGET it must be the published spec (same digest).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +39,7 @@ from cdk_replication.cli.errors import ACCESS_ERROR_CODES, BadInput, error_code,
 from cdk_replication.cli.items import Item, KeySchema
 from cdk_replication.cli.tables import Connection, TableHandle
 
-#: The tag the construct puts on every transformed replica table: the digest of its transform's spec.
+#: The tag the construct puts on every transformed replica table (value: a fixed marker, see the module docstring).
 TRANSFORM_TAG = "cdk-replication:transform"
 #: boto3's per-service endpoint variables honoured before ``--endpoint-url`` (as ``redrive`` does for S3/SQS).
 ENDPOINT_VARIABLES = {"ssm": "AWS_ENDPOINT_URL_SSM", "secretsmanager": "AWS_ENDPOINT_URL_SECRETS_MANAGER"}
@@ -111,7 +114,7 @@ TAGS_UNSUPPORTED = "<tags unsupported>"
 
 
 def target_tag(target: TableHandle) -> str | None:
-    """TARGET's ``cdk-replication:transform`` tag (the digest of the transform it holds), ``None`` if untagged,
+    """TARGET's ``cdk-replication:transform`` tag (a marker: TARGET is transformed), ``None`` if untagged,
     :data:`TAGS_UNSUPPORTED` when the endpoint keeps no tags.
 
     Raises:
@@ -145,7 +148,7 @@ def target_tag(target: TableHandle) -> str | None:
 
 
 @dataclass(frozen=True)
-class _Published:
+class PublishedSpec:
     """What the published parameter says about TARGET: its spec (``None``: none), or why it says nothing."""
 
     spec: dict[str, Any] | None
@@ -191,7 +194,7 @@ def _parameter_problem(exc: BaseException, name: str, arn: str) -> str:
     return f"the parameter {name} could not be read ({code or type(exc).__name__}: {error_message(exc)})"
 
 
-def published(source_conn: Connection, source: TableHandle, target: TargetId) -> _Published:
+def published(source_conn: Connection, source: TableHandle, target: TargetId) -> PublishedSpec:
     """TARGET's entry of the source's published ``replicator`` parameter (contract A.2), never raising."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -203,21 +206,18 @@ def published(source_conn: Connection, source: TableHandle, target: TargetId) ->
         answer = service_client(source_conn, "ssm", source.info.region).get_parameter(Name=name)
         document = json.loads(answer["Parameter"]["Value"])
     except (ClientError, BotoCoreError, BadInput) as exc:
-        return _Published(None, origin, _parameter_problem(exc, name, arn), error_code(exc) or type(exc).__name__)
+        return PublishedSpec(None, origin, _parameter_problem(exc, name, arn), error_code(exc) or type(exc).__name__)
     except (ValueError, KeyError, TypeError) as exc:
-        return _Published(None, origin, f"the parameter {name} is not the published JSON ({exc})")
+        return PublishedSpec(None, origin, f"the parameter {name} is not the published JSON ({exc})")
     for entry in document.get("targets") or []:
         if _same_table(str(entry.get("table", "")), target):
-            spec = entry.get("transform")
-            problem = None if spec else (f"the parameter {name} says the deployed replicator sends this table "
-                                         "untransformed items (a deployment may be under way: wait until it ends)")
-            return _Published(spec, origin, problem)
-    return _Published(None, origin, f"the parameter {name} lists no target table {target.name} in {target.region} "
+            return published_entry(name, source.info.region, entry.get("transform"))
+    return PublishedSpec(None, origin, f"the parameter {name} lists no target table {target.name} in {target.region} "
                                     "(the deployed replicator does not send to it: deploy the app, or check the "
                                     "table's name)")
 
 
-def read_spec_file(path: Path) -> _Published:
+def read_spec_file(path: Path) -> PublishedSpec:
     """A spec given with ``--transform-spec FILE`` (the published form); unreadable files are bad input."""
     try:
         spec = json.loads(path.read_text(encoding="utf-8"))
@@ -225,7 +225,7 @@ def read_spec_file(path: Path) -> _Published:
         raise BadInput(f"--transform-spec {path}: cannot read a JSON transform spec ({exc})") from None
     if not isinstance(spec, dict):
         raise BadInput(f"--transform-spec {path}: expected a JSON object (the spec), got {type(spec).__name__}")
-    return _Published(spec, f"--transform-spec {path}")
+    return PublishedSpec(spec, f"--transform-spec {path}")
 
 
 def hmac_key(source_conn: Connection, secret_arn: str) -> bytes:
@@ -267,40 +267,82 @@ def replica_view(source_conn: Connection, source: TableHandle, target: TableHand
         notes: receives one line when an untagged TARGET gets the published transform; default: none kept.
 
     Raises:
-        BadInput: TARGET is tagged and the spec with the tag's digest cannot be had, or the key cannot be read.
+        BadInput: TARGET is tagged and the published spec cannot be had (or ``spec_file`` is not it), or the key
+            cannot be read.
     """
-    tag = target_tag(target)
-    found = (read_spec_file(spec_file) if spec_file is not None
-             else published(source_conn, source, TargetId.of(target)))
-    if tag == TAGS_UNSUPPORTED:
-        if found.spec is None and found.code in ACCESS_ERROR_CODES:
-            # Neither the tag nor the parameter can tell: refuse rather than risk an untransformed copy.
-            raise BadInput(f"cannot tell whether target table {target.info.label()} may only receive transformed "
-                           f"items (this endpoint keeps no tags): {found.problem}; nothing was written")
-        tag = None
+    def from_parameter() -> PublishedSpec:
+        return published(source_conn, source, TargetId.of(target))
+
+    if spec_file is None:
+        return view_for(source_conn, target, from_parameter(), notes=notes)
+    return view_for(source_conn, target, read_spec_file(spec_file), notes=notes, published_spec=from_parameter)
+
+
+def published_entry(parameter: str, region: str, spec: Mapping[str, Any] | None) -> PublishedSpec:
+    """TARGET's entry of a ``replicator`` parameter already read (``join`` reads it to check the steps), as
+    :func:`published` would give it: the same spec, the same problem when the entry has no transform."""
+    origin = f"parameter {parameter} in {region}"
+    problem = None if spec else (f"the parameter {parameter} says the deployed replicator sends this table "
+                                 "untransformed items (a deployment may be under way: wait until it ends)")
+    return PublishedSpec(dict(spec) if spec else None, origin, problem)
+
+
+def view_for(source_conn: Connection, target: TableHandle, found: PublishedSpec, *, notes: list[str] | None = None,
+             published_spec: Callable[[], PublishedSpec] | None = None) -> ReplicaView:
+    """The safety net of :func:`replica_view` around the spec ``found`` for TARGET.
+
+    Args:
+        published_spec: when ``found`` was given (``--transform-spec``), reads the published one, which a
+            tagged TARGET's spec must equal; default ``None``: ``found`` is the published one.
+
+    Raises:
+        BadInput: as :func:`replica_view`.
+    """
+    tagged = _tagged(target, found)
+    if tagged and published_spec is not None:
+        found = _same_as_published(target, found, published_spec())
     if found.spec is None:
-        if tag is None:
+        if not tagged:
             return IDENTITY
         raise BadInput(
-            f"target table {target.info.label()} is tagged {TRANSFORM_TAG}={tag}: it may only receive items "
-            f"transformed by its replica transform, which could not be read from the {found.origin}: "
-            f"{found.problem}; nothing was written"
+            f"target table {target.info.label()} is tagged {TRANSFORM_TAG}: it may only receive items transformed "
+            f"by its replica transform, which could not be read from the {found.origin}: {found.problem}; "
+            "nothing was written"
         )
-    digest = found.spec.get("digest")
-    if tag is not None and digest != tag:
-        raise BadInput(
-            f"target table {target.info.label()} is tagged {TRANSFORM_TAG}={tag}, but the transform of the "
-            f"{found.origin} has digest {digest}: the replica and the replicator are deployed with different "
-            "transforms (a deployment under way: wait until both stacks are deployed, then run again); nothing "
-            "was written"
-        )
-    if tag is None and notes is not None:
+    if not tagged and notes is not None:
         notes.append(f"note: target {target.info.label()} is not tagged {TRANSFORM_TAG}, but the {found.origin} "
                      "gives it a transform: items are written transformed")
     return build_view(source_conn, found, target.info.key)
 
 
-def build_view(source_conn: Connection, found: _Published, key: KeySchema) -> ReplicaView:
+def _tagged(target: TableHandle, found: PublishedSpec) -> bool:
+    """Whether TARGET carries the transform tag (any value: it says only "transformed, see the published
+    spec"). On an endpoint without tags, refuse when the parameter cannot be read either."""
+    tag = target_tag(target)
+    if tag != TAGS_UNSUPPORTED:
+        return tag is not None
+    if found.spec is None and found.code in ACCESS_ERROR_CODES:
+        # Neither the tag nor the parameter can tell: refuse rather than risk an untransformed copy.
+        raise BadInput(f"cannot tell whether target table {target.info.label()} may only receive transformed "
+                       f"items (this endpoint keeps no tags): {found.problem}; nothing was written")
+    return False
+
+
+def _same_as_published(target: TableHandle, given: PublishedSpec, deployed: PublishedSpec) -> PublishedSpec:
+    """A tagged TARGET's transform is its source's published one: ``--transform-spec`` must be that very spec
+    (same digest; both are read in the source account)."""
+    if deployed.spec is None:
+        return deployed  # refused by the caller, naming why the published spec could not be read
+    if given.spec is None or given.spec.get("digest") != deployed.spec.get("digest"):
+        raise BadInput(
+            f"target table {target.info.label()} is tagged {TRANSFORM_TAG}: its transform is the one of the "
+            f"{deployed.origin}, and the {given.origin} is another spec (digest {(given.spec or {}).get('digest')}, "
+            f"published {deployed.spec.get('digest')}): drop --transform-spec; nothing was written"
+        )
+    return given
+
+
+def build_view(source_conn: Connection, found: PublishedSpec, key: KeySchema) -> ReplicaView:
     """The engine's ``Transform`` for ``found.spec``, with the HMAC key read when a mask needs it."""
     engine = load_engine()
     spec: Mapping[str, Any] = found.spec or {}

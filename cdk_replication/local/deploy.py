@@ -52,6 +52,7 @@ from cdk_replication.local.parameters import ParameterError, ParameterService, P
 from cdk_replication.local.secrets import SecretError, SecretService, SecretStore, generate_value
 from cdk_replication.local.queue import LocalQueue
 from cdk_replication.local.stream_records import aws_stream_arn
+from cdk_replication.local.table_tags import TagError, checked_tags
 from cdk_replication.local.gateway import KNOWN_MANAGED_POLICIES, SESSION_SECONDS, Gateway, Role, request_context
 from cdk_replication.local.iam import PolicyError, Principal, evaluate, service_may_assume
 
@@ -815,6 +816,7 @@ class _StackDeployer:
         tables = [self._ensure_table(logical_id, region, request, props.get("TimeToLiveSpecification"))
                   for region in regions]
         self._set_resource_policies(resource["Type"], props, tables)
+        self._apply_tags(resource["Type"], props, tables)
         # A global table's attributes (StreamArn, Arn) are those of the replica in the stack's region.
         mine = next((t for t in tables if t.region == self.artifact.region), tables[0])
         self.tables[logical_id] = mine
@@ -836,6 +838,7 @@ class _StackDeployer:
                                          "deploy, then add it back)")
         tables = [t for t in self.previous.stack.tables if t.logical_id == logical_id]
         self._set_resource_policies(self.resources[logical_id]["Type"], props, tables)
+        self._apply_tags(self.resources[logical_id]["Type"], props, tables)
         self.tables[logical_id] = kept
         self.stack.tables.extend(tables)
         self.stack.bridges.extend(b for b in self.previous.stack.bridges
@@ -852,6 +855,20 @@ class _StackDeployer:
             document = (policies.get(table.region) or {}).get("PolicyDocument")
             # No policy (any more): an update that drops it removes it, as PutResourcePolicy's inverse does.
             self.deployment.gateway.set_resource_policy(table.arn, document or None)
+
+    def _apply_tags(self, kind: str, props: dict[str, Any], tables: list[LocalTable]) -> None:
+        """Set each table's tags to its template ``Tags`` (a global table's: per replica), as CloudFormation
+        does on create and update; the gateway serves them (DynamoDB Local keeps none)."""
+        if kind == "AWS::DynamoDB::Table":
+            tags = {tables[0].region: props.get("Tags")}
+        else:
+            tags = {r.get("Region"): r.get("Tags") for r in props.get("Replicas", [])}
+        for table in tables:
+            try:
+                found = checked_tags(tags.get(table.region) or [])
+            except TagError as error:
+                raise self._fail(table.logical_id, f"Tags: {error.message}") from None
+            self.deployment.gateway.tags.replace((table.account, table.region, table.name), found)
 
     # --- IAM ------------------------------------------------------------------------------------------
 
@@ -1238,14 +1255,29 @@ class _StackDeployer:
                 raise self._fail(logical_id, f"{unsupported} of a secret is not emulated locally")
         name = self._name(logical_id, "Name", 512)
         where = {"region": self.artifact.region, "account": self.artifact.account}
-        if "SecretString" not in props and self.deployment.secrets.get(name, **where) is not None:
-            return
+        if self.deployment.secrets.get(name, **where) is not None:
+            if not self._same_secret(logical_id, name):
+                # A retained secret (its resource removed, or the stack destroyed) still holds the name: AWS's
+                # CreateSecret refuses it, and the stack rolls back.
+                raise self._fail(logical_id, f"ResourceExistsException: the secret {name!r} already exists in "
+                                             "the account (retained by an earlier deploy, or made outside the "
+                                             "stack); CreateSecret cannot create it again: delete it (force, "
+                                             "without recovery), or reference it instead of creating it")
+            if "SecretString" not in props:
+                return
         try:
             value = str(props["SecretString"]) if "SecretString" in props else generate_value(
                 props.get("GenerateSecretString") or {})
         except SecretError as error:
             raise self._fail(logical_id, f"{error.code}: {error.message}") from None
         self.deployment.secrets.put(name, value, **where)
+
+    def _same_secret(self, logical_id: str, name: str) -> bool:
+        """Whether the previous deploy of this stack has ``logical_id`` as a secret of ``name``: an update of
+        that resource, not a new one."""
+        before = None if self.previous is None else self.previous.resources.get(logical_id)
+        return bool(before and before.get("Type") == "AWS::SecretsManager::Secret"
+                    and self.previous is not None and self.previous._name(logical_id, "Name", 512) == name)
 
     def _secret_arn(self, logical_id: str) -> str:
         """A secret's ``Ref``: its full ARN (created first in the stack, so it exists when referenced)."""

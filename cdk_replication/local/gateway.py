@@ -47,6 +47,7 @@ from xml.sax.saxutils import escape
 from cdk_replication.local.dynamodb_local import DynamoDBLocal, LocalCredentials, credentials_for_account
 from cdk_replication.local.iam import UNKNOWN, Decision, PolicyError, Principal, denied_message, evaluate
 from cdk_replication.local.intrinsics import partition_of
+from cdk_replication.local.table_tags import TAG_OPERATIONS, TagError, TagStore, checked_tags
 
 #: Lifetime of the credentials AssumeRole hands out, in seconds (STS's default).
 SESSION_SECONDS = 3600
@@ -258,6 +259,8 @@ class Gateway:
         self._lock = threading.Lock()
         self._upstream = threading.local()
         self._services: dict[str, JsonService] = {}  # by X-Amz-Target prefix
+        #: Table tags, which DynamoDB Local does not keep (:mod:`cdk_replication.local.table_tags`).
+        self.tags = TagStore()
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -598,18 +601,30 @@ class Gateway:
     def _dynamodb(self, identity: Identity, region: str, target: str, headers: Mapping[str, str],
                   body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         request = json.loads(body or b"{}")
+        new_tags: dict[str, str] | None = None
         if target.startswith(_STREAMS_PREFIX):
             operation = target[len(_STREAMS_PREFIX):]
             account, renamed = self._streams_request(identity, region, operation, request)
         elif target.startswith(_DDB_PREFIX):
             operation = target[len(_DDB_PREFIX):]
+            if operation in TAG_OPERATIONS and not str(request.get("ResourceArn", "")).startswith("arn:"):
+                raise GatewayError("ValidationException", f"Invalid TableArn: {request.get('ResourceArn')!r}")
+            new_tags = self._create_table_tags(operation, request)
             account, renamed = self._table_request(identity, region, operation, request)
+            if operation in TAG_OPERATIONS:
+                return self._tag_request(operation, request, region, account, headers)
         else:
             raise GatewayError("UnknownOperationException", f"unknown target {target!r}",
                                type_prefix="com.amazon.coral.service")
         if renamed is not None:
             body = json.dumps(request).encode()
         status, response_headers, answer = self._forward(target, region, account, headers, body)
+        if status == 200 and operation in ("CreateTable", "DeleteTable"):
+            table = (account, region, str(request["TableName"]))
+            if operation == "CreateTable":
+                self.tags.replace(table, new_tags or {})
+            else:
+                self.tags.forget(table)
         changed = False
         if status == 200 and renamed:
             document = _rename_back(answer, renamed)
@@ -631,6 +646,32 @@ class Gateway:
             response_headers = [(k, v) for k, v in response_headers if k.lower() != "x-amz-crc32"]
             response_headers.append(("x-amz-crc32", str(zlib.crc32(answer) & 0xFFFFFFFF)))
         return status, response_headers, answer
+
+    @staticmethod
+    def _create_table_tags(operation: str, request: dict[str, Any]) -> dict[str, str] | None:
+        """CreateTable's ``Tags``, checked and taken out of the request (DynamoDB Local would drop them)."""
+        if operation != "CreateTable" or "Tags" not in request:
+            return None
+        try:
+            return checked_tags(request.pop("Tags"))
+        except TagError as error:
+            raise GatewayError(error.code, error.message) from None
+
+    def _tag_request(self, operation: str, request: Mapping[str, Any], region: str, account: str,
+                     headers: Mapping[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
+        """A tag operation, IAM already evaluated: served from :attr:`tags` once DynamoDB Local says the table
+        exists (its ResourceNotFoundException otherwise)."""
+        name = str(request["ResourceArn"])  # rewritten to the plain name by _table_request
+        described = self._forward(f"{_DDB_PREFIX}DescribeTable", region, account, headers,
+                                  json.dumps({"TableName": name}).encode())
+        if described[0] != 200:
+            return described
+        try:
+            answer = json.dumps(self.tags.serve(operation, (account, region, name), request)).encode()
+        except TagError as error:
+            raise GatewayError(error.code, error.message) from None
+        return 200, [("content-type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", str(uuid.uuid4())),
+                     ("x-amz-crc32", str(zlib.crc32(answer) & 0xFFFFFFFF))], answer
 
     def _resolve(self, identity: Identity, region: str, named: str) -> _Target:
         """The table a request names: a plain name is the caller's account's; an ARN names its account."""

@@ -2,14 +2,15 @@
 
 Tables are DynamoDB Local's; the published ``replicator`` parameter and the HMAC secret are served by a moto
 server (``AWS_ENDPOINT_URL_SSM`` / ``AWS_ENDPOINT_URL_SECRETS_MANAGER``), as the CLI reaches them on AWS with
-the source's credentials. DynamoDB Local has no tags: :func:`tags` serves ListTagsOfResource from a dict, as
-DynamoDB would. Every HTTP request the CLI sends is recorded at botocore's HTTP layer
+the source's credentials. DynamoDB Local has no tags: the commands reach it through the local runtime's gateway
+(:func:`tag_store`), which keeps them and serves TagResource/ListTagsOfResource as DynamoDB does. Every HTTP request the CLI sends is recorded at botocore's HTTP layer
 (:class:`Requests`); the leak check fails if a request that names TARGET carries a masked attribute's original
 value, a dropped attribute's value, or a dropped attribute's name.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -20,8 +21,13 @@ import boto3
 import pytest
 
 from cdk_replication._lambda.replicator.transform import Transform, with_digest
+from cdk_replication.cli import main
 from cdk_replication.cli.transforms import TRANSFORM_TAG, replicator_parameter
+from cdk_replication.local import DEFAULT_ACCOUNT, credentials_for_account
+from cdk_replication.local.gateway import Gateway
+from cdk_replication.transform import TRANSFORM_TAG_VALUE
 
+from .conftest import CliRun
 from .helpers import REGION, put_many, scan_all
 from .redrive_helpers import failure_record, stream_records, write_record
 from .test_migrate import moto_url
@@ -136,26 +142,42 @@ def expected(items: list[dict[str, Any]], spec: dict[str, Any], secret: str = SE
     return out
 
 
-#: Tags by table name, served to every client by :func:`tag_store` (DynamoDB Local refuses tagging).
-TAGS: dict[str, list[dict[str, str]]] = {}
+#: The running test's gateway (set by :func:`tag_store`): :func:`tag` tags tables through it.
+_GATEWAY: list[Gateway] = []
 
 
 @pytest.fixture(autouse=True)
-def tag_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """ListTagsOfResource answered from :data:`TAGS`, by the table name in the ARN."""
-    from botocore.client import BaseClient
+def tag_store(local: Any) -> Iterator[Gateway]:
+    """The local runtime's gateway in front of DynamoDB Local. It keeps table tags (DynamoDB Local has none), so
+    the CLI reads TARGET's tag with the real ListTagsOfResource, IAM-evaluated as on AWS (rule 9)."""
+    with Gateway(local) as gateway:
+        _GATEWAY[:] = [gateway]
+        yield gateway
+        _GATEWAY.clear()
 
-    original = BaseClient._make_api_call
 
-    def call(self: Any, operation: str, params: dict[str, Any]) -> Any:
-        if self.meta.service_model.service_name == "dynamodb" and operation == "ListTagsOfResource":
-            return {"Tags": list(TAGS.get(params["ResourceArn"].rpartition("/")[2], []))}
-        return original(self, operation, params)
+def _runner(endpoint: str) -> Callable[..., CliRun]:
+    def run(command: str, *args: str) -> CliRun:
+        out, err = io.StringIO(), io.StringIO()
+        code = main([command, "--endpoint-url", endpoint, "--quiet", *args], stdout=out, stderr=err)
+        return CliRun(code, out.getvalue(), err.getvalue())
 
-    monkeypatch.setattr(BaseClient, "_make_api_call", call)
-    TAGS.clear()
-    yield
-    TAGS.clear()
+    return run
+
+
+@pytest.fixture()
+def cli(tag_store: Gateway, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliRun]:
+    """The command line in-process, through the gateway (tables, tags), in a temporary working directory."""
+    monkeypatch.chdir(tmp_path)
+    return _runner(tag_store.endpoint_url)
+
+
+@pytest.fixture()
+def untagged_cli(local: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliRun]:
+    """The command line straight at DynamoDB Local, an endpoint without tags ("Tagging is not currently
+    supported")."""
+    monkeypatch.chdir(tmp_path)
+    return _runner(local.endpoint_url)
 
 
 @pytest.fixture()
@@ -164,9 +186,14 @@ def pair(make_table: Callable[..., str], ddb: Any) -> tuple[str, str]:
     return source, target
 
 
-def tag(ddb: Any, table: str, digest: str) -> None:
-    """Tag ``table`` as the construct tags a transformed replica."""
-    TAGS[table] = [{"Key": TRANSFORM_TAG, "Value": digest}]
+def tag(ddb: Any, table: str) -> None:
+    """Tag ``table`` as the construct tags a transformed replica (a fixed marker, nothing about the spec), with
+    TagResource through the gateway."""
+    creds = credentials_for_account(DEFAULT_ACCOUNT)
+    client = boto3.client("dynamodb", region_name=REGION, endpoint_url=_GATEWAY[0].endpoint_url,
+                          aws_access_key_id=creds.access_key_id, aws_secret_access_key=creds.secret_access_key)
+    client.tag_resource(ResourceArn=f"arn:aws:dynamodb:{REGION}:{DEFAULT_ACCOUNT}:table/{table}",
+                        Tags=[{"Key": TRANSFORM_TAG, "Value": TRANSFORM_TAG_VALUE}])
 
 
 def transformed_pair(ddb: Any, pair: tuple[str, str], published: Published, count: int, *,
@@ -176,7 +203,7 @@ def transformed_pair(ddb: Any, pair: tuple[str, str], published: Published, coun
     source, target = pair
     spec = spec_for(published.secret_arn, hash_key=hash_key)
     published.publish(source, target, spec)
-    tag(ddb, target, spec["digest"])
+    tag(ddb, target)
     items = customers(count)
     put_many(ddb, source, items)
     return source, target, spec, items
@@ -242,18 +269,16 @@ def test_redrive_resyncs_with_the_transform(cli: Any, local: Any, ddb: Any, pair
     assert_no_leak(requests, target)
 
 
-@pytest.mark.parametrize("case", ["no-parameter", "not-listed", "untransformed-entry", "other-digest"])
+@pytest.mark.parametrize("case", ["no-parameter", "not-listed", "untransformed-entry"])
 def test_tagged_target_is_never_written_without_its_transform(
         cli: Any, ddb: Any, pair: tuple[str, str], published: Published, case: str) -> None:
     source, target = pair
     spec = spec_for(published.secret_arn)
-    tag(ddb, target, spec["digest"])
+    tag(ddb, target)
     if case == "not-listed":
         published.publish(source, target, spec, listed=False)
     elif case == "untransformed-entry":
         published.publish(source, target, None)
-    elif case == "other-digest":
-        published.publish(source, target, with_digest({**spec, "masks": {"email": {"kind": "hmac"}}}))
     put_many(ddb, source, customers(3))
 
     for command in (["backfill"], ["verify", "--repair"]):
@@ -279,6 +304,20 @@ def test_untagged_target_gets_the_published_transform(
     assert run.code == 0, run.err
     assert any("not tagged" in note for note in run.json()["notes"])
     assert scan_all(ddb, target) == expected(items, spec)
+
+
+def test_an_endpoint_without_tags_leaves_the_published_parameter_to_decide(
+        untagged_cli: Any, ddb: Any, pair: tuple[str, str], published: Published, requests: Requests) -> None:
+    """DynamoDB Local itself keeps no tags (UnknownOperationException): the published transform still applies."""
+    source, target = pair
+    spec = spec_for(published.secret_arn)
+    published.publish(source, target, spec)
+    items = customers(6)
+    put_many(ddb, source, items)
+
+    assert untagged_cli("backfill", source, target).code == 0
+    assert scan_all(ddb, target) == expected(items, spec)
+    assert_no_leak(requests, target)
 
 
 def test_transform_spec_file_for_a_table_outside_a_replicated_table(
@@ -313,7 +352,7 @@ def test_multi_active_options_are_refused_for_a_transformed_replica(
     source, target = pair
     spec = spec_for(published.secret_arn)
     published.publish(source, target, spec)
-    tag(ddb, target, spec["digest"])
+    tag(ddb, target)
 
     run = cli("verify", source, target, "--repair", "--conflict-attribute", "updatedAt")
 
@@ -331,7 +370,7 @@ def test_the_leak_check_fails_against_a_repair_that_writes_the_raw_item(
     source, target = pair
     spec = spec_for(published.secret_arn)
     published.publish(source, target, spec)
-    tag(ddb, target, spec["digest"])
+    tag(ddb, target)
     put_many(ddb, source, customers(3))
     real_init = repair.Repairer.__init__
 
@@ -346,18 +385,34 @@ def test_the_leak_check_fails_against_a_repair_that_writes_the_raw_item(
         assert_no_leak(requests, target)
 
 
-def test_a_spec_file_must_have_the_tagged_digest(cli: Any, ddb: Any, pair: tuple[str, str], published: Published,
-                                                tmp_path: Any) -> None:
-    """``--transform-spec`` does not get around the safety net: a tagged TARGET needs the tag's digest."""
-    source, target, spec, _ = transformed_pair(ddb, pair, published, 3)
+def test_a_spec_file_for_a_tagged_target_must_be_the_published_spec(
+        cli: Any, ddb: Any, pair: tuple[str, str], published: Published, tmp_path: Any) -> None:
+    """``--transform-spec`` does not get around the safety net: a tagged TARGET's spec is the published one."""
+    source, target, spec, items = transformed_pair(ddb, pair, published, 3)
     other = with_digest({**spec, "masks": {"email": {"kind": "hmac"}}})  # forgets to remove the addresses
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(other))
 
     run = cli("backfill", source, target, "--transform-spec", str(path))
 
-    assert run.code == 2 and other["digest"] in run.err and spec["digest"] in run.err
+    assert run.code == 2 and "drop --transform-spec" in run.err and other["digest"] in run.err
     assert scan_all(ddb, target) == {}
+    path.write_text(json.dumps(spec))  # the published spec itself is accepted
+    assert cli("backfill", source, target, "--transform-spec", str(path)).code == 0
+    assert scan_all(ddb, target) == expected(items, spec)
+
+
+def test_a_tagged_target_gets_the_published_spec_whatever_it_is(
+        cli: Any, ddb: Any, pair: tuple[str, str], published: Published, requests: Requests) -> None:
+    """The tag names no spec: the published parameter (changed only once the replicator's new configuration is
+    live) is the truth, so a newer spec there is applied, not refused."""
+    source, target, spec, items = transformed_pair(ddb, pair, published, 6)
+    newer = with_digest({**spec, "filter": None})
+    published.publish(source, target, newer)
+
+    assert cli("backfill", source, target).code == 0
+    assert scan_all(ddb, target) == expected(items, newer)
+    assert_no_leak(requests, target)
 
 
 def test_backfill_takes_back_a_copy_whose_source_stopped_matching_during_the_copy(

@@ -23,6 +23,7 @@ from .test_transform import (
     Published,
     Requests,
     assert_no_leak,
+    cli,
     expected,
     moto_url,
     pair,
@@ -32,7 +33,7 @@ from .test_transform import (
     transformed_pair,
 )
 
-__all__ = ["moto_url", "pair", "published", "requests", "tag_store"]  # fixtures, imported for pytest
+__all__ = ["cli", "moto_url", "pair", "published", "requests", "tag_store"]  # fixtures, imported for pytest
 
 NEW_SECRET = "the-rotated-key-fedcba9876543210"
 

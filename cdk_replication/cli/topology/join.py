@@ -7,7 +7,10 @@ Steps, in order; ``join`` refuses to run one whose predecessor is not done and n
 2. every writer's deployed replicator sends to it (its published ``replicator`` parameter lists it);
 3. copy: one-way, ``backfill`` (safe against the running replicator); multi-active, every item and tombstone
    of EVERY existing region, as that region's replicator sends it (:mod:`cdk_replication.cli.topology.copy`);
-4. verify: the new table equals each writer's (consistent re-reads of every difference);
+   a one-way replica with a replica transform receives each item TRANSFORMED, the transform taken from the
+   source's published parameter with ``backfill``'s safety net (:func:`cdk_replication.cli.transforms.view_for`);
+4. verify: the new table equals each writer's (transformed, for a transformed replica; consistent re-reads of
+   every difference);
 5. (the user) set ``status=ACTIVE`` and deploy.
 
 Resumable: the join state file records each finished copy (and the copy's own positions); a re-run skips what is
@@ -34,6 +37,7 @@ from cdk_replication.cli.state import StateFile, default_state_path
 from cdk_replication.cli.tables import TableHandle, probe_batch_get, probe_read, probe_write
 from cdk_replication.cli.topology.copy import RegionCopy, copy_region
 from cdk_replication.cli.topology.published import MULTI_ACTIVE, identity_of, location_id
+from cdk_replication.cli.transforms import ReplicaView, published_entry, refuse_multi_active, view_for
 from cdk_replication.cli.topology.steps import (
     DEPLOY_JOINING,
     Plan,
@@ -61,6 +65,7 @@ def cmd_join(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     require_status(topology, "JOINING", DEPLOY_JOINING)
     plan = published_plan(topology)
     require_senders(topology, plan)
+    view = _join_view(topology, plan, notes)
     for writer in topology.others:
         probe_read(writer, "writer")
     probe_batch_get(topology.table, "new")
@@ -69,9 +74,11 @@ def cmd_join(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     report: dict[str, Any] = {"command": "join", "table": location_id(topology.table.info), "mode": plan.mode,
                               "writers": [location_id(w.info) for w in topology.others], "notes": notes,
                               "stateFile": str(state.path), "copy": {}, "verify": {}}
-    copied, interrupted = _copy_all(args, topology, plan, state, report, err)
+    if not view.identity:
+        report["transform"] = view.describe()
+    copied, interrupted = _copy_all(args, topology, plan, view, state, report, err)
     if copied:
-        _verify_all(args, topology, plan, state, report, err)
+        _verify_all(args, topology, plan, view, state, report, err)
     report["inSync"] = bool(copied and all(v["inSync"] for v in report["verify"].values()))
     report["nextStep"] = _next_step(report, copied, interrupted)
     if args.json:
@@ -81,6 +88,19 @@ def cmd_join(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if report["inSync"] else EXIT_INCOMPLETE
+
+
+def _join_view(topology: Topology, plan: Plan, notes: list[str]) -> ReplicaView:
+    """How the new table holds the writers' items: its replica transform, from each writer's published
+    parameter (already read), under the same safety net as ``backfill`` (a tagged table is never written
+    without its transform). A transformed table is one-way only: refused for a multi-active join."""
+    views = [view_for(topology.others_conn, topology.table,
+                      published_entry(p.parameter, p.region, p.transforms.get(identity_of(topology.table.info))),
+                      notes=notes)
+             for p in plan.published]
+    for view in views:
+        refuse_multi_active(view, plan.conflict, topology.table)
+    return views[0]
 
 
 def _join_state(args: argparse.Namespace, topology: Topology) -> StateFile:
@@ -101,7 +121,7 @@ def _join_state(args: argparse.Namespace, topology: Topology) -> StateFile:
     return state
 
 
-def _copy_all(args: argparse.Namespace, topology: Topology, plan: Plan, state: StateFile,
+def _copy_all(args: argparse.Namespace, topology: Topology, plan: Plan, view: ReplicaView, state: StateFile,
               report: dict[str, Any], err: TextIO) -> tuple[bool, bool]:
     """Step 3 for every writer not copied yet; returns ``(every copy done, interrupted)``."""
     for writer in topology.others:
@@ -112,7 +132,7 @@ def _copy_all(args: argparse.Namespace, topology: Topology, plan: Plan, state: S
         if plan.mode == MULTI_ACTIVE:
             done, interrupted, result = _copy_multi_active(args, writer, topology.table, plan, state, err)
         else:
-            done, interrupted, result = _copy_one_way(args, writer, topology.table, plan, err)
+            done, interrupted, result = _copy_one_way(args, writer, topology.table, plan, view, err)
         with state.lock:
             entry = state.data["copy"].setdefault(location_id(writer.info), {})
             entry.update(done=done, counts=result["counts"])
@@ -123,12 +143,13 @@ def _copy_all(args: argparse.Namespace, topology: Topology, plan: Plan, state: S
     return True, False
 
 
-def _copy_one_way(args: argparse.Namespace, source: TableHandle, new: TableHandle,
-                  plan: Plan, err: TextIO) -> tuple[bool, bool, dict[str, Any]]:
-    """The one-way copy: ``backfill``, with its own state file (resumed by a re-run)."""
+def _copy_one_way(args: argparse.Namespace, source: TableHandle, new: TableHandle, plan: Plan, view: ReplicaView,
+                  err: TextIO) -> tuple[bool, bool, dict[str, Any]]:
+    """The one-way copy: ``backfill`` (each item transformed by ``view``), with its own state file (resumed by a
+    re-run)."""
     options = BackfillOptions(segments=args.segments, workers=args.workers, rate=args.rate,
                               max_attempts=args.max_retries, restart=args.restart,
-                              metadata_prefix=plan.metadata_prefix)
+                              metadata_prefix=plan.metadata_prefix, view=view)
     result = run_backfill(source, new, options, progress_stream=err, show_progress=not args.quiet)
     failures = [{"key": to_json_item(key), "reason": reason} for key, reason in result.failures[:100]]
     done = result.complete and not result.counts["failed"]
@@ -159,13 +180,15 @@ def _copy_multi_active(args: argparse.Namespace, writer: TableHandle, new: Table
     return done, False, {"counts": dict(progress.counts), "listed": listed}
 
 
-def _verify_all(args: argparse.Namespace, topology: Topology, plan: Plan, state: StateFile,
+def _verify_all(args: argparse.Namespace, topology: Topology, plan: Plan, view: ReplicaView, state: StateFile,
                 report: dict[str, Any], err: TextIO) -> None:
-    """Step 4: the new table against each writer (metadata ignored, tombstones as absent)."""
+    """Step 4: the new table against each writer (transformed by ``view``; metadata ignored, tombstones as
+    absent)."""
     options = VerifyOptions(segments=args.segments, workers=args.workers, rate=args.rate,
                             metadata_prefix=plan.metadata_prefix, max_attempts=args.max_retries)
     for writer in topology.others:
-        result = run_verify(writer, topology.table, options, progress_stream=err, show_progress=not args.quiet)
+        result = run_verify(writer, topology.table, options, progress_stream=err, show_progress=not args.quiet,
+                            view=view)
         report["verify"][location_id(writer.info)] = {
             "inSync": not result.differences_remain, "sourceItems": result.source_items,
             "missing": len(result.missing), "extra": len(result.extra), "different": len(result.different)}

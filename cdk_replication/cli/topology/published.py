@@ -60,6 +60,8 @@ class PublishedReplicator:
         conflict_attribute: multi-active: the attribute that orders writes; ``None`` one-way.
         conflict_strategy: ``TIMESTAMP`` or ``VERSION``; ``None`` one-way.
         targets: ``(region, table name)`` -> the target's status, for every table the replicator sends to.
+        transforms: ``(region, table name)`` -> the target's replica transform spec (contract C), ``None`` for an
+            exact copy; default: none.
     """
 
     parameter: str
@@ -69,6 +71,7 @@ class PublishedReplicator:
     conflict_attribute: str | None
     conflict_strategy: str | None
     targets: dict[tuple[str, str], str]
+    transforms: dict[tuple[str, str], dict[str, Any] | None] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def parse(cls, parameter: str, region: str, text: str) -> "PublishedReplicator":
@@ -77,11 +80,12 @@ class PublishedReplicator:
             doc: dict[str, Any] = json.loads(text)
             targets = {table_identity(t["table"]): str(t.get("status") or "ACTIVE") for t in doc["targets"]}
             mode = str(doc["mode"])
+            transforms = {table_identity(t["table"]): t.get("transform") or None for t in doc["targets"]}
         except (ValueError, KeyError, TypeError) as exc:
             raise BadInput(f"parameter {parameter} in {region} is not the construct's replicator document "
                            f"({type(exc).__name__}: {exc}): deploy the app with this cdk-replication") from None
         return cls(parameter, region, mode, str(doc.get("metadataPrefix") or contract.DEFAULT_METADATA_PREFIX),
-                   doc.get("conflictAttribute"), doc.get("conflictStrategy") or None, targets)
+                   doc.get("conflictAttribute"), doc.get("conflictStrategy") or None, targets, transforms)
 
     def sends_to(self, info: TableInfo) -> bool:
         """Whether the deployed replicator sends to the table ``info``."""
