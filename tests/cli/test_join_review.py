@@ -341,3 +341,30 @@ def test_status_reports_a_joining_replica_in_another_account(local, cli, params,
     finally:
         for client in (prod, dr):
             client.delete_table(TableName=name)
+
+
+# --- join: a transformed replica (issue 15) --------------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason="review: one-way join ignores the published target's transform and backfills "
+                   "unmasked items into a filtered/masked replica (rule 10)")
+def test_one_way_join_into_a_transformed_replica_never_copies_a_dropped_value(cli, tables, params):
+    """Contract A/C: the source's published target entry carries the replica's ``transform`` (here: drop
+    ``ssn``). join's one-way copy is a plain backfill, which writes every attribute: the dropped value lands in the
+    replica's account. join must apply the published spec (or refuse, writing nothing)."""
+    from cdk_replication._lambda.replicator.transform import with_digest
+
+    name, source, replica = _one_way(tables, params)
+    source.put_item(TableName=name, Item={"pk": {"S": "person"}, "ssn": {"S": "123-45-6789"}})
+    params.status(EU, name, "JOINING")
+    params.replicator(WEST, name, [(EU, name)])
+    key = (WEST, f"/cdk-replication/{name}/replicator")
+    doc = json.loads(params[key])
+    spec = with_digest({"version": 1, "filter": None, "keep": None, "drop": ["ssn"], "masks": {}, "secretArn": None})
+    doc["targets"][0]["transform"] = spec
+    params[key] = json.dumps(doc)
+
+    run = cli("join", f"{WEST}:{name}", f"{EU}:{name}")
+    leaked = [i for i in _items(replica, name).values() if "ssn" in i]
+    assert not leaked, leaked
+    assert run.code in (0, 2), run.err + run.out
