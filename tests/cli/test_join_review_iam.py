@@ -74,6 +74,18 @@ def _login(gateway: Gateway, monkeypatch: pytest.MonkeyPatch, policy: dict[str, 
         monkeypatch.setenv(key, value)
 
 
+def _one_way_tables(ddb_local: DynamoDBLocal) -> tuple[str, dict[str, Any]]:
+    """A new table name in WEST and EU (no stream: no replicator runs here); returns the name and the clients."""
+    name = f"iam-{uuid.uuid4().hex[:8]}"
+    clients = {}
+    for region in (WEST, EU):
+        clients[region] = ddb_local.client(region=region, account=ACCOUNT)
+        clients[region].create_table(TableName=name, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                                     BillingMode="PAY_PER_REQUEST")
+    return name, clients
+
+
 def _multi_active(ddb_local: DynamoDBLocal, store: ParameterStore, ttl: str | None) -> tuple[str, dict[str, Any]]:
     """WEST and EAST hold a live item and WEST's tombstone (converged); EU joins. ``ttl``: the tables' TTL
     attribute, which the replicators write tombstones' expiry to (``None``: the default ``_rep_expiresAt``)."""
@@ -158,13 +170,7 @@ def test_status_works_with_the_documented_permissions(served, ddb_local, monkeyp
 
 def test_one_way_join_works_with_the_documented_permissions(served, ddb_local, monkeypatch):
     gateway, store = served
-    name = f"iam-{uuid.uuid4().hex[:8]}"
-    clients = {}
-    for region in (WEST, EU):
-        clients[region] = ddb_local.client(region=region, account=ACCOUNT)
-        clients[region].create_table(TableName=name, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                                     BillingMode="PAY_PER_REQUEST")
+    name, clients = _one_way_tables(ddb_local)
     for i in range(20):
         clients[WEST].put_item(TableName=name, Item={"pk": {"S": f"k{i}"}, "n": {"N": str(i)}})
     store.put(f"/cdk-replication/{name}/replicator", json.dumps({
@@ -207,13 +213,7 @@ def test_join_copies_again_after_the_writer_stopped_sending_to_the_new_table_in_
     only verifies: the changes made in between are never copied, and join says "wait until the replicators have
     caught up" for ever. The parameter's version (or LastModifiedDate) at the copy tells the two apart."""
     gateway, store = served
-    name = f"iam-{uuid.uuid4().hex[:8]}"
-    clients = {}
-    for region in (WEST, EU):
-        clients[region] = ddb_local.client(region=region, account=ACCOUNT)
-        clients[region].create_table(TableName=name, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-                                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                                     BillingMode="PAY_PER_REQUEST")
+    name, clients = _one_way_tables(ddb_local)
     clients[WEST].put_item(TableName=name, Item={"pk": {"S": "before"}})
 
     def publish(targets: list[str]) -> None:
