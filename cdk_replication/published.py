@@ -14,6 +14,7 @@ Both are standard-tier ``String`` parameters (free, at most 4 KB each).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -73,7 +74,8 @@ def replicator_document(
     conflict_attribute: str | None,
     conflict_strategy: ConflictStrategy | None,
 ) -> dict[str, Any]:
-    """The published configuration of ``replicator``: exactly the targets its ``REPLICATION_TARGETS`` names.
+    """The published configuration of ``replicator``: exactly the targets its ``REPLICATION_TARGETS`` names,
+    and whether its event source mapping is deployed enabled (``enabled``: when ``False`` nothing reaches them).
 
     Args:
         replicator: the deployed replicator.
@@ -92,6 +94,9 @@ def replicator_document(
         "metadataPrefix": replicator.options.metadata_prefix,
         "conflictAttribute": conflict_attribute,
         "conflictStrategy": conflict_strategy.value if conflict_strategy is not None else None,
+        # The mapping as deployed: while False (created disabled, a replica waiting for its export) nothing is
+        # sent to the targets, so a reader must not take them as replicated to (`join` checks it).
+        "enabled": replicator.enabled,
         "targets": [target_entry(t, statuses.get(t.table, LocationStatus.ACTIVE)) for t in replicator.targets],
     }
 
@@ -111,8 +116,11 @@ def publish_replicator(path: str, replicator: Replicator, document: Mapping[str,
             f"the published replicator configuration of {replicator.source.table_name!r} "
             f"({replicator_parameter_name(replicator.source.table_name)}) is {size} bytes, above SSM's "
             f"{MAX_PARAMETER_BYTES}-byte standard-tier limit ({len(replicator.targets)} targets)",
-            "use shorter table names, or fewer replicas per ReplicatedTable (split the replicas over two "
-            "ReplicatedTables reading the same existing_source)",
+            # Not "split the replicas over two ReplicatedTables": they would share this parameter, the
+            # function and its role (all named after the source table), which the app refuses.
+            "use shorter table names, or fewer replicas per ReplicatedTable (a second ReplicatedTable cannot read "
+            "the same source: its replicator and parameters would have the same names); or compose ReplicaTable "
+            "and Replicator yourself",
         )
     parameter = ssm.StringParameter(
         replicator,
@@ -136,10 +144,15 @@ def _partition(location: ResolvedTable) -> str:
 
 def status_output_id(table_name: str, copies_in_stack: int) -> str:
     """The status output's id: ``ReplicationStatus``, followed by the table name's letters and digits when the
-    stack holds several copies of the table (a same-region audit copy)."""
+    stack holds several copies of the table (a same-region audit copy), and then, when the name has other
+    characters (``-``, ``_``, ``.``, which an output id cannot hold), 8 hex digits of its SHA-256: tables
+    ``Orders-audit`` and ``Orders_audit`` get distinct ids."""
     if copies_in_stack == 1:
         return STATUS_OUTPUT
-    return STATUS_OUTPUT + "".join(ch for ch in table_name if ch.isalnum())
+    letters = "".join(ch for ch in table_name if ch.isascii() and ch.isalnum())
+    if letters == table_name:
+        return STATUS_OUTPUT + letters
+    return STATUS_OUTPUT + letters + hashlib.sha256(table_name.encode()).hexdigest()[:8]
 
 
 __all__ = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,7 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from . import defaults
 from .alarms import ReplicationAlarms
@@ -29,6 +30,7 @@ from .model import (
     ConflictStrategy,
     CrossAccountAccess,
     ExistingSource,
+    LocationStatus,
     MigrationOptions,
     ReplicationMode,
     ReplicationTarget,
@@ -332,8 +334,17 @@ class ReplicatedTable(Construct):
 
     def _order_stacks(self) -> None:
         """One-way: the source stack depends on the replica stacks, so ``cdk deploy --all`` creates the targets
-        before the replicator reads. (Multi-active has none: they would be circular.)"""
+        before the replicator reads. Multi-active: every region's stack but the ``JOINING`` ones depends on each
+        ``JOINING`` region's, so its replicator (and its published targets) starts sending to the new table only
+        once that exists; the regions already deployed depend on nothing else (the other way round would be
+        circular), nor do ``JOINING`` stacks on each other."""
         if self.mode != ReplicationMode.ONE_WAY:
+            joining = {loc.env_key for loc in self.topology.locations
+                       if self.topology.status_of(loc) == LocationStatus.JOINING}
+            for key, stack in self.stacks.items():
+                for new_key in () if key in joining else sorted(joining):
+                    stack.add_stack_dependency(self.stacks[new_key], "the joining region's table must exist before "
+                                                                     "this region's replicator sends to it")
             return
         for stack in self.stacks.values():
             if stack is not self.source_stack:
@@ -417,6 +428,7 @@ class ReplicatedTable(Construct):
         """Each copy's status in its stack, and each replicator's deployed configuration in the writer's stack
         (``cdk_replication.published``), for the command line and the application to read."""
         topology = self.topology
+        self._refuse_shared_copies()
         for location in topology.locations:
             copies = sum(1 for other in topology.locations if other.env_key == location.env_key)
             publish_status(self.stacks[location.env_key], location, topology.status_of(location),
@@ -425,6 +437,29 @@ class ReplicatedTable(Construct):
             document = replicator_document(writer_replicator, topology.statuses, topology.conflict_attribute,
                                            topology.conflict_strategy)
             publish_replicator(self.node.path, writer_replicator, document)
+
+    def _refuse_shared_copies(self) -> None:
+        """Refuse a copy (account, region, table name) that another ``ReplicatedTable`` of the same ``Stage`` (or
+        app) has too, e.g. two reading one ``existing_source``: the table, the replicator's function and role and
+        the SSM parameters ``/cdk-replication/<table>/...`` are named after the table, unique per account (and
+        region), so the second stack could not deploy. A registry per stage, not a scan of the tree (which
+        would make synth quadratic in the number of tables)."""
+        stage = Stage.of(self) or self.node.root
+        published = _PUBLISHED_COPIES.setdefault(stage, {})
+        mine = [(loc.account, loc.region, loc.table_name) for loc in self.topology.locations]
+        for account, region, table in mine:
+            other = published.get((account, region, table))
+            if other is not None:
+                raise ReplicationConfigError(
+                    self.node.path,
+                    f"table {table!r} in {account}/{region} is also a copy of ReplicatedTable {other}; its "
+                    f"replicator function and role and its SSM parameters /cdk-replication/{table}/status and "
+                    "/replicator are named after the table, so the second stack cannot deploy",
+                    "declare every replica of one source in a single ReplicatedTable (for the published "
+                    "configuration's 4 KB limit: shorter table names or fewer replicas), or compose ReplicaTable "
+                    "and Replicator yourself",
+                )
+        published.update(dict.fromkeys(mine, self.node.path))
 
     def _transform_specs(self, props: ReplicatedTableProps) -> dict[ResolvedTable, dict[str, Any]]:
         """``transform_specs``: replica location -> the transform spec its replicator applies
@@ -653,6 +688,12 @@ class ReplicatedTable(Construct):
             failure_destination=self.topology.operations.failure_destination,
             alarms=self.topology.operations.alarms,
         )
+
+
+#: Per ``Stage`` (or app): (account, region, table name) -> the path of the ``ReplicatedTable`` that publishes
+#: that copy. Weak, so that a discarded app takes its entry with it.
+_PUBLISHED_COPIES: "weakref.WeakKeyDictionary[IConstruct, dict[tuple[str, str, str], str]]" = \
+    weakref.WeakKeyDictionary()
 
 
 def hmac_secret(scope: Construct, id: str, location: ResolvedTable) -> tuple[secretsmanager.Secret, str]:

@@ -577,7 +577,27 @@ def resolve_statuses(
             "MULTI_ACTIVE table needs at least two",
             "add a JOINING region first (it may join while another leaves), or keep the location ACTIVE",
         )
+    if props.source.status == LocationStatus.LEAVING:
+        _refuse_leaving_multi_active_source(path, source)
     return statuses
+
+
+def _refuse_leaving_multi_active_source(path: str, source: ResolvedTable) -> None:
+    """The ``source=`` region of a multi-active table cannot leave: writing the topology without it means naming
+    another region ``source=``, which gives that region's table, replicator, role, mapping and parameters new
+    logical ids (the source's are ``SourceTable``/``Replicator``, the others' ``Replica-``/``Replicator-<table>``),
+    and CloudFormation cannot replace resources with fixed physical names. Making the ids independent of the
+    source would rename every deployed multi-active stack's resources, the same failure."""
+    raise ReplicationConfigError(
+        path,
+        f"the source TableLocation ({source.table_name!r} in {source.account}/{source.region}) has status=LEAVING "
+        "in MULTI_ACTIVE mode, but it cannot be removed: the topology without it names another region source=, "
+        "which changes the logical ids of that region's named resources (table, replicator function and role, "
+        "parameters), and CloudFormation cannot deploy that change",
+        "leave the source's status unset (ACTIVE; your application may simply stop writing there, it keeps "
+        "receiving every change) and let other regions leave; to retire the source region, deploy a new "
+        "MULTI_ACTIVE ReplicatedTable (other table name or stack_name_prefix) without it and move the application",
+    )
 
 
 def _check_one_way_statuses(path: str, props: ReplicatedTableProps, replicas: Sequence[ResolvedTable]) -> None:
@@ -604,16 +624,25 @@ def _joining_running_topology(
     replicas: Sequence[ResolvedTable],
     migrations: Mapping[ResolvedTable, MigrationOptions],
 ) -> frozenset[ResolvedTable]:
-    """The replicas with a migration that join a running topology: ``JOINING``, while another replica is
-    ``ACTIVE`` and loaded (not itself waiting for an export). Their load does not disable the mapping: the
-    other replicas keep being replicated to."""
-    live = [
-        loc for loc in replicas
-        if statuses[loc] == LocationStatus.ACTIVE and (loc not in migrations or migrations[loc].export_arn is not None)
-    ]
+    """The replicas with a migration that join (or joined) a running topology, whose load does not disable the
+    mapping (the other replicas keep being replicated to):
+
+    * ``JOINING``, while another replica is ``ACTIVE`` and loaded (not itself waiting for an export);
+    * ``ACTIVE`` with ``export_arn`` set (the import done: ``ImportSourceSpecification`` stays in the app for
+      the table's lifetime), while another ``ACTIVE`` replica has no migration at all: the last step of a join
+      from an export. Such a replica went through ``JOINING`` with the mapping running, so setting it
+      ``ACTIVE`` must not pause replication to every replica. (An initial load of every replica at once, the
+      cross-account walkthrough, has no replica without a migration: its mapping stays disabled until enabled.)
+    """
+    def active(loc: ResolvedTable) -> bool:
+        return statuses[loc] == LocationStatus.ACTIVE
+
+    live = [loc for loc in replicas if active(loc) and (loc not in migrations or migrations[loc].export_arn is not None)]
     if not live:
         return frozenset()
-    return frozenset(loc for loc in migrations if statuses[loc] == LocationStatus.JOINING)
+    running_without_migration = any(active(loc) and loc not in migrations for loc in replicas)
+    return frozenset(loc for loc, migration in migrations.items() if statuses[loc] == LocationStatus.JOINING
+                     or (running_without_migration and active(loc) and migration.export_arn is not None))
 
 
 # --- migrations and the replicator's options ---------------------------------------------------------------

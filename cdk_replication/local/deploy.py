@@ -25,7 +25,7 @@ import tempfile
 import time
 import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -328,7 +328,11 @@ class LocalDeployment:
         * A kept event source mapping is the same resource: it keeps its checkpoints, takes the new settings
           (``Enabled``, batch size, ...; the starting position only matters at creation) and function. A
           removed mapping stops after its in-flight batch, then a removed function stops.
-        * Roles and policies are replaced; SSM parameters are written after the stack's functions and mappings
+        * A changed ``StartingPosition`` (or ``EventSourceArn``) replaces the mapping: the new one starts from its
+          position. A table or parameter created under a name that exists (e.g. a table a removal retained)
+          fails the update, as on CloudFormation.
+        * Roles and policies are replaced (a removed role's sessions are refused; a dropped table or bucket
+          policy is removed); SSM parameters are written after the stack's functions and mappings
           (what their ``DependsOn`` says), only when their value changed; a removed one is deleted.
 
         Args:
@@ -342,6 +346,7 @@ class LocalDeployment:
         for artifact in artifacts:
             previous = self._deployers.get(artifact.stack_name)
             deployer = _StackDeployer(self, artifact, self._log_sink, self._settings_override, previous)
+            deployer.adopt_existing = False  # what this deployment did not create is in the way, as on AWS
             stack = deployer.deploy()
             if previous is not None:
                 self.stacks[self.stacks.index(previous.stack)] = stack
@@ -478,9 +483,12 @@ def _bucket_authorizer(gateway: Gateway, bucket: LocalBucket) -> Callable[[str |
     """Evaluates a write to ``bucket`` as S3 would: the writer's role policies and the bucket policy (read when
     the write happens), with the condition keys of a signed HTTPS call. ``None`` means allowed."""
     def authorize(principal_arn: str | None, action: str, resource: str) -> str | None:
-        role = gateway.role(principal_arn) if principal_arn else None
-        if role is None:
-            return None  # no known writer (a mapping built by hand): nothing to evaluate
+        if not principal_arn:
+            return None  # no writer named (a mapping built by hand): nothing to evaluate
+        role = gateway.role(principal_arn)
+        if role is None:  # deleted by an update, or never deployed: no policy allows it anything
+            return f"User: {principal_arn} is not authorized to perform: {action} on resource: \"{resource}\" " \
+                   "(local runtime: the role is not (or no longer) in the deployment)"
         try:
             decision = evaluate(Principal(arn=role.arn, account=role.account), action, resource,
                                 identity_policies=role.policies, resource_policy=bucket.policy,
@@ -506,6 +514,16 @@ def _update_mapping(mapping: EventSourceMapping, function: LocalFunction, settin
         else:
             mapping.disable()
     return mapping
+
+
+#: The properties of an ``AWS::Lambda::EventSourceMapping`` whose change replaces it (UpdateEventSourceMapping
+#: cannot change them): the new mapping reads from its own starting position, without the old checkpoints.
+_MAPPING_REPLACED_BY = ("EventSourceArn", "StartingPosition", "StartingPositionTimestamp")
+
+
+def _replaces_mapping(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether CloudFormation replaces a mapping whose resolved properties change from ``before`` to ``after``."""
+    return any(before.get(key) != after.get(key) for key in _MAPPING_REPLACED_BY)
 
 
 def _mapping_uuid(stack_name: str, logical_id: str) -> str:
@@ -547,8 +565,12 @@ class _StackDeployer:
         self.mapping_sources: dict[str, str] = {}  # logical id -> EventSourceArn
         self.mapping_props: dict[str, Any] = {}  # logical id -> resolved properties
         self.parameters: dict[str, tuple[str, str]] = {}  # logical id -> (name, value)
+        self.bucket_policies: dict[str, LocalBucket] = {}  # AWS::S3::BucketPolicy logical id -> its bucket
         self.code_ids: dict[str, str] = {}  # function logical id -> what identifies its code
         self.preexisting_tables: set[tuple[str, str]] = set()  # (region, name) of tables found, not created
+        #: Whether a table to create that exists already is adopted (``deploy``'s documented idempotence, for a
+        #: fresh deployment over a DynamoDB Local that holds it) or refused as CloudFormation does (``update``).
+        self.adopt_existing = True
         #: (mapping logical id, function role ARN, event source ARN, on-failure destination ARN or None, uuid).
         self.mapping_roles: list[tuple[str, str | None, str, str | None, str]] = []
         self.resolver = Resolver(
@@ -730,12 +752,29 @@ class _StackDeployer:
                 policy = previous.resources.get(table.logical_id, {}).get("DeletionPolicy", "Delete")
                 if policy not in ("Retain", "RetainExceptOnCreate", "Snapshot"):
                     table.client().delete_table(TableName=table.name)
+        self._retire_policies_and_roles(previous)
+
+    def _retire_policies_and_roles(self, previous: "_StackDeployer") -> None:
+        """Remove the bucket policies, policy attachments and roles ``previous`` made that this deploy does not
+        have: their permissions end with the update, as on AWS."""
+        for bucket in previous.bucket_policies.values():
+            if bucket not in self.bucket_policies.values():
+                bucket.policy = None
         for logical_id in previous.resources:
             if (self.artifact.stack_name, logical_id) in self.deployment._attachments and \
                     logical_id not in self.resources:
                 arns, _ = self.deployment._attachments.pop((self.artifact.stack_name, logical_id))
                 for arn in arns:
                     self.deployment._rebuild_role(arn)
+        kept_roles = self._role_arns()
+        for arn in previous._role_arns() - kept_roles:
+            self.deployment.gateway.remove_role(arn)
+            self.deployment._role_policies.pop(arn, None)
+
+    def _role_arns(self) -> set[str]:
+        """The ARNs of this template's ``AWS::IAM::Role`` resources."""
+        return {str(self._get_att(logical_id, "Arn")) for logical_id, resource in self.resources.items()
+                if resource.get("Type") == "AWS::IAM::Role" and self._included(resource)}
 
     # --- tables ---------------------------------------------------------------------------------------
 
@@ -811,8 +850,8 @@ class _StackDeployer:
             policies = {r.get("Region"): r.get("ResourcePolicy") for r in props.get("Replicas", [])}
         for table in tables:
             document = (policies.get(table.region) or {}).get("PolicyDocument")
-            if document:
-                self.deployment.gateway.set_resource_policy(table.arn, document)
+            # No policy (any more): an update that drops it removes it, as PutResourcePolicy's inverse does.
+            self.deployment.gateway.set_resource_policy(table.arn, document or None)
 
     # --- IAM ------------------------------------------------------------------------------------------
 
@@ -1003,6 +1042,11 @@ class _StackDeployer:
             if ttl and ttl.get("Enabled"):
                 client.update_time_to_live(TableName=name, TimeToLiveSpecification={
                     "AttributeName": ttl["AttributeName"], "Enabled": True})
+        elif not self.adopt_existing:
+            raise self._fail(logical_id, f"{name} already exists in {self.artifact.account}/{region}: an update "
+                                         "creates this table, and CloudFormation fails to create a named table "
+                                         "that exists (e.g. one an earlier removal retained); delete or rename it "
+                                         "first, or add it back under another name")
         else:
             self._check_same_schema(logical_id, region, existing, request)
             self.preexisting_tables.add((region, name))
@@ -1146,6 +1190,7 @@ class _StackDeployer:
             raise self._fail(logical_id, f"the policy is for bucket {name!r}, which is not an AWS::S3::Bucket of the "
                                          "deployed stacks; deploy the stack that declares it (or fix the name)")
         found[0].policy = props.get("PolicyDocument")
+        self.bucket_policies[logical_id] = found[0]
 
     def _destination_bucket(self, arn: str) -> LocalBucket:
         for bucket in self.deployment.buckets + self.stack.buckets:
@@ -1166,12 +1211,20 @@ class _StackDeployer:
             raise self._fail(logical_id, f"Tier {props['Tier']!r}: only standard parameters are emulated locally")
         name, value = str(self._ref(logical_id)), str(props.get("Value", ""))
         self.parameters[logical_id] = (name, value)
-        if self._kept(logical_id, "parameters") == (name, value):
+        kept = self._kept(logical_id, "parameters")
+        if kept == (name, value):
             return  # CloudFormation does not update a resource whose properties did not change
         try:
+            # Only the same resource (kept, same name) is overwritten: a create over a name that exists
+            # (another stack's, or a renamed one's) fails, as CloudFormation fails it.
             self.deployment.parameters.put(name, value, region=self.artifact.region, account=self.artifact.account,
-                                           type=str(props.get("Type", "String")))
+                                           type=str(props.get("Type", "String")),
+                                           overwrite=kept is not None and kept[0] == name)
         except ParameterError as error:
+            if error.code == "ParameterAlreadyExists":
+                raise self._fail(logical_id, f"{name} already exists in {self.artifact.account}/"
+                                             f"{self.artifact.region} (SSM parameter names are unique per account "
+                                             "and region; another stack or resource created it)") from None
             raise self._fail(logical_id, f"{error.code}: {error.message}") from None
 
     # --- Secrets Manager --------------------------------------------------------------------------------
@@ -1352,9 +1405,10 @@ class _StackDeployer:
         self.mapping_props[logical_id] = props
         if kept is not None and self.previous is not None and self.previous.mapping_props[logical_id] == props:
             mapping = kept  # unchanged: CloudFormation leaves it (and what was changed through the API) alone
-        elif kept is not None and self.previous is not None and self.previous.mapping_sources[logical_id] == stream_arn:
+        elif kept is not None and self.previous is not None and not _replaces_mapping(
+                self.previous.mapping_props[logical_id], props):
             mapping = _update_mapping(kept, function, settings, destination, role_arn)
-        else:  # new, or a new EventSourceArn (which CloudFormation replaces the mapping for)
+        else:  # new, or a property CloudFormation replaces the mapping for (EventSourceArn, StartingPosition)
             mapping = self._new_mapping(logical_id, function, stream_arn, settings, destination, mapping_uuid)
         self.mappings[logical_id], self.mapping_sources[logical_id] = mapping, stream_arn
         self.stack.mappings.append(mapping)

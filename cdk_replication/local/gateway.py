@@ -309,14 +309,23 @@ class Gateway:
             self._roles[role.arn] = role
             self._policies_changed()
 
+    def remove_role(self, arn: str) -> None:
+        """Forget a deleted role: its sessions are refused from their next call, as on AWS."""
+        with self._lock:
+            self._roles.pop(arn, None)
+            self._policies_changed()
+
     def role(self, arn: str) -> Role | None:
         """The known role with this ARN, or ``None``."""
         return self._roles.get(arn)
 
-    def set_resource_policy(self, arn: str, document: Mapping[str, Any]) -> None:
-        """Attach a resource policy to a table (by its ARN, as AWS writes it)."""
+    def set_resource_policy(self, arn: str, document: Mapping[str, Any] | None) -> None:
+        """Attach a resource policy to a table (by its ARN, as AWS writes it); ``None`` removes it."""
         with self._lock:
-            self._resource_policies[arn] = document
+            if document is None:
+                self._resource_policies.pop(arn, None)
+            else:
+                self._resource_policies[arn] = document
             self._policies_changed()
 
     def _policies_changed(self) -> None:
@@ -432,7 +441,11 @@ class Gateway:
         if not self.enforce_iam:
             return
         if identity.role_arn is not None:
-            role = self._roles[identity.role_arn]
+            role = self._roles.get(identity.role_arn)
+            if role is None:  # deleted (an update removed it): its sessions' calls are refused
+                raise GatewayError("AccessDeniedException", f"User: {identity.caller_arn} is not authorized to "
+                                   f"perform: {action} on resource: {resource} (local runtime: role "
+                                   f"{identity.role_arn} no longer exists)", type_prefix="com.amazon.coral.service")
             identity = Identity(identity.principal, role.policies, role.unsupported, identity.role_arn)
         if identity.unsupported:
             raise GatewayError("AccessDeniedException", f"User: {identity.caller_arn} is not authorized to perform: "

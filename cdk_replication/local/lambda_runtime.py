@@ -181,6 +181,9 @@ class LocalFunction:
         self._worker_gone = False
         #: A configuration set by update_configuration, taken up by the next invocation that starts.
         self._pending: FunctionConfiguration | None = None
+        # Guards _pending alone (not _lock, which an invocation holds for its whole run): an update landing
+        # between the take's read and its clear would otherwise be dropped for good.
+        self._pending_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"LocalFunction({self.name!r}, {self.region}/{self.account}, handler={self.handler!r})"
@@ -228,12 +231,14 @@ class LocalFunction:
         """Lambda's UpdateFunctionConfiguration/UpdateFunctionCode: invocations that start after this call run
         with ``configuration`` (in a new container); one in progress finishes with the old one. Returns at
         once, as Lambda does."""
-        self._pending = configuration
+        with self._pending_lock:
+            self._pending = configuration
 
     def _take_pending(self) -> None:
         """Apply a pending configuration before an invocation starts (called with the lock held): the old
         container stops, so the next one starts with the new environment and code."""
-        pending, self._pending = self._pending, None
+        with self._pending_lock:
+            pending, self._pending = self._pending, None
         if pending is None:
             return
         self._kill(graceful=True)

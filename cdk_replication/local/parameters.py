@@ -103,6 +103,7 @@ class ParameterStore:
                 ``False``.
         """
         _check_name(name)
+        _check_new_name(name)
         if type not in SERVED_TYPES:
             raise ParameterError("ValidationException", f"local runtime: parameter type {type!r} is not served "
                                                         f"(only {', '.join(SERVED_TYPES)}; SecureString needs KMS)")
@@ -169,14 +170,29 @@ class ParameterService:
         if operation == "GetParameters":
             return self._get_parameters(request, region, account, authorize)
         if operation == "PutParameter":
-            name = self._own_name(request.get("Name"), region, account)
-            authorize("ssm:PutParameter", parameter_arn(name, region, account))
-            stored = self.store.put(name, str(request.get("Value", "")), region=region, account=account,
-                                    type=str(request.get("Type", "String")),
-                                    overwrite=bool(request.get("Overwrite", False)))
-            return {"Version": stored.version, "Tier": "Standard"}
+            return self._put_parameter(request, region, account, authorize)
         raise ParameterError("ValidationException", f"local runtime: SSM's {operation} is not served (only "
                                                     "GetParameter, GetParameters, PutParameter)")
+
+    def _put_parameter(self, request: Mapping[str, Any], region: str, account: str,
+                       authorize: Authorize) -> dict[str, Any]:
+        """PutParameter: a name (never an ARN), and a ``Type`` when it creates the parameter (an overwrite may
+        leave it out: the parameter keeps its type)."""
+        named = request.get("Name")
+        if isinstance(named, str) and named.startswith("arn:"):
+            # AWS: "You can't enter the Amazon Resource Name (ARN) for a parameter, only the parameter name itself."
+            raise ParameterError("ValidationException", f"Parameter name {named!r}: an ARN is not accepted by "
+                                                        "PutParameter, only the parameter name itself")
+        name = self._own_name(named, region, account)
+        authorize("ssm:PutParameter", parameter_arn(name, region, account))
+        existing = self.store.get(name, region=region, account=account)
+        kind = request.get("Type")
+        if kind is None and existing is None:
+            raise ParameterError("ValidationException", "A parameter type is required when you create a parameter.")
+        stored = self.store.put(name, str(request.get("Value", "")), region=region, account=account,
+                                type=str(kind if kind is not None else existing.type),  # type: ignore[union-attr]
+                                overwrite=bool(request.get("Overwrite", False)))
+        return {"Version": stored.version, "Tier": "Standard"}
 
     def _get_parameters(self, request: Mapping[str, Any], region: str, account: str,
                         authorize: Authorize) -> dict[str, Any]:
@@ -222,3 +238,16 @@ def _check_name(name: str) -> None:
     if not _NAME.match(name):
         raise ParameterError("ValidationException", f"Parameter name {name!r}: only a-zA-Z0-9_.-/ are allowed, "
                                                     "1 to 2048 characters")
+
+
+def _check_new_name(name: str) -> None:
+    """SSM's rules for the name of a parameter being created: a hierarchy starts with ``/``, and the first
+    level may not start with ``aws`` or ``ssm`` (case-insensitive; ``/aws/...`` is AWS's own public tree)."""
+    if "/" in name and not name.startswith("/"):
+        raise ParameterError("ValidationException", "Parameter name must be a fully qualified name.")
+    first = name.lstrip("/").lower()
+    if first.startswith(("aws", "ssm")):
+        if name.lower().startswith("/aws/"):
+            raise ParameterError("AccessDeniedException", f"No access to reserved parameter name: {name}.")
+        raise ParameterError("ValidationException", 'Parameter name: can\'t be prefixed with "aws" or "ssm" '
+                                                    "(case-insensitive).")

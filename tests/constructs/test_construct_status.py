@@ -85,7 +85,7 @@ def test_the_writer_publishes_exactly_what_its_function_sends_to(joining_one_way
     assert document == {
         "version": 1, "mode": "ONE_WAY", "changeSource": "DYNAMODB_STREAMS",
         "source": _arn("us-west-2", "Employee"), "function": "Employee-us-west-2-replicator",
-        "metadataPrefix": "_rep_", "conflictAttribute": None, "conflictStrategy": None,
+        "metadataPrefix": "_rep_", "conflictAttribute": None, "conflictStrategy": None, "enabled": True,
         "targets": [
             {"table": _arn("us-east-1", "Employee"), "status": "ACTIVE", "transform": None},
             {"table": _arn("eu-west-1", "Employee", OTHER_ACCOUNT), "status": "JOINING", "transform": None},
