@@ -36,8 +36,6 @@ def _converge(clients: dict[str, Any], name: str) -> None:
 # --- leave ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review: leave does not require every other region to be named, so it "
-                   "reports drained while a write made in LEAVING has not reached an unnamed region")
 def test_leave_refuses_when_a_region_of_the_topology_is_not_named(cli, tables, params):
     """EU (LEAVING) wrote ``fresh``; its replicator delivered it to WEST but not yet to EAST. ``leave WEST EU``
     compares EU with WEST only and says "drained": removing EU now strands ``fresh`` for EAST for good. ``join``
@@ -145,8 +143,6 @@ def test_multi_active_join_rerun_still_reports_an_item_it_could_not_copy(cli, ta
 # --- join: the senders ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review: a replicator whose mapping is disabled (published enabled=false) "
-                   "is taken as sending to NEW")
 def test_join_refuses_while_a_writer_mapping_is_disabled(cli, tables, params):
     """Contract A (planned field): a mapping created disabled publishes ``"enabled": false``; its replicator does
     not send to NEW yet, so copying now loses what changes before the mapping is enabled (the same loss as the
@@ -162,8 +158,6 @@ def test_join_refuses_while_a_writer_mapping_is_disabled(cli, tables, params):
     assert _items(replica, name) == {}
 
 
-@pytest.mark.xfail(strict=True, reason="review: multi-active join never checks that NEW's own replicator sends to "
-                   "every region, yet says 'set ACTIVE'")
 def test_multi_active_join_refuses_when_the_new_region_does_not_send_to_every_region(cli, tables, params):
     """EU's deployed replicator sends to WEST only (an older deploy of its stack, or EAST added to the app after
     it). join copies, verifies and says "set status=ACTIVE and deploy"; the status parameter is not ordered after
@@ -182,8 +176,6 @@ def test_multi_active_join_refuses_when_the_new_region_does_not_send_to_every_re
 # --- join: a replica in another account ---------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review: a one-way JOINING replica in another account with the source's "
-                   "region and table name is refused as 'named twice'")
 def test_one_way_join_into_another_account_with_the_same_region_and_name(local, cli, params, monkeypatch,
                                                                           tmp_path):
     """docs/cli.md's cross-account walkthrough keeps one table name in both accounts; the DR copy of a table in

@@ -63,7 +63,9 @@ def cmd_join(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     require_senders(topology, plan)
     for writer in topology.others:
         probe_read(writer, "writer")
-    probe_batch_get(topology.table, "new")
+    if plan.mode != MULTI_ACTIVE:
+        # Only the one-way backfill's check reads NEW in batches; least privilege: probe what the mode uses.
+        probe_batch_get(topology.table, "new")
     probe_write(topology.table, "new", delete=plan.mode != MULTI_ACTIVE)
     state = _join_state(args, topology)
     report: dict[str, Any] = {"command": "join", "table": location_id(topology.table.info), "mode": plan.mode,

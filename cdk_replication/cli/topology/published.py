@@ -60,6 +60,15 @@ class PublishedReplicator:
         conflict_attribute: multi-active: the attribute that orders writes; ``None`` one-way.
         conflict_strategy: ``TIMESTAMP`` or ``VERSION``; ``None`` one-way.
         targets: ``(region, table name)`` -> the target's status, for every table the replicator sends to.
+        enabled: whether its event source mapping is deployed enabled (``False``: created disabled, a replica
+            awaiting its export; nothing reaches ``targets``). A document without the field is taken as enabled:
+            only documents published earlier in this same unreleased version lack it, and the construct
+            created a mapping disabled only for a migration replica, whose ``join`` is not this command's.
+        ttl_attribute: the attribute the replicator writes its tombstones' expiry to (``ttlAttribute``);
+            ``None`` when the document does not say (older documents): the reader must find it another way.
+        version: the parameter's SSM version when read (``None`` when not known): it changes on every update,
+            so a copy made under one version is not trusted under another (the writer may have stopped sending
+            in between).
     """
 
     parameter: str
@@ -69,23 +78,31 @@ class PublishedReplicator:
     conflict_attribute: str | None
     conflict_strategy: str | None
     targets: dict[tuple[str, str], str]
+    enabled: bool = True
+    ttl_attribute: str | None = None
+    version: int | None = None
 
     @classmethod
-    def parse(cls, parameter: str, region: str, text: str) -> "PublishedReplicator":
+    def parse(cls, parameter: str, region: str, text: str, version: int | None = None) -> "PublishedReplicator":
         """Read the parameter's JSON value; a value of an unknown shape is refused (:class:`BadInput`)."""
         try:
             doc: dict[str, Any] = json.loads(text)
             targets = {table_identity(t["table"]): str(t.get("status") or "ACTIVE") for t in doc["targets"]}
             mode = str(doc["mode"])
+            enabled = doc.get("enabled", True)
+            if not isinstance(enabled, bool):
+                raise TypeError(f"enabled is {enabled!r}, not true or false")
         except (ValueError, KeyError, TypeError) as exc:
             raise BadInput(f"parameter {parameter} in {region} is not the construct's replicator document "
                            f"({type(exc).__name__}: {exc}): deploy the app with this cdk-replication") from None
         return cls(parameter, region, mode, str(doc.get("metadataPrefix") or contract.DEFAULT_METADATA_PREFIX),
-                   doc.get("conflictAttribute"), doc.get("conflictStrategy") or None, targets)
+                   doc.get("conflictAttribute"), doc.get("conflictStrategy") or None, targets, enabled,
+                   doc.get("ttlAttribute") or None, version)
 
     def sends_to(self, info: TableInfo) -> bool:
-        """Whether the deployed replicator sends to the table ``info``."""
-        return identity_of(info) in self.targets
+        """Whether the deployed replicator sends to the table ``info``: listed in ``targets`` and its mapping
+        enabled (a disabled mapping sends nothing, whatever it lists)."""
+        return self.enabled and identity_of(info) in self.targets
 
 
 def get_parameter(conn: Connection, region: str, name: str) -> str | None:

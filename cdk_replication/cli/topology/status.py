@@ -14,7 +14,14 @@ from cdk_replication.cli.tables import TableRef, describe_table, probe_read
 from cdk_replication.cli.connections import connections
 from cdk_replication.cli.topology.join import NEXT_ACTIVE, join_state_path
 from cdk_replication.cli.topology.published import ONE_WAY, identity_of, location_id, read_replicator, read_status
-from cdk_replication.cli.topology.steps import DEPLOY_JOINING, open_topology, published_plan, require_status
+from cdk_replication.cli.topology.steps import (
+    DEPLOY_JOINING,
+    open_topology,
+    own_replicator,
+    published_plan,
+    require_every_region,
+    require_status,
+)
 from cdk_replication.cli.verify import run_verify
 
 SET_LEAVING = ("set status=LocationStatus.LEAVING on the location, deploy, and stop the application's writes "
@@ -108,6 +115,9 @@ def cmd_leave(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return _leave_report(args, out, {**report, "drained": True, "nextStep": "nothing to drain (one-way "
                                          "replica): " + REMOVE})
     require_status(topology, "LEAVING", SET_LEAVING)
+    # Every region must be compared: a write made in LEAVING that reached the named regions but not an unnamed
+    # one would be stranded for good by the removal.
+    require_every_region(topology, plan, own_replicator(topology))
     probe_read(topology.table, "leaving")
     options = VerifyOptions(segments=args.segments, workers=args.workers, rate=args.rate,
                             metadata_prefix=plan.metadata_prefix, max_attempts=args.max_retries)

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from cdk_replication.cli.conditions import LastWriterWins
 from cdk_replication.cli.connections import connections
 from cdk_replication.cli.errors import BadInput
-from cdk_replication.cli.tables import Connection, TableHandle, TableRef, check_distinct, check_same_key, describe_table
+from cdk_replication.cli.tables import (
+    Connection,
+    TableHandle,
+    TableRef,
+    check_distinct,
+    check_same_key,
+    describe_table,
+)
 from cdk_replication.cli.topology.published import (
     MULTI_ACTIVE,
     ONE_WAY,
@@ -17,6 +24,7 @@ from cdk_replication.cli.topology.published import (
     STATUS_PARAMETER,
     PublishedReplicator,
     identity_of,
+    location_id,
     read_replicator,
     read_status,
 )
@@ -67,13 +75,17 @@ def open_topology(args: argparse.Namespace, pool: int, role: str) -> Topology:
     others_conn, table_conn = connections(args)
     others = [describe_table(others_conn, TableRef.parse(t, "writer"), "writer", pool=pool) for t in args.tables[:-1]]
     table = describe_table(table_conn, TableRef.parse(args.tables[-1], role), role, pool=pool)
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str | None, str, str]] = set()
+    # A table is its (profile, region, name): the same region and name in another account (read with
+    # --target-profile) is another table, the usual disaster-recovery copy.
+    mine = (table_conn.profile, *identity_of(table.info))
     for other in others:
         check_distinct(other.info, table.info, others_conn.profile == table_conn.profile)
         check_same_key(other.info, table.info)
-        if identity_of(other.info) in seen or identity_of(other.info) == identity_of(table.info):
+        theirs = (others_conn.profile, *identity_of(other.info))
+        if theirs in seen or theirs == mine:
             raise BadInput(f"table {other.info.label()} is named twice: name each table once")
-        seen.add(identity_of(other.info))
+        seen.add(theirs)
     return Topology(others, table, others_conn, table_conn)
 
 
@@ -118,21 +130,51 @@ def require_status(topology: Topology, wanted: str, step: str) -> str:
 
 
 def require_senders(topology: Topology, plan: Plan) -> None:
-    """Refuse unless every writer's deployed replicator sends to the new table and (multi-active) every writer
-    of the topology is named: a copy made before a writer sends to the new table loses the changes made in
-    that writer between the copy's scan and the moment it starts sending."""
+    """Refuse unless every writer's deployed replicator sends to the new table (listed, its mapping enabled)
+    and, multi-active, every writer of the topology is named and the new region's own replicator sends to every
+    one of them: a copy made before a writer sends to the new table loses the changes made in that writer
+    between the copy's scan and the moment it starts sending."""
     new = topology.table.info
-    late = [w.info.label() for w, p in zip(topology.others, plan.published) if not p.sends_to(new)]
+    late = [(w.info.label(), _not_sending(p)) for w, p in zip(topology.others, plan.published) if not p.sends_to(new)]
     if late:
         raise BadInput(
-            f"the replicator of {', '.join(late)} does not send to {new.label()} yet (its published replicator "
-            f"parameter does not list it): {DEPLOY_JOINING}, and wait until the deployment has finished. "
+            f"the replicator of {', '.join(w for w, _ in late)} does not send to {new.label()} yet "
+            f"({'; '.join(why for _, why in late)}): {DEPLOY_JOINING}, and wait until the deployment has finished. "
             "Copying before then would lose the changes made in between"
         )
     if plan.mode != MULTI_ACTIVE:
         return
-    named = {identity_of(w.info) for w in topology.others} | {identity_of(new)}
-    for published in plan.published:
+    own = own_replicator(topology)
+    require_every_region(topology, plan, own)
+    missing = [location_id(w.info) for w in topology.others if own is None or not own.sends_to(w.info)]
+    if missing:
+        why = ("publishes no replicator parameter" if own is None
+               else f"does not send to {', '.join(missing)} ({_not_sending(own)})")
+        # The status parameter is not ordered after the replicator: once ACTIVE, the application's writes in
+        # the new region would never reach a region its replicator does not send to.
+        raise BadInput(f"the new region's replicator, {new.label()}, {why}: deploy its stack with every region "
+                       "in the app first (the application's writes there would never reach them)")
+
+
+def _not_sending(published: PublishedReplicator) -> str:
+    """Why a writer's replicator does not send to a table, from its published parameter."""
+    if not published.enabled:
+        return f"its event source mapping is deployed disabled: `enabled` is false in {published.parameter}"
+    return f"{published.parameter} does not list it"
+
+
+def own_replicator(topology: Topology) -> PublishedReplicator | None:
+    """The published ``replicator`` parameter of the table the command is about (a multi-active region is a
+    writer too), read with its own connection; ``None`` when it has none."""
+    return read_replicator(topology.table_conn, topology.table.info)
+
+
+def require_every_region(topology: Topology, plan: Plan, own: PublishedReplicator | None) -> None:
+    """Multi-active: refuse unless every table a named writer (or the table itself, ``own``) sends to is named:
+    a write made in the unnamed region may not have reached the others yet (``join`` would miss it, ``leave``
+    would call a region drained whose writes have not reached it)."""
+    named = {identity_of(w.info) for w in topology.others} | {identity_of(topology.table.info)}
+    for published in [*plan.published, *([own] if own else [])]:
         unnamed = sorted(set(published.targets) - named)
         if unnamed:
             regions = ", ".join(f"{region}:{name}" for region, name in unnamed)
