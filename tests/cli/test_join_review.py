@@ -58,8 +58,6 @@ def test_leave_refuses_when_a_region_of_the_topology_is_not_named(cli, tables, p
 # --- status ----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review: status trusts a join state file of an earlier table of the same "
-                   "name and says 'set ACTIVE' for an empty, never-copied table")
 def test_status_ignores_a_join_state_file_of_an_earlier_table_of_the_same_name(cli, tables, params):
     """``join`` refuses a state file whose ``tableCreated`` is not the table's (commit 40bbcc4), but ``status``
     reads the same file without that check: after the replica is deleted and created again (empty), it tells
@@ -256,8 +254,6 @@ def _same_name_tables(*clients: Any) -> str:
     return name
 
 
-@pytest.mark.xfail(strict=True, reason="review: status reads every table with the source profile and ignores "
-                   "--target-profile, so it cannot report a JOINING replica in another account")
 def test_status_reports_a_joining_replica_in_another_account(local, cli, params, monkeypatch, tmp_path):
     """The README's step 3 ("check where it stands") for a one-way replica in a DR account: ``status`` accepts
     ``--target-profile`` (the common options) and silently ignores it; the replica's table is looked up in the

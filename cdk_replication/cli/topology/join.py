@@ -54,6 +54,12 @@ def join_state_path(info: Any) -> Path:
     return default_state_path("join", region, name)
 
 
+def table_created(info: Any) -> str | None:
+    """The table's creation time as the join state file records it (its identity with the table's location)."""
+    created = info.description.get("CreationDateTime")
+    return str(created) if created is not None else None
+
+
 def cmd_join(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``join``: check steps 1-2, copy (step 3), verify (step 4), report; returns the exit code."""
     topology = open_topology(args, pool=args.segments + args.workers, role="new")
@@ -87,11 +93,10 @@ def cmd_join(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _join_state(args: argparse.Namespace, topology: Topology) -> StateFile:
     """The join state file (``--state-file`` or :func:`join_state_path`), resumed unless ``--restart``."""
-    created = topology.table.info.description.get("CreationDateTime")
     # The new table's creation time: a state file left by a join into an earlier table of the same name (deleted
     # and created again) is refused, not taken for this one's finished copy.
     identity = {"command": "join", "table": location_id(topology.table.info),
-                "tableCreated": str(created) if created is not None else None,
+                "tableCreated": table_created(topology.table.info),
                 "writers": sorted(location_id(w.info) for w in topology.others)}
     state = StateFile(args.state_file or join_state_path(topology.table.info), identity)
     if args.restart:

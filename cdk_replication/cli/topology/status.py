@@ -12,8 +12,8 @@ from cdk_replication.cli.options import VerifyOptions
 from cdk_replication.cli.output import print_json, say_unchecked
 from cdk_replication.cli.tables import TableRef, describe_table, probe_read
 from cdk_replication.cli.connections import connections
-from cdk_replication.cli.topology.join import NEXT_ACTIVE, join_state_path
-from cdk_replication.cli.topology.published import ONE_WAY, identity_of, location_id, read_replicator, read_status
+from cdk_replication.cli.topology.join import NEXT_ACTIVE, join_state_path, table_created
+from cdk_replication.cli.topology.published import ONE_WAY, location_id, read_replicator, read_status
 from cdk_replication.cli.topology.steps import (
     DEPLOY_JOINING,
     open_topology,
@@ -32,18 +32,20 @@ REMOVE = ("remove the location from the app, deploy, then `cdk destroy` its stac
 
 def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``status``: per table, its published status, which replicators send to it, the join's copy and
-    verification (from the join state file) and the next step; exit 0 (it only reads)."""
-    conn, _ = connections(args)
-    tables = [describe_table(conn, TableRef.parse(t, "table"), "table") for t in args.tables]
+    verification (from the join state file) and the next step; exit 0 (it only reads). The last table is read
+    with ``--target-profile``, the others with ``--source-profile`` (``--profile``), as ``join`` reads them."""
+    source_conn, target_conn = connections(args)
+    conns = [source_conn] * (len(args.tables) - 1) + [target_conn]
+    tables = [describe_table(c, TableRef.parse(t, "table"), "table") for c, t in zip(conns, args.tables)]
     notes = say_unchecked(err, *tables)
-    published = {identity_of(t.info): read_replicator(conn, t.info) for t in tables}
+    published = [read_replicator(c, t.info) for c, t in zip(conns, tables)]
     locations = []
-    for table in tables:
-        me = identity_of(table.info)
-        senders = {f"{r}:{n}": p.sends_to(table.info) for (r, n), p in published.items() if p and (r, n) != me}
-        entry: dict[str, Any] = {"table": f"{me[0]}:{me[1]}", "arn": table.info.arn,
-                                 "status": read_status(conn, table.info), "writer": published[me] is not None,
-                                 "sentToBy": senders, "join": _join_progress(table.info)}
+    for i, (conn, table) in enumerate(zip(conns, tables)):
+        senders = {location_id(other.info): p.sends_to(table.info)
+                   for j, (other, p) in enumerate(zip(tables, published)) if p and j != i}
+        entry: dict[str, Any] = {"table": location_id(table.info), "arn": table.info.arn,
+                                 "status": read_status(conn, table.info), "writer": published[i] is not None,
+                                 "sentToBy": senders, "join": _join_progress(table.info, notes, err)}
         entry["nextStep"] = _status_next_step(entry, args.tables)
         locations.append(entry)
     if args.json:
@@ -53,12 +55,20 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
-def _join_progress(info: Any) -> dict[str, Any] | None:
-    """What the join state file of ``info`` says (copies done, last verification), or ``None``."""
+def _join_progress(info: Any, notes: list[str], err: TextIO) -> dict[str, Any] | None:
+    """What the join state file of ``info`` says (copies done, last verification), or ``None``: no file, or a
+    file of another table (another location, or an earlier table of the same name, deleted and created again:
+    ``join``'s identity check), which is said on ``err`` (and in ``notes``) and ignored."""
     path = join_state_path(info)
     if not path.exists():
         return None
     data = json.loads(path.read_text())
+    expected = {"table": location_id(info), "tableCreated": table_created(info)}
+    stale = [f"{k} is {data.get(k)!r}, this table has {v!r}" for k, v in expected.items() if data.get(k) != v]
+    if stale:
+        notes.append(f"join state file {path} is ignored: it belongs to another table ({'; '.join(stale)})")
+        err.write(notes[-1] + "\n")
+        return None
     copies = {arn: {"done": bool(c.get("done")), "counts": c.get("counts", {})} for arn, c in data["copy"].items()}
     return {"copy": copies, "verified": data.get("verified"), "stateFile": str(path)}
 
