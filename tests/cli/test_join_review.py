@@ -83,8 +83,6 @@ def test_status_ignores_a_join_state_file_of_an_earlier_table_of_the_same_name(c
 # --- join: a failed key on a re-run ----------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review: a re-run of join never re-sends the keys that failed in the "
-                   "multi-active copy (every segment is saved as done), so the item is lost to NEW")
 def test_multi_active_join_rerun_sends_again_the_keys_that_failed(cli, tables, params, monkeypatch):
     """The copy of EAST fails one key (a throttle the retrier gave up on); join says "fix what failed, then run
     the same command again: it resumes". The re-run finds every segment of EAST saved as done, marks the copy
@@ -115,8 +113,6 @@ def test_multi_active_join_rerun_sends_again_the_keys_that_failed(cli, tables, p
     assert again.code == 0 and again.json()["inSync"], again.out
 
 
-@pytest.mark.xfail(strict=True, reason="review: an item join could not copy (no conflict attribute) is reported "
-                   "once, then a re-run reports the copy done with no failure")
 def test_multi_active_join_rerun_still_reports_an_item_it_could_not_copy(cli, tables, params):
     """An item without the conflict attribute (an application bug) cannot be ordered: the first run lists it as
     failed (rule 6: reported, not skipped). The re-run, with nothing fixed, reports every copy done, no failure

@@ -161,8 +161,7 @@ def _copy_multi_active(args: argparse.Namespace, writer: TableHandle, new: Table
     with Progress(render, err, enabled=not args.quiet):
         done = copy_region(writer, new, resync, state, segments=args.segments, workers=args.workers, stop=stop,
                            progress=progress)
-    done = done and not progress.counts["failed"]
-    listed = [{"key": to_json_item(k), "outcome": o, "reason": r} for k, o, r in progress.listed]
+    listed = [{"key": to_json_item(k), "outcome": o, "reason": r} for k, o, r in progress.listed()]
     return done, False, {"counts": dict(progress.counts), "listed": listed}
 
 
