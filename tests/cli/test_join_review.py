@@ -200,8 +200,6 @@ def test_one_way_join_into_another_account_with_the_same_region_and_name(local, 
 # --- leave: tombstones ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="review: leave compares tombstones as absent, so it says drained while a "
-                   "delete made in LEAVING has not reached a region that holds nothing yet")
 def test_leave_is_not_drained_while_a_delete_made_there_has_not_reached_another_region(cli, tables, params):
     """EAST created ``x`` (version 9); EU (now LEAVING) received it and deleted it (version 10); EU's replicator
     delivered the delete to EAST, but its delivery to WEST is still being retried, as is EAST's record of the

@@ -41,12 +41,15 @@ def _docs_policy(command: str, writers: list[str], table: str, name: str, mode: 
     # Multi-active, NEW (LEAVING) is a writer too: its own replicator parameter is read (does it send to all?).
     status = [parameter_arn(f"/cdk-replication/{name}/{p}", table, ACCOUNT)
               for p in ("status", "replicator")[:2 if mode == "MULTI_ACTIVE" else 1]]
+    # Multi-active, DescribeTimeToLive on every table: the tombstones' TTL attribute, for a published document
+    # without ttlAttribute (these tests' documents have none).
+    ttl = ["DescribeTimeToLive"] if mode == "MULTI_ACTIVE" else []
     if command == "join":
-        source = ["DescribeTable", "Scan", "GetItem"] + (["BatchGetItem"] if mode == "ONE_WAY" else [])
+        source = ["DescribeTable", "Scan", "GetItem"] + (["BatchGetItem"] if mode == "ONE_WAY" else ttl)
         target = ["DescribeTable", "Scan", "GetItem", "PutItem"] + (
-            ["BatchGetItem", "DeleteItem"] if mode == "ONE_WAY" else ["DescribeTimeToLive"])
+            ["BatchGetItem", "DeleteItem"] if mode == "ONE_WAY" else ttl)
     else:  # leave
-        source = target = ["DescribeTable", "Scan", "GetItem"]
+        source = target = ["DescribeTable", "Scan", "GetItem"] + ttl
     return {"Version": "2012-10-17", "Statement": [
         _allow(dynamo(source), source_tables), _allow(["ssm:GetParameter"], replicator),
         _allow(dynamo([a for a in target if a not in without]), [_arn(table, name)]), _allow(["ssm:GetParameter"], status)]}
@@ -138,8 +141,6 @@ def test_multi_active_join_status_and_leave_work_with_the_documented_permissions
     assert code == 0 and json.loads(out)["drained"], err + out
 
 
-@pytest.mark.xfail(strict=True, reason="review: docs/cli.md's join permissions (no DescribeTimeToLive on the "
-                   "writers) copy a writer's tombstone as a LIVE item when the tables' TTL attribute is not the default")
 def test_multi_active_join_with_the_documented_permissions_and_a_custom_ttl_attribute(served, ddb_local,
                                                                                       monkeypatch):
     """As above with ``replica_table_options.time_to_live_attribute="expires"``: the copy cannot read the
@@ -236,3 +237,34 @@ def test_join_copies_again_after_the_writer_stopped_sending_to_the_new_table_in_
     code, out, err = _cli(gateway, "join", *specs, "--json")
     copied = {i["pk"]["S"] for i in clients[EU].scan(TableName=name)["Items"]}
     assert code == 0 and copied == {"before", "meanwhile"}, (copied, out + err)
+
+
+def test_multi_active_join_refuses_when_the_ttl_attribute_cannot_be_read(served, ddb_local, monkeypatch):
+    """Without DescribeTimeToLive and with documents that do not name ttlAttribute, join stops (exit 2, the
+    permission named) before writing anything, rather than guess the default and copy a tombstone as an item."""
+    gateway, store = served
+    name, clients = _multi_active(ddb_local, store, ttl="expires")
+    policy = _docs_policy("join", [WEST, EAST], EU, name, "MULTI_ACTIVE", without=("DescribeTimeToLive",))
+    policy["Statement"][0]["Action"].remove("dynamodb:DescribeTimeToLive")  # the writers' too
+    _login(gateway, monkeypatch, policy, "no-ttl")
+    code, out, err = _cli(gateway, "join", f"{WEST}:{name}", f"{EAST}:{name}", f"{EU}:{name}")
+    assert code == 2 and "dynamodb:DescribeTimeToLive" in err, err + out
+    assert clients[EU].scan(TableName=name)["Count"] == 0
+
+
+def test_multi_active_join_reads_a_published_ttl_attribute_without_describe_time_to_live(served, ddb_local,
+                                                                                         monkeypatch):
+    """A document naming ``ttlAttribute`` needs no DescribeTimeToLive: the tombstone is copied as a tombstone."""
+    gateway, store = served
+    name, clients = _multi_active(ddb_local, store, ttl="expires")
+    for region in (WEST, EAST, EU):
+        parameter = f"/cdk-replication/{name}/replicator"
+        doc = json.loads(store.get(parameter, region=region, account=ACCOUNT).value)
+        store.put(parameter, json.dumps({**doc, "ttlAttribute": "expires"}), region=region, account=ACCOUNT)
+    policy = _docs_policy("join", [WEST, EAST], EU, name, "MULTI_ACTIVE", without=("DescribeTimeToLive",))
+    policy["Statement"][0]["Action"].remove("dynamodb:DescribeTimeToLive")
+    _login(gateway, monkeypatch, policy, "published-ttl")
+    code, out, err = _cli(gateway, "join", f"{WEST}:{name}", f"{EAST}:{name}", f"{EU}:{name}", "--json")
+    copied = {i["pk"]["S"]: i for i in clients[EU].scan(TableName=name)["Items"]}
+    assert "_rep_deleted" in copied["gone"] and "_rep_deleted" not in copied["live"], copied
+    assert code == 0, err + out

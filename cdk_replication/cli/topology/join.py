@@ -17,6 +17,7 @@ done, so after a verification that found the replica still catching up, running 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -42,6 +43,7 @@ from cdk_replication.cli.topology.steps import (
     published_plan,
     require_senders,
     require_status,
+    tombstone_ttl_attribute,
 )
 from cdk_replication.cli.verify import run_verify
 
@@ -66,7 +68,9 @@ def cmd_join(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     notes = say_unchecked(err, *topology.others, topology.table)
     require_status(topology, "JOINING", DEPLOY_JOINING)
     plan = published_plan(topology)
-    require_senders(topology, plan)
+    own = require_senders(topology, plan)
+    if plan.mode == MULTI_ACTIVE:
+        plan = dataclasses.replace(plan, ttl_attribute=tombstone_ttl_attribute(topology, plan, own))
     for writer in topology.others:
         probe_read(writer, "writer")
     if plan.mode != MULTI_ACTIVE:
@@ -147,7 +151,7 @@ def _copy_multi_active(args: argparse.Namespace, writer: TableHandle, new: Table
     """The multi-active copy of one region (:func:`copy_region`)."""
     assert plan.conflict is not None
     resync = MultiActiveResync(plan.conflict, Retrier(args.max_retries), plan.metadata_prefix,
-                               source_region=writer.info.region)
+                               source_region=writer.info.region, ttl_attribute=plan.ttl_attribute)
     progress = RegionCopy()
     started = time.monotonic()
 

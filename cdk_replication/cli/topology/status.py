@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from typing import Any, TextIO
 
@@ -21,7 +22,9 @@ from cdk_replication.cli.topology.steps import (
     published_plan,
     require_every_region,
     require_status,
+    tombstone_ttl_attribute,
 )
+from cdk_replication.cli.topology.drain import undelivered_deletes
 from cdk_replication.cli.verify import run_verify
 
 SET_LEAVING = ("set status=LocationStatus.LEAVING on the location, deploy, and stop the application's writes "
@@ -113,8 +116,10 @@ def status_text(locations: list[dict[str, Any]]) -> str:
 
 
 def cmd_leave(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """``leave``: refuse unless the table is LEAVING, then check it has drained (equal to every other region,
-    differences re-read with consistent reads); exit 0 when it may be removed, 1 when not yet."""
+    """``leave``: refuse unless the table is LEAVING and every region is named, then check it has drained
+    (equal to every other region, differences re-read with consistent reads, and each of its unexpired
+    tombstones held by every other region as the same or a later state); exit 0 when it may be removed, 1
+    when not yet."""
     topology = open_topology(args, pool=2 * args.segments + args.workers, role="leaving")
     notes = say_unchecked(err, *topology.others, topology.table)
     plan = published_plan(topology)
@@ -127,7 +132,9 @@ def cmd_leave(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     require_status(topology, "LEAVING", SET_LEAVING)
     # Every region must be compared: a write made in LEAVING that reached the named regions but not an unnamed
     # one would be stranded for good by the removal.
-    require_every_region(topology, plan, own_replicator(topology))
+    own = own_replicator(topology)
+    require_every_region(topology, plan, own)
+    plan = dataclasses.replace(plan, ttl_attribute=tombstone_ttl_attribute(topology, plan, own))
     probe_read(topology.table, "leaving")
     options = VerifyOptions(segments=args.segments, workers=args.workers, rate=args.rate,
                             metadata_prefix=plan.metadata_prefix, max_attempts=args.max_retries)
@@ -137,6 +144,11 @@ def cmd_leave(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         report["verify"][location_id(other.info)] = {
             "inSync": not result.differences_remain, "missing": len(result.missing), "extra": len(result.extra),
             "different": len(result.different)}
+    deletes = undelivered_deletes(topology.table, topology.others, plan, workers=args.workers,
+                                  max_attempts=args.max_retries)
+    for other, found in deletes.items():
+        report["verify"][other].update(deletes=found, inSync=report["verify"][other]["inSync"]
+                                       and not found["undelivered"])
     report["drained"] = all(v["inSync"] for v in report["verify"].values())
     report["nextStep"] = REMOVE if report["drained"] else (
         "wait until every replicator has caught up (IteratorAge near zero; check the failure destinations, "
@@ -149,7 +161,15 @@ def _leave_report(args: argparse.Namespace, out: TextIO, report: dict[str, Any])
     if args.json:
         print_json(out, report)
     else:
-        verdicts = [f"  against {arn}: {'equal' if v['inSync'] else 'differs'}" for arn, v in report["verify"].items()]
+        verdicts = [f"  against {arn}: {'equal' if v['inSync'] else 'differs'}"
+                    f"{_deletes_text(v.get('deletes'))}" for arn, v in report["verify"].items()]
         out.write("\n".join([f"leave {report['table']}: {'drained' if report['drained'] else 'NOT drained'}",
                              *verdicts, f"next step: {report['nextStep']}"]) + "\n")
     return EXIT_OK if report["drained"] else EXIT_INCOMPLETE
+
+
+def _deletes_text(deletes: dict[str, Any] | None) -> str:
+    """``; N of M deletes made here not there yet`` for the text report, or nothing."""
+    if not deletes or not deletes["undelivered"]:
+        return ""
+    return f"; {deletes['undelivered']:,} of its {deletes['tombstones']:,} deletes not there yet"

@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from cdk_replication._lambda.replicator import contract
 from cdk_replication.cli.conditions import LastWriterWins
 from cdk_replication.cli.connections import connections
-from cdk_replication.cli.errors import BadInput
+from cdk_replication.cli.errors import ACCESS_ERROR_CODES, BadInput, error_code, error_message
 from cdk_replication.cli.tables import (
     Connection,
     TableHandle,
@@ -58,12 +59,15 @@ class Plan:
         metadata_prefix: the replicators' metadata prefix.
         conflict: multi-active: the conflict attribute and strategy; ``None`` one-way.
         published: each writer's parameter, in the order of :attr:`Topology.others`.
+        ttl_attribute: multi-active: the tombstones' TTL attribute (:func:`tombstone_ttl_attribute`), set once
+            resolved; ``None`` before (and one-way).
     """
 
     mode: str
     metadata_prefix: str
     conflict: LastWriterWins | None
     published: list[PublishedReplicator]
+    ttl_attribute: str | None = None
 
 
 def open_topology(args: argparse.Namespace, pool: int, role: str) -> Topology:
@@ -129,11 +133,12 @@ def require_status(topology: Topology, wanted: str, step: str) -> str:
     raise BadInput(f"{table.label()}'s status ({name} in {table.region}) {found}, not {wanted}: {step} first")
 
 
-def require_senders(topology: Topology, plan: Plan) -> None:
+def require_senders(topology: Topology, plan: Plan) -> PublishedReplicator | None:
     """Refuse unless every writer's deployed replicator sends to the new table (listed, its mapping enabled)
     and, multi-active, every writer of the topology is named and the new region's own replicator sends to every
     one of them: a copy made before a writer sends to the new table loses the changes made in that writer
-    between the copy's scan and the moment it starts sending."""
+    between the copy's scan and the moment it starts sending. Returns the new region's own published
+    replicator (multi-active; ``None`` one-way)."""
     new = topology.table.info
     late = [(w.info.label(), _not_sending(p)) for w, p in zip(topology.others, plan.published) if not p.sends_to(new)]
     if late:
@@ -143,7 +148,7 @@ def require_senders(topology: Topology, plan: Plan) -> None:
             "Copying before then would lose the changes made in between"
         )
     if plan.mode != MULTI_ACTIVE:
-        return
+        return None
     own = own_replicator(topology)
     require_every_region(topology, plan, own)
     missing = [location_id(w.info) for w in topology.others if own is None or not own.sends_to(w.info)]
@@ -154,6 +159,7 @@ def require_senders(topology: Topology, plan: Plan) -> None:
         # the new region would never reach a region its replicator does not send to.
         raise BadInput(f"the new region's replicator, {new.label()}, {why}: deploy its stack with every region "
                        "in the app first (the application's writes there would never reach them)")
+    return own
 
 
 def _not_sending(published: PublishedReplicator) -> str:
@@ -183,3 +189,43 @@ def require_every_region(topology: Topology, plan: Plan, own: PublishedReplicato
                 "sends to it): name every existing region, since a write made there may not have reached the "
                 "others yet"
             )
+
+
+def tombstone_ttl_attribute(topology: Topology, plan: Plan, own: PublishedReplicator | None) -> str:
+    """The attribute the replicators write their tombstones' expiry to, which reading a tombstone needs (with
+    another, a tombstone no longer matches its marker and reads as a live item): the published ``ttlAttribute``;
+    from a document without it, every table's TTL setting (DescribeTimeToLive), refused when denied rather
+    than taken for the default (exit 2, the permission named).
+
+    Raises:
+        BadInput: denied, or the tables disagree (the construct gives every region the same).
+    """
+    published = [*plan.published, *([own] if own else [])]
+    names = {p.ttl_attribute for p in published}
+    if None in names:
+        default = contract.default_ttl_attribute(plan.metadata_prefix)
+        names = {_ttl_setting(handle, default) for handle in [*topology.others, topology.table]}
+    if len(names) != 1:
+        raise BadInput(f"the tables' tombstone TTL attributes differ ({sorted(map(str, names))}): deploy every "
+                       "region with the same replica_table_options.time_to_live_attribute")
+    return str(names.pop())
+
+
+def _ttl_setting(handle: TableHandle, default: str) -> str:
+    """``handle``'s TTL attribute when its TTL is on, else ``default`` (the replicator's)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        answer = handle.client.describe_time_to_live(TableName=handle.name)
+    except ClientError as exc:
+        if error_code(exc) in ACCESS_ERROR_CODES:
+            raise BadInput(
+                f"access denied: DescribeTimeToLive on {handle.info.label()} ({error_code(exc)}: "
+                f"{error_message(exc)}): its published replicator parameter names no ttlAttribute (deployed "
+                "before it was published), so the tombstones' TTL attribute must be read from the tables; grant "
+                "dynamodb:DescribeTimeToLive on every table, or deploy with this cdk-replication"
+            ) from None
+        raise
+    ttl = answer.get("TimeToLiveDescription", {})
+    on = ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and ttl.get("AttributeName")
+    return str(ttl["AttributeName"]) if on else default
