@@ -19,7 +19,19 @@ WEST, EAST, EU = "us-west-2", "us-east-1", "eu-west-1"
 
 
 class Parameters(dict):
-    """(region, name) -> value: the parameter store of every account, as ``get_parameter`` reads it."""
+    """(region, name) -> value: the parameter store of every account, as ``read_parameter`` reads it; each
+    parameter's version counts its writes, as SSM's does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.versions: dict[tuple[str, str], int] = {}
+
+    def __setitem__(self, key: tuple[str, str], value: str) -> None:
+        super().__setitem__(key, value)
+        self.versions[key] = self.versions.get(key, 0) + 1
+
+    def read(self, region: str, name: str) -> tuple[str, int] | None:
+        return (self[(region, name)], self.versions[(region, name)]) if (region, name) in self else None
 
     def status(self, region: str, table: str, value: str) -> None:
         self[(region, f"/cdk-replication/{table}/status")] = value
@@ -37,7 +49,7 @@ class Parameters(dict):
 @pytest.fixture()
 def params(monkeypatch: pytest.MonkeyPatch) -> Parameters:
     store = Parameters()
-    monkeypatch.setattr(published, "get_parameter", lambda conn, region, name: store.get((region, name)))
+    monkeypatch.setattr(published, "read_parameter", lambda conn, region, name: store.read(region, name))
     return store
 
 

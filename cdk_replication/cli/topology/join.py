@@ -34,7 +34,13 @@ from cdk_replication.cli.redrive.multi_active import MultiActiveResync
 from cdk_replication.cli.state import StateFile, default_state_path
 from cdk_replication.cli.tables import TableHandle, probe_batch_get, probe_read, probe_write
 from cdk_replication.cli.topology.copy import RegionCopy, copy_region
-from cdk_replication.cli.topology.published import MULTI_ACTIVE, identity_of, location_id
+from cdk_replication.cli.topology.published import (
+    MULTI_ACTIVE,
+    PublishedReplicator,
+    identity_of,
+    location_id,
+    read_replicator,
+)
 from cdk_replication.cli.topology.steps import (
     DEPLOY_JOINING,
     Plan,
@@ -115,30 +121,63 @@ def _join_state(args: argparse.Namespace, topology: Topology) -> StateFile:
 def _copy_all(args: argparse.Namespace, topology: Topology, plan: Plan, state: StateFile,
               report: dict[str, Any], err: TextIO) -> tuple[bool, bool]:
     """Step 3 for every writer not copied yet; returns ``(every copy done, interrupted)``."""
-    for writer in topology.others:
-        entry = state.data["copy"].get(location_id(writer.info)) or {}
+    for writer, published in zip(topology.others, plan.published):
+        name = location_id(writer.info)
+        again = _start_copy(state, name, published)
+        entry = state.data["copy"][name]
         if entry.get("done"):
-            report["copy"][location_id(writer.info)] = {"done": True, "counts": entry.get("counts", {}), "resumed": True}
+            report["copy"][name] = {"done": True, "counts": entry.get("counts", {}), "resumed": True}
             continue
         if plan.mode == MULTI_ACTIVE:
             done, interrupted, result = _copy_multi_active(args, writer, topology.table, plan, state, err)
         else:
-            done, interrupted, result = _copy_one_way(args, writer, topology.table, plan, err)
+            done, interrupted, result = _copy_one_way(args, writer, topology.table, plan, err, restart=again)
+        changed = _parameter_changed(topology, writer, published)
         with state.lock:
-            entry = state.data["copy"].setdefault(location_id(writer.info), {})
-            entry.update(done=done, counts=result["counts"])
+            entry = state.data["copy"][name]
+            entry.update(done=done and not changed, counts=result["counts"])
+            if changed:
+                entry["parameterVersion"] = None  # the next run copies again
             state.save()
-        report["copy"][location_id(writer.info)] = {"done": done, **result}
-        if not done:
+        report["copy"][name] = {"done": entry["done"], **result, **({"copiedAgain": again} if again else {}),
+                                **({"parameterChanged": changed} if changed else {})}
+        if not entry["done"]:
             return False, interrupted
     return True, False
 
 
+def _start_copy(state: StateFile, name: str, published: PublishedReplicator) -> str | None:
+    """Record the writer's parameter version the copy from ``name`` is made under. A copy (done or under way)
+    made under another version is started again: the parameter changed since, so the writer's replicator may
+    have stopped sending to NEW for a while (a rollback, an older app deployed), and the changes made then
+    reached NEW by no record. Returns why it is copied again, or ``None``."""
+    with state.lock:
+        entry = state.data["copy"].get(name)
+        again = None
+        if entry is not None and entry.get("parameterVersion") != published.version:
+            again = (f"{published.parameter} in {published.region} changed since the copy (version "
+                     f"{entry.get('parameterVersion')} -> {published.version}): copied again")
+            entry = None
+        if entry is None:
+            state.data["copy"][name] = {"segments": {}, "done": False, "parameterVersion": published.version}
+            state.save()
+        return again
+
+
+def _parameter_changed(topology: Topology, writer: TableHandle, published: PublishedReplicator) -> str | None:
+    """Why the copy from ``writer`` cannot be trusted: its parameter changed during the copy; else ``None``."""
+    now = read_replicator(topology.others_conn, writer.info)
+    if now is not None and now.version == published.version:
+        return None
+    return (f"{published.parameter} in {published.region} changed during the copy (version {published.version} -> "
+            f"{None if now is None else now.version}): run the same command again, it copies again")
+
+
 def _copy_one_way(args: argparse.Namespace, source: TableHandle, new: TableHandle,
-                  plan: Plan, err: TextIO) -> tuple[bool, bool, dict[str, Any]]:
-    """The one-way copy: ``backfill``, with its own state file (resumed by a re-run)."""
+                  plan: Plan, err: TextIO, *, restart: bool | str | None = False) -> tuple[bool, bool, dict[str, Any]]:
+    """The one-way copy: ``backfill``, with its own state file (resumed by a re-run unless ``restart``)."""
     options = BackfillOptions(segments=args.segments, workers=args.workers, rate=args.rate,
-                              max_attempts=args.max_retries, restart=args.restart,
+                              max_attempts=args.max_retries, restart=bool(args.restart or restart),
                               metadata_prefix=plan.metadata_prefix)
     result = run_backfill(source, new, options, progress_stream=err, show_progress=not args.quiet)
     failures = [{"key": to_json_item(key), "reason": reason} for key, reason in result.failures[:100]]

@@ -105,8 +105,8 @@ class PublishedReplicator:
         return self.enabled and identity_of(info) in self.targets
 
 
-def get_parameter(conn: Connection, region: str, name: str) -> str | None:
-    """The value of parameter ``name`` in ``region`` (``None`` when it does not exist).
+def read_parameter(conn: Connection, region: str, name: str) -> tuple[str, int | None] | None:
+    """The value and SSM version of parameter ``name`` in ``region`` (``None`` when it does not exist).
 
     Raises:
         BadInput: access denied (names ``ssm:GetParameter`` and the parameter).
@@ -116,7 +116,7 @@ def get_parameter(conn: Connection, region: str, name: str) -> str | None:
     own = os.environ.get("AWS_ENDPOINT_URL_SSM")  # as redrive honours AWS_ENDPOINT_URL_<SERVICE>
     client = (dataclasses.replace(conn, endpoint_url=own) if own else conn).client("ssm", region)
     try:
-        return str(client.get_parameter(Name=name)["Parameter"]["Value"])
+        found = client.get_parameter(Name=name)["Parameter"]
     except ClientError as exc:
         code = error_code(exc)
         if code == "ParameterNotFound":
@@ -126,6 +126,15 @@ def get_parameter(conn: Connection, region: str, name: str) -> str | None:
                            "grant ssm:GetParameter on arn:aws:ssm:<region>:<account>:parameter/cdk-replication/*"
                            ) from None
         raise
+    version = found.get("Version")
+    return str(found["Value"]), None if version is None else int(version)
+
+
+def get_parameter(conn: Connection, region: str, name: str) -> str | None:
+    """The value of parameter ``name`` in ``region`` (``None`` when it does not exist); see
+    :func:`read_parameter`."""
+    found = read_parameter(conn, region, name)
+    return None if found is None else found[0]
 
 
 def read_status(conn: Connection, info: TableInfo) -> str | None:
@@ -137,5 +146,5 @@ def read_status(conn: Connection, info: TableInfo) -> str | None:
 def read_replicator(conn: Connection, info: TableInfo) -> PublishedReplicator | None:
     """The published ``replicator`` parameter of writer table ``info``; ``None`` when it has none."""
     name = REPLICATOR_PARAMETER.format(table=identity_of(info)[1])
-    text = get_parameter(conn, info.region, name)
-    return None if text is None else PublishedReplicator.parse(name, info.region, text)
+    found = read_parameter(conn, info.region, name)
+    return None if found is None else PublishedReplicator.parse(name, info.region, *found)
