@@ -265,3 +265,31 @@ def test_a_join_state_file_of_an_earlier_table_of_the_same_name_is_refused(cli, 
     assert refused.code == 2 and "belongs to another run (tableCreated" in refused.err, refused.err
     again = cli("join", f"{WEST}:{name}", f"{EU}:{name}", "--restart")
     assert again.code == 0 and _visible(_items(replica, name)) == _visible(_items(source, name))
+
+
+def test_multi_active_join_does_not_trust_a_copy_during_which_a_writer_parameter_changed(cli, tables, params,
+                                                                                        monkeypatch):
+    """WEST's replicator parameter is published again while its copy runs (a deploy: it may have stopped
+    sending to EU in between): the copy is not done, and the next run copies WEST again."""
+    from cdk_replication.cli.topology import copy
+
+    name, clients = _multi_active(tables, params)
+    clients[EAST].put_item(TableName=name, Item=_items(clients[WEST], name)["gone"])  # converged regions
+    clients[WEST].put_item(TableName=name, Item=_items(clients[EAST], name)["late"])
+    real, key = copy.send_current_state, (WEST, f"/cdk-replication/{name}/replicator")
+
+    def redeployed(*args: Any) -> Any:
+        if params.versions[key] == 1:
+            params[key] = params[key]  # the same document, a new version
+        return real(*args)
+
+    monkeypatch.setattr(copy, "send_current_state", redeployed)
+    specs = (f"{WEST}:{name}", f"{EAST}:{name}", f"{EU}:{name}")
+    first = cli("join", *specs, "--json")
+    report = first.json()
+    assert first.code == 1 and "changed during the copy" in report["nextStep"], first.out
+    assert not report["copy"][f"{WEST}:{name}"]["done"]
+    monkeypatch.setattr(copy, "send_current_state", real)
+    again = cli("join", *specs, "--json")
+    assert again.code == 0 and again.json()["inSync"], again.out
+    assert "copied again" in again.json()["copy"][f"{WEST}:{name}"]["copiedAgain"]

@@ -227,6 +227,9 @@ def _next_step(report: dict[str, Any], copied: bool, interrupted: bool) -> str:
     """What the user does next, in one line."""
     if interrupted:
         return "run the same command again to resume the copy"
+    changed = [c["parameterChanged"] for c in report["copy"].values() if c.get("parameterChanged")]
+    if changed:
+        return changed[0]
     if not copied:
         return "fix what failed (listed), then run the same command again: it resumes"
     if not report["inSync"]:
@@ -243,6 +246,7 @@ def join_text(report: dict[str, Any]) -> str:
         counts = ", ".join(f"{v:,} {k}" for k, v in sorted(copy.get("counts", {}).items()))
         state = "done" if copy["done"] else "NOT done"
         lines.append(f"  3. copy from {arn}: {state}{' (earlier run)' if copy.get('resumed') else ''}: {counts}")
+        lines += [f"       {copy[k]}" for k in ("copiedAgain", "parameterChanged") if copy.get(k)]
         lines += [f"       {e['key']}: {e.get('outcome', 'failed')}: {e['reason']}" for e in copy.get("listed", [])]
     for arn, found in report["verify"].items():
         verdict = "in sync" if found["inSync"] else (
