@@ -293,3 +293,13 @@ def test_multi_active_join_does_not_trust_a_copy_during_which_a_writer_parameter
     again = cli("join", *specs, "--json")
     assert again.code == 0 and again.json()["inSync"], again.out
     assert "copied again" in again.json()["copy"][f"{WEST}:{name}"]["copiedAgain"]
+
+
+def test_join_refuses_a_table_named_as_writer_and_new(cli, tables, params):
+    """The same table twice (same region, name and credentials) is refused before anything is read or written;
+    another account's table of the same region and name is another table (test_join_review.py)."""
+    name, source, _ = _one_way(tables, params)
+    params.status(WEST, name, "JOINING")
+    params.replicator(WEST, name, [(WEST, name)])
+    run = cli("join", f"{WEST}:{name}", f"{WEST}:{name}")
+    assert run.code == 2 and ("named twice" in run.err or "the same table" in run.err), run.err

@@ -11,8 +11,10 @@ from cdk_replication.cli.conditions import LastWriterWins
 from cdk_replication.cli.connections import connections
 from cdk_replication.cli.errors import ACCESS_ERROR_CODES, BadInput, error_code, error_message
 from cdk_replication.cli.tables import (
+    PLACEHOLDER_ACCOUNT,
     Connection,
     TableHandle,
+    TableInfo,
     TableRef,
     check_distinct,
     check_same_key,
@@ -79,18 +81,26 @@ def open_topology(args: argparse.Namespace, pool: int, role: str) -> Topology:
     others_conn, table_conn = connections(args)
     others = [describe_table(others_conn, TableRef.parse(t, "writer"), "writer", pool=pool) for t in args.tables[:-1]]
     table = describe_table(table_conn, TableRef.parse(args.tables[-1], role), role, pool=pool)
-    seen: set[tuple[str | None, str, str]] = set()
-    # A table is its (profile, region, name): the same region and name in another account (read with
-    # --target-profile) is another table, the usual disaster-recovery copy.
-    mine = (table_conn.profile, *identity_of(table.info))
+    seen: set[tuple[str, str]] = set()
     for other in others:
         check_distinct(other.info, table.info, others_conn.profile == table_conn.profile)
         check_same_key(other.info, table.info)
-        theirs = (others_conn.profile, *identity_of(other.info))
-        if theirs in seen or theirs == mine:
+        if identity_of(other.info) in seen or _same_table(other.info, table.info, others_conn, table_conn):
             raise BadInput(f"table {other.info.label()} is named twice: name each table once")
-        seen.add(theirs)
+        seen.add(identity_of(other.info))  # the writers are all read with one profile
     return Topology(others, table, others_conn, table_conn)
+
+
+def _same_table(a: TableInfo, b: TableInfo, a_conn: Connection, b_conn: Connection) -> bool:
+    """Whether ``a`` and ``b`` are one table: the same region and name in the same account. The same region and
+    name in another account is another table (the usual disaster-recovery copy); the account is the ARN's
+    where the endpoint reports real ones, else (DynamoDB Local's placeholder) told apart by the profile."""
+    if identity_of(a) != identity_of(b):
+        return False
+    accounts = {a.arn.split(":")[4], b.arn.split(":")[4]}
+    if PLACEHOLDER_ACCOUNT not in accounts:
+        return len(accounts) == 1
+    return a_conn.profile == b_conn.profile
 
 
 def published_plan(topology: Topology) -> Plan:
