@@ -22,6 +22,7 @@ from typing import Any
 from aws_cdk import CfnOutput, CfnResource, Stack
 from aws_cdk import aws_ssm as ssm
 
+from ._lambda.replicator import contract
 from .errors import ReplicationConfigError
 from .model import ConflictStrategy, LocationStatus, ReplicationTarget, ResolvedTable
 from .physical_names import (
@@ -97,6 +98,11 @@ def replicator_document(
         # The mapping as deployed: while False (created disabled, a replica waiting for its export) nothing is
         # sent to the targets, so a reader must not take them as replicated to (`join` checks it).
         "enabled": replicator.enabled,
+        # Where its tombstones carry their expiry: a reader of a tombstone needs it (with another attribute a
+        # tombstone no longer matches its marker and reads as a live item), and `join` would otherwise need
+        # DescribeTimeToLive on every table.
+        "ttlAttribute": replicator.environment.get(contract.TTL_ATTRIBUTE)
+        or contract.default_ttl_attribute(replicator.options.metadata_prefix),
         "targets": [target_entry(t, statuses.get(t.table, LocationStatus.ACTIVE)) for t in replicator.targets],
     }
 

@@ -23,6 +23,8 @@ _NAME_RE = re.compile(rf"^{_NAME}$")
 
 # DynamoDB Local writes this account into every ARN, whichever access key selected the database.
 _DYNAMODB_LOCAL_ACCOUNT = "000000000000"
+#: The account DynamoDB Local reports in every ARN (no account can be told from it).
+PLACEHOLDER_ACCOUNT = _DYNAMODB_LOCAL_ACCOUNT
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,19 @@ WEST, EAST, EU = "us-west-2", "us-east-1", "eu-west-1"
 
 
 class Parameters(dict):
-    """(region, name) -> value: the parameter store of every account, as ``get_parameter`` reads it."""
+    """(region, name) -> value: the parameter store of every account, as ``read_parameter`` reads it; each
+    parameter's version counts its writes, as SSM's does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.versions: dict[tuple[str, str], int] = {}
+
+    def __setitem__(self, key: tuple[str, str], value: str) -> None:
+        super().__setitem__(key, value)
+        self.versions[key] = self.versions.get(key, 0) + 1
+
+    def read(self, region: str, name: str) -> tuple[str, int] | None:
+        return (self[(region, name)], self.versions[(region, name)]) if (region, name) in self else None
 
     def status(self, region: str, table: str, value: str) -> None:
         self[(region, f"/cdk-replication/{table}/status")] = value
@@ -37,7 +49,7 @@ class Parameters(dict):
 @pytest.fixture()
 def params(monkeypatch: pytest.MonkeyPatch) -> Parameters:
     store = Parameters()
-    monkeypatch.setattr(published, "get_parameter", lambda conn, region, name: store.get((region, name)))
+    monkeypatch.setattr(published, "read_parameter", lambda conn, region, name: store.read(region, name))
     return store
 
 
@@ -253,3 +265,41 @@ def test_a_join_state_file_of_an_earlier_table_of_the_same_name_is_refused(cli, 
     assert refused.code == 2 and "belongs to another run (tableCreated" in refused.err, refused.err
     again = cli("join", f"{WEST}:{name}", f"{EU}:{name}", "--restart")
     assert again.code == 0 and _visible(_items(replica, name)) == _visible(_items(source, name))
+
+
+def test_multi_active_join_does_not_trust_a_copy_during_which_a_writer_parameter_changed(cli, tables, params,
+                                                                                        monkeypatch):
+    """WEST's replicator parameter is published again while its copy runs (a deploy: it may have stopped
+    sending to EU in between): the copy is not done, and the next run copies WEST again."""
+    from cdk_replication.cli.topology import copy
+
+    name, clients = _multi_active(tables, params)
+    clients[EAST].put_item(TableName=name, Item=_items(clients[WEST], name)["gone"])  # converged regions
+    clients[WEST].put_item(TableName=name, Item=_items(clients[EAST], name)["late"])
+    real, key = copy.send_current_state, (WEST, f"/cdk-replication/{name}/replicator")
+
+    def redeployed(*args: Any) -> Any:
+        if params.versions[key] == 1:
+            params[key] = params[key]  # the same document, a new version
+        return real(*args)
+
+    monkeypatch.setattr(copy, "send_current_state", redeployed)
+    specs = (f"{WEST}:{name}", f"{EAST}:{name}", f"{EU}:{name}")
+    first = cli("join", *specs, "--json")
+    report = first.json()
+    assert first.code == 1 and "changed during the copy" in report["nextStep"], first.out
+    assert not report["copy"][f"{WEST}:{name}"]["done"]
+    monkeypatch.setattr(copy, "send_current_state", real)
+    again = cli("join", *specs, "--json")
+    assert again.code == 0 and again.json()["inSync"], again.out
+    assert "copied again" in again.json()["copy"][f"{WEST}:{name}"]["copiedAgain"]
+
+
+def test_join_refuses_a_table_named_as_writer_and_new(cli, tables, params):
+    """The same table twice (same region, name and credentials) is refused before anything is read or written;
+    another account's table of the same region and name is another table (test_join_review.py)."""
+    name, source, _ = _one_way(tables, params)
+    params.status(WEST, name, "JOINING")
+    params.replicator(WEST, name, [(WEST, name)])
+    run = cli("join", f"{WEST}:{name}", f"{WEST}:{name}")
+    assert run.code == 2 and ("named twice" in run.err or "the same table" in run.err), run.err

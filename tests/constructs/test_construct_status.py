@@ -86,6 +86,7 @@ def test_the_writer_publishes_exactly_what_its_function_sends_to(joining_one_way
         "version": 1, "mode": "ONE_WAY", "changeSource": "DYNAMODB_STREAMS",
         "source": _arn("us-west-2", "Employee"), "function": "Employee-us-west-2-replicator",
         "metadataPrefix": "_rep_", "conflictAttribute": None, "conflictStrategy": None, "enabled": True,
+        "ttlAttribute": "_rep_expiresAt",
         "targets": [
             {"table": _arn("us-east-1", "Employee"), "status": "ACTIVE", "transform": None},
             {"table": _arn("eu-west-1", "Employee", OTHER_ACCOUNT), "status": "JOINING", "transform": None},
@@ -165,6 +166,18 @@ def test_multi_active_regions_publish_statuses_and_each_replicator_its_targets()
         assert document["source"] == _arn(region, "Profiles")
         assert {t["table"]: t["status"] for t in document["targets"]} == {
             _arn(other, "Profiles"): value for other, value in statuses.items() if other != region}
+
+
+def test_every_multi_active_replicator_publishes_the_attribute_its_tombstones_expire_on():
+    """`join` and `leave` read tombstones with it (another attribute reads a tombstone as a live item), without
+    needing DescribeTimeToLive on every table."""
+    app = cdk.App()
+    construct = ReplicatedTable(
+        app, "Profiles", source=_source(), partition_key=PK, mode=ReplicationMode.MULTI_ACTIVE,
+        replicas=[TableLocation(region="eu-west-1", status=JOINING)], time_to_live_attribute="expires",
+    )
+    for template in _templates(construct).values():
+        assert _published(template, "Profiles")["ttlAttribute"] == "expires"
 
 
 # --- synth-time rules ----------------------------------------------------------------------------------------

@@ -20,13 +20,14 @@ done, so after a verification that found the replica still catching up, running 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import threading
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
 from cdk_replication.cli.backfill import BackfillOptions, run_backfill
-from cdk_replication.cli.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK
+from cdk_replication.cli.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, BadInput
 from cdk_replication.cli.items import to_json_item
 from cdk_replication.cli.options import VerifyOptions
 from cdk_replication.cli.output import print_json, say_unchecked
@@ -36,8 +37,14 @@ from cdk_replication.cli.redrive.multi_active import MultiActiveResync
 from cdk_replication.cli.state import StateFile, default_state_path
 from cdk_replication.cli.tables import TableHandle, probe_batch_get, probe_read, probe_write
 from cdk_replication.cli.topology.copy import RegionCopy, copy_region
-from cdk_replication.cli.topology.published import MULTI_ACTIVE, identity_of, location_id
-from cdk_replication.cli.transforms import ReplicaView, published_entry, refuse_multi_active, view_for
+from cdk_replication.cli.topology.published import (
+    MULTI_ACTIVE,
+    PublishedReplicator,
+    identity_of,
+    location_id,
+    read_replicator,
+)
+from cdk_replication.cli.transforms import IDENTITY, ReplicaView, published_entry, refuse_multi_active, view_for
 from cdk_replication.cli.topology.steps import (
     DEPLOY_JOINING,
     Plan,
@@ -46,6 +53,7 @@ from cdk_replication.cli.topology.steps import (
     published_plan,
     require_senders,
     require_status,
+    tombstone_ttl_attribute,
 )
 from cdk_replication.cli.verify import run_verify
 
@@ -58,17 +66,27 @@ def join_state_path(info: Any) -> Path:
     return default_state_path("join", region, name)
 
 
+def table_created(info: Any) -> str | None:
+    """The table's creation time as the join state file records it (its identity with the table's location)."""
+    created = info.description.get("CreationDateTime")
+    return str(created) if created is not None else None
+
+
 def cmd_join(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``join``: check steps 1-2, copy (step 3), verify (step 4), report; returns the exit code."""
     topology = open_topology(args, pool=args.segments + args.workers, role="new")
     notes = say_unchecked(err, *topology.others, topology.table)
     require_status(topology, "JOINING", DEPLOY_JOINING)
     plan = published_plan(topology)
-    require_senders(topology, plan)
+    own = require_senders(topology, plan)
+    if plan.mode == MULTI_ACTIVE:
+        plan = dataclasses.replace(plan, ttl_attribute=tombstone_ttl_attribute(topology, plan, own))
     view = _join_view(topology, plan, notes)
     for writer in topology.others:
         probe_read(writer, "writer")
-    probe_batch_get(topology.table, "new")
+    if plan.mode != MULTI_ACTIVE:
+        # Only the one-way backfill's check reads NEW in batches; least privilege: probe what the mode uses.
+        probe_batch_get(topology.table, "new")
     probe_write(topology.table, "new", delete=plan.mode != MULTI_ACTIVE)
     state = _join_state(args, topology)
     report: dict[str, Any] = {"command": "join", "table": location_id(topology.table.info), "mode": plan.mode,
@@ -94,6 +112,13 @@ def _join_view(topology: Topology, plan: Plan, notes: list[str]) -> ReplicaView:
     """How the new table holds the writers' items: its replica transform, from each writer's published
     parameter (already read), under the same safety net as ``backfill`` (a tagged table is never written
     without its transform). A transformed table is one-way only: refused for a multi-active join."""
+    if plan.mode == MULTI_ACTIVE:
+        # A transform is one-way (the construct refuses it for multi-active), so a multi-active join reads no
+        # tags (least privilege); a published transform is still refused.
+        if any(p.transforms.get(identity_of(topology.table.info)) for p in plan.published):
+            raise BadInput(f"{location_id(topology.table.info)} is published with a replica transform, which is "
+                           "one-way only: a multi-active region cannot join as a transformed copy")
+        return IDENTITY
     views = [view_for(topology.others_conn, topology.table,
                       published_entry(p.parameter, p.region, p.transforms.get(identity_of(topology.table.info))),
                       notes=notes)
@@ -105,11 +130,10 @@ def _join_view(topology: Topology, plan: Plan, notes: list[str]) -> ReplicaView:
 
 def _join_state(args: argparse.Namespace, topology: Topology) -> StateFile:
     """The join state file (``--state-file`` or :func:`join_state_path`), resumed unless ``--restart``."""
-    created = topology.table.info.description.get("CreationDateTime")
     # The new table's creation time: a state file left by a join into an earlier table of the same name (deleted
     # and created again) is refused, not taken for this one's finished copy.
     identity = {"command": "join", "table": location_id(topology.table.info),
-                "tableCreated": str(created) if created is not None else None,
+                "tableCreated": table_created(topology.table.info),
                 "writers": sorted(location_id(w.info) for w in topology.others)}
     state = StateFile(args.state_file or join_state_path(topology.table.info), identity)
     if args.restart:
@@ -124,31 +148,65 @@ def _join_state(args: argparse.Namespace, topology: Topology) -> StateFile:
 def _copy_all(args: argparse.Namespace, topology: Topology, plan: Plan, view: ReplicaView, state: StateFile,
               report: dict[str, Any], err: TextIO) -> tuple[bool, bool]:
     """Step 3 for every writer not copied yet; returns ``(every copy done, interrupted)``."""
-    for writer in topology.others:
-        entry = state.data["copy"].get(location_id(writer.info)) or {}
+    for writer, published in zip(topology.others, plan.published):
+        name = location_id(writer.info)
+        again = _start_copy(state, name, published)
+        entry = state.data["copy"][name]
         if entry.get("done"):
-            report["copy"][location_id(writer.info)] = {"done": True, "counts": entry.get("counts", {}), "resumed": True}
+            report["copy"][name] = {"done": True, "counts": entry.get("counts", {}), "resumed": True}
             continue
         if plan.mode == MULTI_ACTIVE:
             done, interrupted, result = _copy_multi_active(args, writer, topology.table, plan, state, err)
         else:
-            done, interrupted, result = _copy_one_way(args, writer, topology.table, plan, view, err)
+            done, interrupted, result = _copy_one_way(args, writer, topology.table, plan, view, err,
+                                                      restart=again)
+        changed = _parameter_changed(topology, writer, published)
         with state.lock:
-            entry = state.data["copy"].setdefault(location_id(writer.info), {})
-            entry.update(done=done, counts=result["counts"])
+            entry = state.data["copy"][name]
+            entry.update(done=done and not changed, counts=result["counts"])
+            if changed:
+                entry["parameterVersion"] = None  # the next run copies again
             state.save()
-        report["copy"][location_id(writer.info)] = {"done": done, **result}
-        if not done:
+        report["copy"][name] = {"done": entry["done"], **result, **({"copiedAgain": again} if again else {}),
+                                **({"parameterChanged": changed} if changed else {})}
+        if not entry["done"]:
             return False, interrupted
     return True, False
 
 
+def _start_copy(state: StateFile, name: str, published: PublishedReplicator) -> str | None:
+    """Record the writer's parameter version the copy from ``name`` is made under. A copy (done or under way)
+    made under another version is started again: the parameter changed since, so the writer's replicator may
+    have stopped sending to NEW for a while (a rollback, an older app deployed), and the changes made then
+    reached NEW by no record. Returns why it is copied again, or ``None``."""
+    with state.lock:
+        entry = state.data["copy"].get(name)
+        again = None
+        if entry is not None and entry.get("parameterVersion") != published.version:
+            again = (f"{published.parameter} in {published.region} changed since the copy (version "
+                     f"{entry.get('parameterVersion')} -> {published.version}): copied again")
+            entry = None
+        if entry is None:
+            state.data["copy"][name] = {"segments": {}, "done": False, "parameterVersion": published.version}
+            state.save()
+        return again
+
+
+def _parameter_changed(topology: Topology, writer: TableHandle, published: PublishedReplicator) -> str | None:
+    """Why the copy from ``writer`` cannot be trusted: its parameter changed during the copy; else ``None``."""
+    now = read_replicator(topology.others_conn, writer.info)
+    if now is not None and now.version == published.version:
+        return None
+    return (f"{published.parameter} in {published.region} changed during the copy (version {published.version} -> "
+            f"{None if now is None else now.version}): run the same command again, it copies again")
+
+
 def _copy_one_way(args: argparse.Namespace, source: TableHandle, new: TableHandle, plan: Plan, view: ReplicaView,
-                  err: TextIO) -> tuple[bool, bool, dict[str, Any]]:
+                  err: TextIO, *, restart: bool | str | None = False) -> tuple[bool, bool, dict[str, Any]]:
     """The one-way copy: ``backfill`` (each item transformed by ``view``), with its own state file (resumed by a
-    re-run)."""
+    re-run unless ``restart``)."""
     options = BackfillOptions(segments=args.segments, workers=args.workers, rate=args.rate,
-                              max_attempts=args.max_retries, restart=args.restart,
+                              max_attempts=args.max_retries, restart=bool(args.restart or restart),
                               metadata_prefix=plan.metadata_prefix, view=view)
     result = run_backfill(source, new, options, progress_stream=err, show_progress=not args.quiet)
     failures = [{"key": to_json_item(key), "reason": reason} for key, reason in result.failures[:100]]
@@ -161,7 +219,7 @@ def _copy_multi_active(args: argparse.Namespace, writer: TableHandle, new: Table
     """The multi-active copy of one region (:func:`copy_region`)."""
     assert plan.conflict is not None
     resync = MultiActiveResync(plan.conflict, Retrier(args.max_retries), plan.metadata_prefix,
-                               source_region=writer.info.region)
+                               source_region=writer.info.region, ttl_attribute=plan.ttl_attribute)
     progress = RegionCopy()
     started = time.monotonic()
 
@@ -175,8 +233,7 @@ def _copy_multi_active(args: argparse.Namespace, writer: TableHandle, new: Table
     with Progress(render, err, enabled=not args.quiet):
         done = copy_region(writer, new, resync, state, segments=args.segments, workers=args.workers, stop=stop,
                            progress=progress)
-    done = done and not progress.counts["failed"]
-    listed = [{"key": to_json_item(k), "outcome": o, "reason": r} for k, o, r in progress.listed]
+    listed = [{"key": to_json_item(k), "outcome": o, "reason": r} for k, o, r in progress.listed()]
     return done, False, {"counts": dict(progress.counts), "listed": listed}
 
 
@@ -201,6 +258,9 @@ def _next_step(report: dict[str, Any], copied: bool, interrupted: bool) -> str:
     """What the user does next, in one line."""
     if interrupted:
         return "run the same command again to resume the copy"
+    changed = [c["parameterChanged"] for c in report["copy"].values() if c.get("parameterChanged")]
+    if changed:
+        return changed[0]
     if not copied:
         return "fix what failed (listed), then run the same command again: it resumes"
     if not report["inSync"]:
@@ -217,6 +277,7 @@ def join_text(report: dict[str, Any]) -> str:
         counts = ", ".join(f"{v:,} {k}" for k, v in sorted(copy.get("counts", {}).items()))
         state = "done" if copy["done"] else "NOT done"
         lines.append(f"  3. copy from {arn}: {state}{' (earlier run)' if copy.get('resumed') else ''}: {counts}")
+        lines += [f"       {copy[k]}" for k in ("copiedAgain", "parameterChanged") if copy.get(k)]
         lines += [f"       {e['key']}: {e.get('outcome', 'failed')}: {e['reason']}" for e in copy.get("listed", [])]
     for arn, found in report["verify"].items():
         verdict = "in sync" if found["inSync"] else (

@@ -62,6 +62,15 @@ class PublishedReplicator:
         targets: ``(region, table name)`` -> the target's status, for every table the replicator sends to.
         transforms: ``(region, table name)`` -> the target's replica transform spec (contract C), ``None`` for an
             exact copy; default: none.
+        enabled: whether its event source mapping is deployed enabled (``False``: created disabled, a replica
+            awaiting its export; nothing reaches ``targets``). A document without the field is taken as enabled:
+            only documents published earlier in this same unreleased version lack it, and the construct
+            created a mapping disabled only for a migration replica, whose ``join`` is not this command's.
+        ttl_attribute: the attribute the replicator writes its tombstones' expiry to (``ttlAttribute``);
+            ``None`` when the document does not say (older documents): the reader must find it another way.
+        version: the parameter's SSM version when read (``None`` when not known): it changes on every update,
+            so a copy made under one version is not trusted under another (the writer may have stopped sending
+            in between).
     """
 
     parameter: str
@@ -72,28 +81,36 @@ class PublishedReplicator:
     conflict_strategy: str | None
     targets: dict[tuple[str, str], str]
     transforms: dict[tuple[str, str], dict[str, Any] | None] = dataclasses.field(default_factory=dict)
+    enabled: bool = True
+    ttl_attribute: str | None = None
+    version: int | None = None
 
     @classmethod
-    def parse(cls, parameter: str, region: str, text: str) -> "PublishedReplicator":
+    def parse(cls, parameter: str, region: str, text: str, version: int | None = None) -> "PublishedReplicator":
         """Read the parameter's JSON value; a value of an unknown shape is refused (:class:`BadInput`)."""
         try:
             doc: dict[str, Any] = json.loads(text)
             targets = {table_identity(t["table"]): str(t.get("status") or "ACTIVE") for t in doc["targets"]}
             mode = str(doc["mode"])
             transforms = {table_identity(t["table"]): t.get("transform") or None for t in doc["targets"]}
+            enabled = doc.get("enabled", True)
+            if not isinstance(enabled, bool):
+                raise TypeError(f"enabled is {enabled!r}, not true or false")
         except (ValueError, KeyError, TypeError) as exc:
             raise BadInput(f"parameter {parameter} in {region} is not the construct's replicator document "
                            f"({type(exc).__name__}: {exc}): deploy the app with this cdk-replication") from None
         return cls(parameter, region, mode, str(doc.get("metadataPrefix") or contract.DEFAULT_METADATA_PREFIX),
-                   doc.get("conflictAttribute"), doc.get("conflictStrategy") or None, targets, transforms)
+                   doc.get("conflictAttribute"), doc.get("conflictStrategy") or None, targets, transforms,
+                   enabled, doc.get("ttlAttribute") or None, version)
 
     def sends_to(self, info: TableInfo) -> bool:
-        """Whether the deployed replicator sends to the table ``info``."""
-        return identity_of(info) in self.targets
+        """Whether the deployed replicator sends to the table ``info``: listed in ``targets`` and its mapping
+        enabled (a disabled mapping sends nothing, whatever it lists)."""
+        return self.enabled and identity_of(info) in self.targets
 
 
-def get_parameter(conn: Connection, region: str, name: str) -> str | None:
-    """The value of parameter ``name`` in ``region`` (``None`` when it does not exist).
+def read_parameter(conn: Connection, region: str, name: str) -> tuple[str, int | None] | None:
+    """The value and SSM version of parameter ``name`` in ``region`` (``None`` when it does not exist).
 
     Raises:
         BadInput: access denied (names ``ssm:GetParameter`` and the parameter).
@@ -103,7 +120,7 @@ def get_parameter(conn: Connection, region: str, name: str) -> str | None:
     own = os.environ.get("AWS_ENDPOINT_URL_SSM")  # as redrive honours AWS_ENDPOINT_URL_<SERVICE>
     client = (dataclasses.replace(conn, endpoint_url=own) if own else conn).client("ssm", region)
     try:
-        return str(client.get_parameter(Name=name)["Parameter"]["Value"])
+        found = client.get_parameter(Name=name)["Parameter"]
     except ClientError as exc:
         code = error_code(exc)
         if code == "ParameterNotFound":
@@ -113,6 +130,15 @@ def get_parameter(conn: Connection, region: str, name: str) -> str | None:
                            "grant ssm:GetParameter on arn:aws:ssm:<region>:<account>:parameter/cdk-replication/*"
                            ) from None
         raise
+    version = found.get("Version")
+    return str(found["Value"]), None if version is None else int(version)
+
+
+def get_parameter(conn: Connection, region: str, name: str) -> str | None:
+    """The value of parameter ``name`` in ``region`` (``None`` when it does not exist); see
+    :func:`read_parameter`."""
+    found = read_parameter(conn, region, name)
+    return None if found is None else found[0]
 
 
 def read_status(conn: Connection, info: TableInfo) -> str | None:
@@ -124,5 +150,5 @@ def read_status(conn: Connection, info: TableInfo) -> str | None:
 def read_replicator(conn: Connection, info: TableInfo) -> PublishedReplicator | None:
     """The published ``replicator`` parameter of writer table ``info``; ``None`` when it has none."""
     name = REPLICATOR_PARAMETER.format(table=identity_of(info)[1])
-    text = get_parameter(conn, info.region, name)
-    return None if text is None else PublishedReplicator.parse(name, info.region, text)
+    found = read_parameter(conn, info.region, name)
+    return None if found is None else PublishedReplicator.parse(name, info.region, *found)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from typing import Any, TextIO
 
@@ -12,9 +13,18 @@ from cdk_replication.cli.options import VerifyOptions
 from cdk_replication.cli.output import print_json, say_unchecked
 from cdk_replication.cli.tables import TableRef, describe_table, probe_read
 from cdk_replication.cli.connections import connections
-from cdk_replication.cli.topology.join import NEXT_ACTIVE, join_state_path
-from cdk_replication.cli.topology.published import ONE_WAY, identity_of, location_id, read_replicator, read_status
-from cdk_replication.cli.topology.steps import DEPLOY_JOINING, open_topology, published_plan, require_status
+from cdk_replication.cli.topology.join import NEXT_ACTIVE, join_state_path, table_created
+from cdk_replication.cli.topology.published import ONE_WAY, location_id, read_replicator, read_status
+from cdk_replication.cli.topology.steps import (
+    DEPLOY_JOINING,
+    open_topology,
+    own_replicator,
+    published_plan,
+    require_every_region,
+    require_status,
+    tombstone_ttl_attribute,
+)
+from cdk_replication.cli.topology.drain import undelivered_deletes
 from cdk_replication.cli.verify import run_verify
 
 SET_LEAVING = ("set status=LocationStatus.LEAVING on the location, deploy, and stop the application's writes "
@@ -25,18 +35,20 @@ REMOVE = ("remove the location from the app, deploy, then `cdk destroy` its stac
 
 def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``status``: per table, its published status, which replicators send to it, the join's copy and
-    verification (from the join state file) and the next step; exit 0 (it only reads)."""
-    conn, _ = connections(args)
-    tables = [describe_table(conn, TableRef.parse(t, "table"), "table") for t in args.tables]
+    verification (from the join state file) and the next step; exit 0 (it only reads). The last table is read
+    with ``--target-profile``, the others with ``--source-profile`` (``--profile``), as ``join`` reads them."""
+    source_conn, target_conn = connections(args)
+    conns = [source_conn] * (len(args.tables) - 1) + [target_conn]
+    tables = [describe_table(c, TableRef.parse(t, "table"), "table") for c, t in zip(conns, args.tables)]
     notes = say_unchecked(err, *tables)
-    published = {identity_of(t.info): read_replicator(conn, t.info) for t in tables}
+    published = [read_replicator(c, t.info) for c, t in zip(conns, tables)]
     locations = []
-    for table in tables:
-        me = identity_of(table.info)
-        senders = {f"{r}:{n}": p.sends_to(table.info) for (r, n), p in published.items() if p and (r, n) != me}
-        entry: dict[str, Any] = {"table": f"{me[0]}:{me[1]}", "arn": table.info.arn,
-                                 "status": read_status(conn, table.info), "writer": published[me] is not None,
-                                 "sentToBy": senders, "join": _join_progress(table.info)}
+    for i, (conn, table) in enumerate(zip(conns, tables)):
+        senders = {location_id(other.info): p.sends_to(table.info)
+                   for j, (other, p) in enumerate(zip(tables, published)) if p and j != i}
+        entry: dict[str, Any] = {"table": location_id(table.info), "arn": table.info.arn,
+                                 "status": read_status(conn, table.info), "writer": published[i] is not None,
+                                 "sentToBy": senders, "join": _join_progress(table.info, notes, err)}
         entry["nextStep"] = _status_next_step(entry, args.tables)
         locations.append(entry)
     if args.json:
@@ -46,12 +58,20 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
-def _join_progress(info: Any) -> dict[str, Any] | None:
-    """What the join state file of ``info`` says (copies done, last verification), or ``None``."""
+def _join_progress(info: Any, notes: list[str], err: TextIO) -> dict[str, Any] | None:
+    """What the join state file of ``info`` says (copies done, last verification), or ``None``: no file, or a
+    file of another table (another location, or an earlier table of the same name, deleted and created again:
+    ``join``'s identity check), which is said on ``err`` (and in ``notes``) and ignored."""
     path = join_state_path(info)
     if not path.exists():
         return None
     data = json.loads(path.read_text())
+    expected = {"table": location_id(info), "tableCreated": table_created(info)}
+    stale = [f"{k} is {data.get(k)!r}, this table has {v!r}" for k, v in expected.items() if data.get(k) != v]
+    if stale:
+        notes.append(f"join state file {path} is ignored: it belongs to another table ({'; '.join(stale)})")
+        err.write(notes[-1] + "\n")
+        return None
     copies = {arn: {"done": bool(c.get("done")), "counts": c.get("counts", {})} for arn, c in data["copy"].items()}
     return {"copy": copies, "verified": data.get("verified"), "stateFile": str(path)}
 
@@ -96,8 +116,10 @@ def status_text(locations: list[dict[str, Any]]) -> str:
 
 
 def cmd_leave(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """``leave``: refuse unless the table is LEAVING, then check it has drained (equal to every other region,
-    differences re-read with consistent reads); exit 0 when it may be removed, 1 when not yet."""
+    """``leave``: refuse unless the table is LEAVING and every region is named, then check it has drained
+    (equal to every other region, differences re-read with consistent reads, and each of its unexpired
+    tombstones held by every other region as the same or a later state); exit 0 when it may be removed, 1
+    when not yet."""
     topology = open_topology(args, pool=2 * args.segments + args.workers, role="leaving")
     notes = say_unchecked(err, *topology.others, topology.table)
     plan = published_plan(topology)
@@ -108,6 +130,11 @@ def cmd_leave(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return _leave_report(args, out, {**report, "drained": True, "nextStep": "nothing to drain (one-way "
                                          "replica): " + REMOVE})
     require_status(topology, "LEAVING", SET_LEAVING)
+    # Every region must be compared: a write made in LEAVING that reached the named regions but not an unnamed
+    # one would be stranded for good by the removal.
+    own = own_replicator(topology)
+    require_every_region(topology, plan, own)
+    plan = dataclasses.replace(plan, ttl_attribute=tombstone_ttl_attribute(topology, plan, own))
     probe_read(topology.table, "leaving")
     options = VerifyOptions(segments=args.segments, workers=args.workers, rate=args.rate,
                             metadata_prefix=plan.metadata_prefix, max_attempts=args.max_retries)
@@ -117,6 +144,11 @@ def cmd_leave(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         report["verify"][location_id(other.info)] = {
             "inSync": not result.differences_remain, "missing": len(result.missing), "extra": len(result.extra),
             "different": len(result.different)}
+    deletes = undelivered_deletes(topology.table, topology.others, plan, workers=args.workers,
+                                  max_attempts=args.max_retries)
+    for other, found in deletes.items():
+        report["verify"][other].update(deletes=found, inSync=report["verify"][other]["inSync"]
+                                       and not found["undelivered"])
     report["drained"] = all(v["inSync"] for v in report["verify"].values())
     report["nextStep"] = REMOVE if report["drained"] else (
         "wait until every replicator has caught up (IteratorAge near zero; check the failure destinations, "
@@ -129,7 +161,15 @@ def _leave_report(args: argparse.Namespace, out: TextIO, report: dict[str, Any])
     if args.json:
         print_json(out, report)
     else:
-        verdicts = [f"  against {arn}: {'equal' if v['inSync'] else 'differs'}" for arn, v in report["verify"].items()]
+        verdicts = [f"  against {arn}: {'equal' if v['inSync'] else 'differs'}"
+                    f"{_deletes_text(v.get('deletes'))}" for arn, v in report["verify"].items()]
         out.write("\n".join([f"leave {report['table']}: {'drained' if report['drained'] else 'NOT drained'}",
                              *verdicts, f"next step: {report['nextStep']}"]) + "\n")
     return EXIT_OK if report["drained"] else EXIT_INCOMPLETE
+
+
+def _deletes_text(deletes: dict[str, Any] | None) -> str:
+    """``; N of M deletes made here not there yet`` for the text report, or nothing."""
+    if not deletes or not deletes["undelivered"]:
+        return ""
+    return f"; {deletes['undelivered']:,} of its {deletes['tombstones']:,} deletes not there yet"
