@@ -85,8 +85,6 @@ def test_a_kinesis_tie_of_an_item_never_held_sends_nothing_to_the_replica(ddb_lo
     assert replica.items() == []  # fails: [{'pk': 'filtered-out-customer', '_rep_deleted': True, ...}]
 
 
-@pytest.mark.xfail(strict=True, reason="review: the filter's number equality is not DynamoDB's: -0 does not "
-                   "equal 0 (eq, ne, in)")
 def test_negative_zero_equals_zero_in_the_filter_as_in_dynamodb() -> None:
     """DynamoDB stores ``-0`` as ``0`` and its condition expressions find ``n = :v`` true for ``n = 0`` and
     ``:v = -0`` (checked against DynamoDB Local: it also reads ``-0`` and ``-0.0`` back as ``0``, and a key
@@ -99,8 +97,6 @@ def test_negative_zero_equals_zero_in_the_filter_as_in_dynamodb() -> None:
         assert Transform.from_spec(with_digest({"version": 1, "filter": node}), None).matches(item), node
 
 
-@pytest.mark.xfail(strict=True, reason="review: hmac of the number -0 differs from hmac of 0, the same "
-                   "DynamoDB number")
 def test_hmac_of_a_number_depends_only_on_its_value() -> None:
     """Same input, same output, always (contract C): DynamoDB numbers ``0``, ``-0`` and ``-0.00`` are one value
     (one key), so a replica key or a join value computed by the CLI from a user-given ``-0`` must equal the
