@@ -138,9 +138,10 @@ def test_a_kinesis_tie_through_non_matching_states_converges(ddb_local, make_pro
     assert user_view(masked) == [expected]  # fails: [] (a tombstone stamped t, state '-')
 
 
-def key_refresh_copies(ddb_local, make_processor, monkeypatch, prefix: str, reads_ok: int) -> tuple[Any, Any, Any, Any]:
-    """A Streams-fed source, an exact copy and a masked one, whose key reads succeed ``reads_ok`` times and
-    are then denied: (source, exact, masked, processor)."""
+def key_refresh_copies(ddb_local, make_processor, monkeypatch, prefix: str, reads_ok: int,
+                       **env: str) -> tuple[Any, Any, Any, Any]:
+    """A source (Streams-fed unless ``env`` says otherwise), an exact copy and a masked one, whose key reads
+    succeed ``reads_ok`` times and are then denied: (source, exact, masked, processor)."""
     from botocore.exceptions import ClientError
 
     calls = {"n": 0}
@@ -155,8 +156,8 @@ def key_refresh_copies(ddb_local, make_processor, monkeypatch, prefix: str, read
     source = create_table(ddb_local, f"{prefix}src", SOURCE_REGION)
     exact = create_table(ddb_local, f"{prefix}exact", REPLICA_REGION, stream=False)
     masked = create_table(ddb_local, f"{prefix}masked", REPLICA_REGION, stream=False)
-    processor = make_processor(replication_env(source, [exact.ref(), {**masked.ref(), "transform": active_only()}]),
-                               SOURCE_REGION)
+    targets = [exact.ref(), {**masked.ref(), "transform": active_only()}]
+    processor = make_processor(replication_env(source, targets, **env), SOURCE_REGION)
     return source, exact, masked, processor
 
 
@@ -178,14 +179,19 @@ def test_a_failed_key_refresh_fails_only_the_masked_target(ddb_local, make_proce
     assert '"KeyRefreshFailures":1' in out and "AccessDeniedException" in out
 
 
-def test_with_no_key_at_all_only_the_masked_targets_records_fail(ddb_local, make_processor, monkeypatch):
+@pytest.mark.parametrize("change_source", ["DYNAMODB_STREAMS", "KINESIS"])
+def test_with_no_key_at_all_only_the_masked_targets_records_fail(ddb_local, make_processor, monkeypatch,
+                                                                 change_source):
     """With no key ever read (the cold start's read failed), the exact copy is still written and the masked
     target's records are reported (partial batch response, with the item's key in the log): never an
     invocation error that stalls every target."""
-    source, exact, masked, processor = key_refresh_copies(ddb_local, make_processor, monkeypatch, "rvn", 0)
+    prefix = "rvn" if change_source == "KINESIS" else "rvm"
+    source, exact, masked, processor = key_refresh_copies(ddb_local, make_processor, monkeypatch, prefix, 0,
+                                                          REPLICATION_CHANGE_SOURCE=change_source)
     source.client.put_item(TableName=source.name, Item={"pk": {"S": "p"}, "status": {"S": "active"}})
-    response = run(processor, source.new_records())
-    assert exact.items() == [{"pk": {"S": "p"}, "status": {"S": "active"}}]
+    records = source.new_records()
+    response = run(processor, kinesis_events(source, records) if change_source == "KINESIS" else records)
+    assert user_view(exact) == [{"pk": {"S": "p"}, "status": {"S": "active"}}]
     assert masked.items() == []
     assert len(response["batchItemFailures"]) == 1
 
