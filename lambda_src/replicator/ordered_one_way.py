@@ -73,20 +73,24 @@ things differ from an exact copy, and the argument above is redone for them:
   the source item would let the target check guesses of masked or dropped values). Distinct source states
   share one replica state (every state that does not match is a tombstone; states differing in a dropped
   attribute are equal), so an equal stamp does not prove a duplicate. Hence a refusal at the same time is
-  harmless only when the target holds a settled write; otherwise the item is settled, duplicates included.
+  harmless only when the target holds a settled write, or when the stored and the refused write both stand for
+  a state that does not match (stamp ``-``) and no change of the refused batch at that time enters a matching
+  state; otherwise the item is settled, duplicates included.
 
 Why this converges per transformed target: let ``t`` be the item's latest change time. If some batch not
 skipped holds a change of ``t``, the first write at ``t`` stamps state ``S`` (a settle reflects every change
 of ``t``: done). If ``S`` is not the last state ``L`` of ``t`` and the replica's forms of ``S`` and ``L``
-differ, either ``S`` matches, and the change leaving ``S`` has a matching old image, or ``L`` matches, and the
-change entering ``L`` has a matching new image: either way its batch is not skipped, writes at ``t`` (``t`` is
-the latest time, so it is its batch's latest time too), is refused at ``t`` by a write that is not settled,
-and settles the item. If every batch holding a change of ``t`` is skipped, every image of ``t`` fails the
-filter, ``L`` included, and so did the state the item entered ``t`` with; the latest time ``T < t`` of a
-write not skipped then ends in a state that does not match either (the change after ``T`` left it with an
-image that does not match), and the same argument at ``T`` leaves a tombstone: what ``L`` transforms to.
-The price: a duplicate or re-delivered record of a transformed target's item costs a settle (a source
-GetItem, and the wait above when the record is recent) instead of a refused write.
+differ, either ``S`` matches (stamp not ``-``), and the change leaving ``S`` has a matching old image, or ``L``
+matches, and the change entering ``L`` has a matching new image of time ``t``: either way its batch is not
+skipped, writes at ``t`` (``t`` is the latest time, so it is its batch's latest time too), is refused at ``t``
+by a write that is not settled, and, by the rule above, settles the item. If every batch holding a change of
+``t`` is skipped, every image of ``t`` fails the filter, ``L`` included, and so did the state the item entered
+``t`` with; the latest time ``T < t`` of a write not skipped then ends in a state that does not match either
+(the change after ``T`` left it with an image that does not match), and the same argument at ``T`` leaves a
+tombstone: what ``L`` transforms to.
+The price: a duplicate or re-delivered record that writes a matching state costs a settle (a source GetItem,
+and the wait above when the record is recent) instead of a refused write; one of a delete or of a state that
+does not match stays a refused write (with ``REPLICATION_TTL_DELETES=SKIP``, a TTL delete's duplicate too).
 
 A delete is written as a tombstone (the key, ``<prefix>deleted`` and the change time, expiring after
 ``REPLICATION_TOMBSTONE_TTL_SECONDS`` through the table's TTL attribute): a plain delete would let a late
@@ -159,17 +163,24 @@ class PutIfLater:
     """Write ``item`` (a state or a tombstone, stamped with ``change_time_us`` and ``state``) unless the
     target holds a change made at that time or later.
 
-    ``state`` is the digest of the state written: a refusal by a change of the same time with the same
-    state is a duplicate; with another state the item is settled from the source. ``state_tells_duplicates``
-    (default ``True``) is ``False`` for a target with a transform, whose states merge source states: any
-    refusal at the same time by a write that is not settled then settles the item (module docstring).
+    ``state`` is the digest of the state written. A refusal by a change of the same time is harmless (a
+    duplicate) when the target holds a settled write or one stamped with a state in ``duplicate_states``;
+    otherwise the item is settled from the source. ``None`` (the default) means ``{state}``: an exact copy's
+    states are the source's. A target with a transform, whose states merge source states, gets ``{"-"}`` or
+    nothing (module docstring, targets with a transform).
     """
 
     key: ItemKey
     change_time_us: int
     state: str
     item: Item = field(repr=False)
-    state_tells_duplicates: bool = True
+    duplicate_states: frozenset[str] | None = None
+
+    @property
+    def harmless_states(self) -> frozenset[str]:
+        """Stored states of the same change time that make a refusal of this write harmless."""
+        base = frozenset({self.state}) if self.duplicate_states is None else self.duplicate_states
+        return base | {SETTLED}
 
 
 @dataclass(frozen=True)
@@ -263,6 +274,20 @@ def _tail_of_chain(transitions: dict[tuple[str, str], Change]) -> Change | None:
     return transitions[last] if len(seen) == len(transitions) + 1 else None
 
 
+def _transformed_duplicates(
+    state: str, last: Change, changes: Sequence[Change], transform: Transform
+) -> frozenset[str]:
+    """The stored states that make a same-time refusal of a transformed target's write of ``state`` harmless:
+    ``-`` when it writes ``-`` and no change of ``last``'s time enters a matching state; else none (module
+    docstring: only then can no tie hide behind the refusal)."""
+    if state != ABSENT:
+        return frozenset()
+    tied = (c for c in changes if c.change_time_us == last.change_time_us)
+    if any(transform.matches(c.new_image) for c in tied if not c.is_remove):
+        return frozenset()
+    return frozenset({ABSENT})
+
+
 class OrderedOneWayReplication:
     """Plans and applies a batch of Kinesis change records for ONE_WAY mode with conditional PutItem."""
 
@@ -320,19 +345,22 @@ class OrderedOneWayReplication:
         if last is None:
             change_time = max(c.change_time_us or 0 for c in changes)
             return SettleFromSource(key, change_time, "changes of the batch with equal times cannot be ordered")
-        op = self._put_if_later(key, last, transform)
+        op = self._put_if_later(key, last, changes, transform)
         if isinstance(op, int):
             message = (f"{op} bytes with replication metadata (record {last.sequence_number}); "
                        f"DynamoDB allows {MAX_ITEM_BYTES}")
             return NotSent(key, WriteFailure(ITEM_TOO_LARGE, message))
         return op
 
-    def _put_if_later(self, key: ItemKey, last: Change, transform: Transform | None) -> PutIfLater | int:
+    def _put_if_later(
+        self, key: ItemKey, last: Change, changes: Sequence[Change], transform: Transform | None
+    ) -> PutIfLater | int:
         """The write of ``last``'s state to one target, or its size in bytes when it is too large.
 
         A transformed target is stamped with the digest of what it holds (the transformed state), never of the
         source's state: an unkeyed digest of the source item would let the target check guesses of masked or
-        dropped values, and it is not used to judge ties."""
+        dropped values. Since such states merge source states, they make a same-time refusal harmless only in
+        the one case :func:`_transformed_duplicates` allows."""
         assert last.change_time_us is not None
         image = self._replica_image(last, self._config.ttl_deletes is TtlDeletes.SKIP)
         state, replica_key = self.digests.after(last), key
@@ -344,7 +372,10 @@ class OrderedOneWayReplication:
         size = item_size(item)
         if size > MAX_ITEM_BYTES:
             return size
-        return PutIfLater(key, last.change_time_us, state, item, state_tells_duplicates=transform is None)
+        if transform is None:
+            return PutIfLater(key, last.change_time_us, state, item)
+        duplicates = _transformed_duplicates(state, last, changes, transform)
+        return PutIfLater(key, last.change_time_us, state, item, duplicates)
 
     def _replica_key(self, key: ItemKey, transform: Transform) -> ItemKey:
         """The target's key for a source ``key``."""
@@ -444,9 +475,9 @@ class OrderedOneWayReplication:
         if stored_time > op.change_time_us:
             return None
         state = stored.get(self.state_attr, {}).get("S")
-        if state == SETTLED or (op.state_tells_duplicates and state == op.state):
+        if state in op.harmless_states:
             return None
-        if not op.state_tells_duplicates:
+        if op.duplicate_states is not None:
             return "the target holds a change made at the same time (a transformed state cannot tell a duplicate)"
         return "the target holds another change made at the same time"
 

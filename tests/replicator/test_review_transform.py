@@ -292,3 +292,24 @@ def test_a_replica_rebuilt_after_a_rotation_holds_only_new_key_hashes(ddb_local,
     assert run(processor, source.new_records()) == {"batchItemFailures": []}
     secrets.forget_cached_keys()
     assert replica.items() == [new.apply(item) for item in source.items()]
+
+
+def test_a_transformed_kinesis_duplicate_settles_only_when_a_tie_could_hide(ddb_local, make_processor, capsys):
+    """The tie fix's cost, pinned: a transformed target cannot tell a duplicate by its (merged) state, so a
+    re-delivered record that writes a matching state is settled from the source; a re-delivered delete, whose
+    batch enters no matching state, stays a refused write (``Superseded``): no source read for it."""
+    spec = active_only()
+    source, exact, masked, processor = tie_copies(ddb_local, make_processor, "rvd", spec)
+    c = source.client
+    a = {"pk": {"S": "p"}, "status": {"S": "active"}, "email": {"S": "a@example.com"}}
+    c.put_item(TableName=source.name, Item=a)
+    c.delete_item(TableName=source.name, Key={"pk": {"S": "p"}})
+    put, delete = kinesis_events(source, source.new_records(), first_us=int(time.time() * 1e6) - 10_000_000)
+    for batch in ([put], [put]):
+        assert run(processor, batch) == {"batchItemFailures": []}
+    assert '"Kind":"SettledFromSource"' in capsys.readouterr().out  # the duplicate put: settled (source: none)
+    for batch in ([delete], [delete]):
+        assert run(processor, batch) == {"batchItemFailures": []}
+    out = capsys.readouterr().out
+    assert '"Kind":"Superseded"' in out and "SettledFromSource" not in out
+    assert user_view(exact) == [] and user_view(masked) == []
