@@ -74,16 +74,20 @@ things differ from an exact copy, and the argument above is redone for them:
   share one replica state (every state that does not match is a tombstone; states differing in a dropped
   attribute are equal), so an equal stamp does not prove a duplicate. Hence a refusal at the same time is
   harmless only when the target holds a settled write, or when the stored and the refused write both stand for
-  a state that does not match (stamp ``-``) and no change of the refused batch at that time enters a matching
-  state; otherwise the item is settled, duplicates included.
+  a state that does not match (stamp ``-``); otherwise the item is settled, duplicates included. And a batch
+  whose changes of its latest time enter a matching state but whose chain ends in one that does not is settled
+  instead of written: the change that really came last may be in a batch that is skipped.
 
 Why this converges per transformed target: let ``t`` be the item's latest change time. If some batch not
 skipped holds a change of ``t``, the first write at ``t`` stamps state ``S`` (a settle reflects every change
 of ``t``: done). If ``S`` is not the last state ``L`` of ``t`` and the replica's forms of ``S`` and ``L``
-differ, either ``S`` matches (stamp not ``-``), and the change leaving ``S`` has a matching old image, or ``L``
-matches, and the change entering ``L`` has a matching new image of time ``t``: either way its batch is not
-skipped, writes at ``t`` (``t`` is the latest time, so it is its batch's latest time too), is refused at ``t``
-by a write that is not settled, and, by the rule above, settles the item. If every batch holding a change of
+differ, either ``S`` matches (stamp not ``-``): the change leaving ``S`` has a matching old image and is not in
+the batch that wrote ``S`` (that chain ends at ``S`` and visits each state once), so its batch, not skipped,
+writes at ``t`` (``t`` is the latest time, so it is its batch's latest time too) and is refused by ``S``, which
+settles the item; or ``S`` does not match and ``L`` does: the change entering ``L`` is of time ``t`` with a
+matching new image, so it is not in the batch that wrote ``S`` (that batch would have been settled), and its
+own batch, not skipped, is settled at once (its chain ends at ``-``) or writes a matching state, which ``S``
+refuses, and settles the item. If every batch holding a change of
 ``t`` is skipped, every image of ``t`` fails the filter, ``L`` included, and so did the state the item entered
 ``t`` with; the latest time ``T < t`` of a write not skipped then ends in a state that does not match either
 (the change after ``T`` left it with an image that does not match), and the same argument at ``T`` leaves a
@@ -91,6 +95,7 @@ tombstone: what ``L`` transforms to.
 The price: a duplicate or re-delivered record that writes a matching state costs a settle (a source GetItem,
 and the wait above when the record is recent) instead of a refused write; one of a delete or of a state that
 does not match stays a refused write (with ``REPLICATION_TTL_DELETES=SKIP``, a TTL delete's duplicate too).
+tests/replicator/test_transform_ties_exhaustive.py checks every delivery of small tied histories.
 
 A delete is written as a tombstone (the key, ``<prefix>deleted`` and the change time, expiring after
 ``REPLICATION_TOMBSTONE_TTL_SECONDS`` through the table's TTL attribute): a plain delete would let a late
@@ -274,18 +279,10 @@ def _tail_of_chain(transitions: dict[tuple[str, str], Change]) -> Change | None:
     return transitions[last] if len(seen) == len(transitions) + 1 else None
 
 
-def _transformed_duplicates(
-    state: str, last: Change, changes: Sequence[Change], transform: Transform
-) -> frozenset[str]:
-    """The stored states that make a same-time refusal of a transformed target's write of ``state`` harmless:
-    ``-`` when it writes ``-`` and no change of ``last``'s time enters a matching state; else none (module
-    docstring: only then can no tie hide behind the refusal)."""
-    if state != ABSENT:
-        return frozenset()
+def _enters_a_match(last: Change, changes: Sequence[Change], transform: Transform) -> bool:
+    """Whether a change of ``last``'s time in ``changes`` enters a state that ``transform`` matches."""
     tied = (c for c in changes if c.change_time_us == last.change_time_us)
-    if any(transform.matches(c.new_image) for c in tied if not c.is_remove):
-        return frozenset()
-    return frozenset({ABSENT})
+    return any(transform.matches(c.new_image) for c in tied if not c.is_remove)
 
 
 class OrderedOneWayReplication:
@@ -331,9 +328,9 @@ class OrderedOneWayReplication:
     ) -> OrderedWrite | NotSent | None:
         """What ``target`` gets for the batch's ``changes`` (``last``: the change made last, ``None`` when the
         records cannot tell it). ``None``: nothing, since the target's transform shows that the replica never
-        held the item (one_way.never_held; safe with ties only because a transformed target settles every
-        refusal at the same time: the module docstring's argument for targets with a transform), so it hears
-        nothing of it, not even a tombstone under its key. A write that fails here (no HMAC key, an item too
+        held the item (one_way.never_held; safe with ties only because of how a transformed target judges them:
+        the module docstring's argument for targets with a transform), so it hears nothing of it, not even a
+        tombstone under its key. A write that fails here (no HMAC key, an item too
         large for this target's copy) fails for this target only; it is reported from the item's first record,
         so that a re-delivery brings every record of it."""
         try:
@@ -345,22 +342,27 @@ class OrderedOneWayReplication:
         if last is None:
             change_time = max(c.change_time_us or 0 for c in changes)
             return SettleFromSource(key, change_time, "changes of the batch with equal times cannot be ordered")
-        op = self._put_if_later(key, last, changes, transform)
+        op = self._put_if_later(key, last, transform)
+        if isinstance(op, PutIfLater) and transform is not None and op.state == ABSENT \
+                and _enters_a_match(last, changes, transform):
+            # The chain ends in a state that does not match after passing through one that does: a change
+            # that left the state it ends in may be in a batch skipped here (it matches nowhere), so nothing
+            # would reveal the tie later (module docstring, targets with a transform).
+            return SettleFromSource(key, op.change_time_us, "a tie ending in a state the filter does not match")
         if isinstance(op, int):
             message = (f"{op} bytes with replication metadata (record {last.sequence_number}); "
                        f"DynamoDB allows {MAX_ITEM_BYTES}")
             return NotSent(key, WriteFailure(ITEM_TOO_LARGE, message))
         return op
 
-    def _put_if_later(
-        self, key: ItemKey, last: Change, changes: Sequence[Change], transform: Transform | None
-    ) -> PutIfLater | int:
+    def _put_if_later(self, key: ItemKey, last: Change, transform: Transform | None) -> PutIfLater | int:
         """The write of ``last``'s state to one target, or its size in bytes when it is too large.
 
         A transformed target is stamped with the digest of what it holds (the transformed state), never of the
         source's state: an unkeyed digest of the source item would let the target check guesses of masked or
-        dropped values. Since such states merge source states, they make a same-time refusal harmless only in
-        the one case :func:`_transformed_duplicates` allows."""
+        dropped values. Since such states merge source states, only ``-`` (a state that does not match) makes a
+        same-time refusal of a write of ``-`` harmless, and only if no change of that time enters a matching
+        state (``_planned_write`` settles those)."""
         assert last.change_time_us is not None
         image = self._replica_image(last, self._config.ttl_deletes is TtlDeletes.SKIP)
         state, replica_key = self.digests.after(last), key
@@ -374,7 +376,7 @@ class OrderedOneWayReplication:
             return size
         if transform is None:
             return PutIfLater(key, last.change_time_us, state, item)
-        duplicates = _transformed_duplicates(state, last, changes, transform)
+        duplicates = frozenset({ABSENT}) if state == ABSENT else frozenset()
         return PutIfLater(key, last.change_time_us, state, item, duplicates)
 
     def _replica_key(self, key: ItemKey, transform: Transform) -> ItemKey:
