@@ -99,7 +99,14 @@ _NUMBER_CONTEXT = decimal.Context(prec=60)
 
 
 def _canonical_number(text: str) -> str:
-    return str(_NUMBER_CONTEXT.normalize(decimal.Decimal(text)))
+    """``text`` normalised: trailing zeros and exponent folded, and every zero (``-0``, ``0.00``, ``-0E-3``)
+    written ``0``, since DynamoDB stores and streams a signed zero as ``0``: one value, one key. No item
+    DynamoDB holds or streams contains ``-0``, so digests of stored items (multi-active's too) are unchanged;
+    only values a user gives (a filter's ``-0``, a CLI lookup) now agree with what DynamoDB holds."""
+    value = decimal.Decimal(text)
+    if value.is_zero():
+        return "0"
+    return str(_NUMBER_CONTEXT.normalize(value))
 
 
 def _canonical(value: AttributeValue) -> Any:

@@ -21,11 +21,11 @@ from .attributes import Item, ItemKey, item_key, key_item
 from .batch_writer import chunks, write_batch
 from .clients import ClientFactory
 from .config import Config, TableRef, TtlDeletes
-from .operations import Delete, Operation, Put, WriteFailure
+from .operations import Delete, NotSent, Operation, Put, WriteFailure
 from .plan import ItemPlan, TargetFailure
 from .records import Change
 from .retry import Deadline
-from .secrets import TargetTransforms
+from .secrets import HMAC_KEY_UNAVAILABLE, KeyUnavailable, TargetTransforms
 from .telemetry import InvocationMetrics
 from .transform import Transform
 
@@ -49,7 +49,11 @@ class OneWayReplication:
             return plan
         last = applied[-1]
         for target in self._config.targets:
-            transform = self._transforms.get(target)
+            try:
+                transform = self._transforms.get(target)
+            except KeyUnavailable as exc:  # this target's records fail; the other targets are written
+                plan.writes[target] = NotSent(key, WriteFailure(HMAC_KEY_UNAVAILABLE, str(exc)))
+                continue
             op = self._operation(key, last, changes, transform)
             if op is not None:
                 plan.writes[target] = op
@@ -74,7 +78,8 @@ class OneWayReplication:
         # A transformed target's writes carry the replica's key; failures are reported by the source's.
         source_keys: dict[tuple[TableRef, ItemKey], ItemKey] = {}
         for target in self._config.targets:
-            ops = [plan.writes[target] for plan in plans if target in plan.writes]
+            # NotSent writes failed while planned: reported below, never sent.
+            ops = [plan.writes[target] for plan in plans if isinstance(plan.writes.get(target), (Put, Delete))]
             for plan in plans:
                 if target in plan.writes:
                     source_keys[(target, plan.writes[target].key)] = plan.key
@@ -87,6 +92,10 @@ class OneWayReplication:
                     )
                 )
         failures: dict[ItemKey, list[TargetFailure]] = {}
+        for plan in plans:
+            for target, op in plan.writes.items():
+                if isinstance(op, NotSent):
+                    failures.setdefault(plan.key, []).append(TargetFailure(target, op.failure))
         for target, future in futures:
             for key, failure in future.result().items():
                 failures.setdefault(source_keys[(target, key)], []).append(TargetFailure(target, failure))

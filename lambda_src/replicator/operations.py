@@ -52,10 +52,6 @@ class PutIfUnchanged:
     lost: State | None = None
 
 
-#: Any write a plan holds for one table.
-Write = Put | Delete | PutIfNewer | PutIfUnchanged
-
-
 @dataclass(frozen=True)
 class WriteFailure:
     """A write that was not applied. ``code`` is DynamoDB's error code (or the transport error's name);
@@ -64,3 +60,17 @@ class WriteFailure:
     code: str
     message: str
     retries_exhausted: bool = False
+
+
+@dataclass(frozen=True)
+class NotSent:
+    """A write to one table that failed while it was planned (an item too large for that table's copy, a
+    transform whose key could not be read): applying it sends nothing and reports ``failure`` for that table
+    only, so the item's other tables are still written."""
+
+    key: ItemKey
+    failure: WriteFailure
+
+
+#: Any write a plan holds for one table.
+Write = Put | Delete | PutIfNewer | PutIfUnchanged | NotSent

@@ -21,7 +21,8 @@ records decide only where they cannot be wrong, and otherwise the source decides
   Otherwise (a cycle, a state reached twice, changes that do not link up) the item is settled.
 * A write refused because the target holds a change with the *same* time (its ``changedAt`` comes back with
   ``ReturnValuesOnConditionCheckFailure=ALL_OLD``) is harmless only if the target holds the same state (a
-  duplicate) or a settled one; otherwise the item is settled.
+  duplicate) or a settled one; otherwise the item is settled. A target with a transform cannot tell a
+  duplicate by its state (below): there only a settled write makes such a refusal harmless.
 * Settling reads the source item with a strongly consistent GetItem and writes it (or a tombstone when the
   source has no item) stamped with that time and ``state=settled``, on the condition that the target holds
   nothing newer and no settled write of that time. The read is made once per item and batch and shared by
@@ -61,14 +62,50 @@ skipped the argument is the same, because chains and stamps follow the source's 
 included); only what is written for a chain ending in a TTL delete differs, and it is what the replica holds
 after that change. A settle that finds no source item is then reported instead (``UnsettledTie``).
 
+Targets with a transform (transform.py). What such a target holds is the transformed state: a matching state
+under the transformed key, or a tombstone (the transformed key only) for a state that does not match. Two
+things differ from an exact copy, and the argument above is redone for them:
+
+* A batch none of whose images (old and new) matches the filter is skipped for that target (one_way.never_held,
+  also when its changes cannot be ordered): the replica never learns of an item it never held, not even its
+  key. So the change that left the state a first write stamped may never be written there.
+* Its ``<prefix>state`` stamp is the digest of what it holds (never of the source's state: an unkeyed digest of
+  the source item would let the target check guesses of masked or dropped values). Distinct source states
+  share one replica state (every state that does not match is a tombstone; states differing in a dropped
+  attribute are equal), so an equal stamp does not prove a duplicate. Hence a refusal at the same time is
+  harmless only when the target holds a settled write, or when the stored and the refused write both stand for
+  a state that does not match (stamp ``-``); otherwise the item is settled, duplicates included. And a batch
+  whose changes of its latest time enter a matching state but whose chain ends in one that does not is settled
+  instead of written: the change that really came last may be in a batch that is skipped.
+
+Why this converges per transformed target: let ``t`` be the item's latest change time. If some batch not
+skipped holds a change of ``t``, the first write at ``t`` stamps state ``S`` (a settle reflects every change
+of ``t``: done). If ``S`` is not the last state ``L`` of ``t`` and the replica's forms of ``S`` and ``L``
+differ, either ``S`` matches (stamp not ``-``): the change leaving ``S`` has a matching old image and is not in
+the batch that wrote ``S`` (that chain ends at ``S`` and visits each state once), so its batch, not skipped,
+writes at ``t`` (``t`` is the latest time, so it is its batch's latest time too) and is refused by ``S``, which
+settles the item; or ``S`` does not match and ``L`` does: the change entering ``L`` is of time ``t`` with a
+matching new image, so it is not in the batch that wrote ``S`` (that batch would have been settled), and its
+own batch, not skipped, is settled at once (its chain ends at ``-``) or writes a matching state, which ``S``
+refuses, and settles the item. If every batch holding a change of
+``t`` is skipped, every image of ``t`` fails the filter, ``L`` included, and so did the state the item entered
+``t`` with; the latest time ``T < t`` of a write not skipped then ends in a state that does not match either
+(the change after ``T`` left it with an image that does not match), and the same argument at ``T`` leaves a
+tombstone: what ``L`` transforms to.
+The price: a duplicate or re-delivered record that writes a matching state costs a settle (a source GetItem,
+and the wait above when the record is recent) instead of a refused write; one of a delete or of a state that
+does not match stays a refused write (with ``REPLICATION_TTL_DELETES=SKIP``, a TTL delete's duplicate too).
+tests/replicator/test_transform_ties_exhaustive.py checks every delivery of small tied histories.
+
 A delete is written as a tombstone (the key, ``<prefix>deleted`` and the change time, expiring after
 ``REPLICATION_TOMBSTONE_TTL_SECONDS`` through the table's TTL attribute): a plain delete would let a late
 duplicate of an earlier write bring the item back (rule 5). Readers of such a replica filter
 ``attribute_not_exists(<prefix>deleted)``; ``cdk-replication verify`` counts tombstones as absent items.
 
-An item whose latest state would exceed DynamoDB's 400 KB with the metadata attributes is not sent: its
-records are reported as failed with ``ItemTooLarge`` (as in multi-active mode), never retried into a
-``ValidationException``.
+An item whose latest state would exceed DynamoDB's 400 KB with the metadata attributes is not sent to that
+target: its records are reported as failed with ``ItemTooLarge`` (as in multi-active mode), never retried into
+a ``ValidationException``. The check is per target, since a transform changes the size (``hmac`` can grow a
+number set about five-fold): the other targets are still written.
 
 Because a write never replaces a newer change, the records of a batch need no ordering among themselves:
 each item's newest change in the batch is written, and a failed write reports the item's first record so
@@ -93,11 +130,11 @@ from .conditional_writer import conditional_put
 from .config import Config, TableRef, TtlDeletes
 from .metadata import DELETED  # the tombstone flag (BOOL) multi-active uses too
 from .one_way import never_held
-from .operations import WriteFailure
-from .plan import Blocked, ItemPlan, TargetFailure
+from .operations import NotSent, WriteFailure
+from .plan import ItemPlan, TargetFailure
 from .records import Change
 from .retry import DEADLINE_EXCEEDED, Deadline, error_code, is_retryable, wait_before_retry
-from .secrets import TargetTransforms
+from .secrets import HMAC_KEY_UNAVAILABLE, KeyUnavailable, TargetTransforms
 from .telemetry import InvocationMetrics, log
 from .transform import Transform
 
@@ -131,14 +168,24 @@ class PutIfLater:
     """Write ``item`` (a state or a tombstone, stamped with ``change_time_us`` and ``state``) unless the
     target holds a change made at that time or later.
 
-    ``state`` is the digest of the state written: a refusal by a change of the same time with the same
-    state is a duplicate; with another state the item is settled from the source.
+    ``state`` is the digest of the state written. A refusal by a change of the same time is harmless (a
+    duplicate) when the target holds a settled write or one stamped with a state in ``duplicate_states``;
+    otherwise the item is settled from the source. ``None`` (the default) means ``{state}``: an exact copy's
+    states are the source's. A target with a transform, whose states merge source states, gets ``{"-"}`` or
+    nothing (module docstring, targets with a transform).
     """
 
     key: ItemKey
     change_time_us: int
     state: str
     item: Item = field(repr=False)
+    duplicate_states: frozenset[str] | None = None
+
+    @property
+    def harmless_states(self) -> frozenset[str]:
+        """Stored states of the same change time that make a refusal of this write harmless."""
+        base = frozenset({self.state}) if self.duplicate_states is None else self.duplicate_states
+        return base | {SETTLED}
 
 
 @dataclass(frozen=True)
@@ -232,6 +279,12 @@ def _tail_of_chain(transitions: dict[tuple[str, str], Change]) -> Change | None:
     return transitions[last] if len(seen) == len(transitions) + 1 else None
 
 
+def _enters_a_match(last: Change, changes: Sequence[Change], transform: Transform) -> bool:
+    """Whether a change of ``last``'s time in ``changes`` enters a state that ``transform`` matches."""
+    tied = (c for c in changes if c.change_time_us == last.change_time_us)
+    return any(transform.matches(c.new_image) for c in tied if not c.is_remove)
+
+
 class OrderedOneWayReplication:
     """Plans and applies a batch of Kinesis change records for ONE_WAY mode with conditional PutItem."""
 
@@ -264,53 +317,67 @@ class OrderedOneWayReplication:
         # time and state "-"): its refusal by another state of the same time is what settles such an item
         # when "-->A->B" was written first. The cost: one conditional write per TTL delete.
         last = latest_change(changes, self.digests)
-        if last is None:
-            change_time = max(c.change_time_us or 0 for c in changes)
-            settle = SettleFromSource(key, change_time, "changes of the batch with equal times cannot be ordered")
-            plan.writes = {target: settle for target in self._config.targets}
-            return plan
-        assert last.change_time_us is not None, "Kinesis change records always carry a change time"
         for target in self._config.targets:
-            op = self._put_if_later(key, last, changes, self._transforms.get(target))
-            if isinstance(op, int):
-                # Reported from the item's first record, so that a re-delivery brings every record of it.
-                plan.blocked = Blocked(
-                    changes[0],
-                    ITEM_TOO_LARGE,
-                    f"{op} bytes with replication metadata (record {last.sequence_number}); "
-                    f"DynamoDB allows {MAX_ITEM_BYTES}",
-                )
-                plan.writes = {}
-                return plan
+            op = self._planned_write(key, last, changes, target)
             if op is not None:
                 plan.writes[target] = op
         return plan
 
-    def _put_if_later(
-        self, key: ItemKey, last: Change, changes: Sequence[Change], transform: Transform | None
-    ) -> PutIfLater | int | None:
-        """The write of ``last``'s state to one target; its size in bytes when it is too large; ``None`` when
-        the target's transform shows that the replica never held the item (one_way.never_held: safe here too,
-        because every change that leaves a matching state has a matching old image and is written, with a
-        later change time than that state's).
+    def _planned_write(
+        self, key: ItemKey, last: Change | None, changes: Sequence[Change], target: TableRef
+    ) -> OrderedWrite | NotSent | None:
+        """What ``target`` gets for the batch's ``changes`` (``last``: the change made last, ``None`` when the
+        records cannot tell it). ``None``: nothing, since the target's transform shows that the replica never
+        held the item (one_way.never_held; safe with ties only because of how a transformed target judges them:
+        the module docstring's argument for targets with a transform), so it hears nothing of it, not even a
+        tombstone under its key. A write that fails here (no HMAC key, an item too
+        large for this target's copy) fails for this target only; it is reported from the item's first record,
+        so that a re-delivery brings every record of it."""
+        try:
+            transform = self._transforms.get(target)
+        except KeyUnavailable as exc:
+            return NotSent(key, WriteFailure(HMAC_KEY_UNAVAILABLE, str(exc)))
+        if transform is not None and never_held(changes, transform):
+            return None
+        if last is None:
+            change_time = max(c.change_time_us or 0 for c in changes)
+            return SettleFromSource(key, change_time, "changes of the batch with equal times cannot be ordered")
+        op = self._put_if_later(key, last, transform)
+        if isinstance(op, PutIfLater) and transform is not None and op.state == ABSENT \
+                and _enters_a_match(last, changes, transform):
+            # The chain ends in a state that does not match after passing through one that does: a change
+            # that left the state it ends in may be in a batch skipped here (it matches nowhere), so nothing
+            # would reveal the tie later (module docstring, targets with a transform).
+            return SettleFromSource(key, op.change_time_us, "a tie ending in a state the filter does not match")
+        if isinstance(op, int):
+            message = (f"{op} bytes with replication metadata (record {last.sequence_number}); "
+                       f"DynamoDB allows {MAX_ITEM_BYTES}")
+            return NotSent(key, WriteFailure(ITEM_TOO_LARGE, message))
+        return op
+
+    def _put_if_later(self, key: ItemKey, last: Change, transform: Transform | None) -> PutIfLater | int:
+        """The write of ``last``'s state to one target, or its size in bytes when it is too large.
 
         A transformed target is stamped with the digest of what it holds (the transformed state), never of the
         source's state: an unkeyed digest of the source item would let the target check guesses of masked or
-        dropped values. Its ties are judged by those digests (same replica state: a harmless duplicate)."""
+        dropped values. Since such states merge source states, only ``-`` (a state that does not match) makes a
+        same-time refusal of a write of ``-`` harmless, and only if no change of that time enters a matching
+        state (``_planned_write`` settles those)."""
         assert last.change_time_us is not None
         image = self._replica_image(last, self._config.ttl_deletes is TtlDeletes.SKIP)
         state, replica_key = self.digests.after(last), key
         if transform is not None:
             image = transform.apply(image) if image is not None else None
-            if image is None and never_held(changes, transform):
-                return None
             replica_key = self._replica_key(key, transform)
             state = ABSENT if image is None or state == ABSENT else self.digests.of(image)
         item = self._stamped(image, replica_key, last.change_time_us, state)
         size = item_size(item)
         if size > MAX_ITEM_BYTES:
             return size
-        return PutIfLater(key, last.change_time_us, state, item)
+        if transform is None:
+            return PutIfLater(key, last.change_time_us, state, item)
+        duplicates = frozenset({ABSENT}) if state == ABSENT else frozenset()
+        return PutIfLater(key, last.change_time_us, state, item, duplicates)
 
     def _replica_key(self, key: ItemKey, transform: Transform) -> ItemKey:
         """The target's key for a source ``key``."""
@@ -346,7 +413,7 @@ class OrderedOneWayReplication:
         reads = _SourceReads(self._read_source)
         for plan in plans:
             for target, op in plan.writes.items():
-                assert isinstance(op, (PutIfLater, SettleFromSource))
+                assert isinstance(op, (PutIfLater, SettleFromSource, NotSent))
                 futures.append((plan, target, pool.submit(self._write, target, op, deadline, reads)))
         failures: dict[ItemKey, list[TargetFailure]] = {}
         for plan, target, future in futures:
@@ -372,8 +439,12 @@ class OrderedOneWayReplication:
                     )
         return failures
 
-    def _write(self, target: TableRef, op: OrderedWrite, deadline: Deadline, reads: "_SourceReads") -> _Outcome:
+    def _write(
+        self, target: TableRef, op: OrderedWrite | NotSent, deadline: Deadline, reads: "_SourceReads"
+    ) -> _Outcome:
         """Apply ``op`` to ``target``, settling the item from the source where the records cannot order it."""
+        if isinstance(op, NotSent):
+            return _Outcome(failure=op.failure)
         if isinstance(op, SettleFromSource):
             return self._settle(target, op.key, op.change_time_us, op.reason, deadline, reads)
         condition = (
@@ -406,8 +477,10 @@ class OrderedOneWayReplication:
         if stored_time > op.change_time_us:
             return None
         state = stored.get(self.state_attr, {}).get("S")
-        if state in (op.state, SETTLED):
+        if state in op.harmless_states:
             return None
+        if op.duplicate_states is not None:
+            return "the target holds a change made at the same time (a transformed state cannot tell a duplicate)"
         return "the target holds another change made at the same time"
 
     def _settle(self, target: TableRef, key: ItemKey, change_time_us: int, reason: str, deadline: Deadline,
@@ -425,11 +498,15 @@ class OrderedOneWayReplication:
                     "repair the item (cdk-replication verify --repair)",
                 )
             )
-        transform = self._transforms.get(target)
+        try:
+            transform = self._transforms.get(target)
+        except KeyUnavailable as exc:
+            return _Outcome(failure=WriteFailure(HMAC_KEY_UNAVAILABLE, str(exc)))
         replica_key = key
         if transform is not None:
-            # A tombstone is written even for an item the replica never held: it must refuse the other
-            # records of this time. It holds the replica's key only.
+            # A tombstone holds the replica's key only. A settle reaches a transformed target only after a
+            # write of the item was sent there, or from a batch with a matching image (plan): never for an
+            # item the replica never held.
             source_item = transform.apply(source_item) if source_item is not None else None
             replica_key = self._replica_key(key, transform)
         item = self._stamped(source_item, replica_key, change_time_us, SETTLED)

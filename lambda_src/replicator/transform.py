@@ -38,6 +38,10 @@ attributes are always kept); then the masks. A mask:
   ``NULL``, ``M`` and ``L`` -> ``S``, the hex HMAC of the whole value (nothing of its structure survives).
   The attribute's name is not part of the input: equal values hash equal in every attribute (and in every
   table hashed with the same secret), so they still join.
+  Sizes change: an ``S`` becomes 64 bytes, a ``B`` 32, an ``N`` up to 21 bytes (38 digits), and sets grow
+  element by element, so a set of short values grows several-fold (an ``NS`` of 5-digit numbers about five-fold)
+  and an item under DynamoDB's 400 KB at the source can exceed it in the replica: the replicator then fails
+  only that replica's write (``ItemTooLarge``), the other targets are written.
 
 Images and keys are low-level attribute-value dicts (``{"S": ...}``, binary as ``bytes``) as boto3's client
 and the replicator's parsed stream records hold them.

@@ -1,6 +1,6 @@
-"""Adversarial review of the replica transform (issue 15, rules 1, 2 and 10): each test here states what the
-transform must guarantee and is marked ``xfail(strict=True)`` while the merged code does not (review r15a).
-The lead assigns the fixes; a fix turns its test into an XPASS, which fails the suite until the mark goes."""
+"""Adversarial review of the replica transform (issue 15, rules 1, 2, 6 and 10): each test here states what the
+transform must guarantee. They were marked ``xfail(strict=True)`` while the merged code did not (review r15a);
+the fixes (F15a) removed the marks."""
 
 from __future__ import annotations
 
@@ -61,8 +61,6 @@ def user_view(table: Any) -> list[dict[str, Any]]:
     return [{k: v for k, v in i.items() if not k.startswith("_rep_")} for i in table.items() if "_rep_deleted" not in i]
 
 
-@pytest.mark.xfail(strict=True, reason="review: a Kinesis tie of an item the filter never matched writes a "
-                   "tombstone with its key into the replica")
 def test_a_kinesis_tie_of_an_item_never_held_sends_nothing_to_the_replica(ddb_local, make_processor):
     """Changes of one millisecond that return to a state are settled from the source. When neither the
     records nor the source item match the filter, the replica never held the item and must receive nothing:
@@ -85,8 +83,6 @@ def test_a_kinesis_tie_of_an_item_never_held_sends_nothing_to_the_replica(ddb_lo
     assert replica.items() == []  # fails: [{'pk': 'filtered-out-customer', '_rep_deleted': True, ...}]
 
 
-@pytest.mark.xfail(strict=True, reason="review: the filter's number equality is not DynamoDB's: -0 does not "
-                   "equal 0 (eq, ne, in)")
 def test_negative_zero_equals_zero_in_the_filter_as_in_dynamodb() -> None:
     """DynamoDB stores ``-0`` as ``0`` and its condition expressions find ``n = :v`` true for ``n = 0`` and
     ``:v = -0`` (checked against DynamoDB Local: it also reads ``-0`` and ``-0.0`` back as ``0``, and a key
@@ -99,8 +95,6 @@ def test_negative_zero_equals_zero_in_the_filter_as_in_dynamodb() -> None:
         assert Transform.from_spec(with_digest({"version": 1, "filter": node}), None).matches(item), node
 
 
-@pytest.mark.xfail(strict=True, reason="review: hmac of the number -0 differs from hmac of 0, the same "
-                   "DynamoDB number")
 def test_hmac_of_a_number_depends_only_on_its_value() -> None:
     """Same input, same output, always (contract C): DynamoDB numbers ``0``, ``-0`` and ``-0.00`` are one value
     (one key), so a replica key or a join value computed by the CLI from a user-given ``-0`` must equal the
@@ -109,8 +103,6 @@ def test_hmac_of_a_number_depends_only_on_its_value() -> None:
     assert hmac_value(KEY, {"N": "-0"}) == hmac_value(KEY, {"N": "0"})
 
 
-@pytest.mark.xfail(strict=True, reason="review: Kinesis path: skipping a never-held batch drops the record that "
-                   "would expose a same-millisecond tie, so a matching item stays deleted in the replica")
 def test_a_kinesis_tie_through_non_matching_states_converges(ddb_local, make_processor):
     """Rule 1 with Kinesis ties (ordered_one_way.py's convergence argument). In one millisecond the item goes
     A (matches) -> deleted -> B (does not match) -> A. The untied records are delivered in three batches,
@@ -146,40 +138,64 @@ def test_a_kinesis_tie_through_non_matching_states_converges(ddb_local, make_pro
     assert user_view(masked) == [expected]  # fails: [] (a tombstone stamped t, state '-')
 
 
-@pytest.mark.xfail(strict=True, reason="review: a failed secret refresh raises out of the invocation, so the "
-                   "exact copies stall too and no record is reported with its key (rule 6)")
-def test_a_failed_key_refresh_fails_only_the_masked_target(ddb_local, make_processor, monkeypatch):
-    """After the cold start the key is re-read every 15 minutes (``TargetTransforms.get`` per item plan). When
-    that read fails (throttling, a secret deleted or its policy changed, a KMS outage), ``plan()`` raises, the
-    whole invocation fails, and Lambda retries the batch until its retries run out: every target stalls,
-    including exact copies that need no secret, and no partial batch response, metric or log line names an
-    item (rule 6: "access denied ... is reported: partial batch response, ..., a log line that names the item
-    key"). Expected: the exact copy is written; the masked target's records are reported (or the cached key
-    is used while a refresh fails)."""
+def key_refresh_copies(ddb_local, make_processor, monkeypatch, prefix: str, reads_ok: int,
+                       **env: str) -> tuple[Any, Any, Any, Any]:
+    """A source (Streams-fed unless ``env`` says otherwise), an exact copy and a masked one, whose key reads
+    succeed ``reads_ok`` times and are then denied: (source, exact, masked, processor)."""
     from botocore.exceptions import ClientError
 
     calls = {"n": 0}
 
     def flaky(arn: str) -> bytes:
         calls["n"] += 1
-        if calls["n"] > 1:  # the refresh after the cold start
+        if calls["n"] > reads_ok:
             raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "denied"}}, "GetSecretValue")
         return KEY
 
     monkeypatch.setattr(secrets, "_boto3_key_loader", lambda: flaky)
-    source = create_table(ddb_local, "rvfsrc", SOURCE_REGION)
-    exact = create_table(ddb_local, "rvfexact", REPLICA_REGION, stream=False)
-    masked = create_table(ddb_local, "rvfmasked", REPLICA_REGION, stream=False)
-    processor = make_processor(replication_env(source, [exact.ref(), {**masked.ref(), "transform": active_only()}]),
-                               SOURCE_REGION)
+    source = create_table(ddb_local, f"{prefix}src", SOURCE_REGION)
+    exact = create_table(ddb_local, f"{prefix}exact", REPLICA_REGION, stream=False)
+    masked = create_table(ddb_local, f"{prefix}masked", REPLICA_REGION, stream=False)
+    targets = [exact.ref(), {**masked.ref(), "transform": active_only()}]
+    processor = make_processor(replication_env(source, targets, **env), SOURCE_REGION)
+    return source, exact, masked, processor
+
+
+def test_a_failed_key_refresh_fails_only_the_masked_target(ddb_local, make_processor, monkeypatch, capsys):
+    """After the cold start the key is re-read every 15 minutes (``TargetTransforms.get`` per item plan). When
+    that read fails (throttling, a secret deleted or its policy changed, a KMS outage), ``plan()`` raised, the
+    whole invocation failed, and Lambda retried the batch until its retries ran out: every target stalled,
+    including exact copies that need no secret, and no partial batch response, metric or log line named an
+    item (rule 6). Now the key read before is kept while a refresh fails (values stay masked, with the key of
+    before), logged and counted (``KeyRefreshFailures``); both copies are written."""
+    source, exact, masked, processor = key_refresh_copies(ddb_local, make_processor, monkeypatch, "rvf", 1)
+    item = {"pk": {"S": "p"}, "status": {"S": "active"}, "email": {"S": "e@example.com"}}
+    source.client.put_item(TableName=source.name, Item=item)
+    response = run(processor, source.new_records())
+    assert response == {"batchItemFailures": []}
+    assert exact.items() == [item]
+    assert masked.items() == [Transform.from_spec(active_only(), KEY, ["pk"]).apply(item)]
+    out = capsys.readouterr().out
+    assert '"KeyRefreshFailures":1' in out and "AccessDeniedException" in out
+
+
+@pytest.mark.parametrize("change_source", ["DYNAMODB_STREAMS", "KINESIS"])
+def test_with_no_key_at_all_only_the_masked_targets_records_fail(ddb_local, make_processor, monkeypatch,
+                                                                 change_source):
+    """With no key ever read (the cold start's read failed), the exact copy is still written and the masked
+    target's records are reported (partial batch response, with the item's key in the log): never an
+    invocation error that stalls every target."""
+    prefix = "rvn" if change_source == "KINESIS" else "rvm"
+    source, exact, masked, processor = key_refresh_copies(ddb_local, make_processor, monkeypatch, prefix, 0,
+                                                          REPLICATION_CHANGE_SOURCE=change_source)
     source.client.put_item(TableName=source.name, Item={"pk": {"S": "p"}, "status": {"S": "active"}})
-    response = run(processor, source.new_records())  # fails: raises ClientError (AccessDeniedException)
-    assert exact.items() == [{"pk": {"S": "p"}, "status": {"S": "active"}}]
+    records = source.new_records()
+    response = run(processor, kinesis_events(source, records) if change_source == "KINESIS" else records)
+    assert user_view(exact) == [{"pk": {"S": "p"}, "status": {"S": "active"}}]
+    assert masked.items() == []
     assert len(response["batchItemFailures"]) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="review: Kinesis path: a same-millisecond flip active -> x -> y -> active "
-                   "(updates only) leaves the item deleted in the transformed replica")
 def test_a_kinesis_tie_of_status_flips_converges(ddb_local, make_processor):
     """The same defect as above with updates only -- an application flipping a status within a millisecond.
     Batches [A->X], [X->Y], [Y->A, A->X (a duplicate)]: X and Y do not match, so the first writes a tombstone
@@ -196,8 +212,6 @@ def test_a_kinesis_tie_of_status_flips_converges(ddb_local, make_processor):
     assert user_view(masked) == [Transform.from_spec(spec, KEY, ["pk"]).apply(a)]  # fails: []
 
 
-@pytest.mark.xfail(strict=True, reason="review: Kinesis path: with only a projection (no filter), a "
-                   "same-millisecond tie between states that differ in a dropped attribute leaves a stale item")
 def test_a_kinesis_tie_through_states_a_projection_merges_converges(ddb_local, make_processor):
     """The tie defect does not need a filter: ties are judged by digests of the *replica's* state, and a
     projection merges source states too. In one millisecond: A (email a, d 1) -> X (email b, d 1) -> Y (email
@@ -217,8 +231,6 @@ def test_a_kinesis_tie_through_states_a_projection_merges_converges(ddb_local, m
     assert user_view(projected) == [{"pk": {"S": "p"}, "email": {"S": "a@example.com"}}]  # fails: b@...
 
 
-@pytest.mark.xfail(strict=True, reason="review: Kinesis path: an item whose masked form exceeds 400 KB blocks "
-                   "the exact copies too (plan.blocked clears every target's write)")
 def test_an_item_too_large_only_for_the_masked_copy_still_reaches_the_exact_copy(ddb_local, make_processor):
     """``hmac`` maps each ``NS`` element to a number of up to 38 digits, so a set of small numbers grows about
     five-fold: a 100 KB source item becomes a replica item over DynamoDB's 400 KB. ``OrderedOneWayReplication
@@ -239,16 +251,16 @@ def test_an_item_too_large_only_for_the_masked_copy_still_reaches_the_exact_copy
     assert [i["pk"] for i in exact.items()] == [{"S": "big"}]  # fails: [] -- the exact copy was not written
 
 
-@pytest.mark.xfail(strict=True, reason="review: the documented rotation (put a new value, then rebuild while the "
-                   "replicator runs) lets containers still caching the old key write old-hash items into the "
-                   "rebuilt replica")
 def test_a_replica_rebuilt_after_a_rotation_holds_only_new_key_hashes(ddb_local, make_processor, monkeypatch):
-    """docs/architecture.md "Key rotation": put a new secret value, then empty the replica and backfill it with
-    the new key "while the replicator keeps applying changes". But a warm container keeps the old key for up
-    to 15 minutes (``load_hmac_key``'s cache), so a change applied in that window is written under the OLD
-    hashed key into the rebuilt replica: an item no later change deletes (later deletes address the new
-    hash), while the backfilled copy under the new hash misses that change until the item changes again. Expected: the procedure waits out the
-    refresh period (or forces new containers) before the rebuild, or the replicator notices the new version."""
+    """Key rotation (docs/architecture.md "Replica transforms", docs/cli.md "Rotating the HMAC key"). A warm
+    container keeps the old key for up to the refresh period (``load_hmac_key``'s cache, 15 minutes), so a
+    rebuild started at once lets a change applied in that window land under the OLD hashed key in the rebuilt
+    replica (an item no later change deletes, while the backfilled copy under the new hash misses the change;
+    review r15a). The replicator cannot tell on its own that the secret changed (it would have to call Secrets
+    Manager per batch), so the procedure holds it: put the new value, wait out the refresh period (plus the
+    function's timeout, for an invocation that planned with the old key), and only then rebuild while the
+    replicator keeps applying changes. The old-key writes made while waiting land in the replica that the
+    rebuild then replaces; the test fails if a container kept the old key past its refresh period."""
 
     class RotatingSecrets:
         value = "old-key"
@@ -257,8 +269,9 @@ def test_a_replica_rebuilt_after_a_rotation_holds_only_new_key_hashes(ddb_local,
             return {"SecretString": self.value}
 
     secrets.forget_cached_keys()
-    store = RotatingSecrets()
-    monkeypatch.setattr(secrets, "_boto3_key_loader", lambda: (lambda arn: secrets.load_hmac_key(store, arn)))
+    store, now = RotatingSecrets(), [0.0]
+    monkeypatch.setattr(secrets, "_boto3_key_loader",
+                        lambda: (lambda arn: secrets.load_hmac_key(store, arn, clock=lambda: now[0])))
     source = create_table(ddb_local, "rvrsrc", SOURCE_REGION)
     replica = create_table(ddb_local, "rvrreplica", REPLICA_REGION, stream=False)
     spec = active_only(filter=None, masks={"pk": {"kind": "hmac"}})
@@ -266,15 +279,37 @@ def test_a_replica_rebuilt_after_a_rotation_holds_only_new_key_hashes(ddb_local,
     c = source.client
     c.put_item(TableName=source.name, Item={"pk": {"S": "p"}, "n": {"N": "1"}})
     assert run(processor, source.new_records()) == {"batchItemFailures": []}
-    store.value = "new-key"  # the rotation: put-secret-value
-    for item in replica.items():  # the rebuild: empty the replica, backfill it with the new key
+    store.value = "new-key"  # 1. the rotation: put-secret-value
+    c.put_item(TableName=source.name, Item={"pk": {"S": "p"}, "n": {"N": "2"}})  # the warm container: old key
+    assert run(processor, source.new_records()) == {"batchItemFailures": []}
+    now[0] += secrets.DEFAULT_REFRESH_SECONDS + 1  # 2. wait out the refresh period
+    for item in replica.items():  # 3. the rebuild: empty the replica, backfill it with the new key
         replica.client.delete_item(TableName=replica.name, Key={"pk": item["pk"]})
     new = Transform.from_spec(spec, b"new-key", ["pk"])
     for item in source.items():
         replica.client.put_item(TableName=replica.name, Item=new.apply(item))
-    c.put_item(TableName=source.name, Item={"pk": {"S": "p"}, "n": {"N": "2"}})  # the replicator keeps applying
+    c.put_item(TableName=source.name, Item={"pk": {"S": "p"}, "n": {"N": "3"}})  # the replicator keeps applying
     assert run(processor, source.new_records()) == {"batchItemFailures": []}
     secrets.forget_cached_keys()
-    expected = [new.apply(item) for item in source.items()]
-    # fails: the change went to H_old('p') (n 2), and the backfilled H_new('p') is stuck at n 1
-    assert replica.items() == expected
+    assert replica.items() == [new.apply(item) for item in source.items()]
+
+
+def test_a_transformed_kinesis_duplicate_settles_only_when_a_tie_could_hide(ddb_local, make_processor, capsys):
+    """The tie fix's cost, pinned: a transformed target cannot tell a duplicate by its (merged) state, so a
+    re-delivered record that writes a matching state is settled from the source; a re-delivered delete, whose
+    batch enters no matching state, stays a refused write (``Superseded``): no source read for it."""
+    spec = active_only()
+    source, exact, masked, processor = tie_copies(ddb_local, make_processor, "rvd", spec)
+    c = source.client
+    a = {"pk": {"S": "p"}, "status": {"S": "active"}, "email": {"S": "a@example.com"}}
+    c.put_item(TableName=source.name, Item=a)
+    c.delete_item(TableName=source.name, Key={"pk": {"S": "p"}})
+    put, delete = kinesis_events(source, source.new_records(), first_us=int(time.time() * 1e6) - 10_000_000)
+    for batch in ([put], [put]):
+        assert run(processor, batch) == {"batchItemFailures": []}
+    assert '"Kind":"SettledFromSource"' in capsys.readouterr().out  # the duplicate put: settled (source: none)
+    for batch in ([delete], [delete]):
+        assert run(processor, batch) == {"batchItemFailures": []}
+    out = capsys.readouterr().out
+    assert '"Kind":"Superseded"' in out and "SettledFromSource" not in out
+    assert user_view(exact) == [] and user_view(masked) == []
