@@ -166,13 +166,12 @@ def test_the_job_ships_the_replicators_default_metadata_prefix():
 
 
 def test_too_many_differences_stop_the_job_with_the_counts(spark, tmp_path, monkeypatch):
+    """Counted by the job, not guessed from the manifests: their itemCount includes tombstones (see
+    test_review_r16's tombstone test), so only the comparison itself can tell copies from strangers."""
     from cdk_replication.spark import compare
 
     monkeypatch.setattr(compare, "MAX_LISTED", 1)
     three = resolve_export(str(write_export(tmp_path / "a", [{"pk": {"S": c}} for c in "abc"])))
-    none = resolve_export(str(write_export(tmp_path / "b", [])))
-    with pytest.raises(compare.TooManyDifferences, match="at least 3 differing keys"):  # from the manifests
-        compare_exports(None, three, none, ["pk"], "_rep_")  # type: ignore[arg-type] - no Spark work at all
     other = resolve_export(str(write_export(tmp_path / "c", [{"pk": {"S": c}} for c in "xbc"])))
     with pytest.raises(compare.TooManyDifferences, match="2 differing keys"):
         compare_exports(spark, three, other, ["pk"], "_rep_")
