@@ -103,7 +103,11 @@ class ExportVerifyJob(Construct):
         self.script = s3_assets.Asset(self, "Script", path=str(_PACKAGE / "spark" / "job.py"))
         self.library = s3_assets.Asset(self, "Library", path=str(staging))
         self.role = self._role()
-        from .spark.job import NO_PREFIX  # plain Python: the job's own spelling of "no prefix"
+        from .spark.job import NO_PREFIX_FLAG  # plain Python: the job's own flag for "no prefix"
+
+        # Glue arguments cannot be empty strings: "no prefix" is a flag of its own.
+        prefix_arguments = {NO_PREFIX_FLAG: "true"} if not metadata_prefix else {
+            "--metadata-prefix": metadata_prefix, NO_PREFIX_FLAG: "false"}
 
         self.job = glue.CfnJob(
             self, "Job", name=job_name, role=self.role.role_arn, glue_version=GLUE_VERSION,
@@ -113,7 +117,7 @@ class ExportVerifyJob(Construct):
             execution_property=glue.CfnJob.ExecutionPropertyProperty(max_concurrent_runs=1),
             default_arguments={
                 "--extra-py-files": self.library.s3_object_url,
-                "--metadata-prefix": metadata_prefix or NO_PREFIX,
+                **prefix_arguments,
                 "--job-bookmark-option": "job-bookmark-disable",
                 "--enable-metrics": "true",
                 "--enable-continuous-cloudwatch-log": "true",

@@ -46,6 +46,7 @@ def test_the_job_runs_the_spark_script_on_glue_5(verify_job: Synthesized) -> Non
     assert props["Command"]["ScriptLocation"].startswith("s3://cdk-") and props["Command"]["ScriptLocation"].endswith(".py")
     assert props["DefaultArguments"]["--extra-py-files"].endswith(".zip")
     assert props["DefaultArguments"]["--metadata-prefix"] == "_rep_"
+    assert props["DefaultArguments"]["--no-metadata-prefix"] == "false"  # a flag of its own: no spelling collides
     assert props["DefaultArguments"]["--job-bookmark-option"] == "job-bookmark-disable"
     assert (props["WorkerType"], props["NumberOfWorkers"], props["MaxRetries"]) == ("G.1X", 4, 0)
 

@@ -31,8 +31,6 @@ def _items(*keys: str, **extra: Any) -> list[dict[str, Any]]:
     return [{"pk": {"S": k}, "v": {"N": "1"}, **extra} for k in keys]
 
 
-@pytest.mark.xfail(strict=True, reason="review: --from-exports never checks the exports' tableArn against "
-                   "SOURCE/TARGET: the same export twice reports an empty target as in sync")
 def test_an_export_of_the_wrong_table_is_refused_not_reported_equal(spark, ddb, table, export_table, cli,
                                                                      tmp_path) -> None:
     """The user passes the source's export for both sides (or an export of some other table): the
@@ -104,8 +102,6 @@ def test_an_incremental_export_is_refused_with_a_message(tmp_path) -> None:
         resolve_export(str(folder))
 
 
-@pytest.mark.xfail(strict=True, reason="review: a real --metadata-prefix 'none' is sent to the job as the "
-                   "'no prefix' marker: its metadata is then compared")
 def test_a_metadata_prefix_spelled_none_reaches_the_job_as_itself(monkeypatch) -> None:
     """``_job_arguments`` writes ``prefix or "none"`` and the job reads ``"none"`` as "no prefix", so a
     replicator configured with metadata prefix ``none`` (any string is allowed) gets its metadata compared:
@@ -135,8 +131,6 @@ def test_number_keys_join_by_value_as_dynamodb_defines_the_key(spark, tmp_path) 
     assert (doc["missing"], doc["extra"], doc["matching"]) == ([], [], 2)
 
 
-@pytest.mark.xfail(strict=True, reason="review: verify --from-exports prints Spark's banner, log4j WARN lines "
-                   "and, on failure, Java stack traces on stderr")
 def test_from_exports_keeps_stderr_free_of_spark_noise(local, ddb, table, export_table, tmp_path) -> None:
     """The project's rule: user-visible output holds only our lines. A fresh ``cdk-replication verify
     --from-exports --quiet`` should print exactly one stderr line (where the exports' comparison is); Spark
@@ -171,8 +165,6 @@ def test_from_exports_keeps_stderr_free_of_spark_noise(local, ddb, table, export
     assert code != 0 and len(lines) == 1 and lines[0].startswith("cdk-replication: failed: "), lines
 
 
-@pytest.mark.xfail(strict=True, reason="review: a corrupt export fails with a multi-line Py4J/Java message that "
-                   "does not name the file")
 def test_a_corrupt_export_fails_with_one_line_naming_the_file(spark, ddb, table, export_table, cli,
                                                                tmp_path) -> None:
     """A truncated data file does fail the comparison (good: never "equal"), but the user gets
@@ -213,8 +205,6 @@ class _InterruptedGlue:
         return {"SuccessfulSubmissions": [{"JobName": JobName, "JobRunId": r} for r in JobRunIds], "Errors": []}
 
 
-@pytest.mark.xfail(strict=True, reason="review: Ctrl-C during --glue-job leaves the Glue run going unnamed and "
-                   "says 're-run to continue', which max_concurrent_runs=1 then refuses")
 def test_interrupting_a_glue_run_stops_it_or_names_it(cli, table, monkeypatch) -> None:
     """The run may last hours (timeout 8 h) and costs per DPU-hour. On Ctrl-C the CLI says "re-run the same
     command to continue (state files keep the progress)": there is no state file, the run keeps going, and
@@ -253,8 +243,6 @@ class _ReportingGlue:
         return {"Body": io.BytesIO(json.dumps(self.report).encode())}
 
 
-@pytest.mark.xfail(strict=True, reason="review: above MAX_REREAD (100,000) the exports' differences are not "
-                   "re-read at all, though the job lists up to 5 million: lag-awareness is off where exports are used")
 def test_every_difference_the_job_reports_is_rechecked_live(cli, ddb, table, monkeypatch) -> None:
     """Issue 16: "Re-check every difference the job reports against the live tables". Two exports of a busy
     billion-item table are minutes to hours apart, so every key written in between differs in the exports:
@@ -312,8 +300,6 @@ class _RecordingS3:
         return {}
 
 
-@pytest.mark.xfail(strict=True, reason="review: a local run writes an s3:// --report with boto3's default "
-                   "credentials, not the CLI's --profile/--endpoint-url connection")
 def test_a_local_run_writes_an_s3_report_with_the_clis_own_connection(spark, ddb, table, export_table, cli,
                                                                        monkeypatch) -> None:
     """docs/cli.md: ``--report`` is a folder or s3:// prefix, and exports in S3 are read with each side's
