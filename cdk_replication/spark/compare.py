@@ -153,13 +153,15 @@ def _one_line(exc: BaseException, exports: tuple[ExportFiles, ExportFiles]) -> E
     """What a failed Spark action means, in one line naming the export and the data file, or ``None`` when
     it is not the exports' fault. Looked for only after a failure: a damaged gzip file fails in the JVM's
     reader, whose error names no file, so each data file is read through once, here, to find it."""
-    for side, export in zip(("source", "target"), exports):
+    text = str(exc)
+    # Only a reading failure is worth reading every file through for (on Glue: all of both exports from S3).
+    reading = any(sign in text for sign in ("EOFException", "ZipException", "Not in GZIP format", "IOException"))
+    for side, export in zip(("source", "target"), exports) if reading else ():
         damaged = unreadable_data_file(export)
         if damaged:
             name, reason = damaged
             return ExportDataError(f"the {side} export {export.folder}: data file {name} is unreadable ({reason}); "
                                    "export the table again or copy the file anew")
-    text = str(exc)
     marker = "BadExportLine: "
     if marker in text:  # raised in a Python worker: Spark wraps it in the worker's traceback
         return ExportDataError(f"an export holds {text[text.rindex(marker) + len(marker):].splitlines()[0]}")
