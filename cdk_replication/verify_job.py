@@ -9,7 +9,6 @@ loaded). ``cdk-replication verify SOURCE TARGET --from-exports S3 S3 --glue-job 
 
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -37,21 +36,23 @@ DEFAULT_TIMEOUT = Duration.hours(8)
 GLUE_LOG_GROUPS = "/aws-glue/jobs/*"
 
 _PACKAGE = Path(__file__).resolve().parent
-_S3_URI = re.compile(r"^s3://([^/]+)/(.+)$")
 _STUB = '"""Stub package for the Glue job: only the modules the export comparison imports are shipped."""\n'
 
 
 def _s3_location(path: str, what: str, value: object) -> tuple[str, str]:
-    """``(bucket, prefix)`` of a literal ``s3://bucket/prefix`` (prefix required: it bounds the grant)."""
-    if not isinstance(value, str) or Token.is_unresolved(value) or not _S3_URI.match(value.rstrip("/")):
+    """``(bucket, prefix)`` of ``s3://bucket/prefix``: the prefix a literal (it bounds the grant), the bucket a
+    literal or a token (``f"s3://{bucket.bucket_name}/orders"``: an app's bucket, named at deploy time)."""
+    bucket, _, prefix = value[len("s3://"):].rstrip("/").partition("/") if isinstance(value, str) else ("", "", "")
+    if not (isinstance(value, str) and value.startswith("s3://") and bucket and prefix
+            and not Token.is_unresolved(prefix)):
         raise ReplicationConfigError(
-            path, f"{what} is {value!r}, not a literal s3://BUCKET/PREFIX",
-            f'give the S3 location the role may use, e.g. "s3://my-exports/orders" for {what}',
+            path, f"{what} is {value!r}, not s3://BUCKET/PREFIX with a literal prefix",
+            f'give the S3 location the role may use, e.g. "s3://my-exports/orders" or '
+            f'f"s3://{{bucket.bucket_name}}/orders" for {what}',
         )
-    match = _S3_URI.match(value.rstrip("/"))
-    assert match is not None
-    bucket = require_bucket_name(path, match.group(1), f"{what} bucket")
-    return bucket, require_export_prefix(path, match.group(2), f"{what} prefix")
+    if not Token.is_unresolved(bucket):
+        bucket = require_bucket_name(path, bucket, f"{what} bucket")
+    return bucket, require_export_prefix(path, prefix, f"{what} prefix")
 
 
 def stage_job_library(dest: Path) -> Path:
@@ -77,7 +78,8 @@ class ExportVerifyJob(Construct):
     Args:
         scope: parent construct, in a stack with an explicit account and region.
         id: construct id.
-        source_exports: ``s3://bucket/prefix`` below which the source table's exports lie. Required.
+        source_exports: ``s3://bucket/prefix`` below which the source table's exports lie; the bucket may be a
+            token (``f"s3://{bucket.bucket_name}/orders"``), the prefix must be a literal. Required.
         target_exports: the same for the target table's exports. Required.
         results: ``s3://bucket/prefix`` below which each run writes its ``report.json`` (``--report``).
             Required.
@@ -103,7 +105,11 @@ class ExportVerifyJob(Construct):
         self.script = s3_assets.Asset(self, "Script", path=str(_PACKAGE / "spark" / "job.py"))
         self.library = s3_assets.Asset(self, "Library", path=str(staging))
         self.role = self._role()
-        from .spark.job import NO_PREFIX  # plain Python: the job's own spelling of "no prefix"
+        from .spark.job import NO_PREFIX_FLAG  # plain Python: the job's own flag for "no prefix"
+
+        # Glue arguments cannot be empty strings: "no prefix" is a flag of its own.
+        prefix_arguments = {NO_PREFIX_FLAG: "true"} if not metadata_prefix else {
+            "--metadata-prefix": metadata_prefix, NO_PREFIX_FLAG: "false"}
 
         self.job = glue.CfnJob(
             self, "Job", name=job_name, role=self.role.role_arn, glue_version=GLUE_VERSION,
@@ -113,7 +119,7 @@ class ExportVerifyJob(Construct):
             execution_property=glue.CfnJob.ExecutionPropertyProperty(max_concurrent_runs=1),
             default_arguments={
                 "--extra-py-files": self.library.s3_object_url,
-                "--metadata-prefix": metadata_prefix or NO_PREFIX,
+                **prefix_arguments,
                 "--job-bookmark-option": "job-bookmark-disable",
                 "--enable-metrics": "true",
                 "--enable-continuous-cloudwatch-log": "true",

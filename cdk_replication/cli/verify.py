@@ -264,28 +264,31 @@ def _restore_orphans(source: TableHandle, scanner: _Scanner, repairer: Repairer,
                 report.reasons[target_id] = reason
 
 
-def settle_and_repair(found: VerifyResult, repairer: Repairer, options: VerifyOptions, phase: list[str]) -> None:
-    """Re-read what the comparison found until it persists (:func:`reread_differences`), then repair it when
-    ``options.repair``. ``phase[0]`` names the step under way, for the progress line. Shared by the scan
-    comparison and the comparison of exports (cli/verify_exports.py)."""
+def settle_and_repair(found: VerifyResult, repairer: Repairer, options: VerifyOptions, phase: list[str],
+                      limit: int = MAX_REREAD) -> None:
+    """Re-read what the comparison found until it persists (:func:`reread_differences`, up to ``limit``
+    differences, default :data:`MAX_REREAD`), then repair it when ``options.repair``. ``phase[0]`` names the
+    step under way, for the progress line. Shared by the scan comparison and the comparison of exports
+    (cli/verify_exports.py, which re-reads all the job lists)."""
     if found.difference_count:
         phase[0] = f"re-reading {found.difference_count:,} differences"
-    reread_differences(found, repairer, options)
+    reread_differences(found, repairer, options, limit)
     if options.repair and found.difference_count:
         phase[0] = "dry run" if options.dry_run else "repairing"
         found.repair = repairer.repair_all(found.missing + found.extra + found.different, options.workers)
 
 
-def reread_differences(found: VerifyResult, repairer: Repairer, options: VerifyOptions) -> None:
+def reread_differences(found: VerifyResult, repairer: Repairer, options: VerifyOptions,
+                       limit: int = MAX_REREAD) -> None:
     """Re-classify every difference from consistent reads of both tables, in up to ``options.recheck_rounds``
     rounds ``options.recheck_pause`` seconds apart (:func:`recheck`): in-flight changes and replication lag
     settle, only what persists is reported.
 
-    Skipped above :data:`MAX_REREAD` differences (for example an empty target): two reads per key would
-    cost more than they could clarify.
+    Skipped above ``limit`` differences (default :data:`MAX_REREAD`; for example an empty target): two reads
+    per key would cost more than they could clarify.
     """
     suspects = found.missing + found.extra + found.different
-    if len(suspects) > MAX_REREAD:
+    if len(suspects) > limit:
         found.reread = False
         return
     found.reread = True  # a comparison of exports arrives unread

@@ -8,7 +8,13 @@ arguments, which are ignored) and locally (``python -m cdk_replication.spark.job
     --target-export LOCATION   the target table's export
     --key NAMES                the key attribute names, partition key first, comma-separated: pk or pk,sk
     --output LOCATION          folder or s3:// prefix; the report is LOCATION/report.json
-    --metadata-prefix PREFIX   attributes starting with it are ignored (default _rep_; "none" ignores none)
+    --metadata-prefix PREFIX   attributes starting with it are ignored (default _rep_)
+    --no-metadata-prefix true  ignore no attribute (Glue job arguments cannot be empty strings); overrides
+                               --metadata-prefix; default false
+    --source-table-arn ARN     refuse a source export whose manifest names another table (default: unchecked)
+    --target-table-arn ARN     the same for the target export
+    --source-table-id ID       refuse a source export of another table of that ARN (its manifest's tableId)
+    --target-table-id ID       the same for the target export
 
 Locations are local paths or ``s3://`` URIs (on Glue, S3 is read through Spark's S3 file system).
 """
@@ -21,15 +27,22 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from cdk_replication.spark.layout import resolve_export
+from cdk_replication.spark.layout import check_table, resolve_export
 
 #: Name of the result document in the output location.
 REPORT_NAME = "report.json"
 #: The replicator's default metadata prefix (``contract.DEFAULT_METADATA_PREFIX``), repeated here because the
 #: Glue job ships without the Lambda's package; tests/spark checks the two agree.
 DEFAULT_METADATA_PREFIX = "_rep_"
-#: ``--metadata-prefix`` value meaning "no prefix" (Glue job arguments cannot be empty strings).
-NO_PREFIX = "none"
+#: ``--no-metadata-prefix`` value meaning "ignore no attribute": a flag of its own, so that no real prefix
+#: (any string is one) can be mistaken for it.
+NO_PREFIX_FLAG = "--no-metadata-prefix"
+
+
+def _true_or_false(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"true or false, not {text!r}")
+    return text.lower() == "true"
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -40,6 +53,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--key", required=True, help="key attribute names, partition key first: pk or pk,sk")
     parser.add_argument("--output", required=True)
     parser.add_argument("--metadata-prefix", default=DEFAULT_METADATA_PREFIX)
+    parser.add_argument(NO_PREFIX_FLAG, type=_true_or_false, default=False, dest="no_metadata_prefix")
+    for side in ("source", "target"):
+        parser.add_argument(f"--{side}-table-arn", default=None)
+        parser.add_argument(f"--{side}-table-id", default=None)
     args, _glue_arguments = parser.parse_known_args(list(argv))
     return args
 
@@ -63,17 +80,29 @@ def write_report(doc: dict[str, Any], output: str, s3: Any = None) -> str:
     return path
 
 
-def run_job(spark: Any, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    """Compare the two exports ``args`` names on ``spark``; returns (the document, where it was written)."""
+def run_job(spark: Any, args: argparse.Namespace, s3: Any = None) -> tuple[dict[str, Any], str]:
+    """Compare the two exports ``args`` names on ``spark``; returns (the document, where it was written).
+
+    Args:
+        s3: the S3 client that writes an ``s3://`` report; default boto3's (the Glue job's role).
+
+    Raises:
+        ExportLayoutError: an export that is not one, or (``--source-table-arn`` etc. given) not of the table
+            expected, found before Spark reads a line.
+    """
     from cdk_replication.spark.compare import compare_exports
 
-    prefix = "" if args.metadata_prefix == NO_PREFIX else args.metadata_prefix
+    prefix = "" if args.no_metadata_prefix else args.metadata_prefix
     key_names = [n for n in args.key.split(",") if n]
     if not 1 <= len(key_names) <= 2:
         raise SystemExit(f"--key names one or two attributes (partition key first), got {args.key!r}")
     source, target = resolve_export(args.source_export), resolve_export(args.target_export)
+    for side, export in (("source", source), ("target", target)):
+        arn, table_id = getattr(args, f"{side}_table_arn"), getattr(args, f"{side}_table_id")
+        if arn is not None or table_id is not None:
+            check_table(export, side, arn, table_id)
     doc = compare_exports(spark, source, target, key_names, prefix)
-    return doc, write_report(doc, args.output)
+    return doc, write_report(doc, args.output, **({"s3": s3} if s3 is not None else {}))
 
 
 def main(argv: Sequence[str]) -> int:

@@ -35,6 +35,10 @@ SUMMARY = "manifest-summary.json"
 FILES = "manifest-files.json"
 #: The ``version`` AWS writes in manifest-summary.json.
 MANIFEST_VERSION = "2020-06-30"
+#: Differing keys the job lists at most; above it the job stops with the counts (the tables are not copies
+#: of each other: a listing would not fit the driver, and the repair is a backfill's work). Here, not in
+#: compare.py, because the CLI re-reads up to this many differences and must not need pyspark to know it.
+MAX_LISTED = 5_000_000
 
 
 class ExportLayoutError(ValueError):
@@ -108,14 +112,19 @@ def resolve_export(location: str, s3: Any = None) -> ExportFiles:
     """Read the manifests of the export at ``location`` (local folder or ``s3://`` URI).
 
     Raises:
-        ExportLayoutError: no single export there, a format other than DYNAMODB_JSON, or manifests that
-            disagree on the item count (an incomplete export).
+        ExportLayoutError: no single export there, a format other than DYNAMODB_JSON, an incremental
+            export, or manifests that disagree on the item count (an incomplete export).
     """
     summary_path = _find_summary(location, s3)
     summary = json.loads(_read_text(summary_path, s3))
     fmt = summary.get("outputFormat", "DYNAMODB_JSON")
     if fmt != "DYNAMODB_JSON":
         raise ExportLayoutError(f"{summary_path}: outputFormat {fmt}; only DYNAMODB_JSON exports can be compared")
+    kind = summary.get("exportType", "FULL_EXPORT")
+    if kind != "FULL_EXPORT":
+        # An incremental export's lines are changes ({"Metadata", "Keys", "NewImage", "OldImage"}), not items.
+        raise ExportLayoutError(f"{summary_path}: exportType {kind}, whose lines are changes, not items; only a "
+                                "full export (ExportTableToPointInTime without --export-type) can be compared")
     folder = posixpath.dirname(summary_path) if _is_s3(summary_path) else os.path.dirname(summary_path)
     join = posixpath.join if _is_s3(folder) else os.path.join
     entries = [json.loads(line) for line in _read_text(join(folder, FILES), s3).splitlines() if line.strip()]
@@ -127,6 +136,42 @@ def resolve_export(location: str, s3: Any = None) -> ExportFiles:
     return ExportFiles(folder=folder, data_files=data, item_count=total, summary=summary)
 
 
+def check_table(export: ExportFiles, side: str, table_arn: str | None, table_id: str | None = None) -> None:
+    """Refuse ``export`` unless its manifest names the table ``side`` stands for: ``tableArn`` equal to
+    ``table_arn`` and, when both are known, ``tableId`` equal to ``table_id`` (a table deleted and recreated
+    under the same name keeps its ARN and gets a new id). ``None`` skips that check.
+
+    Raises:
+        ExportLayoutError: naming the table the export is of and the one expected.
+    """
+    arn, found_id = export.summary.get("tableArn"), export.summary.get("tableId")
+    if table_arn is not None and arn != table_arn:
+        raise ExportLayoutError(f"{export.folder} is an export of {arn}, not of the {side} table {table_arn}: "
+                                f"give an export of {table_arn}")
+    if table_id is not None and found_id is not None and found_id != table_id:
+        raise ExportLayoutError(f"{export.folder} is an export of an earlier table named as the {side} table "
+                                f"{table_arn or arn} (tableId {found_id}, the table's is {table_id}): export it again")
+
+
+def unreadable_data_file(export: ExportFiles, s3: Any = None) -> tuple[str, str] | None:
+    """``(file name, reason)`` of the first data file of ``export`` that is not complete gzip text, else
+    ``None``. Reads every file through (streamed): for diagnosing a failed comparison, not before one."""
+    for location in export.data_files:
+        try:
+            if _is_s3(location):
+                bucket, key = _split_s3(location)
+                body = (s3 or _s3_client()).get_object(Bucket=bucket, Key=key)["Body"]
+                stream = gzip.GzipFile(fileobj=body)
+            else:
+                stream = gzip.open(location, "rb")
+            with stream:
+                while stream.read(1 << 20):
+                    pass
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            return posixpath.basename(location), f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return None
+
+
 def write_export(
     root: Path,
     items: Iterable[Mapping[str, Any]],
@@ -134,6 +179,7 @@ def write_export(
     table_arn: str = "arn:aws:dynamodb:us-east-1:111111111111:table/exported",
     prefix: str = "exports",
     files: int = 4,
+    table_id: str | None = None,
 ) -> Path:
     """Write ``items`` (DynamoDB JSON: binary already base64 text) as AWS lays out an export under ``root``
     (the bucket's place); returns the export folder. For tests and benchmarks.
@@ -144,6 +190,7 @@ def write_export(
         prefix: the export's S3 prefix, default ``exports``.
         files: data files, default 4 (AWS writes at least one per partition; items are dealt round robin,
             and a file may stay empty, as an empty partition's does).
+        table_id: the ``tableId`` written in the summary; default a random one.
     """
     export_id = f"{int(datetime.now(timezone.utc).timestamp() * 1000):014d}-{uuid.uuid4().hex[:8]}"
     base = f"{prefix}/AWSDynamoDB/{export_id}"
@@ -159,11 +206,12 @@ def write_export(
     finally:
         for w in writers:
             w.close()
-    _write_manifests(folder, base, names, counts, table_arn)
+    _write_manifests(folder, base, names, counts, table_arn, table_id or str(uuid.uuid4()))
     return folder
 
 
-def _write_manifests(folder: Path, base: str, names: list[str], counts: list[int], table_arn: str) -> None:
+def _write_manifests(folder: Path, base: str, names: list[str], counts: list[int], table_arn: str,
+                     table_id: str) -> None:
     lines = []
     for name, count in zip(names, counts):
         body = (folder / "data" / name).read_bytes()
@@ -174,7 +222,7 @@ def _write_manifests(folder: Path, base: str, names: list[str], counts: list[int
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     summary = {
         "version": MANIFEST_VERSION, "exportArn": f"{table_arn}/export/{base.rsplit('/', 1)[1]}",
-        "startTime": now, "endTime": now, "tableArn": table_arn, "tableId": str(uuid.uuid4()),
+        "startTime": now, "endTime": now, "tableArn": table_arn, "tableId": table_id,
         "exportTime": now, "s3Bucket": "local", "s3Prefix": base.split("/AWSDynamoDB/")[0],
         "s3SseAlgorithm": "AES256", "s3SseKmsKeyId": None, "manifestFilesS3Key": f"{base}/{FILES}",
         "billedSizeBytes": sum((folder / "data" / n).stat().st_size for n in names),

@@ -46,6 +46,7 @@ def test_the_job_runs_the_spark_script_on_glue_5(verify_job: Synthesized) -> Non
     assert props["Command"]["ScriptLocation"].startswith("s3://cdk-") and props["Command"]["ScriptLocation"].endswith(".py")
     assert props["DefaultArguments"]["--extra-py-files"].endswith(".zip")
     assert props["DefaultArguments"]["--metadata-prefix"] == "_rep_"
+    assert props["DefaultArguments"]["--no-metadata-prefix"] == "false"  # a flag of its own: no spelling collides
     assert props["DefaultArguments"]["--job-bookmark-option"] == "job-bookmark-disable"
     assert (props["WorkerType"], props["NumberOfWorkers"], props["MaxRetries"]) == ("G.1X", 4, 0)
 
@@ -113,3 +114,30 @@ def test_locations_must_be_literal_s3_prefixes(bad: str) -> None:
     stack = cdk.Stack(cdk.App(), "S", env=cdk.Environment(account=SOURCE_ACCOUNT, region="us-east-1"))
     with pytest.raises(ReplicationConfigError):
         ExportVerifyJob(stack, "J", source_exports=bad, target_exports="s3://b/t", results="s3://b/r")
+
+
+def test_a_bucket_of_the_app_may_name_a_location(tmp_path: Path) -> None:
+    """``f"s3://{bucket.bucket_name}/orders"``: the bucket is a token (known at deploy time), the prefix a
+    literal, so the grant is still exactly that prefix; a location that is one token (no literal prefix to
+    bound the grant) stays refused."""
+    from aws_cdk import aws_s3 as s3
+
+    def build(app: cdk.App) -> ExportVerifyJob:
+        stack = cdk.Stack(app, "Verify", env=cdk.Environment(account=SOURCE_ACCOUNT, region="us-east-1"))
+        bucket = s3.Bucket(stack, "Exports", enforce_ssl=True, server_access_logs_prefix="access/",
+                           block_public_access=s3.BlockPublicAccess.BLOCK_ALL)
+        return ExportVerifyJob(stack, "OrdersVerify", source_exports=f"s3://{bucket.bucket_name}/orders",
+                               target_exports="s3://exports-b/replica", results=f"s3://{bucket.bucket_name}/results")
+
+    synthesized = synth(tmp_path, build)
+    template = synthesized.template_json("Verify")
+    (policy,) = [v for v in template["Resources"].values() if v["Type"] == "AWS::IAM::Policy"]
+    read = next(s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s.get("Sid") == "ReadSourceExports")
+    bucket_id = next(k for k, v in template["Resources"].items() if v["Type"] == "AWS::S3::Bucket")
+    assert read["Resource"] == {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::", {"Ref": bucket_id},
+                                                  "/orders/*"]]}
+    assert synthesized.nag_error is None, synthesized.nag_report()
+    stack = cdk.Stack(cdk.App(), "S", env=cdk.Environment(account=SOURCE_ACCOUNT, region="us-east-1"))
+    with pytest.raises(ReplicationConfigError):
+        ExportVerifyJob(stack, "J", source_exports=cdk.Token.as_string(cdk.Fn.ref("AWS::NoValue")),
+                        target_exports="s3://b/t", results="s3://b/r")

@@ -20,14 +20,13 @@ import pytest
 
 from cdk_replication.cli import main
 from cdk_replication.cli.items import to_json_item
-from cdk_replication.local import DEFAULT_ACCOUNT, DynamoDBLocal
+from cdk_replication.local import DynamoDBLocal
 from cdk_replication.local.compare import scan_items
 from cdk_replication.spark.layout import write_export
 from cdk_replication.spark.session import local_session
 
 # The command-line tests' DynamoDB Local fixtures (tests/ is on sys.path, as for every test folder here).
 from cli.conftest import ddb, local, make_table  # noqa: F401 - fixtures, used by name
-from cli.helpers import REGION
 
 
 @pytest.fixture(scope="session")
@@ -50,8 +49,10 @@ def export_table(ddb: Any, tmp_path: Path) -> Callable[[str], Path]:
 
     def export(name: str) -> Path:
         items = [to_json_item(item) for item in scan_items(ddb, name)]
-        return write_export(tmp_path / f"bucket-{name}", items,
-                            table_arn=f"arn:aws:dynamodb:{REGION}:{DEFAULT_ACCOUNT}:table/{name}", files=3)
+        # The manifest names the table as AWS does: its ARN and id, which verify --from-exports checks.
+        described = ddb.describe_table(TableName=name)["Table"]
+        return write_export(tmp_path / f"bucket-{name}", items, table_arn=described["TableArn"],
+                            table_id=described.get("TableId"), files=3)
 
     return export
 

@@ -167,9 +167,16 @@ def test_glue_job_is_started_with_the_exports_and_its_report_is_rechecked(cli, d
                          "--glue-job", "orders-verify", "--report", "s3://res/orders/run1", "--poll-interval", "0.01",
                          "--recheck-pause", "0", "--json", "--quiet")
     assert code == 1, err
+    # The job is told which tables the exports must be of (it refuses others before reading a line).
+    tables = {side: ddb.describe_table(TableName=name)["Table"] for side, name in (("source", source),
+                                                                                   ("target", target))}
+    identities = {f"--{side}-table-{what}": t[field] for side, t in tables.items()
+                  for what, field in (("arn", "TableArn"), ("id", "TableId")) if t.get(field)}
     assert fake.started == [("orders-verify", {
         "--source-export": "s3://ex/a/AWSDynamoDB/1", "--target-export": "s3://ex/b", "--key": "pk",
-        "--output": "s3://res/orders/run1", "--metadata-prefix": "_rep_"})]
+        "--output": "s3://res/orders/run1", "--metadata-prefix": "_rep_", "--no-metadata-prefix": "false",
+        **identities})]
+    assert "--source-table-arn" in identities
     assert fake.read == ["s3://res/orders/run1/report.json"]
     assert doc["missing"] == [{"pk": {"S": "gone"}}] and doc["settledOnReread"] == 1
     assert err.rstrip().endswith("s3://res/orders/run1/report.json")
