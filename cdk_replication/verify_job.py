@@ -19,6 +19,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
+from . import defaults
 from .errors import ReplicationConfigError
 from .migration import require_export_prefix
 from .naming import require_bucket_name
@@ -93,7 +94,7 @@ class ExportVerifyJob(Construct):
     def __init__(self, scope: Construct, id: str, *, source_exports: str, target_exports: str, results: str,
                  job_name: str | None = None, worker_type: str = DEFAULT_WORKER_TYPE,
                  workers: int = DEFAULT_WORKERS, timeout: Duration = DEFAULT_TIMEOUT,
-                 metadata_prefix: str = "_rep_") -> None:
+                 metadata_prefix: str = defaults.METADATA_PREFIX) -> None:
         super().__init__(scope, id)
         path = self.node.path
         self.source_exports = _s3_location(path, "source_exports", source_exports)

@@ -8,7 +8,7 @@ arguments, which are ignored) and locally (``python -m cdk_replication.spark.job
     --target-export LOCATION   the target table's export
     --key NAMES                the key attribute names, partition key first, comma-separated: pk or pk,sk
     --output LOCATION          folder or s3:// prefix; the report is LOCATION/report.json
-    --metadata-prefix PREFIX   attributes starting with it are ignored (default _rep_)
+    --metadata-prefix PREFIX   attributes starting with it are ignored (required unless --no-metadata-prefix true)
     --no-metadata-prefix true  ignore no attribute (Glue job arguments cannot be empty strings); overrides
                                --metadata-prefix; default false
     --source-table-arn ARN     refuse a source export whose manifest names another table (default: unchecked)
@@ -31,9 +31,6 @@ from cdk_replication.spark.layout import check_table, resolve_export
 
 #: Name of the result document in the output location.
 REPORT_NAME = "report.json"
-#: The replicator's default metadata prefix (``contract.DEFAULT_METADATA_PREFIX``), repeated here because the
-#: Glue job ships without the Lambda's package; tests/spark checks the two agree.
-DEFAULT_METADATA_PREFIX = "_rep_"
 #: ``--no-metadata-prefix`` value meaning "ignore no attribute": a flag of its own, so that no real prefix
 #: (any string is one) can be mistaken for it.
 NO_PREFIX_FLAG = "--no-metadata-prefix"
@@ -52,7 +49,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--target-export", required=True)
     parser.add_argument("--key", required=True, help="key attribute names, partition key first: pk or pk,sk")
     parser.add_argument("--output", required=True)
-    parser.add_argument("--metadata-prefix", default=DEFAULT_METADATA_PREFIX)
+    # No default: the job ships without the replicator's contract, and its callers (the CLI, ExportVerifyJob)
+    # always say which prefix the tables use, so a second copy of the default could only drift.
+    parser.add_argument("--metadata-prefix", default=None)
     parser.add_argument(NO_PREFIX_FLAG, type=_true_or_false, default=False, dest="no_metadata_prefix")
     for side in ("source", "target"):
         parser.add_argument(f"--{side}-table-arn", default=None)
@@ -92,6 +91,8 @@ def run_job(spark: Any, args: argparse.Namespace, s3: Any = None) -> tuple[dict[
     """
     from cdk_replication.spark.compare import compare_exports
 
+    if args.metadata_prefix is None and not args.no_metadata_prefix:
+        raise SystemExit("give --metadata-prefix PREFIX (the replicator's, e.g. _rep_) or --no-metadata-prefix true")
     prefix = "" if args.no_metadata_prefix else args.metadata_prefix
     key_names = [n for n in args.key.split(",") if n]
     if not 1 <= len(key_names) <= 2:

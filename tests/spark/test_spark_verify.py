@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from cdk_replication._lambda.replicator import contract
 from cdk_replication.spark import job
 from cdk_replication.spark.compare import compare_exports
 from cdk_replication.spark.layout import ExportLayoutError, resolve_export, write_export
@@ -161,8 +160,12 @@ def test_an_incomplete_or_ambiguous_export_is_refused(tmp_path):
         resolve_export(str(tmp_path / "b"))
 
 
-def test_the_job_ships_the_replicators_default_metadata_prefix():
-    assert job.DEFAULT_METADATA_PREFIX == contract.DEFAULT_METADATA_PREFIX
+def test_the_job_needs_to_be_told_the_metadata_prefix():
+    """The job has no default of its own (it ships without the replicator's contract): a call that names
+    neither a prefix nor --no-metadata-prefix true is refused before Spark reads a line."""
+    args = job.parse_args(["--source-export", "a", "--target-export", "b", "--key", "pk", "--output", "o"])
+    with pytest.raises(SystemExit, match="--metadata-prefix"):
+        job.run_job(None, args)
 
 
 def test_too_many_differences_stop_the_job_with_the_counts(spark, tmp_path, monkeypatch):
