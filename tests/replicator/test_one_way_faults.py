@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from replicator.processor import Processor
 
 from rep_helpers import FakeContext, Table, create_table, replication_env, sort_items
-from transformed_targets import FILTERED, KEYED, Copy, address, email, install_key, user_view
+from transformed_targets import FILTERED, KEYED, Copy, check_copies, install_key, write_history
 
 KEYS = ["a", "b", "c"]
 #: How many invocations of one example may carry a fault (then the mapping runs clean to the end).
@@ -48,10 +48,12 @@ class Copies:
     source: Table
     copies: list[Copy]
     processor: Processor
+    source_client: Any
 
     def source_items(self, prefix: str) -> list[dict[str, Any]]:
         """The example's source items, strongly consistent, in a canonical order."""
-        return sort_items(i for i in self.source.items() if i["pk"]["S"].startswith(prefix))
+        items = self.source_client.scan(TableName=self.source.name, ConsistentRead=True)["Items"]  # < 1 MB
+        return sort_items(i for i in items if i["pk"]["S"].startswith(prefix))
 
     def invoke(self, records: list[dict[str, Any]]) -> None:
         """One invocation that completes: nothing may be reported failed."""
@@ -68,22 +70,7 @@ def copies(ddb_local, make_processor, monkeypatch) -> Copies:
     processor = make_processor(replication_env(source, [c.target() for c in made]), "us-east-1")
     for copy in made:
         copy.record(processor)
-    return Copies(source, made, processor)
-
-
-def write_history(source: Table, prefix: str, history: list[tuple[str, str, int]]) -> None:
-    """Applies ``history`` to the source under the example's keys."""
-    c = source.client
-    for kind, name, value in history:
-        key = {"pk": {"S": prefix + name}}
-        if kind == "put":
-            c.put_item(TableName=source.name, Item={**key, "n": {"N": str(value)}, "m": {"M": {}},
-                                                    "email": email(value, prefix), "address": address(value, prefix)})
-        elif kind == "update":
-            c.update_item(TableName=source.name, Key=key, UpdateExpression="SET n = :n, email = :e",
-                          ExpressionAttributeValues={":n": {"N": str(value)}, ":e": email(value, prefix)})
-        else:
-            c.delete_item(TableName=source.name, Key=key)
+    return Copies(source, made, processor, source.client)
 
 
 def _pk(record: dict[str, Any]) -> str:
@@ -123,7 +110,10 @@ def deliver_with_faults(invoke: Callable[[list[dict[str, Any]]], None], records:
             checkpoint += size
 
 
-# Shrinking would take minutes on DynamoDB Local, so the failing case is printed as generated.
+# Shrinking would take minutes on DynamoDB Local, so the failing case is printed as generated. Each of these
+# mutants of one_way.py failed on every seed tried (2 to 7), mostly within the first few examples: no delete
+# when an item stops matching, the transform applied to the old image, the raw image under the transformed
+# one (a dropped value sent; also caught by the leak check alone), the delete sent to the source's key.
 @settings(
     max_examples=60,
     deadline=None,
@@ -134,13 +124,9 @@ def deliver_with_faults(invoke: Callable[[list[dict[str, Any]]], None], records:
 def test_any_faulty_delivery_of_a_history_converges_on_every_copy(copies, history, data):
     prefix = f"{uuid.uuid4().hex[:8]}-"
     pks = [prefix + name for name in KEYS]
-    write_history(copies.source, prefix, history)
+    write_history(copies.source_client, copies.source, prefix, history)
     records = copies.source.new_records()
     for copy in copies.copies:
         copy.sent.clear()
     deliver_with_faults(copies.invoke, records, data)
-    source_items = copies.source_items(prefix)
-    raws = [v(i, prefix)["S"] for i in range(3) for v in (email, address)]
-    for n, copy in enumerate(copies.copies):
-        assert user_view(copy.stored(pks)) == copy.expected(source_items), f"copy {n} diverged"
-        assert not copy.leaks(raws, [f'"{pk}"' for pk in pks]), f"copy {n} received a raw value"
+    check_copies(copies.copies, copies.source_items(prefix), prefix, pks)

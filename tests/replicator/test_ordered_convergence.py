@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from replicator.processor import Processor
 
 from rep_helpers import FakeContext, Table, create_table, kinesis_events, replication_env, sort_items
-from transformed_targets import FILTERED, KEYED, Copy, address, email, install_key, user_view
+from transformed_targets import FILTERED, KEYED, Copy, check_copies, install_key, write_history
 
 KEYS = ["a", "b", "c"]
 PREFIX = "_rep_"
@@ -89,7 +89,9 @@ def pair(ddb_local, make_processor, monkeypatch) -> Pair:
 
 # Shrinking would take minutes on DynamoDB Local, so the failing case is printed as generated. On the image
 # rule this replaced (an equal-time change applies if its old image is the stored state), 4 of 5 seeds found
-# a divergence, typically within the first 5-15 examples.
+# a divergence, typically within the first 5-15 examples. For the transformed copies, each of these mutants of
+# ordered_one_way.py failed on every seed tried (2 to 5): the transform applied to the old image, no tombstone
+# when an item enters a state the filter does not match, a settle that writes the untransformed source item.
 @settings(
     max_examples=100,
     deadline=None,
@@ -101,17 +103,7 @@ def test_any_delivery_of_a_history_converges(pair, history, data):
     source, processor = pair.source, pair.processor
     prefix = f"{uuid.uuid4().hex[:8]}-"
     pks = [prefix + name for name in KEYS]
-    c = pair.source_client
-    for kind, name, value in history:
-        key = {"pk": {"S": prefix + name}}
-        if kind == "put":
-            c.put_item(TableName=source.name, Item={**key, "n": {"N": str(value)}, "m": {"M": {}},
-                                                    "email": email(value, prefix), "address": address(value, prefix)})
-        elif kind == "update":
-            c.update_item(TableName=source.name, Key=key, UpdateExpression="SET n = :n, email = :e",
-                          ExpressionAttributeValues={":n": {"N": str(value)}, ":e": email(value, prefix)})
-        else:
-            c.delete_item(TableName=source.name, Key=key)
+    write_history(pair.source_client, source, prefix, history)
     records = source.new_records()
     # Millisecond-precision times that often tie (three in four records share the previous one's tick).
     steps = data.draw(st.lists(st.sampled_from([0, 0, 0, 1]), min_size=len(records), max_size=len(records)),
@@ -130,8 +122,4 @@ def test_any_delivery_of_a_history_converges(pair, history, data):
                 changed = int(item[PREFIX + "changedAt"]["N"])
                 assert changed >= seen.get((n, item["pk"]["S"]), 0), f"copy {n}: an item went back to an older change"
                 seen[(n, item["pk"]["S"])] = changed
-    source_items = pair.source_items(prefix)
-    for n, copy in enumerate(pair.copies):
-        assert user_view(copy.stored(pks)) == copy.expected(source_items), f"copy {n} diverged"
-        raws = [v(i, prefix)["S"] for i in range(3) for v in (email, address)]
-        assert not copy.leaks(raws, [f'"{pk}"' for pk in pks]), f"copy {n} received a raw value"
+    check_copies(pair.copies, pair.source_items(prefix), prefix, pks)

@@ -65,6 +65,23 @@ def address(value: int, prefix: str) -> dict[str, Any]:
     return {"S": f"{prefix}{value} Secret Road"}
 
 
+def write_history(client: Any, source: Table, prefix: str, history: list[tuple[str, str, int]]) -> None:
+    """Applies ``history`` (``(kind, key name, value)``, kind ``put``, ``update`` or ``delete``) to ``source``
+    with ``client`` (one per test: a client per example would cost much of the time), under the example's keys (``prefix`` + key name): a put writes every attribute, an update ``n`` and
+    ``email``, so that ``address`` stays as the last put wrote it."""
+    c = client
+    for kind, name, value in history:
+        key = {"pk": {"S": prefix + name}}
+        if kind == "put":
+            c.put_item(TableName=source.name, Item={**key, "n": {"N": str(value)}, "m": {"M": {}},
+                                                    "email": email(value, prefix), "address": address(value, prefix)})
+        elif kind == "update":
+            c.update_item(TableName=source.name, Key=key, UpdateExpression="SET n = :n, email = :e",
+                          ExpressionAttributeValues={":n": {"N": str(value)}, ":e": email(value, prefix)})
+        else:
+            c.delete_item(TableName=source.name, Key=key)
+
+
 @dataclass
 class Copy:
     """One replica table, its transform (``None``: an exact copy) and every request naming it (parameters as
@@ -128,6 +145,15 @@ class Copy:
         forbidden = list(raws) + (list(pks) if "pk" in self.transform.masks else [])
         text = json.dumps([self.stored(), self.sent], default=repr)
         return [raw for raw in forbidden if raw in text]
+
+
+def check_copies(copies: Iterable[Copy], source_items: list[dict[str, Any]], prefix: str, pks: list[str]) -> None:
+    """Each copy holds its image of ``source_items`` (the example's, under ``pks``), and no transformed copy
+    stores or was sent a raw email, address or (where the key is hashed) partition key of the example."""
+    raws = [make(value, prefix)["S"] for value in range(3) for make in (email, address)]
+    for n, copy in enumerate(copies):
+        assert user_view(copy.stored(pks)) == copy.expected(source_items), f"copy {n} diverged"
+        assert not copy.leaks(raws, [f'"{pk}"' for pk in pks]), f"copy {n} received a raw value"
 
 
 def user_view(items: Iterable[Mapping[str, Any]]) -> list[Any]:
