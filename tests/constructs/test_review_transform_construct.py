@@ -105,7 +105,7 @@ def test_the_replica_tag_does_not_confirm_guesses_of_the_spec(tmp_path) -> None:
 @pytest.mark.parametrize(("secret_arn", "problem"), [
     (cdk.Fn.import_value("HmacSecretArn"), "secret_arn is a token"),
     ("hmac-key", "not a Secrets Manager secret ARN"),
-])
+], ids=["token", "plain-name"])  # a token's text differs per process: xdist workers must collect the same ids
 def test_a_secret_arn_that_is_no_literal_secret_arn_is_refused_with_its_own_reason(secret_arn: str,
                                                                                   problem: str) -> None:
     """A token ``secret_arn`` was refused by the replicator's environment check with "pass literal table names,
