@@ -320,12 +320,13 @@ def join_text(report: dict[str, Any]) -> str:
         lines += [f"       {copy[k]}" for k in ("copiedAgain", "parameterChanged") if copy.get(k)]
         lines += [f"       {e['key']}: {e.get('outcome', 'failed')}: {e['reason']}" for e in copy.get("listed", [])]
     for arn, found in report["verify"].items():
-        verdict = "in sync" if found["inSync"] else (
-            f"{found['missing']:,} missing, {found['extra']:,} extra, {found['different']:,} different")
+        differences = f"{found['missing']:,} missing, {found['extra']:,} extra, {found['different']:,} different"
+        repaired = found.get("repair", {}).get("counts")
+        verdict = ("in sync" + (f" after the repair (found {differences})" if repaired else "")
+                   if found["inSync"] else differences)
         lines.append(f"  4. verify against {arn}: {verdict}")
-        if found.get("repair", {}).get("counts"):
-            counts = ", ".join(f"{v:,} {k}" for k, v in sorted(found["repair"]["counts"].items()))
-            lines.append(f"       repair: {counts}")
+        if repaired:
+            lines.append("       repair: " + ", ".join(f"{v:,} {k}" for k, v in sorted(repaired.items())))
             lines += [f"       {e['key']}: {e['outcome']}: {e['reason']}" for e in found["repair"]["listed"]]
     lines.append(f"next step: {report['nextStep']}")
     return "\n".join(lines) + "\n"
