@@ -62,6 +62,36 @@ def test_one_way_join_of_an_imported_replica_repairs_what_changed_since_the_expo
     assert text.code == 0 and "in sync" in text.out, text.out
 
 
+def test_one_way_join_exits_1_and_lists_a_key_the_repair_could_not_settle(cli, tables, params, monkeypatch):
+    """A key that kept changing through every round of its repair (here: simulated) is listed, and the join is
+    not in sync (exit 1); the re-run repairs it."""
+    from cdk_replication.cli.outcomes import UNSETTLED
+    from cdk_replication.cli.repair import Repairer
+
+    name, source, replica = _imported_at_t0(tables, params)
+    real = Repairer.repair_target
+    stuck = ("k03",)  # a KeyId: the key's values
+
+    def unsettled(self: Repairer, key_id: Any) -> tuple[str, str | None]:
+        if key_id == stuck:
+            return UNSETTLED, "still changing after 3 rounds; run verify again"
+        return real(self, key_id)
+
+    monkeypatch.setattr(Repairer, "repair_target", unsettled)
+    run = cli("join", f"{WEST}:{name}", f"{EU}:{name}", "--json")
+    report = run.json()
+    assert run.code == 1 and not report["inSync"], run.out
+    repair = report["verify"][f"{WEST}:{name}"]["repair"]
+    assert repair["counts"] == {"repaired": 14, "unsettled": 1}, repair
+    assert repair["listed"] == [{"key": {"pk": {"S": "k03"}}, "outcome": "unsettled",
+                                 "reason": "still changing after 3 rounds; run verify again"}], repair
+    assert report["nextStep"].startswith("the repair left 1 key different"), report["nextStep"]
+    monkeypatch.setattr(Repairer, "repair_target", real)
+    again = cli("join", f"{WEST}:{name}", f"{EU}:{name}")
+    assert again.code == 0 and "repair: 1 repaired" in again.out, again.out
+    assert _visible(_items(replica, name)) == _visible(_items(source, name))
+
+
 def test_one_way_join_of_an_imported_replica_under_live_writes(cli, tables, params):
     """As above while the application writes to SOURCE during the whole join and the replicator (simulated: the
     same change applied to NEW right after, as it sends from T1 on) applies each change to NEW: the repair's

@@ -299,9 +299,11 @@ def _next_step(report: dict[str, Any], copied: bool, interrupted: bool) -> str:
         return changed[0]
     if not copied:
         return "fix what failed (listed), then run the same command again: it resumes"
-    left = sum(len(v.get("repair", {}).get("listed", [])) for v in report["verify"].values())
+    left = sum(n for v in report["verify"].values() for o, n in v.get("repair", {}).get("counts", {}).items()
+               if o in REMAINING)
     if not report["inSync"] and left:
-        return (f"the repair left {left:,} keys different (listed: still changing, or failed): fix what failed, "
+        return (f"the repair left {left:,} key{'s' if left > 1 else ''} different (listed: still changing, or "
+                "failed): fix what failed, "
                 "then run the same command again (the copy is done, it verifies and repairs again)")
     if not report["inSync"]:
         return ("wait until the replicators have caught up (IteratorAge near zero), then run the same command "
