@@ -10,8 +10,28 @@ Steps, in order; ``join`` refuses to run one whose predecessor is not done and n
    a one-way replica with a replica transform receives each item TRANSFORMED, the transform taken from the
    source's published parameter with ``backfill``'s safety net (:func:`cdk_replication.cli.transforms.view_for`);
 4. verify: the new table equals each writer's (transformed, for a transformed replica; consistent re-reads of
-   every difference);
+   every difference); one-way, every difference that persists is REPAIRED (``verify --repair``'s one-way rules);
 5. (the user) set ``status=ACTIVE`` and deploy.
+
+Why a one-way join repairs. NEW may hold stale items that no record will ever correct: a replica imported from a
+native export holds SOURCE's state at the export time T0, while the replicator sends to NEW only from the deploy
+that sets ``export_arn`` (T1). A change made between T0 and T1 (an update or a delete) reached NEW by no record,
+and the backfill skips every key NEW already holds (it takes them for the replicator's later writes). The repair
+makes NEW equal to SOURCE anyway, while the replicator runs:
+
+- step 2 checked, from the published ``replicator`` parameter and before the copy, that the replicator sends to
+  NEW: every change made from then on reaches NEW by a record, applied after what it replaces;
+- every earlier change (the T0-T1 gap included) is reflected in SOURCE's CURRENT state, which the repair reads
+  (consistently) and writes at every key where the tables still differ after the re-reads (a key SOURCE no
+  longer holds: NEW's copy is deleted);
+- each write is conditional on NEW still holding what the repair read, and SOURCE is read again after it: a
+  record the replicator applied meanwhile fails the condition (the key is read again), and a change made
+  meanwhile is a later record that the replicator applies after the repair's write (or SOURCE reads different
+  and the key is repaired again). So the repair never undoes the replicator's newer write (cli/repair.py).
+
+A key that differs but reads equal on a re-read (replication lag) is left to the replicator. No stream is read,
+so the export may be of any age: an older one only leaves more keys to repair. The repair writes through the same
+``view`` as the copy, so a transformed replica receives only transformed items. Multi-active joins only verify.
 
 Resumable: the join state file records each finished copy (and the copy's own positions); a re-run skips what is
 done, so after a verification that found the replica still catching up, running ``join`` again verifies again.
@@ -30,10 +50,12 @@ from cdk_replication.cli.backfill import BackfillOptions, run_backfill
 from cdk_replication.cli.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK, BadInput
 from cdk_replication.cli.items import to_json_item
 from cdk_replication.cli.options import VerifyOptions
+from cdk_replication.cli.outcomes import REMAINING
 from cdk_replication.cli.output import print_json, say_unchecked
 from cdk_replication.cli.pacing import Retrier
 from cdk_replication.cli.progress import Progress
 from cdk_replication.cli.redrive.multi_active import MultiActiveResync
+from cdk_replication.cli.repair import RepairReport
 from cdk_replication.cli.state import StateFile, default_state_path
 from cdk_replication.cli.tables import TableHandle, probe_batch_get, probe_read, probe_write
 from cdk_replication.cli.topology.copy import RegionCopy, copy_region
@@ -240,18 +262,32 @@ def _copy_multi_active(args: argparse.Namespace, writer: TableHandle, new: Table
 def _verify_all(args: argparse.Namespace, topology: Topology, plan: Plan, view: ReplicaView, state: StateFile,
                 report: dict[str, Any], err: TextIO) -> None:
     """Step 4: the new table against each writer (transformed by ``view``; metadata ignored, tombstones as
-    absent)."""
+    absent). One-way, with ``verify --repair``'s one-way rules (why that is sound: the module docstring);
+    multi-active, report only."""
+    repair = plan.mode != MULTI_ACTIVE
     options = VerifyOptions(segments=args.segments, workers=args.workers, rate=args.rate,
-                            metadata_prefix=plan.metadata_prefix, max_attempts=args.max_retries)
+                            metadata_prefix=plan.metadata_prefix, max_attempts=args.max_retries, repair=repair)
     for writer in topology.others:
         result = run_verify(writer, topology.table, options, progress_stream=err, show_progress=not args.quiet,
                             view=view)
-        report["verify"][location_id(writer.info)] = {
+        found: dict[str, Any] = {
             "inSync": not result.differences_remain, "sourceItems": result.source_items,
             "missing": len(result.missing), "extra": len(result.extra), "different": len(result.different)}
+        if repair:
+            found["repair"] = _repair_summary(result.repair, writer)
+        report["verify"][location_id(writer.info)] = found
     with state.lock:
         state.data["verified"] = {"at": int(time.time()), "results": report["verify"]}
         state.save()
+
+
+def _repair_summary(repair: RepairReport | None, writer: TableHandle) -> dict[str, Any]:
+    """The repair's counts and (up to 100) keys it left different, with their outcome and reason."""
+    if repair is None:  # nothing differed after the re-reads: nothing to repair
+        return {"counts": {}, "listed": []}
+    listed = [{"key": to_json_item(writer.info.key.key_from_id(k)), "outcome": o, "reason": repair.reasons.get(k)}
+              for k, o in repair.outcomes.items() if o in REMAINING]
+    return {"counts": dict(repair.counts), "listed": listed[:100]}
 
 
 def _next_step(report: dict[str, Any], copied: bool, interrupted: bool) -> str:
@@ -263,6 +299,12 @@ def _next_step(report: dict[str, Any], copied: bool, interrupted: bool) -> str:
         return changed[0]
     if not copied:
         return "fix what failed (listed), then run the same command again: it resumes"
+    left = sum(n for v in report["verify"].values() for o, n in v.get("repair", {}).get("counts", {}).items()
+               if o in REMAINING)
+    if not report["inSync"] and left:
+        return (f"the repair left {left:,} key{'s' if left > 1 else ''} different (listed: still changing, or "
+                "failed): fix what failed, "
+                "then run the same command again (the copy is done, it verifies and repairs again)")
     if not report["inSync"]:
         return ("wait until the replicators have caught up (IteratorAge near zero), then run the same command "
                 "again: the copy is done, it verifies again")
@@ -280,8 +322,13 @@ def join_text(report: dict[str, Any]) -> str:
         lines += [f"       {copy[k]}" for k in ("copiedAgain", "parameterChanged") if copy.get(k)]
         lines += [f"       {e['key']}: {e.get('outcome', 'failed')}: {e['reason']}" for e in copy.get("listed", [])]
     for arn, found in report["verify"].items():
-        verdict = "in sync" if found["inSync"] else (
-            f"{found['missing']:,} missing, {found['extra']:,} extra, {found['different']:,} different")
+        differences = f"{found['missing']:,} missing, {found['extra']:,} extra, {found['different']:,} different"
+        repaired = found.get("repair", {}).get("counts")
+        verdict = ("in sync" + (f" after the repair (found {differences})" if repaired else "")
+                   if found["inSync"] else differences)
         lines.append(f"  4. verify against {arn}: {verdict}")
+        if repaired:
+            lines.append("       repair: " + ", ".join(f"{v:,} {k}" for k, v in sorted(repaired.items())))
+            lines += [f"       {e['key']}: {e['outcome']}: {e['reason']}" for e in found["repair"]["listed"]]
     lines.append(f"next step: {report['nextStep']}")
     return "\n".join(lines) + "\n"
