@@ -235,14 +235,25 @@ def _deploy_joining_under_writes(dep: LocalDeployment, app: Application, joining
     app.run(80)
     dep.run_until_idle(timeout_s=120)
     dep.start()
-    written = len(app.model.states)
     app.start()
+    # The application is writing when the deploy starts and still writing after it (the deploy can be quicker
+    # than one write, so wait for writes rather than assume them).
+    _wait_for_writes(app)
     if midway is not None:
         dep.update(joining, stacks=[_stack(joining, region) for region in midway[0]])
         midway[1]()
     dep.update(joining)
-    assert len(app.model.states) > written  # the application wrote during the deploy
+    _wait_for_writes(app)
     return dep.table(name, AP, ACCOUNT)
+
+
+def _wait_for_writes(app: Application, timeout_s: float = 30.0) -> None:
+    """Block until the application has written at least once more (its thread runs on)."""
+    written = len(app.model.states)
+    deadline = time.monotonic() + timeout_s
+    while len(app.model.states) <= written:
+        assert time.monotonic() < deadline, "the application thread stopped writing"
+        time.sleep(0.01)
 
 
 def _join_under_writes(dep: LocalDeployment, app: Application, operator: Any, specs: list[str],

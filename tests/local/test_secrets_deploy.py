@@ -1,6 +1,6 @@
 """A masked replica deployed on the local runtime: the deploy generates the HMAC secret, the replicator reads it
 through the gateway with its role (the one permission the construct grants) and writes the transformed items;
-without that permission its cold start fails, as on AWS."""
+without that permission the masked target's records fail (and are kept), as on AWS."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from aws_cdk import aws_dynamodb as dynamodb
 from cdk_replication import Filter, Mask, ReplicatedTable, ReplicaTransform, TableLocation
 from cdk_replication._lambda.replicator.transform import Transform
 from cdk_replication.local import deploy
-from cdk_replication.local.lambda_runtime import FunctionInitError
 
 ACCOUNT = "666666666666"
 TABLE = "MaskedPeople"
@@ -85,7 +84,19 @@ def test_the_replicator_reads_the_generated_secret_and_writes_the_masked_copy(ma
         assert "a@example.com" not in json.dumps(items) and "address" not in items[0]
 
 
-def test_without_the_permission_the_replicator_cold_start_fails(masked_app, ddb_local, tmp_path):
+def test_without_the_permission_only_the_masked_target_fails_and_its_records_are_kept(masked_app, ddb_local,
+                                                                                      tmp_path):
+    """The gateway refuses GetSecretValue as AWS would; the replicator starts anyway (an exact copy beside the
+    masked one must keep moving, rule 6), reports the masked target's records as failed (``HmacKeyUnavailable``)
+    and Lambda hands them to the failure destination: nothing reaches the replica, nothing is lost."""
     with deploy(_without_secret_permission(masked_app, tmp_path), ddb_local) as deployment:
-        with pytest.raises(FunctionInitError, match="AccessDenied"):
-            _replicator(deployment).start()
+        source = deployment.table(TABLE, "us-east-1", ACCOUNT)
+        replica = deployment.table(TABLE, "eu-west-1", ACCOUNT)
+        held = replica.client().scan(TableName=TABLE)["Items"]  # the tables outlive a deployment: earlier tests'
+        source.client().put_item(TableName=TABLE, Item={"pk": {"S": "p9"}, "status": {"S": "active"},
+                                                        "email": {"S": "z@example.com"}})
+        deployment.run_until_idle(timeout_s=120)
+        assert replica.client().scan(TableName=TABLE)["Items"] == held
+        assert "HmacKeyUnavailable" in "".join(_replicator(deployment).logs())
+        assert any(bucket.failure_records() for bucket in deployment.buckets)
+        assert any("secretsmanager:GetSecretValue" in denial for denial in deployment.gateway.stats.denials)

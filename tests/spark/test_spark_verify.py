@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from cdk_replication._lambda.replicator import contract
 from cdk_replication.spark import job
 from cdk_replication.spark.compare import compare_exports
 from cdk_replication.spark.layout import ExportLayoutError, resolve_export, write_export
@@ -89,7 +90,8 @@ def _comparable(doc: dict[str, Any]) -> dict[str, Any]:
 
 def _run_job(spark: Any, source: Path, target: Path, key: str, output: Path) -> dict[str, Any]:
     args = job.parse_args(["--source-export", str(source), "--target-export", str(target), "--key", key,
-                           "--output", str(output), "--JOB_NAME", "ignored-glue-argument"])
+                           "--output", str(output), "--metadata-prefix", contract.DEFAULT_METADATA_PREFIX,
+                           "--JOB_NAME", "ignored-glue-argument"])
     doc, where = job.run_job(spark, args)
     assert json.loads(Path(where).read_text()) == doc
     return doc
