@@ -57,3 +57,24 @@ def once_per_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Cal
         return folder
 
     return once
+
+
+#: Pause between verify's re-read rounds in tests that do not test the pause itself (seconds; the default is 1).
+QUICK_RECHECK_PAUSE = 0.02
+
+
+@pytest.fixture()
+def quick_verify_rechecks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shorten verify's pause between re-read rounds (cli/verify.py ``recheck``) to
+    :data:`QUICK_RECHECK_PAUSE`: a difference that persists waits out every round, which adds 2 s per verify
+    in tests that plant persisting differences on purpose. The rounds themselves are kept: a test that counts on
+    a difference settling between rounds must not use this fixture (tests/spark/test_lag_and_cli.py does not)."""
+    from cdk_replication.cli import verify
+
+    real = verify.recheck
+
+    def quick(suspects, classify, workers, rounds=verify.DEFAULT_RECHECK_ROUNDS, pause=verify.DEFAULT_RECHECK_PAUSE,
+              **kwargs):  # type: ignore[no-untyped-def]
+        return real(suspects, classify, workers, rounds, min(pause, QUICK_RECHECK_PAUSE), **kwargs)
+
+    monkeypatch.setattr(verify, "recheck", quick)

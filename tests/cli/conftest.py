@@ -89,3 +89,8 @@ def cli(local: DynamoDBLocal, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) ->
         return CliRun(code, out.getvalue(), err.getvalue())
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _quick_rechecks(quick_verify_rechecks: None) -> None:
+    """Every test here plants differences that persist: no need to wait 1 s between verify's re-read rounds."""

@@ -268,3 +268,8 @@ def operator_of(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Operator]:
         return Operator(deployment, account, monkeypatch, policies, name)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _quick_rechecks(quick_verify_rechecks: None) -> None:
+    """Every test here plants differences that persist: no need to wait 1 s between verify's re-read rounds."""
