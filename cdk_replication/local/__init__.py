@@ -29,6 +29,7 @@ from cdk_replication.local.event_source_mapping import (
     EventSourceMapping,
     MappingSettings,
     MappingStats,
+    RecordTiming,
     StreamEventSourceMapping,
 )
 from cdk_replication.local.kinesis import KinesisEventSourceMapping, KinesisStreamSource, LocalKinesis
@@ -41,6 +42,7 @@ from cdk_replication.local.gateway import Gateway, GatewayError, GatewayStats, I
 from cdk_replication.local.synth import SynthError, synthesize
 
 __all__ = [
+    "RecordTiming",
     "BridgeStats",
     "BucketAccessDenied",
     "BucketObject",

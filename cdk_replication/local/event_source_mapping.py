@@ -322,6 +322,7 @@ class _Record:
     size: int
     seq: str
     created: float
+    read_at: float = 0.0  # when GetRecords returned it (the mapping's clock, epoch seconds)
 
     @property
     def source_record(self) -> SourceRecord:
@@ -334,6 +335,7 @@ class _Batch:
     attempts: int = 0  # invocations that carried these records
     retries: int = 0  # failed attempts counted against MaximumRetryAttempts
     last_result: InvocationResult | None = None
+    invoked_at: float = 0.0  # when the last invocation started (the mapping's clock, epoch seconds)
 
 
 @dataclass
@@ -355,6 +357,31 @@ class _Shard:
 
 #: Called with the records of every successful checkpoint and the time it happened (epoch seconds).
 CheckpointListener = Callable[[list[dict[str, Any]], float], None]
+
+
+@dataclass(frozen=True)
+class RecordTiming:
+    """Where one checkpointed record's time went, on the mapping's clock (epoch seconds).
+
+    Attributes:
+        raw: the record as the stream returned it.
+        created: its creation time as the stream reports it (DynamoDB Streams: whole seconds).
+        read_at: when a poll (``GetRecords``) returned it.
+        invoked_at: when the invocation that succeeded for it started.
+        finished_at: when that invocation returned and the record was checkpointed.
+        attempts: invocations that carried it (1 unless it was retried).
+    """
+
+    raw: dict[str, Any]
+    created: float
+    read_at: float
+    invoked_at: float
+    finished_at: float
+    attempts: int
+
+
+#: Called with the timings of the records of every successful checkpoint.
+TimingListener = Callable[[list[RecordTiming]], None]
 
 
 class EventSourceMapping(BackgroundPoller):
@@ -405,6 +432,7 @@ class EventSourceMapping(BackgroundPoller):
         self._lock = threading.RLock()
         self._init_poller()
         self._listeners: list[CheckpointListener] = []
+        self._timing_listeners: list[TimingListener] = []
         self._duplicate_next = 0
         self._delay_s = 0.0
         self._delays_left: int | None = 0
@@ -446,6 +474,11 @@ class EventSourceMapping(BackgroundPoller):
     def add_listener(self, listener: CheckpointListener) -> None:
         """Call ``listener(raw_records, when)`` after every successful checkpoint."""
         self._listeners.append(listener)
+
+    def add_timing_listener(self, listener: TimingListener) -> None:
+        """Call ``listener(timings)`` after every successful checkpoint, one :class:`RecordTiming` per record:
+        what a lag measurement splits into waiting for a poll, batch assembly and the invocation."""
+        self._timing_listeners.append(listener)
 
     # --- fault hooks ------------------------------------------------------------------------------------
 
@@ -603,7 +636,7 @@ class EventSourceMapping(BackgroundPoller):
             for raw in records:
                 made = self.source.to_record(raw, shard.shard_id, now)
                 size = len(json.dumps(made.event_record, separators=(",", ":")))
-                shard.buffer.append(_Record(raw, made.event_record, size, made.seq, made.created))
+                shard.buffer.append(_Record(raw, made.event_record, size, made.seq, made.created, now))
                 shard.last_read_seq = made.seq
             if shard.first_buffered_at is None:
                 shard.first_buffered_at = now
@@ -674,10 +707,10 @@ class EventSourceMapping(BackgroundPoller):
                 self.stats.partial_failures += 1
                 done, rest = batch.records[:verdict], batch.records[verdict:]
                 if done:
-                    self._checkpoint(shard, done)
+                    self._checkpoint(shard, done, batch)
                 self._failed(shard, _Batch(rest, batch.attempts, batch.retries, result), allow_bisect=False)
                 return
-        self._checkpoint(shard, batch.records)
+        self._checkpoint(shard, batch.records, batch)
         self.stats.batches_succeeded += 1
         if self._duplicate_next > 0:
             self._duplicate_next -= 1
@@ -685,6 +718,7 @@ class EventSourceMapping(BackgroundPoller):
             self._invoke(event, _Batch(batch.records))
 
     def _invoke(self, event: dict[str, Any], batch: _Batch) -> InvocationResult:
+        batch.invoked_at = self._clock()
         result = self.function.invoke(event)
         batch.attempts += 1
         batch.last_result = result
@@ -719,7 +753,7 @@ class EventSourceMapping(BackgroundPoller):
         shard.pending.appendleft(batch)
         self.stats.retries += 1
 
-    def _checkpoint(self, shard: _Shard, records: list[_Record]) -> None:
+    def _checkpoint(self, shard: _Shard, records: list[_Record], batch: _Batch | None = None) -> None:
         shard.checkpoint = records[-1].seq
         self.stats.records_processed += len(records)
         self._last_success = records
@@ -729,6 +763,12 @@ class EventSourceMapping(BackgroundPoller):
             raws = [r.raw for r in records]
             for listener in self._listeners:
                 listener(raws, now)
+        if self._timing_listeners and batch is not None:
+            finished = self._clock()
+            timings = [RecordTiming(r.raw, r.created, r.read_at, batch.invoked_at, finished, batch.attempts)
+                       for r in records]
+            for timing_listener in self._timing_listeners:
+                timing_listener(timings)
 
     def _discard(self, shard: _Shard, batch: _Batch, condition: str) -> None:
         records = batch.records

@@ -398,3 +398,26 @@ def test_clear_faults_cancels_duplicates_and_delays(ddb_local):
     started = time.monotonic()
     mapping.run_until_idle()
     assert fn.batches == [["a"]] and time.monotonic() - started < 30
+
+
+def test_timing_listener_splits_each_records_time_into_poll_assembly_and_invocation(ddb_local):
+    client, table, arn = stream_table(ddb_local)
+    clock = FakeClock(time.time())
+
+    def slow(event):
+        clock.advance(0.5)  # the invocation takes half a second
+        return None
+
+    fn = ScriptedFunction(behaviour=slow)
+    mapping = _mapping(ddb_local, arn, fn, clock=clock, batch_size=5, maximum_batching_window_s=2)
+    timings = []
+    mapping.add_timing_listener(timings.extend)
+    put(client, table, "a", "b")
+    assert mapping.step() == 0  # read now, held for the batching window
+    clock.advance(2)
+    assert mapping.step() == 1
+    assert [t.raw["dynamodb"]["Keys"]["pk"]["S"] for t in timings] == ["a", "b"]
+    for t in timings:
+        assert t.invoked_at - t.read_at == pytest.approx(2)  # batch assembly: the window
+        assert t.finished_at - t.invoked_at == pytest.approx(0.5)  # the invocation
+        assert t.created <= t.read_at + 1 and t.attempts == 1  # DynamoDB's creation time is whole seconds
