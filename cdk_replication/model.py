@@ -148,7 +148,8 @@ class TableLocation:
             the SSM parameter ``/cdk-replication/<table name>/status`` of its stack. ``JOINING``: a new copy
             whose data ``cdk-replication join`` copies; ``LEAVING`` (multi-active only): a region being
             drained before its removal (a one-way replica is simply removed). The one-way source is always
-            ``ACTIVE``. Default: ``ACTIVE``.
+            ``ACTIVE``; the multi-active ``source=`` is never ``JOINING`` or ``LEAVING`` (a new region joins as
+            a replica). Default: ``ACTIVE``.
         transform: what this one-way replica receives (``ReplicaTransform``: filter, keep/drop, masks; the
             replica table is tagged ``cdk-replication:transform`` = ``published``, a marker that says nothing
             about the spec; the spec is in the source's published ``replicator`` parameter). Refused on the

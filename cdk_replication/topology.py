@@ -579,7 +579,23 @@ def resolve_statuses(
         )
     if props.source.status == LocationStatus.LEAVING:
         _refuse_leaving_multi_active_source(path, source)
+    if props.source.status == LocationStatus.JOINING:
+        _refuse_joining_multi_active_source(path, source)
     return statuses
+
+
+def _refuse_joining_multi_active_source(path: str, source: ResolvedTable) -> None:
+    """A JOINING region joins a running topology, whose ``source=`` is already deployed with the source's logical
+    ids; naming the newcomer ``source=`` moves the running source into ``replicas``, with new logical ids for its
+    named resources: the renaming :func:`_refuse_leaving_multi_active_source` explains."""
+    raise ReplicationConfigError(
+        path,
+        f"the source TableLocation ({source.table_name!r} in {source.account}/{source.region}) has status=JOINING "
+        "in MULTI_ACTIVE mode, but a JOINING region joins a running topology whose source= is already deployed: "
+        "naming the new region source= gives the running source's table, replicator function and role new "
+        "logical ids, and CloudFormation cannot deploy that change",
+        "keep the deployed source as source= and add the new region to replicas with status=JOINING",
+    )
 
 
 def _refuse_leaving_multi_active_source(path: str, source: ResolvedTable) -> None:

@@ -225,3 +225,13 @@ def test_a_published_configuration_over_4_kb_is_refused_with_its_size():
     _refused(r"published replicator configuration of 'Employee' \(/cdk-replication/Employee/replicator\) is "
              r"\d{4} bytes, above SSM's 4096-byte standard-tier limit \(30 targets\).*Fix: use shorter table names",
              source=_source(), replicas=replicas)
+
+
+def test_a_joining_multi_active_source_is_refused_because_the_running_source_would_be_renamed():
+    # A JOINING region joins a running topology, whose source= is already deployed under the source's logical
+    # ids; naming the newcomer source= would give the running source a replica's ids, which CloudFormation
+    # cannot deploy over its named table, function and role.
+    _refused(r"the source TableLocation \('Employee' in 111111111111/us-west-2\) has status=JOINING in "
+             r"MULTI_ACTIVE mode.*Fix: keep the deployed source as source= and add the new region to replicas",
+             source=_source(status=JOINING), replicas=[TableLocation(region="us-east-1")],
+             mode=ReplicationMode.MULTI_ACTIVE)
