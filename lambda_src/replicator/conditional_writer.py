@@ -18,6 +18,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import lean_put
 from .attributes import Item
 from .config import TableRef
 from .metadata import LATEST, MetadataCodec, State, compare
@@ -93,7 +94,7 @@ def conditional_put(
     attempt = 0
     while True:
         try:
-            client.put_item(**kwargs)
+            lean_put.put_item(client, kwargs)
             return True, None, None
         except (ClientError, BotoCoreError) as exc:
             if error_code(exc) == CONDITION_FAILED:
