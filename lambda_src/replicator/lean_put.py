@@ -70,7 +70,9 @@ class _Endpoint:
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
-        self.url = url
+        # As botocore's _urljoin of the endpoint and the operation's path "/".
+        path = parts.path[:-1] + "/" if parts.path.endswith("/") else parts.path + "/"
+        self.url = parts._replace(path=path).geturl()
         # As botocore's auth._host_from_url: brackets around IPv6, the port unless it is the scheme's default.
         host = parts.hostname or ""
         if ":" in host:
@@ -78,7 +80,7 @@ class _Endpoint:
         if parts.port is not None and parts.port != {"http": 80, "https": 443}.get(parts.scheme):
             host = f"{host}:{parts.port}"
         self.host = host
-        self.path = quote(parts.path or "/", safe="/~")
+        self.path = quote(path, safe="/~")
 
 
 class LeanPutItem:
