@@ -34,6 +34,7 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 import weakref
@@ -41,6 +42,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import botocore
+import botocore.httpsession
 from botocore.awsrequest import AWSPreparedRequest
 from botocore.exceptions import ClientError
 
@@ -66,7 +68,7 @@ def _hmac(key: bytes, text: str) -> bytes:
 class _Endpoint:
     """Where one table's requests go: URL, ``host`` as SigV4 signs it, and the canonical URI."""
 
-    __slots__ = ("url", "host", "path")
+    __slots__ = ("url", "host", "path", "transport")
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -81,6 +83,56 @@ class _Endpoint:
             host = f"{host}:{parts.port}"
         self.host = host
         self.path = quote(path, safe="/~")
+        self.transport: _Transport | None = None
+
+
+class _Response:
+    """What the hooks and the parser read of an answer (botocore's ``AWSResponse`` has the same names)."""
+
+    __slots__ = ("url", "status_code", "headers", "content")
+
+    def __init__(self, url: str, status_code: int, headers: Any, content: bytes) -> None:
+        self.url, self.status_code, self.headers, self.content = url, status_code, headers, content
+
+
+class _Transport:
+    """botocore's ``URLLib3Session.send`` for one endpoint reached without a proxy, with what it looks up for
+    every request (proxy, pool, certificates, request target) looked up once: the same urllib3 pool (size,
+    timeouts, keep-alive), the same urlopen arguments, the same botocore exceptions for transport errors.
+
+    Raises:
+        ValueError: a proxy is configured for the endpoint (botocore's session then sends).
+    """
+
+    def __init__(self, session: Any, url: str) -> None:
+        if session._proxy_config.proxy_url_for(url):
+            raise ValueError("proxy")
+        self._url = url
+        self._pool = session._manager.connection_from_url(url)
+        session._setup_ssl_cert(self._pool, url, session._verify)
+        self._target = session._path_url(url)
+
+    def send(self, request: AWSPreparedRequest) -> _Response:
+        h = botocore.httpsession
+        try:
+            answer = self._pool.urlopen(
+                method="POST", url=self._target, body=request.body, headers=request.headers,
+                retries=h.Retry(False), assert_same_host=False, preload_content=True, decode_content=False,
+                chunked=False, enforce_content_length=False,
+            )
+        except h.URLLib3SSLError as e:
+            raise h.SSLError(endpoint_url=self._url, error=e)
+        except (h.NewConnectionError, socket.gaierror) as e:
+            raise h.EndpointConnectionError(endpoint_url=self._url, error=e)
+        except h.URLLib3ConnectTimeoutError as e:
+            raise h.ConnectTimeoutError(endpoint_url=self._url, error=e)
+        except h.URLLib3ReadTimeoutError as e:
+            raise h.ReadTimeoutError(endpoint_url=self._url, error=e)
+        except h.ProtocolError as e:
+            raise h.ConnectionClosedError(error=e, request=request, endpoint_url=self._url)
+        except Exception as e:  # noqa: BLE001 - as botocore: any other failure of the request
+            raise h.HTTPClientError(error=e)
+        return _Response(self._url, answer.status, answer.headers, answer.data)
 
 
 class LeanPutItem:
@@ -125,6 +177,10 @@ class LeanPutItem:
             if headers:
                 raise ValueError(f"endpoint asks for headers {sorted(headers)}")
             endpoint = _Endpoint(url)
+            try:
+                endpoint.transport = _Transport(self._client._endpoint.http_session, endpoint.url)
+            except (ValueError, AttributeError):
+                endpoint.transport = None  # botocore's session sends
             self._endpoints[table_name] = endpoint
         return endpoint
 
@@ -190,6 +246,7 @@ class LeanPutItem:
             if replaced is not None:
                 params = replaced
                 break
+        endpoint = self._endpoint_for(params["TableName"])
         request = self.request(params)
         request_dict = {"url_path": "/", "query_string": "", "method": "POST", "headers": request.headers,
                         "body": request.body, "url": request.url, "context": context}
@@ -200,7 +257,7 @@ class LeanPutItem:
         else:
             _, http = events.emit_until_response(f"before-send.{_SERVICE}.{OPERATION}", request=request)
             if http is None:
-                http = self._send(request)
+                http = endpoint.transport.send(request) if endpoint.transport else self._send(request)
             parsed = parse_response(http.status_code, http.headers, http.content)
         events.emit(f"after-call.{_SERVICE}.{OPERATION}", http_response=http, parsed=parsed, model=model,
                     context=context)
