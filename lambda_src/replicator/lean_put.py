@@ -12,8 +12,10 @@ What stays botocore's, so that nothing else changes:
 
 * the **client**: its endpoint (``AWS_ENDPOINT_URL_DYNAMODB``, regional endpoints: asked of the client's own
   endpoint ruleset, once per table name), its **credentials** object (an assumed role's refreshes itself before
-  it expires: asked for every request, as botocore's signer does), its **HTTP session** (pooled keep-alive
-  connections, timeouts, proxies, TLS bundle, and botocore's transport exceptions, which retry.py classifies);
+  it expires: asked for every request, as botocore's signer does), its **HTTP session**'s urllib3 pool for the
+  endpoint (pool size, keep-alive, timeouts, TLS bundle; looked up once, then used with botocore's own
+  ``urlopen`` arguments; an endpoint behind a proxy goes through the session's ``send``), and botocore's
+  transport exceptions, which retry.py classifies;
 * the **events** that tests, fault injection and the benchmarks' simulated round trip hook into:
   ``provide-client-params``, ``before-call`` (a handler may answer the call), ``before-send`` (a handler may
   answer the request: benchmarks/rtt.py's wait, the local runtime's faults) and ``after-call``, with the

@@ -182,3 +182,20 @@ def test_the_benchmarks_round_trip_applies(own_credentials, monkeypatch):
     sent = _capture(client)  # registered after the round trip, as the answer comes after the wait
     assert _put(client) == (True, None, None)
     assert slept == [0.1] and len(sent) == 1
+
+
+def test_requests_go_through_the_clients_own_pool(own_credentials, monkeypatch):
+    """Timeouts, pool size and keep-alive are the client's (clients.client_config), not new ones."""
+    from replicator.clients import CONNECT_TIMEOUT_S, READ_TIMEOUT_S
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8123")
+    client = ClientFactory(17, "s").for_table(TABLE)
+    lean = lean_put.lean_for(client)
+    assert lean is not None
+    transport = lean._endpoint_for(TABLE.table_name).transport
+    session = client._endpoint.http_session
+    assert transport is not None
+    assert transport._pool is session._manager.connection_from_url("http://127.0.0.1:8123/")
+    assert (transport._pool.timeout.connect_timeout, transport._pool.timeout.read_timeout) == (CONNECT_TIMEOUT_S,
+                                                                                               READ_TIMEOUT_S)
+    assert transport._pool.pool.maxsize == 17
