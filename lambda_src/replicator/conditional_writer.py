@@ -18,8 +18,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import lean_put
 from .attributes import Item
 from .config import TableRef
+from . import metadata
 from .metadata import LATEST, MetadataCodec, State, compare
 from .operations import PutIfNewer, PutIfUnchanged, WriteFailure
 from .retry import DEADLINE_EXCEEDED, Deadline, error_code, is_retryable, wait_before_retry
@@ -28,6 +30,11 @@ from .retry import DEADLINE_EXCEEDED, Deadline, error_code, is_retryable, wait_b
 MAX_CAS_ROUNDS = 5
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
+
+#: Seconds a tombstone's logical expiry must lie beyond the replicator's clock for the first condition to decide
+#: it against a stored write without reading that write's time (:func:`first_condition`): more than any clock
+#: skew between the regions' stream times and this function's clock.
+EXPIRY_MARGIN_S = 3600
 
 
 @dataclass(frozen=True)
@@ -93,7 +100,7 @@ def conditional_put(
     attempt = 0
     while True:
         try:
-            client.put_item(**kwargs)
+            lean_put.put_item(client, kwargs)
             return True, None, None
         except (ClientError, BotoCoreError) as exc:
             if error_code(exc) == CONDITION_FAILED:
@@ -105,11 +112,38 @@ def conditional_put(
             attempt += 1
 
 
+def first_condition(codec: MetadataCodec, state: State, now: float | None = None) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The condition of the first PutItem of ``state``: it holds only where :func:`.metadata.compare` puts
+    ``state`` after what the table holds, for the cases that need no look at the stored item (``now``: epoch
+    seconds, default the replicator's clock).
+
+    * Nothing stored, or a lower conflict value: ``state`` wins (a stored state orders after a higher
+      version only when :func:`.metadata.compare` finds one of them outlived by the other, below).
+    * A tombstone over a stored item that is not a tombstone (no delete flag) at the *same* value: the delete
+      wins (delete beats write at equal version), so a delete reaching a replica that holds the deleted item
+      costs one request, not a refused one, a read of the stored item and a compare-and-set.
+    * A tombstone whose logical expiry is not well in the future (a restored backup's, whose delete is long
+      past): a stored write made at or after that expiry orders after it whatever its version, which no
+      condition can see (the time is inside the marker), so it is decided by :func:`.metadata.compare` from
+      the stored item. Every other state was written no later than now, so a tombstone expiring more than
+      ``EXPIRY_MARGIN_S`` from now cannot be outlived by anything already stored.
+
+    Anything else (equal values between two writes or two tombstones: origin and sequence decide) fails the
+    condition and is decided from the stored item that comes back.
+    """
+    names = {"#k": codec.key_names[0], "#c": codec.conflict_attr}
+    values = {":v": state.user[codec.conflict_attr]}
+    if not state.deleted:
+        return "attribute_not_exists(#k) OR #c < :v", names, values
+    if state.expires is not None and state.expires <= (metadata.clock() if now is None else now) + EXPIRY_MARGIN_S:
+        return "attribute_not_exists(#k)", {"#k": names["#k"]}, {}
+    names["#d"] = codec.deleted_attr
+    return "attribute_not_exists(#k) OR #c < :v OR (#c = :v AND attribute_not_exists(#d))", names, values
+
+
 def put_if_newer(client: Any, table: TableRef, op: PutIfNewer, codec: MetadataCodec, deadline: Deadline) -> Outcome:
     """Apply ``op`` to ``table`` by the conflict rules (see the module docstring)."""
-    names = {"#k": codec.key_names[0], "#c": codec.conflict_attr}
-    values = {":v": op.state.user[codec.conflict_attr]}
-    condition = ("attribute_not_exists(#k) OR #c < :v", names, values)
+    condition = first_condition(codec, op.state)
     for _ in range(MAX_CAS_ROUNDS):
         written, stored_item, failure = conditional_put(client, table, op.item, condition, deadline)
         if written:

@@ -130,12 +130,15 @@ class MultiActiveReplication:
         candidates: list[tuple[State, bool]] = []
         last: _Step | None = None  # the last planned record: what the source table holds after it
         last_skipped = False
+        # The item each local state is written as, stamped once (by the size check): the digest in the marker
+        # is the costliest part of planning a write.
+        stamped_items: dict[int, Item] = {}
         for change in changes:
             old_state = self._codec.state_of(change.old_image, self._region) if change.old_image else None
             try:
                 step = self._step(change)
                 if step is not None and step.local:
-                    self._check_size(step.state)
+                    stamped_items[id(step.state)] = self._checked_stamp(step.state)
             except ConflictValueError as exc:
                 plan.blocked = Blocked(change, exc.code, str(exc))
                 break
@@ -154,7 +157,7 @@ class MultiActiveReplication:
             return plan
         best, best_local = _latest(candidates)
         if best_local:
-            stamped = self._codec.stamp(best)
+            stamped = stamped_items[id(best)]
             for target in self._config.targets:
                 plan.writes[target] = PutIfNewer(key, best, stamped)
         if plan.blocked is None and not last_skipped:
@@ -205,12 +208,19 @@ class MultiActiveReplication:
         )
         return _Step(state, local=True, table_image=image, table_state=state)
 
-    def _check_size(self, state: State) -> None:
-        size = item_size(self._codec.stamp(state))
+    def _checked_stamp(self, state: State) -> Item:
+        """The item to send for ``state`` (:meth:`MetadataCodec.stamp`), once it is known to fit.
+
+        Raises:
+            ConflictValueError: too large with our metadata.
+        """
+        stamped = self._codec.stamp(state)
+        size = item_size(stamped)
         if size > MAX_ITEM_BYTES:
             raise ConflictValueError(
                 "ItemTooLarge", f"{size} bytes with replication metadata; DynamoDB allows {MAX_ITEM_BYTES}"
             )
+        return stamped
 
     def _plan_local_write(
         self, plan: ItemPlan, best: State, image: Item | None, state: State | None, restored: bool = False

@@ -48,3 +48,21 @@ def test_role_credentials_are_used_and_refreshed(monkeypatch):
     second = credentials.get_frozen_credentials().access_key
     assert first.startswith("ROLE") and second != first
     assert calls[0] == (ROLE, "cdk-replication-orders")
+
+
+def test_clients_share_service_models_but_not_credentials(monkeypatch):
+    """Cold start (issue 17): one model loader for every client; each client's own credentials."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "own")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "own")
+
+    def assume_role(role_arn: str, session_name: str) -> dict[str, Any]:
+        expiry = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)
+        return {"AccessKeyId": "ROLE", "SecretAccessKey": "s", "SessionToken": "t", "Expiration": expiry}
+
+    factory = ClientFactory(max_concurrency=4, session_name="s", assume_role=assume_role)
+    own = factory.for_table(TableRef("t", "eu-west-1", "111111111111"))
+    role = factory.for_table(TableRef("t", "us-east-1", "222222222222", ROLE))
+    other = factory.for_table(TableRef("t", "us-west-2", "111111111111"))
+    assert own._loader is role._loader is other._loader
+    keys = [c._request_signer._credentials.get_frozen_credentials().access_key for c in (own, role, other)]
+    assert keys == ["own", "ROLE", "own"]
