@@ -1314,6 +1314,9 @@ class _StackDeployer:
                 arn=self._get_att(logical_id, "Arn"),
                 log_sink=(lambda line, _name=name: sink(_name, line)) if sink else None,
             )
+        reserved = props.get("ReservedConcurrentExecutions")
+        # PutFunctionConcurrency: the cap applies to the invocations that start from now on.
+        function.reserved_concurrency = None if reserved is None else int(reserved)
         if isinstance(props.get("Role"), str):
             self.deployment._function_roles[function.arn] = props["Role"]
         self.functions[logical_id] = function

@@ -160,8 +160,14 @@ class FunctionFaults:
 
     def to_wire(self) -> dict[str, Any]:
         """The armed faults as JSON for one invocation's message to the worker."""
+        return self.to_wire_with_refs()[0]
+
+    def to_wire_with_refs(self) -> tuple[dict[str, Any], list[WriteFault]]:
+        """:meth:`to_wire` and the faults its indexes refer to, for :meth:`apply_usage` (invocations run
+        concurrently: another one's :meth:`to_wire` may drop exhausted faults and shift the indexes)."""
         with self._lock:
             self._write_faults = [f for f in self._write_faults if not f.exhausted]
+            refs = list(self._write_faults)
             return {
                 "crash_after_writes": self._crash.writes_left if self._crash else None,
                 "write_faults": [
@@ -176,12 +182,13 @@ class FunctionFaults:
                         "seed": f.next_seed(),
                         "matching": f.matching,
                     }
-                    for i, f in enumerate(self._write_faults)
+                    for i, f in enumerate(refs)
                 ],
-            }
+            }, refs
 
-    def apply_usage(self, usage: dict[str, Any] | None, crashed: bool) -> None:
-        """Record what the worker used during one invocation (``crashed``: the container died)."""
+    def apply_usage(self, usage: dict[str, Any] | None, crashed: bool, wired: list[WriteFault] | None = None) -> None:
+        """Record what the worker used during one invocation (``crashed``: the container died); ``wired``:
+        the faults the invocation's indexes refer to (from :meth:`to_wire_with_refs`). Default: the current list."""
         with self._lock:
             if crashed and self._crash is not None:
                 # A crash fault fires once; any other death of the container leaves it armed only if no
@@ -193,7 +200,8 @@ class FunctionFaults:
                 self._crash.writes_left -= int(usage.get("writes", 0))
                 if self._crash.writes_left <= 0:
                     self._crash = None
+            targets = self._write_faults if wired is None else wired
             for index, failed in usage.get("write_faults_failed", {}).items():
                 i = int(index)
-                if i < len(self._write_faults):
-                    self._write_faults[i].failed_calls += int(failed)
+                if i < len(targets):
+                    targets[i].failed_calls += int(failed)
