@@ -505,7 +505,7 @@ def _bucket_authorizer(gateway: Gateway, bucket: LocalBucket) -> Callable[[str |
 def _update_mapping(mapping: EventSourceMapping, function: LocalFunction, settings: MappingSettings,
                     destination: LocalQueue | LocalBucket | None, role_arn: str | None) -> EventSourceMapping:
     """UpdateEventSourceMapping: the same mapping (its checkpoints kept) with the new function, settings and
-    destination, from its next batch on (the batch in progress finishes first: the mapping's lock)."""
+    destination, from its next batch on (batches in flight finish with the function they were sent to)."""
     with mapping._lock:
         # The starting position applies only when a mapping is created.
         mapping.settings = dataclasses.replace(settings, starting_position=mapping.settings.starting_position)

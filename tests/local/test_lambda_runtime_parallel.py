@@ -106,3 +106,27 @@ def test_reserved_concurrency_caps_the_containers_and_throttles(tmp_path):
         assert busy[0].error_type is None and fn.stats.throttles == 1 and fn.stats.cold_starts == 1
     finally:
         fn.stop()
+
+
+def test_a_crash_fault_fires_in_one_of_several_concurrent_invocations(tmp_path):
+    # The fault counts DynamoDB writes; this handler makes none, so a carried fault never fires: what is
+    # checked is that only one of the concurrent invocations carries it (the others run without it).
+    fn = _function(tmp_path)
+    try:
+        fn.faults.crash_after_writes(1)
+        folder = tmp_path / "run"
+        folder.mkdir()
+        wires: list = []
+        original = fn.faults.to_wire_with_refs
+
+        def spy():
+            wire, wired = original()
+            wires.append(wire["crash_after_writes"])
+            return wire, wired
+
+        fn.faults.to_wire_with_refs = spy  # type: ignore[method-assign]
+        results = _invoke_all(fn, [{"folder": str(folder), "want": 3}] * 3)
+        assert [r.error_type for r in results] == [None] * 3
+        assert sorted(wires, key=str) == [1, None, None] and fn.faults.crash_armed
+    finally:
+        fn.stop()
