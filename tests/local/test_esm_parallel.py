@@ -286,3 +286,44 @@ def test_replay_and_duplicates_under_lanes(factor):
     mapping.replay_last_batch()
     mapping.run_until_idle(timeout_s=10)
     assert len(fn.events) == len(keys) + 2 and fn.overlaps == []
+
+
+def test_kinesis_records_are_laned_by_partition_key():
+    def record(key: str, data: str) -> dict[str, Any]:
+        return {"kinesis": {"partitionKey": key, "data": data}}
+
+    assert {lane_of(record("user-7", d), 10) for d in ("a", "b", "c")} == {lane_of(record("user-7", "x"), 10)}
+    assert len({lane_of(record(f"user-{i}", "a"), 10) for i in range(100)}) == 10
+
+
+def test_background_polling_runs_the_lanes_together():
+    factor = 4
+    keys = [lane[0] for lane in _keys_in_lanes(factor)]
+    barrier = threading.Barrier(factor, timeout=3)
+    fn = ConcurrentFunction(lambda event: barrier.wait() and None)
+    mapping = _mapping(MemoryStream(_interleaved(keys, 1)), fn, parallelization_factor=factor,
+                       polling_interval_s=0.01)
+    mapping.start()
+    try:
+        for _ in range(500):
+            if mapping.stats.records_processed + mapping.stats.function_errors >= factor:
+                break
+            time.sleep(0.01)
+    finally:
+        mapping.stop()
+    assert mapping.stats.function_errors == 0 and mapping.stats.records_processed == factor
+
+
+def test_timing_listener_reports_each_lane_batch_on_its_own():
+    factor = 3
+    keys = [k for lane in _keys_in_lanes(factor, per_lane=2) for k in lane]
+    timings: list = []
+    fn = ConcurrentFunction(hold_s=0.01)
+    mapping = _mapping(MemoryStream(_interleaved(keys, 1)), fn, parallelization_factor=factor)
+    mapping.add_timing_listener(timings.append)
+    mapping.run_until_idle(timeout_s=10)
+    assert len(timings) == factor  # one report per lane batch
+    for report in timings:
+        assert len({t.invoked_at for t in report}) == 1 and len({t.finished_at for t in report}) == 1
+        assert len({_lane(t.raw["key"], factor) for t in report}) == 1
+        assert all(t.read_at <= t.invoked_at <= t.finished_at and t.attempts == 1 for t in report)
