@@ -523,7 +523,8 @@ class EventSourceMapping(BackgroundPoller):
                 raise RuntimeError("no batch has been processed yet, so there is nothing to replay")
             shard = self._shards[self._last_success_shard]
             # Into the lane of its records (their keys), so that it goes before their lane's next batch.
-            lane = shard.lanes[self._last_success[0].lane % len(shard.lanes)]
+            lanes = self._lanes(shard)  # a shard rediscovered by replay_from_trim_horizon has none yet
+            lane = lanes[lane_of(self._last_success[0].event_record, len(lanes))]
             lane.pending.appendleft(_Batch(list(self._last_success)))
 
     def replay_from_trim_horizon(self) -> None:

@@ -327,3 +327,15 @@ def test_timing_listener_reports_each_lane_batch_on_its_own():
         assert len({t.invoked_at for t in report}) == 1 and len({t.finished_at for t in report}) == 1
         assert len({_lane(t.raw["key"], factor) for t in report}) == 1
         assert all(t.read_at <= t.invoked_at <= t.finished_at and t.attempts == 1 for t in report)
+
+
+@pytest.mark.parametrize("factor", [1, 4])
+def test_replay_last_batch_after_replaying_the_whole_stream(factor):
+    # Found by the chaos suite at factor 10: the rediscovered shard had no lanes yet.
+    fn = ConcurrentFunction()
+    mapping = _mapping(MemoryStream([("a", 0), ("b", 0)]), fn, parallelization_factor=factor)
+    mapping.run_until_idle(timeout_s=10)
+    mapping.replay_from_trim_horizon()
+    mapping.replay_last_batch()
+    mapping.run_until_idle(timeout_s=10)
+    assert mapping.stats.records_processed == 2 * 2 + len(fn.events[0]["Records"])
