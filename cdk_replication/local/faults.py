@@ -52,6 +52,8 @@ class WriteFault:
     matching: str | None = None
     #: Calls failed so far (updated from the worker's reports).
     failed_calls: int = 0
+    #: Calls handed to invocations still running (concurrent invocations share ``calls``, not each get it).
+    _reserved: int = field(default=0, init=False, repr=False, compare=False)
     _rng: random.Random = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +87,7 @@ class WiredFaults:
 
     write_faults: list[WriteFault]
     crash: bool
+    given: list[int | None] = field(default_factory=list)  # calls_left handed to the invocation, per fault
 
 
 @dataclass
@@ -182,6 +185,9 @@ class FunctionFaults:
             refs = list(self._write_faults)
             crash = self._crash is not None and not self._crash_out
             self._crash_out = self._crash_out or crash
+            given = [None if f.calls is None else max(0, f.calls - f.failed_calls - f._reserved) for f in refs]
+            for fault, calls in zip(refs, given):
+                fault._reserved += calls or 0
             return {
                 "crash_after_writes": self._crash.writes_left if crash and self._crash else None,
                 "write_faults": [
@@ -191,20 +197,22 @@ class FunctionFaults:
                         "error_code": f.error_code,
                         "message": f.message,
                         "status_code": f.status_code,
-                        "calls_left": None if f.calls is None else f.calls - f.failed_calls,
+                        "calls_left": given[i],
                         "fraction": f.fraction,
                         "seed": f.next_seed(),
                         "matching": f.matching,
                     }
                     for i, f in enumerate(refs)
                 ],
-            }, WiredFaults(refs, crash)
+            }, WiredFaults(refs, crash, given)
 
     def apply_usage(self, usage: dict[str, Any] | None, crashed: bool, wired: WiredFaults | None = None) -> None:
         """Record what the worker used during one invocation (``crashed``: the container died); ``wired``:
         what the invocation was sent (from :meth:`to_wire_with_refs`). Default: the current faults, crash
         included (an invocation made with :meth:`to_wire`)."""
         with self._lock:
+            for fault, calls in zip(wired.write_faults, wired.given) if wired is not None else ():
+                fault._reserved -= calls or 0
             carried = wired is None or wired.crash
             if wired is not None and wired.crash:
                 self._crash_out = False

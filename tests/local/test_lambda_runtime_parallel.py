@@ -130,3 +130,17 @@ def test_a_crash_fault_fires_in_one_of_several_concurrent_invocations(tmp_path):
         assert sorted(wires, key=str) == [1, None, None] and fn.faults.crash_armed
     finally:
         fn.stop()
+
+
+def test_concurrent_invocations_share_a_write_faults_calls():
+    from cdk_replication.local.faults import FunctionFaults
+
+    faults = FunctionFaults()
+    fault = faults.throttle_writes("T", calls=40)
+    first, first_wired = faults.to_wire_with_refs()
+    second, second_wired = faults.to_wire_with_refs()  # runs while the first is in flight
+    assert first["write_faults"][0]["calls_left"] == 40 and second["write_faults"][0]["calls_left"] == 0
+    faults.apply_usage({"writes": 0, "write_faults_failed": {"0": 15}}, crashed=False, wired=first_wired)
+    faults.apply_usage({"writes": 0, "write_faults_failed": {}}, crashed=False, wired=second_wired)
+    third, _ = faults.to_wire_with_refs()
+    assert fault.failed_calls == 15 and third["write_faults"][0]["calls_left"] == 25
