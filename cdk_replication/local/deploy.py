@@ -505,7 +505,7 @@ def _bucket_authorizer(gateway: Gateway, bucket: LocalBucket) -> Callable[[str |
 def _update_mapping(mapping: EventSourceMapping, function: LocalFunction, settings: MappingSettings,
                     destination: LocalQueue | LocalBucket | None, role_arn: str | None) -> EventSourceMapping:
     """UpdateEventSourceMapping: the same mapping (its checkpoints kept) with the new function, settings and
-    destination, from its next batch on (the batch in progress finishes first: the mapping's lock)."""
+    destination, from its next batch on (batches in flight finish with the function they were sent to)."""
     with mapping._lock:
         # The starting position applies only when a mapping is created.
         mapping.settings = dataclasses.replace(settings, starting_position=mapping.settings.starting_position)
@@ -1314,6 +1314,9 @@ class _StackDeployer:
                 arn=self._get_att(logical_id, "Arn"),
                 log_sink=(lambda line, _name=name: sink(_name, line)) if sink else None,
             )
+        reserved = props.get("ReservedConcurrentExecutions")
+        # PutFunctionConcurrency: the cap applies to the invocations that start from now on.
+        function.reserved_concurrency = None if reserved is None else int(reserved)
         if isinstance(props.get("Role"), str):
             self.deployment._function_roles[function.arn] = props["Role"]
         self.functions[logical_id] = function

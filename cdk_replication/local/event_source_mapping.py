@@ -9,14 +9,17 @@ What it does, following Lambda's documented behaviour:
 
 * **Shards.** Discovers the stream's shards (``DescribeStream``) about once a second and processes a child
   shard only once its parent is finished (read to its end, every record checkpointed or discarded). One
-  batch at a time per shard (parallelization factor 1), so records of a shard are delivered in order.
+  batch at a time per lane: with ``parallelization_factor`` N a shard's records are split into N lanes by a
+  stable hash of their item key (DynamoDB ``Keys``, Kinesis partition key), and up to N batches of a shard,
+  one per lane, are invoked concurrently; one key's records are always in order and never in two batches at
+  once. A shard's checkpoint is the record before the oldest one not yet processed or discarded in any lane.
 * **Starting position.** ``TRIM_HORIZON`` reads every record still in the stream; ``LATEST`` starts at the
   end of each open shard when the mapping is created. Shards that appear later are read from their start.
 * **Batching.** Up to ``batch_size`` records and at most 6 MB of event per invocation. With a batching
   window, records are gathered until the batch is full, the payload limit is reached or the window (counted
   from the first buffered record) has passed. A closed shard's last records are sent without waiting.
 * **Events.** ``{"Records": [...]}`` with records in exactly Lambda's JSON shape (:func:`to_lambda_record`).
-* **Errors.** A function error (exception, timeout, crash) fails the whole batch. With
+* **Errors.** Per lane batch: a function error (exception, timeout, crash) fails that whole batch. With
   ``bisect_batch_on_function_error`` a failed batch of more than one record is split in two halves, retried
   one after the other, without using the retry quota. A failed single record (or any batch without bisect)
   is retried until ``maximum_retry_attempts`` retries have failed (-1: no limit) or its records are older
@@ -37,6 +40,7 @@ Drive it deterministically with :meth:`StreamEventSourceMapping.step` /
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import threading
 import time
@@ -237,8 +241,9 @@ class MappingSettings:
         maximum_record_age_s: records older than this many seconds are discarded instead of being
             (re)tried; -1 means no limit (-1 or 60-604800). Default: -1.
         report_batch_item_failures: honour ``batchItemFailures`` in the function's response. Default: False.
-        parallelization_factor: accepted for fidelity with templates (1-10); batches of one shard are always
-            processed one at a time, which keeps per-item order like Lambda's per-key ordering. Default: 1.
+        parallelization_factor: concurrent batches per shard (1-10). Records go to one of ``factor`` lanes by
+            a stable hash of their item key (DynamoDB: ``Keys``; Kinesis: the partition key); each lane has
+            at most one batch in flight, so one key's records stay in order. Default: 1.
         enabled: a disabled mapping reads nothing. Default: True.
         polling_interval_s: pause between polls of an idle shard in background mode. Default: 0.25.
     """
@@ -293,6 +298,8 @@ class MappingStats:
             ``DestinationDeliveryFailures``; e.g. the role may not ``s3:PutObject`` that key, or the bucket
             policy denies it); those records are discarded all the same.
         duplicates: extra deliveries made by the duplicate-delivery fault.
+        throttles: invocations the function refused for its reserved concurrency (retried, not counted as
+            invocations or retries).
         iterator_age_ms: age of the last record of the last invocation when it finished, in ms (Lambda's
             ``IteratorAge`` metric); the replication lag.
         last_error: ``errorType: errorMessage`` of the last function error, if any.
@@ -311,6 +318,7 @@ class MappingStats:
     on_failure_records: int = 0
     destination_delivery_failures: int = 0
     duplicates: int = 0
+    throttles: int = 0
     iterator_age_ms: float = 0.0
     last_error: str | None = None
 
@@ -323,6 +331,8 @@ class _Record:
     seq: str
     created: float
     read_at: float = 0.0  # when GetRecords returned it (the mapping's clock, epoch seconds)
+    lane: int = 0  # the concurrent batch (of its shard) it belongs to: hash of its item key % factor
+    done: bool = False  # checkpointed or discarded
 
     @property
     def source_record(self) -> SourceRecord:
@@ -338,6 +348,21 @@ class _Batch:
     invoked_at: float = 0.0  # when the last invocation started (the mapping's clock, epoch seconds)
 
 
+@dataclass(eq=False)
+class _Lane:
+    """One of a shard's ``parallelization_factor`` concurrent batches: the records whose item key hashes to
+    it, in stream order, and the retries (or bisected halves) that go before them."""
+
+    buffer: deque[_Record] = field(default_factory=deque)
+    pending: deque[_Batch] = field(default_factory=deque)
+    first_buffered_at: float | None = None
+    busy: bool = False  # a batch of this lane is being invoked
+
+    @property
+    def empty(self) -> bool:
+        return not self.buffer and not self.pending and not self.busy
+
+
 @dataclass
 class _Shard:
     shard_id: str
@@ -348,11 +373,15 @@ class _Shard:
     ended: bool = False  # GetRecords returned no next iterator: the shard is closed and fully read
     finished: bool = False
     caught_up: bool = False  # the last read returned nothing new
-    buffer: deque[_Record] = field(default_factory=deque)
-    pending: deque[_Batch] = field(default_factory=deque)
-    first_buffered_at: float | None = None
+    lanes: list[_Lane] = field(default_factory=list)
+    #: Records read and not yet checkpointed or discarded, in stream order: the oldest bounds the checkpoint.
+    unfinished: deque[_Record] = field(default_factory=deque)
     last_read_seq: str | None = None
     checkpoint: str | None = None
+
+    @property
+    def buffered(self) -> int:
+        return sum(len(lane.buffer) for lane in self.lanes)
 
 
 #: Called with the records of every successful checkpoint and the time it happened (epoch seconds).
@@ -492,8 +521,11 @@ class EventSourceMapping(BackgroundPoller):
         with self._lock:
             if self._last_success is None:
                 raise RuntimeError("no batch has been processed yet, so there is nothing to replay")
-            shard_id = self._last_success_shard
-            self._shards[shard_id].pending.appendleft(_Batch(list(self._last_success)))
+            shard = self._shards[self._last_success_shard]
+            # Into the lane of its records (their keys), so that it goes before their lane's next batch.
+            lanes = self._lanes(shard)  # a shard rediscovered by replay_from_trim_horizon has none yet
+            lane = lanes[lane_of(self._last_success[0].event_record, len(lanes))]
+            lane.pending.appendleft(_Batch(list(self._last_success)))
 
     def replay_from_trim_horizon(self) -> None:
         """Forget every checkpoint and deliver the whole stream again from its oldest record."""
@@ -518,7 +550,14 @@ class EventSourceMapping(BackgroundPoller):
     # --- driving ----------------------------------------------------------------------------------------
 
     def step(self) -> int:
-        """Poll every shard that may be processed once; returns the number of invocations made."""
+        """Poll every shard that may be processed once; returns the number of batches dispatched.
+
+        Shards are visited in lineage order, one after the other. Of each shard, every lane (one of
+        ``parallelization_factor`` concurrent batches) that is idle and has a retry waiting or a batch ready
+        is invoked, all of them at once (in threads when there are several); the step returns once they have
+        all finished. Which batches a step forms depends only on the records read and on earlier outcomes,
+        never on thread timing, so a driven sequence of steps repeats.
+        """
         with self._lock:
             if not self._enabled or self._paused:
                 return 0
@@ -527,24 +566,34 @@ class EventSourceMapping(BackgroundPoller):
                 s.ended and not s.finished for s in self._shards.values()
             ):
                 self._discover(initial=False)
-            invocations = 0
-            for shard in self._ordered_shards():
-                if shard.finished or not self._parent_done(shard):
+            shards = self._ordered_shards()
+        invocations = 0
+        for shard in shards:
+            with self._lock:
+                if shard.finished or not self._parent_done(shard) or self._shards.get(shard.shard_id) is not shard:
                     continue
-                invocations += self._step_shard(shard)
-            return invocations
+                jobs = self._shard_jobs(shard)
+            invocations += self._run_jobs(shard, jobs)
+        return invocations
 
     def is_idle(self) -> bool:
-        """True when no record is buffered or waiting for a retry and every shard has been read to its end."""
+        """True when no record is buffered, in flight or waiting for a retry and every shard has been read to
+        its end."""
         with self._lock:
             if not self._enabled or self._paused:
                 return True
             # A child waiting for its parent is covered by the parent, which is not idle yet.
             return all(
-                s.finished or (not s.buffer and not s.pending and s.started and s.caught_up)
+                s.finished or (all(lane.empty for lane in s.lanes) and s.started and s.caught_up)
                 for s in self._shards.values()
                 if self._parent_done(s)
             )
+
+    def checkpoints(self) -> dict[str, str | None]:
+        """Each shard's checkpoint: the sequence number of the last record before the oldest one not yet
+        processed or discarded in any lane (``None``: nothing done yet). A new mapping would start after it."""
+        with self._lock:
+            return {s.shard_id: s.checkpoint for s in self._shards.values()}
 
     def run_until_idle(self, timeout_s: float = 60.0) -> MappingStats:
         """Step until every record written so far has been processed or discarded.
@@ -611,11 +660,14 @@ class EventSourceMapping(BackgroundPoller):
             shard.ended = True
 
     def _fill(self, shard: _Shard) -> None:
+        """Read until every lane could fill a batch (``batch_size`` x factor records buffered) or the shard
+        has nothing new; each record goes to the lane its item key hashes to."""
         if not shard.started:
             self._open_iterator(shard, "TRIM_HORIZON")
-        while shard.iterator and len(shard.buffer) < self.settings.batch_size:
+        capacity = self.settings.batch_size * len(shard.lanes)
+        while shard.iterator and shard.buffered < capacity:
             try:
-                limit = min(MAX_RECORDS_PER_READ, self.settings.batch_size - len(shard.buffer))
+                limit = min(MAX_RECORDS_PER_READ, capacity - shard.buffered)
                 records, shard.iterator = self.source.read(shard.shard_id, shard.iterator, limit)
             except IteratorExpired:
                 # Iterators expire after 15 minutes; continue right after the last record read.
@@ -636,113 +688,202 @@ class EventSourceMapping(BackgroundPoller):
             for raw in records:
                 made = self.source.to_record(raw, shard.shard_id, now)
                 size = len(json.dumps(made.event_record, separators=(",", ":")))
-                shard.buffer.append(_Record(raw, made.event_record, size, made.seq, made.created, now))
+                record = _Record(raw, made.event_record, size, made.seq, made.created, now)
+                shard.unfinished.append(record)
+                self._enqueue(shard, record, now)
                 shard.last_read_seq = made.seq
-            if shard.first_buffered_at is None:
-                shard.first_buffered_at = now
+
+    def _enqueue(self, shard: _Shard, record: _Record, now: float) -> None:
+        record.lane = lane_of(record.event_record, len(shard.lanes))
+        lane = shard.lanes[record.lane]
+        lane.buffer.append(record)
+        if lane.first_buffered_at is None:
+            lane.first_buffered_at = now
+
+    def _lanes(self, shard: _Shard) -> list[_Lane]:
+        """The shard's lanes, one per concurrent batch; rebuilt when the factor changed (an update) once no
+        batch of the shard is in flight or waiting, so that no key is ever in two lanes at once."""
+        factor = self.settings.parallelization_factor
+        if len(shard.lanes) != factor and not any(lane.busy or lane.pending for lane in shard.lanes):
+            # Nothing in flight or waiting: every unfinished record is in a lane's buffer.
+            shard.lanes = [_Lane() for _ in range(factor)]
+            for record in shard.unfinished:
+                self._enqueue(shard, record, record.read_at)
+        return shard.lanes
 
     # --- batches ----------------------------------------------------------------------------------------
 
-    def _step_shard(self, shard: _Shard) -> int:
-        if shard.pending:
-            self._process(shard, shard.pending.popleft())
-            return 1
-        self._fill(shard)
-        if not shard.buffer:
-            if shard.ended:
-                shard.finished = True
-            return 0
-        batch, full = self._take_batch(shard, dry_run=True)
-        window = self.settings.maximum_batching_window_s
-        waited = self._clock() - (shard.first_buffered_at or self._clock())
-        if not (full or window == 0 or shard.ended or waited >= window):
-            return 0
-        batch, _ = self._take_batch(shard, dry_run=False)
-        shard.first_buffered_at = self._clock() if shard.buffer else None
-        self._process(shard, _Batch(batch))
-        return 1
+    def _shard_jobs(self, shard: _Shard) -> list[tuple[_Lane, _Batch]]:
+        """The batches to invoke now, at most one per idle lane: a retry first, else a ready new batch."""
+        free = [lane for lane in self._lanes(shard) if not lane.busy]
+        jobs = [(lane, lane.pending.popleft()) for lane in free if lane.pending]
+        if len(jobs) < len(free):
+            self._fill(shard)
+            waiting = {id(lane) for lane, _ in jobs}
+            for lane in free:
+                batch = None if id(lane) in waiting else self._ready_batch(shard, lane)
+                if batch is not None:
+                    jobs.append((lane, batch))
+        if not jobs and shard.ended and all(lane.empty for lane in shard.lanes):
+            shard.finished = True
+        for lane, _ in jobs:
+            lane.busy = True
+        return jobs
 
-    def _take_batch(self, shard: _Shard, dry_run: bool) -> tuple[list[_Record], bool]:
-        """The next batch from the buffer and whether it is full (by count or by payload size)."""
+    def _ready_batch(self, shard: _Shard, lane: _Lane) -> _Batch | None:
+        """The lane's next batch if it is full, the batching window has passed or the shard is read to its end."""
+        if not lane.buffer:
+            return None
+        _, full = self._take_batch(lane, dry_run=True)
+        window = self.settings.maximum_batching_window_s
+        waited = self._clock() - (lane.first_buffered_at or self._clock())
+        if not (full or window == 0 or shard.ended or waited >= window):
+            return None
+        records, _ = self._take_batch(lane, dry_run=False)
+        lane.first_buffered_at = self._clock() if lane.buffer else None
+        return _Batch(records)
+
+    def _run_jobs(self, shard: _Shard, jobs: list[tuple[_Lane, _Batch]]) -> int:
+        """Invoke the jobs' batches, concurrently when there are several (each lane its own invocation, as
+        Lambda runs each concurrent batch of a shard in its own invocation); returns when all are done."""
+        if len(jobs) == 1:
+            self._run_job(shard, *jobs[0])
+        elif jobs:
+            errors: list[BaseException] = []
+
+            def run(lane: _Lane, batch: _Batch) -> None:
+                try:
+                    self._run_job(shard, lane, batch)
+                except BaseException as exc:  # noqa: BLE001 - raised again in the stepping thread
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=run, args=job, name=f"{self._thread_name()}-lane", daemon=True)
+                       for job in jobs]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            if errors:
+                raise errors[0]
+        return len(jobs)
+
+    def _run_job(self, shard: _Shard, lane: _Lane, batch: _Batch) -> None:
+        try:
+            self._process(shard, lane, batch)
+        finally:
+            with self._lock:
+                lane.busy = False
+
+    def _take_batch(self, lane: _Lane, dry_run: bool) -> tuple[list[_Record], bool]:
+        """The next batch from the lane's buffer and whether it is full (by count or by payload size)."""
         taken: list[_Record] = []
         payload = len('{"Records":[]}')
-        for record in shard.buffer:
+        for record in lane.buffer:
             if len(taken) >= self.settings.batch_size or (taken and payload + record.size + 1 > MAX_PAYLOAD_BYTES):
                 break
             taken.append(record)
             payload += record.size + 1
-        full = len(taken) < len(shard.buffer) or len(taken) >= self.settings.batch_size
+        full = len(taken) < len(lane.buffer) or len(taken) >= self.settings.batch_size
         if not dry_run:
             for _ in taken:
-                shard.buffer.popleft()
+                lane.buffer.popleft()
         return taken, full
 
-    def _process(self, shard: _Shard, batch: _Batch) -> None:
+    def _process(self, shard: _Shard, lane: _Lane, batch: _Batch) -> None:
+        """One invocation of one lane's batch; the mapping's lock is held for everything but the call."""
         self._maybe_delay()
-        if self.settings.maximum_record_age_s >= 0:
-            now = self._clock()
-            expired = [r for r in batch.records if now - r.created > self.settings.maximum_record_age_s]
-            if expired:
-                # Stream records are in time order, so the expired ones are the oldest: a prefix.
-                self._discard(shard, _Batch(expired, batch.attempts, batch.retries, batch.last_result),
-                              CONDITION_RECORD_AGE_EXCEEDED)
-                batch.records = batch.records[len(expired):]
-                if not batch.records:
-                    return
-        event = {"Records": [r.event_record for r in batch.records]}
+        with self._lock:
+            if not self._drop_expired(shard, lane, batch):
+                return
+            event = {"Records": [r.event_record for r in batch.records]}
         result = self._invoke(event, batch)
+        with self._lock:
+            duplicate = self._settle(shard, lane, batch, result)
+        if duplicate:
+            self._invoke(event, _Batch(batch.records))
+
+    def _drop_expired(self, shard: _Shard, lane: _Lane, batch: _Batch) -> bool:
+        """Discard the records older than ``maximum_record_age_s``; False if none is left to invoke."""
+        if self.settings.maximum_record_age_s < 0:
+            return True
+        now = self._clock()
+        expired = [r for r in batch.records if now - r.created > self.settings.maximum_record_age_s]
+        if expired:
+            # Stream records are in time order, so the expired ones are the oldest: a prefix.
+            self._discard(shard, _Batch(expired, batch.attempts, batch.retries, batch.last_result),
+                          CONDITION_RECORD_AGE_EXCEEDED)
+            batch.records = batch.records[len(expired):]
+        return bool(batch.records)
+
+    def _settle(self, shard: _Shard, lane: _Lane, batch: _Batch, result: InvocationResult) -> bool:
+        """Checkpoint, retry, bisect or discard after an invocation; True to deliver the batch once more
+        (the duplicate-delivery fault)."""
+        if result.throttled:
+            # Lambda retries a throttled batch of a stream until it succeeds or its records expire; a throttle
+            # is not a function error and uses no retry.
+            self.stats.throttles += 1
+            lane.pending.appendleft(batch)
+            return False
         if result.function_error:
             self.stats.function_errors += 1
             self.stats.last_error = f"{result.error_type}: {result.error_message}"
-            self._failed(shard, batch, allow_bisect=True)
-            return
+            self._failed(shard, lane, batch, allow_bisect=True)
+            return False
         if self.settings.report_batch_item_failures:
             verdict = _first_failed_index(result.payload, [r.seq for r in batch.records], self.source.item_key)
             if verdict is _MALFORMED:
                 self.stats.malformed_responses += 1
-                self._failed(shard, batch, allow_bisect=False)
-                return
+                self._failed(shard, lane, batch, allow_bisect=False)
+                return False
             if verdict is not None:
                 assert isinstance(verdict, int)
                 self.stats.partial_failures += 1
                 done, rest = batch.records[:verdict], batch.records[verdict:]
                 if done:
-                    self._checkpoint(shard, done, batch)
-                self._failed(shard, _Batch(rest, batch.attempts, batch.retries, result), allow_bisect=False)
-                return
-        self._checkpoint(shard, batch.records, batch)
+                    self._checkpoint(shard, lane, done, batch)
+                self._failed(shard, lane, _Batch(rest, batch.attempts, batch.retries, result), allow_bisect=False)
+                return False
+        self._checkpoint(shard, lane, batch.records, batch)
         self.stats.batches_succeeded += 1
         if self._duplicate_next > 0:
             self._duplicate_next -= 1
             self.stats.duplicates += 1
-            self._invoke(event, _Batch(batch.records))
+            return True
+        return False
 
     def _invoke(self, event: dict[str, Any], batch: _Batch) -> InvocationResult:
+        """Call the function (without the mapping's lock: lanes run concurrently) and count the invocation."""
         batch.invoked_at = self._clock()
         result = self.function.invoke(event)
-        batch.attempts += 1
-        batch.last_result = result
-        self.stats.invocations += 1
-        self.stats.records_delivered += len(batch.records)
-        if batch.records:
-            self.stats.iterator_age_ms = max(0.0, (self._clock() - batch.records[-1].created) * 1000)
+        with self._lock:
+            if result.throttled:
+                return result
+            batch.attempts += 1
+            batch.last_result = result
+            self.stats.invocations += 1
+            self.stats.records_delivered += len(batch.records)
+            if batch.records:
+                self.stats.iterator_age_ms = max(0.0, (self._clock() - batch.records[-1].created) * 1000)
         return result
 
     def _maybe_delay(self) -> None:
-        if self._delay_s <= 0 or self._delays_left == 0:
-            return
-        if self._delays_left is not None:
-            self._delays_left -= 1
-        time.sleep(self._delay_s)
+        with self._lock:
+            if self._delay_s <= 0 or self._delays_left == 0:
+                return
+            if self._delays_left is not None:
+                self._delays_left -= 1
+            delay = self._delay_s
+        time.sleep(delay)
 
-    def _failed(self, shard: _Shard, batch: _Batch, allow_bisect: bool) -> None:
+    def _failed(self, shard: _Shard, lane: _Lane, batch: _Batch, allow_bisect: bool) -> None:
         if allow_bisect and self.settings.bisect_batch_on_function_error and len(batch.records) > 1:
-            # Splitting does not use the retry quota; the halves run in order, first half first.
+            # Splitting does not use the retry quota; the halves run in order, first half first, in the lane
+            # of the batch (a lane's keys never move to another lane, whatever the factor).
             half = len(batch.records) // 2
             first = _Batch(batch.records[:half], batch.attempts, batch.retries, batch.last_result)
             second = _Batch(batch.records[half:], batch.attempts, batch.retries, batch.last_result)
-            shard.pending.appendleft(second)
-            shard.pending.appendleft(first)
+            lane.pending.appendleft(second)
+            lane.pending.appendleft(first)
             self.stats.bisections += 1
             return
         batch.retries += 1
@@ -750,11 +891,18 @@ class EventSourceMapping(BackgroundPoller):
         if limit >= 0 and batch.retries > limit:
             self._discard(shard, batch, CONDITION_RETRIES_EXHAUSTED)
             return
-        shard.pending.appendleft(batch)
+        lane.pending.appendleft(batch)
         self.stats.retries += 1
 
-    def _checkpoint(self, shard: _Shard, records: list[_Record], batch: _Batch | None = None) -> None:
-        shard.checkpoint = records[-1].seq
+    def _finish(self, shard: _Shard, records: list[_Record]) -> None:
+        """Mark ``records`` done and move the shard's checkpoint up to the oldest record still unfinished."""
+        for record in records:
+            record.done = True
+        while shard.unfinished and shard.unfinished[0].done:
+            shard.checkpoint = shard.unfinished.popleft().seq
+
+    def _checkpoint(self, shard: _Shard, lane: _Lane, records: list[_Record], batch: _Batch | None = None) -> None:
+        self._finish(shard, records)
         self.stats.records_processed += len(records)
         self._last_success = records
         self._last_success_shard = shard.shard_id
@@ -772,7 +920,7 @@ class EventSourceMapping(BackgroundPoller):
 
     def _discard(self, shard: _Shard, batch: _Batch, condition: str) -> None:
         records = batch.records
-        shard.checkpoint = records[-1].seq
+        self._finish(shard, records)
         self.stats.records_discarded += len(records)
         if self.destination is None:
             return
@@ -868,6 +1016,24 @@ def _first_failed_index(payload: Any, sequence_numbers: list[str],
             return _MALFORMED
         indexes.append(position[key])
     return min(indexes)
+
+
+def item_key_text(event_record: dict[str, Any]) -> str:
+    """The key that decides a record's lane: a Kinesis record's partition key; a DynamoDB record's ``Keys``
+    (partition and sort key: Lambda keeps order per item) as canonical JSON."""
+    kinesis = event_record.get("kinesis")
+    if kinesis is not None:
+        return str(kinesis.get("partitionKey", ""))
+    return json.dumps(event_record.get("dynamodb", {}).get("Keys"), sort_keys=True, separators=(",", ":"))
+
+
+def lane_of(event_record: dict[str, Any], factor: int) -> int:
+    """The lane (0 .. ``factor`` - 1) of a record: a stable hash (MD5, as Kinesis hashes partition keys, not
+    Python's per-process salted ``hash``) of :func:`item_key_text`, so runs and replays form the same batches."""
+    if factor <= 1:
+        return 0
+    digest = hashlib.md5(item_key_text(event_record).encode("utf-8"), usedforsecurity=False).digest()
+    return int.from_bytes(digest[:8], "big") % factor
 
 
 def _iso(epoch_s: float, millis: bool = False) -> str:

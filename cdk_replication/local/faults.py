@@ -52,6 +52,8 @@ class WriteFault:
     matching: str | None = None
     #: Calls failed so far (updated from the worker's reports).
     failed_calls: int = 0
+    #: Calls handed to invocations still running (concurrent invocations share ``calls``, not each get it).
+    _reserved: int = field(default=0, init=False, repr=False, compare=False)
     _rng: random.Random = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -79,6 +81,16 @@ class _CrashFault:
 
 
 @dataclass
+class WiredFaults:
+    """What one invocation was sent (:meth:`FunctionFaults.to_wire_with_refs`): the write faults its indexes
+    refer to and whether it carried the crash fault."""
+
+    write_faults: list[WriteFault]
+    crash: bool
+    given: list[int | None] = field(default_factory=list)  # calls_left handed to the invocation, per fault
+
+
+@dataclass
 class FunctionFaults:
     """The faults armed on one local function. Thread-safe.
 
@@ -92,11 +104,13 @@ class FunctionFaults:
 
     _write_faults: list[WriteFault] = field(default_factory=list)
     _crash: _CrashFault | None = None
+    _crash_out: bool = False  # an invocation in flight carries the crash fault
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def crash_after_writes(self, writes: int) -> None:
         """Kill the container (SIGKILL, as an out-of-memory kill would) right after its ``writes``-th
-        successful DynamoDB write call from now, counted across invocations. Fires once."""
+        successful DynamoDB write call from now, counted across invocations. Fires once: of concurrent
+        invocations only one carries it (and counts its writes) at a time."""
         if writes < 1:
             raise ValueError(f"writes must be >= 1, got {writes}")
         with self._lock:
@@ -149,6 +163,7 @@ class FunctionFaults:
         with self._lock:
             self._write_faults.clear()
             self._crash = None
+            self._crash_out = False
 
     @property
     def crash_armed(self) -> bool:
@@ -160,10 +175,21 @@ class FunctionFaults:
 
     def to_wire(self) -> dict[str, Any]:
         """The armed faults as JSON for one invocation's message to the worker."""
+        return self.to_wire_with_refs()[0]
+
+    def to_wire_with_refs(self) -> tuple[dict[str, Any], WiredFaults]:
+        """:meth:`to_wire` and what it refers to, for :meth:`apply_usage` (invocations run concurrently:
+        another one's :meth:`to_wire` may drop exhausted faults and shift the indexes)."""
         with self._lock:
             self._write_faults = [f for f in self._write_faults if not f.exhausted]
+            refs = list(self._write_faults)
+            crash = self._crash is not None and not self._crash_out
+            self._crash_out = self._crash_out or crash
+            given = [None if f.calls is None else max(0, f.calls - f.failed_calls - f._reserved) for f in refs]
+            for fault, calls in zip(refs, given):
+                fault._reserved += calls or 0
             return {
-                "crash_after_writes": self._crash.writes_left if self._crash else None,
+                "crash_after_writes": self._crash.writes_left if crash and self._crash else None,
                 "write_faults": [
                     {
                         "index": i,
@@ -171,18 +197,28 @@ class FunctionFaults:
                         "error_code": f.error_code,
                         "message": f.message,
                         "status_code": f.status_code,
-                        "calls_left": None if f.calls is None else f.calls - f.failed_calls,
+                        "calls_left": given[i],
                         "fraction": f.fraction,
                         "seed": f.next_seed(),
                         "matching": f.matching,
                     }
-                    for i, f in enumerate(self._write_faults)
+                    for i, f in enumerate(refs)
                 ],
-            }
+            }, WiredFaults(refs, crash, given)
 
-    def apply_usage(self, usage: dict[str, Any] | None, crashed: bool) -> None:
-        """Record what the worker used during one invocation (``crashed``: the container died)."""
+    def apply_usage(self, usage: dict[str, Any] | None, crashed: bool, wired: WiredFaults | None = None) -> None:
+        """Record what the worker used during one invocation (``crashed``: the container died); ``wired``:
+        what the invocation was sent (from :meth:`to_wire_with_refs`). Default: the current faults, crash
+        included (an invocation made with :meth:`to_wire`)."""
         with self._lock:
+            for fault, calls in zip(wired.write_faults, wired.given) if wired is not None else ():
+                fault._reserved -= calls or 0
+            carried = wired is None or wired.crash
+            if wired is not None and wired.crash:
+                self._crash_out = False
+            if not carried:
+                self._apply_write_faults(usage, wired)
+                return
             if crashed and self._crash is not None:
                 # A crash fault fires once; any other death of the container leaves it armed only if no
                 # write happened, which the worker cannot report, so disarming is the conservative choice.
@@ -193,7 +229,11 @@ class FunctionFaults:
                 self._crash.writes_left -= int(usage.get("writes", 0))
                 if self._crash.writes_left <= 0:
                     self._crash = None
-            for index, failed in usage.get("write_faults_failed", {}).items():
-                i = int(index)
-                if i < len(self._write_faults):
-                    self._write_faults[i].failed_calls += int(failed)
+            self._apply_write_faults(usage, wired)
+
+    def _apply_write_faults(self, usage: dict[str, Any] | None, wired: WiredFaults | None) -> None:
+        targets = self._write_faults if wired is None else wired.write_faults
+        for index, failed in (usage or {}).get("write_faults_failed", {}).items():
+            i = int(index)
+            if i < len(targets):
+                targets[i].failed_calls += int(failed)
