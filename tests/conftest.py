@@ -116,14 +116,44 @@ LONGEST_FILES: dict[str, float] = {
 }
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Order the test files longest first: the files of :data:`LONGEST_FILES` by their time, then the others by
-    their number of tests (what pytest-xdist's own reordering, which the Makefile turns off, would do).
+#: Folders whose files go to one worker as one unit: their tests share a session fixture that costs too much to
+#: build on both workers (tests/spark: a local SparkSession, a JVM of 1 GB that takes seconds to start).
+SAME_WORKER = ("tests/spark/",)
 
-    Tests stay in their file's order and each file's tests stay together, so module fixtures are built once.
+
+def work_unit(nodeid: str) -> str:
+    """What a worker is handed at once: the test's file, or its folder when that is in :data:`SAME_WORKER`."""
+    path = nodeid.split("::", 1)[0]
+    return next((folder for folder in SAME_WORKER if path.startswith(folder)), path)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the work units (:func:`work_unit`) longest first: by the time of their files in
+    :data:`LONGEST_FILES`, then by their number of tests (what pytest-xdist's own reordering, which the
+    Makefile turns off, would do).
+
+    Tests keep their order within a unit and each file's tests stay together, so module fixtures are built once.
     """
-    files: dict[str, list[pytest.Item]] = {}
+    units: dict[str, list[pytest.Item]] = {}
     for item in items:
-        files.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
-    order = sorted(files, key=lambda name: (-LONGEST_FILES.get(name, 0), -len(files[name])))
-    items[:] = [item for name in order for item in files[name]]
+        units.setdefault(work_unit(item.nodeid), []).append(item)
+
+    def longest_first(unit: str) -> tuple[float, int]:
+        files = {item.nodeid.split("::", 1)[0] for item in units[unit]}
+        return -sum(LONGEST_FILES.get(name, 0) for name in files), -len(units[unit])
+
+    items[:] = [item for unit in sorted(units, key=longest_first) for item in units[unit]]
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """With ``--dist loadfile``, hand the workers whole work units (:func:`work_unit`), not single files."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class WorkUnits(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return WorkUnits(config, log)  # type: ignore[arg-type]
