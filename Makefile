@@ -45,8 +45,10 @@ $(STAMP_NPM): package.json package-lock.json
 demo: setup
 	@$(PY) -m cdk_replication.local.demo
 
+# Whole files go to the workers, longest first (tests/conftest.py orders them; xdist's own reordering by
+# number of tests would hand out the long one-test files last and leave one worker running them alone).
 test: setup
-	@$(PY) -m pytest -n $(JOBS) --dist loadfile
+	@$(PY) -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder
 
 synth: setup
 	@$(NODE_BIN)/cdk synth --quiet --no-notices

@@ -78,3 +78,82 @@ def quick_verify_rechecks(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(suspects, classify, workers, rounds, min(pause, QUICK_RECHECK_PAUSE), **kwargs)
 
     monkeypatch.setattr(verify, "recheck", quick)
+
+
+#: The test files that take longest (seconds of one run, setup and teardown included, measured with
+#: ``--durations`` under load; only their order matters). ``make test`` hands whole files to its workers
+#: (``--dist loadfile``) in the order of :func:`pytest_collection_modifyitems`: longest first, so that no
+#: worker is left running a long file alone at the end while the other has nothing left to do. A file missing
+#: here only runs later than it could; refresh the table from ``pytest --durations=120`` when it drifts.
+LONGEST_FILES: dict[str, float] = {
+    "tests/chaos/test_convergence.py": 87,
+    "tests/test_packaging.py": 77,
+    "tests/e2e/test_e2e_join.py": 61,
+    "tests/e2e/test_e2e_redrive.py": 54,
+    "tests/replicator/test_ordered_convergence.py": 44,
+    "tests/replicator/test_convergence.py": 44,
+    "tests/e2e/test_e2e_kinesis.py": 40,
+    "tests/e2e/test_demo.py": 38,
+    "tests/e2e/test_e2e_one_way.py": 35,
+    "tests/spark/test_review_r16.py": 34,
+    "tests/replicator/test_transform_ties_exhaustive.py": 34,
+    "tests/cli/test_backfill.py": 32,
+    "tests/replicator/test_transform_ties_exhaustive_ttl.py": 29,
+    "tests/replicator/test_ordered_ties.py": 27,
+    "tests/replicator/test_one_way_faults.py": 27,
+    "tests/e2e/test_e2e_masked.py": 26,
+    "tests/spark/test_spark_verify.py": 21,
+    "tests/replicator/test_ordered_ties_exhaustive.py": 20,
+    "tests/cli/test_resume_and_entry_point.py": 16,
+    "tests/cli/test_join_export.py": 14,
+    "tests/local/test_review_transform_local.py": 13,
+    "tests/cli/test_migrate_kinesis.py": 13,
+    "tests/local/test_update.py": 11,
+    "tests/spark/test_lag_and_cli.py": 10,
+    "tests/local/test_kinesis_deploy.py": 10,
+    "tests/cli/test_transform_rotation.py": 10,
+    "tests/chaos/test_scenarios.py": 10,
+}
+
+
+#: Folders whose files go to one worker as one unit: their tests share a session fixture that costs too much to
+#: build on both workers (tests/spark: a local SparkSession, a JVM of 1 GB that takes seconds to start).
+SAME_WORKER = ("tests/spark/",)
+
+
+def work_unit(nodeid: str) -> str:
+    """What a worker is handed at once: the test's file, or its folder when that is in :data:`SAME_WORKER`."""
+    path = nodeid.split("::", 1)[0]
+    return next((folder for folder in SAME_WORKER if path.startswith(folder)), path)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the work units (:func:`work_unit`) longest first: by the time of their files in
+    :data:`LONGEST_FILES`, then by their number of tests (what pytest-xdist's own reordering, which the
+    Makefile turns off, would do).
+
+    Tests keep their order within a unit and each file's tests stay together, so module fixtures are built once.
+    """
+    units: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        units.setdefault(work_unit(item.nodeid), []).append(item)
+
+    def longest_first(unit: str) -> tuple[float, int]:
+        files = {item.nodeid.split("::", 1)[0] for item in units[unit]}
+        return -sum(LONGEST_FILES.get(name, 0) for name in files), -len(units[unit])
+
+    items[:] = [item for unit in sorted(units, key=longest_first) for item in units[unit]]
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """With ``--dist loadfile``, hand the workers whole work units (:func:`work_unit`), not single files."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class WorkUnits(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return WorkUnits(config, log)  # type: ignore[arg-type]

@@ -6,6 +6,8 @@ import random
 import threading
 from typing import Any
 
+from cdk_replication.cli.backfill import MAX_REPORTED_FAILURES
+
 from .helpers import put_many, scan_all
 
 
@@ -179,22 +181,24 @@ def test_cross_account_copy_with_one_profile_per_side(local, cli, monkeypatch, t
 
 
 def test_failure_counts_are_true_when_the_list_is_capped(cli, ddb, make_table) -> None:
-    """2,000 items that cannot be ordered (no conflict value): every count and line says 2,000, and the capped
-    list says it is capped."""
+    """1,100 items that cannot be ordered (no conflict value): every count and line says 1,100, and the list,
+    capped at 1,000 (``MAX_REPORTED_FAILURES``), says it is capped. (1,100, not more: every number here still
+    has a thousands separator, and each item costs a write and two backfills of time.)"""
+    assert MAX_REPORTED_FAILURES == 1000
     source, target = make_table("src"), make_table("tgt")
-    put_many(ddb, source, [{"pk": {"S": f"n{i:04d}"}} for i in range(2000)])
+    put_many(ddb, source, [{"pk": {"S": f"n{i:04d}"}} for i in range(1100)])
 
     run = cli("backfill", source, target, "--conflict-attribute", "v", "--json")
     assert run.code == 1, run.err
     doc = run.json()
-    assert doc["counts"]["failed"] == 2000 and doc["totals"]["failed"] == 2000
-    assert doc["failuresTotal"] == 2000
+    assert doc["counts"]["failed"] == 1100 and doc["totals"]["failed"] == 1100
+    assert doc["failuresTotal"] == 1100
     assert doc["failuresListed"] == len(doc["failures"]) == 1000
     assert doc["failuresTruncated"] is True
 
     text = cli("backfill", source, target, "--conflict-attribute", "v")
     assert text.code == 1
-    assert "failed 2,000" in text.out
-    assert "failed items (2,000):" in text.out
-    assert "... and 1,980 more (--json lists the first 1,000 of the 2,000)" in text.out
+    assert "failed 1,100" in text.out
+    assert "failed items (1,100):" in text.out
+    assert "... and 1,080 more (--json lists the first 1,000 of the 1,100)" in text.out
     assert scan_all(ddb, target) == {}
