@@ -136,13 +136,20 @@ def run_row(
     rtt_ms: float,
     limit: int | None = None,
     trace: bool = False,
+    gateway: Any = None,
 ) -> dict[str, Any]:
-    """Replicate ``w`` (its first ``limit`` records) to a fresh table with ``settings`` and measure it."""
+    """Replicate ``w`` (its first ``limit`` records) to a fresh table with ``settings`` and measure it.
+
+    ``gateway``: a ``cdk_replication.local.gateway.Gateway`` in this process that the containers talk to
+    instead of DynamoDB Local (as the local runtime's functions do); its CPU (this process's, which otherwise
+    only waits) is reported as ``gateway_cpu_us_per_record``."""
     repl_mode, change_source = MODES[mode]
     records = (w.kinesis if change_source else w.records)[:limit]
     target = wl.create_table(ddb, "replica", wl.REPLICA_REGION, stream=False)
     env = base_env(ddb)
     env.update(replication_env(w.source, [target], repl_mode, settings.concurrency, change_source))
+    if gateway is not None:
+        env.update(gateway.endpoint_env())
     lanes: list[list[dict[str, Any]]] = [[] for _ in range(settings.factor)]
     for record in records:
         lanes[lane_of(record, settings.factor)].append(record)
@@ -156,12 +163,15 @@ def run_row(
         children.append((start_child("benchmarks.worker", spec, env, work, code_dir=code), Path(spec["ready_file"])))
     _wait_ready(children)
     load = _load()
+    cpu0 = time.process_time()
     go.write_text("go")
     raws = [finish_child(child) for child, _ in children]
     row = summarize_lanes(raws)
+    if gateway is not None:
+        row["gateway_cpu_us_per_record"] = 1e6 * (time.process_time() - cpu0) / row["records"]
     check = wl.check_copy(ddb, target, w.expected) if limit is None else None
     wl.delete_table(ddb, target)
-    row.update(label=label, mode=mode, workload=w.name, kind=kind, rtt_ms=rtt_ms, load=load, load_after=_load(),
+    row.update(label=label, mode=mode, workload=w.name, kind=kind, via_gateway=gateway is not None, rtt_ms=rtt_ms, load=load, load_after=_load(),
                sample=limit is not None, copy_check="not checked (sample)" if limit is not None else (check or "ok"),
                **asdict(settings))
     _log(f"{w.name:<6} {mode:<16} {label:<22} f={settings.factor:<2} b={settings.batch_size:<5} "
@@ -269,12 +279,20 @@ def run_saturated(ddb: Any, work: Path, w: Workload, args: argparse.Namespace, c
 def run_explain(ddb: Any, work: Path, workloads: dict[str, Workload], args: argparse.Namespace,
                 code: Path | None) -> list[dict[str, Any]]:
     """Multi-active, one container (factor 1) as the black box ran it, every request counted: the spread,
-    mixed and mixed-without-deletes workloads at batch sizes 100 and 1,000, 128 writers."""
+    mixed and mixed-without-deletes workloads at batch sizes 100 and 1,000, 128 writers; then the mixed
+    workload through the local runtime's gateway (IAM and accounts enforced in front of DynamoDB Local)."""
+    from cdk_replication.local.gateway import Gateway
+
     rows = []
     for name in ("spread", "mixed", "mixed-nodelete"):
         for batch in (100, 1000):
             rows.append(run_row(ddb, work, workloads[name], label="explain", mode="multi-active",
                                 settings=Settings(1, batch, 128), code=code, rtt_ms=args.rtt_ms, trace=True))
+    with Gateway(ddb) as gateway:
+        for batch in (100, 1000):
+            rows.append(run_row(ddb, work, workloads["mixed"], label="explain, gateway", mode="multi-active",
+                                settings=Settings(1, batch, 128), code=code, rtt_ms=args.rtt_ms, trace=True,
+                                gateway=gateway))
     return rows
 
 
