@@ -73,8 +73,8 @@ def candidate_settings(mode: str) -> Settings:
     per_mode = getattr(defaults, "MAPPING_DEFAULTS", None)
     if per_mode is None:  # before per-mode defaults existed
         return Settings(defaults.PARALLELIZATION_FACTOR, defaults.BATCH_SIZE, defaults.MAX_CONCURRENCY)
-    factor, batch_size, concurrency = per_mode[mode]
-    return Settings(factor, batch_size, concurrency)
+    factor, batch_size = per_mode[mode]
+    return Settings(factor, batch_size, defaults.MAX_CONCURRENCY)
 
 
 def _load() -> list[float]:
