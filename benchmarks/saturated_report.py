@@ -31,12 +31,45 @@ def today_for(rows: list[dict[str, Any]], row: dict[str, Any]) -> dict[str, Any]
                  and r["mode"] == row["mode"]), None)
 
 
-def lambda_projection(row: dict[str, Any], memory_mb: int = DEFAULT_MEMORY_MB) -> float:
-    """Records/s of the shard on Lambda at ``memory_mb``: factor x min(batch / p50 batch time, vCPU share / CPU
-    per record), CPU per record as measured here on a full core (an inference, not a Lambda measurement)."""
+def round_trips_per_batch(results: dict[str, Any], row: dict[str, Any]) -> int:
+    """Round trips a batch waits for, one after the other: 1, or 2 for multi-active when the workload has
+    deletes (a tombstone meets the removed item at the same version: the first put's condition fails and a
+    compare-and-set follows, lambda_src/replicator/conditional_writer.py ``put_if_newer``). A Kinesis-fed
+    one-way tombstone carries its own, later change time and succeeds at once."""
+    deletes = results.get("workloads", {}).get(row["workload"], {}).get("deletes", 0)
+    return 2 if deletes and row["mode"] == "multi-active" else 1
+
+
+def lambda_rate(results: dict[str, Any], row: dict[str, Any], memory_mb: int = DEFAULT_MEMORY_MB) -> tuple[float, float]:
+    """(records/s of one container, of the shard) on Lambda at ``memory_mb``, inferred, not measured on Lambda:
+    a batch of B records takes k round trips plus B x (CPU per record / vCPU share), the CPU per record
+    being this row's, measured here on a full core; the shard runs ``factor`` such containers."""
     share = memory_mb / MB_PER_VCPU
-    per_container = min(row["batch_size"] / row["p50_s"], share / (row["cpu_us_per_record"] / 1e6))
-    return row["factor"] * per_container
+    batch = row["batch_size"]
+    seconds = round_trips_per_batch(results, row) * results["rtt_ms"] / 1000 + batch * row["cpu_us_per_record"] / 1e6 / share
+    per_container = batch / seconds
+    return per_container, per_container * row["factor"]
+
+
+def arithmetic_table(results: dict[str, Any]) -> list[str]:
+    """The defaults' arithmetic per candidate row: what one container and the shard carry on Lambda."""
+    out = []
+    share = DEFAULT_MEMORY_MB / MB_PER_VCPU
+    for r in results.get("rows", []):
+        if r["label"] != "candidate":
+            continue
+        k = round_trips_per_batch(results, r)
+        per_container, shard = lambda_rate(results, r)
+        batch_s = r["batch_size"] / per_container
+        needed = math.ceil(TARGET_RATE / per_container)
+        out.append([
+            MODE_NAMES[r["mode"]], r["workload"], f"{r['cpu_us_per_record']:,.0f}", f"{r['batch_size']:,}", str(k),
+            f"{k} x {results['rtt_ms']:g} ms + {r['batch_size']:,} x {r['cpu_us_per_record']:,.0f} us / {share:.2f} "
+            f"= {batch_s * 1000:,.0f} ms", f"{per_container:,.0f}", f"{needed}", str(r["factor"]), f"{shard:,.0f}",
+        ])
+    return _table(["mode", "keys", "CPU us/record (measured)", "batch B", "round trips k", "batch on Lambda",
+                   "records/s per container", "factor needed for 1,000/s", "factor chosen",
+                   "shard records/s on Lambda"], out)
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
@@ -58,7 +91,7 @@ def saturated_table(results: dict[str, Any]) -> list[str]:
             "" if r["label"] == "naive" else f"{r['batch_size']:,}", "" if r["label"] == "naive" else str(r["concurrency"]),
             f"{r['records']:,}" + (" (sample)" if r["sample"] else ""), f"{r['records_per_s']:,.0f}",
             f"{r['p50_s'] * 1000:,.0f} / {r['p99_s'] * 1000:,.0f}", f"{r['cpu_us_per_record']:,.0f}",
-            "" if r["label"] == "naive" else f"{lambda_projection(r):,.0f}",
+            "" if r["label"] == "naive" else f"{lambda_rate(results, r)[1]:,.0f}",
             _ratio(r, naive) if r["label"] != "naive" else "", _ratio(r, today) if r["label"] not in ("today", "naive") else "",
             r["copy_check"], f"{r['load'][0]:.1f} / {r['load_after'][0]:.1f}",
         ])
@@ -74,7 +107,7 @@ def targets(results: dict[str, Any]) -> list[str]:
         if r["label"] != "candidate" or r["mode"] == "streams-one-way":
             continue
         met = r["records_per_s"] >= TARGET_RATE
-        projected = lambda_projection(r)
+        projected = lambda_rate(results, r)[1]
         lines.append(f"- {MODE_NAMES[r['mode']]}, {r['workload']}, factor {r['factor']}, batch {r['batch_size']}: "
                      f"{r['records_per_s']:,.0f} records/s here ({'met' if met else 'NOT met'} on this machine, load "
                      f"{r['load'][0]:.1f}); {projected:,.0f}/s projected on Lambda at 1,024 MB "
@@ -105,7 +138,8 @@ def text_report(results: dict[str, Any]) -> str:
              f"end {results.get('load_end')}"]
     if results.get("rows"):
         parts += ["", "Saturated shard (records / wall time, lanes concurrent):", *saturated_table(results),
-                  "", "Targets (>= 1,000 records/s per shard):", *targets(results)]
+                  "", "Targets (>= 1,000 records/s per shard):", *targets(results),
+                  "", f"On Lambda at {DEFAULT_MEMORY_MB} MB (inferred from the CPU per record):", *arithmetic_table(results)]
     if results.get("explain"):
         parts += ["", "Black box (multi-active, factor 1, 128 writers, requests counted):", *explain_table(results)]
     return "\n".join(parts)
@@ -175,8 +209,12 @@ def generated_section(results: dict[str, Any], json_path: Path) -> str:
         rel = json_path.resolve().relative_to(ROOT)
     except ValueError:
         rel = json_path
+    loaded = results["load_start"][0] > 2 or results["load_end"][0] > 2
     lines = [
         DOC_START, "",
+        *(["**Taken under load** (1-minute load average above 2, other work sharing the cores): compare the "
+           "rows of this run with each other only; re-run on an idle machine for absolute numbers.", ""]
+          if loaded else []),
         f"Run `{results['command'].strip()}` from {results['started']} to {results['finished']} on "
         f"{results['machine']['cpus']} CPUs; candidate code `{results['code']['candidate']}`, today's code "
         f"`{results['code']['today']}`; load average (1, 5, 15 min) {results['load_start']} at the start, "
@@ -185,7 +223,9 @@ def generated_section(results: dict[str, Any], json_path: Path) -> str:
     ]
     if results.get("rows"):
         lines += ["### Saturated shard: measured", "", *saturated_table(results), "", *targets(results), "",
-                  "![records/s per mode](../benchmarks/results/saturated.svg)", ""]
+                  "![records/s per mode](../benchmarks/results/saturated.svg)", "",
+                  f"### The defaults' arithmetic, from this run's CPU per record (Lambda, {DEFAULT_MEMORY_MB} MB)", "",
+                  *arithmetic_table(results), ""]
     if results.get("explain"):
         lines += ["### Black box: where the time goes (multi-active, factor 1, 128 writers)", "",
                   *explain_table(results), ""]
