@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from benchmarks.report import _table
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "performance.md"
 PLOT = ROOT / "benchmarks" / "results" / "saturated.svg"
@@ -70,11 +72,6 @@ def arithmetic_table(results: dict[str, Any]) -> list[str]:
     return _table(["mode", "keys", "CPU us/record (measured)", "batch B", "round trips k", "batch on Lambda",
                    "records/s per container", "factor needed for 1,000/s", "factor chosen",
                    "shard records/s on Lambda"], out)
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|",
-            *("| " + " | ".join(r) + " |" for r in rows)]
 
 
 def _ratio(a: dict[str, Any], b: dict[str, Any] | None) -> str:
@@ -193,12 +190,19 @@ def plot_svg(results: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def plot_path(results: dict[str, Any]) -> Path:
+    """benchmarks/results/saturated.svg, or saturated-quick.svg for a ``--quick`` run (which must not replace
+    the plot docs/performance.md shows)."""
+    return PLOT.with_name("saturated-quick.svg") if results.get("quick") else PLOT
+
+
 def write_plot(results: dict[str, Any]) -> Path | None:
     if not results.get("rows"):
         return None
-    PLOT.parent.mkdir(parents=True, exist_ok=True)
-    PLOT.write_text(plot_svg(results))
-    return PLOT
+    path = plot_path(results)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(plot_svg(results))
+    return path
 
 
 # --- docs ----------------------------------------------------------------------------------------------------
@@ -223,7 +227,7 @@ def generated_section(results: dict[str, Any], json_path: Path) -> str:
     ]
     if results.get("rows"):
         lines += ["### Saturated shard: measured", "", *saturated_table(results), "", *targets(results), "",
-                  "![records/s per mode](../benchmarks/results/saturated.svg)", "",
+                  f"![records/s per mode](../benchmarks/results/{plot_path(results).name})", "",
                   f"### The defaults' arithmetic, from this run's CPU per record (Lambda, {DEFAULT_MEMORY_MB} MB)", "",
                   *arithmetic_table(results), ""]
     if results.get("explain"):
