@@ -117,13 +117,15 @@ def explain_table(results: dict[str, Any]) -> list[str]:
     for r in results.get("explain", []):
         req = r.get("requests") or {}
         n = r["records"]
+        # Counted on botocore's after-call event: a request path that bypasses botocore counts nothing.
+        per = (lambda k: f"{req.get(k, 0) / n:.2f}") if any(req.values()) else (lambda k: "n/a")
         out.append([
             r["workload"] + (" via gateway" if r.get("via_gateway") else ""), f"{r['batch_size']:,}", f"{n:,}", f"{r['records_per_s']:,.0f}",
             f"{r['p50_s'] * 1000:,.0f}", f"{r['p99_s'] * 1000:,.0f}", f"{r['p99_after_first_s'] * 1000:,.0f}",
             f"{r['first_batch_s'] * 1000:,.0f}", f"{r['cpu_us_per_record']:,.0f}",
             f"{r['gateway_cpu_us_per_record']:,.0f}" if "gateway_cpu_us_per_record" in r else "",
-            f"{req.get('remote', 0) / n:.2f}", f"{req.get('remote_condition_failed', 0) / n:.2f}",
-            f"{req.get('local', 0) / n:.2f}", f"{req.get('local_condition_failed', 0) / n:.2f}", f"{r['load'][0]:.1f}",
+            per("remote"), per("remote_condition_failed"), per("local"), per("local_condition_failed"),
+            f"{r['load'][0]:.1f}",
         ])
     return _table(["keys", "batch", "records", "records/s", "p50 ms", "p99 ms", "p99 without first batch ms",
                    "first batch ms", "CPU us/record", "gateway CPU us/record", "remote requests /record", "remote condition failed /record",
