@@ -120,6 +120,15 @@ def lane_of(record: dict[str, Any], factor: int) -> int:
     return int.from_bytes(hashlib.md5(key.encode()).digest()[:8], "big") % factor
 
 
+def split_lanes(records: list[dict[str, Any]], factor: int) -> list[list[dict[str, Any]]]:
+    """``records`` (one shard's, in stream order) dealt to ``factor`` lanes by :func:`lane_of`, each lane in
+    stream order: what Lambda's concurrent batches of one shard see."""
+    lanes: list[list[dict[str, Any]]] = [[] for _ in range(factor)]
+    for record in records:
+        lanes[lane_of(record, factor)].append(record)
+    return lanes
+
+
 # --- one row -------------------------------------------------------------------------------------------------
 
 
@@ -150,9 +159,7 @@ def run_row(
     env.update(replication_env(w.source, [target], repl_mode, settings.concurrency, change_source))
     if gateway is not None:
         env.update(gateway.endpoint_env())
-    lanes: list[list[dict[str, Any]]] = [[] for _ in range(settings.factor)]
-    for record in records:
-        lanes[lane_of(record, settings.factor)].append(record)
+    lanes = split_lanes(records, settings.factor)
     go = work / f"go-{time.monotonic_ns()}"
     children = []
     for i, lane in enumerate(l for l in lanes if l):
