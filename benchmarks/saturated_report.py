@@ -140,7 +140,8 @@ def text_report(results: dict[str, Any]) -> str:
                   "", "Targets (>= 1,000 records/s per shard):", *targets(results),
                   "", f"On Lambda at {DEFAULT_MEMORY_MB} MB (inferred from the CPU per record):", *arithmetic_table(results)]
     if results.get("explain"):
-        parts += ["", "Black box (multi-active, factor 1, 128 writers, requests counted):", *explain_table(results)]
+        parts += ["", "Black box (multi-active, factor 1, 128 writers, requests counted):", *explain_table(results),
+                  *explain_lines(results)]
     return "\n".join(parts)
 
 
@@ -234,7 +235,7 @@ def generated_section(results: dict[str, Any], json_path: Path) -> str:
                   *arithmetic_table(results), ""]
     if results.get("explain"):
         lines += ["### Black box: where the time goes (multi-active, factor 1, 128 writers)", "",
-                  *explain_table(results), ""]
+                  *explain_table(results), "", *explain_lines(results), ""]
     lines.append(DOC_END)
     return "\n".join(lines)
 
@@ -249,3 +250,43 @@ def write_docs(results: dict[str, Any], json_path: Path) -> list[Path]:
     written = [DOC]
     plot = write_plot(results)
     return written + ([plot] if plot else [])
+
+
+def _explain_row(results: dict[str, Any], workload: str, batch: int, gateway: bool = False) -> dict[str, Any] | None:
+    return next((r for r in results.get("explain", []) if r["workload"] == workload and r["batch_size"] == batch
+                 and bool(r.get("via_gateway")) == gateway), None)
+
+
+def explain_lines(results: dict[str, Any]) -> list[str]:
+    """The black box's causes, each with this run's number (docs/performance.md explains the mechanisms)."""
+    mixed, nodel = _explain_row(results, "mixed", 100), _explain_row(results, "mixed-nodelete", 100)
+    spread, gate = _explain_row(results, "spread", 100), _explain_row(results, "mixed", 100, gateway=True)
+    big = _explain_row(results, "mixed", 1000)
+    if not (mixed and nodel and spread and gate and big):
+        return []
+    req, n = mixed["requests"], mixed["records"]
+    lines = [
+        f"- batch size: mixed at batch 1,000 {big['records_per_s']:,.0f}/s, p50 {big['p50_s'] * 1000:,.0f} ms; "
+        f"at batch 100 {mixed['records_per_s']:,.0f}/s, p50 {mixed['p50_s'] * 1000:,.0f} ms",
+        f"- deletes (mixed vs mixed without deletes, batch 100): p50 {mixed['p50_s'] * 1000:,.0f} vs "
+        f"{nodel['p50_s'] * 1000:,.0f} ms ({mixed['p50_s'] / nodel['p50_s'] - 1:+.0%}), CPU "
+        f"{mixed['cpu_us_per_record']:,.0f} vs {nodel['cpu_us_per_record']:,.0f} us/record "
+        f"({mixed['cpu_us_per_record'] / nodel['cpu_us_per_record'] - 1:+.0%}), rate {mixed['records_per_s']:,.0f} vs "
+        f"{nodel['records_per_s']:,.0f}/s"
+        + (f"; per record {req['remote'] / n:.2f} remote requests, {req['remote_condition_failed'] / n:.2f} failed "
+           f"conditions (the tombstone's first put), {req['local'] / n:.2f} own-region writes" if any(req.values()) else ""),
+        f"- the local runtime's gateway (mixed, batch 100): {gate['records_per_s']:,.0f} vs "
+        f"{mixed['records_per_s']:,.0f}/s, p99 {gate['p99_s'] * 1000:,.0f} vs {mixed['p99_s'] * 1000:,.0f} ms, first "
+        f"batch {gate['first_batch_s'] * 1000:,.0f} vs {mixed['first_batch_s'] * 1000:,.0f} ms, gateway CPU "
+        f"{gate.get('gateway_cpu_us_per_record', float('nan')):,.0f} us/record on top of the replicator's "
+        f"{gate['cpu_us_per_record']:,.0f}",
+        f"- cold connections (direct, batch 100): first batch {mixed['first_batch_s'] * 1000:,.0f} ms, p50 "
+        f"{mixed['p50_s'] * 1000:,.0f} ms",
+        f"- p99 of {mixed['batches']} batches: {mixed['p99_s'] * 1000:,.0f} ms, slowest {mixed['max_s'] * 1000:,.0f} ms, "
+        f"p99 without each container's first batch {mixed['p99_after_first_s'] * 1000:,.0f} ms",
+        f"- item shape (updates of ~200-byte items vs new ~350-byte items, batch 100, no deletes): CPU "
+        f"{nodel['cpu_us_per_record']:,.0f} vs {spread['cpu_us_per_record']:,.0f} us/record",
+        f"- load: 1-minute load {min(r['load'][0] for r in results['explain']):.1f}-"
+        f"{max(r['load'][0] for r in results['explain']):.1f} during these rows",
+    ]
+    return lines
