@@ -55,6 +55,22 @@ def replication_env(
 
 def run_child(module: str, spec: dict[str, Any], env: dict[str, str], workdir: Path, timeout_s: float = 3600) -> Any:
     """Run ``python -m <module> <spec.json>`` with a clean environment plus ``env``; return its result JSON."""
+    return finish_child(start_child(module, spec, env, workdir), timeout_s)
+
+
+class Child:
+    """A started measured process: its handle and where its result and stderr go."""
+
+    def __init__(self, module: str, proc: "subprocess.Popen[bytes]", result: Path, stderr: Path) -> None:
+        self.module, self.proc, self.result, self.stderr = module, proc, result, stderr
+
+
+def start_child(
+    module: str, spec: dict[str, Any], env: dict[str, str], workdir: Path, code_dir: Path | None | str = "default"
+) -> Child:
+    """Start ``python -m <module> <spec.json>`` with a clean environment plus ``env``. ``code_dir``: where
+    ``lambda_src/`` and ``cdk_replication/`` come from (default: ``CODE_DIR``; ``None``: the working tree)."""
+    code = CODE_DIR if code_dir == "default" else code_dir
     fd, result_path = tempfile.mkstemp(suffix=".json", dir=workdir)
     os.close(fd)
     spec = dict(spec, result_file=result_path)
@@ -62,22 +78,27 @@ def run_child(module: str, spec: dict[str, Any], env: dict[str, str], workdir: P
     spec_path.write_text(json.dumps(spec))
     child_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REPLICATION_"))}
     child_env.update(env)
-    child_env["PYTHONPATH"] = f"{CODE_DIR}:{ROOT}" if CODE_DIR else str(ROOT)
-    if CODE_DIR:
-        child_env["BENCH_CODE_DIR"] = str(CODE_DIR)
+    child_env["PYTHONPATH"] = f"{code}:{ROOT}" if code else str(ROOT)
+    if code:
+        child_env["BENCH_CODE_DIR"] = str(code)
     stderr_path = Path(result_path).with_suffix(".stderr")
     with open(stderr_path, "wb") as stderr:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [sys.executable, "-m", module, str(spec_path)],
             cwd=ROOT,
             env=child_env,
             stdout=subprocess.DEVNULL,  # the replicator's JSON logs and EMF lines (CloudWatch's job on AWS)
             stderr=stderr,
-            timeout=timeout_s,
         )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{module} failed ({proc.returncode}):\n{stderr_path.read_text()[-3000:]}")
-    return json.loads(Path(result_path).read_text())
+    return Child(module, proc, Path(result_path), stderr_path)
+
+
+def finish_child(child: Child, timeout_s: float = 3600) -> Any:
+    """Wait for ``child`` and return its result JSON (raise with its stderr if it failed)."""
+    returncode = child.proc.wait(timeout=timeout_s)
+    if returncode != 0:
+        raise RuntimeError(f"{child.module} failed ({returncode}):\n{child.stderr.read_text()[-3000:]}")
+    return json.loads(child.result.read_text())
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -11,6 +11,11 @@ Measured per batch: wall time of the handler call (``time.perf_counter``) and CP
 (``VmHWM``, see :func:`_rss_kib`). The JSON decoding of each event (Lambda's runtime does it before calling the handler) is
 outside both. The replicator's own stdout (JSON logs, EMF metrics) goes where the parent sent stdout.
 
+Optional in the spec: ``ready_file``/``go_file`` (the process writes the first once the handler is loaded,
+then waits for the second to exist: parallel lanes of one shard start together, their imports not timed),
+and ``trace`` (count every request of the replicator's clients, per batch: to another region or to its
+own, and how many failed their condition; botocore's ``after-call`` event, so best effort).
+
 ``kind`` is ``replicator`` (lambda_src/replicator), ``naive`` (benchmarks/naive.py) or ``memory`` (one event
 file, peak RSS only).
 """
@@ -75,7 +80,36 @@ def _tune_clients() -> None:
     clients.client_config = client_config  # type: ignore[assignment]
 
 
-def _load_handler(spec: dict[str, Any]) -> Any:
+class RequestCounter:
+    """Requests sent by the replicator's clients, by where they went and how they ended (thread-safe)."""
+
+    KEYS = ("remote", "remote_condition_failed", "local", "local_condition_failed")
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self.counts = dict.fromkeys(self.KEYS, 0)
+
+    def attach(self, client: Any, remote: bool) -> None:
+        where = "remote" if remote else "local"
+
+        def after_call(parsed: Any = None, **_: Any) -> None:
+            failed = isinstance(parsed, dict) and parsed.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+            with self._lock:
+                self.counts[where] += 1
+                if failed:
+                    self.counts[where + "_condition_failed"] += 1
+
+        client.meta.events.register("after-call", after_call, unique_id=f"bench-count-{where}")
+
+    def take(self) -> dict[str, int]:
+        with self._lock:
+            out, self.counts = self.counts, dict.fromkeys(self.KEYS, 0)
+        return out
+
+
+def _load_handler(spec: dict[str, Any], counter: RequestCounter | None = None) -> Any:
     """Import ``replicator.handler`` as Lambda does and hook the round trip onto replica clients."""
     sys.path.insert(0, str(Path(os.environ.get("BENCH_CODE_DIR", ROOT)) / "lambda_src"))
     from benchmarks.rtt import add_round_trip
@@ -93,6 +127,8 @@ def _load_handler(spec: dict[str, Any]) -> Any:
         client = create(table)
         if table.region != source_region:
             add_round_trip(client, spec["rtt_ms"])
+        if counter is not None:
+            counter.attach(client, remote=table.region != source_region)
         return client
 
     factory._create = create_with_rtt  # type: ignore[method-assign]
@@ -115,7 +151,8 @@ def _load_naive(spec: dict[str, Any]) -> Any:
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     os.environ.update(spec["env"])
     rss_start = _rss_kib()
-    handler = _load_handler(spec) if spec["kind"] in ("replicator", "memory") else _load_naive(spec)
+    counter = RequestCounter() if spec.get("trace") else None
+    handler = _load_handler(spec, counter) if spec["kind"] in ("replicator", "memory") else _load_naive(spec)
     rss_imported = _rss_kib()
 
     if spec["kind"] == "memory":
@@ -135,19 +172,30 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         }
 
     durations: list[float] = []
+    spans: list[tuple[float, float]] = []
+    requests: list[dict[str, int]] = []
     cpu = 0.0
     records = 0
     failed_batches = 0
-    with open(spec["events_file"]) as events:
+    with open(spec["events_file"]) as lines:
+        # Lanes (``ready_file``) decode every event before the start signal, so a lane's wall time holds only
+        # handler calls, as the sum of durations does for one container (Lambda's runtime decodes the event
+        # before the handler's clock starts).
+        events = [json.loads(line) for line in lines] if spec.get("ready_file") else lines
+        _wait_for_go(spec)
         for line in events:
-            event = json.loads(line)
+            event = json.loads(line) if isinstance(line, str) else line
             context = Context()
             c0 = time.process_time()
+            w0 = time.time()
             t0 = time.perf_counter()
             response = handler(event, context)
             t1 = time.perf_counter()
             c1 = time.process_time()
             durations.append(t1 - t0)
+            spans.append((w0, w0 + (t1 - t0)))
+            if counter is not None:
+                requests.append(counter.take())
             cpu += c1 - c0
             records += len(event["Records"])
             if response and response.get("batchItemFailures"):
@@ -156,11 +204,23 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         "records": records,
         "batches": len(durations),
         "durations": durations,
+        "spans": spans,
+        "requests": requests,
         "cpu_seconds": cpu,
         "failed_batches": failed_batches,
         "rss_imported_kib": rss_imported,
         "peak_rss_kib": _rss_kib(),
     }
+
+
+def _wait_for_go(spec: dict[str, Any]) -> None:
+    """With ``ready_file``/``go_file``: say the handler is loaded, then wait until the parent says go."""
+    if not spec.get("ready_file"):
+        return
+    Path(spec["ready_file"]).write_text("ready")
+    go = Path(spec["go_file"])
+    while not go.exists():
+        time.sleep(0.002)
 
 
 def main() -> None:

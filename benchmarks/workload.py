@@ -3,7 +3,8 @@
 A workload is N writes over K items, written to a source table whose stream is NEW_AND_OLD_IMAGES, in rounds:
 round r writes every item once (version r), so each item's writes reach the stream in order. ``K == N`` is
 the *spread* shape (every record a new item: nothing to coalesce); ``K << N`` is the *hot* shape (few items,
-many updates each). The stream is then read from TRIM_HORIZON with ``read_all_records`` and every record
+many updates each). *mixed* (:func:`write_mixed_workload`) is issue 17's black box: 3 writes per key, the later
+ones updates, 10% of all writes deletes followed by a re-create, ~200-byte items. The stream is then read from TRIM_HORIZON with ``read_all_records`` and every record
 converted with ``to_lambda_record`` into exactly the record Lambda would deliver.
 """
 
@@ -113,8 +114,60 @@ def write_workload(
             version += 1
 
 
+#: *mixed*: share of all writes that are deletes (each deleted item is re-created the round after).
+MIXED_DELETE_SHARE = 0.10
+#: *mixed*: payload of an item, giving ~200-byte items (the black-box measurement of issue 17).
+MIXED_PAYLOAD_BYTES = 40
+
+
+def mixed_deletes(round_no: int, items: int, rounds: int, delete_share: float = MIXED_DELETE_SHARE) -> range:
+    """Item indexes deleted in ``round_no`` of the *mixed* workload: round 0 creates every item; each later
+    round deletes a window of ``delete_share * rounds / (rounds - 1)`` of the items (so deletes are
+    ``delete_share`` of all writes), the window moving on by its own width each round, so an item deleted in
+    one round is re-created (a PutItem of a new version) in the next."""
+    if round_no == 0 or rounds < 2:
+        return range(0)
+    width = min(items, round(items * delete_share * rounds / (rounds - 1)))
+    start = (items - width * round_no) % items
+    return range(start, start + width)
+
+
+def write_mixed_workload(
+    ddb: DynamoDBLocal,
+    table: TableSpec,
+    records: int,
+    items: int,
+    payload_bytes: int = MIXED_PAYLOAD_BYTES,
+    threads: int = 8,
+    delete_share: float = MIXED_DELETE_SHARE,
+) -> None:
+    """The *mixed* workload (issue 17's black box): ``records`` application writes over ``items`` keys in
+    rounds (round r writes every key once, ``updatedAt`` increasing with every write); round 0 creates every
+    item, later rounds update existing items, and ``delete_share`` (default ``MIXED_DELETE_SHARE``) of all
+    writes are deletes whose items come back in the next round (a create after a delete). ~200-byte items."""
+    client = ddb.client(region=table.region, account=table.account, max_pool_connections=threads)
+    rounds = -(-records // items)
+    written = 0
+    with ThreadPoolExecutor(threads) as pool:
+        for version in range(rounds):
+            count = min(items, records - written)
+            deleted = set(mixed_deletes(version, items, rounds, delete_share))
+            requests = [
+                {"DeleteRequest": {"Key": {"pk": {"S": f"item-{i:07d}"}}}} if i in deleted
+                else {"PutRequest": {"Item": make_item(i, version, BASE_TIMESTAMP_MS + written + i, payload_bytes)}}
+                for i in range(count)
+            ]
+            chunks = [requests[s : s + 25] for s in range(0, count, 25)]
+            list(pool.map(lambda chunk: _batch_requests(client, table.name, chunk), chunks))
+            written += count
+
+
 def _batch_write(client: Any, table: str, items: Sequence[dict[str, Any]]) -> None:
-    request = {table: [{"PutRequest": {"Item": item}} for item in items]}
+    _batch_requests(client, table, [{"PutRequest": {"Item": item}} for item in items])
+
+
+def _batch_requests(client: Any, table: str, requests: Sequence[dict[str, Any]]) -> None:
+    request: dict[str, Any] = {table: list(requests)}
     while request:
         response = client.batch_write_item(RequestItems=request)
         request = response.get("UnprocessedItems") or {}

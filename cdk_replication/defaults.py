@@ -59,9 +59,10 @@ LOG_LEVEL = contract.DEFAULT_LOG_LEVEL
 
 #: Start from the oldest record still in the stream so that nothing written before the mapping existed is lost.
 STARTING_POSITION = lambda_.StartingPosition.TRIM_HORIZON
-#: Most records per invocation. A batch costs at least one cross-region round trip, so a shard cannot pass
-#: BATCH_SIZE / RTT records/s: 1,000 keeps up with a saturated shard across 100 ms (docs/performance.md).
-#: With no batching window, a quiet shard still gets small batches at once.
+#: Most records per invocation of a one-way replicator fed by DynamoDB Streams (the other paths:
+#: ``MAPPING_DEFAULTS``). A batch costs at least one cross-region round trip and little CPU per record (one
+#: 25-item BatchWriteItem per 25 records), so one batch of 1,000 at a time carries ~4,000 records/s across
+#: 100 ms (docs/performance.md). With no batching window, a quiet shard still gets small batches at once.
 BATCH_SIZE = 1000
 #: How long Lambda gathers records before invoking; zero keeps replication lag minimal.
 MAX_BATCHING_WINDOW = Duration.seconds(0)
@@ -81,8 +82,39 @@ BISECT_BATCH_ON_ERROR = True
 #: The replicator returns the first failed record so Lambda resumes from there instead of replaying the batch.
 #: Not a choice: without it Lambda ignores that answer and checkpoints past failed records (refused at synth).
 REPORT_BATCH_ITEM_FAILURES = True
-#: One concurrent batch per shard: keeps writes to one item in stream order (rule 2).
+#: Concurrent batches per shard of a one-way replicator fed by DynamoDB Streams (the other paths:
+#: ``MAPPING_DEFAULTS``). Lambda keeps each partition key's records in order at any factor (one key's records
+#: are never in two concurrent batches), so the factor is a throughput setting, not an ordering one.
 PARALLELIZATION_FACTOR = 1
+#: Concurrent batches per shard when each item costs a conditional PutItem (multi-active; one-way fed by
+#: Kinesis): ~1 ms of client CPU per record, so one container at the default memory (~0.58 vCPU) carries
+#: ~270 records/s in batches of 100 across 100 ms; five lanes carry a saturated shard (1,000 records/s)
+#: with a margin, and keep each batch, and so the lag, short (docs/performance.md, issue 17).
+CONDITIONAL_PARALLELIZATION_FACTOR = 5
+#: Most records per invocation with conditional writes: 100 keeps a batch near 0.3-0.4 s at 100 ms (one
+#: round trip, two for a delete, plus ~0.2 s of CPU at 0.58 vCPU); the factor, not the batch, gives the rate.
+CONDITIONAL_BATCH_SIZE = 100
+#: (parallelization factor, batch size) per replication path, ``"streams-one-way"``, ``"kinesis-one-way"``,
+#: ``"multi-active"`` (:func:`mapping_defaults`). Reserve concurrency for shards x factor.
+MAPPING_DEFAULTS: dict[str, tuple[int, int]] = {
+    "streams-one-way": (PARALLELIZATION_FACTOR, BATCH_SIZE),
+    "kinesis-one-way": (CONDITIONAL_PARALLELIZATION_FACTOR, CONDITIONAL_BATCH_SIZE),
+    "multi-active": (CONDITIONAL_PARALLELIZATION_FACTOR, CONDITIONAL_BATCH_SIZE),
+}
+
+
+def replication_path(multi_active: bool, kinesis: bool) -> str:
+    """The key of ``MAPPING_DEFAULTS`` for a replicator's mode and change source."""
+    if multi_active:
+        return "multi-active"
+    return "kinesis-one-way" if kinesis else "streams-one-way"
+
+
+def mapping_defaults(multi_active: bool, kinesis: bool) -> tuple[int, int]:
+    """(parallelization factor, batch size) of a replicator's mapping by default."""
+    return MAPPING_DEFAULTS[replication_path(multi_active, kinesis)]
+
+
 #: Mapping enabled on creation (``ReplicatorOptions.enabled=None``), except in a ``ReplicatedTable`` with a
 #: migration configured, where it starts disabled: the copy must be loaded before the stream is applied.
 ENABLED = True

@@ -83,7 +83,10 @@ class ReplicatorOptions:
         metadata_prefix: prefix of the replicator's metadata attributes. Default: ``"_rep_"``.
         max_concurrency: concurrent writes per invocation (``REPLICATION_MAX_CONCURRENCY``, 1-512). Default: 128.
         starting_position: where a new mapping starts reading. Default: ``TRIM_HORIZON``.
-        batch_size: records per invocation (1-10000). Default: 1000.
+        batch_size: records per invocation (1-10000). Default: per replication path
+            (``defaults.MAPPING_DEFAULTS``): 1000 for one-way fed by DynamoDB Streams; 100 for multi-active and
+            for one-way fed by Kinesis, whose conditional writes cost ~1 ms of CPU each, so the rate comes from
+            the parallelization factor and each batch (the lag) stays short. ``None`` selects the default.
         max_batching_window: wait for a fuller batch (0-300 s). Default: 0 s.
         retry_attempts: retries of a failed batch (-1 = until the record expires, 0-10000). Default: 10.
         max_record_age: records older than this go to the failure destination (60 s-7 days; ``None`` = never,
@@ -99,8 +102,12 @@ class ReplicatorOptions:
             apply; with ``False`` Lambda would ignore that answer, take the batch as done and lose those
             records silently (rule 6), so ``False`` is refused at synth time. Kept only so that code passing
             ``True`` keeps working.
-        parallelization_factor: concurrent batches per shard (1-10); above 1 items are still ordered per
-            key by Lambda, but the replicator is tested with 1. Default: 1.
+        parallelization_factor: concurrent batches per shard (1-10). Lambda keeps each partition key's
+            records in order at any factor (one key is never in two concurrent batches), so this is a
+            throughput setting; reserve concurrency for shards x factor. Default: per replication path
+            (``defaults.MAPPING_DEFAULTS``): 1 for one-way fed by DynamoDB Streams; 5 for multi-active and
+            for one-way fed by Kinesis, so that one saturated shard (1,000 records/s) is carried at the
+            default memory across 100 ms (docs/performance.md). ``None`` selects the default.
         enabled: create the mapping enabled. Default: ``None``, which means enabled, except in a ``ReplicatedTable``
             with a replica ``migration``, where the mapping starts disabled so the copy is loaded before the
             stream is applied; set ``True`` explicitly once the load is done. ``False`` for a scan-based
@@ -115,13 +122,13 @@ class ReplicatorOptions:
     metadata_prefix: str = defaults.METADATA_PREFIX
     max_concurrency: int = defaults.MAX_CONCURRENCY
     starting_position: lambda_.StartingPosition = defaults.STARTING_POSITION
-    batch_size: int = defaults.BATCH_SIZE
+    batch_size: int | None = None
     max_batching_window: Duration = defaults.MAX_BATCHING_WINDOW
     retry_attempts: int = defaults.RETRY_ATTEMPTS
     max_record_age: Duration | None | _DefaultRecordAge = DEFAULT_MAX_RECORD_AGE
     bisect_batch_on_error: bool = defaults.BISECT_BATCH_ON_ERROR
     report_batch_item_failures: bool = defaults.REPORT_BATCH_ITEM_FAILURES
-    parallelization_factor: int = defaults.PARALLELIZATION_FACTOR
+    parallelization_factor: int | None = None
     enabled: bool | None = None
     #: Set by ``checked()`` only: these options were validated and their backlog default applied, so a
     #: ``Replicator`` given them does not check them again. Not an init field: ``dataclasses.replace``
@@ -158,24 +165,37 @@ class ReplicatorOptions:
             )
         return resolved
 
+    def with_path_defaults(self, multi_active: bool, kinesis: bool) -> "ReplicatorOptions":
+        """These options with the parallelization factor and batch size of the replication path filled in
+        where not given (``defaults.mapping_defaults``)."""
+        factor, batch_size = defaults.mapping_defaults(multi_active, kinesis)
+        return dataclasses.replace(
+            self,
+            parallelization_factor=factor if self.parallelization_factor is None else self.parallelization_factor,
+            batch_size=batch_size if self.batch_size is None else self.batch_size,
+        )
+
     def checked(self) -> "ReplicatorOptions":
         """These options marked as validated and resolved (call only after ``validate`` and ``with_backlog``)."""
         object.__setattr__(self, "_checked", True)
         return self
 
-    def resolve(self, path: str, backlog: bool) -> "ReplicatorOptions":
-        """Validated, with the ``backlog``-dependent default applied: once (options already checked are
-        returned as they are, so the rules run where the values are first used)."""
+    def resolve(self, path: str, backlog: bool, *, multi_active: bool = False, kinesis: bool = False) -> "ReplicatorOptions":
+        """Validated, with the ``backlog``-dependent default and the defaults of the replication path
+        (``multi_active``, fed by ``kinesis``) applied: once (options already checked are returned as they
+        are, so the rules run where the values are first used)."""
         if self._checked:
             return self
         self.validate(path)
-        return self.with_backlog(path, backlog=backlog).checked()
+        resolved = self.with_backlog(path, backlog=backlog).with_path_defaults(multi_active, kinesis)
+        return resolved.checked()
 
     def validate(self, path: str) -> None:
         """Raise ``ReplicationConfigError`` naming ``path`` for values Lambda would reject."""
         _in_range(path, "memory_size (MiB)", self.memory_size, 128, 10240)
         _in_range(path, "timeout (seconds)", _seconds(path, "timeout", self.timeout), 1, 900)
-        _in_range(path, "batch_size", self.batch_size, 1, 10000)
+        if self.batch_size is not None:
+            _in_range(path, "batch_size", self.batch_size, 1, 10000)
         _in_range(
             path, "max_batching_window (seconds)", _seconds(path, "max_batching_window", self.max_batching_window), 0, 300
         )
@@ -184,7 +204,8 @@ class ReplicatorOptions:
         if isinstance(self.max_record_age, Duration):
             age = _seconds(path, "max_record_age", self.max_record_age)
             _in_range(path, "max_record_age (seconds)", age, 60, 604800, extra="or None for unlimited")
-        _in_range(path, "parallelization_factor", self.parallelization_factor, 1, 10)
+        if self.parallelization_factor is not None:
+            _in_range(path, "parallelization_factor", self.parallelization_factor, 1, 10)
         if self.report_batch_item_failures is not True:
             # Lambda reads the partial batch response only with ReportBatchItemFailures; without it an invocation
             # that returns normally is a success, and the records the replicator reported are checkpointed past.
@@ -204,6 +225,17 @@ class ReplicatorOptions:
                 f"metadata_prefix {self.metadata_prefix!r} is not a usable attribute-name prefix",
                 "use 1-32 characters from A-Z a-z 0-9 _ . -, e.g. '_rep_'",
             )
+
+
+def _resolve_options(
+    path: str, options: ReplicatorOptions | None, mode: ReplicationMode, change_source: ChangeSource
+) -> ReplicatorOptions:
+    """``options`` (default: ``ReplicatorOptions()``) checked, with the defaults of the replication path; a
+    Kinesis change source starts with a backlog."""
+    kinesis = change_source == ChangeSource.KINESIS
+    return (options or ReplicatorOptions()).resolve(
+        path, backlog=kinesis, multi_active=mode == ReplicationMode.MULTI_ACTIVE, kinesis=kinesis
+    )
 
 
 def _check_change_retention(path: str, change_source: ChangeSource, change_retention: Duration | None) -> None:
@@ -323,7 +355,7 @@ class Replicator(Construct):
         # locals() holds the parameters (and path, which has no hint). The checked targets replace the given
         # ones: a generator is read once, there.
         targets = check_arguments(path, Replicator.__init__, locals())["targets"]
-        options = (options or ReplicatorOptions()).resolve(path, backlog=change_source == ChangeSource.KINESIS)
+        options = _resolve_options(path, options, mode, change_source)
         require_supported_change_source(path, mode, change_source)
         _check_change_retention(path, change_source, change_retention)
         self._require_stack_of(source)

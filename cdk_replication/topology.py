@@ -237,7 +237,7 @@ def resolve(path: str, default_name: str, props: ReplicatedTableProps) -> Topolo
         replica_table_options=replica_table_options,
         replicator=resolve_replicator_options(
             path, options, {k: v for k, v in migrations.items() if k not in joining_running}, props.change_source,
-            replicas,
+            replicas, multi_active=multi_active,
         ),
         conflict_attribute=(props.conflict_attribute or defaults.CONFLICT_ATTRIBUTE) if multi_active else None,
         conflict_strategy=(props.conflict_strategy or ConflictStrategy.TIMESTAMP) if multi_active else None,
@@ -750,8 +750,10 @@ def resolve_replicator_options(
     migrations: Mapping[ResolvedTable, MigrationOptions],
     change_source: ChangeSource,
     replicas: Sequence[ResolvedTable],
+    multi_active: bool = False,
 ) -> ReplicatorOptions:
-    """``options`` (already validated) with the defaults that depend on the topology, marked as checked so
+    """``options`` (already validated) with the defaults that depend on the topology (the replication path's
+    parallelization factor and batch size among them: ``multi_active``, the change source), marked as checked so
     that the ``Replicator`` built from them does not check them again.
 
     While a replica has a migration the mapping is created disabled unless ``enabled`` is given (the safe
@@ -771,4 +773,5 @@ def resolve_replicator_options(
     if migrations and options.enabled is None:
         options = dataclasses.replace(options, enabled=False)
     backlog = bool(migrations) or change_source == ChangeSource.KINESIS
-    return options.with_backlog(path, backlog=backlog).checked()
+    kinesis = change_source == ChangeSource.KINESIS
+    return options.with_backlog(path, backlog=backlog).with_path_defaults(multi_active, kinesis).checked()

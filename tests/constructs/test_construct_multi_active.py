@@ -44,6 +44,15 @@ def test_full_mesh_of_replicators(multi_active: Synthesized) -> None:
             assert ("roleArn" in target) == (target["account"] != account)
 
 
+def test_mappings_run_five_batches_of_100_per_shard(multi_active: Synthesized) -> None:
+    """Issue 17: a conditional write costs ~1 ms of CPU, so one container at 1,024 MB cannot carry a saturated
+    shard (1,000 records/s); five lanes of 100-record batches can, with short batches (docs/performance.md)."""
+    for stack_name in LOCATIONS:
+        (mapping,) = resources_of_type(multi_active.template_json(stack_name), "AWS::Lambda::EventSourceMapping").values()
+        assert (mapping["Properties"]["ParallelizationFactor"], mapping["Properties"]["BatchSize"]) == (5, 100)
+        assert _env(multi_active, stack_name)["REPLICATION_MAX_CONCURRENCY"] == "128"
+
+
 def test_environments_are_accepted_by_the_replicator(multi_active: Synthesized) -> None:
     load_config = replicator_config().load_config
     for stack_name in LOCATIONS:

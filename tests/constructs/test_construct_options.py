@@ -235,3 +235,19 @@ def test_grant_read_data_grants_on_the_source_table_only() -> None:
     assert "dynamodb:GetItem" in actions
     assert not actions & {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
     assert all(statement["Resource"] == [{"Fn::GetAtt": [table_id, "Arn"]}] for statement in statements)
+
+
+def test_the_replication_path_picks_factor_and_batch_size_unless_given() -> None:
+    """Issue 17: one-way over DynamoDB Streams 1 x 1,000; conditional writes (multi-active, Kinesis) 5 x 100;
+    a value given is kept."""
+
+    def resolved(options: ReplicatorOptions, **path: bool) -> tuple[int | None, int | None]:
+        done = options.resolve("p", backlog=path.get("kinesis", False), **path)
+        return done.parallelization_factor, done.batch_size
+
+    assert resolved(ReplicatorOptions()) == (1, 1000)
+    assert resolved(ReplicatorOptions(), multi_active=True) == (5, 100)
+    assert resolved(ReplicatorOptions(), kinesis=True) == (5, 100)
+    assert resolved(ReplicatorOptions(parallelization_factor=2), multi_active=True) == (2, 100)
+    assert resolved(ReplicatorOptions(batch_size=500), kinesis=True) == (5, 500)
+    assert resolved(ReplicatorOptions(parallelization_factor=10, batch_size=50)) == (10, 50)
