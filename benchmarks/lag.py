@@ -34,7 +34,7 @@ from cdk_replication.local.demo import Replication, find_replications
 from cdk_replication.local.deploy import LocalDeployment, deploy
 from cdk_replication.local.dynamodb_local import DynamoDBLocal, credentials_for_account
 from cdk_replication.local.event_source_mapping import MappingSettings
-from cdk_replication.local.lag import DEFAULT_RATE, PARTS, LagReport, LagTracker, SteadyWriter, WriteRate, key_text
+from cdk_replication.local.lag import DEFAULT_RATE, PARTS, LagReport, LagTracker, Percentiles, SteadyWriter, WriteRate, key_text
 from cdk_replication.local.lambda_runtime import FunctionConfiguration
 from cdk_replication.local.synth import synthesize
 
@@ -62,6 +62,9 @@ class Row:
     records: int
     cold_starts: int
     unmatched: tuple[int, int]
+    #: Duration of the first invocation (its clients are created then) and p50 of the others, in seconds.
+    first_batch_s: float = 0.0
+    other_batches_p50_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "experiment": self.experiment, "load_1m": self.load_1m,
@@ -175,7 +178,7 @@ def run_mode(mode: str, experiment: str, out: Path, ddb: DynamoDBLocal, args: ar
         main = next(r for r in replications if r.source.region == SOURCE_REGION)
         if experiment == "one-read" and not _one_read_per_poll(main.mapping):
             print(f"  experiment {experiment} does not apply to this mapping; measuring it unchanged", flush=True)
-        tracker = LagTracker()
+        tracker = LagTracker(main.metadata_prefix)
         main.mapping.add_timing_listener(tracker.on_timings)
         load = os.getloadavg()[0]
         writes = int(args.rate * args.seconds)
@@ -185,9 +188,18 @@ def run_mode(mode: str, experiment: str, out: Path, ddb: DynamoDBLocal, args: ar
         finally:
             deployment.stop()
             _drop_tables(deployment)
+        first, others = _batch_durations(tracker)
         return Row(mode, experiment, load, WriteRate(**result["rate"]), tracker.report(),
                    main.mapping.stats.invocations, main.mapping.stats.records_processed,
-                   sum(r.function.stats.cold_starts for r in replications), tracker.unmatched())
+                   sum(r.function.stats.cold_starts for r in replications), tracker.unmatched(), first, others)
+
+
+def _batch_durations(tracker: LagTracker) -> tuple[float, float]:
+    """(the first invocation's duration, p50 of the others), in seconds, from the matched samples."""
+    batches = sorted({(s.invoked_at, s.finished_at) for s in tracker.samples()})
+    if not batches:
+        return 0.0, 0.0
+    return batches[0][1] - batches[0][0], Percentiles.of(end - start for start, end in batches[1:]).p50
 
 
 def _drop_tables(deployment: LocalDeployment) -> None:
@@ -222,14 +234,15 @@ def _write_and_wait(tmp: Path, ddb: DynamoDBLocal, args: argparse.Namespace, wri
 def table(rows: list[Row]) -> str:
     """The rows as a plain-text table (seconds)."""
     head = (f"{'mode':<13}{'experiment':<11}{'load':>5}{'writes/s':>9}{'lag p50':>8}{'p99':>6}{'max':>6}  "
-            + "  ".join(f"{name + ' p50/p99':>22}" for name in PARTS) + f"{'p99 tail split':>22}{'batch':>7}")
+            + "  ".join(f"{name + ' p50/p99':>22}" for name in PARTS) + f"{'p99 tail split':>22}{'batch':>7}{'1st/other inv':>15}")
     lines = [head]
     for r in rows:
         parts = "  ".join(f"{p.p50:>14.2f} /{p.p99:>5.2f}" for p in r.report.parts)
         tail = "/".join(f"{x:.2f}" for x in r.report.tail)
         lines.append(f"{r.mode:<13}{r.experiment or '-':<11}{r.load_1m:>5.1f}{r.rate.achieved:>9.0f}"
                      f"{r.report.lag.p50:>8.2f}{r.report.lag.p99:>6.2f}{r.report.lag.max:>6.2f}  {parts}"
-                     f"{tail:>22}{r.records / max(1, r.invocations):>7.0f}")
+                     f"{tail:>22}{r.records / max(1, r.invocations):>7.0f}"
+                     f"{r.first_batch_s:>9.2f}/{r.other_batches_p50_s:.2f}")
     return "\n".join(lines)
 
 

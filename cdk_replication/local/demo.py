@@ -209,10 +209,10 @@ def _replicate_and_verify(args: argparse.Namespace, ui: Console, deployment: Loc
     """Write the workload to the first replicator's source, wait for it to replicate, compare every replica
     with its source and print the verdict. ``started`` is the demo's ``time.monotonic()`` start; returns the
     exit code (0 PASS, 1 FAIL). Re-raises the first error of a writer or of a mapping's background thread."""
-    tracker = LagTracker()
     # The demo writes to the first replicator's source; in a multi-active app it replicates to all others
     # (whose own mappings then see the replicated writes, which are not workload records).
     main = replications[0]
+    tracker = LagTracker(main.metadata_prefix)
     main.mapping.add_timing_listener(tracker.on_timings)
     key_names, ops = _workload_for(args, main.source)
     deployment.start()

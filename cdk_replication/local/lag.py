@@ -141,16 +141,32 @@ class LagReport:
                 f"{parts} s (p50/p99)")
 
 
+def new_image(record: dict[str, Any]) -> dict[str, Any]:
+    """The new image of a raw record (DynamoDB stream or Kinesis); empty for a delete."""
+    if "dynamodb" in record:
+        return record["dynamodb"].get("NewImage") or {}
+    return json.loads(bytes(record["Data"]))["dynamodb"].get("NewImage") or {}
+
+
 class LagTracker:
     """Matches writes (:meth:`sent`) with the timings a mapping reports (:meth:`on_timings`, registered with
-    ``mapping.add_timing_listener``), per item key in order, whichever comes first. Thread-safe."""
+    ``mapping.add_timing_listener``), per item key in order, whichever comes first. Thread-safe.
 
-    def __init__(self) -> None:
+    Args:
+        metadata_prefix: records whose new image has an attribute with this prefix are the replicator's own
+            writes to the source table (multi-active tombstones and repairs), not the workload's: they are not
+            matched. Default: ``None`` (every record is matched).
+    """
+
+    def __init__(self, metadata_prefix: str | None = None) -> None:
+        self._prefix = metadata_prefix
+        #: Records skipped as the replicator's own writes.
+        self.skipped = 0
         self._sends: dict[str, deque[float]] = defaultdict(deque)
         self._timings: dict[str, deque[RecordTiming]] = defaultdict(deque)
         self._samples: list[LagSample] = []
         self._lock = threading.Lock()
-        #: Records checkpointed so far (matched or not).
+        #: Workload records checkpointed so far (matched or not; not the skipped ones).
         self.replicated = 0
 
     def sent(self, key: dict[str, Any] | str, at: float) -> None:
@@ -164,10 +180,13 @@ class LagTracker:
         """A mapping's timing listener: the records of one checkpoint."""
         with self._lock:
             for timing in timings:
+                if self._prefix and any(name.startswith(self._prefix) for name in new_image(timing.raw)):
+                    self.skipped += 1
+                    continue
                 text = key_text(record_key(timing.raw))
                 self._timings[text].append(timing)
                 self._match(text)
-            self.replicated += len(timings)
+                self.replicated += 1
 
     def _match(self, text: str) -> None:
         sends, timings = self._sends[text], self._timings[text]

@@ -132,3 +132,15 @@ def test_the_steady_writer_reports_each_send_before_writing():
     rate = writer.start().join()
     assert sorted(applied) == sorted(ops) and rate.writes == 9 and not writer.errors
     assert sorted(t for t, _ in sends) == sorted(ops) and len(writer.sends) == 9
+
+
+def test_the_replicators_own_writes_to_the_source_are_not_matched():
+    """Multi-active writes tombstones into the source table; their records are not the workload's writes."""
+    tracker = LagTracker(metadata_prefix="_meta_")
+    tombstone = _timing(1, 10.1, 10.2, 10.3)
+    tombstone.raw["dynamodb"]["NewImage"] = {"Id": {"N": "1"}, "_meta_deleted": {"BOOL": True}}
+    tracker.on_timings([tombstone])
+    tracker.sent({"Id": {"N": "1"}}, 11.0)
+    tracker.on_timings([_timing(1, 11.1, 11.2, 11.5)])
+    assert [round(s.lag, 6) for s in tracker.samples()] == [0.5]
+    assert tracker.skipped == 1 and tracker.replicated == 1 and tracker.unmatched() == (0, 0)
