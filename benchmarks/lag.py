@@ -10,8 +10,9 @@ invocation that carried its stream record returned (visible in every other regio
 assembly and writing (:mod:`cdk_replication.local.lag`).
 
 ``--experiment one-read`` also runs each mode with the change proposed for the local mapping (see
-benchmarks/README.md): with no batching window, invoke with what one ``GetRecords`` returned instead of reading
-on until the batch is full, as Lambda does. The rows of one run are interleaved (baseline, candidate per mode).
+benchmarks/README.md): stop reading at the tip of the shard and invoke with what was read, as Lambda does with no
+batching window, instead of reading on until the batch is full. The rows of one run are interleaved (baseline,
+candidate per mode).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from cdk_replication.local.demo import Replication, find_replications
 from cdk_replication.local.deploy import LocalDeployment, deploy
 from cdk_replication.local.dynamodb_local import DynamoDBLocal, credentials_for_account
 from cdk_replication.local.event_source_mapping import MappingSettings
-from cdk_replication.local.lag import DEFAULT_RATE, PARTS, LagReport, LagTracker, Percentiles, SteadyWriter, WriteRate, key_text
+from cdk_replication.local.lag import (DEFAULT_RATE, PARTS, LagReport, LagTracker, Percentiles, SteadyWriter,
+                                       WriteRate, key_text)
 from cdk_replication.local.lambda_runtime import FunctionConfiguration
 from cdk_replication.local.synth import synthesize
 
@@ -65,6 +67,8 @@ class Row:
     #: Duration of the first invocation (its clients are created then) and p50 of the others, in seconds.
     first_batch_s: float = 0.0
     other_batches_p50_s: float = 0.0
+    #: Lag p99 of the warm-up writes (not in the run's figures): the cold first invocation.
+    warm_up_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "experiment": self.experiment, "load_1m": self.load_1m,
@@ -130,24 +134,27 @@ def add_round_trip_to(rep: Replication, tmp: Path, rtt_ms: float) -> None:
 
 
 def _one_read_per_poll(mapping: Any) -> bool:
-    """Experiment ``one-read``: with no batching window, a poll invokes with what one ``GetRecords`` returned (as
-    Lambda does) instead of reading on until the batch is full. Done by wrapping the mapping's source so that a
-    second read within one ``_fill`` returns nothing; returns False if the mapping has no ``_fill`` to wrap."""
+    """Experiment ``one-read``, the change proposed for the local mapping's ``_fill``: stop reading once a
+    ``GetRecords`` returned fewer records than asked for (the poller is at the tip of the shard) and invoke with
+    what is buffered, as Lambda does with no batching window, instead of reading on until ``BatchSize`` records
+    are buffered (which, under a steady trickle, holds the first record for up to ``BatchSize / rate`` seconds).
+    A full page (a backlog) still reads on. Done by wrapping the mapping's ``_fill`` and its source's ``read``;
+    returns False if the mapping has no ``_fill`` to wrap."""
     fill = getattr(mapping, "_fill", None)
-    if fill is None or mapping.settings.maximum_batching_window_s > 0:
+    if fill is None:
         return False
     state = threading.local()
     read = mapping.source.read
 
     def one_fill(shard: Any) -> None:
-        state.got = False
+        state.at_tip = False
         fill(shard)
 
     def one_read(shard_id: str, iterator: str, limit: int) -> tuple[list[dict[str, Any]], str | None]:
-        if getattr(state, "got", False):
+        if getattr(state, "at_tip", False):
             return [], iterator  # the unused iterator: the next poll starts there
         records, following = read(shard_id, iterator, limit)
-        state.got = bool(records)
+        state.at_tip = 0 < len(records) < limit
         return records, following
 
     mapping._fill = one_fill
@@ -179,19 +186,40 @@ def run_mode(mode: str, experiment: str, out: Path, ddb: DynamoDBLocal, args: ar
         if experiment == "one-read" and not _one_read_per_poll(main.mapping):
             print(f"  experiment {experiment} does not apply to this mapping; measuring it unchanged", flush=True)
         tracker = LagTracker(main.metadata_prefix)
-        main.mapping.add_timing_listener(tracker.on_timings)
-        load = os.getloadavg()[0]
+        sink = [LagTracker(main.metadata_prefix)]  # the warm-up's until it is replicated, then the run's
+        main.mapping.add_timing_listener(lambda timings: sink[0].on_timings(timings))
         writes = int(args.rate * args.seconds)
         deployment.start()
         try:
+            warm_up_s = _warm_up(main, sink[0], args.warm_up)
+            sink[0] = tracker
+            load, before = os.getloadavg()[0], dataclasses.replace(main.mapping.stats)
             result = _write_and_wait(tmp, ddb, args, writes, tracker)
         finally:
             deployment.stop()
             _drop_tables(deployment)
         first, others = _batch_durations(tracker)
+        stats = main.mapping.stats
         return Row(mode, experiment, load, WriteRate(**result["rate"]), tracker.report(),
-                   main.mapping.stats.invocations, main.mapping.stats.records_processed,
-                   sum(r.function.stats.cold_starts for r in replications), tracker.unmatched(), first, others)
+                   stats.invocations - before.invocations, stats.records_processed - before.records_processed,
+                   sum(r.function.stats.cold_starts for r in replications), tracker.unmatched(), first, others,
+                   warm_up_s)
+
+
+def _warm_up(main: Replication, tracker: LagTracker, writes: int) -> float:
+    """Write ``writes`` items (keys the workload never uses) and wait until they are replicated, so the run
+    measures warm containers with their clients made, as a busy table's replicator has; returns the seconds the
+    warm-up's lag p99 was (the cold first invocation: its clients are created then)."""
+    client = main.source.client()
+    for i in range(writes):
+        key = {"Id": {"N": str(10**9 + i)}}
+        tracker.sent(key, time.time())
+        client.put_item(TableName=main.source.name, Item={**key, "warmUp": {"BOOL": True},
+                                                           "updatedAt": {"N": str(int(time.time() * 1000))}})
+    deadline = time.monotonic() + STALL_S
+    while tracker.unmatched()[0] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return tracker.report().lag.p99
 
 
 def _batch_durations(tracker: LagTracker) -> tuple[float, float]:
@@ -234,7 +262,7 @@ def _write_and_wait(tmp: Path, ddb: DynamoDBLocal, args: argparse.Namespace, wri
 def table(rows: list[Row]) -> str:
     """The rows as a plain-text table (seconds)."""
     head = (f"{'mode':<13}{'experiment':<11}{'load':>5}{'writes/s':>9}{'lag p50':>8}{'p99':>6}{'max':>6}  "
-            + "  ".join(f"{name + ' p50/p99':>22}" for name in PARTS) + f"{'p99 tail split':>22}{'batch':>7}{'1st/other inv':>15}")
+            + "  ".join(f"{name + ' p50/p99':>22}" for name in PARTS) + f"{'p99 tail split':>22}{'batch':>7}{'1st/other inv':>15}{'warm-up':>9}")
     lines = [head]
     for r in rows:
         parts = "  ".join(f"{p.p50:>14.2f} /{p.p99:>5.2f}" for p in r.report.parts)
@@ -242,7 +270,7 @@ def table(rows: list[Row]) -> str:
         lines.append(f"{r.mode:<13}{r.experiment or '-':<11}{r.load_1m:>5.1f}{r.rate.achieved:>9.0f}"
                      f"{r.report.lag.p50:>8.2f}{r.report.lag.p99:>6.2f}{r.report.lag.max:>6.2f}  {parts}"
                      f"{tail:>22}{r.records / max(1, r.invocations):>7.0f}"
-                     f"{r.first_batch_s:>9.2f}/{r.other_batches_p50_s:.2f}")
+                     f"{r.first_batch_s:>9.2f}/{r.other_batches_p50_s:.2f}{r.warm_up_s:>9.2f}")
     return "\n".join(lines)
 
 
@@ -275,6 +303,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--experiment", action="append", choices=EXPERIMENTS, default=[],
                         help="also run each mode with this proposed change (repeatable)")
     parser.add_argument("--seed", type=int, default=7, help="workload seed (default 7)")
+    parser.add_argument("--warm-up", type=int, default=20, help="writes replicated before the measured run, not "
+                        "counted: the first invocation creates the replicator's clients (default 20; 0: none)")
     parser.add_argument("--output", help="save the rows as JSON here")
     parser.add_argument("--writer-spec", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
