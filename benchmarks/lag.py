@@ -48,7 +48,9 @@ SOURCE_REGION = "us-west-2"
 FULL_SECONDS, QUICK_SECONDS = 60.0, 12.0
 #: Give up waiting for the replication of the last writes after this long without progress, in seconds.
 STALL_S = 60.0
-EXPERIMENTS = ("one-read",)
+#: ``one-read``: the proposed local mapping change; ``writer-in-process``: the writer's threads in the process
+#: that runs the mappings and the gateway (as the demo does) instead of a process of its own.
+EXPERIMENTS = ("one-read", "writer-in-process")
 
 
 @dataclasses.dataclass
@@ -83,10 +85,15 @@ class Row:
 
 def _writer_main(spec_file: str) -> None:
     """The writer process: write the workload at the spec's rate, then save the send times and the rate."""
+    spec = json.loads(Path(spec_file).read_text())
+    Path(spec["result_file"]).write_text(json.dumps(write_workload(spec)))
+
+
+def write_workload(spec: dict[str, Any]) -> dict[str, Any]:
+    """Write the spec's workload at its rate (open loop); returns the send times, the rate and any errors."""
     import boto3
     from botocore.config import Config
 
-    spec = json.loads(Path(spec_file).read_text())
     creds = credentials_for_account(spec["account"])
     client = boto3.session.Session().client(
         "dynamodb", region_name=spec["region"], endpoint_url=spec["endpoint"],
@@ -96,9 +103,7 @@ def _writer_main(spec_file: str) -> None:
     writer = SteadyWriter(ops, lambda op: workload.apply(client, spec["table"], op), lambda op: key_text(op.key),
                           rate=spec["rate"], threads=spec["threads"]).start()
     rate = writer.join()
-    result = {"sends": writer.sends, "rate": dataclasses.asdict(rate),
-              "errors": [repr(e) for e in writer.errors]}
-    Path(spec["result_file"]).write_text(json.dumps(result))
+    return {"sends": writer.sends, "rate": dataclasses.asdict(rate), "errors": [repr(e) for e in writer.errors]}
 
 
 def _ops(writes: int, seed: int) -> list[workload.Operation]:
@@ -106,14 +111,22 @@ def _ops(writes: int, seed: int) -> list[workload.Operation]:
     return workload.generate(max(1, int(writes / 1.5)), seed=seed)[:writes]
 
 
-def _run_writer(tmp: Path, ddb: DynamoDBLocal, args: argparse.Namespace, writes: int) -> subprocess.Popen[bytes]:
+def _run_writer(tmp: Path, ddb: DynamoDBLocal, args: argparse.Namespace, writes: int,
+                in_process: bool) -> dict[str, Any]:
+    """Write the workload from a separate process (or, ``in_process``, from threads of this one, as the demo
+    does); returns :func:`write_workload`'s result."""
     spec = {"account": "111111111111", "region": SOURCE_REGION, "endpoint": ddb.endpoint_url, "table": "Employee",
             "writes": writes, "seed": args.seed, "rate": args.rate, "threads": args.writers,
             "result_file": str(tmp / "writer-result.json")}
+    if in_process:
+        return write_workload(spec)
     (tmp / "writer-spec.json").write_text(json.dumps(spec))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, "-m", "benchmarks.lag", "--writer-spec", str(tmp / "writer-spec.json")],
-                            cwd=ROOT, env=env)
+    code = subprocess.call([sys.executable, "-m", "benchmarks.lag", "--writer-spec", str(tmp / "writer-spec.json")],
+                           cwd=ROOT, env=env)
+    if code != 0:
+        raise RuntimeError(f"the writer process failed with exit code {code}")
+    return json.loads((tmp / "writer-result.json").read_text())
 
 
 # --- the replicator containers ------------------------------------------------------------------------------
@@ -194,7 +207,7 @@ def run_mode(mode: str, experiment: str, out: Path, ddb: DynamoDBLocal, args: ar
             warm_up_s = _warm_up(main, sink[0], args.warm_up)
             sink[0] = tracker
             load, before = os.getloadavg()[0], dataclasses.replace(main.mapping.stats)
-            result = _write_and_wait(tmp, ddb, args, writes, tracker)
+            result = _write_and_wait(tmp, ddb, args, writes, tracker, experiment == "writer-in-process")
         finally:
             deployment.stop()
             _drop_tables(deployment)
@@ -237,13 +250,10 @@ def _drop_tables(deployment: LocalDeployment) -> None:
 
 
 def _write_and_wait(tmp: Path, ddb: DynamoDBLocal, args: argparse.Namespace, writes: int,
-                    tracker: LagTracker) -> dict[str, Any]:
+                    tracker: LagTracker, in_process: bool) -> dict[str, Any]:
     """Run the writer process, feed its send times to ``tracker`` and wait until every write is matched (or
     nothing was replicated for :data:`STALL_S`); returns the writer's result."""
-    proc = _run_writer(tmp, ddb, args, writes)
-    if proc.wait() != 0:
-        raise RuntimeError(f"the writer process failed with exit code {proc.returncode}")
-    result = json.loads((tmp / "writer-result.json").read_text())
+    result = _run_writer(tmp, ddb, args, writes, in_process)
     if result["errors"]:
         raise RuntimeError(f"the writer failed: {result['errors'][0]}")
     for text, at in result["sends"]:
