@@ -271,13 +271,13 @@ def _write_and_wait(tmp: Path, ddb: DynamoDBLocal, args: argparse.Namespace, wri
 
 def table(rows: list[Row]) -> str:
     """The rows as a plain-text table (seconds)."""
-    head = (f"{'mode':<13}{'experiment':<11}{'load':>5}{'writes/s':>9}{'lag p50':>8}{'p99':>6}{'max':>6}  "
+    head = (f"{'mode':<13}{'experiment':<18}{'load':>5}{'writes/s':>9}{'lag p50':>8}{'p99':>6}{'max':>6}  "
             + "  ".join(f"{name + ' p50/p99':>22}" for name in PARTS) + f"{'p99 tail split':>22}{'batch':>7}{'1st/other inv':>15}{'warm-up':>9}")
     lines = [head]
     for r in rows:
         parts = "  ".join(f"{p.p50:>14.2f} /{p.p99:>5.2f}" for p in r.report.parts)
         tail = "/".join(f"{x:.2f}" for x in r.report.tail)
-        lines.append(f"{r.mode:<13}{r.experiment or '-':<11}{r.load_1m:>5.1f}{r.rate.achieved:>9.0f}"
+        lines.append(f"{r.mode:<13}{r.experiment or '-':<18}{r.load_1m:>5.1f}{r.rate.achieved:>9.0f}"
                      f"{r.report.lag.p50:>8.2f}{r.report.lag.p99:>6.2f}{r.report.lag.max:>6.2f}  {parts}"
                      f"{tail:>22}{r.records / max(1, r.invocations):>7.0f}"
                      f"{r.first_batch_s:>9.2f}/{r.other_batches_p50_s:.2f}{r.warm_up_s:>9.2f}")
