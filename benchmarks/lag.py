@@ -37,7 +37,6 @@ from cdk_replication.local.dynamodb_local import DynamoDBLocal, credentials_for_
 from cdk_replication.local.event_source_mapping import MappingSettings
 from cdk_replication.local.lag import (DEFAULT_RATE, PARTS, LagReport, LagTracker, Percentiles, SteadyWriter,
                                        WriteRate, key_text)
-from cdk_replication.local.lambda_runtime import FunctionConfiguration
 from cdk_replication.local.synth import synthesize
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from cdk_replication._lambda.replicator import contract
 from cdk_replication.local.compare import DEFAULT_METADATA_PREFIX, TableComparison, compare_tables
