@@ -12,7 +12,6 @@ the replica and held in the failure destination), 1 otherwise.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import shutil
@@ -20,10 +19,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict, deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from cdk_replication._lambda.replicator import contract
 from cdk_replication.local.compare import DEFAULT_METADATA_PREFIX, TableComparison, compare_tables
@@ -32,14 +30,16 @@ from cdk_replication.local.deploy import LocalDeployment, LocalTable, deploy
 from cdk_replication.local.dynamodb_local import DynamoDBLocal, DynamoDBLocalError
 from cdk_replication.local.event_source_mapping import StreamEventSourceMapping
 from cdk_replication.local.intrinsics import TemplateError
+from cdk_replication.local.lag import DEFAULT_RATE, PARTS, LagTracker, SteadyWriter, WriteRate, key_text
 from cdk_replication.local.lambda_runtime import FunctionInitError, LocalFunction
 from cdk_replication.local.synth import SynthError, synthesize
 from cdk_replication.local import workload
 
 #: Items inserted by default (plus about half as many updates and deletes).
 DEFAULT_ITEMS = 2000
-#: Concurrent writer threads of the workload; one key is always written by the same thread, in order.
-DEFAULT_WRITERS = 4
+#: Concurrent writer threads of the workload; one key is always written by the same thread, in order. They share
+#: one open-loop schedule of ``--rate`` writes/s, so a slow write does not slow the others down.
+DEFAULT_WRITERS = 16
 #: The demo gives up when replication makes no progress for this long, in seconds.
 STALL_TIMEOUT_S = 60.0
 #: Progress line refresh period on a terminal, in seconds.
@@ -96,56 +96,6 @@ class Console:
             self._live = False
 
 
-def _key_text(key: dict[str, Any]) -> str:
-    """A stable text for a key in boto3's attribute-value form (binary as hex)."""
-    plain = {}
-    for name, value in key.items():
-        (kind, inner), = value.items()
-        plain[name] = inner.hex() if kind == "B" else inner
-    return json.dumps(plain, sort_keys=True)
-
-
-def _changed_keys(record: dict[str, Any]) -> dict[str, Any]:
-    """The item key of a checkpointed raw record: a DynamoDB stream record (boto3 shape), or a Kinesis record
-    whose data is a change record in JSON (binary key values as base64)."""
-    if "dynamodb" in record:
-        return record["dynamodb"]["Keys"]
-    keys = json.loads(bytes(record["Data"]))["dynamodb"]["Keys"]
-    return {name: {"B": base64.b64decode(v["B"])} if "B" in v else v for name, v in keys.items()}
-
-
-class LagTracker:
-    """Replication lag per write: from just before the write was sent to the checkpoint of its stream
-    record (the replicator returned, so the write is applied to every target)."""
-
-    def __init__(self) -> None:
-        self._pending: dict[str, deque[float]] = defaultdict(deque)
-        self._lags: list[float] = []
-        self._lock = threading.Lock()
-        self.replicated = 0
-
-    def written(self, key: dict[str, Any], at: float) -> None:
-        with self._lock:
-            self._pending[_key_text(key)].append(at)
-
-    def on_checkpoint(self, records: list[dict[str, Any]], now: float) -> None:
-        with self._lock:
-            for record in records:
-                queue = self._pending.get(_key_text(_changed_keys(record)))
-                if queue:
-                    self._lags.append(now - queue.popleft())
-                self.replicated += 1
-
-    def percentiles(self) -> tuple[float, float, float]:
-        """(p50, p99, max) in seconds; zeros before the first record."""
-        with self._lock:
-            lags = sorted(self._lags)
-        if not lags:
-            return 0.0, 0.0, 0.0
-        pick = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))]  # noqa: E731
-        return pick(0.50), pick(0.99), lags[-1]
-
-
 @dataclass
 class Replication:
     """One replicator found in the deployment: its source table, targets and mapping."""
@@ -185,19 +135,8 @@ def _where(table: LocalTable) -> str:
 
 
 def _fmt_lag(tracker: LagTracker) -> str:
-    p50, p99, _ = tracker.percentiles()
-    return f"lag p50 {p50:5.2f} s  p99 {p99:5.2f} s"
-
-
-def _write(client: Any, table: str, ops: list[workload.Operation], tracker: LagTracker,
-           counter: list[int], errors: list[BaseException]) -> None:
-    try:
-        for op in ops:
-            tracker.written(op.key, time.time())
-            workload.apply(client, table, op)
-            counter[0] += 1
-    except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-        errors.append(exc)
+    lag = tracker.report().lag
+    return f"lag p50 {lag.p50:5.2f} s  p99 {lag.p99:5.2f} s"
 
 
 def run(args: argparse.Namespace, ui: Console) -> int:
@@ -265,38 +204,20 @@ def _plural(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
-@dataclass
-class _Writers:
-    """The workload's writer threads and what they share with the progress loop."""
-
-    threads: list[threading.Thread]
-    #: Writes the workload makes in all.
-    expected: int
-    #: Writes made so far: one shared cell, bumped by every writer.
-    counter: list[int]
-    #: What any writer (or a mapping, seen by the progress loop) raised; the first one is re-raised.
-    errors: list[BaseException]
-
-    @property
-    def done(self) -> bool:
-        """True once every writer thread has finished."""
-        return not any(thread.is_alive() for thread in self.threads)
-
-
 def _replicate_and_verify(args: argparse.Namespace, ui: Console, deployment: LocalDeployment,
                           replications: list[Replication], started: float) -> int:
     """Write the workload to the first replicator's source, wait for it to replicate, compare every replica
     with its source and print the verdict. ``started`` is the demo's ``time.monotonic()`` start; returns the
     exit code (0 PASS, 1 FAIL). Re-raises the first error of a writer or of a mapping's background thread."""
-    tracker = LagTracker()
     # The demo writes to the first replicator's source; in a multi-active app it replicates to all others
     # (whose own mappings then see the replicated writes, which are not workload records).
     main = replications[0]
-    main.mapping.add_listener(tracker.on_checkpoint)
+    tracker = LagTracker(main.metadata_prefix)
+    main.mapping.add_timing_listener(tracker.on_timings)
     key_names, ops = _workload_for(args, main.source)
     deployment.start()
     t = time.monotonic()
-    writers = _start_writers(main.source, ops, args.writers, tracker)
+    writers = _start_writers(main.source, ops, args, tracker)
     writes_took, elapsed = _wait_for_replication(ui, deployment, tracker, writers, t)
     ui.clear_live()
     if writers.errors:
@@ -306,7 +227,7 @@ def _replicate_and_verify(args: argparse.Namespace, ui: Console, deployment: Loc
         # Let every other mapping (multi-active echoes) settle before comparing.
         deployment.run_until_idle(timeout_s=STALL_TIMEOUT_S)
     ok_repl = tracker.replicated >= writers.expected
-    _report_throughput(ui, ops, tracker, writes_took, elapsed, ok_repl)
+    _report_throughput(ui, ops, tracker, writers.rate(), writes_took, elapsed, ok_repl)
     failures, total_items = _compare_replicas(ui, main, key_names)
     failures += _delivery_failures(replications)
     if not ok_repl:
@@ -330,23 +251,16 @@ def _workload_for(args: argparse.Namespace, source: LocalTable) -> tuple[tuple[s
     return key_names, ops
 
 
-def _start_writers(source: LocalTable, ops: list[workload.Operation], count: int,
-                   tracker: LagTracker) -> _Writers:
-    """Start ``count`` daemon threads that write ``ops`` to ``source``, each key always by the same thread so
-    its writes stay in order."""
-    lanes: list[list[workload.Operation]] = [[] for _ in range(count)]
-    for op in ops:
-        lanes[hash(_key_text(op.key)) % count].append(op)
-    counter = [0]
-    errors: list[BaseException] = []
-    threads = [threading.Thread(target=_write, args=(source.client(), source.name, lane, tracker,
-                                                     counter, errors), daemon=True) for lane in lanes]
-    for thread in threads:
-        thread.start()
-    return _Writers(threads=threads, expected=len(ops), counter=counter, errors=errors)
+def _start_writers(source: LocalTable, ops: list[workload.Operation], args: argparse.Namespace,
+                   tracker: LagTracker) -> SteadyWriter:
+    """Start ``args.writers`` daemon threads that write ``ops`` to ``source`` at a steady ``args.rate`` writes/s
+    (open loop), each key always by the same thread so its writes stay in order."""
+    client = source.client()
+    return SteadyWriter(ops, lambda op: workload.apply(client, source.name, op), lambda op: key_text(op.key),
+                        rate=args.rate, threads=args.writers, on_sent=tracker.sent).start()
 
 
-def _wait_for_replication(ui: Console, deployment: LocalDeployment, tracker: LagTracker, writers: _Writers,
+def _wait_for_replication(ui: Console, deployment: LocalDeployment, tracker: LagTracker, writers: SteadyWriter,
                           t: float) -> tuple[float | None, float]:
     """Show progress every ``REFRESH_S`` until every write is replicated, an error appears (added to
     ``writers.errors``) or nothing is replicated for ``STALL_TIMEOUT_S``. ``t`` is the ``time.monotonic()``
@@ -377,22 +291,28 @@ def _wait_for_replication(ui: Console, deployment: LocalDeployment, tracker: Lag
     return writes_took, time.monotonic() - t
 
 
-def _progress_line(spinner: str, writers: _Writers, tracker: LagTracker, replicated: int, seconds: float) -> str:
+def _progress_line(spinner: str, writers: SteadyWriter, tracker: LagTracker, replicated: int, seconds: float) -> str:
     """The live progress line: writes made, records replicated, rate over ``seconds`` and lag."""
     rate = replicated / max(seconds, 1e-6)
     return (f"  {spinner} Replicating  written {writers.counter[0]:>6,}/{writers.expected:,}  "
             f"replicated {replicated:>6,}  {rate:5,.0f} rec/s  {_fmt_lag(tracker)}")
 
 
-def _report_throughput(ui: Console, ops: list[workload.Operation], tracker: LagTracker,
+def _report_throughput(ui: Console, ops: list[workload.Operation], tracker: LagTracker, rate: WriteRate,
                        writes_took: float | None, elapsed: float, ok: bool) -> None:
-    """The "Wrote" and "Replicated" stages: the workload's mix, then records, rate and lag percentiles."""
+    """The "Wrote" and "Replicated" stages: the workload's mix and write rate, then records, rate, lag
+    percentiles and where the lag went (poll wait, batch assembly, writing; see :mod:`.lag`)."""
     kinds = {k: sum(1 for o in ops if o.kind == k) for k in ("put", "update", "delete")}
     ui.step("Wrote", f"{len(ops):,} writes: {kinds['put']:,} inserts, {kinds['update']:,} updates, "
-            f"{kinds['delete']:,} deletes", writes_took)
-    p50, p99, worst = tracker.percentiles()
+            f"{kinds['delete']:,} deletes · {rate.achieved:,.0f}/s", writes_took)
+    if not rate.kept:
+        ui.print(ui.dim(f"      {rate.summary()}"))
+    report = tracker.report()
+    lag = report.lag
     ui.step("Replicated", f"{tracker.replicated:,} records · {tracker.replicated / elapsed:,.0f} rec/s · "
-            f"lag p50 {p50:.2f} s, p99 {p99:.2f} s, max {worst:.2f} s", elapsed, ok=ok)
+            f"lag p50 {lag.p50:.2f} s, p99 {lag.p99:.2f} s, max {lag.max:.2f} s", elapsed, ok=ok)
+    parts = " · ".join(f"{name} {p.p50:.2f}/{p.p99:.2f}" for name, p in zip(PARTS, report.parts))
+    ui.print(ui.dim(f"      lag split p50/p99: {parts} s"))
 
 
 def _compare_replicas(ui: Console, rep: Replication, key_names: tuple[str, ...]) -> tuple[list[str], int]:
@@ -509,6 +429,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7, help="random seed of the workload (default 7)")
     parser.add_argument("--writers", type=int, default=DEFAULT_WRITERS,
                         help=f"concurrent writer threads (default {DEFAULT_WRITERS})")
+    parser.add_argument("--rate", type=float, default=DEFAULT_RATE,
+                        help=f"steady write rate, writes/s: the lag is measured at this load (default {DEFAULT_RATE:.0f})")
     parser.add_argument("--app", default=_default_app(), help="the CDK app to synthesize (default: app.py)")
     parser.add_argument("-c", "--context", action="append", type=_context_pair, default=[], metavar="KEY=VALUE",
                         help="CDK context for the app, e.g. -c replicaAccount=222222222222 (repeatable)")
@@ -522,8 +444,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="after the verdict, keep replicating until Ctrl-C")
     parser.add_argument("--no-color", action="store_true", help="plain output (also: NO_COLOR=1)")
     args = parser.parse_args(argv)
-    if args.items < 1 or args.writers < 1:
-        parser.error("--items and --writers must be at least 1")
+    if args.items < 1 or args.writers < 1 or args.rate <= 0:
+        parser.error("--items and --writers must be at least 1, --rate above 0")
     return args
 
 

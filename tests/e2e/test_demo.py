@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,16 @@ def test_demo_passes_and_prints_a_verdict(default_run):
     # The poison item is not hidden: the verdict names it as the one expected difference.
     assert "except the poison item Id=990001, as expected" in out
     assert "cdk-replication redrive" in out
+
+
+def test_demo_prints_the_lag_and_where_it_goes(default_run):
+    """The demo writes at a steady rate and prints the lag percentiles and their split (issue 17): the values are
+    not checked (no timing assertions), only that every part is there."""
+    out = default_run.out
+    assert re.search(r"✓ Wrote .* deletes · \d[\d,]*/s", out), out
+    assert re.search(r"✓ Replicated .* lag p50 \d+\.\d\d s, p99 \d+\.\d\d s, max \d+\.\d\d s", out), out
+    assert re.search(r"lag split p50/p99: poll wait \d+\.\d\d/\d+\.\d\d · batch assembly \d+\.\d\d/\d+\.\d\d"
+                     r" · writing \d+\.\d\d/\d+\.\d\d s", out), out
 
 
 def test_demo_writes_the_poison_record_where_it_says(default_run):
