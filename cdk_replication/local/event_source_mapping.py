@@ -660,8 +660,9 @@ class EventSourceMapping(BackgroundPoller):
             shard.ended = True
 
     def _fill(self, shard: _Shard) -> None:
-        """Read until every lane could fill a batch (``batch_size`` x factor records buffered) or the shard
-        has nothing new; each record goes to the lane its item key hashes to."""
+        """Read until every lane could fill a batch (``batch_size`` x factor records buffered), a read returns
+        less than it asked for (the tip of the shard) or the shard has nothing new; each record goes to the lane
+        its item key hashes to."""
         if not shard.started:
             self._open_iterator(shard, "TRIM_HORIZON")
         capacity = self.settings.batch_size * len(shard.lanes)
@@ -692,6 +693,12 @@ class EventSourceMapping(BackgroundPoller):
                 shard.unfinished.append(record)
                 self._enqueue(shard, record, now)
                 shard.last_read_seq = made.seq
+            if len(records) < limit:
+                # At the tip of the shard: a steady stream never returns an empty read, so reading on until
+                # batch_size records are buffered would hold the first one for batch_size / rate seconds
+                # (2 s at 1,000 records and 500 writes/s). Lambda invokes with what a poll read; a full page (a
+                # backlog) reads on.
+                break
 
     def _enqueue(self, shard: _Shard, record: _Record, now: float) -> None:
         record.lane = lane_of(record.event_record, len(shard.lanes))

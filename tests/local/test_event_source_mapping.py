@@ -421,3 +421,21 @@ def test_timing_listener_splits_each_records_time_into_poll_assembly_and_invocat
         assert t.invoked_at - t.read_at == pytest.approx(2)  # batch assembly: the window
         assert t.finished_at - t.invoked_at == pytest.approx(0.5)  # the invocation
         assert t.created <= t.read_at + 1 and t.attempts == 1  # DynamoDB's creation time is whole seconds
+
+
+def test_at_the_tip_of_a_steady_stream_a_batch_is_what_one_poll_read(ddb_local):
+    # Every read finds one more record (a steady stream is never empty), so reading on until batch_size
+    # records are buffered would hold the first record until nine more were written.
+    client, table, arn = stream_table(ddb_local)
+    put(client, table, "a", "b", "c")
+    fn = ScriptedFunction()
+    mapping = _mapping(ddb_local, arn, fn, batch_size=10)
+    read, written = mapping.source.read, iter(_keys(50, prefix="w"))
+
+    def steady(*args, **kwargs):
+        put(client, table, next(written))
+        return read(*args, **kwargs)
+
+    mapping.source.read = steady
+    assert mapping.step() == 1
+    assert len(fn.batches[0]) < 10
