@@ -12,6 +12,7 @@ those keys, so examples are isolated without redeploying or emptying tables.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -129,14 +130,16 @@ Op = Write | Burst | Deliver | Fault | Restore
 
 @dataclass(frozen=True)
 class Program:
-    """One chaos example: each region's clock skew, and the operations in order."""
+    """One chaos example: each region's clock skew, the operations in order, and the parallelization factor
+    every region's mapping runs at (``None``: the topology's ``factor``, which a test may set)."""
 
     skews: tuple[int, ...]
     ops: tuple[Op, ...]
+    factor: int | None = None
 
     def __repr__(self) -> str:
         lines = ",\n    ".join(repr(op) for op in self.ops)
-        return f"Program(skews={self.skews}, ops=[\n    {lines}])"
+        return f"Program(skews={self.skews}, ops=[\n    {lines}], factor={self.factor})"
 
 
 # --- the topology ---------------------------------------------------------------------------------------------
@@ -154,6 +157,7 @@ class Stats:
     restores: int = 0
     restored_states: int = 0  # restores that brought a stamped state back (the others were plain writes)
     faults: dict[str, int] = field(default_factory=dict)
+    factors: dict[int, int] = field(default_factory=dict)  # examples run at each parallelization factor
     invocations: int = 0
     keys: int = 0
     tied_winners: int = 0  # keys whose winner tied another region's state on conflict value and kind
@@ -166,7 +170,8 @@ class Stats:
                 f"{self.bursts} concurrent bursts among them, "
                 f"{self.deliveries} delivery steps, {self.restores} restores ({self.restored_states} of a stamped state), faults: {faults}); {self.invocations} replicator invocations; "
                 f"{self.keys} items checked, {self.tied_winners} won on the origin tie-break, {self.deleted_winners} "
-                f"ended deleted; {self.seconds:.0f} s")
+                f"ended deleted; examples per parallelization factor: "
+                f"{', '.join(f'{k}: {v}' for k, v in sorted(self.factors.items())) or 'none'}; {self.seconds:.0f} s")
 
 
 #: Totals of the session, filled by Run.check.
@@ -227,6 +232,8 @@ class Topology:
     #: Every line each region's replicator printed (filled by the deployment's log sink), for failure reports.
     logs: dict[str, list[str]] = field(default_factory=dict, repr=False)
     example: int = 0
+    #: The parallelization factor of a program that names none (tests/chaos/conftest.py parametrizes it).
+    factor: int = 1
     invocation_budget: int = 4000
     quiesce_timeout_s: float = 120.0
 
@@ -333,6 +340,12 @@ class Run:
     def start(cls, topology: Topology, program: Program) -> "Run":
         topology.example += 1
         topology.reset_faults()
+        factor = program.factor or topology.factor
+        for region in topology.regions:
+            # As UpdateEventSourceMapping would set it; the topology is quiescent between examples, so the
+            # mapping deals the next records to the new number of lanes at once.
+            region.mapping.settings = dataclasses.replace(region.mapping.settings, parallelization_factor=factor)
+        STATS.factors[factor] = STATS.factors.get(factor, 0) + 1
         run = cls(topology, program, prefix=f"x{topology.example:04d}-{int(time.time() * 1000) % 10**8}-")
         for region in topology.regions:
             run.log_offsets[region.name] = region.write_log.stat().st_size if region.write_log.exists() else 0

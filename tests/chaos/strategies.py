@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from hypothesis import strategies as st
 
 from .chaos_app import REGIONS
+
+#: The parallelization factors the examples run at: Lambda's default (one batch per shard at a time) and the
+#: most it allows.
+FACTORS = (1, 10)
 from .harness import FAULT_KINDS, Burst, Deliver, Fault, Program, Restore, Write
 
 

@@ -6,11 +6,22 @@ can fail (see ``test_the_checks_catch_a_broken_tie_break``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
+from .strategies import FACTORS
 from .harness import ChaosFailure, Deliver, Fault, Program, Run, Topology, Write
 
 EAST, WEST, SYDNEY = 0, 1, 2  # us-east-1, eu-west-1, ap-southeast-2: us-east-1 wins ties
+
+
+@pytest.fixture(autouse=True, params=FACTORS, ids=[f"factor{f}" for f in FACTORS])
+def at_factor(request: pytest.FixtureRequest, chaos_topology: Topology) -> Iterator[int]:
+    """Each program of this file runs with every mapping at each factor (one batch per shard; ten at once)."""
+    chaos_topology.factor = request.param
+    yield request.param
+    chaos_topology.factor = 1
 
 
 def run(topology: Topology, *ops: Write | Deliver | Fault, skews: tuple[int, int, int] = (0, 0, 0)) -> Run:

@@ -3,6 +3,8 @@ with the real replicator, driven by the event source mapping emulation."""
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import io
 import json
 from collections.abc import Callable, Iterator
@@ -19,13 +21,57 @@ ROOT = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).resolve().parent / "apps"
 
 
+#: Every end-to-end test but the demo's runs with each mapping at these parallelization factors (issue 17): 1,
+#: one batch per shard at a time, and 10, the most Lambda allows, where up to ten batches of a shard (lanes by
+#: item key) run at once in containers of their own. The demo runs its app's own settings.
+FACTORS = (1, 10)
+#: The module (``cdk_replication.local.deploy`` the attribute is the function of that name).
+deploy_module = importlib.import_module("cdk_replication.local.deploy")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "parallelization_factor" in metafunc.fixturenames and not metafunc.module.__name__.endswith("test_demo"):
+        metafunc.parametrize("parallelization_factor", FACTORS, indirect=True, ids=[f"factor{f}" for f in FACTORS])
+
+
+@pytest.fixture(autouse=True)
+def parallelization_factor(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int | None:
+    """The factor every mapping deployed in this test runs at, whatever its template says (as an
+    ``UpdateEventSourceMapping --parallelization-factor`` would set it); ``None``: the template's."""
+    factor = getattr(request, "param", None)
+    if factor is None:
+        return None
+    original = deploy_module._StackDeployer.__init__
+
+    def init(self: Any, deployment: Any, artifact: Any, log_sink: Any, settings_override: Any, *rest: Any) -> None:
+        def at_factor(settings: Any) -> Any:
+            settings = settings_override(settings) if settings_override is not None else settings
+            return dataclasses.replace(settings, parallelization_factor=factor)
+
+        original(self, deployment, artifact, log_sink, at_factor, *rest)
+
+    monkeypatch.setattr(deploy_module._StackDeployer, "__init__", init)
+    return factor
+
+
 @pytest.fixture(scope="session")
-def e2e_ddb(ddb_local: DynamoDBLocal) -> DynamoDBLocal:
-    """The session's (xdist worker's) DynamoDB Local, shared with the other suites: a second JVM per worker
-    cost seconds of CPU to start and warm up. The apps' table names are fixed, but no other suite uses them
-    (the others make unique names, or fixed ones such as ``Chaos`` and ``deploy-test``), and each end-to-end
-    test deploys a variant or app whose tables are its own. Keep it so: :func:`deploy` reuses an existing
-    table of the same schema, so a name used by another suite would share its data."""
+def e2e_ddb_parallel() -> Iterator[DynamoDBLocal]:
+    """A DynamoDB Local of its own for the runs at a parallelization factor above 1: the apps' table names are
+    fixed, and a run at the other factor must not find the tables (and items) of the first."""
+    with DynamoDBLocal() as ddb:
+        yield ddb
+
+
+@pytest.fixture
+def e2e_ddb(request: pytest.FixtureRequest, ddb_local: DynamoDBLocal, parallelization_factor: int | None) -> DynamoDBLocal:
+    """The DynamoDB Local of this test: the session's (xdist worker's), shared with the other suites, at factor 1
+    or the template's; :func:`e2e_ddb_parallel` at a higher factor. A second JVM per worker costs seconds of CPU
+    to start and warm up, so there are two, not one per test. The apps' table names are fixed, but no other
+    suite uses them (the others make unique names, or fixed ones such as ``Chaos`` and ``deploy-test``), and
+    each end-to-end test deploys a variant or app whose tables are its own. Keep it so: :func:`deploy` reuses an
+    existing table of the same schema, so a name used by another suite would share its data."""
+    if parallelization_factor is not None and parallelization_factor > 1:
+        return request.getfixturevalue("e2e_ddb_parallel")
     return ddb_local
 
 
