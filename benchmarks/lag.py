@@ -9,10 +9,11 @@ to another region (benchmarks/lag_rtt_shim.py). The lag of each write is from ju
 invocation that carried its stream record returned (visible in every other region), split into poll wait, batch
 assembly and writing (:mod:`cdk_replication.local.lag`).
 
-``--experiment one-read`` also runs each mode with the change proposed for the local mapping (see
-benchmarks/README.md): stop reading at the tip of the shard and invoke with what was read, as Lambda does with no
-batching window, instead of reading on until the batch is full. The rows of one run are interleaved (baseline,
-candidate per mode).
+``--experiment read-to-batch-size`` also runs each mode with the local mapping as it was before it stopped
+reading at the tip of the shard: it read on until ``BatchSize`` records were buffered or a read came back empty,
+which under a steady stream held a batch's first record for up to ``BatchSize / rate`` seconds (Lambda, with no
+batching window, invokes with what a poll read). The rows of one run are interleaved (today's mapping, then the
+old one, per mode).
 """
 
 from __future__ import annotations
@@ -47,9 +48,10 @@ SOURCE_REGION = "us-west-2"
 FULL_SECONDS, QUICK_SECONDS = 60.0, 12.0
 #: Give up waiting for the replication of the last writes after this long without progress, in seconds.
 STALL_S = 60.0
-#: ``one-read``: the proposed local mapping change; ``writer-in-process``: the writer's threads in the process
-#: that runs the mappings and the gateway (as the demo does) instead of a process of its own.
-EXPERIMENTS = ("one-read", "writer-in-process")
+#: ``read-to-batch-size``: the local mapping's reads as they were before it stopped at the tip of the shard;
+#: ``writer-in-process``: the writer's threads in the process that runs the mappings and the gateway (as the demo
+#: does) instead of a process of its own.
+EXPERIMENTS = ("read-to-batch-size", "writer-in-process")
 
 
 @dataclasses.dataclass
@@ -145,32 +147,24 @@ def add_round_trip_to(rep: Replication, tmp: Path, rtt_ms: float) -> None:
                                                 environment=env))
 
 
-def _one_read_per_poll(mapping: Any) -> bool:
-    """Experiment ``one-read``, the change proposed for the local mapping's ``_fill``: stop reading once a
-    ``GetRecords`` returned fewer records than asked for (the poller is at the tip of the shard) and invoke with
-    what is buffered, as Lambda does with no batching window, instead of reading on until ``BatchSize`` records
-    are buffered (which, under a steady trickle, holds the first record for up to ``BatchSize / rate`` seconds).
-    A full page (a backlog) still reads on. Done by wrapping the mapping's ``_fill`` and its source's ``read``;
-    returns False if the mapping has no ``_fill`` to wrap."""
+def _read_to_batch_size(mapping: Any) -> bool:
+    """Experiment ``read-to-batch-size``: the local mapping's ``_fill`` as it was before it stopped at the tip of
+    the shard, i.e. read again as long as reads return records, until every lane could fill a batch. Done by
+    wrapping ``_fill``; returns False if the mapping has none to wrap."""
     fill = getattr(mapping, "_fill", None)
     if fill is None:
         return False
-    state = threading.local()
-    read = mapping.source.read
 
-    def one_fill(shard: Any) -> None:
-        state.at_tip = False
-        fill(shard)
+    def read_on(shard: Any) -> None:
+        while True:
+            before = shard.buffered
+            fill(shard)
+            if shard.buffered == before or shard.iterator is None:
+                return
+            if shard.buffered >= mapping.settings.batch_size * max(1, len(shard.lanes)):
+                return
 
-    def one_read(shard_id: str, iterator: str, limit: int) -> tuple[list[dict[str, Any]], str | None]:
-        if getattr(state, "at_tip", False):
-            return [], iterator  # the unused iterator: the next poll starts there
-        records, following = read(shard_id, iterator, limit)
-        state.at_tip = 0 < len(records) < limit
-        return records, following
-
-    mapping._fill = one_fill
-    mapping.source.read = one_read
+    mapping._fill = read_on
     return True
 
 
@@ -195,7 +189,7 @@ def run_mode(mode: str, experiment: str, out: Path, ddb: DynamoDBLocal, args: ar
             add_round_trip_to(rep, tmp, args.rtt_ms)
             rep.function.start()  # a warm container; its clients are made at the first batch, as on Lambda
         main = next(r for r in replications if r.source.region == SOURCE_REGION)
-        if experiment == "one-read" and not _one_read_per_poll(main.mapping):
+        if experiment == "read-to-batch-size" and not _read_to_batch_size(main.mapping):
             print(f"  experiment {experiment} does not apply to this mapping; measuring it unchanged", flush=True)
         tracker = LagTracker(main.metadata_prefix)
         sink = [LagTracker(main.metadata_prefix)]  # the warm-up's until it is replicated, then the run's

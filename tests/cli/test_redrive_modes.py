@@ -176,8 +176,9 @@ def test_ctrl_c_keeps_the_markers_and_the_next_run_redrives_the_rest(
 
     def ctrl_c_at_b(source_: Any, target_: Any, key: Any, failed: Any, options: Any) -> Any:
         if key["pk"]["S"] == "b":
-            for _ in range(200):  # until a's record is marked (the main thread does that)
-                if markers(folder):
+            for _ in range(200):  # until a's record is marked (the main thread does that; the local bucket
+                # writes an object as <key>.partial and renames it, so wait for the renamed one)
+                if any(not m.endswith(".partial") for m in markers(folder)):
                     break
                 time.sleep(0.05)
             _thread.interrupt_main()
