@@ -526,7 +526,11 @@ class _Container:
     def read_message(self, timeout_s: float) -> dict[str, Any] | None:
         """The worker's next message; None if it closed its pipe (died) or said nothing within ``timeout_s``."""
         assert self.from_worker is not None
-        ready, _, _ = select.select([self.from_worker], [], [], max(0.0, timeout_s))
+        # poll, not select: select() refuses descriptors above FD_SETSIZE (1,024), which a process running many
+        # containers, gateway connections and DynamoDB Local clients reaches (the lag benchmark did).
+        poller = select.poll()
+        poller.register(self.from_worker, select.POLLIN)
+        ready = poller.poll(max(0.0, timeout_s) * 1000)
         if not ready:
             return None
         line = self.from_worker.readline()

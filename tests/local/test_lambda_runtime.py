@@ -210,3 +210,24 @@ def test_a_fraction_of_writes_fails(ddb_local):
         fn.stop()
     failures = outcomes.count("ValidationException")
     assert 3 <= failures <= 17 and failures == fault.failed_calls
+
+
+def test_a_container_starts_and_answers_in_a_process_holding_over_1024_descriptors():
+    # A process that runs many containers, gateway connections and DynamoDB Local clients passes select()'s
+    # FD_SETSIZE; the runtime must still hear its containers.
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(2048, hard), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    fn = _function()
+    try:
+        result = fn.invoke({"action": "echo", "n": 1})
+        assert result.error_type is None and result.payload["event"] == {"action": "echo", "n": 1}
+    finally:
+        fn.stop()
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
