@@ -17,7 +17,8 @@ What it does, following Lambda's documented behaviour:
   end of each open shard when the mapping is created. Shards that appear later are read from their start.
 * **Batching.** Up to ``batch_size`` records and at most 6 MB of event per invocation. With a batching
   window, records are gathered until the batch is full, the payload limit is reached or the window (counted
-  from the first buffered record) has passed. A closed shard's last records are sent without waiting.
+  from the first buffered record) has passed. A closed shard's last records are sent without waiting. Without
+  a window, a poll stops reading at the tip of the shard (a short page) and invokes with what it read.
 * **Events.** ``{"Records": [...]}`` with records in exactly Lambda's JSON shape (:func:`to_lambda_record`).
 * **Errors.** Per lane batch: a function error (exception, timeout, crash) fails that whole batch. With
   ``bisect_batch_on_function_error`` a failed batch of more than one record is split in two halves, retried
