@@ -87,14 +87,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def _snapshot(revision: str, work: Path) -> Path:
     """``lambda_src/`` and ``cdk_replication/`` of ``revision``, extracted under ``work``."""
-    import subprocess
-
-    target = work / "code"
-    target.mkdir()
-    archive = subprocess.run(["git", "archive", revision, "lambda_src", "cdk_replication"], cwd=ROOT,
-                             capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return target
+    return runner.snapshot_code(revision, work / "code")
 
 
 def _git_state(revision: str) -> dict[str, Any]:

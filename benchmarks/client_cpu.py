@@ -169,12 +169,9 @@ def child(code_dir: str, workload: str, records: int, stub: bool) -> dict[str, A
 
 def _snapshot(revision: str, work: Path) -> Path:
     """``lambda_src/`` and ``cdk_replication/`` of ``revision`` under ``work`` (as benchmarks/cli.py does)."""
-    target = work / revision
-    target.mkdir()
-    archive = subprocess.run(["git", "archive", revision, "lambda_src", "cdk_replication"], cwd=ROOT,
-                             capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return target
+    from benchmarks.runner import snapshot_code
+
+    return snapshot_code(revision, work / revision)
 
 
 def _fresh_tables(ddb: Any) -> None:

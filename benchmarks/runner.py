@@ -21,6 +21,16 @@ ROOT = Path(__file__).resolve().parent.parent
 CODE_DIR: Path | None = None
 
 
+def snapshot_code(revision: str, target: Path) -> Path:
+    """``lambda_src/`` and ``cdk_replication/`` of git ``revision``, extracted into the new folder ``target``
+    (``git archive``: uncommitted edits in a shared checkout can neither change nor break the measured code)."""
+    target.mkdir()
+    archive = subprocess.run(["git", "archive", revision, "lambda_src", "cdk_replication"], cwd=ROOT,
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
 def base_env(ddb: DynamoDBLocal, region: str = SOURCE_REGION, account: str = ACCOUNT) -> dict[str, str]:
     """What Lambda (and the local runtime) gives the function: endpoint, region, credentials."""
     env = dict(ddb.endpoint_env())

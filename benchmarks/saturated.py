@@ -244,14 +244,7 @@ def sizes(quick: bool, records: int | None) -> dict[str, Any]:
 
 def _snapshot(revision: str, work: Path) -> Path:
     """``lambda_src/`` and ``cdk_replication/`` of ``revision`` under ``work`` (as ``python -m benchmarks --code``)."""
-    import subprocess
-
-    target = work / f"code-{revision}"
-    target.mkdir()
-    archive = subprocess.run(["git", "archive", revision, "lambda_src", "cdk_replication"], cwd=ROOT,
-                             capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return target
+    return runner.snapshot_code(revision, work / f"code-{revision}")
 
 
 def _rev(revision: str) -> str:
