@@ -101,6 +101,38 @@ def batchings(order: list[int]) -> Iterator[list[list[int]]]:
         yield [*batches, current]
 
 
+def schedules(length: int, duplicate_pairs: bool = False) -> Iterator[tuple[list[int], list[list[int]]]]:
+    """Every delivery of ``length`` changes, as (change times, batches): times equal or 1 ms apart, any one change
+    delivered twice (with ``duplicate_pairs`` also any two more deliveries), in every order, cut into batches in
+    every way."""
+    indices = list(range(length))
+    extra = [()] + [(i,) for i in indices] + ([(i, j) for i in indices for j in indices] if duplicate_pairs else [])
+    for steps in itertools.product((0, 1), repeat=length - 1):
+        times = list(itertools.accumulate((1000, *steps)))
+        for duplicates in extra:
+            for order in sorted(set(itertools.permutations(indices + list(duplicates)))):
+                for batches in batchings(list(order)):
+                    yield times, batches
+
+
+def ttl_variants(walk: tuple[str | None, ...]) -> Iterator[tuple[tuple[bool, ...], str | None]]:
+    """Each way to mark at least one of the walk's deletes as a TTL delete, with the state the last change that
+    is replicated (every change but a TTL delete, when TTL deletes are skipped) left."""
+    length = len(walk) - 1
+    removes = [i for i in range(length) if walk[i + 1] is None]
+    for flags in itertools.product((False, True), repeat=len(removes)):
+        if not any(flags):
+            continue
+        by_ttl = [False] * length
+        for i, flag in zip(removes, flags):
+            by_ttl[i] = flag
+        last_replicated = walk[0]
+        for i in range(length):
+            if not by_ttl[i]:
+                last_replicated = walk[i + 1]
+        yield tuple(by_ttl), last_replicated
+
+
 def replay(walk: tuple[str | None, ...], times: list[int], batches: list[list[int]], pool: Any,
            by_ttl: tuple[bool, ...] | None = None) -> str | None:
     """The replica's user state after delivering ``batches`` of the walk's changes, or :data:`REPORTED`.
@@ -136,17 +168,10 @@ def test_every_delivery_of_every_small_tied_history_ends_at_the_source_state() -
     with ThreadPoolExecutor(2) as pool:
         for length in (1, 2, 3):
             for walk in histories(length):
-                for steps in itertools.product((0, 1), repeat=length - 1):
-                    times = list(itertools.accumulate((1000, *steps)))
-                    indices = list(range(length))
-                    extra = [()] + [(i,) for i in indices] + ([(i, j) for i in indices for j in indices]
-                                                               if length <= 2 else [])
-                    for duplicates in extra:
-                        for order in sorted(set(itertools.permutations(indices + list(duplicates)))):
-                            for batches in batchings(list(order)):
-                                checked += 1
-                                if replay(walk, times, batches, pool) != walk[-1]:
-                                    wrong.append((walk, times, batches))
+                for times, batches in schedules(length, duplicate_pairs=length <= 2):
+                    checked += 1
+                    if replay(walk, times, batches, pool) != walk[-1]:
+                        wrong.append((walk, times, batches))
     assert not wrong, f"{len(wrong)} of {checked} schedules diverged, e.g. {wrong[:3]}"
     assert checked > 30_000
 
@@ -158,30 +183,14 @@ def test_with_ttl_deletes_skipped_every_delivery_ends_at_the_last_replicated_sta
     with ThreadPoolExecutor(2) as pool:
         for length in (1, 2, 3):
             for walk in histories(length):
-                removes = [i for i in range(length) if walk[i + 1] is None]
-                for flags in itertools.product((False, True), repeat=len(removes)):
-                    if not any(flags):
-                        continue  # covered above
-                    by_ttl = [False] * length
-                    for i, flag in zip(removes, flags):
-                        by_ttl[i] = flag
-                    # The replica keeps what the last replicated change left (TTL deletes are not replicated).
-                    expected = walk[0]
-                    for i in range(length):
-                        if not by_ttl[i]:
-                            expected = walk[i + 1]
-                    for steps in itertools.product((0, 1), repeat=length - 1):
-                        times = list(itertools.accumulate((1000, *steps)))
-                        indices = list(range(length))
-                        extra = [()] + [(i,) for i in indices]
-                        for duplicates in extra:
-                            for order in sorted(set(itertools.permutations(indices + list(duplicates)))):
-                                for batches in batchings(list(order)):
-                                    checked += 1
-                                    got = replay(walk, times, batches, pool, tuple(by_ttl))
-                                    if got == REPORTED:
-                                        reported += 1
-                                    elif got != expected:
-                                        wrong.append((walk, by_ttl, times, batches, got))
+                # Without any TTL delete: covered above. The replica keeps what the last replicated change left.
+                for by_ttl, expected in ttl_variants(walk):
+                    for times, batches in schedules(length):
+                        checked += 1
+                        got = replay(walk, times, batches, pool, by_ttl)
+                        if got == REPORTED:
+                            reported += 1
+                        elif got != expected:
+                            wrong.append((walk, by_ttl, times, batches, got))
     assert not wrong, f"{len(wrong)} of {checked} schedules diverged, e.g. {wrong[:3]}"
     assert checked > 10_000

@@ -28,7 +28,7 @@ from replicator.retry import Deadline
 from replicator.telemetry import InvocationMetrics
 from replicator.transform import Transform, with_digest
 
-from test_ordered_ties_exhaustive import ENV, KEY, StandIn, batchings
+from test_ordered_ties_exhaustive import ENV, KEY, StandIn, schedules
 
 #: The source states (None: no item) and their images: B and C differ only in the dropped attribute ``d``.
 VALUES = {"A": ("A", "1"), "B": ("B", "1"), "C": ("B", "2")}
@@ -111,14 +111,9 @@ def test_every_delivery_of_every_small_tied_history_ends_at_the_transformed_sour
                 if any(a == b for a, b in zip(walk, walk[1:])):
                     continue
                 expected = transform.apply(image(walk[-1]))
-                for steps in itertools.product((0, 1), repeat=length - 1):
-                    times = list(itertools.accumulate((1000, *steps)))
-                    indices = list(range(length))
-                    for duplicates in [()] + [(i,) for i in indices]:
-                        for order in sorted(set(itertools.permutations(indices + list(duplicates)))):
-                            for batches in batchings(list(order)):
-                                checked += 1
-                                if replay(walk, times, batches, pool, spec) != expected:
-                                    wrong.append((walk, times, batches))
+                for times, batches in schedules(length):
+                    checked += 1
+                    if replay(walk, times, batches, pool, spec) != expected:
+                        wrong.append((walk, times, batches))
     assert not wrong, f"{len(wrong)} of {checked} schedules diverged, e.g. {wrong[:3]}"
     assert checked > 10_000

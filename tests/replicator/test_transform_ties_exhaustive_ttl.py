@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from replicator.transform import Transform, with_digest
 
-from test_ordered_ties_exhaustive import batchings
+from test_ordered_ties_exhaustive import schedules, ttl_variants
 from test_transform_ties_exhaustive import FILTERED, REPORTED, image, replay
 
 
@@ -30,29 +30,14 @@ def test_with_ttl_deletes_skipped_a_filtered_replica_ends_at_the_last_replicated
             for walk in itertools.product((None, "A", "B"), repeat=length + 1):
                 if any(a == b for a, b in zip(walk, walk[1:])):
                     continue
-                removes = [i for i in range(length) if walk[i + 1] is None]
-                for flags in itertools.product((False, True), repeat=len(removes)):
-                    if not any(flags):
-                        continue
-                    by_ttl = [False] * length
-                    for i, flag in zip(removes, flags):
-                        by_ttl[i] = flag
-                    last_replicated = walk[0]
-                    for i in range(length):
-                        if not by_ttl[i]:
-                            last_replicated = walk[i + 1]
+                for by_ttl, last_replicated in ttl_variants(walk):
                     expected = transform.apply(image(last_replicated))
                     expired = [transform.apply(image(walk[i])) for i in range(length) if by_ttl[i]]
-                    for steps in itertools.product((0, 1), repeat=length - 1):
-                        times = list(itertools.accumulate((1000, *steps)))
-                        indices = list(range(length))
-                        for duplicates in [()] + [(i,) for i in indices]:
-                            for order in sorted(set(itertools.permutations(indices + list(duplicates)))):
-                                for batches in batchings(list(order)):
-                                    checked += 1
-                                    got = replay(walk, times, batches, pool, spec, tuple(by_ttl))
-                                    lingers = expected is None and got in expired
-                                    if got != REPORTED and got != expected and not lingers:
-                                        wrong.append((walk, by_ttl, times, batches, got))
+                    for times, batches in schedules(length):
+                        checked += 1
+                        got = replay(walk, times, batches, pool, spec, by_ttl)
+                        lingers = expected is None and got in expired
+                        if got != REPORTED and got != expected and not lingers:
+                            wrong.append((walk, by_ttl, times, batches, got))
     assert not wrong, f"{len(wrong)} of {checked} schedules diverged, e.g. {wrong[:3]}"
     assert checked > 5_000
